@@ -1,0 +1,283 @@
+//! The actix side of the shared crate: the ONE mapping of `ApiError` to
+//! `application/problem+json`, the request middleware (request id, one log line,
+//! metrics), the health routes, and helpers every handler uses.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::json;
+use tracing::Instrument as _;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::store::Store;
+use crate::telemetry;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.code.title(),
+            "status": self.status(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if !self.fields.is_empty() {
+            body["fields"] = json!(self.fields);
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type(PROBLEM_JSON).insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.status() == 401 && self.code != ErrorCode::InvalidStreamToken {
+            let error = if self.code == ErrorCode::MissingToken { "" } else { ", error=\"invalid_token\"" };
+            res.insert_header((header::WWW_AUTHENTICATE, format!("Bearer realm=\"authstream\"{error}")));
+        }
+        res.body(body.to_string())
+    }
+}
+
+/// The code for an error response the framework produced itself (no route, wrong
+/// method, unreadable body), so that every error is problem+json.
+fn code_for_status(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::MissingToken,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        400..=499 => ErrorCode::ValidationFailed,
+        503 => ErrorCode::StoreUnavailable,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// Request middleware: a request id (kept from `X-Request-Id` when sane), one log
+/// line per request with secrets redacted from the query, request metrics by route
+/// and status, and framework errors rewritten as problem+json.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let query = telemetry::redact_query(req.query_string());
+    let span = tracing::info_span!("request", request_id = %request_id);
+
+    let res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status();
+    let mut res = if status.as_u16() >= 400 && !is_problem(&res) {
+        let error = res.response().error().map(|e| e.to_string()).unwrap_or_default();
+        let code = code_for_status(status);
+        let detail = match code {
+            ErrorCode::NotFound => "no such route".to_owned(),
+            ErrorCode::MethodNotAllowed => "this route does not take that method".to_owned(),
+            _ if error.is_empty() => code.title().to_owned(),
+            _ => error,
+        };
+        let mut api = ApiError::new(code, detail);
+        if code == ErrorCode::ValidationFailed {
+            api = api.with_field("body", "could not be read");
+        }
+        res.into_response(api.error_response())
+    } else {
+        res.map_into_boxed_body()
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.to_string())];
+    metrics::counter!("authstream_http_requests_total", &labels).increment(1);
+    metrics::histogram!("authstream_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let _entered = span.enter();
+    tracing::info!(
+        target: "authstream::access",
+        %method, %path, query = %query, %route, status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}
+
+fn is_problem<B>(res: &ServiceResponse<B>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON))
+}
+
+/// JSON, path and query extractor errors as problem+json (413 for an oversized body).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).content_type_required(false).error_handler(move |err, _req| {
+        use actix_web::error::JsonPayloadError;
+        let api = match &err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+            }
+            JsonPayloadError::Deserialize(e) => ApiError::field("body", json_problem(e)),
+            _ => ApiError::field("body", "is not valid JSON"),
+        };
+        api.into()
+    })
+}
+
+fn json_problem(e: &serde_json::Error) -> String {
+    // serde's message names the field or type, never echoes a value of a string.
+    let msg = e.to_string();
+    match msg.split_once(" at line") {
+        Some((head, _)) => head.to_owned(),
+        None => msg,
+    }
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| ApiError::not_found("resource").into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into())
+}
+
+/// The bearer token of the `Authorization` header.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "an Authorization: Bearer token is required"))?;
+    let value = value.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidToken, "unreadable Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(ApiError::new(ErrorCode::MissingToken, "an Authorization: Bearer token is required")),
+    }
+}
+
+/// Proxies whose `X-Forwarded-For` is believed, as addresses or CIDR blocks.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    pub fn parse(items: &[String]) -> Result<Self, String> {
+        items
+            .iter()
+            .map(|item| {
+                let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
+                let addr: IpAddr = addr.parse().map_err(|_| format!("not an address or CIDR block: {item:?}"))?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                let bits = if bits.is_empty() { max } else { bits.parse().map_err(|_| format!("bad prefix in {item:?}"))? };
+                if bits > max {
+                    return Err(format!("bad prefix in {item:?}"));
+                }
+                Ok((addr, bits))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|(net, bits)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), *bits),
+            _ => false,
+        })
+    }
+
+    /// The client address: the peer, or the right-most untrusted `X-Forwarded-For`
+    /// hop when the peer is a trusted proxy.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if !self.trusts(peer) {
+            return Some(peer);
+        }
+        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let mut client = peer;
+        for hop in forwarded.rsplit(',').map(str::trim) {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    let rest = bits % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers.
+pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    store.ping().await?;
+    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.kind() })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(telemetry::metrics_handle().map(|h| h.render()).unwrap_or_default())
+}
+
+/// Registers `/healthz`, `/readyz` and `/metrics`.
+pub fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// For unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        assert!(t.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!t.trusts("11.0.0.1".parse().unwrap()));
+        assert!(t.trusts("::1".parse().unwrap()));
+        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+}

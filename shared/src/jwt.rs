@@ -1,0 +1,300 @@
+//! Signing and validating JWTs. The validator pins the algorithm, checks the claims
+//! against a `now` passed in, then checks revocation in ONE store round trip.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Header, Validation};
+use parking_lot::RwLock;
+
+use crate::claims::{Claims, Registered, TokenType};
+use crate::clock::UnixTime;
+use crate::error::{ApiError, ErrorCode};
+use crate::keys::{Algorithm, KeySet};
+use crate::store::{Store, StoreError};
+
+/// Why a token was refused. `reason()` is the metric label and log field.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    #[error("no token")]
+    Missing,
+    #[error("malformed token")]
+    Malformed,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("algorithm not allowed")]
+    WrongAlgorithm,
+    #[error("unknown key id")]
+    UnknownKey,
+    #[error("missing or invalid claims")]
+    BadClaims,
+    #[error("wrong issuer or audience")]
+    WrongIssuer,
+    #[error("not valid yet")]
+    NotYetValid,
+    #[error("expired")]
+    Expired,
+    #[error("wrong token type: {0}")]
+    WrongType(String),
+    #[error("revoked")]
+    Revoked,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl TokenError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::WrongAlgorithm => "wrong_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadClaims => "bad_claims",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Expired => "expired",
+            Self::WrongType(_) => "wrong_type",
+            Self::Revoked => "revoked",
+            Self::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        let code = match &e {
+            TokenError::Missing => ErrorCode::MissingToken,
+            TokenError::Expired => ErrorCode::TokenExpired,
+            TokenError::Revoked => ErrorCode::TokenRevoked,
+            TokenError::WrongType(_) => ErrorCode::WrongTokenType,
+            TokenError::Store(s) => return s.clone().into(),
+            _ => ErrorCode::InvalidToken,
+        };
+        ApiError::new(code, format!("the token was refused: {e}"))
+    }
+}
+
+/// What both services agree on about tokens.
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub leeway: Duration,
+}
+
+/// Signs tokens with the newest key of a key set.
+#[derive(Clone)]
+pub struct Signer {
+    keys: Arc<KeySet>,
+    settings: JwtSettings,
+}
+
+impl Signer {
+    pub fn new(keys: Arc<KeySet>, settings: JwtSettings) -> Self {
+        Self { keys, settings }
+    }
+
+    /// The registered claims of a new token of `token_type` for `sub`, living `ttl` from `now`.
+    pub fn registered(&self, sub: &str, token_type: TokenType, jti: String, now: UnixTime, ttl: Duration) -> Registered {
+        let iat = now.secs();
+        Registered {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: sub.to_owned(),
+            iat,
+            nbf: iat,
+            exp: iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            jti,
+            token_type,
+        }
+    }
+
+    pub fn sign<C: Claims>(&self, claims: &C) -> Result<String, ApiError> {
+        let (kid, key) = self.keys.signing_key().ok_or_else(|| ApiError::internal("no signing key"))?;
+        let mut header = Header::new(self.keys.algorithm().jwt());
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, key).map_err(ApiError::internal)
+    }
+}
+
+/// A random, unique token id.
+pub fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Where the validator finds verification keys.
+#[derive(Clone)]
+pub enum KeySource {
+    /// The keys are here (the auth service, the single process, or HS256).
+    Local(Arc<KeySet>),
+    /// The auth service's JWKS, fetched and cached.
+    Remote(Arc<RemoteKeys>),
+}
+
+/// The JWKS of the auth service, refetched on an unknown `kid` at most every `min_refresh`.
+pub struct RemoteKeys {
+    url: String,
+    http: reqwest::Client,
+    cached: RwLock<Arc<KeySet>>,
+    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    min_refresh: Duration,
+}
+
+impl RemoteKeys {
+    pub fn new(auth_url: &str, min_refresh: Duration) -> Result<Self, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(ApiError::internal)?;
+        let empty = KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
+        Ok(Self {
+            url: format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')),
+            http,
+            cached: RwLock::new(Arc::new(empty)),
+            last_fetch: tokio::sync::Mutex::new(None),
+            min_refresh,
+        })
+    }
+
+    async fn key_set_with(&self, kid: &str) -> Arc<KeySet> {
+        let cached = self.cached.read().clone();
+        if cached.verifying_key(kid).is_some() {
+            return cached;
+        }
+        let mut last = self.last_fetch.lock().await;
+        // Another task may have fetched while we waited.
+        let cached = self.cached.read().clone();
+        if cached.verifying_key(kid).is_some() || last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+            return cached;
+        }
+        *last = Some(Instant::now());
+        match self.fetch().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *self.cached.write() = fresh.clone();
+                fresh
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
+                cached
+            }
+        }
+    }
+
+    async fn fetch(&self) -> anyhow_like::Result<KeySet> {
+        let doc: serde_json::Value = self.http.get(&self.url).send().await?.error_for_status()?.json().await?;
+        Ok(KeySet::from_jwks(&doc)?)
+    }
+}
+
+mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Validates tokens for both services.
+#[derive(Clone)]
+pub struct Validator {
+    algorithm: Algorithm,
+    keys: KeySource,
+    settings: JwtSettings,
+    store: Store,
+}
+
+impl Validator {
+    pub fn new(algorithm: Algorithm, keys: KeySource, settings: JwtSettings, store: Store) -> Self {
+        crate::keys::install_crypto_provider();
+        Self { algorithm, keys, settings, store }
+    }
+
+    pub fn settings(&self) -> &JwtSettings {
+        &self.settings
+    }
+
+    /// Signature, algorithm, claims and type, checked against `now`; no store access.
+    pub async fn decode<C: Claims>(&self, token: &str, now: UnixTime) -> Result<C, TokenError> {
+        if token.is_empty() {
+            return Err(TokenError::Missing);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != self.algorithm.jwt() {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let keys = match &self.keys {
+            KeySource::Local(keys) => keys.clone(),
+            KeySource::Remote(remote) => remote.key_set_with(&kid).await,
+        };
+        let key = keys.verifying_key(&kid).ok_or(TokenError::UnknownKey)?;
+
+        // jsonwebtoken checks the signature and the pinned algorithm only; the claims
+        // are checked below against the `now` we were given.
+        let mut validation = Validation::new(self.algorithm.jwt());
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::InvalidSignature => TokenError::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
+                _ => TokenError::Malformed,
+            }
+        })?;
+        let raw = data.claims;
+        let token_type = raw.get("token_type").and_then(|t| t.as_str()).ok_or(TokenError::BadClaims)?;
+        if token_type != C::TYPE.as_str() {
+            return Err(TokenError::WrongType(token_type.to_owned()));
+        }
+        let claims: C = serde_json::from_value(raw).map_err(|_| TokenError::BadClaims)?;
+        let reg = claims.registered();
+        if reg.iss != self.settings.issuer || reg.aud != self.settings.audience {
+            return Err(TokenError::WrongIssuer);
+        }
+        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
+        let now_secs = now.secs();
+        if reg.exp + leeway <= now_secs {
+            return Err(TokenError::Expired);
+        }
+        if reg.nbf - leeway > now_secs {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// Everything `decode` checks, then revocation per token, session and user in one
+    /// `MGET` (the three keys share the subject's hash tag).
+    pub async fn validate<C: Claims>(&self, token: &str, now: UnixTime) -> Result<C, TokenError> {
+        let result = async {
+            let claims = self.decode::<C>(token, now).await?;
+            let reg = claims.registered();
+            if revoked(&self.store, &reg.sub, &reg.jti, claims.session_id(), reg.iat).await? {
+                return Err(TokenError::Revoked);
+            }
+            Ok(claims)
+        }
+        .await;
+        match &result {
+            Ok(_) => metrics::counter!("authstream_tokens_validated_total", "type" => C::TYPE.as_str()).increment(1),
+            Err(e) => metrics::counter!(
+                "authstream_tokens_rejected_total", "type" => C::TYPE.as_str(), "reason" => e.reason()
+            )
+            .increment(1),
+        }
+        result
+    }
+}
+
+/// True when the token `jti` of `sub`, its session, or everything of `sub` issued
+/// at `iat` has been revoked. One store round trip.
+pub async fn revoked(store: &Store, sub: &str, jti: &str, sid: Option<&str>, iat: i64) -> Result<bool, StoreError> {
+    let keys = store.keys();
+    let mut lookup = vec![keys.not_before(sub), keys.revoked_token(sub, jti)];
+    if let Some(sid) = sid {
+        lookup.push(keys.revoked_session(sub, sid));
+    }
+    let found = store.mget(&lookup).await?;
+    let not_before = found.first().cloned().flatten().and_then(|v| v.parse::<i64>().ok());
+    Ok(not_before.is_some_and(|nbf| iat < nbf) || found.iter().skip(1).any(Option::is_some))
+}

@@ -1,0 +1,171 @@
+//! Configuration both services read (contract section 6). Each service adds its own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::config::{self, ConfigError, Env, LogFormat};
+use crate::http::TrustedProxies;
+use crate::jwt::JwtSettings;
+use crate::keys::{Algorithm, KeySet};
+use crate::store::{RedisStore, Store};
+
+/// The key prefix of everything this system keeps in Redis.
+pub const KEY_PREFIX: &str = "as";
+
+#[derive(Debug, Clone)]
+pub struct CommonSettings {
+    pub redis_url: Option<String>,
+    pub redis_timeout: Duration,
+    pub jwt: JwtSettings,
+    pub algorithm: Algorithm,
+    pub jwt_secret: Option<SecretString>,
+    pub signing_keys_dir: Option<PathBuf>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub service_ttl: Duration,
+    pub stream_token_ttl: Duration,
+    pub stream_token_bind_ip: bool,
+    pub resume_ttl: Duration,
+    pub generation_ttl: Duration,
+    pub event_history_max: usize,
+    pub demo: bool,
+    pub cookie_secure: bool,
+    pub log_format: LogFormat,
+    pub cors_origins: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl CommonSettings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        if config::string(env, "REDIS_CLUSTER_NODES").is_some() {
+            return Err(ConfigError::new(
+                "REDIS_CLUSTER_NODES",
+                "Redis Cluster is not supported by this build yet; use REDIS_URL",
+            ));
+        }
+        let algorithm = Algorithm::parse(&config::string_or(env, "JWT_ALGORITHM", "EdDSA"))
+            .map_err(|e| ConfigError::new("JWT_ALGORITHM", e))?;
+        let jwt_secret = config::string(env, "JWT_SECRET").map(SecretString::from);
+        if algorithm == Algorithm::HS256 {
+            match &jwt_secret {
+                None => return Err(ConfigError::new("JWT_SECRET", "required when JWT_ALGORITHM=HS256")),
+                Some(s) if s.expose_secret().len() < 32 => {
+                    return Err(ConfigError::new("JWT_SECRET", "must be at least 32 bytes"));
+                }
+                Some(_) => {}
+            }
+        }
+        let history: usize = config::parsed(env, "EVENT_HISTORY_MAX", 1000)?;
+        if history == 0 {
+            return Err(ConfigError::new("EVENT_HISTORY_MAX", "must be at least 1"));
+        }
+        let timeout_ms: u64 = config::parsed(env, "REDIS_TIMEOUT_MS", 1000)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::new("REDIS_TIMEOUT_MS", "must be positive"));
+        }
+        Ok(Self {
+            redis_url: config::string(env, "REDIS_URL"),
+            redis_timeout: Duration::from_millis(timeout_ms),
+            jwt: JwtSettings {
+                issuer: config::string_or(env, "JWT_ISSUER", "authstream"),
+                audience: config::string_or(env, "JWT_AUDIENCE", "authstream"),
+                leeway: Duration::from_secs(config::parsed(env, "JWT_LEEWAY_SECS", 5)?),
+            },
+            algorithm,
+            jwt_secret,
+            signing_keys_dir: config::string(env, "JWT_SIGNING_KEYS_DIR").map(PathBuf::from),
+            access_ttl: config::positive_secs(env, "ACCESS_TOKEN_TTL_SECS", 900)?,
+            refresh_ttl: config::positive_secs(env, "REFRESH_TOKEN_TTL_SECS", 604_800)?,
+            service_ttl: config::positive_secs(env, "SERVICE_TOKEN_TTL_SECS", 900)?,
+            stream_token_ttl: config::positive_secs(env, "STREAM_TOKEN_TTL_SECS", 60)?,
+            stream_token_bind_ip: config::boolean(env, "STREAM_TOKEN_BIND_IP", false)?,
+            resume_ttl: config::positive_secs(env, "STREAM_RESUME_TTL_SECS", 300)?,
+            generation_ttl: config::positive_secs(env, "GENERATION_TTL_SECS", 86_400)?,
+            event_history_max: history,
+            demo: config::boolean(env, "DEMO", false)?,
+            cookie_secure: config::boolean(env, "COOKIE_SECURE", true)?,
+            log_format: config::log_format(env)?,
+            cors_origins: config::list(env, "CORS_ALLOWED_ORIGINS"),
+            trusted_proxies: TrustedProxies::parse(&config::list(env, "TRUSTED_PROXIES"))
+                .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
+        })
+    }
+
+    /// The store: Redis when `REDIS_URL` is set, else in memory (one process only).
+    pub fn store(&self) -> Result<Store, ConfigError> {
+        match &self.redis_url {
+            Some(url) => RedisStore::connect(url, self.redis_timeout)
+                .map(|s| Store::redis(s, KEY_PREFIX))
+                .map_err(|e| ConfigError::new("REDIS_URL", e.to_string())),
+            None => Ok(Store::memory(KEY_PREFIX)),
+        }
+    }
+
+    /// The signing keys: the HS256 secret, the PEM directory, or an ephemeral key.
+    pub fn signing_keys(&self) -> Result<Arc<KeySet>, ConfigError> {
+        let keys = match (self.algorithm, &self.signing_keys_dir) {
+            (Algorithm::HS256, _) => {
+                let secret = self.jwt_secret.as_ref().map(|s| s.expose_secret().as_bytes()).unwrap_or_default();
+                KeySet::hs256(secret).map_err(|e| ConfigError::new("JWT_SECRET", e.to_string()))?
+            }
+            (Algorithm::EdDSA, Some(dir)) => {
+                KeySet::from_dir(dir).map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?
+            }
+            (Algorithm::EdDSA, None) => {
+                let keys = KeySet::ephemeral().map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?;
+                tracing::warn!(
+                    "no JWT_SIGNING_KEYS_DIR: signing with an ephemeral key; tokens will not survive a restart"
+                );
+                keys
+            }
+        };
+        Ok(Arc::new(keys))
+    }
+
+    /// Seconds a revocation must be kept: as long as any token can live, plus leeway.
+    pub fn revocation_ttl(&self) -> Duration {
+        self.access_ttl.max(self.refresh_ttl).max(self.service_ttl) + self.jwt.leeway
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = CommonSettings::from_env(&env(&[])).unwrap();
+        assert_eq!(s.access_ttl, Duration::from_secs(900));
+        assert_eq!(s.refresh_ttl, Duration::from_secs(604_800));
+        assert_eq!(s.stream_token_ttl, Duration::from_secs(60));
+        assert_eq!(s.jwt.leeway, Duration::from_secs(5));
+        assert!(s.cookie_secure && !s.stream_token_bind_ip && s.redis_url.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("STREAM_TOKEN_TTL_SECS", "0"),
+            ("STREAM_TOKEN_TTL_SECS", "-5"),
+            ("ACCESS_TOKEN_TTL_SECS", "soon"),
+            ("JWT_ALGORITHM", "RS256"),
+            ("COOKIE_SECURE", "maybe"),
+            ("TRUSTED_PROXIES", "nonsense"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let err = CommonSettings::from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}: {err}");
+        }
+        let err = CommonSettings::from_env(&env(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", "short")])).unwrap_err();
+        assert_eq!(err.var, "JWT_SECRET");
+    }
+}

@@ -1,0 +1,79 @@
+//! Key names. Keys that one operation touches together share a hash tag (`{u:..}`,
+//! `{g:..}`, `{st:..}`) so they live in one Redis Cluster slot.
+
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn user(&self, user_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:user", self.prefix)
+    }
+
+    pub fn email(&self, email: &str) -> String {
+        format!("{}:email:{email}", self.prefix)
+    }
+
+    pub fn sessions(&self, user_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:sessions", self.prefix)
+    }
+
+    pub fn session(&self, user_id: &str, session_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:session:{session_id}", self.prefix)
+    }
+
+    /// Revocation of one token, by `jti`; `sub` is the token's subject.
+    pub fn revoked_token(&self, sub: &str, jti: &str) -> String {
+        format!("{}:{{u:{sub}}}:rj:{jti}", self.prefix)
+    }
+
+    pub fn revoked_session(&self, sub: &str, session_id: &str) -> String {
+        format!("{}:{{u:{sub}}}:rs:{session_id}", self.prefix)
+    }
+
+    /// Tokens of `sub` issued before the second stored here are revoked.
+    pub fn not_before(&self, sub: &str) -> String {
+        format!("{}:{{u:{sub}}}:nbf", self.prefix)
+    }
+
+    pub fn generation(&self, generation_id: &str) -> String {
+        format!("{}:{{g:{generation_id}}}:gen", self.prefix)
+    }
+
+    pub fn events(&self, generation_id: &str) -> String {
+        format!("{}:{{g:{generation_id}}}:events", self.prefix)
+    }
+
+    /// A stream token or resume grant, by the hex SHA-256 digest of the secret.
+    pub fn stream_token(&self, digest_hex: &str) -> String {
+        format!("{}:{{st:{digest_hex}}}", self.prefix)
+    }
+
+    /// Marks a consumed stream token, so that a second use is logged as a replay.
+    pub fn stream_token_used(&self, digest_hex: &str) -> String {
+        format!("{}:{{st:{digest_hex}}}:used", self.prefix)
+    }
+
+    pub fn stream_stats(&self, counter: &str) -> String {
+        format!("{}:{{stats}}:{counter}", self.prefix)
+    }
+
+    pub fn events_channel(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+
+    pub fn revocations_channel(&self) -> String {
+        format!("{}:revocations", self.prefix)
+    }
+}

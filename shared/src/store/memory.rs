@@ -1,0 +1,359 @@
+//! The in-memory store for the single-process default: the same semantics as Redis
+//! (expiry, atomic get-and-delete, compare-and-swap, capped event history, pub/sub),
+//! one mutex, no I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::{
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, parse_event_id, published_event_payload,
+};
+
+enum Value {
+    Str(String),
+    Set(BTreeSet<String>),
+    /// member -> score (an expiry time in ms)
+    Expiring(BTreeMap<String, i64>),
+    Hash(HashMap<String, String>),
+    Stream(Stream),
+}
+
+#[derive(Default)]
+struct Stream {
+    entries: VecDeque<((u64, u64), String)>,
+    last: (u64, u64),
+}
+
+struct Entry {
+    value: Value,
+    expires_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Data {
+    entries: HashMap<String, Entry>,
+    writes_since_sweep: usize,
+}
+
+impl Data {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+        if self.entries.get(key).is_some_and(|e| e.expires_at.is_some_and(|t| t <= now)) {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, value: Value, ttl: Option<Duration>, now: Instant) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= 256 {
+            // Amortised cleanup so expired keys never pile up.
+            self.writes_since_sweep = 0;
+            self.entries.retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+        }
+        self.entries.insert(key.to_owned(), Entry { value, expires_at: ttl.map(|d| now + d) });
+    }
+}
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    data: Arc<Mutex<Data>>,
+    sender: broadcast::Sender<PubSubMessage>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self { data: Arc::new(Mutex::new(Data::default())), sender: broadcast::channel(4096).0 }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Data, Instant) -> T) -> StoreResult<T> {
+        let now = Instant::now();
+        Ok(f(&mut self.data.lock(), now))
+    }
+
+    pub(super) async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    pub(super) async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        self.with(|d, now| match d.live(key, now) {
+            Some(Entry { value: Value::Str(s), .. }) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    pub(super) async fn mget(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
+        self.with(|d, now| {
+            keys.iter()
+                .map(|k| match d.live(k, now) {
+                    Some(Entry { value: Value::Str(s), .. }) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    pub(super) async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<()> {
+        self.with(|d, now| d.insert(key, Value::Str(value.to_owned()), ttl, now))
+    }
+
+    pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        self.with(|d, now| {
+            if d.live(key, now).is_some() {
+                return false;
+            }
+            d.insert(key, Value::Str(value.to_owned()), Some(ttl), now);
+            true
+        })
+    }
+
+    pub(super) async fn get_del(&self, key: &str) -> StoreResult<Option<String>> {
+        self.with(|d, now| {
+            d.live(key, now)?;
+            match d.entries.remove(key) {
+                Some(Entry { value: Value::Str(s), .. }) => Some(s),
+                _ => None,
+            }
+        })
+    }
+
+    pub(super) async fn del(&self, key: &str) -> StoreResult<bool> {
+        self.with(|d, now| d.live(key, now).is_some() && d.entries.remove(key).is_some())
+    }
+
+    pub(super) async fn exists(&self, key: &str) -> StoreResult<bool> {
+        self.with(|d, now| d.live(key, now).is_some())
+    }
+
+    pub(super) async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        self.with(|d, now| {
+            let matches = matches!(d.live(key, now), Some(Entry { value: Value::Str(s), .. }) if s == expected);
+            if matches {
+                match new {
+                    Some(v) => d.insert(key, Value::Str(v.to_owned()), ttl, now),
+                    None => {
+                        d.entries.remove(key);
+                    }
+                }
+            }
+            matches
+        })
+    }
+
+    pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {
+        self.with(|d, now| {
+            let (current, expires) = match d.live(key, now) {
+                Some(Entry { value: Value::Str(s), expires_at }) => (s.parse::<i64>().unwrap_or(0), *expires_at),
+                _ => (0, None),
+            };
+            let next = current + 1;
+            d.insert(key, Value::Str(next.to_string()), expires.map(|t| t.saturating_duration_since(now)), now);
+            next
+        })
+    }
+
+    fn update<T>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Value,
+        f: impl FnOnce(&mut Value) -> T,
+    ) -> StoreResult<Option<T>> {
+        self.with(|d, now| {
+            if d.live(key, now).is_none() {
+                d.insert(key, make(), None, now);
+            }
+            let entry = d.entries.get_mut(key).map(|e| &mut e.value);
+            entry.map(f)
+        })
+    }
+
+    pub(super) async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
+        self.update(key, || Value::Set(BTreeSet::new()), |v| {
+            if let Value::Set(s) = v {
+                s.insert(member.to_owned());
+            }
+        })?;
+        self.with(|d, now| {
+            if let Some(e) = d.entries.get_mut(key) {
+                e.expires_at = Some(now + ttl);
+            }
+        })
+    }
+
+    pub(super) async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        self.with(|d, now| {
+            if let Some(Entry { value: Value::Set(s), .. }) = d.live(key, now) {
+                s.remove(member);
+                if s.is_empty() {
+                    d.entries.remove(key);
+                }
+            }
+        })
+    }
+
+    pub(super) async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
+        self.with(|d, now| match d.live(key, now) {
+            Some(Entry { value: Value::Set(s), .. }) => s.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    pub(super) async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
+        self.update(key, || Value::Expiring(BTreeMap::new()), |v| {
+            if let Value::Expiring(z) = v {
+                z.insert(member.to_owned(), expires_at_ms);
+            }
+        })
+        .map(drop)
+    }
+
+    pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        self.with(|d, now| {
+            if let Some(Entry { value: Value::Expiring(z), .. }) = d.live(key, now) {
+                z.remove(member);
+            }
+        })
+    }
+
+    pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
+        self.with(|d, now| match d.live(key, now) {
+            Some(Entry { value: Value::Expiring(z), .. }) => {
+                z.retain(|_, expires| *expires > now_ms);
+                z.len() as u64
+            }
+            _ => 0,
+        })
+    }
+
+    pub(super) async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+        self.with(|d, now| {
+            if d.live(key, now).is_some() {
+                return false;
+            }
+            let map = fields.iter().map(|(f, v)| ((*f).to_owned(), v.clone())).collect();
+            d.insert(key, Value::Hash(map), Some(ttl), now);
+            true
+        })
+    }
+
+    pub(super) async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        self.with(|d, now| match d.live(key, now) {
+            Some(Entry { value: Value::Hash(h), .. }) => h.clone(),
+            _ => HashMap::new(),
+        })
+    }
+
+    pub(super) async fn append_event(
+        &self,
+        record: &str,
+        history: &str,
+        channel: &str,
+        event: &NewEvent<'_>,
+    ) -> StoreResult<AppendOutcome> {
+        let appended = self.with(|d, now| {
+            let Some(Entry { value: Value::Hash(fields), expires_at }) = d.live(record, now) else {
+                return AppendOutcome::NoGeneration;
+            };
+            if matches!(fields.get("status").map(String::as_str), Some("completed" | "failed")) {
+                return AppendOutcome::Finished;
+            }
+            fields.insert("status".into(), event.status.to_owned());
+            fields.insert("updated_at".into(), event.now_ms.to_string());
+            if let Some(p) = event.progress {
+                fields.insert("progress".into(), p.to_string());
+            }
+            if let Some(s) = event.stage {
+                fields.insert("stage".into(), s.to_owned());
+            }
+            *expires_at = Some(now + event.ttl);
+            if d.live(history, now).is_none() {
+                d.insert(history, Value::Stream(Stream::default()), None, now);
+            }
+            let Some(Entry { value: Value::Stream(stream), expires_at }) = d.entries.get_mut(history) else {
+                return AppendOutcome::NoGeneration;
+            };
+            *expires_at = Some(now + event.ttl);
+            let ms = u64::try_from(event.now_ms).unwrap_or(0);
+            let id = if ms > stream.last.0 { (ms, 0) } else { (stream.last.0, stream.last.1 + 1) };
+            stream.last = id;
+            stream.entries.push_back((id, event.data.to_owned()));
+            while stream.entries.len() > event.max_len.max(1) {
+                stream.entries.pop_front();
+            }
+            AppendOutcome::Appended { id: format!("{}-{}", id.0, id.1) }
+        })?;
+        if let AppendOutcome::Appended { id } = &appended {
+            let payload = published_event_payload(event.generation_id, id, event.data);
+            self.publish(channel, &payload).await?;
+        }
+        Ok(appended)
+    }
+
+    pub(super) async fn read_events(&self, history: &str, after: Option<&str>) -> StoreResult<EventPage> {
+        self.with(|d, now| {
+            let entries: Vec<((u64, u64), String)> = match d.live(history, now) {
+                Some(Entry { value: Value::Stream(s), .. }) => s.entries.iter().cloned().collect(),
+                _ => Vec::new(),
+            };
+            let render = |e: Vec<((u64, u64), String)>| {
+                e.into_iter().map(|((ms, seq), data)| (format!("{ms}-{seq}"), data)).collect()
+            };
+            let Some(after) = after else {
+                return EventPage { events: render(entries), reset: false };
+            };
+            match (parse_event_id(after), entries.first().map(|(id, _)| *id)) {
+                (Some(point), Some(oldest)) if point >= oldest => EventPage {
+                    events: render(entries.into_iter().filter(|(id, _)| *id > point).collect()),
+                    reset: false,
+                },
+                _ => EventPage { events: render(entries), reset: true },
+            }
+        })
+    }
+
+    pub(super) async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        // No receivers is fine: nobody is listening right now.
+        let _ = self.sender.send(PubSubMessage::Message { channel: channel.into(), payload: payload.into() });
+        Ok(())
+    }
+
+    pub(super) async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
+        Ok(self.sender.subscribe())
+    }
+
+    pub(super) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        self.with(|d, now| {
+            d.entries.retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+            d.entries
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, e)| {
+                    let v = match &e.value {
+                        Value::Str(s) => s.clone(),
+                        Value::Set(s) => format!("{s:?}"),
+                        Value::Expiring(z) => format!("{:?}", z.keys().collect::<Vec<_>>()),
+                        Value::Hash(h) => format!("{h:?}"),
+                        Value::Stream(s) => format!("{:?}", s.entries),
+                    };
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! The store both services share: Redis in production, an in-memory twin for the
+//! single-process default. Both pass one conformance suite (`tests/store_conformance.rs`).
+//!
+//! Every operation is bounded by the configured timeout; a store that does not answer
+//! in time is `StoreError::Unavailable`, which the services answer with 503.
+
+mod keys;
+mod memory;
+mod redis;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+pub use self::keys::Keys;
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+use crate::error::{ApiError, ErrorCode};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store unavailable");
+        ApiError::new(ErrorCode::StoreUnavailable, "the store is unavailable, try again shortly")
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A message from the store's publish/subscribe fan-out.
+#[derive(Debug, Clone)]
+pub enum PubSubMessage {
+    Message { channel: Arc<str>, payload: Arc<str> },
+    /// The subscription was re-established; messages may have been missed meanwhile.
+    Reconnected,
+}
+
+/// One event to append to a generation's history (see `Store::append_event`).
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub generation_id: &'a str,
+    /// The JSON object streamed to clients.
+    pub data: &'a str,
+    pub status: &'a str,
+    pub progress: Option<f64>,
+    pub stage: Option<&'a str>,
+    pub now_ms: i64,
+    pub max_len: usize,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended { id: String },
+    NoGeneration,
+    Finished,
+}
+
+/// Events after a resume point, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventPage {
+    pub events: Vec<(String, String)>,
+    /// The resume point was older than the kept history; `events` is all that is kept.
+    pub reset: bool,
+}
+
+/// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct PublishedEvent {
+    #[serde(rename = "g")]
+    pub generation_id: String,
+    pub id: String,
+    #[serde(rename = "d")]
+    pub data: Box<serde_json::value::RawValue>,
+}
+
+pub fn published_event_payload(generation_id: &str, id: &str, data: &str) -> String {
+    // Generation ids and stream ids hold no characters that need JSON escaping.
+    format!(r#"{{"g":"{generation_id}","id":"{id}","d":{data}}}"#)
+}
+
+/// A Redis stream id `ms-seq`, comparable.
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+/// The store handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    keys: Keys,
+}
+
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Redis(s) => s.$method($($arg),*).await,
+            Backend::Memory(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    pub fn redis(store: RedisStore, prefix: &str) -> Self {
+        let keys = Keys::new(prefix);
+        store.set_channels(vec![keys.events_channel(), keys.revocations_channel()]);
+        Self { backend: Backend::Redis(store), keys }
+    }
+
+    pub fn memory(prefix: &str) -> Self {
+        Self { backend: Backend::Memory(MemoryStore::new()), keys: Keys::new(prefix) }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Redis(_) => "redis",
+            Backend::Memory(_) => "memory",
+        }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self.ping())
+    }
+
+    pub async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        dispatch!(self.get(key))
+    }
+
+    pub async fn mget(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.mget(keys))
+    }
+
+    /// `SET key value [PX ttl]`.
+    pub async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<()> {
+        dispatch!(self.set(key, value, ttl))
+    }
+
+    /// `SET key value NX PX ttl`: true when this call created the key.
+    pub async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        dispatch!(self.set_nx(key, value, ttl))
+    }
+
+    /// `GETDEL`: the value, and the key is gone, atomically.
+    pub async fn get_del(&self, key: &str) -> StoreResult<Option<String>> {
+        dispatch!(self.get_del(key))
+    }
+
+    pub async fn del(&self, key: &str) -> StoreResult<bool> {
+        dispatch!(self.del(key))
+    }
+
+    pub async fn exists(&self, key: &str) -> StoreResult<bool> {
+        dispatch!(self.exists(key))
+    }
+
+    /// Replaces the value only if it is still `expected`; `new = None` deletes it.
+    /// `ttl = None` keeps no expiry. True when the swap happened.
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        dispatch!(self.compare_and_swap(key, expected, new, ttl))
+    }
+
+    pub async fn incr(&self, key: &str) -> StoreResult<i64> {
+        dispatch!(self.incr(key))
+    }
+
+    /// Adds a member and (re)sets the whole set's expiry.
+    pub async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
+        dispatch!(self.set_add(key, member, ttl))
+    }
+
+    pub async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        dispatch!(self.set_remove(key, member))
+    }
+
+    pub async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
+        dispatch!(self.set_members(key))
+    }
+
+    /// Adds a member to a sorted set with the time (ms) after which it no longer counts.
+    pub async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
+        dispatch!(self.expiring_add(key, member, expires_at_ms))
+    }
+
+    pub async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        dispatch!(self.expiring_remove(key, member))
+    }
+
+    /// Drops members expired at `now_ms` and counts the rest.
+    pub async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
+        dispatch!(self.expiring_count(key, now_ms))
+    }
+
+    /// Creates a hash with these fields unless the key exists. True when created.
+    pub async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+        dispatch!(self.hash_create(key, fields, ttl))
+    }
+
+    /// All fields of a hash; empty when it does not exist.
+    pub async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        dispatch!(self.hash_get_all(key))
+    }
+
+    /// Appends an event to a generation's history, updates its record and publishes
+    /// it on the events channel, in one atomic step. Refused when the record is
+    /// missing or the generation already ended.
+    pub async fn append_event(&self, event: &NewEvent<'_>) -> StoreResult<AppendOutcome> {
+        let record = self.keys.generation(event.generation_id);
+        let history = self.keys.events(event.generation_id);
+        let channel = self.keys.events_channel();
+        dispatch!(self.append_event(&record, &history, &channel, event))
+    }
+
+    /// The kept events of a generation after `after` (exclusive), or all of them.
+    pub async fn read_events(&self, generation_id: &str, after: Option<&str>) -> StoreResult<EventPage> {
+        let history = self.keys.events(generation_id);
+        dispatch!(self.read_events(&history, after))
+    }
+
+    pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        dispatch!(self.publish(channel, payload))
+    }
+
+    /// Every message of the events and revocations channels, through one shared
+    /// subscription per process. Resolves once the subscription is live, so nothing
+    /// published after this returns is missed.
+    pub async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
+        dispatch!(self.subscribe())
+    }
+
+    /// How many keys the store holds (for tests of leaks; scans on Redis).
+    pub async fn debug_dump(&self) -> StoreResult<Vec<(String, String)>> {
+        dispatch!(self.debug_dump(self.keys.prefix()))
+    }
+}

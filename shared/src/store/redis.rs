@@ -1,0 +1,398 @@
+//! The Redis store: a deadpool of multiplexed connections for commands, and one
+//! dedicated pub/sub connection per process that feeds an in-process broadcast.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, AsyncCommands as _, FromRedisValue, Script};
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+use futures_util::StreamExt as _;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+
+use super::{AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, parse_event_id};
+
+const COMPARE_AND_SWAP: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'del' then redis.call('DEL', KEYS[1]) return 1 end
+if ARGV[4] == '0' then redis.call('SET', KEYS[1], ARGV[3])
+else redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
+return 1";
+
+const HASH_CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1";
+
+// KEYS: record, history. ARGV: data, max_len, status, now_ms, ttl_ms, channel,
+// generation id, progress ('' = unchanged), stage ('' = unchanged).
+const APPEND_EVENT: &str = r#"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {0} end
+if status == 'completed' or status == 'failed' then return {1} end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'd', ARGV[1])
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'updated_at', ARGV[4])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'stage', ARGV[9]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
+return {2, id}"#;
+
+struct Scripts {
+    compare_and_swap: Script,
+    hash_create: Script,
+    append_event: Script,
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    client: redis::Client,
+    timeout: Duration,
+    scripts: Arc<Scripts>,
+    pubsub: Arc<PubSubState>,
+}
+
+struct PubSubState {
+    channels: Mutex<Vec<String>>,
+    sender: broadcast::Sender<PubSubMessage>,
+    /// True while the subscription is live; the task starts on the first subscriber.
+    live: watch::Sender<bool>,
+    started: std::sync::Once,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisStore {
+    /// Connects lazily: a Redis that is down at start-up is not an error here.
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let mut cfg = Config::from_url(url);
+        cfg.pool = Some(PoolConfig {
+            max_size: 64,
+            timeouts: Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) },
+            ..PoolConfig::default()
+        });
+        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let (sender, _) = broadcast::channel(4096);
+        Ok(Self {
+            pool,
+            client,
+            timeout,
+            scripts: Arc::new(Scripts {
+                compare_and_swap: Script::new(COMPARE_AND_SWAP),
+                hash_create: Script::new(HASH_CREATE),
+                append_event: Script::new(APPEND_EVENT),
+            }),
+            pubsub: Arc::new(PubSubState {
+                channels: Mutex::new(Vec::new()),
+                sender,
+                live: watch::channel(false).0,
+                started: std::sync::Once::new(),
+            }),
+        })
+    }
+
+    pub(super) fn set_channels(&self, channels: Vec<String>) {
+        *self.pubsub.channels.lock() = channels;
+    }
+
+    async fn bounded<T>(&self, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out".into()))?
+    }
+
+    async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            cmd.query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn pipe<T: FromRedisValue>(&self, pipe: &redis::Pipeline) -> StoreResult<T> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            pipe.query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn invoke<T: FromRedisValue>(&self, inv: redis::ScriptInvocation<'_>) -> StoreResult<T> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            inv.invoke_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    pub(super) async fn ping(&self) -> StoreResult<()> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    pub(super) async fn get(&self, key: &str) -> StoreResult<Option<String>> {
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    pub(super) async fn mget(&self, keys: &[String]) -> StoreResult<Vec<Option<String>>> {
+        self.query(redis::cmd("MGET").arg(keys)).await
+    }
+
+    pub(super) async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(ms(ttl));
+        }
+        self.query::<()>(&cmd).await
+    }
+
+    pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        let created: Option<String> =
+            self.query(redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ms(ttl))).await?;
+        Ok(created.is_some())
+    }
+
+    pub(super) async fn get_del(&self, key: &str) -> StoreResult<Option<String>> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            conn.get_del(key).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    pub(super) async fn del(&self, key: &str) -> StoreResult<bool> {
+        let n: u64 = self.query(redis::cmd("DEL").arg(key)).await?;
+        Ok(n > 0)
+    }
+
+    pub(super) async fn exists(&self, key: &str) -> StoreResult<bool> {
+        let n: u64 = self.query(redis::cmd("EXISTS").arg(key)).await?;
+        Ok(n > 0)
+    }
+
+    pub(super) async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: Option<&str>,
+        ttl: Option<Duration>,
+    ) -> StoreResult<bool> {
+        let mut inv = self.scripts.compare_and_swap.prepare_invoke();
+        inv.key(key).arg(expected);
+        match new {
+            None => inv.arg("del").arg("").arg("0"),
+            Some(v) => inv.arg("set").arg(v).arg(ttl.map_or(0, ms)),
+        };
+        let swapped: i64 = self.invoke(inv).await?;
+        Ok(swapped == 1)
+    }
+
+    pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {
+        self.query(redis::cmd("INCR").arg(key)).await
+    }
+
+    pub(super) async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(key).arg(member).ignore().cmd("PEXPIRE").arg(key).arg(ms(ttl)).ignore();
+        self.pipe::<()>(&pipe).await
+    }
+
+    pub(super) async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("SREM").arg(key).arg(member)).await
+    }
+
+    pub(super) async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
+        self.query(redis::cmd("SMEMBERS").arg(key)).await
+    }
+
+    pub(super) async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("ZADD").arg(key).arg(expires_at_ms).arg(member)).await
+    }
+
+    pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("ZREM").arg(key).arg(member)).await
+    }
+
+    pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(key).arg("-inf").arg(now_ms).ignore().cmd("ZCARD").arg(key);
+        let (count,): (u64,) = self.pipe(&pipe).await?;
+        Ok(count)
+    }
+
+    pub(super) async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+        let mut inv = self.scripts.hash_create.prepare_invoke();
+        inv.key(key).arg(ms(ttl));
+        for (field, value) in fields {
+            inv.arg(*field).arg(value.as_str());
+        }
+        let created: i64 = self.invoke(inv).await?;
+        Ok(created == 1)
+    }
+
+    pub(super) async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
+        self.query(redis::cmd("HGETALL").arg(key)).await
+    }
+
+    pub(super) async fn append_event(
+        &self,
+        record: &str,
+        history: &str,
+        channel: &str,
+        event: &NewEvent<'_>,
+    ) -> StoreResult<AppendOutcome> {
+        let mut inv = self.scripts.append_event.prepare_invoke();
+        inv.key(record)
+            .key(history)
+            .arg(event.data)
+            .arg(event.max_len.max(1))
+            .arg(event.status)
+            .arg(event.now_ms)
+            .arg(ms(event.ttl))
+            .arg(channel)
+            .arg(event.generation_id)
+            .arg(event.progress.map(|p| p.to_string()).unwrap_or_default())
+            .arg(event.stage.unwrap_or_default());
+        let reply: Vec<redis::Value> = self.invoke(inv).await?;
+        let code = reply.first().and_then(|v| i64::from_redis_value_ref(v).ok());
+        match code {
+            Some(0) => Ok(AppendOutcome::NoGeneration),
+            Some(1) => Ok(AppendOutcome::Finished),
+            _ => {
+                let id = reply
+                    .get(1)
+                    .and_then(|v| String::from_redis_value_ref(v).ok())
+                    .ok_or_else(|| unavailable("unexpected reply to append"))?;
+                Ok(AppendOutcome::Appended { id })
+            }
+        }
+    }
+
+    pub(super) async fn read_events(&self, history: &str, after: Option<&str>) -> StoreResult<EventPage> {
+        type Entries = Vec<(String, Vec<(String, String)>)>;
+        let data = |entries: Entries| {
+            entries
+                .into_iter()
+                .filter_map(|(id, fields)| fields.into_iter().find(|(f, _)| f == "d").map(|(_, d)| (id, d)))
+                .collect::<Vec<_>>()
+        };
+        let Some(after) = after else {
+            let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
+            return Ok(EventPage { events: data(all), reset: false });
+        };
+        let Some(point) = parse_event_id(after) else {
+            let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
+            return Ok(EventPage { events: data(all), reset: true });
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("XRANGE").arg(history).arg("-").arg("+").arg("COUNT").arg(1);
+        pipe.cmd("XRANGE").arg(history).arg(format!("({after}")).arg("+");
+        let (first, rest): (Entries, Entries) = self.pipe(&pipe).await?;
+        let oldest = first.first().and_then(|(id, _)| parse_event_id(id));
+        match oldest {
+            Some(oldest) if point < oldest => {
+                let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
+                Ok(EventPage { events: data(all), reset: true })
+            }
+            None => Ok(EventPage { events: Vec::new(), reset: true }),
+            Some(_) => Ok(EventPage { events: data(rest), reset: false }),
+        }
+    }
+
+    pub(super) async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload)).await
+    }
+
+    pub(super) async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
+        let receiver = self.pubsub.sender.subscribe();
+        self.pubsub.started.call_once(|| {
+            tokio::spawn(run_subscription(self.client.clone(), self.pubsub.clone(), self.timeout));
+        });
+        let mut live = self.pubsub.live.subscribe();
+        tokio::time::timeout(self.timeout, live.wait_for(|up| *up))
+            .await
+            .map_err(|_| StoreError::Unavailable("subscription not live".into()))?
+            .map_err(unavailable)?;
+        Ok(receiver)
+    }
+
+    pub(super) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        let keys: Vec<String> = self.query(redis::cmd("KEYS").arg(format!("{prefix}:*"))).await?;
+        let mut out = Vec::new();
+        for key in keys {
+            let kind: String = self.query(redis::cmd("TYPE").arg(&key)).await?;
+            let value = match kind.as_str() {
+                "string" => self.get(&key).await?.unwrap_or_default(),
+                "hash" => format!("{:?}", self.hash_get_all(&key).await?),
+                "set" => format!("{:?}", self.set_members(&key).await?),
+                "zset" => {
+                    let m: Vec<String> = self.query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1)).await?;
+                    format!("{m:?}")
+                }
+                "stream" => format!("{:?}", self.read_events(&key, None).await?.events),
+                other => other.to_owned(),
+            };
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+}
+
+/// Keeps one subscription alive for the life of the process, reconnecting with backoff.
+async fn run_subscription(client: redis::Client, state: Arc<PubSubState>, timeout: Duration) {
+    let mut connected_before = false;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let channels = state.channels.lock().clone();
+        let attempt = tokio::time::timeout(timeout, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            for channel in &channels {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match attempt {
+            Ok(Ok(pubsub)) => {
+                backoff = Duration::from_millis(50);
+                if connected_before {
+                    tracing::info!("store subscription re-established");
+                    let _ = state.sender.send(PubSubMessage::Reconnected);
+                }
+                connected_before = true;
+                state.live.send_replace(true);
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    let Ok(payload) = msg.get_payload::<String>() else { continue };
+                    // No receivers is fine: nobody is streaming right now.
+                    let _ = state.sender.send(PubSubMessage::Message {
+                        channel: msg.get_channel_name().into(),
+                        payload: payload.into(),
+                    });
+                }
+                state.live.send_replace(false);
+                tracing::warn!("store subscription lost, reconnecting");
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "store subscription failed"),
+            Err(_) => tracing::debug!("store subscription timed out"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}

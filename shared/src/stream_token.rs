@@ -1,0 +1,175 @@
+//! Stream tokens and resume grants: 32 random bytes, URL-safe base64 without
+//! padding (43 characters). The store only ever sees their SHA-256 digest.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+pub const STREAM_TOKEN_LEN: usize = 43;
+
+/// A stream token's secret. Never logged: `Debug` is redacted.
+pub struct StreamSecret(String);
+
+impl std::fmt::Debug for StreamSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamSecret(..)")
+    }
+}
+
+impl StreamSecret {
+    pub fn generate() -> Result<Self, ApiError> {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| ApiError::internal("the random source failed"))?;
+        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Accepts only what `generate` can produce; anything else (a JWT, say) is refused
+    /// before it reaches the store.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = raw.len() == STREAM_TOKEN_LEN
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD.decode(raw).is_ok_and(|b| b.len() == 32);
+        ok.then(|| Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hex SHA-256 digest: the only form the store holds.
+    pub fn digest(&self) -> String {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes()))
+    }
+}
+
+/// What a stream token or resume grant stands for, stored under its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamGrant {
+    pub user_id: String,
+    pub session_id: String,
+    pub generation_id: String,
+    /// Issue time, Unix milliseconds.
+    pub issued_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+    /// `token` (minted by the auth service) or `resume` (set as a cookie on open).
+    pub kind: GrantKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantKind {
+    Token,
+    Resume,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_43_url_safe_characters_and_parse_back() {
+        let s = StreamSecret::generate().unwrap();
+        assert_eq!(s.expose().len(), 43);
+        assert!(StreamSecret::parse(s.expose()).is_some());
+        assert_eq!(s.digest().len(), 64);
+        assert!(!s.digest().contains(s.expose()));
+        assert!(format!("{s:?}").contains(".."));
+    }
+
+    #[test]
+    fn jwts_and_junk_do_not_parse() {
+        for raw in ["", "abc", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", &"a".repeat(44), &"+".repeat(43)] {
+            assert!(StreamSecret::parse(raw).is_none(), "{raw}");
+        }
+    }
+}
+
+/// How long a consumed token is remembered, so that a replay can be told from a typo.
+const USED_MARKER_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Stores a grant under the digest of a fresh secret with `SET NX PX`, retrying on
+/// the (practically impossible) collision, and returns the secret.
+pub async fn mint(
+    store: &crate::Store,
+    grant: &StreamGrant,
+    ttl: std::time::Duration,
+    now: crate::UnixTime,
+) -> Result<StreamSecret, ApiError> {
+    let value = serde_json::to_string(grant).map_err(ApiError::internal)?;
+    for _ in 0..3 {
+        let secret = StreamSecret::generate()?;
+        let digest = secret.digest();
+        if store.set_nx(&store.keys().stream_token(&digest), &value, ttl).await? {
+            if grant.kind == GrantKind::Token {
+                let keys = store.keys();
+                store.incr(&keys.stream_stats("issued")).await?;
+                store.expiring_add(&keys.stream_stats("active"), &digest, now.plus(ttl).millis()).await?;
+            }
+            return Ok(secret);
+        }
+    }
+    Err(ApiError::internal("three stream token collisions in a row"))
+}
+
+/// Why a presented stream token was not accepted (for logs and metrics only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Never issued, or expired.
+    Unknown,
+    /// Already consumed once: a replay.
+    Replay,
+}
+
+/// Consumes a token with ONE `GETDEL`; then records it as used. A refused token is
+/// told apart (unknown or replay) for the log, never for the client.
+pub async fn consume(store: &crate::Store, secret: &StreamSecret) -> Result<Result<StreamGrant, Refusal>, crate::StoreError> {
+    let digest = secret.digest();
+    let keys = store.keys();
+    let Some(raw) = store.get_del(&keys.stream_token(&digest)).await? else {
+        let replay = store.exists(&keys.stream_token_used(&digest)).await?;
+        return Ok(Err(if replay { Refusal::Replay } else { Refusal::Unknown }));
+    };
+    let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw) else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    store.set(&keys.stream_token_used(&digest), "1", Some(USED_MARKER_TTL)).await?;
+    if grant.kind == GrantKind::Token {
+        store.incr(&keys.stream_stats("consumed")).await?;
+        store.expiring_remove(&keys.stream_stats("active"), &digest).await?;
+    }
+    Ok(Ok(grant))
+}
+
+/// Counts a refused stream open.
+pub async fn record_rejected(store: &crate::Store) -> Result<(), crate::StoreError> {
+    store.incr(&store.keys().stream_stats("rejected")).await.map(drop)
+}
+
+/// Stream token statistics: counts only, no user data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub active: u64,
+    pub issued_total: u64,
+    pub consumed_total: u64,
+    pub rejected_total: u64,
+}
+
+pub async fn stats(store: &crate::Store, now: crate::UnixTime) -> Result<Stats, crate::StoreError> {
+    let keys = store.keys();
+    let counters = store
+        .mget(&[keys.stream_stats("issued"), keys.stream_stats("consumed"), keys.stream_stats("rejected")])
+        .await?;
+    let n = |i: usize| counters.get(i).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Stats {
+        active: store.expiring_count(&keys.stream_stats("active"), now.millis()).await?,
+        issued_total: n(0),
+        consumed_total: n(1),
+        rejected_total: n(2),
+    })
+}

@@ -1,0 +1,189 @@
+//! Test support: a real `redis-server` on a free port (one per test process, shared by
+//! its tests), a fresh key prefix per test, and a capture of the log output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::config::LogFormat;
+use crate::store::{RedisStore, Store};
+
+type SpawnRequest = (u16, mpsc::Sender<std::io::Result<Child>>);
+
+/// Children are spawned from one long-lived thread with PR_SET_PDEATHSIG, so the
+/// kernel kills every redis-server when the test process ends, however it ends.
+fn spawn(port: u16) -> Child {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (port, reply) in rx {
+                let mut cmd = Command::new("redis-server");
+                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--daemonize", "no", "--loglevel", "warning"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner.lock().unwrap().send((port, tx)).unwrap();
+    match rx.recv().unwrap() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not on PATH: the tests need a real Redis (apt-get install -y redis-server)"
+        ),
+        Err(e) => panic!("cannot start redis-server: {e}"),
+    }
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 7];
+    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// A redis-server of this test process.
+pub struct RedisServer {
+    port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// Starts a new server on a free port.
+    pub fn start() -> Self {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let server = Self { port, child: Mutex::new(Some(spawn(port))) };
+            if server.wait_ready() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn wait_ready(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return true;
+            }
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (its data is gone, as after a crash).
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        self.stop();
+        *self.child.lock().unwrap() = Some(spawn(self.port));
+        assert!(self.wait_ready(), "redis-server did not restart");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The redis-server shared by the tests of this process.
+pub fn shared_redis() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("t{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A Redis store on the shared server with a fresh prefix.
+pub fn redis_store() -> Store {
+    redis_store_at(&shared_redis().url())
+}
+
+pub fn redis_store_at(url: &str) -> Store {
+    Store::redis(RedisStore::connect(url, Duration::from_millis(500)).unwrap(), &unique_prefix())
+}
+
+/// Everything logged in this process; printed to stdout too when `TEST_LOG` is set.
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = std::io::stdout().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = CaptureWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        CaptureWriter(self.0.clone())
+    }
+}
+
+/// Installs the capturing subscriber once and returns the capture.
+pub fn logs() -> LogCapture {
+    static CAPTURE: OnceLock<LogCapture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = LogCapture::default();
+            crate::telemetry::init_with(LogFormat::Json, capture.clone());
+            capture
+        })
+        .clone()
+}
