@@ -281,3 +281,23 @@ mod tests {
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
     }
 }
+
+/// CORS for browsers on the configured origins; none configured allows none.
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::HeaderName::from_static("last-event-id")])
+        .expose_headers([header::ETAG, header::RETRY_AFTER, header::HeaderName::from_static("x-request-id")])
+        .supports_credentials()
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Extractor configuration every app registers: JSON bodies up to `json_limit`
+/// bytes, path and query errors as problem+json.
+pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
+    cfg.app_data(json_config(json_limit)).app_data(path_config()).app_data(query_config());
+}
