@@ -1,1 +1,14 @@
-pub fn placeholder() {}
+//! The auth service: users and passwords, JWTs, sessions, service clients,
+//! generation ownership and stream tokens (contract section 3).
+
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod passwords;
+pub mod routes;
+pub mod sessions;
+pub mod startup;
+pub mod tokens;
+pub mod users;
+
+pub use startup::{Application, AuthState, mount};

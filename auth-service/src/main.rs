@@ -1,1 +1,16 @@
-fn main() {}
+use auth_service::Application;
+use auth_service::config::Settings;
+use shared::config::ProcessEnv;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env(&ProcessEnv)?;
+    shared::telemetry::init(settings.common.log_format);
+    if settings.common.redis_url.is_none() {
+        tracing::warn!("REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service");
+    }
+    let app = Application::build(settings.clone())?;
+    tracing::info!(bind = %settings.bind, port = app.port(), "auth-service listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

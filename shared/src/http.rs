@@ -263,8 +263,8 @@ pub fn health_routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// For unknown routes.
-pub async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "no such route")
+pub async fn not_found() -> HttpResponse {
+    ApiError::new(ErrorCode::NotFound, "no such route").error_response()
 }
 
 #[cfg(test)]
@@ -300,4 +300,71 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
 /// bytes, path and query errors as problem+json.
 pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
     cfg.app_data(json_config(json_limit)).app_data(path_config()).app_data(query_config());
+}
+
+/// A request authenticated by a Bearer token of type `C`, validated (signature,
+/// claims, revocation) by the `web::Data<Validator>` of the app. This extractor is
+/// the one place in the request path where per-user checks (rate limits) belong.
+pub struct Authenticated<C>(pub C);
+
+impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticated<C> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let validator = validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
+            let claims = validator.validate::<C>(&token?, crate::UnixTime::now()).await?;
+            Ok(Self(claims))
+        })
+    }
+}
+
+/// A caller that is either a signed-in user or a service client.
+pub enum Caller {
+    User(crate::claims::AccessClaims),
+    Service(crate::claims::ServiceClaims),
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Self::User(c) if c.is_admin())
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        matches!(self, Self::Service(c) if c.has_scope(scope))
+    }
+
+    /// An admin user or a service client with `scope`; otherwise 403.
+    pub fn require_admin_or_scope(&self, scope: &str) -> Result<(), ApiError> {
+        match self {
+            _ if self.is_admin() || self.has_scope(scope) => Ok(()),
+            Self::Service(_) => Err(ApiError::new(ErrorCode::InsufficientScope, format!("the scope {scope} is required"))),
+            Self::User(_) => Err(ApiError::forbidden("this needs the admin role")),
+        }
+    }
+}
+
+impl actix_web::FromRequest for Caller {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let validator = validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
+            let token = token?;
+            let now = crate::UnixTime::now();
+            match validator.validate(&token, now).await {
+                Ok(claims) => Ok(Self::User(claims)),
+                Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
+                    Ok(Self::Service(validator.validate(&token, now).await?))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
 }

@@ -108,11 +108,19 @@ impl MemoryStore {
     }
 
     pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        self.set_if_absent(key, value, Some(ttl))
+    }
+
+    pub(super) async fn set_nx_no_expiry(&self, key: &str, value: &str) -> StoreResult<bool> {
+        self.set_if_absent(key, value, None)
+    }
+
+    fn set_if_absent(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<bool> {
         self.with(|d, now| {
             if d.live(key, now).is_some() {
                 return false;
             }
-            d.insert(key, Value::Str(value.to_owned()), Some(ttl), now);
+            d.insert(key, Value::Str(value.to_owned()), ttl, now);
             true
         })
     }

@@ -161,6 +161,11 @@ impl Store {
         dispatch!(self.set_nx(key, value, ttl))
     }
 
+    /// `SET key value NX` with no expiry: true when this call created the key.
+    pub async fn set_nx_no_expiry(&self, key: &str, value: &str) -> StoreResult<bool> {
+        dispatch!(self.set_nx_no_expiry(key, value))
+    }
+
     /// `GETDEL`: the value, and the key is gone, atomically.
     pub async fn get_del(&self, key: &str) -> StoreResult<Option<String>> {
         dispatch!(self.get_del(key))

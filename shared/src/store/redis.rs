@@ -168,6 +168,11 @@ impl RedisStore {
         Ok(created.is_some())
     }
 
+    pub(super) async fn set_nx_no_expiry(&self, key: &str, value: &str) -> StoreResult<bool> {
+        let created: Option<String> = self.query(redis::cmd("SET").arg(key).arg(value).arg("NX")).await?;
+        Ok(created.is_some())
+    }
+
     pub(super) async fn get_del(&self, key: &str) -> StoreResult<Option<String>> {
         self.bounded(async {
             let mut conn = self.conn().await?;

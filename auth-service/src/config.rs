@@ -1,0 +1,116 @@
+//! The auth service's settings, read once from the environment at start-up.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use shared::config::{self, ConfigError, Env};
+use shared::settings::CommonSettings;
+
+pub const KNOWN_SCOPES: [&str; 3] = ["generations:write", "events:publish", "users:admin"];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonSettings,
+    pub bind: String,
+    pub stream_public_url: String,
+    pub refresh_reuse_grace: Duration,
+    pub service_clients: Vec<ServiceClient>,
+    /// At most this many password hashes run at once (each takes ~19 MiB and a core).
+    pub max_concurrent_hashes: usize,
+}
+
+/// A configured service-to-service client.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceClient {
+    pub id: String,
+    pub secret: SecretString,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl Settings {
+    pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
+        let common = CommonSettings::from_env(env)?;
+        Ok(Self {
+            bind: config::bind_addr(env, "AUTH_BIND", "0.0.0.0:8081")?,
+            stream_public_url: config::string_or(env, "STREAM_PUBLIC_URL", "").trim_end_matches('/').to_owned(),
+            refresh_reuse_grace: Duration::from_secs(config::parsed(env, "REFRESH_REUSE_GRACE_SECS", 10)?),
+            service_clients: service_clients(env)?,
+            max_concurrent_hashes: config::parsed(env, "PASSWORD_HASH_CONCURRENCY", 2usize)?.max(1),
+            common,
+        })
+    }
+}
+
+fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
+    let (var, raw) = match (config::string(env, "SERVICE_CLIENTS"), config::string(env, "SERVICE_CLIENTS_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new("SERVICE_CLIENTS_FILE", "set SERVICE_CLIENTS or SERVICE_CLIENTS_FILE, not both"));
+        }
+        (Some(json), None) => ("SERVICE_CLIENTS", json),
+        (None, Some(path)) => (
+            "SERVICE_CLIENTS_FILE",
+            std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::new("SERVICE_CLIENTS_FILE", format!("cannot read {path}: {e}")))?,
+        ),
+        (None, None) => return Ok(Vec::new()),
+    };
+    // The message names the position, never echoes the text (it holds secrets).
+    let clients: Vec<ServiceClient> = serde_json::from_str(&raw).map_err(|e| {
+        ConfigError::new(var, format!("expected a JSON array of {{id, secret, scopes}} (line {}, column {})", e.line(), e.column()))
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    for client in &clients {
+        use secrecy::ExposeSecret as _;
+        let id_ok = !client.id.is_empty()
+            && client.id.len() <= 64
+            && client.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !id_ok {
+            return Err(ConfigError::new(var, format!("client id {:?} must be 1-64 of A-Z a-z 0-9 - _ .", client.id)));
+        }
+        if !seen.insert(client.id.clone()) {
+            return Err(ConfigError::new(var, format!("client id {:?} appears twice", client.id)));
+        }
+        if client.secret.expose_secret().len() < 16 {
+            return Err(ConfigError::new(var, format!("the secret of client {:?} must be at least 16 characters", client.id)));
+        }
+        if let Some(bad) = client.scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+            return Err(ConfigError::new(var, format!("client {:?} has unknown scope {bad:?}", client.id)));
+        }
+    }
+    Ok(clients)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn service_clients_are_checked_and_secrets_never_echoed() {
+        let ok = Settings::from_env(&env(&[(
+            "SERVICE_CLIENTS",
+            r#"[{"id":"backend","secret":"0123456789abcdef","scopes":["events:publish"]}]"#,
+        )]))
+        .unwrap();
+        assert_eq!(ok.service_clients[0].scopes, ["events:publish"]);
+        for bad in [
+            r#"[{"id":"backend","secret":"short"}]"#,
+            r#"[{"id":"b a d","secret":"0123456789abcdef"}]"#,
+            r#"[{"id":"b","secret":"0123456789abcdef","scopes":["root"]}]"#,
+            r#"{"id":"b","secret":"0123456789abcdefSECRET"}"#,
+        ] {
+            let err = Settings::from_env(&env(&[("SERVICE_CLIENTS", bad)])).unwrap_err();
+            assert_eq!(err.var, "SERVICE_CLIENTS");
+            assert!(!err.to_string().contains("SECRET") && !err.to_string().contains("short"), "{err}");
+        }
+        let err = Settings::from_env(&env(&[("AUTH_BIND", "nowhere")])).unwrap_err();
+        assert_eq!(err.var, "AUTH_BIND");
+    }
+}

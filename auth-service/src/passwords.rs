@@ -1,0 +1,80 @@
+//! Argon2id password hashing, run on the blocking pool with bounded concurrency so
+//! a burst of logins can neither starve the async workers nor exhaust memory.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret as _, SecretString};
+use shared::ApiError;
+use tokio::sync::Semaphore;
+
+/// OWASP's Argon2id minimum: m = 19 MiB, t = 2, p = 1.
+fn argon2() -> Result<Argon2<'static>, ApiError> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(ApiError::internal)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// Verified against when the email is unknown, so both cases take the same time.
+    dummy_hash: Arc<str>,
+}
+
+impl PasswordHasher {
+    pub fn new(max_concurrent: usize) -> Result<Self, ApiError> {
+        let dummy = hash_blocking(&SecretString::from("not a real password, only for timing"))?;
+        Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent)), dummy_hash: dummy.into() })
+    }
+
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        tokio::task::spawn_blocking(job).await.map_err(ApiError::internal)
+    }
+
+    pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+        self.run(move || hash_blocking(&password)).await?
+    }
+
+    /// True when `password` matches `hash`; with no hash, verifies against the dummy and
+    /// returns false.
+    pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = self
+            .run(move || {
+                let argon = argon2()?;
+                Ok::<_, ApiError>(argon.verify_password(password.expose_secret().as_bytes(), hash.as_str()).is_ok())
+            })
+            .await??;
+        Ok(known && matches)
+    }
+}
+
+fn hash_blocking(password: &SecretString) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| ApiError::internal("the random source failed"))?;
+    let hash = argon2()?
+        .hash_password_with_salt(password.expose_secret().as_bytes(), &salt)
+        .map_err(ApiError::internal)?;
+    Ok(hash.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_salted_and_verify() {
+        let hasher = PasswordHasher::new(2).unwrap();
+        let a = hasher.hash("correct horse".into()).await.unwrap();
+        let b = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert!(!a.contains("correct horse"));
+        assert!(hasher.verify("correct horse".into(), Some(a.clone())).await.unwrap());
+        assert!(!hasher.verify("wrong horse".into(), Some(a)).await.unwrap());
+        assert!(!hasher.verify("anything".into(), None).await.unwrap());
+    }
+}

@@ -1,0 +1,76 @@
+//! Administration of users: revoke everything, change tier and roles.
+
+use actix_web::{HttpResponse, patch, post, web};
+use serde::Deserialize;
+use shared::claims::Tier;
+use shared::error::FieldErrors;
+use shared::http::Caller;
+use shared::{ApiError, ErrorCode, UnixTime};
+
+use super::account::revoke_everything;
+use crate::domain::Role;
+use crate::startup::AuthState;
+use crate::users;
+
+const ADMIN_SCOPE: &str = "users:admin";
+
+#[post("/auth/users/{user_id}/revoke")]
+pub async fn revoke_user(state: web::Data<AuthState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    caller.require_admin_or_scope(ADMIN_SCOPE)?;
+    if users::load(&state.store, &path).await?.is_none() {
+        return Err(ApiError::not_found("user"));
+    }
+    revoke_everything(&state, &path, UnixTime::now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    tier: Option<String>,
+    roles: Option<Vec<String>>,
+}
+
+#[patch("/auth/users/{user_id}")]
+pub async fn update_user(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin_or_scope(ADMIN_SCOPE)?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::default();
+    let tier = body.tier.as_deref().and_then(|t| {
+        errors.check("tier", match t {
+            "free" => Ok(Tier::Free),
+            "paid" => Ok(Tier::Paid),
+            _ => Err("must be free or paid"),
+        })
+    });
+    let roles = body.roles.map(|roles| {
+        roles.iter().filter_map(|r| errors.check("roles", Role::parse(r)).map(Role::into_inner)).collect::<Vec<_>>()
+    });
+    errors.into_result()?;
+
+    // A concurrent change makes the swap fail: load again and re-apply.
+    for _ in 0..5 {
+        let loaded = users::load(&state.store, &path).await?.ok_or_else(|| ApiError::not_found("user"))?;
+        let updated = users::update(&state.store, loaded, |user| {
+            if let Some(tier) = tier {
+                user.tier = tier;
+            }
+            if let Some(roles) = &roles {
+                user.roles.clone_from(roles);
+                user.roles.sort();
+                user.roles.dedup();
+            }
+        })
+        .await?;
+        if let Some(user) = updated {
+            tracing::info!(user_id = %user.user_id, tier = user.tier.as_str(), "user updated");
+            return Ok(HttpResponse::Ok().json(user.profile()));
+        }
+    }
+    Err(ApiError::new(ErrorCode::PreconditionFailed, "the user kept changing; try again"))
+}

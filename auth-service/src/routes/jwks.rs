@@ -1,0 +1,12 @@
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+
+use crate::startup::AuthState;
+
+/// The public verification keys; cacheable, since new keys are added before they sign.
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(state.keys.jwks())
+}

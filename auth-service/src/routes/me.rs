@@ -1,0 +1,91 @@
+//! The caller's profile, with optimistic concurrency through `ETag` / `If-Match`.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, patch, web};
+use serde::Deserialize;
+use shared::claims::AccessClaims;
+use shared::error::FieldErrors;
+use shared::http::Authenticated;
+use shared::{ApiError, ErrorCode};
+
+use crate::domain::{DisplayName, Preferences};
+use crate::startup::AuthState;
+use crate::users::{self, UserRecord};
+
+fn respond(user: &UserRecord) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, user.etag()))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .json(user.profile())
+}
+
+async fn load(state: &AuthState, user_id: &str) -> Result<users::Loaded, ApiError> {
+    users::load(&state.store, user_id).await?.ok_or_else(|| ApiError::not_found("user"))
+}
+
+#[get("/auth/me")]
+pub async fn get(state: web::Data<AuthState>, caller: Authenticated<AccessClaims>) -> Result<HttpResponse, ApiError> {
+    Ok(respond(&load(&state, caller.0.user_id()).await?.user))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    /// Absent: unchanged; `null`: cleared.
+    #[serde(default, with = "serde_with_null")]
+    display_name: Option<Option<String>>,
+    preferences: Option<serde_json::Value>,
+}
+
+/// Tells an absent field from an explicit `null`.
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+#[patch("/auth/me")]
+pub async fn patch(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+    req: HttpRequest,
+    body: web::Json<ProfilePatch>,
+) -> Result<HttpResponse, ApiError> {
+    let if_match = req
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::new(ErrorCode::PreconditionRequired, "send If-Match with the ETag of GET /auth/me"))?;
+    let body = body.into_inner();
+    let mut errors = FieldErrors::default();
+    let display_name: Option<Option<String>> = match body.display_name {
+        Some(Some(name)) => errors.check("display_name", DisplayName::parse(&name)).map(|n| Some(n.into_inner())),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let preferences = match body.preferences {
+        Some(p) => errors.check("preferences", Preferences::parse(p)).map(Preferences::into_inner),
+        None => None,
+    };
+    errors.into_result()?;
+
+    let loaded = load(&state, caller.0.user_id()).await?;
+    let conflict = || ApiError::new(ErrorCode::PreconditionFailed, "the profile was changed by another session; reload it");
+    if if_match.trim() != "*" && if_match.trim() != loaded.user.etag() {
+        return Err(conflict());
+    }
+    let updated = users::update(&state.store, loaded, |user| {
+        if let Some(name) = display_name {
+            user.display_name = name.filter(|n| !n.is_empty());
+        }
+        if let Some(preferences) = preferences {
+            user.preferences = preferences;
+        }
+    })
+    .await?
+    .ok_or_else(conflict)?;
+    Ok(respond(&updated))
+}

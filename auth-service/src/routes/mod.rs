@@ -1,0 +1,43 @@
+//! One module per resource; handlers are short verbs.
+
+mod account;
+mod admin;
+mod generations;
+mod jwks;
+mod me;
+mod service_tokens;
+mod sessions;
+mod stream_tokens;
+mod tokens;
+
+use actix_web::{HttpRequest, web};
+
+use crate::startup::AuthState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(account::register)
+        .service(account::login)
+        .service(tokens::refresh)
+        .service(account::logout)
+        .service(account::logout_all)
+        .service(sessions::list)
+        .service(sessions::revoke)
+        .service(me::get)
+        .service(me::patch)
+        .service(tokens::validate_post)
+        .service(tokens::validate_get)
+        .service(tokens::revoke)
+        .service(service_tokens::issue)
+        .service(admin::revoke_user)
+        .service(admin::update_user)
+        .service(generations::create)
+        .service(generations::get)
+        .service(stream_tokens::mint)
+        .service(stream_tokens::stats)
+        .service(jwks::jwks);
+}
+
+/// The client address as configured (`TRUSTED_PROXIES`), as text.
+fn client_ip(state: &AuthState, req: &HttpRequest) -> Option<String> {
+    state.settings.common.trusted_proxies.client_ip(req).map(|ip| ip.to_string())
+}

@@ -1,0 +1,91 @@
+//! Service-to-service tokens for configured clients (client credentials).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use shared::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
+use shared::jwt::new_jti;
+use shared::{ApiError, ErrorCode, UnixTime};
+use subtle::ConstantTimeEq as _;
+
+use crate::startup::AuthState;
+
+#[derive(Deserialize, Default)]
+pub struct ClientCredentials {
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    /// Optional narrowing: space-separated scopes, each one the client has.
+    scope: Option<String>,
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `client_id:client_secret` from HTTP Basic.
+fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), SecretString::from(secret.to_owned())))
+}
+
+#[post("/auth/service-token")]
+pub async fn issue(state: web::Data<AuthState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "unknown client or wrong secret");
+    let json: ClientCredentials = if body.is_empty() {
+        ClientCredentials::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| ApiError::field("body", "expected {client_id, client_secret}"))?
+    };
+    let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {
+        (Some(pair), _, _) => pair,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => return Err(invalid()),
+    };
+    // Compare digests in constant time; an unknown id is compared against a dummy so
+    // both failures take the same time.
+    let client = state.settings.service_clients.iter().find(|c| c.id == id);
+    let expected = digest(client.map_or("no such client: never matches", |c| c.secret.expose_secret()));
+    let matches: bool = digest(secret.expose_secret()).ct_eq(&expected).into();
+    let client = client.filter(|_| matches).ok_or_else(|| {
+        tracing::info!(client_id = %id, "service token refused");
+        invalid()
+    })?;
+
+    let scopes = match json.scope.as_deref().map(str::split_whitespace) {
+        None => client.scopes.clone(),
+        Some(asked) => {
+            let asked: Vec<String> = asked.map(str::to_owned).collect();
+            if let Some(extra) = asked.iter().find(|s| !client.scopes.contains(s)) {
+                return Err(ApiError::new(ErrorCode::InsufficientScope, format!("the client does not have the scope {extra}")));
+            }
+            asked
+        }
+    };
+    let now = UnixTime::now();
+    let ttl = state.settings.common.service_ttl;
+    let claims = ServiceClaims {
+        reg: state.signer.registered(&format!("{SERVICE_SUBJECT_PREFIX}{}", client.id), TokenType::Service, new_jti(), now, ttl),
+        scopes,
+    };
+    let token = state.signer.sign(&claims)?;
+    tracing::info!(client_id = %client.id, "service token issued");
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+        "scope": claims.scopes.join(" "),
+    })))
+}

@@ -1,0 +1,52 @@
+//! Minting short-lived single-use stream tokens, and their statistics.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde_json::json;
+use shared::claims::AccessClaims;
+use shared::http::{Authenticated, Caller};
+use shared::stream_token::{self, GrantKind, StreamGrant};
+use shared::{ApiError, UnixTime};
+
+use super::client_ip;
+use super::generations::visible;
+use crate::startup::AuthState;
+
+#[post("/generations/generate/{generation_id}/stream-token")]
+pub async fn mint(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = caller.0;
+    let now = UnixTime::now();
+    let caller = Caller::User(claims);
+    let generation = visible(&state, &caller, &path).await?;
+    let Caller::User(claims) = caller else { return Err(ApiError::internal("caller changed")) };
+    let common = &state.settings.common;
+    let grant = StreamGrant {
+        user_id: claims.user_id().to_owned(),
+        session_id: claims.sid.clone(),
+        generation_id: generation.generation_id.clone(),
+        issued_at: now.millis(),
+        client_ip: if common.stream_token_bind_ip { client_ip(&state, &req) } else { None },
+        admin: claims.is_admin(),
+        kind: GrantKind::Token,
+    };
+    let secret = stream_token::mint(&state.store, &grant, common.stream_token_ttl, now).await?;
+    metrics::counter!("authstream_stream_tokens_issued_total").increment(1);
+    tracing::info!(generation_id = %grant.generation_id, user_id = %grant.user_id, "stream token issued");
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
+        "sse_token": secret.expose(),
+        "expires_in": common.stream_token_ttl.as_secs(),
+        "stream_url": format!("{}/generations/generate/{}/stream", state.settings.stream_public_url, grant.generation_id),
+        "generation_id": grant.generation_id,
+    })))
+}
+
+#[get("/admin/stream-tokens/stats")]
+pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require_admin_or_scope("users:admin")?;
+    Ok(HttpResponse::Ok().json(stream_token::stats(&state.store, UnixTime::now()).await?))
+}

@@ -1,0 +1,133 @@
+//! Refresh with rotation, validation (introspection) and revocation of tokens.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
+use shared::jwt::TokenError;
+use shared::{ApiError, UnixTime, http, revocation};
+
+use super::account::end_session;
+use crate::sessions::{self, Refreshed};
+use crate::startup::AuthState;
+use crate::{tokens, users};
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+#[post("/auth/refresh")]
+pub async fn refresh(state: web::Data<AuthState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+    let now = UnixTime::now();
+    let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
+    let user_id = &claims.reg.sub;
+    let common = &state.settings.common;
+    let outcome = sessions::refresh(
+        &state.store,
+        user_id,
+        &claims.sid,
+        &claims.reg.jti,
+        now,
+        state.settings.refresh_reuse_grace,
+        common.refresh_ttl,
+    )
+    .await?;
+    let session = match outcome {
+        Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
+        Refreshed::Gone => return Err(TokenError::Revoked.into()),
+        Refreshed::Reused => {
+            tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
+            end_session(&state, user_id, &claims.sid).await?;
+            return Err(TokenError::Revoked.into());
+        }
+    };
+    let user = users::load(&state.store, user_id).await?.ok_or(TokenError::Revoked)?.user;
+    let pair = tokens::issue_pair(&state, &user, &session, now)?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
+}
+
+#[derive(Deserialize, Default)]
+pub struct TokenBody {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ValidateQuery {
+    token_type: Option<String>,
+}
+
+/// The claims of a valid token, with `active: true`.
+async fn introspect(state: &AuthState, token: &str, token_type: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let now = UnixTime::now();
+    let claims = match token_type {
+        None | Some("access") => serde_json::to_value(state.validator.validate::<AccessClaims>(token, now).await?),
+        Some("service") => serde_json::to_value(state.validator.validate::<ServiceClaims>(token, now).await?),
+        Some(_) => return Err(ApiError::field("token_type", "must be access or service")),
+    };
+    let mut body = claims.map_err(ApiError::internal)?;
+    body["active"] = serde_json::Value::Bool(true);
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
+}
+
+#[post("/auth/validate")]
+pub async fn validate_post(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    query: web::Query<ValidateQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<TokenBody>(&body).map_err(|_| ApiError::field("body", "expected {\"token\": \"...\"}"))?.token
+    };
+    let token = match from_body {
+        Some(token) => token,
+        None => http::bearer_token(&req)?.to_owned(),
+    };
+    introspect(&state, &token, query.token_type.as_deref()).await
+}
+
+#[get("/auth/validate")]
+pub async fn validate_get(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    query: web::Query<ValidateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    introspect(&state, http::bearer_token(&req)?, query.token_type.as_deref()).await
+}
+
+/// RFC 7009: 200 whether or not the token was valid, so it reveals nothing.
+#[post("/auth/revoke")]
+pub async fn revoke(state: web::Data<AuthState>, body: web::Json<TokenBody>) -> Result<HttpResponse, ApiError> {
+    let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::field("token", "is required"));
+    };
+    let now = UnixTime::now();
+    let leeway = state.settings.common.jwt.leeway;
+    let v = &state.validator;
+    match v.decode::<AccessClaims>(&token, now).await {
+        Ok(c) => revoke_one(&state, &c, now, leeway).await?,
+        Err(TokenError::WrongType(t)) if t == "refresh" => {
+            if let Ok(c) = v.decode::<RefreshClaims>(&token, now).await {
+                end_session(&state, &c.reg.sub, &c.sid).await?;
+            }
+        }
+        Err(TokenError::WrongType(t)) if t == "service" => {
+            if let Ok(c) = v.decode::<ServiceClaims>(&token, now).await {
+                revoke_one(&state, &c, now, leeway).await?;
+            }
+        }
+        Err(TokenError::Store(e)) => return Err(e.into()),
+        Err(_) => {}
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
+async fn revoke_one<C: Claims>(state: &AuthState, claims: &C, now: UnixTime, leeway: std::time::Duration) -> Result<(), ApiError> {
+    let reg = claims.registered();
+    revocation::revoke_token(&state.store, &reg.sub, &reg.jti, reg.exp, now, leeway).await?;
+    tracing::info!(sub = %reg.sub, jti = %reg.jti, token_type = reg.token_type.as_str(), "token revoked");
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Sessions: one per login, a JSON record under `{u:<user>}:session:<sid>` plus a set
+//! of the user's session ids. The record holds the ids of the current token pair
+//! (never the tokens): Ed25519 and HS256 signatures are deterministic, so the same
+//! claims re-sign to the very same tokens, which is how the refresh grace window
+//! hands out "the same successor pair again" without storing a credential.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::jwt::new_jti;
+use shared::{ApiError, Store, UnixTime};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub user_id: String,
+    /// The rotation family: every refresh token of this session carries it.
+    pub family: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub user_agent: String,
+    pub ip: Option<String>,
+    /// The pair currently issued: its jtis and issue time (Unix seconds).
+    pub access_jti: String,
+    pub refresh_jti: String,
+    pub issued_at: i64,
+    /// The refresh token this pair replaced, and when (ms): the grace window.
+    pub previous_refresh_jti: Option<String>,
+    pub rotated_at: Option<i64>,
+}
+
+/// What presenting a refresh token did.
+pub enum Refreshed {
+    /// It was current: the session now has a new pair.
+    Rotated(SessionRecord),
+    /// It was just replaced: the successor pair, again.
+    Grace(SessionRecord),
+    /// Any other reuse: treated as theft.
+    Reused,
+    /// The session no longer exists.
+    Gone,
+}
+
+pub fn new_session(user_id: &str, user_agent: &str, ip: Option<String>, now: UnixTime) -> SessionRecord {
+    SessionRecord {
+        session_id: uuid::Uuid::new_v4().simple().to_string(),
+        user_id: user_id.to_owned(),
+        family: uuid::Uuid::new_v4().simple().to_string(),
+        created_at: now.millis(),
+        last_seen_at: now.millis(),
+        user_agent: user_agent.chars().take(256).collect(),
+        ip,
+        access_jti: new_jti(),
+        refresh_jti: new_jti(),
+        issued_at: now.secs(),
+        previous_refresh_jti: None,
+        rotated_at: None,
+    }
+}
+
+fn encode(s: &SessionRecord) -> Result<String, ApiError> {
+    serde_json::to_string(s).map_err(ApiError::internal)
+}
+
+/// Stores a new session; it lives as long as its refresh token.
+pub async fn save_new(store: &Store, session: &SessionRecord, ttl: Duration) -> Result<(), ApiError> {
+    let keys = store.keys();
+    store.set(&keys.session(&session.user_id, &session.session_id), &encode(session)?, Some(ttl)).await?;
+    store.set_add(&keys.sessions(&session.user_id), &session.session_id, ttl).await?;
+    Ok(())
+}
+
+async fn load_raw(store: &Store, user_id: &str, session_id: &str) -> Result<Option<(SessionRecord, String)>, ApiError> {
+    let Some(raw) = store.get(&store.keys().session(user_id, session_id)).await? else {
+        return Ok(None);
+    };
+    let record = serde_json::from_str(&raw).map_err(ApiError::internal)?;
+    Ok(Some((record, raw)))
+}
+
+pub async fn load(store: &Store, user_id: &str, session_id: &str) -> Result<Option<SessionRecord>, ApiError> {
+    Ok(load_raw(store, user_id, session_id).await?.map(|(s, _)| s))
+}
+
+/// The user's live sessions, oldest first.
+pub async fn list(store: &Store, user_id: &str) -> Result<Vec<SessionRecord>, ApiError> {
+    let keys = store.keys();
+    let ids = store.set_members(&keys.sessions(user_id)).await?;
+    let records = store.mget(&ids.iter().map(|sid| keys.session(user_id, sid)).collect::<Vec<_>>()).await?;
+    let mut sessions = Vec::new();
+    for (sid, raw) in ids.iter().zip(records) {
+        match raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok()) {
+            Some(s) => sessions.push(s),
+            // Expired on its own: tidy the index.
+            None => store.set_remove(&keys.sessions(user_id), sid).await?,
+        }
+    }
+    sessions.sort_by_key(|s| s.created_at);
+    Ok(sessions)
+}
+
+pub async fn remove(store: &Store, user_id: &str, session_id: &str) -> Result<(), ApiError> {
+    let keys = store.keys();
+    store.del(&keys.session(user_id, session_id)).await?;
+    store.set_remove(&keys.sessions(user_id), session_id).await?;
+    Ok(())
+}
+
+/// Applies the rotation rules to a presented refresh token `jti`, race-free: the
+/// session record is replaced by compare-and-swap, so of two concurrent refreshes
+/// one rotates and the other sees the rotation and gets the grace answer.
+pub async fn refresh(
+    store: &Store,
+    user_id: &str,
+    session_id: &str,
+    presented_jti: &str,
+    now: UnixTime,
+    grace: Duration,
+    ttl: Duration,
+) -> Result<Refreshed, ApiError> {
+    for _ in 0..8 {
+        let Some((session, raw)) = load_raw(store, user_id, session_id).await? else {
+            return Ok(Refreshed::Gone);
+        };
+        if session.refresh_jti != presented_jti {
+            let in_grace = session.previous_refresh_jti.as_deref() == Some(presented_jti)
+                && session.rotated_at.is_some_and(|at| now.millis() - at <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+            return Ok(if in_grace { Refreshed::Grace(session) } else { Refreshed::Reused });
+        }
+        let rotated = SessionRecord {
+            access_jti: new_jti(),
+            refresh_jti: new_jti(),
+            issued_at: now.secs(),
+            previous_refresh_jti: Some(session.refresh_jti.clone()),
+            rotated_at: Some(now.millis()),
+            last_seen_at: now.millis(),
+            ..session
+        };
+        let key = store.keys().session(user_id, session_id);
+        if store.compare_and_swap(&key, &raw, Some(&encode(&rotated)?), Some(ttl)).await? {
+            store.set_add(&store.keys().sessions(user_id), session_id, ttl).await?;
+            return Ok(Refreshed::Rotated(rotated));
+        }
+        // Someone else changed the session meanwhile: look again.
+    }
+    Err(ApiError::internal("session rotation did not settle"))
+}

@@ -1,0 +1,99 @@
+//! Building the auth service: its state, its routes, and a server on its own listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use shared::jwt::{KeySource, Signer, Validator};
+use shared::keys::KeySet;
+use shared::{ApiError, Store, http};
+
+use crate::config::Settings;
+use crate::passwords::PasswordHasher;
+
+/// Request bodies of the auth service are small JSON documents.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+/// Everything a handler of the auth service needs.
+pub struct AuthState {
+    pub settings: Settings,
+    pub store: Store,
+    pub keys: Arc<KeySet>,
+    pub signer: Signer,
+    pub validator: Validator,
+    pub hasher: PasswordHasher,
+}
+
+impl AuthState {
+    pub fn new(settings: Settings, store: Store, keys: Arc<KeySet>) -> Result<Self, ApiError> {
+        let jwt = settings.common.jwt.clone();
+        let validator =
+            Validator::new(keys.algorithm(), KeySource::Local(keys.clone()), jwt.clone(), store.clone());
+        Ok(Self {
+            signer: Signer::new(keys.clone(), jwt),
+            hasher: PasswordHasher::new(settings.max_concurrent_hashes)?,
+            validator,
+            keys,
+            store,
+            settings,
+        })
+    }
+}
+
+/// Registers the state and every auth route (not the health routes) on an app; the
+/// single-process `authstream` mounts the stream service beside it.
+pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
+    cfg.app_data(state.clone())
+        .app_data(web::Data::new(state.validator.clone()))
+        .app_data(web::Data::new(state.store.clone()))
+        .app_data(web::Data::new(state.settings.common.clone()));
+    crate::routes::configure(cfg);
+    if state.settings.common.demo {
+        crate::demo::mount(cfg);
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = settings.common.store()?;
+        let keys = settings.common.signing_keys()?;
+        let listener = TcpListener::bind(&settings.bind)?;
+        Self::with_listener(settings, store, keys, listener)
+    }
+
+    /// For tests: a given store (fresh key prefix) and listener (port 0).
+    pub fn with_listener(settings: Settings, store: Store, keys: Arc<KeySet>, listener: TcpListener) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let cors_origins = settings.common.cors_origins.clone();
+        let state = web::Data::new(AuthState::new(settings, store, keys)?);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(http::cors(&cors_origins))
+                .wrap(middleware::from_fn(http::observe))
+                .configure(|cfg| {
+                    http::extractor_config(cfg, JSON_LIMIT);
+                    http::health_routes(cfg);
+                    mount(cfg, &state);
+                })
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

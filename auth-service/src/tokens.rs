@@ -1,0 +1,46 @@
+//! Issuing the token pair of a session. The pair is a pure function of the user and
+//! the session record, so re-issuing within the refresh grace window yields the very
+//! same tokens.
+
+use serde::Serialize;
+use shared::claims::{AccessClaims, RefreshClaims, TokenType};
+use shared::{ApiError, UnixTime};
+
+use crate::sessions::SessionRecord;
+use crate::startup::AuthState;
+use crate::users::UserRecord;
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+    pub session_id: String,
+}
+
+pub fn issue_pair(state: &AuthState, user: &UserRecord, session: &SessionRecord, now: UnixTime) -> Result<TokenPair, ApiError> {
+    let issued = UnixTime::from_secs(session.issued_at);
+    let common = &state.settings.common;
+    let access = AccessClaims {
+        reg: state.signer.registered(&user.user_id, TokenType::Access, session.access_jti.clone(), issued, common.access_ttl),
+        email: user.email.clone(),
+        roles: user.roles.clone(),
+        tier: user.tier,
+        sid: session.session_id.clone(),
+    };
+    let refresh = RefreshClaims {
+        reg: state.signer.registered(&user.user_id, TokenType::Refresh, session.refresh_jti.clone(), issued, common.refresh_ttl),
+        sid: session.session_id.clone(),
+        fam: session.family.clone(),
+    };
+    Ok(TokenPair {
+        access_token: state.signer.sign(&access)?,
+        refresh_token: state.signer.sign(&refresh)?,
+        token_type: "Bearer",
+        expires_in: (access.reg.exp - now.secs()).max(0),
+        refresh_expires_in: (refresh.reg.exp - now.secs()).max(0),
+        session_id: session.session_id.clone(),
+    })
+}

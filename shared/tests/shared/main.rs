@@ -1,0 +1,34 @@
+//! The shared crate's integration tests, one binary: the store conformance suite
+//! (Redis and in-memory), Redis outages, JWT validation, revocation and stream tokens.
+//! Every Redis test runs against a real `redis-server` started by `shared::testing`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+/// Instantiates each listed `async fn(Store)` of the enclosing module twice: in
+/// `redis::` on a real Redis, and in `memory::` on the in-memory store.
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(shared::testing::redis_store()).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(shared::Store::memory(&shared::testing::unique_prefix())).await;
+                }
+            )*
+        }
+    };
+}
+
+mod helpers;
+mod jwt_validation;
+mod revocation;
+mod store_conformance;
+mod store_outage;
+mod stream_tokens;
