@@ -34,8 +34,14 @@ impl Settings {
         let common = CommonSettings::from_env(env)?;
         Ok(Self {
             bind: config::bind_addr(env, "AUTH_BIND", "0.0.0.0:8081")?,
-            stream_public_url: config::string_or(env, "STREAM_PUBLIC_URL", "").trim_end_matches('/').to_owned(),
-            refresh_reuse_grace: Duration::from_secs(config::parsed(env, "REFRESH_REUSE_GRACE_SECS", 10)?),
+            stream_public_url: config::string_or(env, "STREAM_PUBLIC_URL", "")
+                .trim_end_matches('/')
+                .to_owned(),
+            refresh_reuse_grace: Duration::from_secs(config::parsed(
+                env,
+                "REFRESH_REUSE_GRACE_SECS",
+                10,
+            )?),
             service_clients: service_clients(env)?,
             max_concurrent_hashes: config::parsed(env, "PASSWORD_HASH_CONCURRENCY", 2usize)?.max(1),
             common,
@@ -44,39 +50,78 @@ impl Settings {
 }
 
 fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
-    let (var, raw) = match (config::string(env, "SERVICE_CLIENTS"), config::string(env, "SERVICE_CLIENTS_FILE")) {
+    let (var, raw) = match (
+        config::string(env, "SERVICE_CLIENTS"),
+        config::string(env, "SERVICE_CLIENTS_FILE"),
+    ) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::new("SERVICE_CLIENTS_FILE", "set SERVICE_CLIENTS or SERVICE_CLIENTS_FILE, not both"));
+            return Err(ConfigError::new(
+                "SERVICE_CLIENTS_FILE",
+                "set SERVICE_CLIENTS or SERVICE_CLIENTS_FILE, not both",
+            ));
         }
         (Some(json), None) => ("SERVICE_CLIENTS", json),
         (None, Some(path)) => (
             "SERVICE_CLIENTS_FILE",
-            std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError::new("SERVICE_CLIENTS_FILE", format!("cannot read {path}: {e}")))?,
+            std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new("SERVICE_CLIENTS_FILE", format!("cannot read {path}: {e}"))
+            })?,
         ),
         (None, None) => return Ok(Vec::new()),
     };
     // The message names the position, never echoes the text (it holds secrets).
     let clients: Vec<ServiceClient> = serde_json::from_str(&raw).map_err(|e| {
-        ConfigError::new(var, format!("expected a JSON array of {{id, secret, scopes}} (line {}, column {})", e.line(), e.column()))
+        ConfigError::new(
+            var,
+            format!(
+                "expected a JSON array of {{id, secret, scopes}} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
     })?;
     let mut seen = std::collections::HashSet::new();
     for client in &clients {
         use secrecy::ExposeSecret as _;
         let id_ok = !client.id.is_empty()
             && client.id.len() <= 64
-            && client.id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && client
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !id_ok {
-            return Err(ConfigError::new(var, format!("client id {:?} must be 1-64 of A-Z a-z 0-9 - _ .", client.id)));
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "client id {:?} must be 1-64 of A-Z a-z 0-9 - _ .",
+                    client.id
+                ),
+            ));
         }
         if !seen.insert(client.id.clone()) {
-            return Err(ConfigError::new(var, format!("client id {:?} appears twice", client.id)));
+            return Err(ConfigError::new(
+                var,
+                format!("client id {:?} appears twice", client.id),
+            ));
         }
         if client.secret.expose_secret().len() < 16 {
-            return Err(ConfigError::new(var, format!("the secret of client {:?} must be at least 16 characters", client.id)));
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "the secret of client {:?} must be at least 16 characters",
+                    client.id
+                ),
+            ));
         }
-        if let Some(bad) = client.scopes.iter().find(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
-            return Err(ConfigError::new(var, format!("client {:?} has unknown scope {bad:?}", client.id)));
+        if let Some(bad) = client
+            .scopes
+            .iter()
+            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+        {
+            return Err(ConfigError::new(
+                var,
+                format!("client {:?} has unknown scope {bad:?}", client.id),
+            ));
         }
     }
     Ok(clients)
@@ -89,7 +134,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -108,7 +156,10 @@ mod tests {
         ] {
             let err = Settings::from_env(&env(&[("SERVICE_CLIENTS", bad)])).unwrap_err();
             assert_eq!(err.var, "SERVICE_CLIENTS");
-            assert!(!err.to_string().contains("SECRET") && !err.to_string().contains("short"), "{err}");
+            assert!(
+                !err.to_string().contains("SECRET") && !err.to_string().contains("short"),
+                "{err}"
+            );
         }
         let err = Settings::from_env(&env(&[("AUTH_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "AUTH_BIND");

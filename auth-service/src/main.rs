@@ -7,7 +7,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(settings.common.log_format);
     if settings.common.redis_url.is_none() {
-        tracing::warn!("REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service");
+        tracing::warn!(
+            "REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service"
+        );
     }
     let app = Application::build(settings.clone())?;
     tracing::info!(bind = %settings.bind, port = app.port(), "auth-service listening");

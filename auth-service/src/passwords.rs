@@ -24,12 +24,20 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(max_concurrent: usize) -> Result<Self, ApiError> {
         let dummy = hash_blocking(&SecretString::from("not a real password, only for timing"))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent)), dummy_hash: dummy.into() })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            dummy_hash: dummy.into(),
+        })
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(job).await.map_err(ApiError::internal)
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(ApiError::internal)
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
@@ -38,13 +46,21 @@ impl PasswordHasher {
 
     /// True when `password` matches `hash`; with no hash, verifies against the dummy and
     /// returns false.
-    pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
             .run(move || {
                 let argon = argon2()?;
-                Ok::<_, ApiError>(argon.verify_password(password.expose_secret().as_bytes(), hash.as_str()).is_ok())
+                Ok::<_, ApiError>(
+                    argon
+                        .verify_password(password.expose_secret().as_bytes(), hash.as_str())
+                        .is_ok(),
+                )
             })
             .await??;
         Ok(known && matches)
@@ -73,7 +89,12 @@ mod tests {
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
         assert_ne!(a, b, "salted");
         assert!(!a.contains("correct horse"));
-        assert!(hasher.verify("correct horse".into(), Some(a.clone())).await.unwrap());
+        assert!(
+            hasher
+                .verify("correct horse".into(), Some(a.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!hasher.verify("wrong horse".into(), Some(a)).await.unwrap());
         assert!(!hasher.verify("anything".into(), None).await.unwrap());
     }

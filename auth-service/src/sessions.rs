@@ -41,7 +41,12 @@ pub enum Refreshed {
     Gone,
 }
 
-pub fn new_session(user_id: &str, user_agent: &str, ip: Option<String>, now: UnixTime) -> SessionRecord {
+pub fn new_session(
+    user_id: &str,
+    user_agent: &str,
+    ip: Option<String>,
+    now: UnixTime,
+) -> SessionRecord {
     SessionRecord {
         session_id: uuid::Uuid::new_v4().simple().to_string(),
         user_id: user_id.to_owned(),
@@ -63,22 +68,45 @@ fn encode(s: &SessionRecord) -> Result<String, ApiError> {
 }
 
 /// Stores a new session; it lives as long as its refresh token.
-pub async fn save_new(store: &Store, session: &SessionRecord, ttl: Duration) -> Result<(), ApiError> {
+pub async fn save_new(
+    store: &Store,
+    session: &SessionRecord,
+    ttl: Duration,
+) -> Result<(), ApiError> {
     let keys = store.keys();
-    store.set(&keys.session(&session.user_id, &session.session_id), &encode(session)?, Some(ttl)).await?;
-    store.set_add(&keys.sessions(&session.user_id), &session.session_id, ttl).await?;
+    store
+        .set(
+            &keys.session(&session.user_id, &session.session_id),
+            &encode(session)?,
+            Some(ttl),
+        )
+        .await?;
+    store
+        .set_add(&keys.sessions(&session.user_id), &session.session_id, ttl)
+        .await?;
     Ok(())
 }
 
-async fn load_raw(store: &Store, user_id: &str, session_id: &str) -> Result<Option<(SessionRecord, String)>, ApiError> {
-    let Some(raw) = store.get(&store.keys().session(user_id, session_id)).await? else {
+async fn load_raw(
+    store: &Store,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<(SessionRecord, String)>, ApiError> {
+    let Some(raw) = store
+        .get(&store.keys().session(user_id, session_id))
+        .await?
+    else {
         return Ok(None);
     };
     let record = serde_json::from_str(&raw).map_err(ApiError::internal)?;
     Ok(Some((record, raw)))
 }
 
-pub async fn load(store: &Store, user_id: &str, session_id: &str) -> Result<Option<SessionRecord>, ApiError> {
+pub async fn load(
+    store: &Store,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<SessionRecord>, ApiError> {
     Ok(load_raw(store, user_id, session_id).await?.map(|(s, _)| s))
 }
 
@@ -86,7 +114,13 @@ pub async fn load(store: &Store, user_id: &str, session_id: &str) -> Result<Opti
 pub async fn list(store: &Store, user_id: &str) -> Result<Vec<SessionRecord>, ApiError> {
     let keys = store.keys();
     let ids = store.set_members(&keys.sessions(user_id)).await?;
-    let records = store.mget(&ids.iter().map(|sid| keys.session(user_id, sid)).collect::<Vec<_>>()).await?;
+    let records = store
+        .mget(
+            &ids.iter()
+                .map(|sid| keys.session(user_id, sid))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
     let mut sessions = Vec::new();
     for (sid, raw) in ids.iter().zip(records) {
         match raw.and_then(|r| serde_json::from_str::<SessionRecord>(&r).ok()) {
@@ -102,7 +136,9 @@ pub async fn list(store: &Store, user_id: &str) -> Result<Vec<SessionRecord>, Ap
 pub async fn remove(store: &Store, user_id: &str, session_id: &str) -> Result<(), ApiError> {
     let keys = store.keys();
     store.del(&keys.session(user_id, session_id)).await?;
-    store.set_remove(&keys.sessions(user_id), session_id).await?;
+    store
+        .set_remove(&keys.sessions(user_id), session_id)
+        .await?;
     Ok(())
 }
 
@@ -124,8 +160,14 @@ pub async fn refresh(
         };
         if session.refresh_jti != presented_jti {
             let in_grace = session.previous_refresh_jti.as_deref() == Some(presented_jti)
-                && session.rotated_at.is_some_and(|at| now.millis() - at <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
-            return Ok(if in_grace { Refreshed::Grace(session) } else { Refreshed::Reused });
+                && session.rotated_at.is_some_and(|at| {
+                    now.millis() - at <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
+                });
+            return Ok(if in_grace {
+                Refreshed::Grace(session)
+            } else {
+                Refreshed::Reused
+            });
         }
         let rotated = SessionRecord {
             access_jti: new_jti(),
@@ -137,8 +179,13 @@ pub async fn refresh(
             ..session
         };
         let key = store.keys().session(user_id, session_id);
-        if store.compare_and_swap(&key, &raw, Some(&encode(&rotated)?), Some(ttl)).await? {
-            store.set_add(&store.keys().sessions(user_id), session_id, ttl).await?;
+        if store
+            .compare_and_swap(&key, &raw, Some(&encode(&rotated)?), Some(ttl))
+            .await?
+        {
+            store
+                .set_add(&store.keys().sessions(user_id), session_id, ttl)
+                .await?;
             return Ok(Refreshed::Rotated(rotated));
         }
         // Someone else changed the session meanwhile: look again.

@@ -28,8 +28,12 @@ pub struct AuthState {
 impl AuthState {
     pub fn new(settings: Settings, store: Store, keys: Arc<KeySet>) -> Result<Self, ApiError> {
         let jwt = settings.common.jwt.clone();
-        let validator =
-            Validator::new(keys.algorithm(), KeySource::Local(keys.clone()), jwt.clone(), store.clone());
+        let validator = Validator::new(
+            keys.algorithm(),
+            KeySource::Local(keys.clone()),
+            jwt.clone(),
+            store.clone(),
+        );
         Ok(Self {
             signer: Signer::new(keys.clone(), jwt),
             hasher: PasswordHasher::new(settings.max_concurrent_hashes)?,
@@ -68,7 +72,12 @@ impl Application {
     }
 
     /// For tests: a given store (fresh key prefix) and listener (port 0).
-    pub fn with_listener(settings: Settings, store: Store, keys: Arc<KeySet>, listener: TcpListener) -> anyhow::Result<Self> {
+    pub fn with_listener(
+        settings: Settings,
+        store: Store,
+        keys: Arc<KeySet>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
         let state = web::Data::new(AuthState::new(settings, store, keys)?);

@@ -20,18 +20,35 @@ pub struct TokenPair {
     pub session_id: String,
 }
 
-pub fn issue_pair(state: &AuthState, user: &UserRecord, session: &SessionRecord, now: UnixTime) -> Result<TokenPair, ApiError> {
+pub fn issue_pair(
+    state: &AuthState,
+    user: &UserRecord,
+    session: &SessionRecord,
+    now: UnixTime,
+) -> Result<TokenPair, ApiError> {
     let issued = UnixTime::from_secs(session.issued_at);
     let common = &state.settings.common;
     let access = AccessClaims {
-        reg: state.signer.registered(&user.user_id, TokenType::Access, session.access_jti.clone(), issued, common.access_ttl),
+        reg: state.signer.registered(
+            &user.user_id,
+            TokenType::Access,
+            session.access_jti.clone(),
+            issued,
+            common.access_ttl,
+        ),
         email: user.email.clone(),
         roles: user.roles.clone(),
         tier: user.tier,
         sid: session.session_id.clone(),
     };
     let refresh = RefreshClaims {
-        reg: state.signer.registered(&user.user_id, TokenType::Refresh, session.refresh_jti.clone(), issued, common.refresh_ttl),
+        reg: state.signer.registered(
+            &user.user_id,
+            TokenType::Refresh,
+            session.refresh_jti.clone(),
+            issued,
+            common.refresh_ttl,
+        ),
         sid: session.session_id.clone(),
         fam: session.family.clone(),
     };

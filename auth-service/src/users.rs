@@ -51,7 +51,12 @@ fn encode(user: &UserRecord) -> Result<String, ApiError> {
 }
 
 /// Creates a user; 409 `email_taken` when the email is registered.
-pub async fn create(store: &Store, email: &Email, password_hash: String, now: UnixTime) -> Result<UserRecord, ApiError> {
+pub async fn create(
+    store: &Store,
+    email: &Email,
+    password_hash: String,
+    now: UnixTime,
+) -> Result<UserRecord, ApiError> {
     let user = UserRecord {
         user_id: uuid::Uuid::new_v4().to_string(),
         email: email.as_str().to_owned(),
@@ -65,10 +70,18 @@ pub async fn create(store: &Store, email: &Email, password_hash: String, now: Un
     };
     // The record first: if claiming the email fails, an unreferenced record is harmless,
     // while an index pointing nowhere would lock the email out.
-    store.set(&store.keys().user(&user.user_id), &encode(&user)?, None).await?;
-    if !store.set_nx_no_expiry(&store.keys().email(email.as_str()), &user.user_id).await? {
+    store
+        .set(&store.keys().user(&user.user_id), &encode(&user)?, None)
+        .await?;
+    if !store
+        .set_nx_no_expiry(&store.keys().email(email.as_str()), &user.user_id)
+        .await?
+    {
         store.del(&store.keys().user(&user.user_id)).await?;
-        return Err(ApiError::new(ErrorCode::EmailTaken, "this email is already registered"));
+        return Err(ApiError::new(
+            ErrorCode::EmailTaken,
+            "this email is already registered",
+        ));
     }
     Ok(user)
 }
@@ -99,6 +112,8 @@ pub async fn update(
     change(&mut user);
     user.version += 1;
     let key = store.keys().user(&user.user_id);
-    let swapped = store.compare_and_swap(&key, &loaded.raw, Some(&encode(&user)?), None).await?;
+    let swapped = store
+        .compare_and_swap(&key, &loaded.raw, Some(&encode(&user)?), None)
+        .await?;
     Ok(swapped.then_some(user))
 }

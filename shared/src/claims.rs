@@ -127,7 +127,10 @@ impl AccessClaims {
 
 impl ServiceClaims {
     pub fn client_id(&self) -> &str {
-        self.reg.sub.strip_prefix(SERVICE_SUBJECT_PREFIX).unwrap_or(&self.reg.sub)
+        self.reg
+            .sub
+            .strip_prefix(SERVICE_SUBJECT_PREFIX)
+            .unwrap_or(&self.reg.sub)
     }
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)

@@ -14,7 +14,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(var: &str, problem: impl Into<String>) -> Self {
-        Self { var: var.to_owned(), problem: problem.into() }
+        Self {
+            var: var.to_owned(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -40,7 +43,9 @@ impl Env for std::collections::HashMap<String, String> {
 
 /// A value; empty counts as absent.
 pub fn string(env: &dyn Env, name: &str) -> Option<String> {
-    env.var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    env.var(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 pub fn string_or(env: &dyn Env, name: &str, default: &str) -> String {
@@ -65,7 +70,10 @@ pub fn boolean(env: &dyn Env, name: &str, default: bool) -> Result<bool, ConfigE
         None => Ok(default),
         Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
         Some(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+        Some(v) => Err(ConfigError::new(
+            name,
+            format!("expected true or false, got {v:?}"),
+        )),
     }
 }
 
@@ -75,7 +83,10 @@ pub fn positive_secs(env: &dyn Env, name: &str, default: u64) -> Result<Duration
         None => Ok(Duration::from_secs(default)),
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if n > 0 => Ok(Duration::from_secs(n.unsigned_abs())),
-            Ok(n) => Err(ConfigError::new(name, format!("must be a positive number of seconds, got {n}"))),
+            Ok(n) => Err(ConfigError::new(
+                name,
+                format!("must be a positive number of seconds, got {n}"),
+            )),
             Err(e) => Err(ConfigError::new(name, format!("cannot parse {raw:?}: {e}"))),
         },
     }
@@ -84,7 +95,13 @@ pub fn positive_secs(env: &dyn Env, name: &str, default: u64) -> Result<Duration
 /// A comma-separated list; empty items are dropped.
 pub fn list(env: &dyn Env, name: &str) -> Vec<String> {
     string(env, name)
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -107,6 +124,9 @@ pub fn log_format(env: &dyn Env) -> Result<LogFormat, ConfigError> {
     match string(env, "LOG_FORMAT").as_deref() {
         None | Some("pretty") => Ok(LogFormat::Pretty),
         Some("json") => Ok(LogFormat::Json),
-        Some(other) => Err(ConfigError::new("LOG_FORMAT", format!("expected json or pretty, got {other:?}"))),
+        Some(other) => Err(ConfigError::new(
+            "LOG_FORMAT",
+            format!("expected json or pretty, got {other:?}"),
+        )),
     }
 }

@@ -139,8 +139,11 @@ impl ApiError {
 
     /// `validation_failed` naming one bad field.
     pub fn field(field: &str, problem: impl Into<String>) -> Self {
-        Self::new(ErrorCode::ValidationFailed, "the request has invalid fields")
-            .with_field(field, problem)
+        Self::new(
+            ErrorCode::ValidationFailed,
+            "the request has invalid fields",
+        )
+        .with_field(field, problem)
     }
 
     pub fn with_field(mut self, field: &str, problem: impl Into<String>) -> Self {
@@ -181,7 +184,9 @@ pub struct FieldErrors(BTreeMap<String, String>);
 
 impl FieldErrors {
     pub fn add(&mut self, field: &str, problem: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_insert_with(|| problem.into());
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| problem.into());
     }
 
     /// Records the error of a `parse` result and gives back the value if there was one.
@@ -193,7 +198,10 @@ impl FieldErrors {
         if self.0.is_empty() {
             Ok(())
         } else {
-            let mut err = ApiError::new(ErrorCode::ValidationFailed, "the request has invalid fields");
+            let mut err = ApiError::new(
+                ErrorCode::ValidationFailed,
+                "the request has invalid fields",
+            );
             err.fields = self.0;
             Err(err)
         }

@@ -18,7 +18,10 @@ impl GenerationId {
         if raw.is_empty() || raw.len() > 128 {
             return Err("must be 1 to 128 characters");
         }
-        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-')) {
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-'))
+        {
             return Err("may only hold A-Z a-z 0-9 . _ ~ : -");
         }
         Ok(Self(raw.to_owned()))
@@ -64,7 +67,10 @@ impl Generation {
             generation_id: id.as_str().to_owned(),
             owner_id: f.remove("owner_id")?,
             status: f.remove("status").unwrap_or_else(|| "pending".to_owned()),
-            progress: f.remove("progress").and_then(|p| p.parse().ok()).unwrap_or(0.0),
+            progress: f
+                .remove("progress")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0.0),
             stage: f.remove("stage").filter(|s| !s.is_empty()),
             created_at: int(f.remove("created_at")),
             updated_at: int(f.remove("updated_at")),
@@ -88,7 +94,10 @@ pub async fn create(
         ("created_at", now_ms.clone()),
         ("updated_at", now_ms),
     ];
-    if !store.hash_create(&store.keys().generation(id.as_str()), &fields, ttl).await? {
+    if !store
+        .hash_create(&store.keys().generation(id.as_str()), &fields, ttl)
+        .await?
+    {
         return Ok(None);
     }
     Ok(Some(Generation {
@@ -103,7 +112,9 @@ pub async fn create(
 }
 
 pub async fn load(store: &Store, id: &GenerationId) -> StoreResult<Option<Generation>> {
-    let fields = store.hash_get_all(&store.keys().generation(id.as_str())).await?;
+    let fields = store
+        .hash_get_all(&store.keys().generation(id.as_str()))
+        .await?;
     Ok(Generation::from_fields(id, fields))
 }
 

@@ -37,13 +37,21 @@ impl ResponseError for ApiError {
             body["fields"] = json!(self.fields);
         }
         let mut res = HttpResponse::build(self.status_code());
-        res.content_type(PROBLEM_JSON).insert_header((header::CACHE_CONTROL, "no-store"));
+        res.content_type(PROBLEM_JSON)
+            .insert_header((header::CACHE_CONTROL, "no-store"));
         if let Some(secs) = self.retry_after_secs {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if self.status() == 401 && self.code != ErrorCode::InvalidStreamToken {
-            let error = if self.code == ErrorCode::MissingToken { "" } else { ", error=\"invalid_token\"" };
-            res.insert_header((header::WWW_AUTHENTICATE, format!("Bearer realm=\"authstream\"{error}")));
+            let error = if self.code == ErrorCode::MissingToken {
+                ""
+            } else {
+                ", error=\"invalid_token\""
+            };
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                format!("Bearer realm=\"authstream\"{error}"),
+            ));
         }
         res.body(body.to_string())
     }
@@ -75,7 +83,11 @@ pub async fn observe(
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = req.method().to_string();
@@ -86,7 +98,11 @@ pub async fn observe(
     let res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     let mut res = if status.as_u16() >= 400 && !is_problem(&res) {
-        let error = res.response().error().map(|e| e.to_string()).unwrap_or_default();
+        let error = res
+            .response()
+            .error()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         let code = code_for_status(status);
         let detail = match code {
             ErrorCode::NotFound => "no such route".to_owned(),
@@ -103,15 +119,24 @@ pub async fn observe(
         res.map_into_boxed_body()
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
     }
 
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
-    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.to_string())];
+    let labels = [
+        ("method", method.clone()),
+        ("route", route.clone()),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("authstream_http_requests_total", &labels).increment(1);
-    metrics::histogram!("authstream_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    metrics::histogram!("authstream_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
     let _entered = span.enter();
     tracing::info!(
         target: "authstream::access",
@@ -131,17 +156,22 @@ fn is_problem<B>(res: &ServiceResponse<B>) -> bool {
 
 /// JSON, path and query extractor errors as problem+json (413 for an oversized body).
 pub fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default().limit(limit).content_type_required(false).error_handler(move |err, _req| {
-        use actix_web::error::JsonPayloadError;
-        let api = match &err {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
-            }
-            JsonPayloadError::Deserialize(e) => ApiError::field("body", json_problem(e)),
-            _ => ApiError::field("body", "is not valid JSON"),
-        };
-        api.into()
-    })
+    web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(move |err, _req| {
+            use actix_web::error::JsonPayloadError;
+            let api = match &err {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {limit} bytes"),
+                ),
+                JsonPayloadError::Deserialize(e) => ApiError::field("body", json_problem(e)),
+                _ => ApiError::field("body", "is not valid JSON"),
+            };
+            api.into()
+        })
 }
 
 fn json_problem(e: &serde_json::Error) -> String {
@@ -163,14 +193,25 @@ pub fn query_config() -> web::QueryConfig {
 
 /// The bearer token of the `Authorization` header.
 pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingToken, "an Authorization: Bearer token is required"))?;
-    let value = value.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidToken, "unreadable Authorization header"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingToken,
+            "an Authorization: Bearer token is required",
+        )
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "unreadable Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::new(ErrorCode::MissingToken, "an Authorization: Bearer token is required")),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::new(
+            ErrorCode::MissingToken,
+            "an Authorization: Bearer token is required",
+        )),
     }
 }
 
@@ -184,9 +225,16 @@ impl TrustedProxies {
             .iter()
             .map(|item| {
                 let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
-                let addr: IpAddr = addr.parse().map_err(|_| format!("not an address or CIDR block: {item:?}"))?;
+                let addr: IpAddr = addr
+                    .parse()
+                    .map_err(|_| format!("not an address or CIDR block: {item:?}"))?;
                 let max = if addr.is_ipv4() { 32 } else { 128 };
-                let bits = if bits.is_empty() { max } else { bits.parse().map_err(|_| format!("bad prefix in {item:?}"))? };
+                let bits = if bits.is_empty() {
+                    max
+                } else {
+                    bits.parse()
+                        .map_err(|_| format!("bad prefix in {item:?}"))?
+                };
                 if bits > max {
                     return Err(format!("bad prefix in {item:?}"));
                 }
@@ -211,7 +259,11 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let mut client = peer;
         for hop in forwarded.rsplit(',').map(str::trim) {
             match hop.parse::<IpAddr>() {
@@ -252,19 +304,33 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(telemetry::metrics_handle().map(|h| h.render()).unwrap_or_default())
+        .body(
+            telemetry::metrics_handle()
+                .map(|h| h.render())
+                .unwrap_or_default(),
+        )
 }
 
-/// Registers `/healthz`, `/readyz` and `/metrics`.
+/// Registers `/healthz`, `/readyz` and `/metrics`, and installs the metrics recorder
+/// so that everything counted from now on is exported.
 pub fn health_routes(cfg: &mut web::ServiceConfig) {
+    telemetry::metrics_handle();
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
 }
 
-/// For unknown routes.
-pub async fn not_found() -> HttpResponse {
-    ApiError::new(ErrorCode::NotFound, "no such route").error_response()
+/// The default service: no route matched. When the path matched but the method did
+/// not, that is a 405.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    match req.match_pattern() {
+        Some(_) => ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "this route does not take that method",
+        ),
+        None => ApiError::new(ErrorCode::NotFound, "no such route"),
+    }
+    .error_response()
 }
 
 #[cfg(test)]
@@ -286,8 +352,17 @@ mod tests {
 pub fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, header::HeaderName::from_static("last-event-id")])
-        .expose_headers([header::ETAG, header::RETRY_AFTER, header::HeaderName::from_static("x-request-id")])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
         .supports_credentials()
         .max_age(600);
     for origin in origins {
@@ -299,7 +374,9 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
 /// Extractor configuration every app registers: JSON bodies up to `json_limit`
 /// bytes, path and query errors as problem+json.
 pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
-    cfg.app_data(json_config(json_limit)).app_data(path_config()).app_data(query_config());
+    cfg.app_data(json_config(json_limit))
+        .app_data(path_config())
+        .app_data(query_config());
 }
 
 /// A request authenticated by a Bearer token of type `C`, validated (signature,
@@ -315,8 +392,11 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
         let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
-            let validator = validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
-            let claims = validator.validate::<C>(&token?, crate::UnixTime::now()).await?;
+            let validator =
+                validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
+            let claims = validator
+                .validate::<C>(&token?, crate::UnixTime::now())
+                .await?;
             Ok(Self(claims))
         })
     }
@@ -341,7 +421,10 @@ impl Caller {
     pub fn require_admin_or_scope(&self, scope: &str) -> Result<(), ApiError> {
         match self {
             _ if self.is_admin() || self.has_scope(scope) => Ok(()),
-            Self::Service(_) => Err(ApiError::new(ErrorCode::InsufficientScope, format!("the scope {scope} is required"))),
+            Self::Service(_) => Err(ApiError::new(
+                ErrorCode::InsufficientScope,
+                format!("the scope {scope} is required"),
+            )),
             Self::User(_) => Err(ApiError::forbidden("this needs the admin role")),
         }
     }
@@ -355,7 +438,8 @@ impl actix_web::FromRequest for Caller {
         let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
-            let validator = validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
+            let validator =
+                validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
             let token = token?;
             let now = crate::UnixTime::now();
             match validator.validate(&token, now).await {

@@ -96,7 +96,14 @@ impl Signer {
     }
 
     /// The registered claims of a new token of `token_type` for `sub`, living `ttl` from `now`.
-    pub fn registered(&self, sub: &str, token_type: TokenType, jti: String, now: UnixTime, ttl: Duration) -> Registered {
+    pub fn registered(
+        &self,
+        sub: &str,
+        token_type: TokenType,
+        jti: String,
+        now: UnixTime,
+        ttl: Duration,
+    ) -> Registered {
         let iat = now.secs();
         Registered {
             iss: self.settings.issuer.clone(),
@@ -111,7 +118,10 @@ impl Signer {
     }
 
     pub fn sign<C: Claims>(&self, claims: &C) -> Result<String, ApiError> {
-        let (kid, key) = self.keys.signing_key().ok_or_else(|| ApiError::internal("no signing key"))?;
+        let (kid, key) = self
+            .keys
+            .signing_key()
+            .ok_or_else(|| ApiError::internal("no signing key"))?;
         let mut header = Header::new(self.keys.algorithm().jwt());
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, key).map_err(ApiError::internal)
@@ -147,7 +157,8 @@ impl RemoteKeys {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(ApiError::internal)?;
-        let empty = KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
+        let empty =
+            KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
         Ok(Self {
             url: format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')),
             http,
@@ -165,7 +176,9 @@ impl RemoteKeys {
         let mut last = self.last_fetch.lock().await;
         // Another task may have fetched while we waited.
         let cached = self.cached.read().clone();
-        if cached.verifying_key(kid).is_some() || last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+        if cached.verifying_key(kid).is_some()
+            || last.is_some_and(|t| t.elapsed() < self.min_refresh)
+        {
             return cached;
         }
         *last = Some(Instant::now());
@@ -183,7 +196,14 @@ impl RemoteKeys {
     }
 
     async fn fetch(&self) -> anyhow_like::Result<KeySet> {
-        let doc: serde_json::Value = self.http.get(&self.url).send().await?.error_for_status()?.json().await?;
+        let doc: serde_json::Value = self
+            .http
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         Ok(KeySet::from_jwks(&doc)?)
     }
 }
@@ -204,7 +224,12 @@ pub struct Validator {
 impl Validator {
     pub fn new(algorithm: Algorithm, keys: KeySource, settings: JwtSettings, store: Store) -> Self {
         crate::keys::install_crypto_provider();
-        Self { algorithm, keys, settings, store }
+        Self {
+            algorithm,
+            keys,
+            settings,
+            store,
+        }
     }
 
     pub fn settings(&self) -> &JwtSettings {
@@ -234,16 +259,22 @@ impl Validator {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::WrongAlgorithm,
-                _ => TokenError::Malformed,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        TokenError::WrongAlgorithm
+                    }
+                    _ => TokenError::Malformed,
+                }
+            })?;
         let raw = data.claims;
-        let token_type = raw.get("token_type").and_then(|t| t.as_str()).ok_or(TokenError::BadClaims)?;
+        let token_type = raw
+            .get("token_type")
+            .and_then(|t| t.as_str())
+            .ok_or(TokenError::BadClaims)?;
         if token_type != C::TYPE.as_str() {
             return Err(TokenError::WrongType(token_type.to_owned()));
         }
@@ -269,7 +300,15 @@ impl Validator {
         let result = async {
             let claims = self.decode::<C>(token, now).await?;
             let reg = claims.registered();
-            if revoked(&self.store, &reg.sub, &reg.jti, claims.session_id(), reg.iat).await? {
+            if revoked(
+                &self.store,
+                &reg.sub,
+                &reg.jti,
+                claims.session_id(),
+                reg.iat,
+            )
+            .await?
+            {
                 return Err(TokenError::Revoked);
             }
             Ok(claims)
@@ -288,13 +327,23 @@ impl Validator {
 
 /// True when the token `jti` of `sub`, its session, or everything of `sub` issued
 /// at `iat` has been revoked. One store round trip.
-pub async fn revoked(store: &Store, sub: &str, jti: &str, sid: Option<&str>, iat: i64) -> Result<bool, StoreError> {
+pub async fn revoked(
+    store: &Store,
+    sub: &str,
+    jti: &str,
+    sid: Option<&str>,
+    iat: i64,
+) -> Result<bool, StoreError> {
     let keys = store.keys();
     let mut lookup = vec![keys.not_before(sub), keys.revoked_token(sub, jti)];
     if let Some(sid) = sid {
         lookup.push(keys.revoked_session(sub, sid));
     }
     let found = store.mget(&lookup).await?;
-    let not_before = found.first().cloned().flatten().and_then(|v| v.parse::<i64>().ok());
+    let not_before = found
+        .first()
+        .cloned()
+        .flatten()
+        .and_then(|v| v.parse::<i64>().ok());
     Ok(not_before.is_some_and(|nbf| iat < nbf) || found.iter().skip(1).any(Option::is_some))
 }

@@ -37,7 +37,10 @@ impl Algorithm {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a PKCS#8 PEM Ed25519 private key")]
     BadPem { path: String },
     #[error("no .pem files in {0}")]
@@ -74,13 +77,22 @@ pub struct KeySet {
 impl KeySet {
     fn empty(algorithm: Algorithm) -> Self {
         install_crypto_provider();
-        Self { algorithm, signing: None, verifying: BTreeMap::new(), public_jwks: Vec::new(), ephemeral: false }
+        Self {
+            algorithm,
+            signing: None,
+            verifying: BTreeMap::new(),
+            public_jwks: Vec::new(),
+            ephemeral: false,
+        }
     }
 
     /// Every `*.pem` in `dir`; the file name without `.pem` is the `kid`, the last
     /// name in sort order signs, all verify.
     pub fn from_dir(dir: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: dir.display().to_string(), source };
+        let io = |source| KeyError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(Result::ok)
@@ -90,11 +102,20 @@ impl KeySet {
         files.sort();
         let mut set = Self::empty(Algorithm::EdDSA);
         for path in &files {
-            let kid = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let pem = std::fs::read_to_string(path)
-                .map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
-            let der = pem_to_der(&pem).ok_or_else(|| KeyError::BadPem { path: path.display().to_string() })?;
-            set.add_ed25519(kid, &der).map_err(|_| KeyError::BadPem { path: path.display().to_string() })?;
+            let kid = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let der = pem_to_der(&pem).ok_or_else(|| KeyError::BadPem {
+                path: path.display().to_string(),
+            })?;
+            set.add_ed25519(kid, &der).map_err(|_| KeyError::BadPem {
+                path: path.display().to_string(),
+            })?;
         }
         if files.is_empty() {
             return Err(KeyError::EmptyDir(dir.display().to_string()));
@@ -109,7 +130,10 @@ impl KeySet {
         let mut kid_bytes = [0u8; 6];
         ring::rand::SecureRandom::fill(&rng, &mut kid_bytes).map_err(|_| KeyError::Generate)?;
         let mut set = Self::empty(Algorithm::EdDSA);
-        set.add_ed25519(format!("ephemeral-{}", hex::encode(kid_bytes)), pkcs8.as_ref())?;
+        set.add_ed25519(
+            format!("ephemeral-{}", hex::encode(kid_bytes)),
+            pkcs8.as_ref(),
+        )?;
         set.ephemeral = true;
         Ok(set)
     }
@@ -121,7 +145,8 @@ impl KeySet {
         }
         let mut set = Self::empty(Algorithm::HS256);
         set.signing = Some(("hs256".to_owned(), EncodingKey::from_secret(secret)));
-        set.verifying.insert("hs256".to_owned(), DecodingKey::from_secret(secret));
+        set.verifying
+            .insert("hs256".to_owned(), DecodingKey::from_secret(secret));
         Ok(set)
     }
 
@@ -140,7 +165,8 @@ impl KeySet {
             let (Some(kid), Some(x)) = (field("kid"), field("x")) else {
                 return Err(KeyError::BadJwks("a key without kid or x".into()));
             };
-            let decoding = DecodingKey::from_ed_components(x).map_err(|e| KeyError::BadJwks(e.to_string()))?;
+            let decoding =
+                DecodingKey::from_ed_components(x).map_err(|e| KeyError::BadJwks(e.to_string()))?;
             set.verifying.insert(kid.to_owned(), decoding);
             set.public_jwks.push(key.clone());
         }
@@ -148,9 +174,11 @@ impl KeySet {
     }
 
     fn add_ed25519(&mut self, kid: String, pkcs8_der: &[u8]) -> Result<(), KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_der).map_err(|_| KeyError::Generate)?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8_der)
+            .map_err(|_| KeyError::Generate)?;
         let public = pair.public_key().as_ref();
-        self.verifying.insert(kid.clone(), DecodingKey::from_ed_der(public));
+        self.verifying
+            .insert(kid.clone(), DecodingKey::from_ed_der(public));
         self.public_jwks.push(json!({
             "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
             "kid": kid, "x": URL_SAFE_NO_PAD.encode(public),
@@ -226,7 +254,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("keys-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.pem"), "garbage").unwrap();
-        assert!(matches!(KeySet::from_dir(&dir), Err(KeyError::BadPem { .. })));
-        assert!(matches!(KeySet::hs256(b"short"), Err(KeyError::ShortSecret)));
+        assert!(matches!(
+            KeySet::from_dir(&dir),
+            Err(KeyError::BadPem { .. })
+        ));
+        assert!(matches!(
+            KeySet::hs256(b"short"),
+            Err(KeyError::ShortSecret)
+        ));
     }
 }

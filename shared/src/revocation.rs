@@ -25,31 +25,86 @@ impl RevocationNotice {
 
 async fn announce(store: &Store, notice: &RevocationNotice) -> StoreResult<()> {
     let payload = serde_json::to_string(notice).unwrap_or_default();
-    store.publish(&store.keys().revocations_channel(), &payload).await
+    store
+        .publish(&store.keys().revocations_channel(), &payload)
+        .await
 }
 
-/// Revokes one token until it would have expired anyway (`exp` in Unix seconds).
-pub async fn revoke_token(store: &Store, sub: &str, jti: &str, exp: i64, now: UnixTime, leeway: Duration) -> StoreResult<()> {
-    let remaining = now.until(UnixTime::from_secs(exp)) + leeway;
-    if remaining > leeway {
-        store.set(&store.keys().revoked_token(sub, jti), "1", Some(remaining)).await?;
+/// Revokes one token until it would have expired anyway (`exp` in Unix seconds): as
+/// long as a validator could still accept it, which is up to `exp` plus the leeway.
+pub async fn revoke_token(
+    store: &Store,
+    sub: &str,
+    jti: &str,
+    exp: i64,
+    now: UnixTime,
+    leeway: Duration,
+) -> StoreResult<()> {
+    let remaining = now.until(UnixTime::from_secs(exp).plus(leeway));
+    if !remaining.is_zero() {
+        store
+            .set(&store.keys().revoked_token(sub, jti), "1", Some(remaining))
+            .await?;
     }
     Ok(())
 }
 
 /// Revokes every token of a session; kept as long as any of its tokens can live.
-pub async fn revoke_session(store: &Store, user_id: &str, session_id: &str, keep_for: Duration) -> StoreResult<()> {
-    store.set(&store.keys().revoked_session(user_id, session_id), "1", Some(keep_for)).await?;
-    announce(store, &RevocationNotice { user_id: user_id.to_owned(), session_id: Some(session_id.to_owned()) }).await
+pub async fn revoke_session(
+    store: &Store,
+    user_id: &str,
+    session_id: &str,
+    keep_for: Duration,
+) -> StoreResult<()> {
+    store
+        .set(
+            &store.keys().revoked_session(user_id, session_id),
+            "1",
+            Some(keep_for),
+        )
+        .await?;
+    announce(
+        store,
+        &RevocationNotice {
+            user_id: user_id.to_owned(),
+            session_id: Some(session_id.to_owned()),
+        },
+    )
+    .await
 }
 
 /// Revokes everything `sub` holds that was issued before `now`: tokens issued in
 /// earlier seconds by the not-before mark, the current second's through `sessions`
 /// (which the caller revokes one by one), so a login a moment later works.
-pub async fn revoke_user(store: &Store, sub: &str, sessions: &[String], now: UnixTime, keep_for: Duration) -> StoreResult<()> {
+pub async fn revoke_user(
+    store: &Store,
+    sub: &str,
+    sessions: &[String],
+    now: UnixTime,
+    keep_for: Duration,
+) -> StoreResult<()> {
     for session_id in sessions {
-        store.set(&store.keys().revoked_session(sub, session_id), "1", Some(keep_for)).await?;
+        store
+            .set(
+                &store.keys().revoked_session(sub, session_id),
+                "1",
+                Some(keep_for),
+            )
+            .await?;
     }
-    store.set(&store.keys().not_before(sub), &now.secs().to_string(), Some(keep_for)).await?;
-    announce(store, &RevocationNotice { user_id: sub.to_owned(), session_id: None }).await
+    store
+        .set(
+            &store.keys().not_before(sub),
+            &now.secs().to_string(),
+            Some(keep_for),
+        )
+        .await?;
+    announce(
+        store,
+        &RevocationNotice {
+            user_id: sub.to_owned(),
+            session_id: None,
+        },
+    )
+    .await
 }

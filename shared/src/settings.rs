@@ -51,7 +51,12 @@ impl CommonSettings {
         let jwt_secret = config::string(env, "JWT_SECRET").map(SecretString::from);
         if algorithm == Algorithm::HS256 {
             match &jwt_secret {
-                None => return Err(ConfigError::new("JWT_SECRET", "required when JWT_ALGORITHM=HS256")),
+                None => {
+                    return Err(ConfigError::new(
+                        "JWT_SECRET",
+                        "required when JWT_ALGORITHM=HS256",
+                    ));
+                }
                 Some(s) if s.expose_secret().len() < 32 => {
                     return Err(ConfigError::new("JWT_SECRET", "must be at least 32 bytes"));
                 }
@@ -108,14 +113,18 @@ impl CommonSettings {
     pub fn signing_keys(&self) -> Result<Arc<KeySet>, ConfigError> {
         let keys = match (self.algorithm, &self.signing_keys_dir) {
             (Algorithm::HS256, _) => {
-                let secret = self.jwt_secret.as_ref().map(|s| s.expose_secret().as_bytes()).unwrap_or_default();
+                let secret = self
+                    .jwt_secret
+                    .as_ref()
+                    .map(|s| s.expose_secret().as_bytes())
+                    .unwrap_or_default();
                 KeySet::hs256(secret).map_err(|e| ConfigError::new("JWT_SECRET", e.to_string()))?
             }
-            (Algorithm::EdDSA, Some(dir)) => {
-                KeySet::from_dir(dir).map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?
-            }
+            (Algorithm::EdDSA, Some(dir)) => KeySet::from_dir(dir)
+                .map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?,
             (Algorithm::EdDSA, None) => {
-                let keys = KeySet::ephemeral().map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?;
+                let keys = KeySet::ephemeral()
+                    .map_err(|e| ConfigError::new("JWT_SIGNING_KEYS_DIR", e.to_string()))?;
                 tracing::warn!(
                     "no JWT_SIGNING_KEYS_DIR: signing with an ephemeral key; tokens will not survive a restart"
                 );
@@ -138,7 +147,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -165,7 +177,9 @@ mod tests {
             let err = CommonSettings::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");
         }
-        let err = CommonSettings::from_env(&env(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", "short")])).unwrap_err();
+        let err =
+            CommonSettings::from_env(&env(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", "short")]))
+                .unwrap_err();
         assert_eq!(err.var, "JWT_SECRET");
     }
 }

@@ -22,7 +22,9 @@ impl std::fmt::Debug for StreamSecret {
 impl StreamSecret {
     pub fn generate() -> Result<Self, ApiError> {
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| ApiError::internal("the random source failed"))?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| ApiError::internal("the random source failed"))?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
@@ -30,7 +32,9 @@ impl StreamSecret {
     /// before it reaches the store.
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = raw.len() == STREAM_TOKEN_LEN
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && URL_SAFE_NO_PAD.decode(raw).is_ok_and(|b| b.len() == 32);
         ok.then(|| Self(raw.to_owned()))
     }
@@ -41,7 +45,10 @@ impl StreamSecret {
 
     /// The hex SHA-256 digest: the only form the store holds.
     pub fn digest(&self) -> String {
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes()))
+        hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            self.0.as_bytes(),
+        ))
     }
 }
 
@@ -84,7 +91,13 @@ mod tests {
 
     #[test]
     fn jwts_and_junk_do_not_parse() {
-        for raw in ["", "abc", "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln", &"a".repeat(44), &"+".repeat(43)] {
+        for raw in [
+            "",
+            "abc",
+            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
+            &"a".repeat(44),
+            &"+".repeat(43),
+        ] {
             assert!(StreamSecret::parse(raw).is_none(), "{raw}");
         }
     }
@@ -105,11 +118,20 @@ pub async fn mint(
     for _ in 0..3 {
         let secret = StreamSecret::generate()?;
         let digest = secret.digest();
-        if store.set_nx(&store.keys().stream_token(&digest), &value, ttl).await? {
+        if store
+            .set_nx(&store.keys().stream_token(&digest), &value, ttl)
+            .await?
+        {
             if grant.kind == GrantKind::Token {
                 let keys = store.keys();
                 store.incr(&keys.stream_stats("issued")).await?;
-                store.expiring_add(&keys.stream_stats("active"), &digest, now.plus(ttl).millis()).await?;
+                store
+                    .expiring_add(
+                        &keys.stream_stats("active"),
+                        &digest,
+                        now.plus(ttl).millis(),
+                    )
+                    .await?;
             }
             return Ok(secret);
         }
@@ -128,27 +150,41 @@ pub enum Refusal {
 
 /// Consumes a token with ONE `GETDEL`; then records it as used. A refused token is
 /// told apart (unknown or replay) for the log, never for the client.
-pub async fn consume(store: &crate::Store, secret: &StreamSecret) -> Result<Result<StreamGrant, Refusal>, crate::StoreError> {
+pub async fn consume(
+    store: &crate::Store,
+    secret: &StreamSecret,
+) -> Result<Result<StreamGrant, Refusal>, crate::StoreError> {
     let digest = secret.digest();
     let keys = store.keys();
     let Some(raw) = store.get_del(&keys.stream_token(&digest)).await? else {
         let replay = store.exists(&keys.stream_token_used(&digest)).await?;
-        return Ok(Err(if replay { Refusal::Replay } else { Refusal::Unknown }));
+        return Ok(Err(if replay {
+            Refusal::Replay
+        } else {
+            Refusal::Unknown
+        }));
     };
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw) else {
         return Ok(Err(Refusal::Unknown));
     };
-    store.set(&keys.stream_token_used(&digest), "1", Some(USED_MARKER_TTL)).await?;
+    store
+        .set(&keys.stream_token_used(&digest), "1", Some(USED_MARKER_TTL))
+        .await?;
     if grant.kind == GrantKind::Token {
         store.incr(&keys.stream_stats("consumed")).await?;
-        store.expiring_remove(&keys.stream_stats("active"), &digest).await?;
+        store
+            .expiring_remove(&keys.stream_stats("active"), &digest)
+            .await?;
     }
     Ok(Ok(grant))
 }
 
 /// Counts a refused stream open.
 pub async fn record_rejected(store: &crate::Store) -> Result<(), crate::StoreError> {
-    store.incr(&store.keys().stream_stats("rejected")).await.map(drop)
+    store
+        .incr(&store.keys().stream_stats("rejected"))
+        .await
+        .map(drop)
 }
 
 /// Stream token statistics: counts only, no user data.
@@ -163,11 +199,24 @@ pub struct Stats {
 pub async fn stats(store: &crate::Store, now: crate::UnixTime) -> Result<Stats, crate::StoreError> {
     let keys = store.keys();
     let counters = store
-        .mget(&[keys.stream_stats("issued"), keys.stream_stats("consumed"), keys.stream_stats("rejected")])
+        .mget(&[
+            keys.stream_stats("issued"),
+            keys.stream_stats("consumed"),
+            keys.stream_stats("rejected"),
+        ])
         .await?;
-    let n = |i: usize| counters.get(i).cloned().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let n = |i: usize| {
+        counters
+            .get(i)
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
     Ok(Stats {
-        active: store.expiring_count(&keys.stream_stats("active"), now.millis()).await?,
+        active: store
+            .expiring_count(&keys.stream_stats("active"), now.millis())
+            .await?,
         issued_total: n(0),
         consumed_total: n(1),
         rejected_total: n(2),

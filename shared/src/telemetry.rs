@@ -11,9 +11,11 @@ use crate::config::LogFormat;
 /// Query parameters whose values never reach a log line.
 fn is_secret_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["token", "secret", "password", "key", "code", "auth", "session", "cookie", "grant"]
-        .iter()
-        .any(|s| name.contains(s))
+    [
+        "token", "secret", "password", "key", "code", "auth", "session", "cookie", "grant",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 /// The query string with the value of every secret-looking parameter replaced.
@@ -35,9 +37,15 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }

@@ -24,10 +24,19 @@ fn spawn(port: u16) -> Child {
         std::thread::spawn(move || {
             for (port, reply) in rx {
                 let mut cmd = Command::new("redis-server");
-                cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                    .args(["--daemonize", "no", "--loglevel", "warning"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
+                cmd.args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--daemonize", "no", "--loglevel", "warning"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
                 // SAFETY: prctl is async-signal-safe and touches no memory of ours.
                 unsafe {
                     cmd.pre_exec(|| {
@@ -52,7 +61,9 @@ fn spawn(port: u16) -> Child {
 }
 
 fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 7];
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
@@ -68,8 +79,15 @@ impl RedisServer {
     /// Starts a new server on a free port.
     pub fn start() -> Self {
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            let server = Self { port, child: Mutex::new(Some(spawn(port))) };
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let server = Self {
+                port,
+                child: Mutex::new(Some(spawn(port))),
+            };
             if server.wait_ready() {
                 return server;
             }
@@ -83,10 +101,10 @@ impl RedisServer {
             if ping(self.port) {
                 return true;
             }
-            if let Some(child) = self.child.lock().unwrap().as_mut() {
-                if child.try_wait().ok().flatten().is_some() {
-                    return false;
-                }
+            if let Some(child) = self.child.lock().unwrap().as_mut()
+                && child.try_wait().ok().flatten().is_some()
+            {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -132,7 +150,11 @@ pub fn shared_redis() -> &'static RedisServer {
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("t{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// A Redis store on the shared server with a fresh prefix.
@@ -141,7 +163,10 @@ pub fn redis_store() -> Store {
 }
 
 pub fn redis_store_at(url: &str) -> Store {
-    Store::redis(RedisStore::connect(url, Duration::from_millis(500)).unwrap(), &unique_prefix())
+    Store::redis(
+        RedisStore::connect(url, Duration::from_millis(500)).unwrap(),
+        &unique_prefix(),
+    )
 }
 
 /// Everything logged in this process; printed to stdout too when `TEST_LOG` is set.

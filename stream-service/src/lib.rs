@@ -1,1 +1,15 @@
-pub fn placeholder() {}
+//! The stream service: consumes single-use stream tokens, delivers a generation's
+//! events over SSE and WebSocket (history, then live, resumable by event id), and
+//! accepts events from services holding the `events:publish` scope.
+
+pub mod admission;
+pub mod config;
+pub mod feed;
+pub mod hub;
+mod meters;
+pub mod routes;
+pub mod startup;
+
+pub use config::Settings;
+pub use routes::openapi::openapi;
+pub use startup::{Application, Stopper, StreamState, mount};

@@ -15,7 +15,11 @@ impl Email {
             && !domain.ends_with('.')
             && !domain.contains('@')
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Self(email)) } else { Err("must be an email address") }
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err("must be an email address")
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -29,8 +33,20 @@ mod tests {
 
     #[test]
     fn normalises_and_rejects() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
-        for bad in ["", "ada", "@x.com", "ada@", "ada@com", "a da@x.com", "a@b@c.com", "ada@.com"] {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "@x.com",
+            "ada@",
+            "ada@com",
+            "a da@x.com",
+            "a@b@c.com",
+            "ada@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -47,8 +47,14 @@ impl Role {
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'-'));
-        if ok { Ok(Self(raw.to_owned())) } else { Err("roles are 1-64 of a-z 0-9 _ : -") }
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b':' | b'-')
+            });
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("roles are 1-64 of a-z 0-9 _ : -")
+        }
     }
 
     pub fn into_inner(self) -> String {

@@ -26,16 +26,22 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
     let email = errors.check("email", Email::parse(&body.email));
     let password = errors.check("password", Password::parse(body.password));
     errors.into_result()?;
-    email.zip(password).ok_or_else(|| ApiError::internal("checked fields missing"))
+    email
+        .zip(password)
+        .ok_or_else(|| ApiError::internal("checked fields missing"))
 }
 
 #[post("/auth/register")]
-pub async fn register(state: web::Data<AuthState>, body: web::Json<Credentials>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    state: web::Data<AuthState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
     let (email, password) = parse(body.into_inner())?;
     let hash = state.hasher.hash(password.secret().clone()).await?;
     let user = users::create(&state.store, &email, hash, UnixTime::now()).await?;
     tracing::info!(user_id = %user.user_id, "user registered");
-    Ok(HttpResponse::Created().json(json!({ "user_id": user.user_id, "email": user.email, "tier": user.tier })))
+    Ok(HttpResponse::Created()
+        .json(json!({ "user_id": user.user_id, "email": user.email, "tier": user.tier })))
 }
 
 #[post("/auth/login")]
@@ -59,39 +65,76 @@ pub async fn login(
     }
     let user = user.ok_or_else(invalid)?;
     let now = UnixTime::now();
-    let agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    let agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
     sessions::save_new(&state.store, &session, state.settings.common.refresh_ttl).await?;
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
     let pair = tokens::issue_pair(&state, &user, &session, now)?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair))
 }
 
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AuthState>, caller: Authenticated<AccessClaims>) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
     end_session(&state, claims.user_id(), &claims.sid).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[post("/auth/logout-all")]
-pub async fn logout_all(state: web::Data<AuthState>, caller: Authenticated<AccessClaims>) -> Result<HttpResponse, ApiError> {
+pub async fn logout_all(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+) -> Result<HttpResponse, ApiError> {
     revoke_everything(&state, caller.0.user_id(), UnixTime::now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Revokes one session: its refresh token, every access token of it, its open streams.
-pub async fn end_session(state: &AuthState, user_id: &str, session_id: &str) -> Result<(), ApiError> {
-    revocation::revoke_session(&state.store, user_id, session_id, state.settings.common.revocation_ttl()).await?;
+pub async fn end_session(
+    state: &AuthState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    revocation::revoke_session(
+        &state.store,
+        user_id,
+        session_id,
+        state.settings.common.revocation_ttl(),
+    )
+    .await?;
     sessions::remove(&state.store, user_id, session_id).await?;
     tracing::info!(%user_id, %session_id, "session revoked");
     Ok(())
 }
 
 /// Revokes every session and token of a user issued before `now`.
-pub async fn revoke_everything(state: &AuthState, user_id: &str, now: UnixTime) -> Result<(), ApiError> {
-    let ids: Vec<String> = sessions::list(&state.store, user_id).await?.into_iter().map(|s| s.session_id).collect();
-    revocation::revoke_user(&state.store, user_id, &ids, now, state.settings.common.revocation_ttl()).await?;
+pub async fn revoke_everything(
+    state: &AuthState,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<(), ApiError> {
+    let ids: Vec<String> = sessions::list(&state.store, user_id)
+        .await?
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    revocation::revoke_user(
+        &state.store,
+        user_id,
+        &ids,
+        now,
+        state.settings.common.revocation_ttl(),
+    )
+    .await?;
     for id in &ids {
         sessions::remove(&state.store, user_id, id).await?;
     }

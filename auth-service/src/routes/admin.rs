@@ -15,7 +15,11 @@ use crate::users;
 const ADMIN_SCOPE: &str = "users:admin";
 
 #[post("/auth/users/{user_id}/revoke")]
-pub async fn revoke_user(state: web::Data<AuthState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_user(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope(ADMIN_SCOPE)?;
     if users::load(&state.store, &path).await?.is_none() {
         return Err(ApiError::not_found("user"));
@@ -42,20 +46,28 @@ pub async fn update_user(
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let tier = body.tier.as_deref().and_then(|t| {
-        errors.check("tier", match t {
-            "free" => Ok(Tier::Free),
-            "paid" => Ok(Tier::Paid),
-            _ => Err("must be free or paid"),
-        })
+        errors.check(
+            "tier",
+            match t {
+                "free" => Ok(Tier::Free),
+                "paid" => Ok(Tier::Paid),
+                _ => Err("must be free or paid"),
+            },
+        )
     });
     let roles = body.roles.map(|roles| {
-        roles.iter().filter_map(|r| errors.check("roles", Role::parse(r)).map(Role::into_inner)).collect::<Vec<_>>()
+        roles
+            .iter()
+            .filter_map(|r| errors.check("roles", Role::parse(r)).map(Role::into_inner))
+            .collect::<Vec<_>>()
     });
     errors.into_result()?;
 
     // A concurrent change makes the swap fail: load again and re-apply.
     for _ in 0..5 {
-        let loaded = users::load(&state.store, &path).await?.ok_or_else(|| ApiError::not_found("user"))?;
+        let loaded = users::load(&state.store, &path)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
         let updated = users::update(&state.store, loaded, |user| {
             if let Some(tier) = tier {
                 user.tier = tier;
@@ -72,5 +84,8 @@ pub async fn update_user(
             return Ok(HttpResponse::Ok().json(user.profile()));
         }
     }
-    Err(ApiError::new(ErrorCode::PreconditionFailed, "the user kept changing; try again"))
+    Err(ApiError::new(
+        ErrorCode::PreconditionFailed,
+        "the user kept changing; try again",
+    ))
 }

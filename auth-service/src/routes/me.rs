@@ -20,11 +20,16 @@ fn respond(user: &UserRecord) -> HttpResponse {
 }
 
 async fn load(state: &AuthState, user_id: &str) -> Result<users::Loaded, ApiError> {
-    users::load(&state.store, user_id).await?.ok_or_else(|| ApiError::not_found("user"))
+    users::load(&state.store, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))
 }
 
 #[get("/auth/me")]
-pub async fn get(state: web::Data<AuthState>, caller: Authenticated<AccessClaims>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+) -> Result<HttpResponse, ApiError> {
     Ok(respond(&load(&state, caller.0.user_id()).await?.user))
 }
 
@@ -41,7 +46,9 @@ pub struct ProfilePatch {
 mod serde_with_null {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -58,22 +65,36 @@ pub async fn patch(
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::new(ErrorCode::PreconditionRequired, "send If-Match with the ETag of GET /auth/me"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PreconditionRequired,
+                "send If-Match with the ETag of GET /auth/me",
+            )
+        })?;
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
     let display_name: Option<Option<String>> = match body.display_name {
-        Some(Some(name)) => errors.check("display_name", DisplayName::parse(&name)).map(|n| Some(n.into_inner())),
+        Some(Some(name)) => errors
+            .check("display_name", DisplayName::parse(&name))
+            .map(|n| Some(n.into_inner())),
         Some(None) => Some(None),
         None => None,
     };
     let preferences = match body.preferences {
-        Some(p) => errors.check("preferences", Preferences::parse(p)).map(Preferences::into_inner),
+        Some(p) => errors
+            .check("preferences", Preferences::parse(p))
+            .map(Preferences::into_inner),
         None => None,
     };
     errors.into_result()?;
 
     let loaded = load(&state, caller.0.user_id()).await?;
-    let conflict = || ApiError::new(ErrorCode::PreconditionFailed, "the profile was changed by another session; reload it");
+    let conflict = || {
+        ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "the profile was changed by another session; reload it",
+        )
+    };
     if if_match.trim() != "*" && if_match.trim() != loaded.user.etag() {
         return Err(conflict());
     }

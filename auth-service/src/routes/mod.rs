@@ -39,5 +39,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The client address as configured (`TRUSTED_PROXIES`), as text.
 fn client_ip(state: &AuthState, req: &HttpRequest) -> Option<String> {
-    state.settings.common.trusted_proxies.client_ip(req).map(|ip| ip.to_string())
+    state
+        .settings
+        .common
+        .trusted_proxies
+        .client_ip(req)
+        .map(|ip| ip.to_string())
 }

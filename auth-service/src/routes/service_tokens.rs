@@ -42,12 +42,22 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
 }
 
 #[post("/auth/service-token")]
-pub async fn issue(state: web::Data<AuthState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "unknown client or wrong secret");
+pub async fn issue(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "unknown client or wrong secret",
+        )
+    };
     let json: ClientCredentials = if body.is_empty() {
         ClientCredentials::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| ApiError::field("body", "expected {client_id, client_secret}"))?
+        serde_json::from_slice(&body)
+            .map_err(|_| ApiError::field("body", "expected {client_id, client_secret}"))?
     };
     let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {
         (Some(pair), _, _) => pair,
@@ -57,7 +67,9 @@ pub async fn issue(state: web::Data<AuthState>, req: HttpRequest, body: web::Byt
     // Compare digests in constant time; an unknown id is compared against a dummy so
     // both failures take the same time.
     let client = state.settings.service_clients.iter().find(|c| c.id == id);
-    let expected = digest(client.map_or("no such client: never matches", |c| c.secret.expose_secret()));
+    let expected = digest(client.map_or("no such client: never matches", |c| {
+        c.secret.expose_secret()
+    }));
     let matches: bool = digest(secret.expose_secret()).ct_eq(&expected).into();
     let client = client.filter(|_| matches).ok_or_else(|| {
         tracing::info!(client_id = %id, "service token refused");
@@ -69,7 +81,10 @@ pub async fn issue(state: web::Data<AuthState>, req: HttpRequest, body: web::Byt
         Some(asked) => {
             let asked: Vec<String> = asked.map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|s| !client.scopes.contains(s)) {
-                return Err(ApiError::new(ErrorCode::InsufficientScope, format!("the client does not have the scope {extra}")));
+                return Err(ApiError::new(
+                    ErrorCode::InsufficientScope,
+                    format!("the client does not have the scope {extra}"),
+                ));
             }
             asked
         }
@@ -77,15 +92,23 @@ pub async fn issue(state: web::Data<AuthState>, req: HttpRequest, body: web::Byt
     let now = UnixTime::now();
     let ttl = state.settings.common.service_ttl;
     let claims = ServiceClaims {
-        reg: state.signer.registered(&format!("{SERVICE_SUBJECT_PREFIX}{}", client.id), TokenType::Service, new_jti(), now, ttl),
+        reg: state.signer.registered(
+            &format!("{SERVICE_SUBJECT_PREFIX}{}", client.id),
+            TokenType::Service,
+            new_jti(),
+            now,
+            ttl,
+        ),
         scopes,
     };
     let token = state.signer.sign(&claims)?;
     tracing::info!(client_id = %client.id, "service token issued");
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": ttl.as_secs(),
-        "scope": claims.scopes.join(" "),
-    })))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": ttl.as_secs(),
+            "scope": claims.scopes.join(" "),
+        })))
 }

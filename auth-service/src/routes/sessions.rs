@@ -11,7 +11,10 @@ use crate::sessions;
 use crate::startup::AuthState;
 
 #[get("/auth/sessions")]
-pub async fn list(state: web::Data<AuthState>, caller: Authenticated<AccessClaims>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
     let sessions = sessions::list(&state.store, claims.user_id()).await?;
     let body: Vec<_> = sessions
@@ -38,7 +41,10 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let user_id = caller.0.user_id().to_owned();
     // Looked up under the caller's own key: another user's session is simply not found.
-    if sessions::load(&state.store, &user_id, &path).await?.is_none() {
+    if sessions::load(&state.store, &user_id, &path)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::not_found("session"));
     }
     end_session(&state, &user_id, &path).await?;

@@ -23,14 +23,20 @@ pub async fn mint(
     let now = UnixTime::now();
     let caller = Caller::User(claims);
     let generation = visible(&state, &caller, &path).await?;
-    let Caller::User(claims) = caller else { return Err(ApiError::internal("caller changed")) };
+    let Caller::User(claims) = caller else {
+        return Err(ApiError::internal("caller changed"));
+    };
     let common = &state.settings.common;
     let grant = StreamGrant {
         user_id: claims.user_id().to_owned(),
         session_id: claims.sid.clone(),
         generation_id: generation.generation_id.clone(),
         issued_at: now.millis(),
-        client_ip: if common.stream_token_bind_ip { client_ip(&state, &req) } else { None },
+        client_ip: if common.stream_token_bind_ip {
+            client_ip(&state, &req)
+        } else {
+            None
+        },
         admin: claims.is_admin(),
         kind: GrantKind::Token,
     };

@@ -18,7 +18,10 @@ pub struct RefreshBody {
 }
 
 #[post("/auth/refresh")]
-pub async fn refresh(state: web::Data<AuthState>, body: web::Json<RefreshBody>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(
+    state: web::Data<AuthState>,
+    body: web::Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
     let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
     let user_id = &claims.reg.sub;
@@ -42,9 +45,14 @@ pub async fn refresh(state: web::Data<AuthState>, body: web::Json<RefreshBody>) 
             return Err(TokenError::Revoked.into());
         }
     };
-    let user = users::load(&state.store, user_id).await?.ok_or(TokenError::Revoked)?.user;
+    let user = users::load(&state.store, user_id)
+        .await?
+        .ok_or(TokenError::Revoked)?
+        .user;
     let pair = tokens::issue_pair(&state, &user, &session, now)?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair))
 }
 
 #[derive(Deserialize, Default)]
@@ -58,16 +66,29 @@ pub struct ValidateQuery {
 }
 
 /// The claims of a valid token, with `active: true`.
-async fn introspect(state: &AuthState, token: &str, token_type: Option<&str>) -> Result<HttpResponse, ApiError> {
+async fn introspect(
+    state: &AuthState,
+    token: &str,
+    token_type: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
     let claims = match token_type {
-        None | Some("access") => serde_json::to_value(state.validator.validate::<AccessClaims>(token, now).await?),
-        Some("service") => serde_json::to_value(state.validator.validate::<ServiceClaims>(token, now).await?),
+        None | Some("access") => {
+            serde_json::to_value(state.validator.validate::<AccessClaims>(token, now).await?)
+        }
+        Some("service") => serde_json::to_value(
+            state
+                .validator
+                .validate::<ServiceClaims>(token, now)
+                .await?,
+        ),
         Some(_) => return Err(ApiError::field("token_type", "must be access or service")),
     };
     let mut body = claims.map_err(ApiError::internal)?;
     body["active"] = serde_json::Value::Bool(true);
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(body))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
 }
 
 #[post("/auth/validate")]
@@ -80,7 +101,9 @@ pub async fn validate_post(
     let from_body = if body.is_empty() {
         None
     } else {
-        serde_json::from_slice::<TokenBody>(&body).map_err(|_| ApiError::field("body", "expected {\"token\": \"...\"}"))?.token
+        serde_json::from_slice::<TokenBody>(&body)
+            .map_err(|_| ApiError::field("body", "expected {\"token\": \"...\"}"))?
+            .token
     };
     let token = match from_body {
         Some(token) => token,
@@ -95,12 +118,20 @@ pub async fn validate_get(
     req: HttpRequest,
     query: web::Query<ValidateQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    introspect(&state, http::bearer_token(&req)?, query.token_type.as_deref()).await
+    introspect(
+        &state,
+        http::bearer_token(&req)?,
+        query.token_type.as_deref(),
+    )
+    .await
 }
 
 /// RFC 7009: 200 whether or not the token was valid, so it reveals nothing.
 #[post("/auth/revoke")]
-pub async fn revoke(state: web::Data<AuthState>, body: web::Json<TokenBody>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    state: web::Data<AuthState>,
+    body: web::Json<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("token", "is required"));
     };
@@ -125,7 +156,12 @@ pub async fn revoke(state: web::Data<AuthState>, body: web::Json<TokenBody>) -> 
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
-async fn revoke_one<C: Claims>(state: &AuthState, claims: &C, now: UnixTime, leeway: std::time::Duration) -> Result<(), ApiError> {
+async fn revoke_one<C: Claims>(
+    state: &AuthState,
+    claims: &C,
+    now: UnixTime,
+    leeway: std::time::Duration,
+) -> Result<(), ApiError> {
     let reg = claims.registered();
     revocation::revoke_token(&state.store, &reg.sub, &reg.jti, reg.exp, now, leeway).await?;
     tracing::info!(sub = %reg.sub, jti = %reg.jti, token_type = reg.token_type.as_str(), "token revoked");

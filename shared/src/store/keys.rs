@@ -10,7 +10,9 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {

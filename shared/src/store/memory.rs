@@ -11,7 +11,8 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, parse_event_id, published_event_payload,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, parse_event_id,
+    published_event_payload,
 };
 
 enum Value {
@@ -42,7 +43,11 @@ struct Data {
 
 impl Data {
     fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
-        if self.entries.get(key).is_some_and(|e| e.expires_at.is_some_and(|t| t <= now)) {
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|e| e.expires_at.is_some_and(|t| t <= now))
+        {
             self.entries.remove(key);
         }
         self.entries.get_mut(key)
@@ -53,9 +58,16 @@ impl Data {
         if self.writes_since_sweep >= 256 {
             // Amortised cleanup so expired keys never pile up.
             self.writes_since_sweep = 0;
-            self.entries.retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+            self.entries
+                .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
         }
-        self.entries.insert(key.to_owned(), Entry { value, expires_at: ttl.map(|d| now + d) });
+        self.entries.insert(
+            key.to_owned(),
+            Entry {
+                value,
+                expires_at: ttl.map(|d| now + d),
+            },
+        );
     }
 }
 
@@ -73,7 +85,10 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self { data: Arc::new(Mutex::new(Data::default())), sender: broadcast::channel(4096).0 }
+        Self {
+            data: Arc::new(Mutex::new(Data::default())),
+            sender: broadcast::channel(4096).0,
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Data, Instant) -> T) -> StoreResult<T> {
@@ -87,7 +102,10 @@ impl MemoryStore {
 
     pub(super) async fn get(&self, key: &str) -> StoreResult<Option<String>> {
         self.with(|d, now| match d.live(key, now) {
-            Some(Entry { value: Value::Str(s), .. }) => Some(s.clone()),
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => Some(s.clone()),
             _ => None,
         })
     }
@@ -96,14 +114,22 @@ impl MemoryStore {
         self.with(|d, now| {
             keys.iter()
                 .map(|k| match d.live(k, now) {
-                    Some(Entry { value: Value::Str(s), .. }) => Some(s.clone()),
+                    Some(Entry {
+                        value: Value::Str(s),
+                        ..
+                    }) => Some(s.clone()),
                     _ => None,
                 })
                 .collect()
         })
     }
 
-    pub(super) async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<()> {
+    pub(super) async fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreResult<()> {
         self.with(|d, now| d.insert(key, Value::Str(value.to_owned()), ttl, now))
     }
 
@@ -129,7 +155,10 @@ impl MemoryStore {
         self.with(|d, now| {
             d.live(key, now)?;
             match d.entries.remove(key) {
-                Some(Entry { value: Value::Str(s), .. }) => Some(s),
+                Some(Entry {
+                    value: Value::Str(s),
+                    ..
+                }) => Some(s),
                 _ => None,
             }
         })
@@ -167,11 +196,19 @@ impl MemoryStore {
     pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {
         self.with(|d, now| {
             let (current, expires) = match d.live(key, now) {
-                Some(Entry { value: Value::Str(s), expires_at }) => (s.parse::<i64>().unwrap_or(0), *expires_at),
+                Some(Entry {
+                    value: Value::Str(s),
+                    expires_at,
+                }) => (s.parse::<i64>().unwrap_or(0), *expires_at),
                 _ => (0, None),
             };
             let next = current + 1;
-            d.insert(key, Value::Str(next.to_string()), expires.map(|t| t.saturating_duration_since(now)), now);
+            d.insert(
+                key,
+                Value::Str(next.to_string()),
+                expires.map(|t| t.saturating_duration_since(now)),
+                now,
+            );
             next
         })
     }
@@ -192,11 +229,15 @@ impl MemoryStore {
     }
 
     pub(super) async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
-        self.update(key, || Value::Set(BTreeSet::new()), |v| {
-            if let Value::Set(s) = v {
-                s.insert(member.to_owned());
-            }
-        })?;
+        self.update(
+            key,
+            || Value::Set(BTreeSet::new()),
+            |v| {
+                if let Value::Set(s) = v {
+                    s.insert(member.to_owned());
+                }
+            },
+        )?;
         self.with(|d, now| {
             if let Some(e) = d.entries.get_mut(key) {
                 e.expires_at = Some(now + ttl);
@@ -206,7 +247,11 @@ impl MemoryStore {
 
     pub(super) async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.with(|d, now| {
-            if let Some(Entry { value: Value::Set(s), .. }) = d.live(key, now) {
+            if let Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) = d.live(key, now)
+            {
                 s.remove(member);
                 if s.is_empty() {
                     d.entries.remove(key);
@@ -217,23 +262,39 @@ impl MemoryStore {
 
     pub(super) async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
         self.with(|d, now| match d.live(key, now) {
-            Some(Entry { value: Value::Set(s), .. }) => s.iter().cloned().collect(),
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => s.iter().cloned().collect(),
             _ => Vec::new(),
         })
     }
 
-    pub(super) async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
-        self.update(key, || Value::Expiring(BTreeMap::new()), |v| {
-            if let Value::Expiring(z) = v {
-                z.insert(member.to_owned(), expires_at_ms);
-            }
-        })
+    pub(super) async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        self.update(
+            key,
+            || Value::Expiring(BTreeMap::new()),
+            |v| {
+                if let Value::Expiring(z) = v {
+                    z.insert(member.to_owned(), expires_at_ms);
+                }
+            },
+        )
         .map(drop)
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.with(|d, now| {
-            if let Some(Entry { value: Value::Expiring(z), .. }) = d.live(key, now) {
+            if let Some(Entry {
+                value: Value::Expiring(z),
+                ..
+            }) = d.live(key, now)
+            {
                 z.remove(member);
             }
         })
@@ -241,7 +302,10 @@ impl MemoryStore {
 
     pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
         self.with(|d, now| match d.live(key, now) {
-            Some(Entry { value: Value::Expiring(z), .. }) => {
+            Some(Entry {
+                value: Value::Expiring(z),
+                ..
+            }) => {
                 z.retain(|_, expires| *expires > now_ms);
                 z.len() as u64
             }
@@ -249,12 +313,20 @@ impl MemoryStore {
         })
     }
 
-    pub(super) async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+    pub(super) async fn hash_create(
+        &self,
+        key: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> StoreResult<bool> {
         self.with(|d, now| {
             if d.live(key, now).is_some() {
                 return false;
             }
-            let map = fields.iter().map(|(f, v)| ((*f).to_owned(), v.clone())).collect();
+            let map = fields
+                .iter()
+                .map(|(f, v)| ((*f).to_owned(), v.clone()))
+                .collect();
             d.insert(key, Value::Hash(map), Some(ttl), now);
             true
         })
@@ -262,7 +334,10 @@ impl MemoryStore {
 
     pub(super) async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         self.with(|d, now| match d.live(key, now) {
-            Some(Entry { value: Value::Hash(h), .. }) => h.clone(),
+            Some(Entry {
+                value: Value::Hash(h),
+                ..
+            }) => h.clone(),
             _ => HashMap::new(),
         })
     }
@@ -275,10 +350,17 @@ impl MemoryStore {
         event: &NewEvent<'_>,
     ) -> StoreResult<AppendOutcome> {
         let appended = self.with(|d, now| {
-            let Some(Entry { value: Value::Hash(fields), expires_at }) = d.live(record, now) else {
+            let Some(Entry {
+                value: Value::Hash(fields),
+                expires_at,
+            }) = d.live(record, now)
+            else {
                 return AppendOutcome::NoGeneration;
             };
-            if matches!(fields.get("status").map(String::as_str), Some("completed" | "failed")) {
+            if matches!(
+                fields.get("status").map(String::as_str),
+                Some("completed" | "failed")
+            ) {
                 return AppendOutcome::Finished;
             }
             fields.insert("status".into(), event.status.to_owned());
@@ -293,18 +375,28 @@ impl MemoryStore {
             if d.live(history, now).is_none() {
                 d.insert(history, Value::Stream(Stream::default()), None, now);
             }
-            let Some(Entry { value: Value::Stream(stream), expires_at }) = d.entries.get_mut(history) else {
+            let Some(Entry {
+                value: Value::Stream(stream),
+                expires_at,
+            }) = d.entries.get_mut(history)
+            else {
                 return AppendOutcome::NoGeneration;
             };
             *expires_at = Some(now + event.ttl);
             let ms = u64::try_from(event.now_ms).unwrap_or(0);
-            let id = if ms > stream.last.0 { (ms, 0) } else { (stream.last.0, stream.last.1 + 1) };
+            let id = if ms > stream.last.0 {
+                (ms, 0)
+            } else {
+                (stream.last.0, stream.last.1 + 1)
+            };
             stream.last = id;
             stream.entries.push_back((id, event.data.to_owned()));
             while stream.entries.len() > event.max_len.max(1) {
                 stream.entries.pop_front();
             }
-            AppendOutcome::Appended { id: format!("{}-{}", id.0, id.1) }
+            AppendOutcome::Appended {
+                id: format!("{}-{}", id.0, id.1),
+            }
         })?;
         if let AppendOutcome::Appended { id } = &appended {
             let payload = published_event_payload(event.generation_id, id, event.data);
@@ -313,31 +405,49 @@ impl MemoryStore {
         Ok(appended)
     }
 
-    pub(super) async fn read_events(&self, history: &str, after: Option<&str>) -> StoreResult<EventPage> {
+    pub(super) async fn read_events(
+        &self,
+        history: &str,
+        after: Option<&str>,
+    ) -> StoreResult<EventPage> {
         self.with(|d, now| {
             let entries: Vec<((u64, u64), String)> = match d.live(history, now) {
-                Some(Entry { value: Value::Stream(s), .. }) => s.entries.iter().cloned().collect(),
+                Some(Entry {
+                    value: Value::Stream(s),
+                    ..
+                }) => s.entries.iter().cloned().collect(),
                 _ => Vec::new(),
             };
             let render = |e: Vec<((u64, u64), String)>| {
-                e.into_iter().map(|((ms, seq), data)| (format!("{ms}-{seq}"), data)).collect()
+                e.into_iter()
+                    .map(|((ms, seq), data)| (format!("{ms}-{seq}"), data))
+                    .collect()
             };
             let Some(after) = after else {
-                return EventPage { events: render(entries), reset: false };
+                return EventPage {
+                    events: render(entries),
+                    reset: false,
+                };
             };
             match (parse_event_id(after), entries.first().map(|(id, _)| *id)) {
                 (Some(point), Some(oldest)) if point >= oldest => EventPage {
                     events: render(entries.into_iter().filter(|(id, _)| *id > point).collect()),
                     reset: false,
                 },
-                _ => EventPage { events: render(entries), reset: true },
+                _ => EventPage {
+                    events: render(entries),
+                    reset: true,
+                },
             }
         })
     }
 
     pub(super) async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
         // No receivers is fine: nobody is listening right now.
-        let _ = self.sender.send(PubSubMessage::Message { channel: channel.into(), payload: payload.into() });
+        let _ = self.sender.send(PubSubMessage::Message {
+            channel: channel.into(),
+            payload: payload.into(),
+        });
         Ok(())
     }
 
@@ -347,7 +457,8 @@ impl MemoryStore {
 
     pub(super) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
         self.with(|d, now| {
-            d.entries.retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+            d.entries
+                .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
             d.entries
                 .iter()
                 .filter(|(k, _)| k.starts_with(prefix))

@@ -28,7 +28,10 @@ pub enum StoreError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store unavailable");
-        ApiError::new(ErrorCode::StoreUnavailable, "the store is unavailable, try again shortly")
+        ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "the store is unavailable, try again shortly",
+        )
     }
 }
 
@@ -37,7 +40,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// A message from the store's publish/subscribe fan-out.
 #[derive(Debug, Clone)]
 pub enum PubSubMessage {
-    Message { channel: Arc<str>, payload: Arc<str> },
+    Message {
+        channel: Arc<str>,
+        payload: Arc<str>,
+    },
     /// The subscription was re-established; messages may have been missed meanwhile.
     Reconnected,
 }
@@ -118,11 +124,17 @@ impl Store {
     pub fn redis(store: RedisStore, prefix: &str) -> Self {
         let keys = Keys::new(prefix);
         store.set_channels(vec![keys.events_channel(), keys.revocations_channel()]);
-        Self { backend: Backend::Redis(store), keys }
+        Self {
+            backend: Backend::Redis(store),
+            keys,
+        }
     }
 
     pub fn memory(prefix: &str) -> Self {
-        Self { backend: Backend::Memory(MemoryStore::new()), keys: Keys::new(prefix) }
+        Self {
+            backend: Backend::Memory(MemoryStore::new()),
+            keys: Keys::new(prefix),
+        }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -209,7 +221,12 @@ impl Store {
     }
 
     /// Adds a member to a sorted set with the time (ms) after which it no longer counts.
-    pub async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
+    pub async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
         dispatch!(self.expiring_add(key, member, expires_at_ms))
     }
 
@@ -223,7 +240,12 @@ impl Store {
     }
 
     /// Creates a hash with these fields unless the key exists. True when created.
-    pub async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+    pub async fn hash_create(
+        &self,
+        key: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> StoreResult<bool> {
         dispatch!(self.hash_create(key, fields, ttl))
     }
 
@@ -243,7 +265,11 @@ impl Store {
     }
 
     /// The kept events of a generation after `after` (exclusive), or all of them.
-    pub async fn read_events(&self, generation_id: &str, after: Option<&str>) -> StoreResult<EventPage> {
+    pub async fn read_events(
+        &self,
+        generation_id: &str,
+        after: Option<&str>,
+    ) -> StoreResult<EventPage> {
         let history = self.keys.events(generation_id);
         dispatch!(self.read_events(&history, after))
     }

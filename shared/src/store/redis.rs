@@ -12,7 +12,9 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
-use super::{AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, parse_event_id};
+use super::{
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, parse_event_id,
+};
 
 const COMPARE_AND_SWAP: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -80,10 +82,16 @@ impl RedisStore {
         let mut cfg = Config::from_url(url);
         cfg.pool = Some(PoolConfig {
             max_size: 64,
-            timeouts: Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) },
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
             ..PoolConfig::default()
         });
-        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(unavailable)?;
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
         let (sender, _) = broadcast::channel(4096);
         Ok(Self {
             pool,
@@ -153,7 +161,12 @@ impl RedisStore {
         self.query(redis::cmd("MGET").arg(keys)).await
     }
 
-    pub(super) async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> StoreResult<()> {
+    pub(super) async fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<Duration>,
+    ) -> StoreResult<()> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(value);
         if let Some(ttl) = ttl {
@@ -163,13 +176,23 @@ impl RedisStore {
     }
 
     pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
-        let created: Option<String> =
-            self.query(redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ms(ttl))).await?;
+        let created: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(ttl)),
+            )
+            .await?;
         Ok(created.is_some())
     }
 
     pub(super) async fn set_nx_no_expiry(&self, key: &str, value: &str) -> StoreResult<bool> {
-        let created: Option<String> = self.query(redis::cmd("SET").arg(key).arg(value).arg("NX")).await?;
+        let created: Option<String> = self
+            .query(redis::cmd("SET").arg(key).arg(value).arg("NX"))
+            .await?;
         Ok(created.is_some())
     }
 
@@ -214,34 +237,60 @@ impl RedisStore {
 
     pub(super) async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
         let mut pipe = redis::pipe();
-        pipe.cmd("SADD").arg(key).arg(member).ignore().cmd("PEXPIRE").arg(key).arg(ms(ttl)).ignore();
+        pipe.cmd("SADD")
+            .arg(key)
+            .arg(member)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(key)
+            .arg(ms(ttl))
+            .ignore();
         self.pipe::<()>(&pipe).await
     }
 
     pub(super) async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("SREM").arg(key).arg(member)).await
+        self.query::<()>(redis::cmd("SREM").arg(key).arg(member))
+            .await
     }
 
     pub(super) async fn set_members(&self, key: &str) -> StoreResult<Vec<String>> {
         self.query(redis::cmd("SMEMBERS").arg(key)).await
     }
 
-    pub(super) async fn expiring_add(&self, key: &str, member: &str, expires_at_ms: i64) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("ZADD").arg(key).arg(expires_at_ms).arg(member)).await
+    pub(super) async fn expiring_add(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("ZADD").arg(key).arg(expires_at_ms).arg(member))
+            .await
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("ZREM").arg(key).arg(member)).await
+        self.query::<()>(redis::cmd("ZREM").arg(key).arg(member))
+            .await
     }
 
     pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
         let mut pipe = redis::pipe();
-        pipe.cmd("ZREMRANGEBYSCORE").arg(key).arg("-inf").arg(now_ms).ignore().cmd("ZCARD").arg(key);
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(now_ms)
+            .ignore()
+            .cmd("ZCARD")
+            .arg(key);
         let (count,): (u64,) = self.pipe(&pipe).await?;
         Ok(count)
     }
 
-    pub(super) async fn hash_create(&self, key: &str, fields: &[(&str, String)], ttl: Duration) -> StoreResult<bool> {
+    pub(super) async fn hash_create(
+        &self,
+        key: &str,
+        fields: &[(&str, String)],
+        ttl: Duration,
+    ) -> StoreResult<bool> {
         let mut inv = self.scripts.hash_create.prepare_invoke();
         inv.key(key).arg(ms(ttl));
         for (field, value) in fields {
@@ -275,7 +324,9 @@ impl RedisStore {
             .arg(event.progress.map(|p| p.to_string()).unwrap_or_default())
             .arg(event.stage.unwrap_or_default());
         let reply: Vec<redis::Value> = self.invoke(inv).await?;
-        let code = reply.first().and_then(|v| i64::from_redis_value_ref(v).ok());
+        let code = reply
+            .first()
+            .and_then(|v| i64::from_redis_value_ref(v).ok());
         match code {
             Some(0) => Ok(AppendOutcome::NoGeneration),
             Some(1) => Ok(AppendOutcome::Finished),
@@ -289,45 +340,88 @@ impl RedisStore {
         }
     }
 
-    pub(super) async fn read_events(&self, history: &str, after: Option<&str>) -> StoreResult<EventPage> {
+    pub(super) async fn read_events(
+        &self,
+        history: &str,
+        after: Option<&str>,
+    ) -> StoreResult<EventPage> {
         type Entries = Vec<(String, Vec<(String, String)>)>;
         let data = |entries: Entries| {
             entries
                 .into_iter()
-                .filter_map(|(id, fields)| fields.into_iter().find(|(f, _)| f == "d").map(|(_, d)| (id, d)))
+                .filter_map(|(id, fields)| {
+                    fields
+                        .into_iter()
+                        .find(|(f, _)| f == "d")
+                        .map(|(_, d)| (id, d))
+                })
                 .collect::<Vec<_>>()
         };
         let Some(after) = after else {
-            let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
-            return Ok(EventPage { events: data(all), reset: false });
+            let all: Entries = self
+                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
+                .await?;
+            return Ok(EventPage {
+                events: data(all),
+                reset: false,
+            });
         };
         let Some(point) = parse_event_id(after) else {
-            let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
-            return Ok(EventPage { events: data(all), reset: true });
+            let all: Entries = self
+                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
+                .await?;
+            return Ok(EventPage {
+                events: data(all),
+                reset: true,
+            });
         };
         let mut pipe = redis::pipe();
-        pipe.cmd("XRANGE").arg(history).arg("-").arg("+").arg("COUNT").arg(1);
-        pipe.cmd("XRANGE").arg(history).arg(format!("({after}")).arg("+");
+        pipe.cmd("XRANGE")
+            .arg(history)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+        pipe.cmd("XRANGE")
+            .arg(history)
+            .arg(format!("({after}"))
+            .arg("+");
         let (first, rest): (Entries, Entries) = self.pipe(&pipe).await?;
         let oldest = first.first().and_then(|(id, _)| parse_event_id(id));
         match oldest {
             Some(oldest) if point < oldest => {
-                let all: Entries = self.query(redis::cmd("XRANGE").arg(history).arg("-").arg("+")).await?;
-                Ok(EventPage { events: data(all), reset: true })
+                let all: Entries = self
+                    .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
+                    .await?;
+                Ok(EventPage {
+                    events: data(all),
+                    reset: true,
+                })
             }
-            None => Ok(EventPage { events: Vec::new(), reset: true }),
-            Some(_) => Ok(EventPage { events: data(rest), reset: false }),
+            None => Ok(EventPage {
+                events: Vec::new(),
+                reset: true,
+            }),
+            Some(_) => Ok(EventPage {
+                events: data(rest),
+                reset: false,
+            }),
         }
     }
 
     pub(super) async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload)).await
+        self.query::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
+            .await
     }
 
     pub(super) async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
         let receiver = self.pubsub.sender.subscribe();
         self.pubsub.started.call_once(|| {
-            tokio::spawn(run_subscription(self.client.clone(), self.pubsub.clone(), self.timeout));
+            tokio::spawn(run_subscription(
+                self.client.clone(),
+                self.pubsub.clone(),
+                self.timeout,
+            ));
         });
         let mut live = self.pubsub.live.subscribe();
         tokio::time::timeout(self.timeout, live.wait_for(|up| *up))
@@ -338,7 +432,9 @@ impl RedisStore {
     }
 
     pub(super) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
-        let keys: Vec<String> = self.query(redis::cmd("KEYS").arg(format!("{prefix}:*"))).await?;
+        let keys: Vec<String> = self
+            .query(redis::cmd("KEYS").arg(format!("{prefix}:*")))
+            .await?;
         let mut out = Vec::new();
         for key in keys {
             let kind: String = self.query(redis::cmd("TYPE").arg(&key)).await?;
@@ -347,7 +443,9 @@ impl RedisStore {
                 "hash" => format!("{:?}", self.hash_get_all(&key).await?),
                 "set" => format!("{:?}", self.set_members(&key).await?),
                 "zset" => {
-                    let m: Vec<String> = self.query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1)).await?;
+                    let m: Vec<String> = self
+                        .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
+                        .await?;
                     format!("{m:?}")
                 }
                 "stream" => format!("{:?}", self.read_events(&key, None).await?.events),
@@ -384,7 +482,9 @@ async fn run_subscription(client: redis::Client, state: Arc<PubSubState>, timeou
                 state.live.send_replace(true);
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
-                    let Ok(payload) = msg.get_payload::<String>() else { continue };
+                    let Ok(payload) = msg.get_payload::<String>() else {
+                        continue;
+                    };
                     // No receivers is fine: nobody is streaming right now.
                     let _ = state.sender.send(PubSubMessage::Message {
                         channel: msg.get_channel_name().into(),

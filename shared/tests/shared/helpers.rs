@@ -21,13 +21,18 @@ pub async fn next_message(rx: &mut broadcast::Receiver<PubSubMessage>, channel: 
     let wait = async {
         loop {
             match rx.recv().await {
-                Ok(PubSubMessage::Message { channel: c, payload }) if &*c == channel => return payload.to_string(),
+                Ok(PubSubMessage::Message {
+                    channel: c,
+                    payload,
+                }) if &*c == channel => return payload.to_string(),
                 Ok(_) => {}
                 Err(e) => panic!("subscription ended: {e}"),
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(3), wait).await.unwrap_or_else(|_| panic!("nothing on {channel} within 3 s"))
+    tokio::time::timeout(Duration::from_secs(3), wait)
+        .await
+        .unwrap_or_else(|_| panic!("nothing on {channel} within 3 s"))
 }
 
 pub const ISSUER: &str = "authstream-test";
@@ -36,7 +41,11 @@ pub const LEEWAY_SECS: u64 = 5;
 pub const ACCESS_TTL: Duration = Duration::from_secs(900);
 
 pub fn settings() -> JwtSettings {
-    JwtSettings { issuer: ISSUER.into(), audience: AUDIENCE.into(), leeway: Duration::from_secs(LEEWAY_SECS) }
+    JwtSettings {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        leeway: Duration::from_secs(LEEWAY_SECS),
+    }
 }
 
 /// An ephemeral Ed25519 key set with its signer and a validator on `store`.
@@ -54,8 +63,18 @@ impl Jwt {
 
     pub fn with_keys(keys: Arc<KeySet>, store: Store) -> Self {
         let signer = Signer::new(keys.clone(), settings());
-        let validator = Validator::new(keys.algorithm(), KeySource::Local(keys.clone()), settings(), store.clone());
-        Self { keys, signer, validator, store }
+        let validator = Validator::new(
+            keys.algorithm(),
+            KeySource::Local(keys.clone()),
+            settings(),
+            store.clone(),
+        );
+        Self {
+            keys,
+            signer,
+            validator,
+            store,
+        }
     }
 
     pub fn kid(&self) -> String {
@@ -64,7 +83,9 @@ impl Jwt {
 
     pub fn access_claims(&self, sub: &str, sid: &str, now: UnixTime) -> AccessClaims {
         AccessClaims {
-            reg: self.signer.registered(sub, TokenType::Access, new_jti(), now, ACCESS_TTL),
+            reg: self
+                .signer
+                .registered(sub, TokenType::Access, new_jti(), now, ACCESS_TTL),
             email: format!("{sub}@example.com"),
             roles: vec!["user".into()],
             tier: Tier::Free,
@@ -80,17 +101,30 @@ impl Jwt {
 
     pub fn refresh(&self, sub: &str, sid: &str, now: UnixTime) -> (String, RefreshClaims) {
         let claims = RefreshClaims {
-            reg: self.signer.registered(sub, TokenType::Refresh, new_jti(), now, Duration::from_secs(604_800)),
+            reg: self.signer.registered(
+                sub,
+                TokenType::Refresh,
+                new_jti(),
+                now,
+                Duration::from_secs(604_800),
+            ),
             sid: sid.into(),
             fam: new_jti(),
         };
         (self.signer.sign(&claims).unwrap(), claims)
     }
 
-    pub fn service(&self, client_id: &str, scopes: &[&str], now: UnixTime) -> (String, ServiceClaims) {
+    pub fn service(
+        &self,
+        client_id: &str,
+        scopes: &[&str],
+        now: UnixTime,
+    ) -> (String, ServiceClaims) {
         let sub = format!("service:{client_id}");
         let claims = ServiceClaims {
-            reg: self.signer.registered(&sub, TokenType::Service, new_jti(), now, ACCESS_TTL),
+            reg: self
+                .signer
+                .registered(&sub, TokenType::Service, new_jti(), now, ACCESS_TTL),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         };
         (self.signer.sign(&claims).unwrap(), claims)
@@ -120,6 +154,10 @@ pub fn hs256(store: Store) -> Jwt {
 /// not echo the token.
 pub fn code_of(token: &str, err: TokenError) -> &'static str {
     let api = ApiError::from(err);
-    assert!(token.is_empty() || !api.detail.contains(token), "the detail echoes the token: {}", api.detail);
+    assert!(
+        token.is_empty() || !api.detail.contains(token),
+        "the detail echoes the token: {}",
+        api.detail
+    );
     api.code.as_str()
 }

@@ -1,0 +1,15 @@
+//! Integration tests of the auth service against a real redis-server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod account;
+mod admin;
+mod generations;
+mod me;
+mod operations;
+mod refresh;
+mod service_tokens;
+mod sessions;
+mod stream_tokens;
+mod validate;

@@ -1,0 +1,240 @@
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::claims::AccessClaims;
+use shared::jwt::{KeySource, Validator};
+use shared::keys::KeySet;
+use shared::testing::RedisServer;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.json::<Value>().await.unwrap()["store"], "redis");
+    let user = app.signup().await;
+    app.me(&user.access).await;
+    app.me("bad").await;
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("authstream_http_requests_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"route="/auth/me""#));
+    assert!(metrics.contains("authstream_http_request_duration_seconds"));
+    assert!(metrics.contains("authstream_tokens_validated_total"));
+    assert!(
+        metrics.contains(r#"authstream_tokens_rejected_total{type="access",reason="malformed"}"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_jwks_verifies_issued_tokens() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let res = app.get("/.well-known/jwks.json").send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+    let jwks: Value = res.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert!(key.get("d").is_none(), "no private part");
+    let keys = std::sync::Arc::new(KeySet::from_jwks(&jwks).unwrap());
+    let settings =
+        shared::settings::CommonSettings::from_env(&std::collections::HashMap::new()).unwrap();
+    let validator = Validator::new(
+        keys.algorithm(),
+        KeySource::Local(keys),
+        settings.jwt,
+        app.store.clone(),
+    );
+    let claims: AccessClaims = validator
+        .validate(&user.access, shared::UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!(claims.user_id(), user.user_id);
+}
+
+#[tokio::test]
+async fn errors_are_problem_json_for_unknown_routes_methods_and_big_bodies() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/nowhere").send().await.unwrap(), 404, "not_found").await;
+    assert_problem(
+        app.http.put(app.url("/auth/login")).send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    let huge = json!({"email": "a@b.co", "password": "x".repeat(70_000)});
+    assert_problem(
+        app.post("/auth/register").json(&huge).send().await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hs256_is_used_when_configured() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let app = spawn_app_with(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", secret)]).await;
+    let user = app.signup().await;
+    let header = user.access.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(&base64_url(header)).unwrap();
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwks["keys"],
+        json!([]),
+        "a shared secret is never published"
+    );
+    // An EdDSA token of another app is refused by the HS256 app.
+    let other = spawn_app().await.signup().await;
+    assert_problem(app.me(&other.access).await, 401, "invalid_token").await;
+}
+
+fn base64_url(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_down_is_a_fast_503_and_the_service_recovers() {
+    let redis = RedisServer::start();
+    let app = spawn_app_on(shared::testing::redis_store_at(&redis.url()), &[]).await;
+    let user = app.signup().await;
+    redis.stop();
+
+    let started = Instant::now();
+    let res = app.get("/readyz").send().await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, "store_unavailable").await;
+    // Nothing fails open: a token that cannot be checked is not accepted.
+    assert_problem(app.me(&user.access).await, 503, "store_unavailable").await;
+    assert_problem(
+        app.login_as(&user.email, PASSWORD, "x").await,
+        503,
+        "store_unavailable",
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered quickly: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK,
+        "the process stays up"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if app.get("/readyz").send().await.unwrap().status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The restarted Redis is empty, so register again: the service works.
+    assert_eq!(
+        app.register(&user.email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn no_secret_ever_reaches_the_logs() {
+    let logs = shared::testing::logs();
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-logs").await;
+    let sse: Value = app
+        .stream_token(&user.access, "gen-logs")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sse = sse["sse_token"].as_str().unwrap().to_owned();
+    let next: Value = app.refresh(&user.refresh).await.json().await.unwrap();
+    app.get(&format!("/auth/validate?token={}", user.access))
+        .send()
+        .await
+        .unwrap();
+    app.get(&format!(
+        "/generations/generate/gen-logs/stream?token={sse}"
+    ))
+    .send()
+    .await
+    .unwrap();
+    let service = app.service_token(BACKEND_CLIENT).await;
+    app.login_as(&user.email, "a wrong password", "x").await;
+
+    let text = logs.contents();
+    assert!(
+        text.contains("/auth/login") && text.contains("request_id"),
+        "the requests are logged"
+    );
+    assert!(
+        text.contains("token=[REDACTED]"),
+        "query secrets are redacted"
+    );
+    let secrets = [
+        PASSWORD,
+        "a wrong password",
+        user.access.as_str(),
+        user.refresh.as_str(),
+        sse.as_str(),
+        next["access_token"].as_str().unwrap(),
+        next["refresh_token"].as_str().unwrap(),
+        service.as_str(),
+        BACKEND_CLIENT.1,
+    ];
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret was logged");
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_the_variable() {
+    for (var, value) in [
+        ("STREAM_TOKEN_TTL_SECS", "0"),
+        ("STREAM_TOKEN_TTL_SECS", "-1"),
+        ("JWT_ALGORITHM", "none"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-service"))
+            .env(var, value)
+            .env("AUTH_BIND", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}

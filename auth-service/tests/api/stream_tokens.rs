@@ -1,0 +1,193 @@
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use shared::stream_token::{StreamGrant, StreamSecret};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_owner_gets_a_single_use_token_stored_only_as_a_digest() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-1").await;
+    let res = app.stream_token(&user.access, "gen-1").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body: Value = res.json().await.unwrap();
+    let token = body["sse_token"].as_str().unwrap();
+    assert_eq!(token.len(), 43);
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(body["expires_in"], 60);
+    assert_eq!(body["generation_id"], "gen-1");
+    assert_eq!(
+        body["stream_url"],
+        "https://stream.example/generations/generate/gen-1/stream"
+    );
+
+    let secret = StreamSecret::parse(token).unwrap();
+    let dump = app.store.debug_dump().await.unwrap();
+    assert!(
+        dump.iter()
+            .all(|(k, v)| !k.contains(token) && !v.contains(token)),
+        "no key or value holds the token"
+    );
+    let stored = dump
+        .iter()
+        .find(|(k, _)| k == &app.store.keys().stream_token(&secret.digest()))
+        .unwrap();
+    let grant: StreamGrant = serde_json::from_str(&stored.1).unwrap();
+    assert_eq!(grant.user_id, user.user_id);
+    assert_eq!(grant.session_id, user.session_id);
+    assert_eq!(grant.generation_id, "gen-1");
+    assert_eq!(grant.client_ip, None, "not bound by default");
+    let ttl_ok = app
+        .store
+        .get(&app.store.keys().stream_token(&secret.digest()))
+        .await
+        .unwrap()
+        .is_some();
+    assert!(ttl_ok);
+}
+
+#[tokio::test]
+async fn minting_needs_a_signed_in_owner_of_an_existing_generation() {
+    let app = spawn_app().await;
+    let owner = app.signup().await;
+    let other = app.signup().await;
+    let admin = app.admin().await;
+    app.create_generation(&owner.access, "gen-2").await;
+    let res = app
+        .post("/generations/generate/gen-2/stream-token")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "missing_token").await;
+    assert_problem(
+        app.stream_token(&owner.access, "missing").await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.stream_token(&other.access, "gen-2").await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        app.stream_token(&admin.access, "gen-2").await.status(),
+        StatusCode::OK
+    );
+    let service = app.service_token(BACKEND_CLIENT).await;
+    assert_problem(
+        app.stream_token(&service, "gen-2").await,
+        401,
+        "wrong_token_type",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
+    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-3").await;
+    let results =
+        futures_util::future::join_all((0..10).map(|_| app.stream_token(&user.access, "gen-3")))
+            .await;
+    let mut tokens = HashSet::new();
+    for res in results {
+        assert_eq!(res.status(), StatusCode::OK);
+        tokens.insert(
+            res.json::<Value>().await.unwrap()["sse_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(tokens.len(), 10);
+
+    let admin = app.admin().await;
+    let stats: Value = app
+        .get("/admin/stream-tokens/stats")
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["issued_total"], 10);
+    assert_eq!(stats["active"], 10);
+    assert_eq!(stats["consumed_total"], 0);
+    assert_eq!(stats["rejected_total"], 0);
+    assert_eq!(
+        stats.as_object().unwrap().len(),
+        4,
+        "counts only, no user data: {stats}"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let stats: Value = app
+        .get("/admin/stream-tokens/stats")
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["active"], 0, "expired tokens are not active");
+    let plain = app
+        .get("/admin/stream-tokens/stats")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(plain, 403, "forbidden").await;
+}
+
+#[tokio::test]
+async fn tokens_can_be_bound_to_the_client_address() {
+    let app = spawn_app_with(&[("STREAM_TOKEN_BIND_IP", "true")]).await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-4").await;
+    let body: Value = app
+        .stream_token(&user.access, "gen-4")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    let raw = app
+        .store
+        .get(&app.store.keys().stream_token(&secret.digest()))
+        .await
+        .unwrap()
+        .unwrap();
+    let grant: StreamGrant = serde_json::from_str(&raw).unwrap();
+    assert_eq!(grant.client_ip.as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn a_revoked_session_cannot_mint() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-5").await;
+    app.post("/auth/logout")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        app.stream_token(&user.access, "gen-5").await,
+        401,
+        "token_revoked",
+    )
+    .await;
+}

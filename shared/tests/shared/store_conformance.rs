@@ -1,0 +1,647 @@
+//! One conformance suite for both stores: every test is an `async fn(Store)`, run
+//! once on a real Redis and once on the in-memory store (`store_suite!`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shared::clock::UnixTime;
+use shared::generation::{self, GenerationId};
+use shared::store::{AppendOutcome, EventPage, NewEvent, PublishedEvent, parse_event_id};
+use shared::{Store, StoreError};
+use tokio::task::JoinSet;
+
+use crate::helpers::{key, next_message};
+
+const SHORT: Duration = Duration::from_millis(150);
+/// Comfortably longer than `SHORT`.
+const PAST_SHORT: Duration = Duration::from_millis(300);
+
+store_suite!(
+    get_and_set_without_ttl,
+    set_with_ttl_expires,
+    set_without_ttl_clears_an_earlier_ttl,
+    set_nx_creates_once_until_expiry,
+    get_del_returns_the_value_once,
+    del_and_exists,
+    compare_and_swap_swaps_only_the_expected_value,
+    compare_and_swap_with_none_deletes,
+    compare_and_swap_applies_the_ttl,
+    incr_counts_from_one_and_keeps_the_ttl,
+    set_add_remove_members,
+    set_add_refreshes_the_whole_set_expiry,
+    expiring_count_drops_expired_members,
+    hash_create_only_once_and_get_all,
+    hash_create_applies_the_ttl,
+    append_event_ids_increase_and_update_the_record,
+    append_event_without_record_is_no_generation,
+    append_event_after_terminal_status_is_finished,
+    append_event_caps_history_at_max_len,
+    read_events_after_an_id_is_exclusive,
+    read_events_after_a_trimmed_id_resets,
+    read_events_after_a_malformed_id_resets,
+    publish_reaches_a_subscriber,
+    append_event_publishes_a_published_event,
+    mget_returns_values_in_order,
+    concurrent_set_nx_has_one_winner,
+    concurrent_get_del_has_one_winner,
+    concurrent_compare_and_swap_has_one_winner,
+);
+
+async fn get_and_set_without_ttl(store: Store) {
+    let k = key(&store, "plain");
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    store.set(&k, "one", None).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("one"));
+    store.set(&k, "two", None).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("two"));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.get(&k).await.unwrap().as_deref(),
+        Some("two"),
+        "a key without ttl does not expire"
+    );
+}
+
+async fn set_with_ttl_expires(store: Store) {
+    let k = key(&store, "ttl");
+    store.set(&k, "v", Some(SHORT)).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("v"));
+    assert!(store.exists(&k).await.unwrap());
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    assert!(!store.exists(&k).await.unwrap());
+}
+
+async fn set_without_ttl_clears_an_earlier_ttl(store: Store) {
+    let k = key(&store, "ttl-cleared");
+    store.set(&k, "short", Some(SHORT)).await.unwrap();
+    store.set(&k, "forever", None).await.unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("forever"));
+}
+
+async fn set_nx_creates_once_until_expiry(store: Store) {
+    let k = key(&store, "nx");
+    assert!(store.set_nx(&k, "first", SHORT).await.unwrap());
+    assert!(!store.set_nx(&k, "second", SHORT).await.unwrap());
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("first"));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        store.set_nx(&k, "third", SHORT).await.unwrap(),
+        "an expired key can be created again"
+    );
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("third"));
+}
+
+async fn get_del_returns_the_value_once(store: Store) {
+    let k = key(&store, "getdel");
+    assert_eq!(store.get_del(&k).await.unwrap(), None);
+    store
+        .set(&k, "v", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(store.get_del(&k).await.unwrap().as_deref(), Some("v"));
+    assert_eq!(store.get_del(&k).await.unwrap(), None);
+    assert!(!store.exists(&k).await.unwrap());
+    assert_eq!(store.get(&k).await.unwrap(), None);
+}
+
+async fn del_and_exists(store: Store) {
+    let k = key(&store, "del");
+    assert!(!store.exists(&k).await.unwrap());
+    assert!(
+        !store.del(&k).await.unwrap(),
+        "deleting a missing key reports false"
+    );
+    store.set(&k, "v", None).await.unwrap();
+    assert!(store.exists(&k).await.unwrap());
+    assert!(store.del(&k).await.unwrap());
+    assert!(!store.exists(&k).await.unwrap());
+    assert!(!store.del(&k).await.unwrap());
+}
+
+async fn compare_and_swap_swaps_only_the_expected_value(store: Store) {
+    let k = key(&store, "cas");
+    assert!(
+        !store
+            .compare_and_swap(&k, "a", Some("b"), None)
+            .await
+            .unwrap(),
+        "a missing key never matches"
+    );
+    assert!(!store.exists(&k).await.unwrap());
+
+    store.set(&k, "a", None).await.unwrap();
+    assert!(
+        !store
+            .compare_and_swap(&k, "x", Some("b"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("a"));
+    assert!(
+        store
+            .compare_and_swap(&k, "a", Some("b"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("b"));
+    assert!(
+        !store
+            .compare_and_swap(&k, "a", Some("c"), None)
+            .await
+            .unwrap(),
+        "a stale expected value fails"
+    );
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("b"));
+}
+
+async fn compare_and_swap_with_none_deletes(store: Store) {
+    let k = key(&store, "cas-del");
+    store.set(&k, "v", None).await.unwrap();
+    assert!(
+        !store
+            .compare_and_swap(&k, "stale", None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.exists(&k).await.unwrap(),
+        "a failed delete leaves the key"
+    );
+    assert!(store.compare_and_swap(&k, "v", None, None).await.unwrap());
+    assert!(!store.exists(&k).await.unwrap());
+}
+
+async fn compare_and_swap_applies_the_ttl(store: Store) {
+    let with_ttl = key(&store, "cas-ttl");
+    let without_ttl = key(&store, "cas-no-ttl");
+    store.set(&with_ttl, "a", None).await.unwrap();
+    store.set(&without_ttl, "a", Some(SHORT)).await.unwrap();
+    assert!(
+        store
+            .compare_and_swap(&with_ttl, "a", Some("b"), Some(SHORT))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .compare_and_swap(&without_ttl, "a", Some("b"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(&with_ttl).await.unwrap().as_deref(), Some("b"));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.get(&with_ttl).await.unwrap(),
+        None,
+        "the new value expires after the ttl"
+    );
+    assert_eq!(
+        store.get(&without_ttl).await.unwrap().as_deref(),
+        Some("b"),
+        "ttl None keeps no expiry"
+    );
+}
+
+async fn incr_counts_from_one_and_keeps_the_ttl(store: Store) {
+    let k = key(&store, "counter");
+    assert_eq!(store.incr(&k).await.unwrap(), 1);
+    assert_eq!(store.incr(&k).await.unwrap(), 2);
+    assert_eq!(store.incr(&k).await.unwrap(), 3);
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("3"));
+
+    let expiring = key(&store, "counter-ttl");
+    store.set(&expiring, "5", Some(SHORT)).await.unwrap();
+    assert_eq!(store.incr(&expiring).await.unwrap(), 6);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.get(&expiring).await.unwrap(),
+        None,
+        "incr keeps the key's expiry"
+    );
+}
+
+async fn set_add_remove_members(store: Store) {
+    let k = key(&store, "set");
+    assert!(store.set_members(&k).await.unwrap().is_empty());
+    store
+        .set_add(&k, "b", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .set_add(&k, "a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .set_add(&k, "a", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut members = store.set_members(&k).await.unwrap();
+    members.sort();
+    assert_eq!(members, ["a", "b"]);
+    store.set_remove(&k, "a").await.unwrap();
+    store.set_remove(&k, "never-added").await.unwrap();
+    assert_eq!(store.set_members(&k).await.unwrap(), ["b"]);
+    store.set_remove(&k, "b").await.unwrap();
+    assert!(store.set_members(&k).await.unwrap().is_empty());
+    assert!(!store.exists(&k).await.unwrap(), "an emptied set is gone");
+}
+
+async fn set_add_refreshes_the_whole_set_expiry(store: Store) {
+    let k = key(&store, "set-ttl");
+    let ttl = Duration::from_millis(300);
+    store.set_add(&k, "x", ttl).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.set_add(&k, "y", ttl).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut members = store.set_members(&k).await.unwrap();
+    members.sort();
+    assert_eq!(
+        members,
+        ["x", "y"],
+        "the second add renewed the expiry of the first member too"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(store.set_members(&k).await.unwrap().is_empty());
+    assert!(!store.exists(&k).await.unwrap());
+}
+
+async fn expiring_count_drops_expired_members(store: Store) {
+    let k = key(&store, "expiring");
+    assert_eq!(store.expiring_count(&k, 0).await.unwrap(), 0);
+    store.expiring_add(&k, "m1", 1_000).await.unwrap();
+    store.expiring_add(&k, "m2", 2_000).await.unwrap();
+    store.expiring_add(&k, "m3", 3_000).await.unwrap();
+    assert_eq!(store.expiring_count(&k, 999).await.unwrap(), 3);
+    assert_eq!(
+        store.expiring_count(&k, 1_000).await.unwrap(),
+        2,
+        "a member is expired at its own time"
+    );
+    // Expired members are dropped, not just skipped: asking about the past again
+    // does not bring m1 back.
+    assert_eq!(store.expiring_count(&k, 0).await.unwrap(), 2);
+    store.expiring_remove(&k, "m2").await.unwrap();
+    assert_eq!(store.expiring_count(&k, 1_500).await.unwrap(), 1);
+    // Adding an existing member moves its expiry.
+    store.expiring_add(&k, "m3", 10_000).await.unwrap();
+    assert_eq!(store.expiring_count(&k, 5_000).await.unwrap(), 1);
+    assert_eq!(store.expiring_count(&k, 10_000).await.unwrap(), 0);
+}
+
+async fn hash_create_only_once_and_get_all(store: Store) {
+    let k = key(&store, "hash");
+    assert!(store.hash_get_all(&k).await.unwrap().is_empty());
+    let fields = [("a", "1".to_owned()), ("b", "two".to_owned())];
+    assert!(
+        store
+            .hash_create(&k, &fields, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let expected: HashMap<String, String> =
+        [("a".into(), "1".into()), ("b".into(), "two".into())].into();
+    assert_eq!(store.hash_get_all(&k).await.unwrap(), expected);
+    assert!(
+        !store
+            .hash_create(&k, &[("a", "other".to_owned())], Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.hash_get_all(&k).await.unwrap(),
+        expected,
+        "a refused create changes nothing"
+    );
+}
+
+async fn hash_create_applies_the_ttl(store: Store) {
+    let k = key(&store, "hash-ttl");
+    assert!(
+        store
+            .hash_create(&k, &[("a", "1".to_owned())], SHORT)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(store.hash_get_all(&k).await.unwrap().is_empty());
+    assert!(
+        store
+            .hash_create(&k, &[("a", "2".to_owned())], SHORT)
+            .await
+            .unwrap(),
+        "an expired hash can be created"
+    );
+}
+
+// --- generation events ---
+
+async fn new_generation(store: &Store) -> GenerationId {
+    let id = GenerationId::generate();
+    let created = generation::create(
+        store,
+        &id,
+        "owner-1",
+        UnixTime::now(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(created.is_some());
+    id
+}
+
+fn event<'a>(id: &'a GenerationId, data: &'a str, status: &'a str, max_len: usize) -> NewEvent<'a> {
+    NewEvent {
+        generation_id: id.as_str(),
+        data,
+        status,
+        progress: None,
+        stage: None,
+        now_ms: UnixTime::now().millis(),
+        max_len,
+        ttl: Duration::from_secs(60),
+    }
+}
+
+async fn append(store: &Store, event: &NewEvent<'_>) -> String {
+    match store.append_event(event).await.unwrap() {
+        AppendOutcome::Appended { id } => id,
+        other => panic!("expected Appended, got {other:?}"),
+    }
+}
+
+/// Appends `n` events `{"n":i}` and returns their ids.
+async fn append_n(store: &Store, id: &GenerationId, n: usize, max_len: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let data = format!(r#"{{"n":{i}}}"#);
+        ids.push(append(store, &event(id, &data, "processing", max_len)).await);
+    }
+    ids
+}
+
+fn data_of(page: &EventPage) -> Vec<&str> {
+    page.events.iter().map(|(_, d)| d.as_str()).collect()
+}
+
+fn ids_of(page: &EventPage) -> Vec<&str> {
+    page.events.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+async fn append_event_ids_increase_and_update_the_record(store: Store) {
+    let id = new_generation(&store).await;
+    let mut ids = Vec::new();
+    for (i, stage) in ["parse", "schema_extraction", "render"].iter().enumerate() {
+        let data = format!(r#"{{"event":"progress","n":{i}}}"#);
+        let mut e = event(&id, &data, "processing", 100);
+        e.progress = Some(0.25 * (i as f64 + 1.0));
+        e.stage = Some(stage);
+        ids.push(append(&store, &e).await);
+    }
+    let parsed: Vec<(u64, u64)> = ids.iter().map(|i| parse_event_id(i).unwrap()).collect();
+    assert!(
+        parsed.windows(2).all(|w| w[0] < w[1]),
+        "ids increase: {ids:?}"
+    );
+
+    let page = store.read_events(id.as_str(), None).await.unwrap();
+    assert!(!page.reset);
+    assert_eq!(ids_of(&page), ids);
+    assert_eq!(
+        data_of(&page),
+        [
+            r#"{"event":"progress","n":0}"#,
+            r#"{"event":"progress","n":1}"#,
+            r#"{"event":"progress","n":2}"#
+        ]
+    );
+
+    let record = generation::load(&store, &id).await.unwrap().unwrap();
+    assert_eq!(record.status, "processing");
+    assert_eq!(record.stage.as_deref(), Some("render"));
+    assert!(
+        (record.progress - 0.75).abs() < 1e-9,
+        "progress {}",
+        record.progress
+    );
+    assert!(record.updated_at >= record.created_at);
+}
+
+async fn append_event_without_record_is_no_generation(store: Store) {
+    let id = GenerationId::generate();
+    assert_eq!(
+        store
+            .append_event(&event(&id, "{}", "processing", 10))
+            .await
+            .unwrap(),
+        AppendOutcome::NoGeneration
+    );
+    assert!(
+        store
+            .read_events(id.as_str(), None)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert!(
+        !store
+            .exists(&store.keys().events(id.as_str()))
+            .await
+            .unwrap(),
+        "nothing was written"
+    );
+}
+
+async fn append_event_after_terminal_status_is_finished(store: Store) {
+    for terminal in ["completed", "failed"] {
+        let id = new_generation(&store).await;
+        append(&store, &event(&id, r#"{"n":1}"#, "processing", 10)).await;
+        append(&store, &event(&id, r#"{"n":2}"#, terminal, 10)).await;
+        assert_eq!(
+            store
+                .append_event(&event(&id, r#"{"n":3}"#, "processing", 10))
+                .await
+                .unwrap(),
+            AppendOutcome::Finished,
+            "after {terminal}"
+        );
+        let page = store.read_events(id.as_str(), None).await.unwrap();
+        assert_eq!(data_of(&page), [r#"{"n":1}"#, r#"{"n":2}"#]);
+        assert_eq!(
+            generation::load(&store, &id).await.unwrap().unwrap().status,
+            terminal
+        );
+    }
+}
+
+async fn append_event_caps_history_at_max_len(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 5, 3).await;
+    let page = store.read_events(id.as_str(), None).await.unwrap();
+    assert_eq!(ids_of(&page), &ids[2..]);
+    assert_eq!(data_of(&page), [r#"{"n":2}"#, r#"{"n":3}"#, r#"{"n":4}"#]);
+}
+
+async fn read_events_after_an_id_is_exclusive(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 4, 100).await;
+    let page = store.read_events(id.as_str(), Some(&ids[1])).await.unwrap();
+    assert!(!page.reset);
+    assert_eq!(ids_of(&page), &ids[2..]);
+    let page = store.read_events(id.as_str(), Some(&ids[0])).await.unwrap();
+    assert_eq!(
+        (ids_of(&page), page.reset),
+        (ids[1..].iter().map(String::as_str).collect(), false)
+    );
+    let page = store.read_events(id.as_str(), Some(&ids[3])).await.unwrap();
+    assert_eq!(
+        page,
+        EventPage {
+            events: Vec::new(),
+            reset: false
+        },
+        "nothing after the newest"
+    );
+}
+
+async fn read_events_after_a_trimmed_id_resets(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 4, 2).await;
+    for older in [ids[0].as_str(), "0-1"] {
+        let page = store.read_events(id.as_str(), Some(older)).await.unwrap();
+        assert!(page.reset, "after {older}");
+        assert_eq!(
+            ids_of(&page),
+            &ids[2..],
+            "after {older}: the whole kept history"
+        );
+    }
+    let page = store.read_events(id.as_str(), Some(&ids[2])).await.unwrap();
+    assert_eq!((ids_of(&page), page.reset), (vec![ids[3].as_str()], false));
+}
+
+async fn read_events_after_a_malformed_id_resets(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 2, 100).await;
+    for bad in ["garbage", "12", "a-b", "-", ""] {
+        let page = store.read_events(id.as_str(), Some(bad)).await.unwrap();
+        assert!(page.reset, "{bad:?}");
+        assert_eq!(ids_of(&page), ids, "{bad:?}");
+    }
+}
+
+async fn publish_reaches_a_subscriber(store: Store) {
+    let mut rx = store.subscribe().await.unwrap();
+    let events = store.keys().events_channel();
+    let revocations = store.keys().revocations_channel();
+    store.publish(&events, "hello").await.unwrap();
+    assert_eq!(next_message(&mut rx, &events).await, "hello");
+    store
+        .publish(&revocations, r#"{"user_id":"u"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut rx, &revocations).await,
+        r#"{"user_id":"u"}"#
+    );
+    // A second subscriber gets its own copy.
+    let mut second = store.subscribe().await.unwrap();
+    store.publish(&events, "both").await.unwrap();
+    assert_eq!(next_message(&mut rx, &events).await, "both");
+    assert_eq!(next_message(&mut second, &events).await, "both");
+}
+
+async fn append_event_publishes_a_published_event(store: Store) {
+    let id = new_generation(&store).await;
+    let mut rx = store.subscribe().await.unwrap();
+    let data = r#"{"event":"progress","message":"Extracting \"schema\"…","progress":0.5}"#;
+    let event_id = append(&store, &event(&id, data, "processing", 10)).await;
+    let payload = next_message(&mut rx, &store.keys().events_channel()).await;
+    let published: PublishedEvent = serde_json::from_str(&payload).unwrap();
+    assert_eq!(published.generation_id, id.as_str());
+    assert_eq!(published.id, event_id);
+    assert_eq!(published.data.get(), data);
+}
+
+async fn mget_returns_values_in_order(store: Store) {
+    assert!(store.mget(&[]).await.unwrap().is_empty());
+    let (a, b, missing) = (key(&store, "a"), key(&store, "b"), key(&store, "missing"));
+    store.set(&a, "1", None).await.unwrap();
+    store
+        .set(&b, "2", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let got = store.mget(&[b.clone(), missing, a]).await.unwrap();
+    assert_eq!(got, [Some("2".to_owned()), None, Some("1".to_owned())]);
+}
+
+// --- concurrency ---
+
+async fn all<T: Send + 'static>(mut set: JoinSet<Result<T, StoreError>>) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        out.push(joined.unwrap().unwrap());
+    }
+    out
+}
+
+async fn concurrent_set_nx_has_one_winner(store: Store) {
+    let k = key(&store, "race-nx");
+    let mut set = JoinSet::new();
+    for i in 0..50 {
+        let (store, k) = (store.clone(), k.clone());
+        set.spawn(async move {
+            store
+                .set_nx(&k, &i.to_string(), Duration::from_secs(60))
+                .await
+                .map(|won| (i, won))
+        });
+    }
+    let results = all(set).await;
+    let winners: Vec<i32> = results
+        .iter()
+        .filter(|(_, won)| *won)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert_eq!(store.get(&k).await.unwrap(), Some(winners[0].to_string()));
+}
+
+async fn concurrent_get_del_has_one_winner(store: Store) {
+    let k = key(&store, "race-getdel");
+    store
+        .set(&k, "prize", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let mut set = JoinSet::new();
+    for _ in 0..50 {
+        let (store, k) = (store.clone(), k.clone());
+        set.spawn(async move { store.get_del(&k).await });
+    }
+    let results = all(set).await;
+    let got: Vec<&String> = results.iter().flatten().collect();
+    assert_eq!(got, ["prize"], "exactly one caller gets the value");
+    assert!(!store.exists(&k).await.unwrap());
+}
+
+async fn concurrent_compare_and_swap_has_one_winner(store: Store) {
+    let k = key(&store, "race-cas");
+    store.set(&k, "v0", None).await.unwrap();
+    let mut set = JoinSet::new();
+    for i in 0..20 {
+        let (store, k) = (store.clone(), k.clone());
+        set.spawn(async move {
+            let new = format!("v1-{i}");
+            store
+                .compare_and_swap(&k, "v0", Some(&new), None)
+                .await
+                .map(|won| won.then_some(new))
+        });
+    }
+    let winners: Vec<String> = all(set).await.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(store.get(&k).await.unwrap().as_ref(), Some(&winners[0]));
+}

@@ -1,0 +1,191 @@
+//! Redis going away and coming back, on a dedicated server per test: operations
+//! fail fast with `Unavailable` (never hang, never fail open) and recover by themselves.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use shared::claims::AccessClaims;
+use shared::clock::UnixTime;
+use shared::generation::GenerationId;
+use shared::jwt::TokenError;
+use shared::store::{NewEvent, PubSubMessage};
+use shared::stream_token::{self, GrantKind, StreamGrant, StreamSecret};
+use shared::testing::{RedisServer, redis_store_at};
+use shared::{ApiError, Store, StoreError};
+
+use crate::helpers::{Jwt, code_of, key, next_message};
+
+/// The harness bounds every operation by 500 ms; allow scheduling slack on top.
+const FAIL_FAST: Duration = Duration::from_secs(1);
+
+/// Runs `op` against a stopped Redis: it must be `Unavailable`, quickly.
+async fn unavailable<T: Debug>(what: &str, op: impl Future<Output = Result<T, StoreError>>) {
+    let started = Instant::now();
+    let result = op.await;
+    let took = started.elapsed();
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{what}: {result:?}"
+    );
+    assert!(took < FAIL_FAST, "{what} took {took:?}");
+}
+
+/// Retries `op` until it succeeds, for at most 5 s.
+async fn eventually<T, E: Debug, Fut: Future<Output = Result<T, E>>>(
+    what: &str,
+    mut op: impl FnMut() -> Fut,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what} still failing after 5 s: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn progress_event(id: &GenerationId) -> NewEvent<'_> {
+    NewEvent {
+        generation_id: id.as_str(),
+        data: "{}",
+        status: "processing",
+        progress: None,
+        stage: None,
+        now_ms: UnixTime::now().millis(),
+        max_len: 10,
+        ttl: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_fail_fast_while_redis_is_down_and_recover_after_restart() {
+    let server = RedisServer::start();
+    let store = redis_store_at(&server.url());
+    let k = key(&store, "k");
+    store.set(&k, "v", None).await.unwrap();
+    let mut before_outage = store.subscribe().await.unwrap();
+
+    server.stop();
+    let g = GenerationId::generate();
+    unavailable("ping", store.ping()).await;
+    unavailable("get", store.get(&k)).await;
+    unavailable("set", store.set(&k, "w", None)).await;
+    unavailable("set_nx", store.set_nx(&k, "w", Duration::from_secs(1))).await;
+    unavailable("get_del", store.get_del(&k)).await;
+    unavailable("mget", store.mget(std::slice::from_ref(&k))).await;
+    unavailable("incr", store.incr(&k)).await;
+    unavailable(
+        "compare_and_swap",
+        store.compare_and_swap(&k, "v", Some("w"), None),
+    )
+    .await;
+    unavailable(
+        "hash_create",
+        store.hash_create(&k, &[("a", "1".into())], Duration::from_secs(1)),
+    )
+    .await;
+    unavailable("append_event", store.append_event(&progress_event(&g))).await;
+    unavailable("read_events", store.read_events(g.as_str(), None)).await;
+    unavailable(
+        "publish",
+        store.publish(&store.keys().events_channel(), "x"),
+    )
+    .await;
+    let error = ApiError::from(store.get(&k).await.unwrap_err());
+    assert_eq!(
+        (error.code.as_str(), error.status(), error.retry_after_secs),
+        ("store_unavailable", 503, Some(1))
+    );
+
+    server.restart();
+    eventually("ping after restart", || store.ping()).await;
+    store.set(&k, "after", None).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("after"));
+
+    // The subscription re-establishes itself and says so to existing receivers.
+    let reconnected = async {
+        loop {
+            match before_outage.recv().await {
+                Ok(PubSubMessage::Reconnected) => return,
+                Ok(PubSubMessage::Message { .. }) => {}
+                Err(e) => panic!("subscription ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), reconnected)
+        .await
+        .expect("no Reconnected within 5 s");
+    let mut after_outage = eventually("subscribe after restart", || store.subscribe()).await;
+    let channel = store.keys().events_channel();
+    store.publish(&channel, "back").await.unwrap();
+    assert_eq!(next_message(&mut after_outage, &channel).await, "back");
+    assert_eq!(next_message(&mut before_outage, &channel).await, "back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_first_tried_during_an_outage_works_after_restart() {
+    let server = RedisServer::start();
+    let store = redis_store_at(&server.url());
+    server.stop();
+    unavailable("subscribe", store.subscribe()).await;
+
+    server.restart();
+    let mut rx = eventually("subscribe after restart", || store.subscribe()).await;
+    let channel = store.keys().revocations_channel();
+    store.publish(&channel, "hello").await.unwrap();
+    assert_eq!(next_message(&mut rx, &channel).await, "hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
+    let server = RedisServer::start();
+    let store: Store = redis_store_at(&server.url());
+    let jwt = Jwt::new(store.clone());
+    let now = UnixTime::now();
+    let (token, _) = jwt.access("user-1", "sid-1", now);
+    jwt.validator
+        .validate::<AccessClaims>(&token, now)
+        .await
+        .unwrap();
+    let grant = StreamGrant {
+        user_id: "user-1".into(),
+        session_id: "sid-1".into(),
+        generation_id: "g-1".into(),
+        issued_at: now.millis(),
+        client_ip: None,
+        admin: false,
+        kind: GrantKind::Token,
+    };
+    let secret = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
+        .await
+        .unwrap();
+
+    server.stop();
+    let started = Instant::now();
+    let err = jwt
+        .validator
+        .validate::<AccessClaims>(&token, now)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < FAIL_FAST);
+    assert!(matches!(err, TokenError::Store(_)), "{err:?}");
+    assert_eq!(
+        code_of(&token, err),
+        "store_unavailable",
+        "revocation could not be checked: refuse"
+    );
+    // The signature and claims alone still check out; only the store is missing.
+    jwt.validator
+        .decode::<AccessClaims>(&token, now)
+        .await
+        .unwrap();
+
+    unavailable("consume", stream_token::consume(&store, &secret)).await;
+    let mint = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
+        .await
+        .map(|s: StreamSecret| s.digest());
+    assert_eq!(mint.unwrap_err().code.as_str(), "store_unavailable");
+    unavailable("stats", stream_token::stats(&store, now)).await;
+}

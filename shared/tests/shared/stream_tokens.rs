@@ -1,0 +1,294 @@
+//! Stream tokens: single use, counted, expiring, unique, and held by the store only
+//! as a SHA-256 digest.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use shared::Store;
+use shared::clock::UnixTime;
+use shared::stream_token::{self, GrantKind, Refusal, Stats, StreamGrant, StreamSecret};
+use tokio::task::JoinSet;
+
+store_suite!(
+    a_token_is_consumed_once,
+    stats_count_issued_consumed_active_and_rejected,
+    an_expired_token_is_unknown_and_no_longer_active,
+    the_store_holds_the_digest_never_the_secret,
+    minted_secrets_are_unique,
+    concurrent_mints_all_succeed_and_differ,
+);
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn new_grant(kind: GrantKind) -> StreamGrant {
+    StreamGrant {
+        user_id: "user-1".into(),
+        session_id: "sid-1".into(),
+        generation_id: "gen-1".into(),
+        issued_at: UnixTime::now().millis(),
+        client_ip: Some("203.0.113.7".into()),
+        admin: false,
+        kind,
+    }
+}
+
+async fn a_token_is_consumed_once(store: Store) {
+    let grant = new_grant(GrantKind::Token);
+    let secret = stream_token::mint(&store, &grant, TTL, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!(secret.expose().len(), stream_token::STREAM_TOKEN_LEN);
+    assert!(StreamSecret::parse(secret.expose()).is_some());
+
+    // The client presents the string; the server parses it back.
+    let presented = StreamSecret::parse(secret.expose()).unwrap();
+    assert_eq!(
+        stream_token::consume(&store, &presented).await.unwrap(),
+        Ok(grant)
+    );
+    assert_eq!(
+        stream_token::consume(&store, &presented).await.unwrap(),
+        Err(Refusal::Replay)
+    );
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Err(Refusal::Replay)
+    );
+
+    let never_issued = StreamSecret::generate().unwrap();
+    assert_eq!(
+        stream_token::consume(&store, &never_issued).await.unwrap(),
+        Err(Refusal::Unknown)
+    );
+
+    // A resume grant is single-use the same way.
+    let resume = StreamGrant {
+        generation_id: "gen-2".into(),
+        ..new_grant(GrantKind::Resume)
+    };
+    let secret = stream_token::mint(&store, &resume, TTL, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Ok(resume)
+    );
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Err(Refusal::Replay)
+    );
+}
+
+async fn stats_count_issued_consumed_active_and_rejected(store: Store) {
+    let now = UnixTime::now();
+    let zero = Stats {
+        active: 0,
+        issued_total: 0,
+        consumed_total: 0,
+        rejected_total: 0,
+    };
+    assert_eq!(stream_token::stats(&store, now).await.unwrap(), zero);
+
+    let mut secrets = Vec::new();
+    for _ in 0..3 {
+        secrets.push(
+            stream_token::mint(&store, &new_grant(GrantKind::Token), TTL, now)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        stream_token::stats(&store, now).await.unwrap(),
+        Stats {
+            active: 3,
+            issued_total: 3,
+            consumed_total: 0,
+            rejected_total: 0
+        }
+    );
+
+    stream_token::consume(&store, &secrets[0])
+        .await
+        .unwrap()
+        .unwrap();
+    // A replay and an unknown token are refusals, not consumptions.
+    stream_token::consume(&store, &secrets[0])
+        .await
+        .unwrap()
+        .unwrap_err();
+    stream_token::consume(&store, &StreamSecret::generate().unwrap())
+        .await
+        .unwrap()
+        .unwrap_err();
+    stream_token::record_rejected(&store).await.unwrap();
+    // Resume grants are not stream tokens issued by the auth service.
+    let resume = stream_token::mint(&store, &new_grant(GrantKind::Resume), TTL, now)
+        .await
+        .unwrap();
+    stream_token::consume(&store, &resume)
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(
+        stream_token::stats(&store, now).await.unwrap(),
+        Stats {
+            active: 2,
+            issued_total: 3,
+            consumed_total: 1,
+            rejected_total: 1
+        }
+    );
+    // Counted as active until their expiry time, not after.
+    assert_eq!(
+        stream_token::stats(&store, now.plus(TTL))
+            .await
+            .unwrap()
+            .active,
+        0
+    );
+}
+
+async fn an_expired_token_is_unknown_and_no_longer_active(store: Store) {
+    let secret = stream_token::mint(
+        &store,
+        &new_grant(GrantKind::Token),
+        Duration::from_millis(200),
+        UnixTime::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stream_token::stats(&store, UnixTime::now())
+            .await
+            .unwrap()
+            .active,
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let stats = stream_token::stats(&store, UnixTime::now()).await.unwrap();
+    assert_eq!((stats.active, stats.issued_total), (0, 1));
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Err(Refusal::Unknown)
+    );
+    assert!(
+        !store
+            .exists(&store.keys().stream_token(&secret.digest()))
+            .await
+            .unwrap()
+    );
+}
+
+async fn the_store_holds_the_digest_never_the_secret(store: Store) {
+    let logs = shared::testing::logs();
+    let now = UnixTime::now();
+    let grant = new_grant(GrantKind::Token);
+    let consumed = stream_token::mint(&store, &grant, TTL, now).await.unwrap();
+    let pending = stream_token::mint(&store, &grant, TTL, now).await.unwrap();
+    stream_token::consume(&store, &consumed)
+        .await
+        .unwrap()
+        .unwrap();
+    stream_token::consume(&store, &consumed)
+        .await
+        .unwrap()
+        .unwrap_err();
+
+    let keys = store.keys();
+    let digest = pending.digest();
+    assert_eq!(digest, hex_sha256(pending.expose()));
+    assert_eq!(
+        store.get(&keys.stream_token(&digest)).await.unwrap(),
+        Some(serde_json::to_string(&grant).unwrap()),
+        "the grant is stored under the digest"
+    );
+    assert!(
+        store
+            .exists(&keys.stream_token_used(&consumed.digest()))
+            .await
+            .unwrap()
+    );
+
+    let dump = store.debug_dump().await.unwrap();
+    assert!(dump.iter().any(|(k, _)| k.contains(&digest)), "{dump:?}");
+    for secret in [&consumed, &pending] {
+        let raw = secret.expose();
+        for (k, v) in &dump {
+            assert!(
+                !k.contains(raw) && !v.contains(raw),
+                "the secret is in the store at {k}"
+            );
+        }
+        assert!(!logs.contents().contains(raw), "the secret was logged");
+        assert!(!format!("{secret:?}").contains(raw));
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()))
+}
+
+async fn minted_secrets_are_unique(store: Store) {
+    let now = UnixTime::now();
+    let mut secrets = HashSet::new();
+    let mut digests = HashSet::new();
+    for _ in 0..100 {
+        let secret = stream_token::mint(&store, &new_grant(GrantKind::Token), TTL, now)
+            .await
+            .unwrap();
+        assert!(
+            StreamSecret::parse(secret.expose()).is_some(),
+            "43 URL-safe characters"
+        );
+        digests.insert(secret.digest());
+        secrets.insert(secret.expose().to_owned());
+    }
+    assert_eq!((secrets.len(), digests.len()), (100, 100));
+    assert_eq!(
+        stream_token::stats(&store, now).await.unwrap().issued_total,
+        100
+    );
+}
+
+async fn concurrent_mints_all_succeed_and_differ(store: Store) {
+    let now = UnixTime::now();
+    let mut set = JoinSet::new();
+    for i in 0..50 {
+        let store = store.clone();
+        set.spawn(async move {
+            let grant = StreamGrant {
+                generation_id: format!("gen-{i}"),
+                ..new_grant(GrantKind::Token)
+            };
+            let secret = stream_token::mint(&store, &grant, TTL, now).await;
+            (grant, secret)
+        });
+    }
+    let mut minted = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (grant, secret) = joined.unwrap();
+        minted.push((grant, secret.unwrap()));
+    }
+    let distinct: HashSet<&str> = minted.iter().map(|(_, s)| s.expose()).collect();
+    assert_eq!(distinct.len(), 50);
+    assert_eq!(
+        stream_token::stats(&store, now).await.unwrap(),
+        Stats {
+            active: 50,
+            issued_total: 50,
+            consumed_total: 0,
+            rejected_total: 0
+        }
+    );
+    // Each secret stands for its own grant.
+    for (grant, secret) in &minted {
+        assert_eq!(
+            stream_token::consume(&store, secret)
+                .await
+                .unwrap()
+                .as_ref(),
+            Ok(grant)
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Opening a stream, for SSE and WebSocket alike: consume the stream token (or the
+//! `as_resume` cookie) first, check what it grants, find the resume point, rotate
+//! the resume grant, and hand over a `Feed`.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite};
+use serde::Deserialize;
+use shared::generation::{self, GenerationId, is_terminal};
+use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
+use shared::{ApiError, ErrorCode, UnixTime};
+
+use crate::feed::{Feed, FeedParts, Holder};
+use crate::meters;
+use crate::startup::StreamState;
+
+/// The cookie that lets a plain browser `EventSource` reconnect.
+pub const RESUME_COOKIE: &str = "as_resume";
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    pub token: Option<String>,
+    pub last_event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Sse,
+    WebSocket,
+}
+
+impl Transport {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sse => "sse",
+            Self::WebSocket => "ws",
+        }
+    }
+}
+
+pub enum Open {
+    Stream(Box<Opened>),
+    /// The client resumed at the terminal event of a finished generation.
+    Finished,
+}
+
+pub struct Opened {
+    pub feed: Feed,
+    pub cookie: Cookie<'static>,
+}
+
+/// Why an open was refused: for the log and the metrics, never for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    Missing,
+    Malformed,
+    Unknown,
+    Replay,
+    WrongKind,
+    OtherGeneration,
+    OtherAddress,
+    Revoked,
+    Gone,
+    NotOwner,
+}
+
+impl Refused {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Unknown => "unknown",
+            Self::Replay => "replay",
+            Self::WrongKind => "wrong_kind",
+            Self::OtherGeneration => "other_generation",
+            Self::OtherAddress => "other_address",
+            Self::Revoked => "revoked",
+            Self::Gone => "gone",
+            Self::NotOwner => "not_owner",
+        }
+    }
+}
+
+impl From<Refusal> for Refused {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Unknown => Self::Unknown,
+            Refusal::Replay => Self::Replay,
+        }
+    }
+}
+
+/// The one answer for every refusal: the client is not told which.
+fn invalid_stream_token() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidStreamToken,
+        "the stream token is unknown, expired, already used or not valid for this stream",
+    )
+}
+
+struct Attempt<'a> {
+    state: &'a StreamState,
+    generation_id: &'a str,
+    transport: Transport,
+}
+
+impl Attempt<'_> {
+    /// Logs, counts and answers a refusal. Nothing here names the token.
+    async fn refuse(&self, why: Refused, store_touched: bool) -> ApiError {
+        meters::stream_open(self.transport.as_str(), why.as_str());
+        if why == Refused::Replay {
+            tracing::warn!(
+                generation_id = %self.generation_id,
+                transport = self.transport.as_str(),
+                result = why.as_str(),
+                "stream open refused: a used stream token was presented again (replay)"
+            );
+        } else {
+            tracing::info!(
+                generation_id = %self.generation_id,
+                transport = self.transport.as_str(),
+                result = why.as_str(),
+                "stream open refused"
+            );
+        }
+        // A junk token never reaches the store, not even to be counted there.
+        if store_touched {
+            if let Err(e) = stream_token::record_rejected(&self.state.store).await {
+                tracing::debug!(error = %e, "cannot count a rejected stream token");
+            }
+        }
+        invalid_stream_token()
+    }
+
+    /// Consumes one secret with ONE `GETDEL`; the grant must be of `kind`.
+    async fn consume(
+        &self,
+        raw: &str,
+        kind: GrantKind,
+    ) -> Result<Result<StreamGrant, (Refused, bool)>, ApiError> {
+        let Some(secret) = StreamSecret::parse(raw) else {
+            return Ok(Err((Refused::Malformed, false)));
+        };
+        Ok(
+            match stream_token::consume(&self.state.store, &secret).await? {
+                Ok(grant) if grant.kind == kind => Ok(grant),
+                Ok(_) => Err((Refused::WrongKind, true)),
+                Err(refusal) => Err((refusal.into(), true)),
+            },
+        )
+    }
+}
+
+/// Opens a stream of `raw_generation_id` for the holder of the request's token or cookie.
+pub async fn open(
+    state: &StreamState,
+    req: &HttpRequest,
+    raw_generation_id: &str,
+    query: &StreamQuery,
+    transport: Transport,
+    now: UnixTime,
+) -> Result<Open, ApiError> {
+    let attempt = Attempt {
+        state,
+        generation_id: raw_generation_id,
+        transport,
+    };
+    let Ok(generation_id) = GenerationId::parse(raw_generation_id) else {
+        return Err(attempt.refuse(Refused::Malformed, false).await);
+    };
+    let attempt = Attempt {
+        generation_id: generation_id.as_str(),
+        ..attempt
+    };
+
+    // The token is consumed before anything else is looked at, so that a token is
+    // used up by any attempt, and two racing opens cannot both succeed.
+    let cookie = req.cookie(RESUME_COOKIE);
+    let (grant, via_cookie) = match query.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(raw) => match attempt.consume(raw, GrantKind::Token).await? {
+            Ok(grant) => (grant, false),
+            // A JWT or junk is refused outright; it never reaches the store.
+            Err((Refused::Malformed, _)) => {
+                return Err(attempt.refuse(Refused::Malformed, false).await);
+            }
+            // The browser reconnecting to the same URL: its token is used, its cookie is not.
+            Err(token_refusal) => match &cookie {
+                Some(c) => match attempt.consume(c.value(), GrantKind::Resume).await? {
+                    Ok(grant) => (grant, true),
+                    Err(_) => return Err(attempt.refuse(token_refusal.0, token_refusal.1).await),
+                },
+                None => return Err(attempt.refuse(token_refusal.0, token_refusal.1).await),
+            },
+        },
+        None => match &cookie {
+            Some(c) => match attempt.consume(c.value(), GrantKind::Resume).await? {
+                Ok(grant) => (grant, true),
+                Err((why, touched)) => return Err(attempt.refuse(why, touched).await),
+            },
+            None => return Err(attempt.refuse(Refused::Missing, false).await),
+        },
+    };
+
+    // Follow before checking revocation and reading history, so that neither a
+    // revocation notice nor an event can fall into the gap.
+    let follow = state.hub.follow(generation_id.as_str()).await?;
+
+    if grant.generation_id != generation_id.as_str() {
+        return Err(attempt.refuse(Refused::OtherGeneration, true).await);
+    }
+    if let Some(bound) = &grant.client_ip {
+        let client = state.settings.common.trusted_proxies.client_ip(req);
+        if !same_address(bound, client) {
+            return Err(attempt.refuse(Refused::OtherAddress, true).await);
+        }
+    }
+    let issued_at_secs = grant.issued_at.div_euclid(1000);
+    if shared::jwt::revoked(
+        &state.store,
+        &grant.user_id,
+        "-",
+        Some(&grant.session_id),
+        issued_at_secs,
+    )
+    .await?
+    {
+        return Err(attempt.refuse(Refused::Revoked, true).await);
+    }
+    let Some(record) = generation::load(&state.store, &generation_id).await? else {
+        return Err(attempt.refuse(Refused::Gone, true).await);
+    };
+    if grant.user_id != record.owner_id && !grant.admin {
+        return Err(attempt.refuse(Refused::NotOwner, true).await);
+    }
+
+    let resume_from = resume_point(req, query);
+    let page = state
+        .store
+        .read_events(generation_id.as_str(), resume_from.as_deref())
+        .await?;
+    if resume_from.is_some() && is_terminal(&record.status) && page.events.is_empty() && !page.reset
+    {
+        meters::stream_open(transport.as_str(), "finished");
+        tracing::info!(generation_id = %generation_id, "reconnect after the terminal event: nothing more to send");
+        return Ok(Open::Finished);
+    }
+
+    // A fresh single-use resume grant for the next reconnect of this browser.
+    let resume_ttl = state.settings.common.resume_ttl;
+    let resume_grant = StreamGrant {
+        issued_at: now.millis(),
+        kind: GrantKind::Resume,
+        ..grant.clone()
+    };
+    let resume = stream_token::mint(&state.store, &resume_grant, resume_ttl, now).await?;
+    let cookie = Cookie::build(RESUME_COOKIE, resume.expose().to_owned())
+        .path(format!("/generations/generate/{generation_id}/"))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.settings.common.cookie_secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            i64::try_from(resume_ttl.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .finish();
+
+    meters::stream_open(transport.as_str(), if via_cookie { "resumed" } else { "ok" });
+    tracing::info!(
+        generation_id = %generation_id,
+        user_id = %grant.user_id,
+        transport = transport.as_str(),
+        via = if via_cookie { "resume_cookie" } else { "token" },
+        resume_from = resume_from.as_deref().unwrap_or(""),
+        reset = page.reset,
+        history = page.events.len(),
+        "stream opened"
+    );
+    let feed = Feed::new(FeedParts {
+        generation_id: generation_id.as_str().to_owned(),
+        holder: Holder {
+            user_id: grant.user_id,
+            session_id: grant.session_id,
+            issued_at_secs,
+        },
+        store: state.store.clone(),
+        follow,
+        max_queued: state.hub.capacity(),
+        shutdown: state.shutdown_signal(),
+        reset: page.reset,
+        history: page.events,
+        resume_from,
+        transport: transport.as_str(),
+    });
+    Ok(Open::Stream(Box::new(Opened { feed, cookie })))
+}
+
+/// `Last-Event-ID`, else `last_event_id` in the query.
+fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
+    let header = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    header
+        .or(query.last_event_id.as_deref())
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .map(str::to_owned)
+}
+
+fn same_address(bound: &str, client: Option<IpAddr>) -> bool {
+    match (bound.parse::<IpAddr>(), client) {
+        (Ok(bound), Some(client)) => bound.to_canonical() == client.to_canonical(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_compare_canonically() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(same_address("127.0.0.1", Some(mapped)));
+        assert!(same_address("::ffff:127.0.0.1", Some(v4)));
+        assert!(!same_address("10.9.9.9", Some(v4)));
+        assert!(!same_address("not an address", Some(v4)));
+        assert!(!same_address("127.0.0.1", None));
+    }
+}

@@ -1,0 +1,324 @@
+//! What one open stream sends, independent of the transport (SSE or WebSocket):
+//! `connected`, maybe `reset`, the history after the resume point, then live events,
+//! with duplicates dropped, until a terminal event, a revocation, a lag or shutdown.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use shared::generation::is_terminal;
+use shared::store::{Store, parse_event_id};
+use tokio::sync::{broadcast, watch};
+
+use crate::hub::{Control, Follow, HubEvent, StoredEvent};
+use crate::meters;
+
+/// One message to the client.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Connected,
+    /// The resume point was older than the kept history: what follows is all that is kept.
+    Reset,
+    Event(Arc<StoredEvent>),
+}
+
+impl Frame {
+    /// The JSON object of a control frame (`connected`, `reset`) or the stored event.
+    pub fn data(&self, generation_id: &str) -> String {
+        match self {
+            Self::Connected => {
+                json!({ "event": "connected", "generation_id": generation_id }).to_string()
+            }
+            Self::Reset => json!({ "event": "reset", "generation_id": generation_id }).to_string(),
+            Self::Event(event) => event.data.clone(),
+        }
+    }
+
+    /// The SSE id: only progress events have one.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Self::Event(event) => Some(&event.id),
+            _ => None,
+        }
+    }
+
+    /// A WebSocket has no event ids: the id goes into the object as `"id"`.
+    pub fn ws_text(&self, generation_id: &str) -> String {
+        match self {
+            Self::Event(event) => match serde_json::from_str::<Value>(&event.data) {
+                Ok(Value::Object(mut object)) => {
+                    object.insert("id".to_owned(), Value::String(event.id.clone()));
+                    Value::Object(object).to_string()
+                }
+                _ => event.data.clone(),
+            },
+            other => other.data(generation_id),
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            status: Option<String>,
+        }
+        match self {
+            Self::Event(event) => serde_json::from_str::<Status>(&event.data)
+                .ok()
+                .and_then(|s| s.status)
+                .is_some_and(|s| is_terminal(&s)),
+            _ => false,
+        }
+    }
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A `completed` or `failed` event was sent.
+    Finished,
+    /// The session or the user was revoked.
+    Revoked,
+    /// The client fell more than `SSE_MAX_QUEUED_EVENTS` behind.
+    Lagged,
+    ShuttingDown,
+    StoreUnavailable,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::Revoked => "revoked",
+            Self::Lagged => "lagged",
+            Self::ShuttingDown => "shutting_down",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+/// Who a stream belongs to, for revocation.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub user_id: String,
+    pub session_id: String,
+    /// Unix seconds: everything of the user issued before a revocation ends.
+    pub issued_at_secs: i64,
+}
+
+pub struct Feed {
+    generation_id: String,
+    holder: Holder,
+    store: Store,
+    follow: Follow,
+    max_queued: usize,
+    shutdown: watch::Receiver<bool>,
+    pending: VecDeque<Frame>,
+    last: Option<(u64, u64)>,
+    last_id: Option<String>,
+    finished: bool,
+    // Set before the store is asked, cleared after: `next` stays cancel-safe.
+    needs_resync: bool,
+    needs_recheck: bool,
+    _open: OpenGauge,
+}
+
+enum Step {
+    Shutdown,
+    Control(Result<Control, broadcast::error::RecvError>),
+    Event(Result<HubEvent, broadcast::error::RecvError>),
+}
+
+pub struct FeedParts {
+    pub generation_id: String,
+    pub holder: Holder,
+    pub store: Store,
+    pub follow: Follow,
+    pub max_queued: usize,
+    pub shutdown: watch::Receiver<bool>,
+    pub reset: bool,
+    pub history: Vec<(String, String)>,
+    pub resume_from: Option<String>,
+    pub transport: &'static str,
+}
+
+impl Feed {
+    pub fn new(parts: FeedParts) -> Self {
+        let last = parts.resume_from.as_deref().and_then(parse_event_id);
+        let mut feed = Self {
+            generation_id: parts.generation_id,
+            holder: parts.holder,
+            store: parts.store,
+            follow: parts.follow,
+            max_queued: parts.max_queued,
+            shutdown: parts.shutdown,
+            pending: VecDeque::from([Frame::Connected]),
+            // After a reset the kept history starts over, whatever was asked for.
+            last: if parts.reset { None } else { last },
+            last_id: if parts.reset {
+                None
+            } else {
+                last.and(parts.resume_from)
+            },
+            finished: false,
+            needs_resync: false,
+            needs_recheck: false,
+            _open: OpenGauge::new(parts.transport),
+        };
+        if parts.reset {
+            feed.pending.push_back(Frame::Reset);
+        }
+        feed.push_history(parts.history);
+        feed
+    }
+
+    pub fn generation_id(&self) -> &str {
+        &self.generation_id
+    }
+
+    fn push_history(&mut self, events: Vec<(String, String)>) {
+        for (id, data) in events {
+            self.push(Arc::new(StoredEvent { id, data }));
+        }
+    }
+
+    /// Queues an event unless it was delivered already (history and live overlap).
+    fn push(&mut self, event: Arc<StoredEvent>) {
+        let Some(key) = parse_event_id(&event.id) else {
+            return;
+        };
+        if self.last.is_some_and(|last| key <= last) {
+            return;
+        }
+        self.last = Some(key);
+        self.last_id = Some(event.id.clone());
+        self.pending.push_back(Frame::Event(event));
+    }
+
+    /// The next frame, or why the stream ends. Cancel-safe.
+    pub async fn next(&mut self) -> Result<Frame, End> {
+        let end = loop {
+            if let Some(frame) = self.pending.pop_front() {
+                if frame.is_terminal() {
+                    // Nothing can follow a terminal event.
+                    self.finished = true;
+                    self.pending.clear();
+                }
+                return Ok(frame);
+            }
+            if self.finished {
+                break End::Finished;
+            }
+            if *self.shutdown.borrow() {
+                break End::ShuttingDown;
+            }
+            if self.needs_recheck {
+                let h = &self.holder;
+                match shared::jwt::revoked(
+                    &self.store,
+                    &h.user_id,
+                    "-",
+                    Some(&h.session_id),
+                    h.issued_at_secs,
+                )
+                .await
+                {
+                    Ok(true) => break End::Revoked,
+                    Ok(false) => self.needs_recheck = false,
+                    Err(_) => break End::StoreUnavailable,
+                }
+                continue;
+            }
+            if self.needs_resync {
+                let page = match self
+                    .store
+                    .read_events(&self.generation_id, self.last_id.as_deref())
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(_) => break End::StoreUnavailable,
+                };
+                self.needs_resync = false;
+                if page.reset {
+                    self.pending.push_back(Frame::Reset);
+                }
+                self.push_history(page.events);
+                continue;
+            }
+            let step = tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => Step::Shutdown,
+                control = self.follow.control.recv() => Step::Control(control),
+                event = self.follow.events.recv() => Step::Event(event),
+            };
+            match step {
+                Step::Shutdown => {
+                    // A closed channel means the state is gone: end as on shutdown.
+                    if self.shutdown.has_changed().is_err() {
+                        break End::ShuttingDown;
+                    }
+                }
+                Step::Control(Ok(Control::Revoked(notice))) => {
+                    if notice.covers(&self.holder.user_id, &self.holder.session_id) {
+                        break End::Revoked;
+                    }
+                }
+                Step::Control(Ok(Control::Recheck))
+                | Step::Control(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    self.needs_recheck = true;
+                }
+                Step::Control(Err(broadcast::error::RecvError::Closed)) => {
+                    break End::ShuttingDown;
+                }
+                Step::Event(Ok(HubEvent::Event(event))) => {
+                    // More than the limit still waiting behind this one: too slow.
+                    if self.follow.events.len() > self.max_queued {
+                        break End::Lagged;
+                    }
+                    self.push(event);
+                }
+                Step::Event(Ok(HubEvent::Resync)) => self.needs_resync = true,
+                Step::Event(Err(broadcast::error::RecvError::Lagged(_))) => break End::Lagged,
+                Step::Event(Err(broadcast::error::RecvError::Closed)) => {
+                    break End::ShuttingDown;
+                }
+            }
+        };
+        self.log_end(end);
+        Err(end)
+    }
+
+    fn log_end(&self, end: End) {
+        match end {
+            End::Lagged => {
+                meters::lagged_disconnect();
+                tracing::info!(
+                    generation_id = %self.generation_id,
+                    max_queued = self.max_queued,
+                    "stream cut off: the client fell too far behind; it can resume with Last-Event-ID"
+                );
+            }
+            End::Revoked => tracing::info!(
+                generation_id = %self.generation_id,
+                user_id = %self.holder.user_id,
+                "stream ended: session revoked"
+            ),
+            _ => tracing::debug!(generation_id = %self.generation_id, end = end.as_str(), "stream ended"),
+        }
+    }
+}
+
+/// Counts a stream as open for as long as it lives.
+struct OpenGauge(&'static str);
+
+impl OpenGauge {
+    fn new(transport: &'static str) -> Self {
+        meters::stream_opened(transport);
+        Self(transport)
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        meters::stream_closed(self.0);
+    }
+}

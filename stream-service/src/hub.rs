@@ -1,0 +1,200 @@
+//! Fan-out. ONE store subscription per process feeds a map generation id →
+//! `broadcast::Sender`, so the number of Redis connections does not grow with the
+//! number of open streams, and a slow stream only ever lags on its own receiver.
+//! Revocation notices go to every open stream through one more broadcast.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use shared::revocation::RevocationNotice;
+use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError};
+use tokio::sync::{OnceCell, broadcast};
+
+/// One event of a generation's history, as streamed.
+#[derive(Debug)]
+pub struct StoredEvent {
+    pub id: String,
+    /// The JSON object, exactly as stored.
+    pub data: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum HubEvent {
+    Event(Arc<StoredEvent>),
+    /// Messages may have been missed (the subscription reconnected or the hub
+    /// lagged): re-read the history after the last delivered id.
+    Resync,
+}
+
+#[derive(Debug, Clone)]
+pub enum Control {
+    Revoked(Arc<RevocationNotice>),
+    /// Notices may have been missed: check the store.
+    Recheck,
+}
+
+/// Revocation notices are rare; this only needs to absorb a burst.
+const CONTROL_CAPACITY: usize = 1024;
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    capacity: usize,
+    generations: Mutex<HashMap<String, broadcast::Sender<HubEvent>>>,
+    control: broadcast::Sender<Control>,
+    started: OnceCell<()>,
+}
+
+/// An open stream's view of the hub: its generation's events and the control
+/// messages. Dropping the last one of a generation removes its sender.
+pub struct Follow {
+    pub events: broadcast::Receiver<HubEvent>,
+    pub control: broadcast::Receiver<Control>,
+    // Declared last so that it drops after `events`.
+    _guard: FollowGuard,
+}
+
+struct FollowGuard {
+    hub: Weak<Inner>,
+    generation_id: String,
+}
+
+impl Drop for FollowGuard {
+    fn drop(&mut self) {
+        let Some(hub) = self.hub.upgrade() else { return };
+        let mut generations = hub.generations.lock();
+        if generations
+            .get(&self.generation_id)
+            .is_some_and(|s| s.receiver_count() == 0)
+        {
+            generations.remove(&self.generation_id);
+        }
+    }
+}
+
+impl Hub {
+    /// `capacity`: how many events a stream may fall behind before it is cut off.
+    pub fn new(store: Store, capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                capacity: capacity.max(1),
+                generations: Mutex::new(HashMap::new()),
+                control: broadcast::channel(CONTROL_CAPACITY).0,
+                started: OnceCell::new(),
+            }),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Follows a generation. Returns once the store subscription is live, so that
+    /// nothing published after this returns is missed; unavailable otherwise.
+    pub async fn follow(&self, generation_id: &str) -> Result<Follow, StoreError> {
+        let inner = &self.inner;
+        inner
+            .started
+            .get_or_try_init(|| async {
+                // The pump is started lazily, from inside a runtime, by the first stream.
+                let messages = inner.store.subscribe().await?;
+                tokio::spawn(pump(Arc::downgrade(&self.inner), messages, inner.store.clone()));
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        // Waits for the (shared) subscription to be live again after an outage.
+        inner.store.subscribe().await.map(drop)?;
+        let control = inner.control.subscribe();
+        let events = {
+            let mut generations = inner.generations.lock();
+            generations
+                .entry(generation_id.to_owned())
+                // One more than the limit, so the limit itself is checked by the
+                // stream (`Receiver::len`) before anything is lost.
+                .or_insert_with(|| broadcast::channel(inner.capacity + 1).0)
+                .subscribe()
+        };
+        Ok(Follow {
+            events,
+            control,
+            _guard: FollowGuard {
+                hub: Arc::downgrade(&self.inner),
+                generation_id: generation_id.to_owned(),
+            },
+        })
+    }
+
+    /// How many generations have at least one open stream here (for tests).
+    pub fn followed_generations(&self) -> usize {
+        self.inner.generations.lock().len()
+    }
+}
+
+impl Inner {
+    fn dispatch_event(&self, payload: &str) {
+        let Ok(event) = serde_json::from_str::<PublishedEvent>(payload) else {
+            tracing::warn!("ignoring an unreadable message on the events channel");
+            return;
+        };
+        let sender = self.generations.lock().get(&event.generation_id).cloned();
+        if let Some(sender) = sender {
+            let event = StoredEvent {
+                id: event.id,
+                data: event.data.get().to_owned(),
+            };
+            // No receivers left is fine: the last stream just went.
+            let _ = sender.send(HubEvent::Event(Arc::new(event)));
+        }
+    }
+
+    fn dispatch_revocation(&self, payload: &str) {
+        match serde_json::from_str::<RevocationNotice>(payload) {
+            Ok(notice) => {
+                let _ = self.control.send(Control::Revoked(Arc::new(notice)));
+            }
+            Err(_) => tracing::warn!("ignoring an unreadable revocation notice"),
+        }
+    }
+
+    fn resync_all(&self) {
+        for sender in self.generations.lock().values() {
+            let _ = sender.send(HubEvent::Resync);
+        }
+        let _ = self.control.send(Control::Recheck);
+    }
+}
+
+/// Moves messages from the store subscription to the streams, for as long as the hub lives.
+async fn pump(
+    hub: Weak<Inner>,
+    mut messages: broadcast::Receiver<PubSubMessage>,
+    store: Store,
+) {
+    let events_channel = store.keys().events_channel();
+    let revocations_channel = store.keys().revocations_channel();
+    loop {
+        let message = messages.recv().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match message {
+            Ok(PubSubMessage::Message { channel, payload }) => {
+                if *channel == *events_channel {
+                    hub.dispatch_event(&payload);
+                } else if *channel == *revocations_channel {
+                    hub.dispatch_revocation(&payload);
+                }
+            }
+            Ok(PubSubMessage::Reconnected) => hub.resync_all(),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "the stream hub fell behind the store; resynchronising");
+                hub.resync_all();
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `POST /generations/{generation_id}/events`: a service with scope `events:publish`
+//! appends one progress event; every stream of the generation, on any replica, gets it.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use shared::claims::ServiceClaims;
+use shared::error::FieldErrors;
+use shared::generation::{GenerationId, STATUSES};
+use shared::store::{AppendOutcome, NewEvent};
+use shared::{ApiError, ErrorCode, UnixTime};
+
+use crate::meters;
+use crate::startup::{MAX_EVENT_BYTES, StreamState};
+
+pub const PUBLISH_SCOPE: &str = "events:publish";
+const MAX_STAGE_CHARS: usize = 128;
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// The streamed object: the known fields first, then whatever else the publisher sent.
+#[derive(Debug, Serialize)]
+struct ProgressEvent<'a> {
+    event: &'static str,
+    generation_id: &'a str,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    progress: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    timestamp: i64,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+pub async fn publish(
+    state: web::Data<StreamState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let now = UnixTime::now();
+    // Who is asking comes before what they sent.
+    let token = shared::http::bearer_token(&req)?;
+    let claims: ServiceClaims = state.validator.validate(token, now).await?;
+    if !claims.has_scope(PUBLISH_SCOPE) {
+        return Err(ApiError::new(
+            ErrorCode::InsufficientScope,
+            format!("publishing events needs the scope {PUBLISH_SCOPE}"),
+        ));
+    }
+    let generation_id = GenerationId::parse(&path).map_err(|_| ApiError::not_found("generation"))?;
+    let raw = read_body(&req, body).await?;
+    let event = parse_event(&raw, generation_id.as_str(), now)?;
+    let data = serde_json::to_string(&event).map_err(ApiError::internal)?;
+
+    let outcome = state
+        .store
+        .append_event(&NewEvent {
+            generation_id: generation_id.as_str(),
+            data: &data,
+            status: &event.status,
+            progress: event.progress,
+            stage: event.stage.as_deref(),
+            now_ms: now.millis(),
+            max_len: state.settings().common.event_history_max,
+            ttl: state.settings().common.generation_ttl,
+        })
+        .await?;
+    match outcome {
+        AppendOutcome::Appended { id } => {
+            meters::event_published(&event.status);
+            tracing::info!(
+                generation_id = %generation_id,
+                event_id = %id,
+                status = %event.status,
+                client = claims.client_id(),
+                "event published"
+            );
+            Ok(HttpResponse::Accepted()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(serde_json::json!({ "id": id })))
+        }
+        AppendOutcome::NoGeneration => Err(ApiError::not_found("generation")),
+        AppendOutcome::Finished => Err(ApiError::new(
+            ErrorCode::GenerationFinished,
+            "the generation has already completed or failed",
+        )),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("an event body may hold at most {MAX_EVENT_BYTES} bytes"),
+    )
+}
+
+/// The body, refused as soon as it is known to be larger than the limit.
+async fn read_body(req: &HttpRequest, mut body: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_EVENT_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut raw = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::field("body", "could not be read"))?;
+        if raw.len() + chunk.len() > MAX_EVENT_BYTES {
+            return Err(too_large());
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    Ok(raw)
+}
+
+/// Checks every field and reports all problems at once.
+fn parse_event<'a>(
+    raw: &[u8],
+    generation_id: &'a str,
+    now: UnixTime,
+) -> Result<ProgressEvent<'a>, ApiError> {
+    let Ok(value) = serde_json::from_slice::<Value>(raw) else {
+        return Err(ApiError::field("body", "is not valid JSON"));
+    };
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    };
+    // Set by the server: a publisher cannot forge them.
+    for reserved in ["event", "generation_id", "id"] {
+        fields.remove(reserved);
+    }
+    let mut errors = FieldErrors::default();
+    let status = match fields.remove("status") {
+        Some(Value::String(s)) if STATUSES.contains(&s.as_str()) => Some(s),
+        None | Some(Value::Null) => {
+            errors.add("status", "is required");
+            None
+        }
+        Some(_) => {
+            errors.add("status", "must be one of pending, processing, completed, failed");
+            None
+        }
+    };
+    let stage = optional_text(&mut fields, &mut errors, "stage", MAX_STAGE_CHARS);
+    let message = optional_text(&mut fields, &mut errors, "message", MAX_MESSAGE_CHARS);
+    let progress = match fields.remove("progress") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)) => n.as_f64(),
+        Some(_) => {
+            errors.add("progress", "must be a number from 0.0 to 1.0");
+            None
+        }
+    };
+    let timestamp = match fields.remove("timestamp") {
+        None | Some(Value::Null) => Some(now.millis()),
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|t| t >= 0) => n.as_i64(),
+        Some(_) => {
+            errors.add("timestamp", "must be a whole number of Unix milliseconds");
+            None
+        }
+    };
+    errors.into_result()?;
+    match (status, timestamp) {
+        (Some(status), Some(timestamp)) => Ok(ProgressEvent {
+            event: "progress",
+            generation_id,
+            status,
+            stage,
+            progress,
+            message,
+            timestamp,
+            extra: fields,
+        }),
+        // Unreachable: a missing value was recorded as a field error above.
+        _ => Err(ApiError::field("body", "is incomplete")),
+    }
+}
+
+fn optional_text(
+    fields: &mut Map<String, Value>,
+    errors: &mut FieldErrors,
+    name: &str,
+    max_chars: usize,
+) -> Option<String> {
+    match fields.remove(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= max_chars => Some(s),
+        Some(_) => {
+            errors.add(name, format!("must be a string of at most {max_chars} characters"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<String, ApiError> {
+        parse_event(body.as_bytes(), "g-1", UnixTime(1_700_000_000_000))
+            .map(|e| serde_json::to_string(&e).unwrap())
+    }
+
+    #[test]
+    fn known_fields_come_first_extra_fields_pass_and_reserved_ones_are_ours() {
+        let data = parse(
+            r#"{"status":"processing","stage":"s","progress":0.5,"message":"m","timestamp":5,
+                "current_file":"a.rs","event":"connected","generation_id":"other","id":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            data,
+            r#"{"event":"progress","generation_id":"g-1","status":"processing","stage":"s","progress":0.5,"message":"m","timestamp":5,"current_file":"a.rs"}"#
+        );
+        let data = parse(r#"{"status":"pending"}"#).unwrap();
+        assert_eq!(
+            data,
+            r#"{"event":"progress","generation_id":"g-1","status":"pending","timestamp":1700000000000}"#
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let err = parse(
+            r#"{"status":"done","stage":7,"progress":1.5,"message":true,"timestamp":1.5}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationFailed);
+        let named: Vec<_> = err.fields.keys().map(String::as_str).collect();
+        assert_eq!(named, ["message", "progress", "stage", "status", "timestamp"]);
+        assert!(parse("{}").unwrap_err().fields.contains_key("status"));
+        assert!(parse("[1]").unwrap_err().fields.contains_key("body"));
+        assert!(parse("nope").unwrap_err().fields.contains_key("body"));
+        let long = format!(r#"{{"status":"pending","stage":"{}"}}"#, "x".repeat(129));
+        assert!(parse(&long).unwrap_err().fields.contains_key("stage"));
+    }
+}

@@ -1,0 +1,60 @@
+//! `GET /generations/generate/{generation_id}/stream?token=`: Server-Sent Events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::http::header::{self, ContentEncoding};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_lab::sse;
+use shared::{ApiError, UnixTime};
+
+use crate::admission::{self, Open, StreamQuery, Transport};
+use crate::feed::Feed;
+use crate::startup::StreamState;
+
+/// What `retry:` tells a browser to wait before reconnecting.
+const RETRY: Duration = Duration::from_secs(3);
+
+pub async fn open_stream(
+    state: web::Data<StreamState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let now = UnixTime::now();
+    let opened = match admission::open(&state, &req, &path, &query, Transport::Sse, now).await? {
+        // Tells a browser's EventSource to stop reconnecting.
+        Open::Finished => {
+            return Ok(HttpResponse::NoContent()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+        Open::Stream(opened) => *opened,
+    };
+    let body = sse::Sse::from_stream(events(opened.feed))
+        .with_retry_duration(RETRY)
+        .with_keep_alive(state.settings().keepalive);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // Proxies such as nginx must pass events on as they come.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .insert_header(ContentEncoding::Identity)
+        .cookie(opened.cookie)
+        .body(body))
+}
+
+/// The feed as SSE events: unnamed, so `EventSource.onmessage` sees each; progress
+/// events carry their id. The stream ends when the feed does; dropping it (the
+/// client went away) drops the feed and its hub subscription.
+fn events(feed: Feed) -> impl futures_util::Stream<Item = Result<sse::Event, Infallible>> {
+    futures_util::stream::unfold(feed, |mut feed| async move {
+        let frame = feed.next().await.ok()?;
+        let mut data = sse::Data::new(frame.data(feed.generation_id()));
+        // Stored ids are `ms-seq`; anything else would break the event stream framing.
+        if let Some(id) = frame.id().filter(|id| !id.contains(['\r', '\n', '\0'])) {
+            data = data.id(id.to_owned());
+        }
+        Some((Ok(sse::Event::Data(data)), feed))
+    })
+}

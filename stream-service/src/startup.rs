@@ -1,0 +1,224 @@
+//! The application: state, routes, and a server that binds its own listener (so
+//! tests can bind port 0) and shuts down on SIGTERM after telling streams to go.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use shared::config::ConfigError;
+use shared::jwt::{KeySource, Validator};
+use shared::store::Store;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::hub::Hub;
+use crate::routes;
+
+/// Event bodies larger than this are refused with 413.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+
+/// How long a graceful stop waits for in-flight requests once streams were told to go.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler of the stream service shares.
+pub struct StreamState {
+    pub(crate) settings: Settings,
+    pub(crate) store: Store,
+    pub(crate) validator: Validator,
+    pub(crate) hub: Hub,
+    shutdown: watch::Sender<bool>,
+}
+
+impl StreamState {
+    /// `store` and `keys` are passed in so that one process can share them between
+    /// the auth and the stream routes.
+    pub fn new(settings: Settings, store: Store, keys: KeySource) -> Result<Self, ConfigError> {
+        if let KeySource::Local(local) = &keys {
+            if local.algorithm() != settings.common.algorithm {
+                return Err(ConfigError::new(
+                    "JWT_ALGORITHM",
+                    "the verification keys are of another algorithm",
+                ));
+            }
+        }
+        let validator = Validator::new(
+            settings.common.algorithm,
+            keys,
+            settings.common.jwt.clone(),
+            store.clone(),
+        );
+        Ok(Self {
+            hub: Hub::new(store.clone(), settings.max_queued),
+            validator,
+            store,
+            settings,
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Tells every open stream to end now (SIGTERM); clients reconnect elsewhere
+    /// with `Last-Event-ID`. Streams opened after this end at once too.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Generations with at least one open stream in this process.
+    pub fn followed_generations(&self) -> usize {
+        self.hub.followed_generations()
+    }
+}
+
+/// Registers the state and every stream route (not the health routes), so that
+/// the single-process binary can mount them next to the auth routes.
+pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
+    cfg.app_data(state.clone())
+        .service(
+            web::resource("/generations/generate/{generation_id}/stream")
+                .route(web::get().to(routes::stream::open_stream)),
+        )
+        .service(
+            web::resource("/generations/generate/{generation_id}/ws")
+                .route(web::get().to(routes::ws::open_ws)),
+        )
+        .service(
+            web::resource("/generations/{generation_id}/events")
+                .route(web::post().to(routes::events::publish)),
+        );
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<StreamState>,
+}
+
+impl Application {
+    /// The store and keys as configured.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = settings.common.store()?;
+        if store.kind() == "memory" {
+            tracing::warn!(
+                "no REDIS_URL: events live in this process's memory only; \
+                 do not run more than one replica like this"
+            );
+        }
+        let keys = settings.key_source()?;
+        Self::build_with(settings, store, keys)
+    }
+
+    /// With a given store and keys (tests use a fresh key prefix and local keys).
+    pub fn build_with(settings: Settings, store: Store, keys: KeySource) -> anyhow::Result<Self> {
+        // Installed before anything is counted, or early counts are lost.
+        shared::telemetry::metrics_handle();
+        let listener = TcpListener::bind(&settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let cors_origins = settings.common.cors_origins.clone();
+        let state = web::Data::new(StreamState::new(settings, store.clone(), keys)?);
+        let store = web::Data::new(store);
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(shared::http::cors(&cors_origins))
+                .wrap(from_fn(shared::http::observe))
+                .configure(|cfg| shared::http::extractor_config(cfg, MAX_EVENT_BYTES))
+                .app_data(store.clone())
+                .configure(shared::http::health_routes)
+                .route("/openapi.json", web::get().to(routes::openapi::openapi_json))
+                .configure(|cfg| mount(cfg, &app_state))
+                .default_service(web::to(shared::http::not_found))
+        })
+        .listen(listener)?
+        // Signals are ours: streams must be told to go before the graceful stop waits on them.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .run();
+        tracing::info!(port, "stream-service listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<StreamState> {
+        self.state.clone()
+    }
+
+    /// Stops the server the way SIGTERM does.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.server.handle(),
+            state: self.state.clone(),
+        }
+    }
+
+    /// Runs until SIGTERM or Ctrl-C (or a `Stopper`), then stops gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown signal received: ending open streams and stopping");
+            stopper.stop().await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        result
+    }
+}
+
+/// Stops an `Application`: stop accepting, tell open streams to go, finish in-flight requests.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    state: web::Data<StreamState>,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        // `stop` sends its command at once; the streams are told while it waits.
+        let stopping = self.handle.stop(true);
+        self.state.shutdown();
+        stopping.await;
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = interrupt => {}
+    }
+}
