@@ -333,20 +333,6 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cidr_matching() {
-        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
-        assert!(t.trusts("10.1.2.3".parse().unwrap()));
-        assert!(!t.trusts("11.0.0.1".parse().unwrap()));
-        assert!(t.trusts("::1".parse().unwrap()));
-        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
-        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
-    }
-}
 
 /// CORS for browsers on the configured origins; none configured allows none.
 pub fn cors(origins: &[String]) -> actix_cors::Cors {
@@ -450,5 +436,20 @@ impl actix_web::FromRequest for Caller {
                 Err(e) => Err(e.into()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        assert!(t.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!t.trusts("11.0.0.1".parse().unwrap()));
+        assert!(t.trusts("::1".parse().unwrap()));
+        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
     }
 }

@@ -125,10 +125,10 @@ impl Attempt<'_> {
             );
         }
         // A junk token never reaches the store, not even to be counted there.
-        if store_touched {
-            if let Err(e) = stream_token::record_rejected(&self.state.store).await {
-                tracing::debug!(error = %e, "cannot count a rejected stream token");
-            }
+        if store_touched
+            && let Err(e) = stream_token::record_rejected(&self.state.store).await
+        {
+            tracing::debug!(error = %e, "cannot count a rejected stream token");
         }
         invalid_stream_token()
     }

@@ -27,13 +27,13 @@ impl Settings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_env(env)?;
         let auth_url = config::string(env, "AUTH_URL").map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &auth_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "AUTH_URL",
-                    format!("expected an http:// or https:// URL, got {url:?}"),
-                ));
-            }
+        if let Some(url) = &auth_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "AUTH_URL",
+                format!("expected an http:// or https:// URL, got {url:?}"),
+            ));
         }
         if common.algorithm == Algorithm::EdDSA
             && auth_url.is_none()

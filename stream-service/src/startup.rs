@@ -35,13 +35,13 @@ impl StreamState {
     /// `store` and `keys` are passed in so that one process can share them between
     /// the auth and the stream routes.
     pub fn new(settings: Settings, store: Store, keys: KeySource) -> Result<Self, ConfigError> {
-        if let KeySource::Local(local) = &keys {
-            if local.algorithm() != settings.common.algorithm {
-                return Err(ConfigError::new(
-                    "JWT_ALGORITHM",
-                    "the verification keys are of another algorithm",
-                ));
-            }
+        if let KeySource::Local(local) = &keys
+            && local.algorithm() != settings.common.algorithm
+        {
+            return Err(ConfigError::new(
+                "JWT_ALGORITHM",
+                "the verification keys are of another algorithm",
+            ));
         }
         let validator = Validator::new(
             settings.common.algorithm,
