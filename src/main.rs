@@ -1,1 +1,10 @@
-fn main() {}
+use shared::config::ProcessEnv;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shared::telemetry::init(shared::config::log_format(&ProcessEnv)?);
+    let app = authstream::Application::build(&ProcessEnv)?;
+    println!("{}", app.banner());
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod keys;
 pub mod revocation;
 pub mod settings;
+pub mod shutdown;
 pub mod store;
 pub mod stream_token;
 pub mod telemetry;

@@ -1,0 +1,141 @@
+//! `authstream`: the auth service and the stream service in ONE process on ONE port,
+//! on the in-memory store unless `REDIS_URL` is set. The embedded default for trying
+//! it out and for development.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use shared::config::{self, ConfigError, Env};
+use shared::http;
+use shared::jwt::KeySource;
+use stream_service::StreamState;
+
+/// The environment with the defaults of the single process: demo mode on, and the
+/// stream routes finding the auth routes in the same process.
+pub struct EmbeddedEnv<'a> {
+    env: &'a dyn Env,
+    defaults: HashMap<&'static str, String>,
+}
+
+impl<'a> EmbeddedEnv<'a> {
+    pub fn new(env: &'a dyn Env) -> Result<Self, ConfigError> {
+        let bind = config::bind_addr(env, "AUTHSTREAM_BIND", "0.0.0.0:8000")?;
+        let defaults = HashMap::from([
+            ("AUTHSTREAM_BIND", bind.clone()),
+            ("AUTH_BIND", bind.clone()),
+            ("STREAM_BIND", bind.clone()),
+            ("AUTH_URL", format!("http://{bind}")),
+            ("DEMO", "true".to_owned()),
+        ]);
+        Ok(Self { env, defaults })
+    }
+}
+
+impl Env for EmbeddedEnv<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        let own = self.defaults.get(name).filter(|_| matches!(name, "AUTH_BIND" | "STREAM_BIND" | "AUTHSTREAM_BIND"));
+        own.cloned().or_else(|| self.env.var(name)).or_else(|| self.defaults.get(name).cloned())
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stream: web::Data<StreamState>,
+    store_kind: &'static str,
+    ephemeral_key: bool,
+    demo: bool,
+}
+
+impl Application {
+    pub fn build(env: &dyn Env) -> anyhow::Result<Self> {
+        let env = EmbeddedEnv::new(env)?;
+        let auth = auth_service::config::Settings::from_env(&env)?;
+        let stream = stream_service::config::Settings::from_env(&env)?;
+        let listener = TcpListener::bind(&auth.bind)?;
+        Self::with_listener(auth, stream, listener)
+    }
+
+    pub fn with_listener(
+        auth: auth_service::config::Settings,
+        stream: stream_service::config::Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        // One store and one key set for both halves.
+        let store = auth.common.store()?;
+        let keys = auth.common.signing_keys()?;
+        let (store_kind, ephemeral_key, demo) = (store.kind(), keys.is_ephemeral(), auth.common.demo);
+        let cors_origins = auth.common.cors_origins.clone();
+        let json_limit = auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
+        let auth_state = web::Data::new(auth_service::AuthState::new(auth, store.clone(), keys.clone())?);
+        let stream_state = web::Data::new(StreamState::new(stream, store, KeySource::Local(keys))?);
+        let stream = stream_state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(http::cors(&cors_origins))
+                .wrap(middleware::from_fn(http::observe))
+                .configure(|cfg| {
+                    http::extractor_config(cfg, json_limit);
+                    http::health_routes(cfg);
+                    auth_service::mount(cfg, &auth_state);
+                    stream_service::mount(cfg, &stream_state);
+                })
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)?
+        // Signals are handled in `run_until_stopped`: streams are told to go first.
+        .disable_signals()
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self { port, server, stream, store_kind, ephemeral_key, demo })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What is running where, said loudly.
+    pub fn banner(&self) -> String {
+        let base = format!("http://localhost:{}", self.port);
+        let mut lines = vec![
+            String::new(),
+            "  authstream: auth-service and stream-service in one process".to_owned(),
+            format!("  listening on {base} (every route of both services)"),
+        ];
+        if self.demo {
+            lines.push(format!("  demo page:   {base}/"));
+        }
+        if self.store_kind == "memory" {
+            lines.push("  store:       IN MEMORY: all users, sessions and events are lost on exit".to_owned());
+        } else {
+            lines.push("  store:       Redis (REDIS_URL)".to_owned());
+        }
+        if self.ephemeral_key {
+            lines.push("  signing key: ephemeral: tokens do not survive a restart".to_owned());
+        }
+        lines.push("  real stack:  REDIS_URL=redis://... cargo run -p auth-service / -p stream-service (see README)".to_owned());
+        lines.push(String::new());
+        lines.join("\n")
+    }
+
+    /// Runs until SIGTERM or Ctrl-C: stops accepting, ends open streams (clients
+    /// resume elsewhere by Last-Event-ID), finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let stream = self.stream.clone();
+        let signals = tokio::spawn(async move {
+            shared::shutdown::signal().await;
+            tracing::info!("shutdown signal received: ending open streams and stopping");
+            let stopping = handle.stop(true);
+            stream.shutdown();
+            tokio::time::timeout(Duration::from_secs(15), stopping).await.ok();
+        });
+        let result = self.server.await;
+        signals.abort();
+        result
+    }
+}
