@@ -288,7 +288,7 @@ impl Validator {
         if reg.exp + leeway <= now_secs {
             return Err(TokenError::Expired);
         }
-        if reg.nbf > now_secs + 1000 {
+        if reg.nbf - leeway > now_secs {
             return Err(TokenError::NotYetValid);
         }
         Ok(claims)

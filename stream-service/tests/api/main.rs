@@ -1,0 +1,14 @@
+//! The stream service's API, end to end over HTTP, against a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fanout;
+mod health;
+mod helpers;
+mod logs;
+mod publish;
+mod resilience;
+mod resume;
+mod revocation;
+mod sse;
+mod tokens;
+mod websocket;
