@@ -130,6 +130,7 @@ pub async fn mint(
                         &keys.stream_stats("active"),
                         &digest,
                         now.plus(ttl).millis(),
+                        now.millis(),
                     )
                     .await?;
             }

@@ -275,17 +275,27 @@ impl MemoryStore {
         key: &str,
         member: &str,
         expires_at_ms: i64,
+        now_ms: i64,
     ) -> StoreResult<()> {
+        let lives_for =
+            Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
         self.update(
             key,
             || Value::Expiring(BTreeMap::new()),
             |v| {
                 if let Value::Expiring(z) = v {
+                    z.retain(|_, expires| *expires > now_ms);
                     z.insert(member.to_owned(), expires_at_ms);
                 }
             },
-        )
-        .map(drop)
+        )?;
+        // The set itself goes when its longest-lived member does.
+        self.with(|d, now| {
+            if let Some(e) = d.entries.get_mut(key) {
+                let until = now + lives_for;
+                e.expires_at = Some(e.expires_at.map_or(until, |t| t.max(until)));
+            }
+        })
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {

@@ -1,5 +1,5 @@
 //! The store both services share: Redis in production, an in-memory twin for the
-//! single-process default. Both pass one conformance suite (`tests/store_conformance.rs`).
+//! single-process default. Both pass one conformance suite (`tests/shared/store_conformance.rs`).
 //!
 //! Every operation is bounded by the configured timeout; a store that does not answer
 //! in time is `StoreError::Unavailable`, which the services answer with 503.
@@ -220,14 +220,17 @@ impl Store {
         dispatch!(self.set_members(key))
     }
 
-    /// Adds a member to a sorted set with the time (ms) after which it no longer counts.
+    /// Adds a member that stops counting at `expires_at_ms`, dropping the members
+    /// expired at `now_ms`, so the set never outgrows what is live; the set itself
+    /// expires with its longest-lived member.
     pub async fn expiring_add(
         &self,
         key: &str,
         member: &str,
         expires_at_ms: i64,
+        now_ms: i64,
     ) -> StoreResult<()> {
-        dispatch!(self.expiring_add(key, member, expires_at_ms))
+        dispatch!(self.expiring_add(key, member, expires_at_ms, now_ms))
     }
 
     pub async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {

@@ -262,9 +262,32 @@ impl RedisStore {
         key: &str,
         member: &str,
         expires_at_ms: i64,
+        now_ms: i64,
     ) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("ZADD").arg(key).arg(expires_at_ms).arg(member))
-            .await
+        let lives_for = u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(now_ms)
+            .ignore();
+        pipe.cmd("ZADD")
+            .arg(key)
+            .arg(expires_at_ms)
+            .arg(member)
+            .ignore();
+        // The set itself goes when its longest-lived member does.
+        pipe.cmd("PEXPIRE")
+            .arg(key)
+            .arg(lives_for)
+            .arg("GT")
+            .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(key)
+            .arg(lives_for)
+            .arg("NX")
+            .ignore();
+        self.pipe::<()>(&pipe).await
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {

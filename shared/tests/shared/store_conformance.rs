@@ -30,6 +30,7 @@ store_suite!(
     set_add_remove_members,
     set_add_refreshes_the_whole_set_expiry,
     expiring_count_drops_expired_members,
+    expiring_add_drops_expired_members_and_the_set_expires,
     hash_create_only_once_and_get_all,
     hash_create_applies_the_ttl,
     append_event_ids_increase_and_update_the_record,
@@ -270,9 +271,9 @@ async fn set_add_refreshes_the_whole_set_expiry(store: Store) {
 async fn expiring_count_drops_expired_members(store: Store) {
     let k = key(&store, "expiring");
     assert_eq!(store.expiring_count(&k, 0).await.unwrap(), 0);
-    store.expiring_add(&k, "m1", 1_000).await.unwrap();
-    store.expiring_add(&k, "m2", 2_000).await.unwrap();
-    store.expiring_add(&k, "m3", 3_000).await.unwrap();
+    store.expiring_add(&k, "m1", 1_000, 0).await.unwrap();
+    store.expiring_add(&k, "m2", 2_000, 0).await.unwrap();
+    store.expiring_add(&k, "m3", 3_000, 0).await.unwrap();
     assert_eq!(store.expiring_count(&k, 999).await.unwrap(), 3);
     assert_eq!(
         store.expiring_count(&k, 1_000).await.unwrap(),
@@ -285,9 +286,27 @@ async fn expiring_count_drops_expired_members(store: Store) {
     store.expiring_remove(&k, "m2").await.unwrap();
     assert_eq!(store.expiring_count(&k, 1_500).await.unwrap(), 1);
     // Adding an existing member moves its expiry.
-    store.expiring_add(&k, "m3", 10_000).await.unwrap();
+    store.expiring_add(&k, "m3", 10_000, 1_500).await.unwrap();
     assert_eq!(store.expiring_count(&k, 5_000).await.unwrap(), 1);
     assert_eq!(store.expiring_count(&k, 10_000).await.unwrap(), 0);
+}
+
+async fn expiring_add_drops_expired_members_and_the_set_expires(store: Store) {
+    let k = key(&store, "expiring-bounded");
+    store.expiring_add(&k, "old", 1_000, 0).await.unwrap();
+    // Adding at a later "now" drops what expired meanwhile, without a count.
+    store.expiring_add(&k, "new", 5_200, 5_000).await.unwrap();
+    assert_eq!(
+        store.expiring_count(&k, 0).await.unwrap(),
+        1,
+        "old was dropped on add"
+    );
+    // The set lives as long as its longest-lived member (here 1 s from the first add).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        !store.exists(&k).await.unwrap(),
+        "the set expired with its members"
+    );
 }
 
 async fn hash_create_only_once_and_get_all(store: Store) {

@@ -1,0 +1,195 @@
+//! Resuming: by `Last-Event-ID` (or `last_event_id`) with a fresh token, or as a
+//! browser does with only its `as_resume` cookie; nothing lost, nothing twice.
+
+use shared::UnixTime;
+use shared::stream_token;
+
+use crate::helpers::{Received, SseClient, assert_problem, ids, resume_cookie, spawn_app};
+
+fn assert_exactly(received: &[Received], published: &[String]) {
+    assert_eq!(ids(received), published, "received ≠ published");
+}
+
+#[tokio::test]
+async fn a_fresh_token_and_last_event_id_resume_exactly_after_it() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let mut published = Vec::new();
+    let token = app.token("u", "s", &generation).await;
+    let mut stream = app.sse(&generation, &token).await;
+    let mut received = stream.take(1).await;
+    for i in 0..3 {
+        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+    }
+    received.extend(stream.take(3).await);
+    // The connection drops; events go on meanwhile.
+    drop(stream);
+    for i in 3..6 {
+        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+    }
+    let last = received.last().unwrap().id.clone();
+    let token = app.token("u", "s", &generation).await;
+    let res = app
+        .stream_request(&generation, &[("token", &token)])
+        .header("Last-Event-ID", &last)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = app.sse_from(res);
+    let resumed = stream.take(4).await;
+    assert_eq!(resumed[0].data["event"], "connected");
+    received.extend(resumed);
+    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    received.extend(stream.until_end().await);
+    assert_exactly(&received, &published);
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_browser_reconnects_with_only_its_resume_cookie_and_last_event_id() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let mut published = vec![app.publish_ok(&generation, "processing", 0.1).await];
+    let mut stream = app.sse(&generation, &token).await;
+    let mut received = stream.take(2).await;
+    let first_cookie = stream.cookie.clone();
+    drop(stream);
+    published.push(app.publish_ok(&generation, "processing", 0.2).await);
+
+    // The same URL (its token already used), the cookie, and Last-Event-ID: as EventSource does.
+    let reconnect = |cookie: String, last: String| {
+        app.stream_request(&generation, &[("token", &token)])
+            .header("cookie", format!("as_resume={cookie}"))
+            .header("Last-Event-ID", last)
+            .send()
+    };
+    let last = received.last().unwrap().id.clone();
+    let res = reconnect(first_cookie.clone(), last.clone()).await.unwrap();
+    let mut stream = app.sse_from(res);
+    // The grant rotates: a new cookie, and the old one is spent.
+    assert_ne!(stream.cookie, first_cookie);
+    received.extend(stream.take(2).await);
+    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    received.extend(stream.until_end().await);
+    assert_exactly(&received, &published);
+
+    let res = reconnect(first_cookie, last).await.unwrap();
+    assert_problem(res, 401, "invalid_stream_token").await;
+    // Without any token, the cookie alone is enough too.
+    let res = app
+        .stream_request(&generation, &[])
+        .header("cookie", format!("as_resume={}", stream.cookie))
+        .header("Last-Event-ID", published[1].as_str())
+        .send()
+        .await
+        .unwrap();
+    let mut again = app.sse_from(res);
+    let tail = again.until_end().await;
+    assert_eq!(ids(&tail), published[2..]);
+    // Resume grants are not counted as issued stream tokens.
+    let stats = stream_token::stats(&app.store, UnixTime::now()).await.unwrap();
+    assert_eq!(stats.issued_total, 1);
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_resume_cookie_is_not_a_stream_token_nor_valid_for_another_generation() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let other = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let res = app.open_stream(&generation, &token).await;
+    let cookie = resume_cookie(&res).unwrap();
+    app.remember(&cookie);
+    drop(res);
+    // As a `token` it is refused (and used up).
+    let res = app.open_stream(&generation, &cookie).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
+
+    let token = app.token("u", "s", &generation).await;
+    let res = app.open_stream(&generation, &token).await;
+    let cookie = resume_cookie(&res).unwrap();
+    app.remember(&cookie);
+    drop(res);
+    let res = app
+        .stream_request(&other, &[])
+        .header("cookie", format!("as_resume={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "invalid_stream_token").await;
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn the_last_event_id_query_parameter_is_honoured() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let mut published = Vec::new();
+    for i in 0..4 {
+        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+    }
+    let token = app.token("u", "s", &generation).await;
+    let res = app
+        .stream_request(&generation, &[("token", &token), ("last_event_id", &published[1])])
+        .send()
+        .await
+        .unwrap();
+    let mut stream = app.sse_from(res);
+    let received = stream.take(3).await;
+    assert_eq!(received[0].data["event"], "connected");
+    assert_exactly(&received, &published[2..]);
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn an_id_older_than_the_kept_history_starts_with_a_reset() {
+    let app = spawn_app_with_history(3).await;
+    let generation = app.create_generation("u").await;
+    let mut published = Vec::new();
+    for i in 0..6 {
+        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+    }
+    let token = app.token("u", "s", &generation).await;
+    let res = app
+        .stream_request(&generation, &[("token", &token)])
+        .header("Last-Event-ID", &published[0])
+        .send()
+        .await
+        .unwrap();
+    let mut stream = app.sse_from(res);
+    let received = stream.take(5).await;
+    assert_eq!(received[0].data["event"], "connected");
+    assert_eq!(received[1].data["event"], "reset");
+    assert_eq!(received[1].data["generation_id"], generation.as_str());
+    assert_exactly(&received, &published[3..]);
+    app.assert_no_secrets_leaked().await;
+}
+
+async fn spawn_app_with_history(max: usize) -> crate::helpers::TestApp {
+    crate::helpers::spawn_app_with(&[("EVENT_HISTORY_MAX", &max.to_string())]).await
+}
+
+#[tokio::test]
+async fn reconnecting_at_the_terminal_event_gets_no_content() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    app.publish_ok(&generation, "processing", 0.5).await;
+    let terminal = app.publish_ok(&generation, "completed", 1.0).await;
+    let token = app.token("u", "s", &generation).await;
+    let res = app
+        .stream_request(&generation, &[("token", &token)])
+        .header("Last-Event-ID", &terminal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(resume_cookie(&res).is_none());
+    // From before the terminal event: the rest, then the end.
+    let token = app.token("u", "s", &generation).await;
+    let mut stream: SseClient = app.sse(&generation, &token).await;
+    let all = stream.until_end().await;
+    assert_eq!(ids(&all).last(), Some(&terminal));
+    app.assert_no_secrets_leaked().await;
+}
