@@ -367,11 +367,10 @@ impl MemoryStore {
             else {
                 return AppendOutcome::NoGeneration;
             };
-            if matches!(
-                fields.get("status").map(String::as_str),
-                Some("completed" | "failed")
-            ) {
-                return AppendOutcome::Finished;
+            match fields.get("status").map(String::as_str) {
+                None => return AppendOutcome::NoGeneration,
+                Some("completed" | "failed") => return AppendOutcome::Finished,
+                Some(_) => {}
             }
             fields.insert("status".into(), event.status.to_owned());
             fields.insert("updated_at".into(), event.now_ms.to_string());
