@@ -36,8 +36,13 @@ impl<'a> EmbeddedEnv<'a> {
 
 impl Env for EmbeddedEnv<'_> {
     fn var(&self, name: &str) -> Option<String> {
-        let own = self.defaults.get(name).filter(|_| matches!(name, "AUTH_BIND" | "STREAM_BIND" | "AUTHSTREAM_BIND"));
-        own.cloned().or_else(|| self.env.var(name)).or_else(|| self.defaults.get(name).cloned())
+        let own = self
+            .defaults
+            .get(name)
+            .filter(|_| matches!(name, "AUTH_BIND" | "STREAM_BIND" | "AUTHSTREAM_BIND"));
+        own.cloned()
+            .or_else(|| self.env.var(name))
+            .or_else(|| self.defaults.get(name).cloned())
     }
 }
 
@@ -68,10 +73,16 @@ impl Application {
         // One store and one key set for both halves.
         let store = auth.common.store()?;
         let keys = auth.common.signing_keys()?;
-        let (store_kind, ephemeral_key, demo) = (store.kind(), keys.is_ephemeral(), auth.common.demo);
+        let (store_kind, ephemeral_key, demo) =
+            (store.kind(), keys.is_ephemeral(), auth.common.demo);
         let cors_origins = auth.common.cors_origins.clone();
-        let json_limit = auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
-        let auth_state = web::Data::new(auth_service::AuthState::new(auth, store.clone(), keys.clone())?);
+        let json_limit =
+            auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
+        let auth_state = web::Data::new(auth_service::AuthState::new(
+            auth,
+            store.clone(),
+            keys.clone(),
+        )?);
         let stream_state = web::Data::new(StreamState::new(stream, store, KeySource::Local(keys))?);
         let stream = stream_state.clone();
         let server = HttpServer::new(move || {
@@ -91,7 +102,14 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(10)
         .run();
-        Ok(Self { port, server, stream, store_kind, ephemeral_key, demo })
+        Ok(Self {
+            port,
+            server,
+            stream,
+            store_kind,
+            ephemeral_key,
+            demo,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -110,7 +128,10 @@ impl Application {
             lines.push(format!("  demo page:   {base}/"));
         }
         if self.store_kind == "memory" {
-            lines.push("  store:       IN MEMORY: all users, sessions and events are lost on exit".to_owned());
+            lines.push(
+                "  store:       IN MEMORY: all users, sessions and events are lost on exit"
+                    .to_owned(),
+            );
         } else {
             lines.push("  store:       Redis (REDIS_URL)".to_owned());
         }
@@ -132,7 +153,9 @@ impl Application {
             tracing::info!("shutdown signal received: ending open streams and stopping");
             let stopping = handle.stop(true);
             stream.shutdown();
-            tokio::time::timeout(Duration::from_secs(15), stopping).await.ok();
+            tokio::time::timeout(Duration::from_secs(15), stopping)
+                .await
+                .ok();
         });
         let result = self.server.await;
         signals.abort();

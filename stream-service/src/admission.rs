@@ -125,9 +125,7 @@ impl Attempt<'_> {
             );
         }
         // A junk token never reaches the store, not even to be counted there.
-        if store_touched
-            && let Err(e) = stream_token::record_rejected(&self.state.store).await
-        {
+        if store_touched && let Err(e) = stream_token::record_rejected(&self.state.store).await {
             tracing::debug!(error = %e, "cannot count a rejected stream token");
         }
         invalid_stream_token()
@@ -264,7 +262,10 @@ pub async fn open(
         ))
         .finish();
 
-    meters::stream_open(transport.as_str(), if via_cookie { "resumed" } else { "ok" });
+    meters::stream_open(
+        transport.as_str(),
+        if via_cookie { "resumed" } else { "ok" },
+    );
     tracing::info!(
         generation_id = %generation_id,
         user_id = %grant.user_id,

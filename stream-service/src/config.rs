@@ -47,7 +47,10 @@ impl Settings {
         }
         let max_queued: usize = config::parsed(env, "SSE_MAX_QUEUED_EVENTS", 256)?;
         if max_queued == 0 {
-            return Err(ConfigError::new("SSE_MAX_QUEUED_EVENTS", "must be at least 1"));
+            return Err(ConfigError::new(
+                "SSE_MAX_QUEUED_EVENTS",
+                "must be at least 1",
+            ));
         }
         Ok(Self {
             bind: config::bind_addr(env, "STREAM_BIND", "0.0.0.0:8082")?,
@@ -61,7 +64,11 @@ impl Settings {
     /// The verification keys: the HS256 secret, the local key directory, or the
     /// auth service's JWKS. A local directory wins over `AUTH_URL`: no network needed.
     pub fn key_source(&self) -> Result<KeySource, ConfigError> {
-        match (self.common.algorithm, &self.common.signing_keys_dir, &self.auth_url) {
+        match (
+            self.common.algorithm,
+            &self.common.signing_keys_dir,
+            &self.auth_url,
+        ) {
             (Algorithm::HS256, _, _) | (Algorithm::EdDSA, Some(_), _) => {
                 Ok(KeySource::Local(self.common.signing_keys()?))
             }
@@ -83,7 +90,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     const AUTH: (&str, &str) = ("AUTH_URL", "http://auth:8081/");

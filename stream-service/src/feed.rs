@@ -302,7 +302,9 @@ impl Feed {
                 user_id = %self.holder.user_id,
                 "stream ended: session revoked"
             ),
-            _ => tracing::debug!(generation_id = %self.generation_id, end = end.as_str(), "stream ended"),
+            _ => {
+                tracing::debug!(generation_id = %self.generation_id, end = end.as_str(), "stream ended")
+            }
         }
     }
 }

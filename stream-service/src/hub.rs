@@ -66,7 +66,9 @@ struct FollowGuard {
 
 impl Drop for FollowGuard {
     fn drop(&mut self) {
-        let Some(hub) = self.hub.upgrade() else { return };
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
         let mut generations = hub.generations.lock();
         if generations
             .get(&self.generation_id)
@@ -104,7 +106,11 @@ impl Hub {
             .get_or_try_init(|| async {
                 // The pump is started lazily, from inside a runtime, by the first stream.
                 let messages = inner.store.subscribe().await?;
-                tokio::spawn(pump(Arc::downgrade(&self.inner), messages, inner.store.clone()));
+                tokio::spawn(pump(
+                    Arc::downgrade(&self.inner),
+                    messages,
+                    inner.store.clone(),
+                ));
                 Ok::<_, StoreError>(())
             })
             .await?;
@@ -171,11 +177,7 @@ impl Inner {
 }
 
 /// Moves messages from the store subscription to the streams, for as long as the hub lives.
-async fn pump(
-    hub: Weak<Inner>,
-    mut messages: broadcast::Receiver<PubSubMessage>,
-    store: Store,
-) {
+async fn pump(hub: Weak<Inner>, mut messages: broadcast::Receiver<PubSubMessage>, store: Store) {
     let events_channel = store.keys().events_channel();
     let revocations_channel = store.keys().revocations_channel();
     loop {
@@ -191,7 +193,10 @@ async fn pump(
             }
             Ok(PubSubMessage::Reconnected) => hub.resync_all(),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "the stream hub fell behind the store; resynchronising");
+                tracing::warn!(
+                    missed,
+                    "the stream hub fell behind the store; resynchronising"
+                );
                 hub.resync_all();
             }
             Err(broadcast::error::RecvError::Closed) => return,

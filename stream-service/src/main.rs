@@ -7,6 +7,9 @@ use stream_service::{Application, Settings};
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(settings.common.log_format);
-    Application::build(settings).await?.run_until_stopped().await?;
+    Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
 }

@@ -137,7 +137,10 @@ impl Application {
                 .configure(|cfg| shared::http::extractor_config(cfg, MAX_EVENT_BYTES))
                 .app_data(store.clone())
                 .configure(shared::http::health_routes)
-                .route("/openapi.json", web::get().to(routes::openapi::openapi_json))
+                .route(
+                    "/openapi.json",
+                    web::get().to(routes::openapi::openapi_json),
+                )
                 .configure(|cfg| mount(cfg, &app_state))
                 .default_service(web::to(shared::http::not_found))
         })

@@ -16,6 +16,7 @@ store_suite!(
     the_store_holds_the_digest_never_the_secret,
     minted_secrets_are_unique,
     concurrent_mints_all_succeed_and_differ,
+    a_thousand_expired_tokens_leave_nothing_behind,
 );
 
 const TTL: Duration = Duration::from_secs(60);
@@ -291,4 +292,41 @@ async fn concurrent_mints_all_succeed_and_differ(store: Store) {
             Ok(grant)
         );
     }
+}
+
+/// Seed 000's memory case: 1000 tokens, used or left to expire, leave no key behind
+/// but the counters (the set of active ones expires with its last member).
+async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {
+    let ttl = Duration::from_secs(1);
+    for i in 0..1000 {
+        let secret = stream_token::mint(&store, &new_grant(GrantKind::Token), ttl, UnixTime::now())
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            assert!(
+                stream_token::consume(&store, &secret)
+                    .await
+                    .unwrap()
+                    .is_ok()
+            );
+        }
+    }
+    let tokens_left = |dump: &[(String, String)]| {
+        dump.iter()
+            .filter(|(k, _)| k.contains("{st:") && !k.ends_with(":used"))
+            .count()
+    };
+    assert!(tokens_left(&store.debug_dump().await.unwrap()) <= 500);
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    let dump = store.debug_dump().await.unwrap();
+    assert_eq!(tokens_left(&dump), 0, "every token expired or was consumed");
+    assert!(
+        !dump.iter().any(|(k, _)| k.ends_with(":active")),
+        "the active set expired too"
+    );
+    let stats = stream_token::stats(&store, UnixTime::now()).await.unwrap();
+    assert_eq!(
+        (stats.issued_total, stats.consumed_total, stats.active),
+        (1000, 500, 0)
+    );
 }

@@ -52,7 +52,8 @@ pub async fn publish(
             format!("publishing events needs the scope {PUBLISH_SCOPE}"),
         ));
     }
-    let generation_id = GenerationId::parse(&path).map_err(|_| ApiError::not_found("generation"))?;
+    let generation_id =
+        GenerationId::parse(&path).map_err(|_| ApiError::not_found("generation"))?;
     let raw = read_body(&req, body).await?;
     let event = parse_event(&raw, generation_id.as_str(), now)?;
     let data = serde_json::to_string(&event).map_err(ApiError::internal)?;
@@ -144,7 +145,10 @@ fn parse_event<'a>(
             None
         }
         Some(_) => {
-            errors.add("status", "must be one of pending, processing, completed, failed");
+            errors.add(
+                "status",
+                "must be one of pending, processing, completed, failed",
+            );
             None
         }
     };
@@ -152,7 +156,9 @@ fn parse_event<'a>(
     let message = optional_text(&mut fields, &mut errors, "message", MAX_MESSAGE_CHARS);
     let progress = match fields.remove("progress") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)) => n.as_f64(),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|p| (0.0..=1.0).contains(&p)) => {
+            n.as_f64()
+        }
         Some(_) => {
             errors.add("progress", "must be a number from 0.0 to 1.0");
             None
@@ -193,7 +199,10 @@ fn optional_text(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.chars().count() <= max_chars => Some(s),
         Some(_) => {
-            errors.add(name, format!("must be a string of at most {max_chars} characters"));
+            errors.add(
+                name,
+                format!("must be a string of at most {max_chars} characters"),
+            );
             None
         }
     }
@@ -228,13 +237,15 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let err = parse(
-            r#"{"status":"done","stage":7,"progress":1.5,"message":true,"timestamp":1.5}"#,
-        )
-        .unwrap_err();
+        let err =
+            parse(r#"{"status":"done","stage":7,"progress":1.5,"message":true,"timestamp":1.5}"#)
+                .unwrap_err();
         assert_eq!(err.code, ErrorCode::ValidationFailed);
         let named: Vec<_> = err.fields.keys().map(String::as_str).collect();
-        assert_eq!(named, ["message", "progress", "stage", "status", "timestamp"]);
+        assert_eq!(
+            named,
+            ["message", "progress", "stage", "status", "timestamp"]
+        );
         assert!(parse("{}").unwrap_err().fields.contains_key("status"));
         assert!(parse("[1]").unwrap_err().fields.contains_key("body"));
         assert!(parse("nope").unwrap_err().fields.contains_key("body"));

@@ -59,7 +59,12 @@ enum Step {
 }
 
 /// Sends the feed until it ends or the client goes; answers pings and pings back.
-async fn run(mut feed: Feed, mut session: Session, mut messages: MessageStream, keepalive: Duration) {
+async fn run(
+    mut feed: Feed,
+    mut session: Session,
+    mut messages: MessageStream,
+    keepalive: Duration,
+) {
     let mut ping = tokio::time::interval(keepalive);
     ping.reset();
     let end = loop {

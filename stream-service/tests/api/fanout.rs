@@ -39,18 +39,30 @@ async fn each_stream_sees_exactly_its_generations_events() {
     let mut published: HashMap<String, Vec<String>> = HashMap::new();
     for round in 0..3 {
         for generation in generations {
-            let id = app.publish_ok(generation, "processing", f64::from(round) / 4.0).await;
-            published.entry(generation.to_string()).or_default().push(id);
+            let id = app
+                .publish_ok(generation, "processing", f64::from(round) / 4.0)
+                .await;
+            published
+                .entry(generation.to_string())
+                .or_default()
+                .push(id);
         }
     }
     for generation in generations {
         let id = app.publish_ok(generation, "completed", 1.0).await;
-        published.entry(generation.to_string()).or_default().push(id);
+        published
+            .entry(generation.to_string())
+            .or_default()
+            .push(id);
     }
     for (generation, mut stream) in streams {
         let received = stream.until_end().await;
         assert_eq!(ids(&received), published[&generation]);
-        assert!(received.iter().all(|e| e.data["generation_id"] == generation.as_str()));
+        assert!(
+            received
+                .iter()
+                .all(|e| e.data["generation_id"] == generation.as_str())
+        );
     }
     app.assert_no_secrets_leaked().await;
 }
@@ -98,7 +110,11 @@ impl StalledClient {
             assert!(n > 0, "no response");
             received.extend_from_slice(&chunk[..n]);
         }
-        assert!(received.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&received));
+        assert!(
+            received.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&received)
+        );
         Self { socket, received }
     }
 
@@ -150,20 +166,43 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     // Large events, so that the kernel's socket buffers fill up quickly.
     let padding = "x".repeat(15 * 1024);
     let mut published = Vec::new();
-    for i in 0..EVENTS {
+    for i in 0..events_to_overflow(padding.len()) {
         let res = app
-            .publish(&generation, &json!({ "status": "processing", "step": i, "padding": padding }))
+            .publish(
+                &generation,
+                &json!({ "status": "processing", "step": i, "padding": padding }),
+            )
             .await;
         assert_eq!(res.status(), 202);
-        published.push(res.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        published.push(
+            res.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     published.push(app.publish_ok(&generation, "completed", 1.0).await);
-    assert_eq!(ids(&fast.await.unwrap()), published, "the fast stream missed events");
+    assert_eq!(
+        ids(&fast.await.unwrap()),
+        published,
+        "the fast stream missed events"
+    );
 
     let got = slow.read_to_end().await;
-    assert!(got.len() < published.len(), "the slow client was not cut off");
-    assert_eq!(got, published[..got.len()], "what it got is a prefix, in order");
-    assert!(app.metric("authstream_stream_lagged_disconnects_total").await >= 1.0);
+    assert!(
+        got.len() < published.len(),
+        "the slow client was not cut off"
+    );
+    assert_eq!(
+        got,
+        published[..got.len()],
+        "what it got is a prefix, in order"
+    );
+    assert!(
+        app.metric("authstream_stream_lagged_disconnects_total")
+            .await
+            >= 1.0
+    );
 
     // It resumes where it was cut off and misses nothing.
     let token = app.token("u", "slow", &generation).await;
@@ -171,7 +210,11 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     if let Some(last) = got.last() {
         query.push(("last_event_id", last.as_str()));
     }
-    let res = app.stream_request(&generation, &query).send().await.unwrap();
+    let res = app
+        .stream_request(&generation, &query)
+        .send()
+        .await
+        .unwrap();
     let rest = app.sse_from(res).until_end().await;
     let mut union = got.clone();
     union.extend(ids(&rest));
@@ -179,8 +222,15 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     app.assert_no_secrets_leaked().await;
 }
 
-/// Enough 15 KiB events to fill the stalled connection's buffers several times over.
-const EVENTS: usize = 300;
+/// Enough events of `size` bytes to fill the largest send buffer the kernel may give
+/// the server's socket (`tcp_wmem` max), plus the hub's queue, with room to spare.
+fn events_to_overflow(size: usize) -> usize {
+    let max_send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    max_send_buffer / size + 64
+}
 
 #[tokio::test]
 async fn streams_end_when_the_service_shuts_down() {
@@ -191,10 +241,21 @@ async fn streams_end_when_the_service_shuts_down() {
     stream.take(1).await;
     let stopper = app.stopper.clone();
     let stopped = tokio::spawn(async move { stopper.stop().await });
-    assert!(stream.next_within(PATIENCE).await.is_none(), "the stream should end");
-    tokio::time::timeout(PATIENCE, stopped).await.unwrap().unwrap();
+    assert!(
+        stream.next_within(PATIENCE).await.is_none(),
+        "the stream should end"
+    );
+    tokio::time::timeout(PATIENCE, stopped)
+        .await
+        .unwrap()
+        .unwrap();
     // No longer accepting.
-    let res = app.http.get(app.url("/healthz")).timeout(Duration::from_secs(2)).send().await;
+    let res = app
+        .http
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
     assert!(res.is_err());
     app.assert_no_secrets_leaked().await;
 }

@@ -15,20 +15,46 @@ async fn publishing_needs_a_service_token_with_the_publish_scope() {
     assert_problem(res, 401, "missing_token").await;
 
     let access = app.access_token("u", "s");
-    let res = app.http.post(&url).bearer_auth(&access).json(&body).send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth(&access)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "wrong_token_type").await;
 
-    let res = app.http.post(&url).bearer_auth("not.a.jwt").json(&body).send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth("not.a.jwt")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "invalid_token").await;
 
     let other_scopes = app.service_token(&["generations:write"]);
-    let res = app.http.post(&url).bearer_auth(&other_scopes).json(&body).send().await.unwrap();
+    let res = app
+        .http
+        .post(&url)
+        .bearer_auth(&other_scopes)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "insufficient_scope").await;
 
     let res = app.publish(&generation, &body).await;
     assert_eq!(res.status(), 202);
     let id: Value = res.json().await.unwrap();
-    let stored = app.store.read_events(&generation, None).await.unwrap().events;
+    let stored = app
+        .store
+        .read_events(&generation, None)
+        .await
+        .unwrap()
+        .events;
     assert_eq!(stored.len(), 1);
     assert_eq!(id["id"], stored[0].0.as_str());
 }
@@ -49,7 +75,12 @@ async fn the_streamed_object_holds_the_known_fields_then_the_extra_ones() {
         )
         .await;
     assert_eq!(res.status(), 202);
-    let stored = app.store.read_events(&generation, None).await.unwrap().events;
+    let stored = app
+        .store
+        .read_events(&generation, None)
+        .await
+        .unwrap()
+        .events;
     assert_eq!(
         stored[0].1,
         format!(
@@ -59,10 +90,13 @@ async fn the_streamed_object_holds_the_known_fields_then_the_extra_ones() {
         )
     );
     // The record follows the events.
-    let record = shared::generation::load(&app.store, &shared::generation::GenerationId::parse(&generation).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = shared::generation::load(
+        &app.store,
+        &shared::generation::GenerationId::parse(&generation).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(record.status, "processing");
     assert_eq!(record.stage.as_deref(), Some("schema_extraction"));
     assert_eq!(record.progress, 0.5);
@@ -71,14 +105,23 @@ async fn the_streamed_object_holds_the_known_fields_then_the_extra_ones() {
 #[tokio::test]
 async fn unknown_finished_oversized_and_invalid_events_are_refused() {
     let app = spawn_app().await;
-    let res = app.publish("no-such-generation", &json!({ "status": "processing" })).await;
+    let res = app
+        .publish("no-such-generation", &json!({ "status": "processing" }))
+        .await;
     assert_problem(res, 404, "not_found").await;
-    let res = app.publish("bad id!", &json!({ "status": "processing" })).await;
+    let res = app
+        .publish("bad id!", &json!({ "status": "processing" }))
+        .await;
     assert_problem(res, 404, "not_found").await;
 
     let generation = app.create_generation("u").await;
     let big = json!({ "status": "processing", "blob": "x".repeat(16 * 1024) });
-    assert_problem(app.publish(&generation, &big).await, 413, "payload_too_large").await;
+    assert_problem(
+        app.publish(&generation, &big).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
     // Just under the limit is fine.
     let fits = json!({ "status": "processing", "blob": "x".repeat(16 * 1024 - 40) });
     assert_eq!(app.publish(&generation, &fits).await.status(), 202);
@@ -87,12 +130,22 @@ async fn unknown_finished_oversized_and_invalid_events_are_refused() {
         "status": "done", "stage": "s".repeat(129), "progress": 1.5,
         "message": 42, "timestamp": "yesterday"
     });
-    let body = assert_problem(app.publish(&generation, &bad).await, 422, "validation_failed").await;
+    let body = assert_problem(
+        app.publish(&generation, &bad).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     let fields = body["fields"].as_object().unwrap();
     for field in ["status", "stage", "progress", "message", "timestamp"] {
         assert!(fields.contains_key(field), "{field} not named in {body}");
     }
-    let body = assert_problem(app.publish(&generation, &json!({})).await, 422, "validation_failed").await;
+    let body = assert_problem(
+        app.publish(&generation, &json!({})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
     assert!(body["fields"]["status"].is_string());
     let res = app
         .http
@@ -107,8 +160,18 @@ async fn unknown_finished_oversized_and_invalid_events_are_refused() {
     assert!(body["fields"]["body"].is_string());
 
     app.publish_ok(&generation, "completed", 1.0).await;
-    let res = app.publish(&generation, &json!({ "status": "processing" })).await;
+    let res = app
+        .publish(&generation, &json!({ "status": "processing" }))
+        .await;
     assert_problem(res, 409, "generation_finished").await;
     // Only the two accepted events were kept.
-    assert_eq!(app.store.read_events(&generation, None).await.unwrap().events.len(), 2);
+    assert_eq!(
+        app.store
+            .read_events(&generation, None)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        2
+    );
 }

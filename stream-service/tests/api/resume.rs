@@ -19,13 +19,19 @@ async fn a_fresh_token_and_last_event_id_resume_exactly_after_it() {
     let mut stream = app.sse(&generation, &token).await;
     let mut received = stream.take(1).await;
     for i in 0..3 {
-        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+        published.push(
+            app.publish_ok(&generation, "processing", f64::from(i) / 10.0)
+                .await,
+        );
     }
     received.extend(stream.take(3).await);
     // The connection drops; events go on meanwhile.
     drop(stream);
     for i in 3..6 {
-        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+        published.push(
+            app.publish_ok(&generation, "processing", f64::from(i) / 10.0)
+                .await,
+        );
     }
     let last = received.last().unwrap().id.clone();
     let token = app.token("u", "s", &generation).await;
@@ -88,7 +94,9 @@ async fn a_browser_reconnects_with_only_its_resume_cookie_and_last_event_id() {
     let tail = again.until_end().await;
     assert_eq!(ids(&tail), published[2..]);
     // Resume grants are not counted as issued stream tokens.
-    let stats = stream_token::stats(&app.store, UnixTime::now()).await.unwrap();
+    let stats = stream_token::stats(&app.store, UnixTime::now())
+        .await
+        .unwrap();
     assert_eq!(stats.issued_total, 1);
     app.assert_no_secrets_leaked().await;
 }
@@ -128,11 +136,17 @@ async fn the_last_event_id_query_parameter_is_honoured() {
     let generation = app.create_generation("u").await;
     let mut published = Vec::new();
     for i in 0..4 {
-        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+        published.push(
+            app.publish_ok(&generation, "processing", f64::from(i) / 10.0)
+                .await,
+        );
     }
     let token = app.token("u", "s", &generation).await;
     let res = app
-        .stream_request(&generation, &[("token", &token), ("last_event_id", &published[1])])
+        .stream_request(
+            &generation,
+            &[("token", &token), ("last_event_id", &published[1])],
+        )
         .send()
         .await
         .unwrap();
@@ -149,7 +163,10 @@ async fn an_id_older_than_the_kept_history_starts_with_a_reset() {
     let generation = app.create_generation("u").await;
     let mut published = Vec::new();
     for i in 0..6 {
-        published.push(app.publish_ok(&generation, "processing", f64::from(i) / 10.0).await);
+        published.push(
+            app.publish_ok(&generation, "processing", f64::from(i) / 10.0)
+                .await,
+        );
     }
     let token = app.token("u", "s", &generation).await;
     let res = app

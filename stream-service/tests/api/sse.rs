@@ -14,7 +14,10 @@ async fn read_until<B: AsRef<[u8]>>(
     needle: &str,
 ) -> bool {
     while !text.contains(needle) {
-        match timeout(PATIENCE, body.next()).await.expect("nothing in time") {
+        match timeout(PATIENCE, body.next())
+            .await
+            .expect("nothing in time")
+        {
             Some(Ok(chunk)) => text.push_str(std::str::from_utf8(chunk.as_ref()).unwrap()),
             _ => return false,
         }
@@ -44,14 +47,26 @@ async fn the_stream_has_the_contract_format_and_ends_after_completed() {
         "Max-Age=300",
         "Secure",
     ] {
-        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
     }
-    app.remember(cookie.split(';').next().unwrap().trim_start_matches("as_resume="));
+    app.remember(
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("as_resume="),
+    );
 
     let mut body = res.bytes_stream();
     let mut text = String::new();
     // The keep-alive comment comes when the stream is idle (every second here).
-    assert!(read_until(&mut body, &mut text, "\n: keep-alive\n\n").await, "{text}");
+    assert!(
+        read_until(&mut body, &mut text, "\n: keep-alive\n\n").await,
+        "{text}"
+    );
     let stored = app
         .store
         .read_events(&generation, None)
@@ -78,7 +93,12 @@ async fn the_stream_has_the_contract_format_and_ends_after_completed() {
     let last = app.publish_ok(&generation, "completed", 1.0).await;
     // The server ends the stream after the terminal event: the body is complete.
     assert!(!read_until(&mut body, &mut text, "never sent").await);
-    let stored = app.store.read_events(&generation, Some(&first)).await.unwrap().events;
+    let stored = app
+        .store
+        .read_events(&generation, Some(&first))
+        .await
+        .unwrap()
+        .events;
     assert_eq!(stored.len(), 1);
     assert!(
         text.ends_with(&format!("id: {last}\ndata: {}\n\n", stored[0].1)),
@@ -124,7 +144,10 @@ async fn a_closed_stream_leaves_nothing_behind_in_the_hub() {
     // The server notices the client went on its next write (a keep-alive at the latest).
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while app.state.followed_generations() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the hub still follows the generation");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub still follows the generation"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     app.assert_no_secrets_leaked().await;

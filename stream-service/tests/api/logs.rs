@@ -1,0 +1,56 @@
+//! Logs say what happened and never what the secret was.
+
+use shared::testing;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let mut stream = app.sse(&generation, &token).await;
+    stream.take(1).await;
+    // A replay, and a browser reconnect by cookie.
+    let res = app.open_stream(&generation, &token).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
+    let res = app
+        .stream_request(&generation, &[("token", &token)])
+        .header("cookie", format!("as_resume={}", stream.cookie))
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = app.sse_from(res);
+    resumed.take(1).await;
+    // A JWT where a stream token goes, and a publisher's service token.
+    let jwt = app.access_token("u", "s");
+    app.remember(&jwt);
+    let res = app.open_stream(&generation, &jwt).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
+    let service = app.service_token(&["events:publish"]);
+    app.remember(&service);
+    let res = app
+        .http
+        .post(app.url(&format!("/generations/{generation}/events")))
+        .bearer_auth(&service)
+        .json(&serde_json::json!({ "status": "completed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    resumed.until_end().await;
+
+    let logs = testing::logs().contents();
+    // What happened is there...
+    for line in [
+        "stream opened",
+        "replay",
+        "resume_cookie",
+        "event published",
+        "token=[REDACTED]",
+    ] {
+        assert!(logs.contains(line), "{line:?} not logged");
+    }
+    // ...and none of the secrets.
+    app.assert_no_secrets_leaked().await;
+}

@@ -1,0 +1,77 @@
+//! Revoking a session or a user ends their open streams within a second.
+
+use std::time::Duration;
+
+use shared::UnixTime;
+use shared::revocation;
+
+use crate::helpers::{ids, spawn_app};
+
+/// The contract's bound on how long a revoked stream may stay open.
+const WITHIN: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn revoking_a_session_ends_its_stream_and_no_other() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let revoked = app.token("u", "laptop", &generation).await;
+    let kept = app.token("u", "phone", &generation).await;
+    let mut revoked = app.sse(&generation, &revoked).await;
+    let mut kept = app.sse(&generation, &kept).await;
+    revoked.take(1).await;
+    kept.take(1).await;
+
+    revocation::revoke_session(&app.store, "u", "laptop", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        revoked.next_within(WITHIN).await.is_none(),
+        "the revoked session's stream is still open"
+    );
+
+    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    assert_eq!(ids(&kept.take(1).await), [id]);
+    // Its resume cookie is refused as well.
+    let res = app
+        .stream_request(&generation, &[])
+        .header("cookie", format!("as_resume={}", revoked.cookie))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(res, 401, "invalid_stream_token").await;
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn revoking_a_user_ends_all_their_streams() {
+    let app = spawn_app().await;
+    let mine = app.create_generation("u").await;
+    let theirs = app.create_generation("other").await;
+    let mut streams = Vec::new();
+    for (user, session, generation) in [
+        ("u", "a", &mine),
+        ("u", "b", &mine),
+        ("other", "c", &theirs),
+    ] {
+        let token = app.token(user, session, generation).await;
+        let mut stream = app.sse(generation, &token).await;
+        stream.take(1).await;
+        streams.push(stream);
+    }
+    let sessions = ["a".to_owned(), "b".to_owned()];
+    revocation::revoke_user(
+        &app.store,
+        "u",
+        &sessions,
+        UnixTime::now(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    for stream in &mut streams[..2] {
+        assert!(stream.next_within(WITHIN).await.is_none());
+    }
+    let id = app.publish_ok(&theirs, "processing", 0.5).await;
+    assert_eq!(ids(&streams[2].take(1).await), [id]);
+    app.assert_no_secrets_leaked().await;
+}

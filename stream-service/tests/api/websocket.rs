@@ -1,0 +1,137 @@
+//! The WebSocket carries the same events as JSON text frames, with their id.
+
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error, Message};
+
+use crate::helpers::{PATIENCE, TestApp, spawn_app};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(app: &TestApp, generation: &str, query: &str) -> String {
+    format!(
+        "ws://127.0.0.1:{}/generations/generate/{generation}/ws?{query}",
+        app.port
+    )
+}
+
+async fn connect(url: &str) -> Result<(Socket, String), Error> {
+    let request = url.into_client_request().unwrap();
+    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    Ok((socket, cookie))
+}
+
+/// The next text frame as JSON, or the close code once the server closes.
+async fn next(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("no frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_receives_the_same_events_as_the_event_stream() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let first = app.publish_ok(&generation, "processing", 0.5).await;
+    let token = app.token("u", "s", &generation).await;
+    let (mut socket, cookie) = connect(&ws_url(&app, &generation, &format!("token={token}")))
+        .await
+        .unwrap();
+    let resume = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("as_resume=");
+    app.remember(resume);
+
+    let connected = next(&mut socket).await.unwrap();
+    assert_eq!(
+        connected,
+        serde_json::json!({ "event": "connected", "generation_id": generation })
+    );
+    let history = next(&mut socket).await.unwrap();
+    let last = app.publish_ok(&generation, "completed", 1.0).await;
+    let live = next(&mut socket).await.unwrap();
+    assert_eq!(
+        next(&mut socket).await.unwrap_err(),
+        Some(CloseCode::Normal)
+    );
+
+    // Each frame is the stored object plus its id.
+    let stored = app
+        .store
+        .read_events(&generation, None)
+        .await
+        .unwrap()
+        .events;
+    for (frame, (id, data)) in [history, live].iter().zip(&stored) {
+        let mut expected: Value = serde_json::from_str(data).unwrap();
+        expected["id"] = Value::String(id.clone());
+        assert_eq!(frame, &expected);
+    }
+    assert_eq!(
+        stored.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        [first, last]
+    );
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_websocket_needs_a_valid_token_and_resumes_after_last_event_id() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let (socket, _) = connect(&ws_url(&app, &generation, &format!("token={token}")))
+        .await
+        .unwrap();
+    drop(socket);
+    match connect(&ws_url(&app, &generation, &format!("token={token}"))).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a used token opened a WebSocket: {:?}", other.map(|_| ())),
+    }
+
+    let first = app.publish_ok(&generation, "processing", 0.2).await;
+    let second = app.publish_ok(&generation, "processing", 0.4).await;
+    let token = app.token("u", "s", &generation).await;
+    let url = ws_url(
+        &app,
+        &generation,
+        &format!("token={token}&last_event_id={first}"),
+    );
+    let (mut socket, _) = connect(&url).await.unwrap();
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    assert_eq!(next(&mut socket).await.unwrap()["id"], second.as_str());
+
+    // A plain GET is not an upgrade, and does not use up the token.
+    let token = app.token("u", "s", &generation).await;
+    let res = app
+        .http
+        .get(app.url(&format!(
+            "/generations/generate/{generation}/ws?token={token}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(res, 422, "validation_failed").await;
+    let (mut socket, _) = connect(&ws_url(&app, &generation, &format!("token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    app.assert_no_secrets_leaked().await;
+}

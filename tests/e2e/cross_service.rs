@@ -1,0 +1,251 @@
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_generation_streams_from_publish_to_completion_across_services() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-1").await;
+    let backend = stack.service_token(BACKEND).await;
+    let mut events = stack.stream(&user.access, "e2e-1").await;
+
+    // The stream service verifies the backend's token through the auth service's JWKS.
+    for (i, (status, p)) in [
+        ("processing", 0.25),
+        ("processing", 0.75),
+        ("completed", 1.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let res = stack.publish(&backend, "e2e-1", progress(status, *p)).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "publish {i}");
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let event = next_event(&mut events).await.expect("an event");
+        assert_eq!(event.id, id);
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(data["event"], "progress");
+        assert_eq!(data["generation_id"], "e2e-1");
+        assert_eq!(data["status"], *status);
+        assert_eq!(data["progress"], *p);
+    }
+    // The server ends the stream after `completed`.
+    assert!(next_event(&mut events).await.is_none());
+
+    // The record at the auth service followed the events.
+    let generation: Value = stack
+        .http
+        .get(format!("{}/generations/e2e-1", stack.auth))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(generation["status"], "completed");
+    assert_eq!(generation["progress"], 1.0);
+    // Publishing after the end is refused.
+    let res = stack
+        .publish(&backend, "e2e-1", progress("processing", 0.1))
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_stream_token_works_once_and_the_stats_say_so() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-2").await;
+    let token = stack.stream_token(&user.access, "e2e-2").await;
+    assert_eq!(stack.open("e2e-2", &token).await.status(), StatusCode::OK);
+    let replay = stack.open("e2e-2", &token).await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        replay.json::<Value>().await.unwrap()["code"],
+        "invalid_stream_token"
+    );
+    // An access token (a JWT) is never a stream token.
+    let res = stack.open("e2e-2", &user.access).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let admin = stack.service_token(ADMIN).await;
+    let stats: Value = stack
+        .http
+        .get(format!("{}/admin/stream-tokens/stats", stack.auth))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["issued_total"], 1);
+    assert_eq!(stats["consumed_total"], 1);
+    assert_eq!(stats["active"], 0);
+    // The replay counts; the JWT was refused before the store was asked.
+    assert_eq!(stats["rejected_total"], 1, "{stats}");
+
+    // Redis never held the token, in any key or value.
+    let dump = stack.store.debug_dump().await.unwrap();
+    assert!(!dump.is_empty());
+    assert!(
+        dump.iter()
+            .all(|(k, v)| !k.contains(&token) && !v.contains(&token))
+    );
+}
+
+#[tokio::test]
+async fn logout_at_the_auth_service_ends_that_sessions_stream_only() {
+    let stack = spawn_stack().await;
+    let laptop = stack.signup().await;
+    let phone = stack.login(&laptop.email).await;
+    stack.create_generation(&laptop.access, "e2e-3").await;
+    let backend = stack.service_token(BACKEND).await;
+    let mut on_laptop = stack.stream(&laptop.access, "e2e-3").await;
+    let mut on_phone = stack.stream(&phone.access, "e2e-3").await;
+
+    let res = stack
+        .http
+        .post(format!("{}/auth/logout", stack.auth))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    // The laptop's stream ends within a second (perhaps after a keep-alive comment).
+    let ended = tokio::time::timeout(Duration::from_secs(1), async {
+        while on_laptop.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the revoked session's stream ended within 1 s"
+    );
+    assert!(started.elapsed() < Duration::from_millis(1100));
+
+    // The phone's stream goes on.
+    stack
+        .publish(&backend, "e2e-3", progress("processing", 0.5))
+        .await;
+    let event = next_event(&mut on_phone).await.expect("still open");
+    assert_eq!(
+        serde_json::from_str::<Value>(&event.data).unwrap()["progress"],
+        0.5
+    );
+
+    // And the laptop's session cannot mint new stream tokens.
+    let res = stack
+        .http
+        .post(format!(
+            "{}/generations/generate/e2e-3/stream-token",
+            stack.auth
+        ))
+        .bearer_auth(&laptop.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_unused_stream_token_dies_with_its_session() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-4").await;
+    let token = stack.stream_token(&user.access, "e2e-4").await;
+    stack
+        .http
+        .post(format!("{}/auth/logout-all", stack.auth))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.open("e2e-4", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_service_token_can_no_longer_publish() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-5").await;
+    let backend = stack.service_token(BACKEND).await;
+    assert_eq!(
+        stack
+            .publish(&backend, "e2e-5", progress("processing", 0.1))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let res = stack
+        .http
+        .post(format!("{}/auth/revoke", stack.auth))
+        .json(&json!({"token": backend}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = stack
+        .publish(&backend, "e2e-5", progress("processing", 0.2))
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "token_revoked");
+    // A user's access token is not a service token.
+    let res = stack
+        .publish(&user.access, "e2e-5", progress("processing", 0.2))
+        .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "wrong_token_type"
+    );
+}
+
+#[tokio::test]
+async fn tabs_and_users_each_see_exactly_their_generations_events() {
+    let stack = spawn_stack().await;
+    let ada = stack.signup().await;
+    let bob = stack.signup().await;
+    for id in ["tab-a", "tab-b"] {
+        stack.create_generation(&ada.access, id).await;
+    }
+    stack.create_generation(&bob.access, "tab-c").await;
+    let backend = stack.service_token(BACKEND).await;
+    // Ada: three tabs on one generation, two on another; Bob beside them.
+    let mut streams = Vec::new();
+    for id in ["tab-a", "tab-a", "tab-a", "tab-b", "tab-b"] {
+        streams.push((id, stack.stream(&ada.access, id).await));
+    }
+    streams.push(("tab-c", stack.stream(&bob.access, "tab-c").await));
+    for id in ["tab-a", "tab-b", "tab-c"] {
+        for p in [0.5, 1.0] {
+            let status = if p < 1.0 { "processing" } else { "completed" };
+            let mut body = progress(status, p);
+            body["message"] = json!(format!("{id} {p}"));
+            assert_eq!(
+                stack.publish(&backend, id, body).await.status(),
+                StatusCode::ACCEPTED
+            );
+        }
+    }
+    for (id, events) in &mut streams {
+        let mut seen = Vec::new();
+        while let Some(event) = next_event(events).await {
+            let data: Value = serde_json::from_str(&event.data).unwrap();
+            assert_eq!(data["generation_id"], *id);
+            seen.push(data["message"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(seen, [format!("{id} 0.5"), format!("{id} 1")]);
+    }
+}

@@ -1,0 +1,85 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_single_process_serves_both_services_on_one_port_in_memory() {
+    let stack = spawn_embedded(&[]).await;
+    let ready: Value = stack
+        .http
+        .get(format!("{}/readyz", stack.auth))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "memory");
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "one-1").await;
+    let backend = stack.service_token(BACKEND).await;
+    let mut events = stack.stream(&user.access, "one-1").await;
+    assert_eq!(
+        stack
+            .publish(&backend, "one-1", progress("completed", 1.0))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let event = next_event(&mut events).await.expect("the event");
+    assert_eq!(
+        serde_json::from_str::<Value>(&event.data).unwrap()["status"],
+        "completed"
+    );
+    assert!(next_event(&mut events).await.is_none());
+    // Demo mode is on by default here: the page is served.
+    let page = stack
+        .http
+        .get(format!("{}/", stack.auth))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_single_process_uses_redis_when_told_and_demo_can_be_turned_off() {
+    let url = shared::testing::shared_redis().url();
+    let stack = spawn_embedded(&[("REDIS_URL", &url), ("DEMO", "false")]).await;
+    let ready: Value = stack
+        .http
+        .get(format!("{}/readyz", stack.auth))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "redis");
+    let user = stack.signup().await;
+    stack
+        .create_generation(
+            &user.access,
+            &format!("one-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .await;
+    let page = stack
+        .http
+        .get(format!("{}/", stack.auth))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn the_binary_refuses_a_bad_setting_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authstream"))
+        .env("AUTHSTREAM_BIND", "127.0.0.1:0")
+        .env("STREAM_TOKEN_TTL_SECS", "-5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STREAM_TOKEN_TTL_SECS"));
+}

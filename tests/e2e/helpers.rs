@@ -1,0 +1,237 @@
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource as _};
+use futures_util::{Stream, StreamExt as _};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::Store;
+use shared::store::RedisStore;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const BACKEND: (&str, &str) = ("backend", "backend-secret-0123456789");
+pub const ADMIN: (&str, &str) = ("admin-tool", "admin-secret-0123456789");
+
+fn base_env() -> HashMap<String, String> {
+    let clients = json!([
+        {"id": BACKEND.0, "secret": BACKEND.1, "scopes": ["generations:write", "events:publish"]},
+        {"id": ADMIN.0, "secret": ADMIN.1, "scopes": ["users:admin"]},
+    ]);
+    HashMap::from([
+        ("SERVICE_CLIENTS".to_owned(), clients.to_string()),
+        ("COOKIE_SECURE".to_owned(), "false".to_owned()),
+    ])
+}
+
+/// The two services as separate apps with their own Redis connections on one Redis
+/// (one key prefix, as in production), the stream service verifying JWTs through the
+/// auth service's JWKS over HTTP.
+pub struct Stack {
+    pub auth: String,
+    pub stream: String,
+    pub store: Store,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn_stack() -> Stack {
+    shared::testing::logs();
+    let url = shared::testing::shared_redis().url();
+    let prefix = shared::testing::unique_prefix();
+    let store_of = || {
+        Store::redis(
+            RedisStore::connect(&url, Duration::from_millis(500)).unwrap(),
+            &prefix,
+        )
+    };
+
+    let env = base_env();
+    let auth_settings = auth_service::config::Settings::from_env(&env).unwrap();
+    let keys = auth_settings.common.signing_keys().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let auth_app =
+        auth_service::Application::with_listener(auth_settings, store_of(), keys, listener)
+            .unwrap();
+    let auth = format!("http://127.0.0.1:{}", auth_app.port());
+    tokio::spawn(auth_app.run_until_stopped());
+
+    let mut env = base_env();
+    env.insert("AUTH_URL".into(), auth.clone());
+    env.insert("STREAM_BIND".into(), "127.0.0.1:0".into());
+    env.insert("SSE_KEEPALIVE_SECS".into(), "1".into());
+    let stream_settings = stream_service::Settings::from_env(&env).unwrap();
+    let keys = stream_settings.key_source().unwrap();
+    let stream_app =
+        stream_service::Application::build_with(stream_settings, store_of(), keys).unwrap();
+    let stream = format!("http://127.0.0.1:{}", stream_app.port());
+    tokio::spawn(stream_app.run_until_stopped());
+
+    Stack {
+        auth,
+        stream,
+        store: store_of(),
+        http: reqwest::Client::new(),
+    }
+}
+
+/// The single-process `authstream` with these variables (on top of the test defaults).
+pub async fn spawn_embedded(vars: &[(&str, &str)]) -> Stack {
+    shared::testing::logs();
+    let mut env = base_env();
+    env.insert("AUTHSTREAM_BIND".into(), "127.0.0.1:0".into());
+    for (k, v) in vars {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let app = authstream::Application::build(&env).unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Stack {
+        auth: address.clone(),
+        stream: address,
+        store: Store::memory("unused"),
+        http: reqwest::Client::new(),
+    }
+}
+
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub access: String,
+}
+
+impl Stack {
+    pub async fn signup(&self) -> User {
+        let email = format!("u-{}@example.com", uuid::Uuid::new_v4().simple());
+        let res = self
+            .http
+            .post(format!("{}/auth/register", self.auth))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let user_id = res.json::<Value>().await.unwrap()["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut user = self.login(&email).await;
+        user.user_id = user_id;
+        user
+    }
+
+    pub async fn login(&self, email: &str) -> User {
+        let res = self
+            .http
+            .post(format!("{}/auth/login", self.auth))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        User {
+            user_id: String::new(),
+            email: email.to_owned(),
+            access: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn service_token(&self, client: (&str, &str)) -> String {
+        let res = self
+            .http
+            .post(format!("{}/auth/service-token", self.auth))
+            .basic_auth(client.0, Some(client.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn create_generation(&self, access: &str, id: &str) {
+        let res = self
+            .http
+            .post(format!("{}/generations", self.auth))
+            .bearer_auth(access)
+            .json(&json!({"generation_id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+
+    pub async fn stream_token(&self, access: &str, id: &str) -> String {
+        let res = self
+            .http
+            .post(format!(
+                "{}/generations/generate/{id}/stream-token",
+                self.auth
+            ))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["sse_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn open(&self, id: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/generations/generate/{id}/stream?token={token}",
+                self.stream
+            ))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Opens a stream and returns its events, past the `connected` one.
+    pub async fn stream(
+        &self,
+        access: &str,
+        id: &str,
+    ) -> impl Stream<Item = Event> + Unpin + use<> {
+        let token = self.stream_token(access, id).await;
+        let res = self.open(id, &token).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let mut events = Box::pin(
+            res.bytes_stream()
+                .eventsource()
+                .filter_map(|e| async move { e.ok() }),
+        );
+        let connected = next_event(&mut events).await.expect("connected");
+        assert_eq!(
+            serde_json::from_str::<Value>(&connected.data).unwrap()["event"],
+            "connected"
+        );
+        events
+    }
+
+    pub async fn publish(&self, service: &str, id: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/generations/{id}/events", self.stream))
+            .bearer_auth(service)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The next event within 5 s (`None` when the stream ended).
+pub async fn next_event(events: &mut (impl Stream<Item = Event> + Unpin)) -> Option<Event> {
+    tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event within 5 s")
+}
+
+pub fn progress(status: &str, progress: f64) -> Value {
+    json!({"status": status, "stage": "work", "progress": progress, "message": format!("at {progress}")})
+}

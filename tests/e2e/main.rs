@@ -1,0 +1,7 @@
+//! End-to-end tests across the two services and of the single-process binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod cross_service;
+mod embedded;
