@@ -159,17 +159,19 @@ pub async fn open(
     transport: Transport,
     now: UnixTime,
 ) -> Result<Open, ApiError> {
-    let attempt = Attempt {
-        state,
-        generation_id: raw_generation_id,
-        transport,
-    };
     let Ok(generation_id) = GenerationId::parse(raw_generation_id) else {
+        // Not echoed into the log: it is whatever the client put in the path.
+        let attempt = Attempt {
+            state,
+            generation_id: "(invalid)",
+            transport,
+        };
         return Err(attempt.refuse(Refused::Malformed, false).await);
     };
     let attempt = Attempt {
+        state,
         generation_id: generation_id.as_str(),
-        ..attempt
+        transport,
     };
 
     // The token is consumed before anything else is looked at, so that a token is

@@ -177,7 +177,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            shared::shutdown::signal().await;
             tracing::info!("shutdown signal received: ending open streams and stopping");
             stopper.stop().await;
         });
@@ -200,28 +200,5 @@ impl Stopper {
         let stopping = self.handle.stop(true);
         self.state.shutdown();
         stopping.await;
-    }
-}
-
-async fn wait_for_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = interrupt => {}
     }
 }

@@ -233,29 +233,57 @@ fn events_to_overflow(size: usize) -> usize {
 }
 
 #[tokio::test]
-async fn streams_end_when_the_service_shuts_down() {
-    let app = spawn_app().await;
+async fn the_in_memory_store_of_the_single_process_default_streams_and_resumes_too() {
+    let keys = std::sync::Arc::new(shared::keys::KeySet::ephemeral().unwrap());
+    let store = shared::store::Store::memory(&shared::testing::unique_prefix());
+    let app = crate::helpers::spawn_app_on(store, keys, &[]).await;
     let generation = app.create_generation("u").await;
+    let first = app.publish_ok(&generation, "processing", 0.5).await;
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
-    stream.take(1).await;
-    let stopper = app.stopper.clone();
-    let stopped = tokio::spawn(async move { stopper.stop().await });
-    assert!(
-        stream.next_within(PATIENCE).await.is_none(),
-        "the stream should end"
-    );
-    tokio::time::timeout(PATIENCE, stopped)
-        .await
-        .unwrap()
-        .unwrap();
-    // No longer accepting.
+    let head = stream.take(2).await;
+    assert_eq!(ids(&head), [first.as_str()]);
+    drop(stream);
+    let second = app.publish_ok(&generation, "completed", 1.0).await;
+    let token = app.token("u", "s", &generation).await;
     let res = app
-        .http
-        .get(app.url("/healthz"))
-        .timeout(Duration::from_secs(2))
+        .stream_request(&generation, &[("token", &token), ("last_event_id", &first)])
         .send()
-        .await;
-    assert!(res.is_err());
+        .await
+        .unwrap();
+    assert_eq!(ids(&app.sse_from(res).until_end().await), [second]);
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn streams_opened_while_events_flow_miss_nothing_and_repeat_nothing() {
+    // Opens race publishes: an event may land between following the generation and
+    // reading its history (it must come once) or just before (it must come at all).
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let publisher = async {
+        let mut published = Vec::new();
+        for i in 0..40 {
+            published.push(
+                app.publish_ok(&generation, "processing", f64::from(i) / 100.0)
+                    .await,
+            );
+        }
+        published
+    };
+    let opener = async {
+        let mut streams = Vec::new();
+        for i in 0..20 {
+            let token = app.token("u", &format!("tab-{i}"), &generation).await;
+            streams.push(app.sse(&generation, &token).await);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        streams
+    };
+    let (mut published, streams) = tokio::join!(publisher, opener);
+    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    for mut stream in streams {
+        assert_eq!(ids(&stream.until_end().await), published);
+    }
     app.assert_no_secrets_leaked().await;
 }

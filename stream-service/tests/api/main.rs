@@ -9,6 +9,7 @@ mod publish;
 mod resilience;
 mod resume;
 mod revocation;
+mod shutdown;
 mod sse;
 mod tokens;
 mod websocket;

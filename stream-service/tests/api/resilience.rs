@@ -68,3 +68,110 @@ async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
     assert_eq!(ids(&stream.until_end().await), [id]);
     app.assert_no_secrets_leaked().await;
 }
+
+/// Drops every pub/sub connection of a Redis server, as a network blip would.
+async fn kill_subscriptions(redis: &RedisServer) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", redis.port()))
+        .await
+        .unwrap();
+    socket
+        .write_all(b"CLIENT KILL TYPE pubsub\r\n")
+        .await
+        .unwrap();
+    let mut reply = [0u8; 16];
+    let n = socket.read(&mut reply).await.unwrap();
+    assert!(
+        reply[..n].starts_with(b":1"),
+        "{:?}",
+        String::from_utf8_lossy(&reply[..n])
+    );
+}
+
+#[tokio::test]
+async fn events_published_while_the_subscription_reconnects_are_not_lost() {
+    let redis = RedisServer::start();
+    let keys = Arc::new(KeySet::ephemeral().unwrap());
+    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &[]).await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let mut stream = app.sse(&generation, &token).await;
+    stream.take(1).await;
+    let mut published = vec![app.publish_ok(&generation, "processing", 0.1).await];
+    assert_eq!(ids(&stream.take(1).await), published);
+
+    kill_subscriptions(&redis).await;
+    // Published at once, while nobody is subscribed: only the history has them.
+    for p in [0.2, 0.3, 0.4] {
+        published.push(app.publish_ok(&generation, "processing", p).await);
+    }
+    let mut received = stream.take(3).await;
+    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    received.extend(stream.until_end().await);
+    assert_eq!(ids(&received), published[1..]);
+    assert!(
+        testing::logs()
+            .contents()
+            .contains("store subscription re-established")
+    );
+    app.assert_no_secrets_leaked().await;
+}
+
+/// `CLIENT LIST` of a Redis server: one line per connection.
+async fn client_list(redis: &RedisServer, kind: &str) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let socket = tokio::net::TcpStream::connect(("127.0.0.1", redis.port()))
+        .await
+        .unwrap();
+    let mut socket = tokio::io::BufReader::new(socket);
+    let command = format!("CLIENT LIST TYPE {kind}\r\n");
+    socket
+        .get_mut()
+        .write_all(command.as_bytes())
+        .await
+        .unwrap();
+    let mut header = String::new();
+    socket.read_line(&mut header).await.unwrap();
+    let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
+    let mut body = vec![0u8; len];
+    socket.read_exact(&mut body).await.unwrap();
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn open_streams_hold_no_redis_connections_of_their_own() {
+    let redis = RedisServer::start();
+    let keys = Arc::new(KeySet::ephemeral().unwrap());
+    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &[]).await;
+    let mut streams = Vec::new();
+    let open = |generation: String| {
+        let app = &app;
+        async move {
+            let token = app.token("u", "s", &generation).await;
+            let mut stream = app.sse(&generation, &token).await;
+            stream.take(1).await;
+            stream
+        }
+    };
+    let first = app.create_generation("u").await;
+    streams.push(open(first.clone()).await);
+    let baseline = client_list(&redis, "normal").await.len();
+    for i in 0..30 {
+        let generation = if i % 3 == 0 {
+            first.clone()
+        } else {
+            app.create_generation("u").await
+        };
+        streams.push(open(generation).await);
+    }
+    // One subscription for the whole process, and no more command connections
+    // than before: streams only wait on in-process channels.
+    assert_eq!(client_list(&redis, "pubsub").await.len(), 1);
+    assert!(client_list(&redis, "normal").await.len() <= baseline + 1);
+    assert_eq!(app.state.followed_generations(), 21);
+    app.assert_no_secrets_leaked().await;
+}
