@@ -438,11 +438,16 @@ impl MemoryStore {
                     reset: false,
                 };
             };
-            match (parse_event_id(after), entries.first().map(|(id, _)| *id)) {
-                (Some(point), Some(oldest)) if point >= oldest => EventPage {
-                    events: render(entries.into_iter().filter(|(id, _)| *id > point).collect()),
-                    reset: false,
-                },
+            let oldest = entries.first().map(|(id, _)| *id);
+            let newest = entries.last().map(|(id, _)| *id);
+            match (parse_event_id(after), oldest.zip(newest)) {
+                // Within the kept history; older or newer than it means start over.
+                (Some(point), Some((oldest, newest))) if point >= oldest && point <= newest => {
+                    EventPage {
+                        events: render(entries.into_iter().filter(|(id, _)| *id > point).collect()),
+                        reset: false,
+                    }
+                }
                 _ => EventPage {
                     events: render(entries),
                     reset: true,

@@ -398,6 +398,7 @@ impl RedisStore {
                 reset: true,
             });
         };
+        // The oldest and newest kept ids tell whether `after` is within the history.
         let mut pipe = redis::pipe();
         pipe.cmd("XRANGE")
             .arg(history)
@@ -405,14 +406,29 @@ impl RedisStore {
             .arg("+")
             .arg("COUNT")
             .arg(1);
+        pipe.cmd("XREVRANGE")
+            .arg(history)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
         pipe.cmd("XRANGE")
             .arg(history)
             .arg(format!("({after}"))
             .arg("+");
-        let (first, rest): (Entries, Entries) = self.pipe(&pipe).await?;
-        let oldest = first.first().and_then(|(id, _)| parse_event_id(id));
-        match oldest {
-            Some(oldest) if point < oldest => {
+        let (oldest, newest, rest): (Entries, Entries, Entries) = self.pipe(&pipe).await?;
+        let id_of = |e: &Entries| e.first().and_then(|(id, _)| parse_event_id(id));
+        match (id_of(&oldest), id_of(&newest)) {
+            (Some(oldest), Some(newest)) if point >= oldest && point <= newest => Ok(EventPage {
+                events: data(rest),
+                reset: false,
+            }),
+            (None, _) | (_, None) => Ok(EventPage {
+                events: Vec::new(),
+                reset: true,
+            }),
+            // Older than what is kept, or newer than anything published: start over.
+            _ => {
                 let all: Entries = self
                     .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
                     .await?;
@@ -421,14 +437,6 @@ impl RedisStore {
                     reset: true,
                 })
             }
-            None => Ok(EventPage {
-                events: Vec::new(),
-                reset: true,
-            }),
-            Some(_) => Ok(EventPage {
-                events: data(rest),
-                reset: false,
-            }),
         }
     }
 

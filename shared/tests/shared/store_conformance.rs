@@ -40,6 +40,7 @@ store_suite!(
     read_events_after_an_id_is_exclusive,
     read_events_after_a_trimmed_id_resets,
     read_events_after_a_malformed_id_resets,
+    read_events_after_an_id_newer_than_any_resets,
     publish_reaches_a_subscriber,
     append_event_publishes_a_published_event,
     mget_returns_values_in_order,
@@ -550,6 +551,25 @@ async fn read_events_after_a_malformed_id_resets(store: Store) {
         assert!(page.reset, "{bad:?}");
         assert_eq!(ids_of(&page), ids, "{bad:?}");
     }
+}
+
+/// A made-up id beyond the newest event would otherwise make every live event look
+/// like a duplicate to the stream.
+async fn read_events_after_an_id_newer_than_any_resets(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 2, 100).await;
+    let newest = ids.last().unwrap().clone();
+    let page = store.read_events(id.as_str(), Some(&newest)).await.unwrap();
+    assert!(
+        !page.reset && page.events.is_empty(),
+        "at the newest: nothing more"
+    );
+    let page = store
+        .read_events(id.as_str(), Some("99999999999999-0"))
+        .await
+        .unwrap();
+    assert!(page.reset);
+    assert_eq!(ids_of(&page), ids);
 }
 
 async fn publish_reaches_a_subscriber(store: Store) {
