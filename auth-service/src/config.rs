@@ -129,20 +129,13 @@ fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use shared::config::vars;
 
     #[test]
     fn service_clients_are_checked_and_secrets_never_echoed() {
-        let ok = Settings::from_env(&env(&[(
+        let ok = Settings::from_env(&vars(&[(
             "SERVICE_CLIENTS",
             r#"[{"id":"backend","secret":"0123456789abcdef","scopes":["events:publish"]}]"#,
         )]))
@@ -154,14 +147,14 @@ mod tests {
             r#"[{"id":"b","secret":"0123456789abcdef","scopes":["root"]}]"#,
             r#"{"id":"b","secret":"0123456789abcdefSECRET"}"#,
         ] {
-            let err = Settings::from_env(&env(&[("SERVICE_CLIENTS", bad)])).unwrap_err();
+            let err = Settings::from_env(&vars(&[("SERVICE_CLIENTS", bad)])).unwrap_err();
             assert_eq!(err.var, "SERVICE_CLIENTS");
             assert!(
                 !err.to_string().contains("SECRET") && !err.to_string().contains("short"),
                 "{err}"
             );
         }
-        let err = Settings::from_env(&env(&[("AUTH_BIND", "nowhere")])).unwrap_err();
+        let err = Settings::from_env(&vars(&[("AUTH_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "AUTH_BIND");
     }
 }

@@ -35,6 +35,14 @@ impl Env for ProcessEnv {
     }
 }
 
+/// A fixed set of variables (tests, embedding).
+pub fn vars(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 impl Env for std::collections::HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()

@@ -364,6 +364,28 @@ pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
         .app_data(query_config());
 }
 
+/// The app's validator and the request's bearer token, taken before the async part.
+struct Presented {
+    validator: Option<web::Data<crate::jwt::Validator>>,
+    token: Result<String, ApiError>,
+}
+
+impl Presented {
+    fn of(req: &HttpRequest) -> Self {
+        Self {
+            validator: req.app_data::<web::Data<crate::jwt::Validator>>().cloned(),
+            token: bearer_token(req).map(str::to_owned),
+        }
+    }
+
+    fn into_parts(self) -> Result<(web::Data<crate::jwt::Validator>, String), ApiError> {
+        let validator = self
+            .validator
+            .ok_or_else(|| ApiError::internal("no validator registered"))?;
+        Ok((validator, self.token?))
+    }
+}
+
 /// A request authenticated by a Bearer token of type `C`, validated (signature,
 /// claims, revocation) by the `web::Data<Validator>` of the app. This extractor is
 /// the one place in the request path where per-user checks (rate limits) belong.
@@ -374,13 +396,11 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
+        let presented = Presented::of(req);
         Box::pin(async move {
-            let validator =
-                validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
+            let (validator, token) = presented.into_parts()?;
             let claims = validator
-                .validate::<C>(&token?, crate::UnixTime::now())
+                .validate::<C>(&token, crate::UnixTime::now())
                 .await?;
             Ok(Self(claims))
         })
@@ -420,12 +440,9 @@ impl actix_web::FromRequest for Caller {
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let validator = req.app_data::<web::Data<crate::jwt::Validator>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
+        let presented = Presented::of(req);
         Box::pin(async move {
-            let validator =
-                validator.ok_or_else(|| ApiError::internal("no validator registered"))?;
-            let token = token?;
+            let (validator, token) = presented.into_parts()?;
             let now = crate::UnixTime::now();
             match validator.validate(&token, now).await {
                 Ok(claims) => Ok(Self::User(claims)),

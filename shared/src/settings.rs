@@ -142,20 +142,13 @@ impl CommonSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::config::vars;
 
     #[test]
     fn defaults_match_the_contract() {
-        let s = CommonSettings::from_env(&env(&[])).unwrap();
+        let s = CommonSettings::from_env(&vars(&[])).unwrap();
         assert_eq!(s.access_ttl, Duration::from_secs(900));
         assert_eq!(s.refresh_ttl, Duration::from_secs(604_800));
         assert_eq!(s.stream_token_ttl, Duration::from_secs(60));
@@ -174,12 +167,14 @@ mod tests {
             ("TRUSTED_PROXIES", "nonsense"),
             ("LOG_FORMAT", "xml"),
         ] {
-            let err = CommonSettings::from_env(&env(&[(var, value)])).unwrap_err();
+            let err = CommonSettings::from_env(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");
         }
-        let err =
-            CommonSettings::from_env(&env(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", "short")]))
-                .unwrap_err();
+        let err = CommonSettings::from_env(&vars(&[
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", "short"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.var, "JWT_SECRET");
     }
 }

@@ -85,22 +85,15 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use shared::config::vars;
 
     const AUTH: (&str, &str) = ("AUTH_URL", "http://auth:8081/");
 
     #[test]
     fn defaults_match_the_contract() {
-        let s = Settings::from_env(&env(&[AUTH])).unwrap();
+        let s = Settings::from_env(&vars(&[AUTH])).unwrap();
         assert_eq!(s.bind, "0.0.0.0:8082");
         assert_eq!(s.keepalive, Duration::from_secs(15));
         assert_eq!(s.max_queued, 256);
@@ -110,13 +103,13 @@ mod tests {
 
     #[test]
     fn eddsa_without_a_key_source_names_auth_url() {
-        let err = Settings::from_env(&env(&[])).unwrap_err();
+        let err = Settings::from_env(&vars(&[])).unwrap_err();
         assert_eq!(err.var, "AUTH_URL");
     }
 
     #[test]
     fn hs256_keys_are_local() {
-        let s = Settings::from_env(&env(&[
+        let s = Settings::from_env(&vars(&[
             ("JWT_ALGORITHM", "HS256"),
             ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ]))
@@ -136,7 +129,7 @@ mod tests {
             ("STREAM_RESUME_TTL_SECS", "0"),
             ("EVENT_HISTORY_MAX", "lots"),
         ] {
-            let err = Settings::from_env(&env(&[AUTH, (var, value)])).unwrap_err();
+            let err = Settings::from_env(&vars(&[AUTH, (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");
         }
     }
