@@ -124,7 +124,10 @@ impl Signer {
             .ok_or_else(|| ApiError::internal("no signing key"))?;
         let mut header = Header::new(self.keys.algorithm().jwt());
         header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, claims, key).map_err(ApiError::internal)
+        let token = jsonwebtoken::encode(&header, claims, key).map_err(ApiError::internal)?;
+        metrics::counter!("authstream_tokens_issued_total", "type" => C::TYPE.as_str())
+            .increment(1);
+        Ok(token)
     }
 }
 

@@ -38,6 +38,10 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("authstream_http_request_duration_seconds"));
     assert!(metrics.contains("authstream_tokens_validated_total"));
     assert!(
+        metrics.contains(r#"authstream_tokens_issued_total{type="refresh"}"#),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains(r#"authstream_tokens_rejected_total{type="access",reason="malformed"}"#),
         "{metrics}"
     );
