@@ -1,3 +1,712 @@
-//! Demo mode (filled in by the demo page work).
+//! Demo mode (`DEMO=true`; on by default in the single-process `authstream`): the demo
+//! page, its script and the JavaScript client as embedded files, and a simulated
+//! generation that publishes realistic progress events through the store, exactly as a
+//! backend publishing through the stream service would.
+//!
+//! | route | who | what |
+//! | --- | --- | --- |
+//! | `GET /`, `GET /static/app.css`, `GET /static/app.js`, `GET /clients/js/authstream.js` | anyone | the page, with a same-origin-only Content-Security-Policy |
+//! | `POST /demo/generations/{id}/simulate` `{duration_ms?, outcome?}` | owner or admin (Bearer access) | 202; publishes ~16 events over `duration_ms` (default 8000, 500–60000), ending `completed` (or `failed` with `"outcome":"failed"`) |
+//! | `POST /demo/generations/{id}/disconnect` | owner or admin (Bearer access) | 202; the server ends the open streams of the caller's session, which then resume (to show and test resumption) |
 
-pub fn mount(_cfg: &mut actix_web::web::ServiceConfig) {}
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::claims::AccessClaims;
+use shared::generation::{self, Generation, GenerationId, is_terminal};
+use shared::http::Authenticated;
+use shared::revocation::RevocationNotice;
+use shared::store::{AppendOutcome, NewEvent, Store};
+use shared::{ApiError, ErrorCode, UnixTime};
+use tokio::time::Instant;
+
+use crate::startup::AuthState;
+
+/// Default length of a simulated generation, and its bounds.
+pub const DEFAULT_DURATION_MS: u64 = 8_000;
+pub const MIN_DURATION_MS: u64 = 500;
+pub const MAX_DURATION_MS: u64 = 60_000;
+/// A simulate request body is a handful of fields.
+const MAX_BODY_BYTES: usize = 4 * 1024;
+/// How often one event is tried when the store does not answer.
+const PUBLISH_ATTEMPTS: u32 = 3;
+
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(page("/", index))
+        .service(page("/static/app.css", app_css))
+        .service(page("/static/app.js", app_js))
+        .service(page("/clients/js/authstream.js", client_js))
+        .route(
+            "/demo/generations/{generation_id}/simulate",
+            web::post().to(simulate),
+        )
+        .route(
+            "/demo/generations/{generation_id}/disconnect",
+            web::post().to(disconnect),
+        );
+}
+
+// ---------------------------------------------------------------------------------
+// The page.
+
+/// A page route: GET, and HEAD (answered without the body).
+fn page<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    use actix_web::guard::{Any, Get, Head};
+    web::resource(path).route(web::route().guard(Any(Get()).or(Head())).to(handler))
+}
+
+/// A file served from memory, with a strong ETag of its content.
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: String,
+}
+
+impl Asset {
+    fn new(body: &'static str, content_type: &'static str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(digest.as_ref().get(..16).unwrap_or_default());
+        Self {
+            body,
+            content_type,
+            etag: format!("\"{tag}\""),
+        }
+    }
+}
+
+static INDEX_HTML: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../static/index.html"),
+        "text/html; charset=utf-8",
+    )
+});
+static APP_CSS: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../static/app.css"), "text/css; charset=utf-8"));
+static APP_JS: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../static/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static CLIENT_JS: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../../clients/js/authstream.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+
+async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+    serve(&INDEX_HTML, &state, &req)
+}
+
+async fn app_css(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+    serve(&APP_CSS, &state, &req)
+}
+
+async fn app_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+    serve(&APP_JS, &state, &req)
+}
+
+async fn client_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+    serve(&CLIENT_JS, &state, &req)
+}
+
+fn serve(asset: &Asset, state: &AuthState, req: &HttpRequest) -> HttpResponse {
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|t| t.trim() == asset.etag || t.trim() == "*")
+        });
+    let mut res = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::ETAG, asset.etag.clone()))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy(&state.settings.stream_public_url),
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ));
+    if fresh {
+        return res.finish();
+    }
+    res.content_type(asset.content_type).body(asset.body)
+}
+
+/// Only this origin (and the stream service's, when `STREAM_PUBLIC_URL` names another
+/// one): no inline script or style, no other site, no framing.
+fn content_security_policy(stream_public_url: &str) -> String {
+    let stream_origin = origin_of(stream_public_url)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'{stream_origin}; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL whose origin is safe to put in a
+/// header; `None` for a path (the default: the stream routes are on this origin).
+fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let origin = url.get(..url.len() - rest.len() + authority.len())?;
+    let clean = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    clean.then_some(origin)
+}
+
+// ---------------------------------------------------------------------------------
+// The simulated generation.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimulateBody {
+    duration_ms: Option<u64>,
+    outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Failed,
+}
+
+/// One scripted step: when it comes (a share of the whole duration, after the
+/// previous one) and what it says.
+struct Step {
+    weight: u32,
+    status: &'static str,
+    stage: &'static str,
+    progress: f64,
+    message: &'static str,
+    current_file: Option<&'static str>,
+}
+
+const fn step(
+    weight: u32,
+    stage: &'static str,
+    progress: f64,
+    message: &'static str,
+    current_file: Option<&'static str>,
+) -> Step {
+    Step {
+        weight,
+        status: "processing",
+        stage,
+        progress,
+        message,
+        current_file,
+    }
+}
+
+/// A code generation as a real backend reports it: stages, progress, messages, files.
+#[rustfmt::skip]
+const SCRIPT: [Step; 16] = [
+    step(0, "initializing", 0.02, "Preparing workspace...", None),
+    step(
+        3,
+        "requirements_analysis",
+        0.08,
+        "Analyzing requirements...",
+        None,
+    ),
+    step(
+        4,
+        "requirements_analysis",
+        0.14,
+        "Identified 4 entities and 12 endpoints",
+        None,
+    ),
+    step(5, "schema_extraction", 0.22, "Extracting schema...", None),
+    step(
+        5,
+        "schema_extraction",
+        0.30,
+        "Resolving relations between entities...",
+        None,
+    ),
+    step(
+        4,
+        "architecture_design",
+        0.37,
+        "Designing the service layout...",
+        None,
+    ),
+    step(
+        6,
+        "code_generation",
+        0.45,
+        "Generating models...",
+        Some("app/models/user.py"),
+    ),
+    step(
+        7,
+        "code_generation",
+        0.53,
+        "Generating API routes...",
+        Some("app/api/routes/users.py"),
+    ),
+    step(
+        7,
+        "code_generation",
+        0.61,
+        "Generating services...",
+        Some("app/services/auth.py"),
+    ),
+    step(
+        5,
+        "code_generation",
+        0.68,
+        "Generating database migrations...",
+        Some("migrations/0001_initial.py"),
+    ),
+    step(
+        6,
+        "testing",
+        0.75,
+        "Writing tests...",
+        Some("tests/test_users.py"),
+    ),
+    step(
+        8,
+        "testing",
+        0.82,
+        "Running the generated tests: 48 passed",
+        None,
+    ),
+    step(
+        5,
+        "documentation",
+        0.88,
+        "Writing the README and API docs...",
+        Some("README.md"),
+    ),
+    step(
+        5,
+        "packaging",
+        0.94,
+        "Packaging the project archive...",
+        None,
+    ),
+    step(4, "finalizing", 0.98, "Running final checks...", None),
+    Step {
+        weight: 3,
+        status: "completed",
+        stage: "completed",
+        progress: 1.0,
+        message: "Generation completed: 37 files",
+        current_file: None,
+    },
+];
+
+/// Where a failing run stops: the generated tests fail.
+const FAILS_AT: usize = 11;
+const FAILURE: Step = Step {
+    weight: 8,
+    status: "failed",
+    stage: "testing",
+    progress: 0.82,
+    message: "Generation failed: 3 of 48 generated tests failed",
+    current_file: None,
+};
+
+fn script(outcome: Outcome) -> Vec<&'static Step> {
+    match outcome {
+        Outcome::Completed => SCRIPT.iter().collect(),
+        Outcome::Failed => SCRIPT
+            .iter()
+            .take(FAILS_AT)
+            .chain(std::iter::once(&FAILURE))
+            .collect(),
+    }
+}
+
+/// When each step is due, from the start, so that the whole run takes `total`.
+fn schedule(steps: &[&Step], total: Duration) -> Vec<Duration> {
+    let sum: u32 = steps.iter().map(|s| s.weight).sum::<u32>().max(1);
+    let mut elapsed = 0;
+    steps
+        .iter()
+        .map(|s| {
+            elapsed += s.weight;
+            total.mul_f64(f64::from(elapsed) / f64::from(sum))
+        })
+        .collect()
+}
+
+/// The streamed object, in the order of the contract's example.
+#[derive(Serialize)]
+struct EventData<'a> {
+    event: &'static str,
+    generation_id: &'a str,
+    status: &'static str,
+    stage: &'static str,
+    progress: f64,
+    message: &'static str,
+    timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_time_remaining: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_file: Option<&'static str>,
+}
+
+/// Everything the background task needs.
+struct Simulation {
+    store: Store,
+    generation_id: String,
+    steps: Vec<&'static Step>,
+    due: Vec<Duration>,
+    history_max: usize,
+    ttl: Duration,
+    lock: String,
+}
+
+impl Simulation {
+    /// Appends step `i`, now.
+    async fn publish(&self, i: usize) -> Result<AppendOutcome, ApiError> {
+        let (Some(step), Some(due)) = (self.steps.get(i), self.due.get(i)) else {
+            return Err(ApiError::internal("simulation step out of range"));
+        };
+        let end = self.due.last().copied().unwrap_or_default();
+        let now = UnixTime::now();
+        let data = EventData {
+            event: "progress",
+            generation_id: &self.generation_id,
+            status: step.status,
+            stage: step.stage,
+            progress: step.progress,
+            message: step.message,
+            timestamp: now.millis(),
+            estimated_time_remaining: (!is_terminal(step.status))
+                .then(|| end.saturating_sub(*due).as_secs_f64().ceil() as u64),
+            current_file: step.current_file,
+        };
+        let data = serde_json::to_string(&data).map_err(ApiError::internal)?;
+        let event = NewEvent {
+            generation_id: &self.generation_id,
+            data: &data,
+            status: step.status,
+            progress: Some(step.progress),
+            stage: Some(step.stage),
+            now_ms: now.millis(),
+            max_len: self.history_max,
+            ttl: self.ttl,
+        };
+        let mut attempt = 1;
+        loop {
+            match self.store.append_event(&event).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e.into()),
+                Err(_) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    }
+
+    /// Publishes steps 1.. on schedule (step 0 went out with the request), then lets
+    /// the generation be simulated by nobody else.
+    async fn run(self, started: Instant) {
+        for i in 1..self.steps.len() {
+            tokio::time::sleep_until(started + self.due[i]).await;
+            match self.publish(i).await {
+                Ok(AppendOutcome::Appended { .. }) => {}
+                Ok(other) => {
+                    tracing::info!(generation_id = %self.generation_id, outcome = ?other, "demo: simulation stopped early");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(generation_id = %self.generation_id, error = %e, "demo: simulation abandoned");
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.store.del(&self.lock).await {
+            tracing::debug!(error = %e, "demo: cannot release the simulation lock");
+        }
+        tracing::info!(generation_id = %self.generation_id, "demo: simulation finished");
+    }
+}
+
+fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let body: SimulateBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        SimulateBody::default()
+    } else {
+        serde_json::from_slice(raw).map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.split(" at line").next().unwrap_or_default();
+            ApiError::field("body", msg)
+        })?
+    };
+    let mut errors = shared::error::FieldErrors::default();
+    let duration_ms = body.duration_ms.unwrap_or(DEFAULT_DURATION_MS);
+    if !(MIN_DURATION_MS..=MAX_DURATION_MS).contains(&duration_ms) {
+        errors.add(
+            "duration_ms",
+            format!("must be from {MIN_DURATION_MS} to {MAX_DURATION_MS}"),
+        );
+    }
+    let outcome = match body.outcome.as_deref() {
+        None | Some("completed") => Outcome::Completed,
+        Some("failed") => Outcome::Failed,
+        Some(_) => {
+            errors.add("outcome", "must be completed or failed");
+            Outcome::Completed
+        }
+    };
+    errors.into_result()?;
+    Ok((Duration::from_millis(duration_ms), outcome))
+}
+
+/// The generation, if the caller owns it or is an admin.
+async fn owned_generation(
+    store: &Store,
+    claims: &AccessClaims,
+    raw_id: &str,
+) -> Result<Generation, ApiError> {
+    let id = GenerationId::parse(raw_id).map_err(|_| ApiError::not_found("generation"))?;
+    let generation = generation::load(store, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    if generation.owner_id != claims.user_id() && !claims.is_admin() {
+        return Err(ApiError::forbidden(
+            "this generation belongs to someone else",
+        ));
+    }
+    Ok(generation)
+}
+
+/// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted
+/// generation's events. Only a `pending` generation can be simulated, once.
+async fn simulate(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let claims = caller.0;
+    let (duration, outcome) = parse_body(&body)?;
+    let generation = owned_generation(&state.store, &claims, &path).await?;
+    let already_started = || {
+        ApiError::new(
+            ErrorCode::GenerationExists,
+            "this generation has already been started; create a new one to simulate",
+        )
+    };
+    if is_terminal(&generation.status) {
+        return Err(ApiError::new(
+            ErrorCode::GenerationFinished,
+            "the generation has already completed or failed",
+        ));
+    }
+    if generation.status != "pending" {
+        return Err(already_started());
+    }
+    // One simulation per generation, even when two requests race.
+    let lock = format!(
+        "{}:{{g:{}}}:demo-simulation",
+        state.store.keys().prefix(),
+        generation.generation_id
+    );
+    if !state
+        .store
+        .set_nx(&lock, "1", duration + Duration::from_secs(60))
+        .await?
+    {
+        return Err(already_started());
+    }
+    let steps = script(outcome);
+    let mut due = schedule(&steps, duration);
+    // The first event goes out before the answer, so the generation is `processing` as
+    // soon as the client hears back.
+    if let Some(first) = due.first_mut() {
+        *first = Duration::ZERO;
+    }
+    let simulation = Simulation {
+        store: state.store.clone(),
+        generation_id: generation.generation_id.clone(),
+        steps,
+        due,
+        history_max: state.settings.common.event_history_max,
+        ttl: state.settings.common.generation_ttl,
+        lock,
+    };
+    let started = Instant::now();
+    let first = simulation.publish(0).await;
+    let refused = match first {
+        Ok(AppendOutcome::Appended { .. }) => None,
+        Ok(AppendOutcome::NoGeneration) => Some(ApiError::not_found("generation")),
+        Ok(AppendOutcome::Finished) => Some(ApiError::new(
+            ErrorCode::GenerationFinished,
+            "the generation has already completed or failed",
+        )),
+        Err(e) => Some(e),
+    };
+    if let Some(err) = refused {
+        state.store.del(&simulation.lock).await.ok();
+        return Err(err);
+    }
+    let events = simulation.steps.len();
+    tracing::info!(
+        generation_id = %generation.generation_id,
+        user_id = %claims.user_id(),
+        events,
+        duration_ms = duration.as_millis() as u64,
+        "demo: simulation started"
+    );
+    tokio::spawn(simulation.run(started));
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "generation_id": generation.generation_id,
+            "events": events,
+            "duration_ms": duration.as_millis() as u64,
+            "outcome": match outcome {
+                Outcome::Completed => "completed",
+                Outcome::Failed => "failed",
+            },
+        })))
+}
+
+/// `POST /demo/generations/{generation_id}/disconnect`: the server drops the open
+/// streams of the caller's session, as a network failure or a restart would, to show
+/// (and test) that they resume with nothing lost and nothing twice.
+///
+/// It announces on the revocations channel a notice for the caller's own session,
+/// without revoking anything: the stream service ends every open stream the notice
+/// covers (that session's, on every replica), and their reconnects pass the
+/// revocation check, which reads the store, not the notice.
+async fn disconnect(
+    state: web::Data<AuthState>,
+    caller: Authenticated<AccessClaims>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = caller.0;
+    let generation = owned_generation(&state.store, &claims, &path).await?;
+    let notice = RevocationNotice {
+        user_id: claims.user_id().to_owned(),
+        session_id: Some(claims.sid.clone()),
+    };
+    let payload = serde_json::to_string(&notice).map_err(ApiError::internal)?;
+    state
+        .store
+        .publish(&state.store.keys().revocations_channel(), &payload)
+        .await?;
+    tracing::info!(
+        generation_id = %generation.generation_id,
+        user_id = %claims.user_id(),
+        "demo: open streams of the session told to disconnect"
+    );
+    Ok(HttpResponse::Accepted()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "generation_id": generation.generation_id })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_climbs_to_its_end() {
+        for outcome in [Outcome::Completed, Outcome::Failed] {
+            let steps = script(outcome);
+            assert!((12..=20).contains(&steps.len()));
+            assert!(steps.windows(2).all(|w| w[0].progress <= w[1].progress));
+            let last = steps.last().map(|s| s.status);
+            let expected = match outcome {
+                Outcome::Completed => "completed",
+                Outcome::Failed => "failed",
+            };
+            assert_eq!(last, Some(expected));
+            assert!(steps.iter().rev().skip(1).all(|s| s.status == "processing"));
+        }
+        assert_eq!(SCRIPT[SCRIPT.len() - 1].progress, 1.0);
+    }
+
+    #[test]
+    fn the_schedule_spans_the_duration() {
+        let steps = script(Outcome::Completed);
+        let due = schedule(&steps, Duration::from_millis(8_000));
+        assert_eq!(due.len(), steps.len());
+        assert!(due.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(due.last().copied(), Some(Duration::from_millis(8_000)));
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        assert_eq!(
+            parse_body(b"").ok(),
+            Some((
+                Duration::from_millis(DEFAULT_DURATION_MS),
+                Outcome::Completed
+            ))
+        );
+        assert_eq!(
+            parse_body(br#"{"duration_ms":3000,"outcome":"failed"}"#).ok(),
+            Some((Duration::from_millis(3000), Outcome::Failed))
+        );
+        let err = parse_body(br#"{"duration_ms":1,"outcome":"maybe"}"#).err();
+        let fields: Vec<_> = err
+            .iter()
+            .flat_map(|e| e.fields.keys().map(String::as_str))
+            .collect();
+        assert_eq!(fields, ["duration_ms", "outcome"]);
+        let err = parse_body(br#"{"speed":2}"#).err();
+        assert!(err.is_some_and(|e| e.fields.contains_key("body")));
+        assert!(parse_body(b"[").is_err());
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert!(parse_body(&big).is_err_and(|e| e.code == ErrorCode::PayloadTooLarge));
+    }
+
+    #[test]
+    fn the_policy_allows_only_this_origin_and_the_stream_service() {
+        let own = content_security_policy("");
+        assert!(own.contains("connect-src 'self';"));
+        assert!(own.contains("script-src 'self';"));
+        assert!(!own.contains("unsafe"));
+        let split = content_security_policy("https://stream.example.com:8443/base");
+        assert!(split.contains("connect-src 'self' https://stream.example.com:8443;"));
+        assert_eq!(
+            origin_of("http://localhost:8082"),
+            Some("http://localhost:8082")
+        );
+        assert_eq!(origin_of("/relative"), None);
+        assert_eq!(origin_of("http://evil; script-src *"), None);
+        assert_eq!(origin_of("ftp://x"), None);
+    }
+}
