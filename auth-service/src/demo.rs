@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `GET /`, `GET /static/app.css`, `GET /static/app.js`, `GET /clients/js/authstream.js` | anyone | the page, with a same-origin-only Content-Security-Policy |
 //! | `POST /demo/generations/{id}/simulate` `{duration_ms?, outcome?}` | owner or admin (Bearer access) | 202; publishes ~16 events over `duration_ms` (default 8000, 500–60000), ending `completed` (or `failed` with `"outcome":"failed"`) |
-//! | `POST /demo/generations/{id}/disconnect` | owner or admin (Bearer access) | 202; the server ends the open streams of the caller's session, which then resume (to show and test resumption) |
+//! | `POST /demo/generations/{id}/disconnect` | owner or admin (Bearer access) | 202; the server ends this generation's open streams of the caller's session (nothing is revoked), which then resume (to show and test resumption) |
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::generation::{self, Generation, GenerationId, is_terminal};
 use shared::http::Authenticated;
-use shared::revocation::RevocationNotice;
+use shared::revocation::{self, StreamNotice};
 use shared::store::{AppendOutcome, NewEvent, Store};
 use shared::{ApiError, ErrorCode, UnixTime};
 use tokio::time::Instant;
@@ -607,10 +607,9 @@ async fn simulate(
 /// streams of the caller's session, as a network failure or a restart would, to show
 /// (and test) that they resume with nothing lost and nothing twice.
 ///
-/// It announces on the revocations channel a notice for the caller's own session,
-/// without revoking anything: the stream service ends every open stream the notice
-/// covers (that session's, on every replica), and their reconnects pass the
-/// revocation check, which reads the store, not the notice.
+/// It announces a disconnect notice for this generation's streams of the caller's
+/// session: the stream service ends them on every replica, revoking nothing, so
+/// their reconnects pass.
 async fn disconnect(
     state: web::Data<AuthState>,
     caller: Authenticated<AccessClaims>,
@@ -618,19 +617,12 @@ async fn disconnect(
 ) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
     let generation = owned_generation(&state.store, &claims, &path).await?;
-    let notice = RevocationNotice {
-        user_id: claims.user_id().to_owned(),
-        session_id: Some(claims.sid.clone()),
-    };
-    let payload = serde_json::to_string(&notice).map_err(ApiError::internal)?;
-    state
-        .store
-        .publish(&state.store.keys().revocations_channel(), &payload)
-        .await?;
+    let notice = StreamNotice::disconnect(claims.user_id(), &claims.sid, &generation.generation_id);
+    revocation::announce(&state.store, &notice).await?;
     tracing::info!(
         generation_id = %generation.generation_id,
         user_id = %claims.user_id(),
-        "demo: open streams of the session told to disconnect"
+        "demo: this generation's streams of the session told to disconnect"
     );
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, "no-store"))

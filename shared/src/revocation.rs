@@ -1,5 +1,5 @@
-//! Writing revocations (the auth service) and announcing them, so that the stream
-//! service ends open streams of a revoked session or user at once. The check itself
+//! Writing revocations (the auth service) and announcing them (stream notices), so
+//! that the stream service ends open streams of a revoked session or user at once. The check itself
 //! is `jwt::revoked`, one round trip.
 
 use std::time::Duration;
@@ -9,24 +9,66 @@ use serde::{Deserialize, Serialize};
 use crate::clock::UnixTime;
 use crate::store::{Store, StoreResult};
 
-/// Published on the revocations channel. `session_id = None` means every session.
+/// Published on the stream-notices channel: the stream service ends every open
+/// stream a notice covers, on every replica. `None` for the session or the
+/// generation means all of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevocationNotice {
+pub struct StreamNotice {
+    #[serde(default)]
+    pub reason: NoticeReason,
     pub user_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_id: Option<String>,
 }
 
-impl RevocationNotice {
-    pub fn covers(&self, user_id: &str, session_id: &str) -> bool {
-        self.user_id == user_id && self.session_id.as_deref().is_none_or(|s| s == session_id)
+/// Why streams are told to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeReason {
+    /// The session or user was revoked: the streams end for good.
+    #[default]
+    Revoked,
+    /// The server drops the streams as a network failure would (the demo's cut):
+    /// nothing is revoked, and clients resume.
+    Disconnect,
+}
+
+impl StreamNotice {
+    pub fn revoked(user_id: &str, session_id: Option<&str>) -> Self {
+        Self {
+            reason: NoticeReason::Revoked,
+            user_id: user_id.to_owned(),
+            session_id: session_id.map(str::to_owned),
+            generation_id: None,
+        }
+    }
+
+    pub fn disconnect(user_id: &str, session_id: &str, generation_id: &str) -> Self {
+        Self {
+            reason: NoticeReason::Disconnect,
+            user_id: user_id.to_owned(),
+            session_id: Some(session_id.to_owned()),
+            generation_id: Some(generation_id.to_owned()),
+        }
+    }
+
+    pub fn covers(&self, user_id: &str, session_id: &str, generation_id: &str) -> bool {
+        self.user_id == user_id
+            && self.session_id.as_deref().is_none_or(|s| s == session_id)
+            && self
+                .generation_id
+                .as_deref()
+                .is_none_or(|g| g == generation_id)
     }
 }
 
-async fn announce(store: &Store, notice: &RevocationNotice) -> StoreResult<()> {
+/// Publishes a notice to every replica of the stream service.
+pub async fn announce(store: &Store, notice: &StreamNotice) -> StoreResult<()> {
     let payload = serde_json::to_string(notice).unwrap_or_default();
     store
-        .publish(&store.keys().revocations_channel(), &payload)
+        .publish(&store.keys().notices_channel(), &payload)
         .await
 }
 
@@ -63,14 +105,7 @@ pub async fn revoke_session(
             Some(keep_for),
         )
         .await?;
-    announce(
-        store,
-        &RevocationNotice {
-            user_id: user_id.to_owned(),
-            session_id: Some(session_id.to_owned()),
-        },
-    )
-    .await
+    announce(store, &StreamNotice::revoked(user_id, Some(session_id))).await
 }
 
 /// Revokes everything `sub` holds that was issued before `now`: tokens issued in
@@ -99,12 +134,5 @@ pub async fn revoke_user(
             Some(keep_for),
         )
         .await?;
-    announce(
-        store,
-        &RevocationNotice {
-            user_id: sub.to_owned(),
-            session_id: None,
-        },
-    )
-    .await
+    announce(store, &StreamNotice::revoked(sub, None)).await
 }

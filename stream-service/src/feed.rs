@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use shared::generation::is_terminal;
+use shared::revocation::NoticeReason;
 use shared::store::{Store, parse_event_id};
 use tokio::sync::{broadcast, watch};
 
@@ -78,6 +79,8 @@ pub enum End {
     Finished,
     /// The session or the user was revoked.
     Revoked,
+    /// The server dropped the stream without revoking anything; the client resumes.
+    Disconnected,
     /// The client fell more than `SSE_MAX_QUEUED_EVENTS` behind.
     Lagged,
     ShuttingDown,
@@ -89,6 +92,7 @@ impl End {
         match self {
             Self::Finished => "finished",
             Self::Revoked => "revoked",
+            Self::Disconnected => "disconnected",
             Self::Lagged => "lagged",
             Self::ShuttingDown => "shutting_down",
             Self::StoreUnavailable => "store_unavailable",
@@ -257,9 +261,13 @@ impl Feed {
                         break End::ShuttingDown;
                     }
                 }
-                Step::Control(Ok(Control::Revoked(notice))) => {
-                    if notice.covers(&self.holder.user_id, &self.holder.session_id) {
-                        break End::Revoked;
+                Step::Control(Ok(Control::Notice(notice))) => {
+                    let h = &self.holder;
+                    if notice.covers(&h.user_id, &h.session_id, &self.generation_id) {
+                        break match notice.reason {
+                            NoticeReason::Revoked => End::Revoked,
+                            NoticeReason::Disconnect => End::Disconnected,
+                        };
                     }
                 }
                 Step::Control(Ok(Control::Recheck))
@@ -301,6 +309,11 @@ impl Feed {
                 generation_id = %self.generation_id,
                 user_id = %self.holder.user_id,
                 "stream ended: session revoked"
+            ),
+            End::Disconnected => tracing::info!(
+                generation_id = %self.generation_id,
+                user_id = %self.holder.user_id,
+                "stream ended: disconnected by the server; the client resumes"
             ),
             _ => {
                 tracing::debug!(generation_id = %self.generation_id, end = end.as_str(), "stream ended")

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use shared::revocation::RevocationNotice;
+use shared::revocation::StreamNotice;
 use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError};
 use tokio::sync::{OnceCell, broadcast};
 
@@ -29,7 +29,7 @@ pub enum HubEvent {
 
 #[derive(Debug, Clone)]
 pub enum Control {
-    Revoked(Arc<RevocationNotice>),
+    Notice(Arc<StreamNotice>),
     /// Notices may have been missed: check the store.
     Recheck,
 }
@@ -159,12 +159,12 @@ impl Inner {
         }
     }
 
-    fn dispatch_revocation(&self, payload: &str) {
-        match serde_json::from_str::<RevocationNotice>(payload) {
+    fn dispatch_notice(&self, payload: &str) {
+        match serde_json::from_str::<StreamNotice>(payload) {
             Ok(notice) => {
-                let _ = self.control.send(Control::Revoked(Arc::new(notice)));
+                let _ = self.control.send(Control::Notice(Arc::new(notice)));
             }
-            Err(_) => tracing::warn!("ignoring an unreadable revocation notice"),
+            Err(_) => tracing::warn!("ignoring an unreadable stream notice"),
         }
     }
 
@@ -179,7 +179,7 @@ impl Inner {
 /// Moves messages from the store subscription to the streams, for as long as the hub lives.
 async fn pump(hub: Weak<Inner>, mut messages: broadcast::Receiver<PubSubMessage>, store: Store) {
     let events_channel = store.keys().events_channel();
-    let revocations_channel = store.keys().revocations_channel();
+    let notices_channel = store.keys().notices_channel();
     loop {
         let message = messages.recv().await;
         let Some(hub) = hub.upgrade() else { return };
@@ -187,8 +187,8 @@ async fn pump(hub: Weak<Inner>, mut messages: broadcast::Receiver<PubSubMessage>
             Ok(PubSubMessage::Message { channel, payload }) => {
                 if *channel == *events_channel {
                     hub.dispatch_event(&payload);
-                } else if *channel == *revocations_channel {
-                    hub.dispatch_revocation(&payload);
+                } else if *channel == *notices_channel {
+                    hub.dispatch_notice(&payload);
                 }
             }
             Ok(PubSubMessage::Reconnected) => hub.resync_all(),

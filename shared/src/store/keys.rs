@@ -75,7 +75,8 @@ impl Keys {
         format!("{}:events", self.prefix)
     }
 
-    pub fn revocations_channel(&self) -> String {
-        format!("{}:revocations", self.prefix)
+    /// Where `revocation::StreamNotice`s are published.
+    pub fn notices_channel(&self) -> String {
+        format!("{}:stream-notices", self.prefix)
     }
 }

@@ -123,7 +123,7 @@ macro_rules! dispatch {
 impl Store {
     pub fn redis(store: RedisStore, prefix: &str) -> Self {
         let keys = Keys::new(prefix);
-        store.set_channels(vec![keys.events_channel(), keys.revocations_channel()]);
+        store.set_channels(vec![keys.events_channel(), keys.notices_channel()]);
         Self {
             backend: Backend::Redis(store),
             keys,

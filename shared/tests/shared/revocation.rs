@@ -7,7 +7,7 @@ use shared::Store;
 use shared::claims::{AccessClaims, RefreshClaims, ServiceClaims};
 use shared::clock::UnixTime;
 use shared::jwt::TokenError;
-use shared::revocation::{self, RevocationNotice};
+use shared::revocation::{self, StreamNotice};
 
 use crate::helpers::{Jwt, LEEWAY_SECS, code_of, next_message};
 
@@ -258,36 +258,31 @@ async fn session_and_user_revocations_expire_after_keep_for(store: Store) {
 
 async fn revoking_a_session_or_user_is_announced(store: Store) {
     let mut rx = store.subscribe().await.unwrap();
-    let channel = store.keys().revocations_channel();
+    let channel = store.keys().notices_channel();
 
     revocation::revoke_session(&store, "user-1", "sid-1", KEEP)
         .await
         .unwrap();
-    let notice: RevocationNotice =
+    let notice: StreamNotice =
         serde_json::from_str(&next_message(&mut rx, &channel).await).unwrap();
-    assert_eq!(
-        notice,
-        RevocationNotice {
-            user_id: "user-1".into(),
-            session_id: Some("sid-1".into())
-        }
-    );
-    assert!(notice.covers("user-1", "sid-1"));
-    assert!(!notice.covers("user-1", "sid-2"));
-    assert!(!notice.covers("user-2", "sid-1"));
+    assert_eq!(notice, StreamNotice::revoked("user-1", Some("sid-1")));
+    assert_eq!(notice.reason, revocation::NoticeReason::Revoked);
+    assert!(notice.covers("user-1", "sid-1", "any-generation"));
+    assert!(!notice.covers("user-1", "sid-2", "any-generation"));
+    assert!(!notice.covers("user-2", "sid-1", "any-generation"));
 
     revocation::revoke_user(&store, "user-2", &[], UnixTime::now(), KEEP)
         .await
         .unwrap();
-    let notice: RevocationNotice =
+    let notice: StreamNotice =
         serde_json::from_str(&next_message(&mut rx, &channel).await).unwrap();
-    assert_eq!(
-        notice,
-        RevocationNotice {
-            user_id: "user-2".into(),
-            session_id: None
-        }
-    );
-    assert!(notice.covers("user-2", "any-session"));
-    assert!(!notice.covers("user-1", "sid-1"));
+    assert_eq!(notice, StreamNotice::revoked("user-2", None));
+    assert!(notice.covers("user-2", "any-session", "any-generation"));
+    assert!(!notice.covers("user-1", "sid-1", "any-generation"));
+
+    // A disconnect covers one generation of one session, and revokes nothing.
+    let cut = StreamNotice::disconnect("user-3", "sid-3", "gen-3");
+    assert!(cut.covers("user-3", "sid-3", "gen-3"));
+    assert!(!cut.covers("user-3", "sid-3", "gen-4"));
+    assert!(!cut.covers("user-3", "sid-4", "gen-3"));
 }

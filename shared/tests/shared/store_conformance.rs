@@ -575,7 +575,7 @@ async fn read_events_after_an_id_newer_than_any_resets(store: Store) {
 async fn publish_reaches_a_subscriber(store: Store) {
     let mut rx = store.subscribe().await.unwrap();
     let events = store.keys().events_channel();
-    let revocations = store.keys().revocations_channel();
+    let revocations = store.keys().notices_channel();
     store.publish(&events, "hello").await.unwrap();
     assert_eq!(next_message(&mut rx, &events).await, "hello");
     store

@@ -133,7 +133,7 @@ async fn subscribe_first_tried_during_an_outage_works_after_restart() {
 
     server.restart();
     let mut rx = eventually("subscribe after restart", || store.subscribe()).await;
-    let channel = store.keys().revocations_channel();
+    let channel = store.keys().notices_channel();
     store.publish(&channel, "hello").await.unwrap();
     assert_eq!(next_message(&mut rx, &channel).await, "hello");
 }

@@ -43,7 +43,7 @@ fn close(end: End) -> CloseReason {
     let code = match end {
         End::Finished => CloseCode::Normal,
         End::Revoked => CloseCode::Policy,
-        End::ShuttingDown => CloseCode::Away,
+        End::ShuttingDown | End::Disconnected => CloseCode::Away,
         End::Lagged | End::StoreUnavailable => CloseCode::Again,
     };
     CloseReason {

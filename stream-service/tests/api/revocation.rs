@@ -75,3 +75,43 @@ async fn revoking_a_user_ends_all_their_streams() {
     assert_eq!(ids(&streams[2].take(1).await), [id]);
     app.assert_no_secrets_leaked().await;
 }
+
+#[tokio::test]
+async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
+    let app = spawn_app().await;
+    let cut = app.create_generation("u").await;
+    let other = app.create_generation("u").await;
+    let cut_token = app.token("u", "laptop", &cut).await;
+    let other_token = app.token("u", "laptop", &other).await;
+    let mut on_cut = app.sse(&cut, &cut_token).await;
+    let mut on_other = app.sse(&other, &other_token).await;
+    on_cut.take(1).await;
+    on_other.take(1).await;
+    let first = app.publish_ok(&cut, "processing", 0.25).await;
+    assert_eq!(ids(&on_cut.take(1).await), [first.clone()]);
+
+    let notice = revocation::StreamNotice::disconnect("u", "laptop", &cut);
+    revocation::announce(&app.store, &notice).await.unwrap();
+    assert!(
+        on_cut.next_within(WITHIN).await.is_none(),
+        "the cut stream ended"
+    );
+
+    // The same session's stream of another generation goes on.
+    let id = app.publish_ok(&other, "processing", 0.5).await;
+    assert_eq!(ids(&on_other.take(1).await), [id]);
+    // Nothing was revoked: the browser's reconnect with its cookie resumes after `first`.
+    let second = app.publish_ok(&cut, "processing", 0.5).await;
+    let res = app
+        .stream_request(&cut, &[])
+        .header("cookie", format!("as_resume={}", on_cut.cookie))
+        .header("last-event-id", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut resumed = app.sse_from(res);
+    let events = resumed.take(2).await;
+    assert_eq!(ids(&events), [second]);
+    app.assert_no_secrets_leaked().await;
+}
