@@ -18,8 +18,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::claims::AccessClaims;
-use shared::generation::{self, Generation, GenerationId, is_terminal};
-use shared::http::Authenticated;
+use shared::generation::{Generation, is_terminal};
+use shared::http::{Authenticated, Caller};
 use shared::revocation::{self, StreamNotice};
 use shared::store::{AppendOutcome, NewEvent, Store};
 use shared::{ApiError, ErrorCode, UnixTime};
@@ -493,22 +493,13 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
     Ok((Duration::from_millis(duration_ms), outcome))
 }
 
-/// The generation, if the caller owns it or is an admin.
+/// The generation, if the caller owns it or is an admin (the rule of every route).
 async fn owned_generation(
-    store: &Store,
+    state: &AuthState,
     claims: &AccessClaims,
     raw_id: &str,
 ) -> Result<Generation, ApiError> {
-    let id = GenerationId::parse(raw_id).map_err(|_| ApiError::not_found("generation"))?;
-    let generation = generation::load(store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("generation"))?;
-    if generation.owner_id != claims.user_id() && !claims.is_admin() {
-        return Err(ApiError::forbidden(
-            "this generation belongs to someone else",
-        ));
-    }
-    Ok(generation)
+    crate::routes::visible(state, &Caller::User(claims.clone()), raw_id).await
 }
 
 /// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted
@@ -521,7 +512,7 @@ async fn simulate(
 ) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
     let (duration, outcome) = parse_body(&body)?;
-    let generation = owned_generation(&state.store, &claims, &path).await?;
+    let generation = owned_generation(&state, &claims, &path).await?;
     let already_started = || {
         ApiError::new(
             ErrorCode::GenerationExists,
@@ -538,11 +529,10 @@ async fn simulate(
         return Err(already_started());
     }
     // One simulation per generation, even when two requests race.
-    let lock = format!(
-        "{}:{{g:{}}}:demo-simulation",
-        state.store.keys().prefix(),
-        generation.generation_id
-    );
+    let lock = state
+        .store
+        .keys()
+        .demo_simulation(&generation.generation_id);
     if !state
         .store
         .set_nx(&lock, "1", duration + Duration::from_secs(60))
@@ -616,7 +606,7 @@ async fn disconnect(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
-    let generation = owned_generation(&state.store, &claims, &path).await?;
+    let generation = owned_generation(&state, &claims, &path).await?;
     let notice = StreamNotice::disconnect(claims.user_id(), &claims.sid, &generation.generation_id);
     revocation::announce(&state.store, &notice).await?;
     tracing::info!(

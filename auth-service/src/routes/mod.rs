@@ -12,6 +12,8 @@ mod tokens;
 
 use actix_web::{HttpRequest, web};
 
+pub(crate) use generations::visible;
+
 use crate::startup::AuthState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

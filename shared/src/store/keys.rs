@@ -57,6 +57,11 @@ impl Keys {
         format!("{}:{{g:{generation_id}}}:events", self.prefix)
     }
 
+    /// Held while the demo simulates a generation, so that it runs once.
+    pub fn demo_simulation(&self, generation_id: &str) -> String {
+        format!("{}:{{g:{generation_id}}}:demo-simulation", self.prefix)
+    }
+
     /// A stream token or resume grant, by the hex SHA-256 digest of the secret.
     pub fn stream_token(&self, digest_hex: &str) -> String {
         format!("{}:{{st:{digest_hex}}}", self.prefix)
