@@ -88,7 +88,7 @@ async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
     on_cut.take(1).await;
     on_other.take(1).await;
     let first = app.publish_ok(&cut, "processing", 0.25).await;
-    assert_eq!(ids(&on_cut.take(1).await), [first.clone()]);
+    assert_eq!(ids(&on_cut.take(1).await), [first.as_str()]);
 
     let notice = revocation::StreamNotice::disconnect("u", "laptop", &cut);
     revocation::announce(&app.store, &notice).await.unwrap();
