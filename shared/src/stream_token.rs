@@ -7,6 +7,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::store::Write;
 
 pub const STREAM_TOKEN_LEN: usize = 43;
 
@@ -124,14 +125,17 @@ pub async fn mint(
         {
             if grant.kind == GrantKind::Token {
                 let keys = store.keys();
-                store.incr(&keys.stream_stats("issued")).await?;
+                let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
                 store
-                    .expiring_add(
-                        &keys.stream_stats("active"),
-                        &digest,
-                        now.plus(ttl).millis(),
-                        now.millis(),
-                    )
+                    .write_all(&[
+                        Write::Incr { key: &issued },
+                        Write::ExpiringAdd {
+                            key: &active,
+                            member: &digest,
+                            expires_at_ms: now.plus(ttl).millis(),
+                            now_ms: now.millis(),
+                        },
+                    ])
                     .await?;
             }
             return Ok(secret);
@@ -168,15 +172,22 @@ pub async fn consume(
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw) else {
         return Ok(Err(Refusal::Unknown));
     };
-    store
-        .set(&keys.stream_token_used(&digest), "1", Some(USED_MARKER_TTL))
-        .await?;
+    // The bookkeeping of a consumed token in one round trip.
+    let used = keys.stream_token_used(&digest);
+    let mut writes = vec![Write::Set {
+        key: &used,
+        value: "1",
+        ttl: Some(USED_MARKER_TTL),
+    }];
+    let (consumed, active) = (keys.stream_stats("consumed"), keys.stream_stats("active"));
     if grant.kind == GrantKind::Token {
-        store.incr(&keys.stream_stats("consumed")).await?;
-        store
-            .expiring_remove(&keys.stream_stats("active"), &digest)
-            .await?;
+        writes.push(Write::Incr { key: &consumed });
+        writes.push(Write::ExpiringRemove {
+            key: &active,
+            member: &digest,
+        });
     }
+    store.write_all(&writes).await?;
     Ok(Ok(grant))
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Write, parse_event_id,
     published_event_payload,
 };
 
@@ -191,6 +191,26 @@ impl MemoryStore {
             }
             matches
         })
+    }
+
+    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+        for write in writes {
+            match *write {
+                Write::Set { key, value, ttl } => self.set(key, value, ttl).await?,
+                Write::Incr { key } => self.incr(key).await.map(drop)?,
+                Write::ExpiringAdd {
+                    key,
+                    member,
+                    expires_at_ms,
+                    now_ms,
+                } => {
+                    self.expiring_add(key, member, expires_at_ms, now_ms)
+                        .await?;
+                }
+                Write::ExpiringRemove { key, member } => self.expiring_remove(key, member).await?,
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {

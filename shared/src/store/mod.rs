@@ -48,6 +48,29 @@ pub enum PubSubMessage {
     Reconnected,
 }
 
+/// One write of a batch (`Store::write_all`).
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    Set {
+        key: &'a str,
+        value: &'a str,
+        ttl: Option<Duration>,
+    },
+    Incr {
+        key: &'a str,
+    },
+    ExpiringAdd {
+        key: &'a str,
+        member: &'a str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    },
+    ExpiringRemove {
+        key: &'a str,
+        member: &'a str,
+    },
+}
+
 /// One event to append to a generation's history (see `Store::append_event`).
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
@@ -201,6 +224,15 @@ impl Store {
         ttl: Option<Duration>,
     ) -> StoreResult<bool> {
         dispatch!(self.compare_and_swap(key, expected, new, ttl))
+    }
+
+    /// Several writes in one round trip (a pipeline on Redis), for bookkeeping that
+    /// must not cost a round trip each. Not atomic: each write stands on its own.
+    pub async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self.write_all(writes))
     }
 
     pub async fn incr(&self, key: &str) -> StoreResult<i64> {

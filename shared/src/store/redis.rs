@@ -13,7 +13,8 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Write,
+    parse_event_id,
 };
 
 const COMPARE_AND_SWAP: &str = r"
@@ -167,12 +168,15 @@ impl RedisStore {
         value: &str,
         ttl: Option<Duration>,
     ) -> StoreResult<()> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value);
-        if let Some(ttl) = ttl {
-            cmd.arg("PX").arg(ms(ttl));
+        self.write_all(&[Write::Set { key, value, ttl }]).await
+    }
+
+    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        for write in writes {
+            push_write(&mut pipe, *write);
         }
-        self.query::<()>(&cmd).await
+        self.pipe::<()>(&pipe).await
     }
 
     pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
@@ -264,34 +268,17 @@ impl RedisStore {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> StoreResult<()> {
-        let lives_for = u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(key)
-            .arg("-inf")
-            .arg(now_ms)
-            .ignore();
-        pipe.cmd("ZADD")
-            .arg(key)
-            .arg(expires_at_ms)
-            .arg(member)
-            .ignore();
-        // The set itself goes when its longest-lived member does.
-        pipe.cmd("PEXPIRE")
-            .arg(key)
-            .arg(lives_for)
-            .arg("GT")
-            .ignore();
-        pipe.cmd("PEXPIRE")
-            .arg(key)
-            .arg(lives_for)
-            .arg("NX")
-            .ignore();
-        self.pipe::<()>(&pipe).await
+        self.write_all(&[Write::ExpiringAdd {
+            key,
+            member,
+            expires_at_ms,
+            now_ms,
+        }])
+        .await
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
-        self.query::<()>(redis::cmd("ZREM").arg(key).arg(member))
+        self.write_all(&[Write::ExpiringRemove { key, member }])
             .await
     }
 
@@ -485,6 +472,54 @@ impl RedisStore {
             out.push((key, value));
         }
         Ok(out)
+    }
+}
+
+/// Appends one write to a pipeline; its reply is ignored.
+fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
+    match write {
+        Write::Set { key, value, ttl } => {
+            let cmd = pipe.cmd("SET").arg(key).arg(value);
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ms(ttl));
+            }
+            cmd.ignore();
+        }
+        Write::Incr { key } => {
+            pipe.cmd("INCR").arg(key).ignore();
+        }
+        Write::ExpiringAdd {
+            key,
+            member,
+            expires_at_ms,
+            now_ms,
+        } => {
+            let lives_for = u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1);
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(key)
+                .arg("-inf")
+                .arg(now_ms)
+                .ignore();
+            pipe.cmd("ZADD")
+                .arg(key)
+                .arg(expires_at_ms)
+                .arg(member)
+                .ignore();
+            // The set itself goes when its longest-lived member does.
+            pipe.cmd("PEXPIRE")
+                .arg(key)
+                .arg(lives_for)
+                .arg("GT")
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(key)
+                .arg(lives_for)
+                .arg("NX")
+                .ignore();
+        }
+        Write::ExpiringRemove { key, member } => {
+            pipe.cmd("ZREM").arg(key).arg(member).ignore();
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
-use shared::store::{AppendOutcome, EventPage, NewEvent, PublishedEvent, parse_event_id};
+use shared::store::{AppendOutcome, EventPage, NewEvent, PublishedEvent, Write, parse_event_id};
 use shared::{Store, StoreError};
 use tokio::task::JoinSet;
 
@@ -31,6 +31,7 @@ store_suite!(
     set_add_refreshes_the_whole_set_expiry,
     expiring_count_drops_expired_members,
     expiring_add_drops_expired_members_and_the_set_expires,
+    write_all_applies_every_write,
     hash_create_only_once_and_get_all,
     hash_create_applies_the_ttl,
     append_event_ids_increase_and_update_the_record,
@@ -308,6 +309,48 @@ async fn expiring_add_drops_expired_members_and_the_set_expires(store: Store) {
         !store.exists(&k).await.unwrap(),
         "the set expired with its members"
     );
+}
+
+async fn write_all_applies_every_write(store: Store) {
+    let (plain, counter, set) = (
+        key(&store, "w-plain"),
+        key(&store, "w-counter"),
+        key(&store, "w-set"),
+    );
+    store.write_all(&[]).await.unwrap();
+    store
+        .write_all(&[
+            Write::Set {
+                key: &plain,
+                value: "v",
+                ttl: Some(Duration::from_millis(200)),
+            },
+            Write::Incr { key: &counter },
+            Write::Incr { key: &counter },
+            Write::ExpiringAdd {
+                key: &set,
+                member: "a",
+                expires_at_ms: 5_000,
+                now_ms: 0,
+            },
+            Write::ExpiringAdd {
+                key: &set,
+                member: "b",
+                expires_at_ms: 5_000,
+                now_ms: 0,
+            },
+            Write::ExpiringRemove {
+                key: &set,
+                member: "a",
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.get(&plain).await.unwrap().as_deref(), Some("v"));
+    assert_eq!(store.get(&counter).await.unwrap().as_deref(), Some("2"));
+    assert_eq!(store.expiring_count(&set, 0).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.get(&plain).await.unwrap(), None, "the ttl applied");
 }
 
 async fn hash_create_only_once_and_get_all(store: Store) {
