@@ -86,6 +86,7 @@ impl StreamState {
 /// the single-process binary can mount them next to the auth routes.
 pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
     cfg.app_data(state.clone())
+        .app_data(web::Data::new(state.validator.clone()))
         .service(
             web::resource("/generations/generate/{generation_id}/stream")
                 .route(web::get().to(routes::stream::open_stream)),

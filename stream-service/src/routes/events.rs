@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use shared::claims::ServiceClaims;
 use shared::error::FieldErrors;
 use shared::generation::{GenerationId, STATUSES};
+use shared::http::Authenticated;
 use shared::store::{AppendOutcome, NewEvent};
 use shared::{ApiError, ErrorCode, UnixTime};
 
@@ -36,16 +37,16 @@ struct ProgressEvent<'a> {
     extra: Map<String, Value>,
 }
 
+/// The caller is authenticated (the extractor runs first) before the body is read.
 pub async fn publish(
     state: web::Data<StreamState>,
+    caller: Authenticated<ServiceClaims>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
-    // Who is asking comes before what they sent.
-    let token = shared::http::bearer_token(&req)?;
-    let claims: ServiceClaims = state.validator.validate(token, now).await?;
+    let claims = caller.0;
     if !claims.has_scope(PUBLISH_SCOPE) {
         return Err(ApiError::new(
             ErrorCode::InsufficientScope,
