@@ -249,3 +249,72 @@ async fn tabs_and_users_each_see_exactly_their_generations_events() {
         assert_eq!(seen, [format!("{id} 0.5"), format!("{id} 1")]);
     }
 }
+
+#[tokio::test]
+async fn unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-6").await;
+    let backend = stack.service_token(BACKEND).await;
+    // The first publish fetches the JWKS (the stream service starts knowing no keys).
+    assert_eq!(
+        stack
+            .publish(&backend, "e2e-6", progress("processing", 0.1))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let fetches = || async {
+        let metrics = stack
+            .http
+            .get(format!("{}/metrics", stack.auth))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("authstream_http_requests_total")
+                    && l.contains(r#"route="/.well-known/jwks.json""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = fetches().await;
+    assert!(before >= 1.0);
+    // Tokens with a kid nobody published: refused, and the JWKS is not hammered.
+    let header = r#"{"alg":"EdDSA","typ":"JWT","kid":"nobody-has-this"}"#;
+    let forged = format!(
+        "{}.{}.{}",
+        b64(header),
+        backend.split('.').nth(1).unwrap(),
+        backend.split('.').nth(2).unwrap()
+    );
+    for _ in 0..5 {
+        let res = stack
+            .publish(&forged, "e2e-6", progress("processing", 0.2))
+            .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_token");
+    }
+    assert!(
+        fetches().await - before <= 1.0,
+        "at most one refetch for five unknown kids"
+    );
+    // The known key still works.
+    assert_eq!(
+        stack
+            .publish(&backend, "e2e-6", progress("processing", 0.3))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}

@@ -69,3 +69,37 @@ async fn deleting_a_session_revokes_it_and_others_cannot_touch_it() {
         .unwrap();
     assert_eq!(list.len(), 1);
 }
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_trusted_proxies() {
+    for (trusted, expected) in [(None, "127.0.0.1"), (Some("127.0.0.0/8"), "203.0.113.9")] {
+        let env: Vec<(&str, &str)> = trusted
+            .map(|t| ("TRUSTED_PROXIES", t))
+            .into_iter()
+            .collect();
+        let app = spawn_app_with(&env).await;
+        let email = unique_email();
+        app.register(&email, PASSWORD).await;
+        let res = app
+            .post("/auth/login")
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.9")
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        let access = res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let list: Vec<Value> = app
+            .get("/auth/sessions")
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list[0]["ip"], expected, "trusted: {trusted:?}");
+    }
+}
