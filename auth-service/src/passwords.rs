@@ -2,6 +2,7 @@
 //! a burst of logins can neither starve the async workers nor exhaust memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -19,6 +20,14 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     /// Verified against when the email is unknown, so both cases take the same time.
     dummy_hash: Arc<str>,
+    /// Hashes running on the blocking pool right now, and the most ever at once.
+    running: Arc<Gauge>,
+}
+
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl PasswordHasher {
@@ -27,17 +36,40 @@ impl PasswordHasher {
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             dummy_hash: dummy.into(),
+            running: Arc::default(),
         })
+    }
+
+    /// The most Argon2 computations that ever ran at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.running.peak.load(Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(job)
+        // The permit travels with the job: a client that hangs up mid-request frees
+        // it only when the hash is really done, so the limit holds.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(ApiError::internal)
+            .map_err(ApiError::internal)?;
+        let running = self.running.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = running.now.fetch_add(1, Ordering::Relaxed) + 1;
+            running.peak.fetch_max(now, Ordering::Relaxed);
+            metrics::gauge!("authstream_password_hashes_running").set(now as f64);
+            let result = job();
+            let now = running.now.fetch_sub(1, Ordering::Relaxed) - 1;
+            metrics::gauge!("authstream_password_hashes_running").set(now as f64);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(ApiError::internal)
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
@@ -55,12 +87,18 @@ impl PasswordHasher {
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self
             .run(move || {
-                let argon = argon2()?;
-                Ok::<_, ApiError>(
-                    argon
-                        .verify_password(password.expose_secret().as_bytes(), hash.as_str())
-                        .is_ok(),
-                )
+                let matches = argon2()?
+                    .verify_password(password.expose_secret().as_bytes(), hash.as_str())
+                    .is_ok();
+                // Counted after the work is done: proves an unknown email costs a verification.
+                let result = match (known, matches) {
+                    (false, _) => "unknown_user",
+                    (true, true) => "match",
+                    (true, false) => "mismatch",
+                };
+                metrics::counter!("authstream_password_verifications_total", "result" => result)
+                    .increment(1);
+                Ok::<_, ApiError>(matches)
             })
             .await??;
         Ok(known && matches)
@@ -97,5 +135,27 @@ mod tests {
         );
         assert!(!hasher.verify("wrong horse".into(), Some(a)).await.unwrap());
         assert!(!hasher.verify("anything".into(), None).await.unwrap());
+    }
+
+    /// Callers that hang up mid-hash must not let more hashes run than allowed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_verifications_keep_the_concurrency_limit() {
+        let hasher = PasswordHasher::new(1).unwrap();
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        for _ in 0..3 {
+            let (h, hash) = (hasher.clone(), hash.clone());
+            let abandoned = tokio::spawn(async move { h.verify("wrong".into(), Some(hash)).await });
+            // Let it reach the blocking pool, then hang up.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            abandoned.abort();
+        }
+        let verified = (0..3).map(|_| {
+            let (h, hash) = (hasher.clone(), hash.clone());
+            tokio::spawn(async move { h.verify("correct horse".into(), Some(hash)).await })
+        });
+        for v in verified.collect::<Vec<_>>() {
+            assert!(v.await.unwrap().unwrap());
+        }
+        assert_eq!(hasher.peak_concurrency(), 1);
     }
 }

@@ -212,3 +212,12 @@ pub fn logs() -> LogCapture {
         })
         .clone()
 }
+
+/// The sum of the Prometheus samples in `text` whose line starts with `prefix`, e.g.
+/// `authstream_stream_opens_total{transport="sse",result="ok"}`.
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -87,6 +87,15 @@ async fn bad_registrations_name_every_bad_field() {
 async fn login_answers_the_same_for_an_unknown_email_and_a_wrong_password() {
     let app = spawn_app().await;
     let user = app.signup().await;
+    let verified = |result: &'static str| {
+        let app = &app;
+        async move {
+            let sample = format!(r#"authstream_password_verifications_total{{result="{result}"}}"#);
+            app.metric(&sample).await
+        }
+    };
+    let (unknown_before, mismatch_before) =
+        (verified("unknown_user").await, verified("mismatch").await);
     let wrong = app.login_as(&user.email, "wrong password!", "x").await;
     let unknown = app.login_as(&unique_email(), PASSWORD, "x").await;
     let malformed = app.login_as("nobody", PASSWORD, "x").await;
@@ -102,6 +111,9 @@ async fn login_answers_the_same_for_an_unknown_email_and_a_wrong_password() {
     }
     assert_eq!(bodies[0], bodies[1]);
     assert_eq!(bodies[1], bodies[2]);
+    // An unknown (or malformed) email costs a real Argon2 verification too.
+    assert_eq!(verified("unknown_user").await - unknown_before, 2.0);
+    assert_eq!(verified("mismatch").await - mismatch_before, 1.0);
 }
 
 #[tokio::test]

@@ -99,6 +99,12 @@ impl TestApp {
         self.http.post(self.url(path))
     }
 
+    /// The value of a Prometheus sample (summed over lines starting with `prefix`).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = self.get("/metrics").send().await.unwrap().text().await;
+        shared::testing::metric_sum(&text.unwrap(), prefix)
+    }
+
     pub async fn register(&self, email: &str, password: &str) -> Response {
         self.post("/auth/register")
             .json(&json!({"email": email, "password": password}))
