@@ -5,7 +5,7 @@ use shared::config::ProcessEnv;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&ProcessEnv)?;
-    shared::telemetry::init(settings.common.log_format);
+    shared::telemetry::init(&settings.common.logging);
     if settings.common.redis_url.is_none() {
         tracing::warn!(
             "REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service"

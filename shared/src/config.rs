@@ -128,13 +128,27 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn log_format(env: &dyn Env) -> Result<LogFormat, ConfigError> {
-    match string(env, "LOG_FORMAT").as_deref() {
-        None | Some("pretty") => Ok(LogFormat::Pretty),
-        Some("json") => Ok(LogFormat::Json),
-        Some(other) => Err(ConfigError::new(
-            "LOG_FORMAT",
-            format!("expected json or pretty, got {other:?}"),
-        )),
-    }
+/// How and what to log: `LOG_FORMAT` and the `RUST_LOG` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+pub fn logging(env: &dyn Env) -> Result<Logging, ConfigError> {
+    let format = match string(env, "LOG_FORMAT").as_deref() {
+        None | Some("pretty") => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "LOG_FORMAT",
+                format!("expected json or pretty, got {other:?}"),
+            ));
+        }
+    };
+    let filter = string_or(env, "RUST_LOG", "info");
+    // A typo here would otherwise silently log everything at `info`, or nothing.
+    tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| ConfigError::new("RUST_LOG", format!("not a log filter {filter:?}: {e}")))?;
+    Ok(Logging { format, filter })
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::config::{self, ConfigError, Env, LogFormat};
+use crate::config::{self, ConfigError, Env, Logging};
 use crate::http::TrustedProxies;
 use crate::jwt::JwtSettings;
 use crate::keys::{Algorithm, KeySet};
+use crate::rate_limit::RateLimits;
 use crate::store::{RedisStore, Store};
 
 /// The key prefix of everything this system keeps in Redis.
@@ -33,9 +34,10 @@ pub struct CommonSettings {
     pub event_history_max: usize,
     pub demo: bool,
     pub cookie_secure: bool,
-    pub log_format: LogFormat,
+    pub logging: Logging,
     pub cors_origins: Vec<String>,
     pub trusted_proxies: TrustedProxies,
+    pub rate_limits: RateLimits,
 }
 
 impl CommonSettings {
@@ -61,6 +63,13 @@ impl CommonSettings {
                     return Err(ConfigError::new("JWT_SECRET", "must be at least 32 bytes"));
                 }
                 Some(_) => {}
+            }
+            // Keys that would be silently ignored are a mistake worth stopping for.
+            if config::string(env, "JWT_SIGNING_KEYS_DIR").is_some() {
+                return Err(ConfigError::new(
+                    "JWT_SIGNING_KEYS_DIR",
+                    "not used with JWT_ALGORITHM=HS256 (which signs with JWT_SECRET); unset one",
+                ));
             }
         }
         let history: usize = config::parsed(env, "EVENT_HISTORY_MAX", 1000)?;
@@ -92,10 +101,11 @@ impl CommonSettings {
             event_history_max: history,
             demo: config::boolean(env, "DEMO", false)?,
             cookie_secure: config::boolean(env, "COOKIE_SECURE", true)?,
-            log_format: config::log_format(env)?,
+            logging: config::logging(env)?,
             cors_origins: config::list(env, "CORS_ALLOWED_ORIGINS"),
             trusted_proxies: TrustedProxies::parse(&config::list(env, "TRUSTED_PROXIES"))
                 .map_err(|e| ConfigError::new("TRUSTED_PROXIES", e))?,
+            rate_limits: RateLimits::from_env(env)?,
         })
     }
 
@@ -166,6 +176,11 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("TRUSTED_PROXIES", "nonsense"),
             ("LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,auth_service=loud"),
+            ("RATE_LIMIT_FREE", "60"),
+            ("RATE_LIMIT_PAID", "0/60s"),
+            ("RATE_LIMIT_ANON", "30/60d"),
+            ("RATE_LIMIT_LOGIN", "ten/300s"),
         ] {
             let err = CommonSettings::from_env(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");
@@ -176,5 +191,12 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.var, "JWT_SECRET");
+        let err = CommonSettings::from_env(&vars(&[
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", &"s".repeat(32)),
+            ("JWT_SIGNING_KEYS_DIR", "/etc/keys"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.var, "JWT_SIGNING_KEYS_DIR");
     }
 }

@@ -6,7 +6,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Logging};
 
 /// Query parameters whose values never reach a log line.
 fn is_secret_param(name: &str) -> bool {
@@ -32,15 +32,16 @@ pub fn redact_query(query: &str) -> String {
 }
 
 /// Installs the global subscriber writing to `writer`. A second call is a no-op.
-pub fn init_with<W>(format: LogFormat, writer: W)
+pub fn init_with<W>(logging: &Logging, writer: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The filter was checked with the rest of the configuration.
+    let filter = EnvFilter::try_new(&logging.filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    let _ = match format {
+    let _ = match logging.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
@@ -51,8 +52,8 @@ where
 }
 
 /// Logs to stdout.
-pub fn init(format: LogFormat) {
-    init_with(format, std::io::stdout);
+pub fn init(logging: &Logging) {
+    init_with(logging, std::io::stdout);
 }
 
 /// The process-wide Prometheus recorder, installed on first use.

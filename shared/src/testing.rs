@@ -207,7 +207,11 @@ pub fn logs() -> LogCapture {
     CAPTURE
         .get_or_init(|| {
             let capture = LogCapture::default();
-            crate::telemetry::init_with(LogFormat::Json, capture.clone());
+            let logging = crate::config::Logging {
+                format: LogFormat::Json,
+                filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            };
+            crate::telemetry::init_with(&logging, capture.clone());
             capture
         })
         .clone()

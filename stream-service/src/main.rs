@@ -6,7 +6,7 @@ use stream_service::{Application, Settings};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&ProcessEnv)?;
-    shared::telemetry::init(settings.common.log_format);
+    shared::telemetry::init(&settings.common.logging);
     Application::build(settings)
         .await?
         .run_until_stopped()
