@@ -122,6 +122,17 @@ pub struct ApiError {
     pub detail: String,
     pub fields: BTreeMap<String, String>,
     pub retry_after_secs: Option<u64>,
+    /// The scheme a 401 asks for in `WWW-Authenticate`.
+    pub challenge: Challenge,
+}
+
+/// How a refused caller should authenticate: a Bearer token (almost everywhere) or
+/// HTTP Basic (a service client asking for its token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Challenge {
+    #[default]
+    Bearer,
+    Basic,
 }
 
 impl ApiError {
@@ -134,7 +145,13 @@ impl ApiError {
                 ErrorCode::StoreUnavailable => Some(1),
                 _ => None,
             },
+            challenge: Challenge::Bearer,
         }
+    }
+
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
     }
 
     /// `validation_failed` naming one bad field.

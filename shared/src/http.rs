@@ -14,7 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use tracing::Instrument as _;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -43,14 +43,18 @@ impl ResponseError for ApiError {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if self.status() == 401 && self.code != ErrorCode::InvalidStreamToken {
-            let error = if self.code == ErrorCode::MissingToken {
-                ""
-            } else {
-                ", error=\"invalid_token\""
+            // RFC 6750: `error="invalid_token"` only for a token that was presented and refused.
+            let error = match self.code {
+                ErrorCode::MissingToken | ErrorCode::InvalidCredentials => "",
+                _ => ", error=\"invalid_token\"",
+            };
+            let scheme = match self.challenge {
+                Challenge::Bearer => "Bearer",
+                Challenge::Basic => "Basic",
             };
             res.insert_header((
                 header::WWW_AUTHENTICATE,
-                format!("Bearer realm=\"authstream\"{error}"),
+                format!("{scheme} realm=\"authstream\"{error}"),
             ));
         }
         res.body(body.to_string())

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use shared::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
+use shared::error::Challenge;
 use shared::jwt::new_jti;
 use shared::{ApiError, ErrorCode, UnixTime};
 use subtle::ConstantTimeEq as _;
@@ -52,6 +53,7 @@ pub async fn issue(
             ErrorCode::InvalidCredentials,
             "unknown client or wrong secret",
         )
+        .with_challenge(Challenge::Basic)
     };
     let json: ClientCredentials = if body.is_empty() {
         ClientCredentials::default()
@@ -72,7 +74,13 @@ pub async fn issue(
     }));
     let matches: bool = digest(secret.expose_secret()).ct_eq(&expected).into();
     let client = client.filter(|_| matches).ok_or_else(|| {
-        tracing::info!(client_id = %id, "service token refused");
+        // Only a configured id is named: what was sent may be a secret in the wrong field.
+        match client {
+            Some(known) => {
+                tracing::info!(client_id = %known.id, "service token refused: wrong secret")
+            }
+            None => tracing::info!("service token refused: unknown client"),
+        }
         invalid()
     })?;
 

@@ -53,7 +53,26 @@ async fn wrong_secrets_and_unknown_clients_get_the_same_answer() {
         .send()
         .await
         .unwrap();
+    // A secret sent where the id belongs must not reach the logs.
+    let swapped = app
+        .post("/auth/service-token")
+        .basic_auth(BACKEND_CLIENT.1, Some(BACKEND_CLIENT.0))
+        .send()
+        .await
+        .unwrap();
     let nothing = app.post("/auth/service-token").send().await.unwrap();
+    for res in [&wrong, &unknown, &swapped, &nothing] {
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"Basic realm="authstream""#
+        );
+    }
+    assert_problem(swapped, 401, "invalid_credentials").await;
+    assert!(
+        !shared::testing::logs()
+            .contents()
+            .contains(BACKEND_CLIENT.1)
+    );
     let a = assert_problem(wrong, 401, "invalid_credentials").await;
     let b = assert_problem(unknown, 401, "invalid_credentials").await;
     assert_problem(nothing, 401, "invalid_credentials").await;

@@ -118,6 +118,10 @@ async fn validate_gives_the_precise_code() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer realm="authstream", error="invalid_token""#
+    );
     assert_problem(res, 401, "token_expired").await;
 }
 
