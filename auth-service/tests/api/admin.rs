@@ -28,17 +28,24 @@ async fn an_admin_changes_the_tier_and_new_tokens_carry_it() {
         .await
         .unwrap();
     assert_eq!(old["tier"], "free", "an issued token keeps its tier");
+    // The next token carries the new tier, from a login and from a refresh alike.
     let renewed = app.login(&user.email).await;
-    let new: Value = app
-        .post("/auth/validate")
-        .bearer_auth(&renewed.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(new["tier"], "paid");
+    let refreshed: Value = app.refresh(&user.refresh).await.json().await.unwrap();
+    for access in [
+        renewed.access.as_str(),
+        refreshed["access_token"].as_str().unwrap(),
+    ] {
+        let new: Value = app
+            .post("/auth/validate")
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(new["tier"], "paid");
+    }
 }
 
 #[tokio::test]
@@ -95,13 +102,22 @@ async fn user_administration_needs_the_admin_role_or_scope() {
 #[tokio::test]
 async fn revoking_a_user_ends_all_their_tokens_at_once() {
     let app = spawn_app().await;
+    // By a service with users:admin, and by a user with the admin role.
+    for admin in [
+        app.service_token(ADMIN_CLIENT).await,
+        app.admin().await.access,
+    ] {
+        revoke_user_by(&app, &admin).await;
+    }
+}
+
+async fn revoke_user_by(app: &TestApp, admin: &str) {
     let user = app.signup().await;
     let second = app.login(&user.email).await;
     let bystander = app.signup().await;
-    let admin = app.service_token(ADMIN_CLIENT).await;
     let res = app
         .post(&format!("/auth/users/{}/revoke", user.user_id))
-        .bearer_auth(&admin)
+        .bearer_auth(admin)
         .send()
         .await
         .unwrap();

@@ -68,6 +68,58 @@ async fn reuse_after_the_grace_window_is_theft_and_revokes_the_session() {
 }
 
 #[tokio::test]
+async fn a_token_older_than_the_last_rotation_is_theft_even_within_the_grace_window() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let b: Value = app.refresh(&user.refresh).await.json().await.unwrap();
+    let c: Value = app
+        .refresh(b["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    // A was retired two rotations ago: only B may still return C.
+    assert_problem(app.refresh(&user.refresh).await, 401, "token_revoked").await;
+    assert_problem(
+        app.me(c["access_token"].as_str().unwrap()).await,
+        401,
+        "token_revoked",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refresh_moves_the_sessions_last_seen_time() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let session = |access: String| {
+        let app = &app;
+        async move {
+            let list: Value = app
+                .get("/auth/sessions")
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list[0].clone()
+        }
+    };
+    let before = session(user.access.clone()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let next: Value = app.refresh(&user.refresh).await.json().await.unwrap();
+    let after = session(next["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(after["session_id"], before["session_id"]);
+    assert_eq!(after["created_at"], before["created_at"]);
+    assert!(
+        after["last_seen_at"].as_i64().unwrap() > before["last_seen_at"].as_i64().unwrap(),
+        "{before} -> {after}"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_refreshes_of_one_token_rotate_it_once() {
     let app = spawn_app().await;
     let user = app.signup().await;
