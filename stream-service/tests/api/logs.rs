@@ -54,3 +54,25 @@ async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
     // ...and none of the secrets.
     app.assert_no_secrets_leaked().await;
 }
+
+#[tokio::test]
+async fn a_percent_encoded_token_parameter_is_redacted_too() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    // `%74oken` is `token` to the handler, so it must be `token` to the redaction.
+    let res = app
+        .stream_request(&generation, &[("%74oken", &token)])
+        .send()
+        .await
+        .unwrap();
+    let mut stream = app.sse_from(res);
+    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    let logs = testing::logs().contents();
+    assert!(
+        logs.contains("%74oken=[REDACTED]"),
+        "the request was logged"
+    );
+    assert!(!logs.contains(&token), "the token was logged in clear");
+    app.assert_no_secrets_leaked().await;
+}
