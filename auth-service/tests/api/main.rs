@@ -6,6 +6,7 @@ mod helpers;
 mod account;
 mod admin;
 mod generations;
+mod keys;
 mod me;
 mod operations;
 mod refresh;
