@@ -127,6 +127,26 @@ impl RedisServer {
         }
     }
 
+    /// Stops the server without closing its connections (SIGSTOP): a Redis that
+    /// accepts but never answers, as under a hung host or a network partition.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "kill {signal} failed");
+        }
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&self) {
         self.stop();

@@ -174,6 +174,38 @@ async fn redis_down_is_a_fast_503_and_the_service_recovers() {
 }
 
 #[tokio::test]
+async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
+    let redis = RedisServer::start();
+    let app = spawn_app_on(
+        shared::testing::redis_store_at(&redis.url()),
+        &[("REDIS_TIMEOUT_MS", "300")],
+    )
+    .await;
+    let user = app.signup().await;
+    redis.freeze();
+    let started = Instant::now();
+    assert_problem(app.me(&user.access).await, 503, "store_unavailable").await;
+    assert_problem(
+        app.get("/readyz").send().await.unwrap(),
+        503,
+        "store_unavailable",
+    )
+    .await;
+    // Bounded by the store timeout, not by TCP: a generous margin over 2 × 300 ms.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within the timeout: {:?}",
+        started.elapsed()
+    );
+    redis.thaw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.me(&user.access).await.status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
 async fn no_secret_ever_reaches_the_logs() {
     let logs = shared::testing::logs();
     let app = spawn_app().await;
@@ -199,6 +231,19 @@ async fn no_secret_ever_reaches_the_logs() {
     .unwrap();
     let service = app.service_token(BACKEND_CLIENT).await;
     app.login_as(&user.email, "a wrong password", "x").await;
+    // Refusals and replays too: a tampered token, a retired refresh token presented
+    // again, and a body that is not JSON around a password.
+    let tampered = format!("{}x", user.access);
+    app.me(&tampered).await;
+    app.refresh(&user.refresh).await;
+    app.post("/auth/register")
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"email":"x@example.com","password":"{PASSWORD}""#
+        ))
+        .send()
+        .await
+        .unwrap();
 
     let text = logs.contents();
     assert!(
@@ -222,6 +267,12 @@ async fn no_secret_ever_reaches_the_logs() {
     ];
     for secret in secrets {
         assert!(!text.contains(secret), "a secret was logged");
+    }
+    // Nor any part of a token: a payload or a signature alone is a leak too.
+    for jwt in [&user.access, &user.refresh, &service] {
+        for part in jwt.split('.').skip(1) {
+            assert!(!text.contains(part), "part of a JWT was logged");
+        }
     }
 }
 
