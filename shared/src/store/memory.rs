@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Write, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Taken, Write, parse_event_id,
     published_event_payload,
 };
 
@@ -164,12 +164,56 @@ impl MemoryStore {
         })
     }
 
+    pub(super) async fn get_del_marking(
+        &self,
+        key: &str,
+        marker: &str,
+        mark: &str,
+    ) -> StoreResult<Taken> {
+        self.with(|d, now| {
+            let removed = d.live(key, now).is_some().then(|| d.entries.remove(key));
+            let value = match removed.flatten() {
+                Some(Entry {
+                    value: Value::Str(s),
+                    ..
+                }) => Some(s),
+                _ => None,
+            };
+            let state = d.live(marker, now);
+            match value {
+                Some(value) => {
+                    if let Some(entry) = state {
+                        entry.value = Value::Str(mark.to_owned());
+                    }
+                    Taken::Value(value)
+                }
+                None => Taken::Missing {
+                    marker: match state {
+                        Some(Entry {
+                            value: Value::Str(s),
+                            ..
+                        }) => Some(s.clone()),
+                        _ => None,
+                    },
+                },
+            }
+        })
+    }
+
     pub(super) async fn del(&self, key: &str) -> StoreResult<bool> {
         self.with(|d, now| d.live(key, now).is_some() && d.entries.remove(key).is_some())
     }
 
     pub(super) async fn exists(&self, key: &str) -> StoreResult<bool> {
         self.with(|d, now| d.live(key, now).is_some())
+    }
+
+    pub(super) async fn pttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        self.with(|d, now| {
+            d.live(key, now)
+                .and_then(|e| e.expires_at)
+                .map(|t| t.saturating_duration_since(now))
+        })
     }
 
     pub(super) async fn compare_and_swap(

@@ -71,6 +71,16 @@ pub enum Write<'a> {
     },
 }
 
+/// What `Store::get_del_marking` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    Value(String),
+    /// No value; the marker as it was, if any.
+    Missing {
+        marker: Option<String>,
+    },
+}
+
 /// One event to append to a generation's history (see `Store::append_event`).
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
@@ -191,7 +201,8 @@ impl Store {
         dispatch!(self.set(key, value, ttl))
     }
 
-    /// `SET key value NX PX ttl`: true when this call created the key.
+    /// `SET key value NX EX ttl` (`PX` when `ttl` is not whole seconds): true when
+    /// this call created the key.
     pub async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
         dispatch!(self.set_nx(key, value, ttl))
     }
@@ -206,12 +217,24 @@ impl Store {
         dispatch!(self.get_del(key))
     }
 
+    /// One atomic step: `GETDEL key`; when it held a value, `marker` (if it exists)
+    /// becomes `mark`, keeping its expiry. Answers the value, and on a miss the marker
+    /// as it was. `key` and `marker` must share a hash tag.
+    pub async fn get_del_marking(&self, key: &str, marker: &str, mark: &str) -> StoreResult<Taken> {
+        dispatch!(self.get_del_marking(key, marker, mark))
+    }
+
     pub async fn del(&self, key: &str) -> StoreResult<bool> {
         dispatch!(self.del(key))
     }
 
     pub async fn exists(&self, key: &str) -> StoreResult<bool> {
         dispatch!(self.exists(key))
+    }
+
+    /// `PTTL`: how long the key has left; `None` when it is missing or never expires.
+    pub async fn pttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        dispatch!(self.pttl(key))
     }
 
     /// Replaces the value only if it is still `expected`; `new = None` deletes it.

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Write,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Taken, Write,
     parse_event_id,
 };
 
@@ -45,8 +45,18 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
 return {2, id}"#;
 
+// KEYS: key, marker. ARGV: mark.
+const GET_DEL_MARKING: &str = r"
+local value = redis.call('GETDEL', KEYS[1])
+if value then
+  redis.call('SET', KEYS[2], ARGV[1], 'XX', 'KEEPTTL')
+  return {1, value}
+end
+return {0, redis.call('GET', KEYS[2]) or ''}";
+
 struct Scripts {
     compare_and_swap: Script,
+    get_del_marking: Script,
     hash_create: Script,
     append_event: Script,
 }
@@ -76,6 +86,16 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// `EX` seconds when the lifetime is whole seconds (stream tokens are configured in
+/// seconds), else `PX` milliseconds.
+fn expiry(d: Duration) -> (&'static str, u64) {
+    if d.subsec_nanos() == 0 && d.as_secs() > 0 {
+        ("EX", d.as_secs())
+    } else {
+        ("PX", ms(d))
+    }
+}
+
 impl RedisStore {
     /// Connects lazily: a Redis that is down at start-up is not an error here.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
@@ -100,6 +120,7 @@ impl RedisStore {
             timeout,
             scripts: Arc::new(Scripts {
                 compare_and_swap: Script::new(COMPARE_AND_SWAP),
+                get_del_marking: Script::new(GET_DEL_MARKING),
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
             }),
@@ -180,14 +201,15 @@ impl RedisStore {
     }
 
     pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
+        let (unit, amount) = expiry(ttl);
         let created: Option<String> = self
             .query(
                 redis::cmd("SET")
                     .arg(key)
                     .arg(value)
                     .arg("NX")
-                    .arg("PX")
-                    .arg(ms(ttl)),
+                    .arg(unit)
+                    .arg(amount),
             )
             .await?;
         Ok(created.is_some())
@@ -208,6 +230,23 @@ impl RedisStore {
         .await
     }
 
+    pub(super) async fn get_del_marking(
+        &self,
+        key: &str,
+        marker: &str,
+        mark: &str,
+    ) -> StoreResult<Taken> {
+        let mut inv = self.scripts.get_del_marking.prepare_invoke();
+        inv.key(key).key(marker).arg(mark);
+        let (found, text): (i64, String) = self.invoke(inv).await?;
+        Ok(match found {
+            1 => Taken::Value(text),
+            _ => Taken::Missing {
+                marker: Some(text).filter(|m| !m.is_empty()),
+            },
+        })
+    }
+
     pub(super) async fn del(&self, key: &str) -> StoreResult<bool> {
         let n: u64 = self.query(redis::cmd("DEL").arg(key)).await?;
         Ok(n > 0)
@@ -216,6 +255,12 @@ impl RedisStore {
     pub(super) async fn exists(&self, key: &str) -> StoreResult<bool> {
         let n: u64 = self.query(redis::cmd("EXISTS").arg(key)).await?;
         Ok(n > 0)
+    }
+
+    pub(super) async fn pttl(&self, key: &str) -> StoreResult<Option<Duration>> {
+        // -2: no such key; -1: no expiry.
+        let left: i64 = self.query(redis::cmd("PTTL").arg(key)).await?;
+        Ok(u64::try_from(left).ok().map(Duration::from_millis))
     }
 
     pub(super) async fn compare_and_swap(
@@ -565,5 +610,18 @@ async fn run_subscription(client: redis::Client, state: Arc<PubSubState>, timeou
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_seconds_expire_with_ex_and_the_rest_with_px() {
+        assert_eq!(expiry(Duration::from_secs(60)), ("EX", 60));
+        assert_eq!(expiry(Duration::from_millis(1500)), ("PX", 1500));
+        assert_eq!(expiry(Duration::from_millis(200)), ("PX", 200));
+        assert_eq!(expiry(Duration::ZERO), ("PX", 1));
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
-use shared::store::{AppendOutcome, EventPage, NewEvent, PublishedEvent, Write, parse_event_id};
+use shared::store::{
+    AppendOutcome, EventPage, NewEvent, PublishedEvent, Taken, Write, parse_event_id,
+};
 use shared::{Store, StoreError};
 use tokio::task::JoinSet;
 
@@ -32,6 +34,9 @@ store_suite!(
     expiring_count_drops_expired_members,
     expiring_add_drops_expired_members_and_the_set_expires,
     write_all_applies_every_write,
+    get_del_marking_marks_only_what_it_took,
+    pttl_tells_the_time_left,
+    set_nx_with_whole_seconds_expires,
     hash_create_only_once_and_get_all,
     hash_create_applies_the_ttl,
     append_event_ids_increase_and_update_the_record,
@@ -351,6 +356,81 @@ async fn write_all_applies_every_write(store: Store) {
     assert_eq!(store.expiring_count(&set, 0).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.get(&plain).await.unwrap(), None, "the ttl applied");
+}
+
+async fn get_del_marking_marks_only_what_it_took(store: Store) {
+    let (k, marker, lone) = (
+        key(&store, "{m}:value"),
+        key(&store, "{m}:marker"),
+        key(&store, "{m}:lone"),
+    );
+    let missing = |marker: Option<&str>| Taken::Missing {
+        marker: marker.map(str::to_owned),
+    };
+    assert_eq!(
+        store.get_del_marking(&k, &marker, "used").await.unwrap(),
+        missing(None)
+    );
+    store.set(&marker, "issued", Some(SHORT)).await.unwrap();
+    assert_eq!(
+        store.get_del_marking(&k, &marker, "used").await.unwrap(),
+        missing(Some("issued")),
+        "a miss leaves the marker alone"
+    );
+    store
+        .set(&k, "v", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_del_marking(&k, &marker, "used").await.unwrap(),
+        Taken::Value("v".into())
+    );
+    assert!(!store.exists(&k).await.unwrap());
+    assert_eq!(
+        store.get_del_marking(&k, &marker, "used").await.unwrap(),
+        missing(Some("used"))
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        !store.exists(&marker).await.unwrap(),
+        "the marker kept its expiry"
+    );
+    // A value without a marker: taken, and no marker is created.
+    store.set(&lone, "v", None).await.unwrap();
+    assert_eq!(
+        store.get_del_marking(&lone, &marker, "used").await.unwrap(),
+        Taken::Value("v".into())
+    );
+    assert!(!store.exists(&marker).await.unwrap(), "never created");
+}
+
+async fn pttl_tells_the_time_left(store: Store) {
+    let (expiring, forever) = (key(&store, "pttl-expiring"), key(&store, "pttl-forever"));
+    assert_eq!(store.pttl(&expiring).await.unwrap(), None, "missing");
+    store
+        .set(&expiring, "v", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    store.set(&forever, "v", None).await.unwrap();
+    let left = store.pttl(&expiring).await.unwrap().unwrap();
+    assert!(
+        left <= Duration::from_secs(10) && left > Duration::from_secs(9),
+        "{left:?}"
+    );
+    assert_eq!(store.pttl(&forever).await.unwrap(), None, "never expires");
+}
+
+/// Whole seconds go to Redis as `EX`: the key lives that long, not a thousandth of it.
+async fn set_nx_with_whole_seconds_expires(store: Store) {
+    let k = key(&store, "nx-secs");
+    assert!(store.set_nx(&k, "v", Duration::from_secs(1)).await.unwrap());
+    let left = store.pttl(&k).await.unwrap().unwrap();
+    assert!(
+        left <= Duration::from_secs(1) && left > Duration::from_millis(500),
+        "{left:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!store.exists(&k).await.unwrap());
 }
 
 async fn hash_create_only_once_and_get_all(store: Store) {

@@ -74,6 +74,8 @@ async fn operations_fail_fast_while_redis_is_down_and_recover_after_restart() {
     unavailable("set", store.set(&k, "w", None)).await;
     unavailable("set_nx", store.set_nx(&k, "w", Duration::from_secs(1))).await;
     unavailable("get_del", store.get_del(&k)).await;
+    unavailable("get_del_marking", store.get_del_marking(&k, &k, "m")).await;
+    unavailable("pttl", store.pttl(&k)).await;
     unavailable("mget", store.mget(std::slice::from_ref(&k))).await;
     unavailable("incr", store.incr(&k)).await;
     unavailable(
