@@ -7,7 +7,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::store::Write;
+use crate::store::{Taken, Write};
 
 pub const STREAM_TOKEN_LEN: usize = 43;
 
@@ -104,11 +104,15 @@ mod tests {
     }
 }
 
-/// How long a consumed token is remembered, so that a replay can be told from a typo.
-const USED_MARKER_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A token's state marker (`Keys::stream_token_state`): `issued` at mint, `used` once
+/// consumed. It lives twice the token's lifetime, so that a token presented after
+/// its expiry, or again, is told apart from one never issued, and then goes too.
+const ISSUED: &str = "issued";
+const USED: &str = "used";
 
-/// Stores a grant under the digest of a fresh secret with `SET NX PX`, retrying on
-/// the (practically impossible) collision, and returns the secret.
+/// Stores a grant under the digest of a fresh secret with `SET NX EX`, retrying on
+/// the (practically impossible) collision, and returns the secret. Its state marker
+/// and the statistics are written in one more round trip.
 pub async fn mint(
     store: &crate::Store,
     grant: &StreamGrant,
@@ -116,30 +120,34 @@ pub async fn mint(
     now: crate::UnixTime,
 ) -> Result<StreamSecret, ApiError> {
     let value = serde_json::to_string(grant).map_err(ApiError::internal)?;
+    let keys = store.keys();
     for _ in 0..3 {
         let secret = StreamSecret::generate()?;
         let digest = secret.digest();
-        if store
-            .set_nx(&store.keys().stream_token(&digest), &value, ttl)
+        if !store
+            .set_nx(&keys.stream_token(&digest), &value, ttl)
             .await?
         {
-            if grant.kind == GrantKind::Token {
-                let keys = store.keys();
-                let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
-                store
-                    .write_all(&[
-                        Write::Incr { key: &issued },
-                        Write::ExpiringAdd {
-                            key: &active,
-                            member: &digest,
-                            expires_at_ms: now.plus(ttl).millis(),
-                            now_ms: now.millis(),
-                        },
-                    ])
-                    .await?;
-            }
-            return Ok(secret);
+            continue;
         }
+        let state = keys.stream_token_state(&digest);
+        let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
+        let mut writes = vec![Write::Set {
+            key: &state,
+            value: ISSUED,
+            ttl: Some(ttl.saturating_mul(2)),
+        }];
+        if grant.kind == GrantKind::Token {
+            writes.push(Write::Incr { key: &issued });
+            writes.push(Write::ExpiringAdd {
+                key: &active,
+                member: &digest,
+                expires_at_ms: now.plus(ttl).millis(),
+                now_ms: now.millis(),
+            });
+        }
+        store.write_all(&writes).await?;
+        return Ok(secret);
     }
     Err(ApiError::internal("three stream token collisions in a row"))
 }
@@ -147,47 +155,57 @@ pub async fn mint(
 /// Why a presented stream token was not accepted (for logs and metrics only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Never issued, or expired.
+    /// Never issued (or so long ago that its state marker is gone too).
     Unknown,
+    /// Issued, never consumed, and past its lifetime.
+    Expired,
     /// Already consumed once: a replay.
     Replay,
 }
 
-/// Consumes a token with ONE `GETDEL`; then records it as used. A refused token is
-/// told apart (unknown or replay) for the log, never for the client.
+/// Consumes a token with ONE `GETDEL`, which in the same atomic step marks it used
+/// (keeping the marker's expiry) or, on a miss, reads the marker. A refused token is
+/// told apart (unknown, expired or replay) for the log, never for the client.
 pub async fn consume(
     store: &crate::Store,
     secret: &StreamSecret,
 ) -> Result<Result<StreamGrant, Refusal>, crate::StoreError> {
     let digest = secret.digest();
     let keys = store.keys();
-    let Some(raw) = store.get_del(&keys.stream_token(&digest)).await? else {
-        let replay = store.exists(&keys.stream_token_used(&digest)).await?;
-        return Ok(Err(if replay {
-            Refusal::Replay
-        } else {
-            Refusal::Unknown
-        }));
+    let taken = store
+        .get_del_marking(
+            &keys.stream_token(&digest),
+            &keys.stream_token_state(&digest),
+            USED,
+        )
+        .await?;
+    let raw = match taken {
+        Taken::Value(raw) => raw,
+        // Atomic with the marking, so a racing second use is a replay, not "expired".
+        Taken::Missing { marker } => {
+            return Ok(Err(match marker.as_deref() {
+                Some(USED) => Refusal::Replay,
+                Some(ISSUED) => Refusal::Expired,
+                _ => Refusal::Unknown,
+            }));
+        }
     };
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw) else {
         return Ok(Err(Refusal::Unknown));
     };
-    // The bookkeeping of a consumed token in one round trip.
-    let used = keys.stream_token_used(&digest);
-    let mut writes = vec![Write::Set {
-        key: &used,
-        value: "1",
-        ttl: Some(USED_MARKER_TTL),
-    }];
-    let (consumed, active) = (keys.stream_stats("consumed"), keys.stream_stats("active"));
     if grant.kind == GrantKind::Token {
-        writes.push(Write::Incr { key: &consumed });
-        writes.push(Write::ExpiringRemove {
-            key: &active,
-            member: &digest,
-        });
+        // The statistics of a consumed token in one round trip.
+        let (consumed, active) = (keys.stream_stats("consumed"), keys.stream_stats("active"));
+        store
+            .write_all(&[
+                Write::Incr { key: &consumed },
+                Write::ExpiringRemove {
+                    key: &active,
+                    member: &digest,
+                },
+            ])
+            .await?;
     }
-    store.write_all(&writes).await?;
     Ok(Ok(grant))
 }
 

@@ -56,6 +56,7 @@ enum Refused {
     Missing,
     Malformed,
     Unknown,
+    Expired,
     Replay,
     WrongKind,
     OtherGeneration,
@@ -71,6 +72,7 @@ impl Refused {
             Self::Missing => "missing",
             Self::Malformed => "malformed",
             Self::Unknown => "unknown",
+            Self::Expired => "expired",
             Self::Replay => "replay",
             Self::WrongKind => "wrong_kind",
             Self::OtherGeneration => "other_generation",
@@ -86,6 +88,7 @@ impl From<Refusal> for Refused {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::Unknown => Self::Unknown,
+            Refusal::Expired => Self::Expired,
             Refusal::Replay => Self::Replay,
         }
     }
@@ -159,23 +162,16 @@ pub async fn open(
     transport: Transport,
     now: UnixTime,
 ) -> Result<Open, ApiError> {
-    let Ok(generation_id) = GenerationId::parse(raw_generation_id) else {
-        // Not echoed into the log: it is whatever the client put in the path.
-        let attempt = Attempt {
-            state,
-            generation_id: "(invalid)",
-            transport,
-        };
-        return Err(attempt.refuse(Refused::Malformed, false).await);
-    };
+    let parsed_id = GenerationId::parse(raw_generation_id).ok();
     let attempt = Attempt {
         state,
-        generation_id: generation_id.as_str(),
+        // A malformed id is not echoed into the log: it is whatever the client sent.
+        generation_id: parsed_id.as_ref().map_or("(invalid)", GenerationId::as_str),
         transport,
     };
 
-    // The token is consumed before anything else is looked at, so that a token is
-    // used up by any attempt, and two racing opens cannot both succeed.
+    // The token is consumed before anything else is looked at, the path included, so
+    // that a token is used up by any attempt, and two racing opens cannot both succeed.
     let cookie = req.cookie(RESUME_COOKIE);
     let (grant, via_cookie) = match query.token.as_deref().filter(|t| !t.is_empty()) {
         Some(raw) => match attempt.consume(raw, GrantKind::Token).await? {
@@ -200,6 +196,11 @@ pub async fn open(
             },
             None => return Err(attempt.refuse(Refused::Missing, false).await),
         },
+    };
+
+    // No grant is for a malformed id: it is another generation than the granted one.
+    let Some(generation_id) = &parsed_id else {
+        return Err(attempt.refuse(Refused::OtherGeneration, true).await);
     };
 
     // Follow before checking revocation and reading history, so that neither a
@@ -227,7 +228,7 @@ pub async fn open(
     {
         return Err(attempt.refuse(Refused::Revoked, true).await);
     }
-    let Some(record) = generation::load(&state.store, &generation_id).await? else {
+    let Some(record) = generation::load(&state.store, generation_id).await? else {
         return Err(attempt.refuse(Refused::Gone, true).await);
     };
     if grant.user_id != record.owner_id && !grant.admin {

@@ -67,9 +67,10 @@ impl Keys {
         format!("{}:{{st:{digest_hex}}}", self.prefix)
     }
 
-    /// Marks a consumed stream token, so that a second use is logged as a replay.
-    pub fn stream_token_used(&self, digest_hex: &str) -> String {
-        format!("{}:{{st:{digest_hex}}}:used", self.prefix)
+    /// A stream token's state (`issued`, then `used`), kept past the token's expiry so
+    /// that a refusal can say expired or replay rather than unknown.
+    pub fn stream_token_state(&self, digest_hex: &str) -> String {
+        format!("{}:{{st:{digest_hex}}}:state", self.prefix)
     }
 
     pub fn stream_stats(&self, counter: &str) -> String {

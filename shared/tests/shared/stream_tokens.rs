@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 store_suite!(
     a_token_is_consumed_once,
     stats_count_issued_consumed_active_and_rejected,
-    an_expired_token_is_unknown_and_no_longer_active,
+    an_expired_token_is_refused_as_expired_then_forgotten,
     the_store_holds_the_digest_never_the_secret,
     minted_secrets_are_unique,
     concurrent_mints_all_succeed_and_differ,
@@ -150,15 +150,13 @@ async fn stats_count_issued_consumed_active_and_rejected(store: Store) {
     );
 }
 
-async fn an_expired_token_is_unknown_and_no_longer_active(store: Store) {
-    let secret = stream_token::mint(
-        &store,
-        &new_grant(GrantKind::Token),
-        Duration::from_millis(200),
-        UnixTime::now(),
-    )
-    .await
-    .unwrap();
+/// Refused as expired while its state marker lives (twice the lifetime), then as
+/// unknown: nothing of it is left.
+async fn an_expired_token_is_refused_as_expired_then_forgotten(store: Store) {
+    let ttl = Duration::from_secs(1);
+    let secret = stream_token::mint(&store, &new_grant(GrantKind::Token), ttl, UnixTime::now())
+        .await
+        .unwrap();
     assert_eq!(
         stream_token::stats(&store, UnixTime::now())
             .await
@@ -166,18 +164,37 @@ async fn an_expired_token_is_unknown_and_no_longer_active(store: Store) {
             .active,
         1
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     let stats = stream_token::stats(&store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.active, stats.issued_total), (0, 1));
     assert_eq!(
         stream_token::consume(&store, &secret).await.unwrap(),
-        Err(Refusal::Unknown)
+        Err(Refusal::Expired)
     );
     assert!(
         !store
             .exists(&store.keys().stream_token(&secret.digest()))
             .await
             .unwrap()
+    );
+    // Presenting it did not mark it used.
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Err(Refusal::Expired)
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        stream_token::consume(&store, &secret).await.unwrap(),
+        Err(Refusal::Unknown)
+    );
+    assert!(
+        !store
+            .debug_dump()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k.contains(&secret.digest())),
+        "the state marker expired"
     );
 }
 
@@ -204,11 +221,14 @@ async fn the_store_holds_the_digest_never_the_secret(store: Store) {
         Some(serde_json::to_string(&grant).unwrap()),
         "the grant is stored under the digest"
     );
-    assert!(
-        store
-            .exists(&keys.stream_token_used(&consumed.digest()))
-            .await
-            .unwrap()
+    let state = |s: &StreamSecret| keys.stream_token_state(&s.digest());
+    assert_eq!(
+        store.get(&state(&consumed)).await.unwrap().as_deref(),
+        Some("used")
+    );
+    assert_eq!(
+        store.get(&state(&pending)).await.unwrap().as_deref(),
+        Some("issued")
     );
 
     let dump = store.debug_dump().await.unwrap();
@@ -294,10 +314,12 @@ async fn concurrent_mints_all_succeed_and_differ(store: Store) {
     }
 }
 
-/// Seed 000's memory case: 1000 tokens, used or left to expire, leave no key behind
-/// but the counters (the set of active ones expires with its last member).
+/// Seed 000's memory case: 1000 tokens, used or left to expire. While their state
+/// markers live (twice the token lifetime) those and the counters are all that is
+/// left, each marker with a bounded lifetime; after that, only the counters.
 async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {
     let ttl = Duration::from_secs(1);
+    let horizon = ttl * 2;
     for i in 0..1000 {
         let secret = stream_token::mint(&store, &new_grant(GrantKind::Token), ttl, UnixTime::now())
             .await
@@ -311,18 +333,51 @@ async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {
             );
         }
     }
-    let tokens_left = |dump: &[(String, String)]| {
-        dump.iter()
-            .filter(|(k, _)| k.contains("{st:") && !k.ends_with(":used"))
-            .count()
-    };
-    assert!(tokens_left(&store.debug_dump().await.unwrap()) <= 500);
+    let keys = store.keys();
+    let counters = [keys.stream_stats("issued"), keys.stream_stats("consumed")];
+    let is_token = |k: &str| k.contains("{st:") && !k.ends_with(":state");
+    let dump = store.debug_dump().await.unwrap();
+    assert!(dump.iter().filter(|(k, _)| is_token(k)).count() <= 500);
+    for (k, _) in &dump {
+        if counters.contains(k) {
+            continue;
+        }
+        assert!(
+            is_token(k) || k.ends_with(":state") || k == &keys.stream_stats("active"),
+            "unexpected key {k}"
+        );
+        // Every other key expires, and within the marker horizon.
+        match store.pttl(k).await.unwrap() {
+            Some(left) => assert!(left <= horizon, "{k} lives {left:?}"),
+            None => assert!(!store.exists(k).await.unwrap(), "{k} never expires"),
+        }
+    }
+
     tokio::time::sleep(ttl + Duration::from_millis(300)).await;
     let dump = store.debug_dump().await.unwrap();
-    assert_eq!(tokens_left(&dump), 0, "every token expired or was consumed");
+    assert_eq!(
+        dump.iter().filter(|(k, _)| is_token(k)).count(),
+        0,
+        "every token expired or was consumed"
+    );
     assert!(
         !dump.iter().any(|(k, _)| k.ends_with(":active")),
         "the active set expired too"
+    );
+
+    tokio::time::sleep(horizon - ttl).await;
+    let mut left: Vec<String> = store
+        .debug_dump()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [keys.stream_stats("consumed"), keys.stream_stats("issued")],
+        "only the counters outlive the markers"
     );
     let stats = stream_token::stats(&store, UnixTime::now()).await.unwrap();
     assert_eq!(

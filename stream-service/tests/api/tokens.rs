@@ -239,3 +239,26 @@ async fn a_token_of_a_revoked_session_or_a_gone_generation_is_refused() {
     .await;
     app.assert_no_secrets_leaked().await;
 }
+
+#[tokio::test]
+async fn a_token_presented_on_a_malformed_path_is_used_up_first() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    for bad in ["a".repeat(129), "caf%C3%A9".to_owned(), "a%20b".to_owned()] {
+        let token = app.token("u", "s", &generation).await;
+        let res = app.open_stream(&bad, &token).await;
+        assert_problem(res, 401, "invalid_stream_token").await;
+        // Consumed by the refused attempt: no second try on the right path.
+        assert_problem(
+            app.open_stream(&generation, &token).await,
+            401,
+            "invalid_stream_token",
+        )
+        .await;
+    }
+    let stats = stream_token::stats(&app.store, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!((stats.issued_total, stats.consumed_total), (3, 3));
+    app.assert_no_secrets_leaked().await;
+}
