@@ -95,7 +95,13 @@ pub async fn patch(
             "the profile was changed by another session; reload it",
         )
     };
-    if if_match.trim() != "*" && if_match.trim() != loaded.user.etag() {
+    // RFC 9110: `*`, or a list of tags compared strongly (a weak tag never matches).
+    let current = loaded.user.etag();
+    let matches = if_match
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current);
+    if !matches {
         return Err(conflict());
     }
     let updated = users::update(&state.store, loaded, |user| {

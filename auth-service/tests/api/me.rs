@@ -79,6 +79,28 @@ async fn me_has_an_etag_and_if_match_guards_changes() {
 }
 
 #[tokio::test]
+async fn if_match_takes_a_list_and_compares_strongly() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let etag = app.me(&user.access).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let change = json!({"display_name": "Ada"});
+    // A weak tag never matches for a change (RFC 9110 13.1.1).
+    let weak = format!("W/{etag}");
+    assert_problem(
+        patch(&app, &user.access, Some(&weak), change.clone()).await,
+        412,
+        "precondition_failed",
+    )
+    .await;
+    let list = format!(r#""v999", {etag}"#);
+    let res = patch(&app, &user.access, Some(&list), change).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn bad_profile_values_are_named() {
     let app = spawn_app().await;
     let user = app.signup().await;
