@@ -32,11 +32,7 @@ pub async fn mint(
         session_id: claims.sid.clone(),
         generation_id: generation.generation_id.clone(),
         issued_at: now.millis(),
-        client_ip: if common.stream_token_bind_ip {
-            client_ip(&state, &req)
-        } else {
-            None
-        },
+        client_ip: bound_address(common.stream_token_bind_ip, client_ip(&state, &req))?,
         admin: claims.is_admin(),
         kind: GrantKind::Token,
     };
@@ -51,8 +47,45 @@ pub async fn mint(
     })))
 }
 
+/// The address a token is bound to with `STREAM_TOKEN_BIND_IP=true`. When the client
+/// address is unknown no token is minted: an unbound one would quietly defeat the setting.
+fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, ApiError> {
+    match (bind, client) {
+        (false, _) => Ok(None),
+        (true, Some(ip)) => Ok(Some(ip)),
+        (true, None) => {
+            tracing::warn!("stream token refused: it must be bound to an unknown client address");
+            Err(ApiError::forbidden(
+                "stream tokens are bound to the client address, and yours is unknown",
+            ))
+        }
+    }
+}
+
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope("users:admin")?;
     Ok(HttpResponse::Ok().json(stream_token::stats(&state.store, UnixTime::now()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bound_address;
+
+    #[test]
+    fn binding_to_an_unknown_address_fails_closed() {
+        assert_eq!(bound_address(false, None).unwrap(), None);
+        assert_eq!(bound_address(false, Some("10.0.0.1".into())).unwrap(), None);
+        assert_eq!(
+            bound_address(true, Some("10.0.0.1".into()))
+                .unwrap()
+                .as_deref(),
+            Some("10.0.0.1")
+        );
+        let refused = bound_address(true, None).unwrap_err();
+        assert_eq!(
+            (refused.code.as_str(), refused.code.status()),
+            ("forbidden", 403)
+        );
+    }
 }
