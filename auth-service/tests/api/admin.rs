@@ -18,15 +18,7 @@ async fn an_admin_changes_the_tier_and_new_tokens_carry_it() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["tier"], "paid");
-    let old: Value = app
-        .post("/auth/validate")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = app.validate(&user.access).await.json().await.unwrap();
     assert_eq!(old["tier"], "free", "an issued token keeps its tier");
     // The next token carries the new tier, from a login and from a refresh alike.
     let renewed = app.login(&user.email).await;
@@ -35,15 +27,7 @@ async fn an_admin_changes_the_tier_and_new_tokens_carry_it() {
         renewed.access.as_str(),
         refreshed["access_token"].as_str().unwrap(),
     ] {
-        let new: Value = app
-            .post("/auth/validate")
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let new: Value = app.validate(access).await.json().await.unwrap();
         assert_eq!(new["tier"], "paid");
     }
 }
@@ -123,12 +107,7 @@ async fn revoke_user_by(app: &TestApp, admin: &str) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     for s in [&user, &second] {
-        let res = app
-            .post("/auth/validate")
-            .bearer_auth(&s.access)
-            .send()
-            .await
-            .unwrap();
+        let res = app.validate(&s.access).await;
         assert_problem(res, 401, "token_revoked").await;
         assert_problem(app.refresh(&s.refresh).await, 401, "token_revoked").await;
     }

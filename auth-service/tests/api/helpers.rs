@@ -99,6 +99,15 @@ impl TestApp {
         self.http.post(self.url(path))
     }
 
+    /// `POST /auth/validate` of `token` in the body.
+    pub async fn validate(&self, token: &str) -> Response {
+        self.post("/auth/validate")
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The value of a Prometheus sample (summed over lines starting with `prefix`).
     pub async fn metric(&self, prefix: &str) -> f64 {
         let text = self.get("/metrics").send().await.unwrap().text().await;

@@ -29,12 +29,7 @@ fn kid_of(jwt: &str) -> String {
 }
 
 async fn active(app: &TestApp, access: &str) -> StatusCode {
-    app.post("/auth/validate")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    app.validate(access).await.status()
 }
 
 #[tokio::test]

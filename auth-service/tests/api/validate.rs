@@ -47,20 +47,10 @@ async fn validate_answers_with_the_claims_by_body_header_and_get() {
 async fn validate_refuses_refresh_tokens_and_service_tokens_unless_asked() {
     let app = spawn_app().await;
     let user = app.signup().await;
-    let res = app
-        .post("/auth/validate")
-        .json(&json!({"token": user.refresh}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate(&user.refresh).await;
     assert_problem(res, 401, "wrong_token_type").await;
     let service = app.service_token(BACKEND_CLIENT).await;
-    let res = app
-        .post("/auth/validate")
-        .bearer_auth(&service)
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate(&service).await;
     assert_problem(res, 401, "wrong_token_type").await;
     let res = app
         .post("/auth/validate?token_type=service")
@@ -94,30 +84,15 @@ async fn validate_gives_the_precise_code() {
         "missing_token",
     )
     .await;
-    let res = app
-        .post("/auth/validate")
-        .json(&json!({"token": "a.b.c"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate("a.b.c").await;
     assert_problem(res, 401, "invalid_token").await;
     // A token of another issuer's key (another app, another ephemeral key).
     let other = spawn_app().await;
     let foreign = other.signup().await;
-    let res = app
-        .post("/auth/validate")
-        .json(&json!({"token": foreign.access}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate(&foreign.access).await;
     assert_problem(res, 401, "invalid_token").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let res = app
-        .post("/auth/validate")
-        .json(&json!({"token": user.access}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate(&user.access).await;
     assert_eq!(
         res.headers()["www-authenticate"],
         r#"Bearer realm="authstream", error="invalid_token""#
@@ -137,12 +112,7 @@ async fn revoke_is_immediate_and_reveals_nothing() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let res = app
-        .post("/auth/validate")
-        .json(&json!({"token": user.access}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.validate(&user.access).await;
     assert_problem(res, 401, "token_revoked").await;
     // Only that token: the session's refresh still works, another session too.
     assert_eq!(app.me(&second.access).await.status(), StatusCode::OK);
