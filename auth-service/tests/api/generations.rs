@@ -168,3 +168,29 @@ async fn services_create_generations_for_an_owner_with_the_right_scope() {
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
 }
+
+/// Seed 000's 1000-character and Unicode ids: refused on creation, not found on
+/// reading, never a 500.
+#[tokio::test]
+async fn odd_ids_are_refused_or_not_found() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let long = "a".repeat(1000);
+    for id in [long.as_str(), "ü✓", "💥"] {
+        assert_problem(
+            app.create_generation(&user.access, id).await,
+            422,
+            "validation_failed",
+        )
+        .await;
+    }
+    for path in [long.as_str(), "%C3%BC%E2%9C%93", "%F0%9F%92%A5", "a%20b"] {
+        let res = app
+            .get(&format!("/generations/{path}"))
+            .bearer_auth(&user.access)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "not_found").await;
+    }
+}

@@ -1,8 +1,11 @@
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::stream_token::{StreamGrant, StreamSecret};
+use shared::UnixTime;
+use shared::stream_token::{self, Refusal, StreamGrant, StreamSecret};
 
 use crate::helpers::*;
 
@@ -45,13 +48,126 @@ async fn the_owner_gets_a_single_use_token_stored_only_as_a_digest() {
     assert_eq!(grant.session_id, user.session_id);
     assert_eq!(grant.generation_id, "gen-1");
     assert_eq!(grant.client_ip, None, "not bound by default");
-    let ttl_ok = app
+    assert_lives_for(&app, &secret, Duration::from_secs(60)).await;
+}
+
+/// The token's key expires within `ttl`, and no more than 2 seconds sooner.
+async fn assert_lives_for(app: &TestApp, secret: &StreamSecret, ttl: Duration) {
+    let left = app
         .store
-        .get(&app.store.keys().stream_token(&secret.digest()))
+        .pttl(&app.store.keys().stream_token(&secret.digest()))
         .await
         .unwrap()
-        .is_some();
-    assert!(ttl_ok);
+        .expect("the token's key expires");
+    assert!(
+        left <= ttl && left > ttl.saturating_sub(Duration::from_secs(2)),
+        "{left:?}"
+    );
+}
+
+/// Seed 000's custom TTL: the answer, the key and the refusal all follow the setting.
+#[tokio::test]
+async fn a_custom_lifetime_is_announced_kept_and_enforced() {
+    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-ttl").await;
+    let body: Value = app
+        .stream_token(&user.access, "gen-ttl")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["expires_in"], 1);
+    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    assert_lives_for(&app, &secret, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // What the stream service does with it: refused, and told apart as expired.
+    assert_eq!(
+        stream_token::consume(&app.store, &secret).await.unwrap(),
+        Err(Refusal::Expired)
+    );
+}
+
+/// Seed 000's empty, 1000-character and Unicode ids: no such generation, never a 500.
+#[tokio::test]
+async fn odd_generation_ids_are_not_found() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let long = "a".repeat(1000);
+    for id in [
+        "",
+        long.as_str(),
+        "%C3%BC%E2%9C%93",
+        "gen%20x",
+        "%F0%9F%92%A5",
+    ] {
+        let res = app.stream_token(&user.access, id).await;
+        assert_problem(res, 404, "not_found").await;
+    }
+    assert_eq!(
+        stream_token::stats(&app.store, UnixTime::now())
+            .await
+            .unwrap()
+            .issued_total,
+        0
+    );
+}
+
+/// Seed 000's "invalidate" and "invalidate a nonexistent token": there is no route to
+/// invalidate one stream token; revoking its session does (the stream service refuses
+/// it, see stream-service `tokens.rs`). Revoking a session or user that does not exist
+/// is a 404 and changes nothing.
+#[tokio::test]
+async fn revoking_an_unknown_session_or_user_is_harmless() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-6").await;
+    let body: Value = app
+        .stream_token(&user.access, "gen-6")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    let keys = || async {
+        let mut keys: Vec<String> = app
+            .store
+            .debug_dump()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        keys
+    };
+    let before = keys().await;
+
+    let res = app
+        .http
+        .delete(app.url("/auth/sessions/no-such-session"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
+    let admin = app.service_token(ADMIN_CLIENT).await;
+    let res = app
+        .post("/auth/users/no-such-user/revoke")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 404, "not_found").await;
+
+    // No key was written, and the user, the session and the token work as before.
+    assert_eq!(before, keys().await);
+    assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
+    let grant = stream_token::consume(&app.store, &secret)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grant.session_id, user.session_id);
 }
 
 #[tokio::test]
