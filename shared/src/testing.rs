@@ -13,30 +13,17 @@ use std::time::{Duration, Instant};
 use crate::config::LogFormat;
 use crate::store::{RedisStore, Store};
 
-type SpawnRequest = (u16, mpsc::Sender<std::io::Result<Child>>);
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
-/// Children are spawned from one long-lived thread with PR_SET_PDEATHSIG, so the
-/// kernel kills every redis-server when the test process ends, however it ends.
-fn spawn(port: u16) -> Child {
+/// Spawns `command` with PR_SET_PDEATHSIG=SIGKILL, from one long-lived thread (the
+/// signal follows the thread that forked, not the process), so the kernel kills the
+/// child when the test process ends, however it ends (a panic, a timeout's SIGKILL).
+pub fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
         std::thread::spawn(move || {
-            for (port, reply) in rx {
-                let mut cmd = Command::new("redis-server");
-                cmd.args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args(["--daemonize", "no", "--loglevel", "warning"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
+            for (mut cmd, reply) in rx {
                 // SAFETY: prctl is async-signal-safe and touches no memory of ours.
                 unsafe {
                     cmd.pre_exec(|| {
@@ -50,8 +37,27 @@ fn spawn(port: u16) -> Child {
         Mutex::new(tx)
     });
     let (tx, rx) = mpsc::channel();
-    spawner.lock().unwrap().send((port, tx)).unwrap();
-    match rx.recv().unwrap() {
+    spawner.lock().unwrap().send((command, tx)).unwrap();
+    rx.recv().unwrap()
+}
+
+/// A redis-server on `port`, killed with the test process.
+fn spawn(port: u16) -> Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .args(["--daemonize", "no", "--loglevel", "warning"])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    match spawn_tied_to_this_process(cmd) {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "redis-server is not on PATH: the tests need a real Redis (apt-get install -y redis-server)"

@@ -1,12 +1,13 @@
 //! Starting `authstream`, chromedriver and headless Chromium, and reading the demo page.
 
-use std::fs::File;
-use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write};
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource as _;
@@ -36,16 +37,18 @@ fn logs_wanted() -> bool {
     std::env::var_os("TEST_LOG").is_some()
 }
 
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// A program on `PATH` (or named by `env_var`); a clear failure otherwise.
 fn program(env_var: &str, names: &[&str]) -> PathBuf {
     let found = match std::env::var_os(env_var) {
         Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path)
-                .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
-                .find(|candidate| candidate.is_file())
-        }
+        None => names.iter().find_map(|name| find_on_path(name)),
     };
     found.unwrap_or_else(|| {
         panic!(
@@ -54,13 +57,6 @@ fn program(env_var: &str, names: &[&str]) -> PathBuf {
             names.join(" or ")
         )
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A scratch directory, removed when dropped.
@@ -88,7 +84,9 @@ impl Drop for TempDir {
 }
 
 /// A child process in its own process group; the group (the program and whatever it
-/// started, e.g. chromedriver's Chromium) is killed on drop.
+/// started, e.g. chromedriver's Chromium) is killed on drop. The child is also killed by
+/// the kernel when the test process dies (PR_SET_PDEATHSIG): a test ended by nextest's
+/// timeout, which signals only the test's own process group, leaves nothing behind.
 struct Process {
     name: &'static str,
     child: Child,
@@ -96,22 +94,69 @@ struct Process {
 }
 
 impl Process {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> Self {
-        let out = File::create(&log).expect("a log file");
-        let err = out.try_clone().expect("a log file");
-        let (out, err) = if logs_wanted() {
-            (Stdio::inherit(), Stdio::inherit())
+    /// Starts `command`, which says on stdout `<announce>PORT` once it listens, and
+    /// returns it with that port: the port of this child, not of whoever else listens.
+    async fn start(
+        name: &'static str,
+        mut command: Command,
+        log: PathBuf,
+        announce: &'static str,
+    ) -> (Self, u16) {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("a log file");
+        let err = if logs_wanted() {
+            Stdio::inherit()
         } else {
-            (Stdio::from(out), Stdio::from(err))
+            Stdio::from(file.try_clone().expect("a log file"))
         };
-        let child = command
+        command
             .stdin(Stdio::null())
-            .stdout(out)
+            .stdout(Stdio::piped())
             .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", command.get_program()));
-        Self { name, child, log }
+            .process_group(0);
+        let program = command.get_program().to_owned();
+        let mut child = shared::testing::spawn_tied_to_this_process(command)
+            .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let mut sink: Box<dyn Write + Send> = if logs_wanted() {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(file)
+        };
+        let (tx, rx) = mpsc::channel();
+        // Copies the output to the log, noting the port on the way.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                writeln!(sink, "{line}").ok();
+                let port = line.split_once(announce).and_then(|(_, rest)| {
+                    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+                    digits.parse::<u16>().ok()
+                });
+                if let Some(port) = port
+                    && let Some(tx) = tx.take()
+                {
+                    tx.send(port).ok();
+                }
+            }
+        });
+        let mut process = Self { name, child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(port) = rx.try_recv() {
+                return (process, port);
+            }
+            if process.exited() || Instant::now() > deadline {
+                panic!(
+                    "{name} did not say where it listens within 30 s:\n{}",
+                    process.tail(40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn exited(&mut self) -> bool {
@@ -125,6 +170,31 @@ impl Process {
         };
         let all: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Polls `url` until it answers 200 with a body that `ready` accepts, while the
+    /// child lives.
+    async fn wait_until_up(&mut self, url: &str, ready: impl Fn(&Value) -> bool) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(res) = http.get(url).send().await
+                && res.status().is_success()
+                && ready(&res.json().await.unwrap_or(Value::Null))
+                && !self.exited()
+            {
+                return;
+            }
+            if self.exited() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "{} did not come up at {url} within 30 s:\n{}",
+            self.name,
+            self.tail(40)
+        );
     }
 }
 
@@ -150,29 +220,9 @@ impl Drop for Process {
     }
 }
 
-async fn wait_until_up(process: &mut Process, url: &str, ready: impl Fn(&Value) -> bool) -> bool {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if process.exited() {
-            return false;
-        }
-        if let Ok(res) = http.get(url).send().await
-            && res.status().is_success()
-            && ready(&res.json().await.unwrap_or(Value::Null))
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{} did not come up at {url} within 30 s:\n{}",
-        process.name,
-        process.tail(40)
-    );
-}
-
-/// The `authstream` binary: both services, in memory, demo mode on, plain http.
+/// The `authstream` binary: both services, in memory, demo mode on, plain http, with
+/// the defaults of `cargo run` (Secure cookies included: Chromium stores them from
+/// http://127.0.0.1, a secure context).
 pub struct Server {
     pub base: String,
     _process: Process,
@@ -182,38 +232,44 @@ pub struct Server {
 impl Server {
     pub async fn start() -> Self {
         let dir = TempDir::new("server");
-        // A free port can be taken between the check and the bind: try again.
-        for _ in 0..5 {
-            let port = free_port();
-            let mut command = Command::new(env!("CARGO_BIN_EXE_authstream"));
-            command
-                .env_remove("REDIS_URL")
-                .env_remove("REDIS_CLUSTER_NODES")
-                .env("AUTHSTREAM_BIND", format!("127.0.0.1:{port}"))
-                .env("DEMO", "true")
-                // Plain http: a Secure cookie would not be stored.
-                .env("COOKIE_SECURE", "false")
-                // Every page and stream of a test comes from one address.
-                .env("RATE_LIMIT_ANON", "1000/60s")
-                .env("RATE_LIMIT_FREE", "1000/60s")
-                .env("RATE_LIMIT_LOGIN", "1000/60s")
-                .env(
-                    "RUST_LOG",
-                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-                );
-            let mut process = Process::spawn("authstream", command, dir.path().join("server.log"));
-            let base = format!("http://127.0.0.1:{port}");
-            if wait_until_up(&mut process, &format!("{base}/healthz"), |_| true).await {
-                return Self {
-                    base,
-                    _process: process,
-                    _dir: dir,
-                };
-            }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_authstream"));
+        command
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
+            .env_remove("COOKIE_SECURE")
+            // Port 0: the banner says which port this server got.
+            .env("AUTHSTREAM_BIND", "127.0.0.1:0")
+            .env("DEMO", "true")
+            // Every page and stream of a test comes from one address.
+            .env("RATE_LIMIT_ANON", "1000/60s")
+            .env("RATE_LIMIT_FREE", "1000/60s")
+            .env("RATE_LIMIT_LOGIN", "1000/60s")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        let (mut process, port) = Process::start(
+            "authstream",
+            command,
+            dir.path().join("server.log"),
+            "listening on http://localhost:",
+        )
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        process
+            .wait_until_up(&format!("{base}/healthz"), |_| true)
+            .await;
+        Self {
+            base,
+            _process: process,
+            _dir: dir,
         }
-        panic!("authstream did not start (see its output above)");
     }
 }
+
+/// One Chromium test at a time in this process: under `cargo test` (threads, not
+/// processes) as under nextest (`.config/nextest.toml`), on a 2-core machine.
+static BROWSER_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// chromedriver, which starts a Chromium per session.
 pub struct Driver {
@@ -221,36 +277,39 @@ pub struct Driver {
     chromium: PathBuf,
     _process: Process,
     dir: TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Driver {
     pub async fn start() -> Self {
+        let turn = BROWSER_TESTS.lock().await;
         let chromium = program(
             "CHROMIUM",
             &["chromium", "chromium-browser", "google-chrome"],
         );
         let chromedriver = program("CHROMEDRIVER", &["chromedriver"]);
         let dir = TempDir::new("chromedriver");
-        for _ in 0..5 {
-            let port = free_port();
-            let mut command = Command::new(&chromedriver);
-            command.arg(format!("--port={port}"));
-            let mut process =
-                Process::spawn("chromedriver", command, dir.path().join("chromedriver.log"));
-            let url = format!("http://127.0.0.1:{port}");
-            let ready = |status: &Value| status["value"]["ready"].as_bool().unwrap_or(false);
-            if wait_until_up(&mut process, &format!("{url}/status"), ready).await {
-                return Self {
-                    url,
-                    chromium,
-                    _process: process,
-                    dir,
-                };
-            }
+        let chromium = tied_to_parent(&chromium, dir.path());
+        let mut command = Command::new(&chromedriver);
+        command.arg("--port=0");
+        let (mut process, port) = Process::start(
+            "chromedriver",
+            command,
+            dir.path().join("chromedriver.log"),
+            "started successfully on port ",
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = |status: &Value| status["value"]["ready"].as_bool().unwrap_or(false);
+        process.wait_until_up(&format!("{url}/status"), ready).await;
+        Self {
+            url,
+            chromium,
+            _process: process,
+            dir,
+            _turn: turn,
         }
-        panic!("chromedriver did not start");
     }
-
     /// A new headless Chromium with a fresh profile: a separate device.
     pub async fn browser(&self) -> Browser {
         let profile = self
@@ -279,6 +338,44 @@ impl Driver {
             driver: self.url.clone(),
         }
     }
+}
+
+impl Drop for Driver {
+    /// Every Chromium of this driver has its profile in `dir`: none outlives the test,
+    /// even one that left chromedriver's process group.
+    fn drop(&mut self) {
+        Command::new("pkill")
+            .args(["-KILL", "-f", "--"])
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .ok();
+    }
+}
+
+/// A launcher for `chromium` that makes the kernel kill it when its parent,
+/// chromedriver, dies (`setpriv --pdeathsig`); Chromium's own helpers end with it. So
+/// when the test process is killed, chromedriver dies with it (PR_SET_PDEATHSIG, see
+/// `Process`) and then Chromium: nothing to clean up after a timeout. Without
+/// `setpriv` (util-linux), Chromium itself, cleaned up on drop only.
+fn tied_to_parent(chromium: &Path, dir: &Path) -> PathBuf {
+    let Some(setpriv) = find_on_path("setpriv") else {
+        return chromium.to_owned();
+    };
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let launcher = dir.join("chromium");
+    std::fs::write(
+        &launcher,
+        format!(
+            "#!/bin/sh\nexec {} --pdeathsig KILL -- {} \"$@\"\n",
+            quote(&setpriv),
+            quote(chromium)
+        ),
+    )
+    .expect("a launcher script");
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755))
+        .expect("an executable launcher");
+    launcher
 }
 
 /// What the demo page shows, read in one go.
@@ -420,7 +517,7 @@ impl Browser {
         .await;
     }
 
-    /// Picks a simulation length (`3000`, `8000` or `20000` ms) and starts one.
+    /// Picks a simulation length (`3000`, `8000`, `20000` or `60000` ms) and starts one.
     pub async fn start_simulation(&self, duration_ms: u32) -> String {
         self.click(&format!("#duration option[value=\"{duration_ms}\"]"))
             .await;
@@ -454,8 +551,12 @@ impl Browser {
         assert!(res.status().is_success(), "{command}: {}", res.status());
     }
 
+    /// Ends the WebDriver session (Chromium quits); a hung one is left to the driver's
+    /// drop, which kills it.
     pub async fn close(self) {
-        self.client.close().await.ok();
+        tokio::time::timeout(Duration::from_secs(10), self.client.close())
+            .await
+            .ok();
     }
 }
 
