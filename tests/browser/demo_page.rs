@@ -160,8 +160,9 @@ async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_eve
     .await;
 }
 
-/// The progress of a generation, read over the API with a fresh login.
-async fn progress_on_server(server: &Server, email: &str, generation_id: &str) -> f64 {
+/// Waits until the server's progress of the generation (read over the API with a fresh
+/// login) is past `past`, and returns it.
+async fn wait_for_progress(server: &Server, email: &str, generation_id: &str, past: f64) -> f64 {
     let http = reqwest::Client::new();
     let login: Value = http
         .post(format!("{}/auth/login", server.base))
@@ -172,16 +173,28 @@ async fn progress_on_server(server: &Server, email: &str, generation_id: &str) -
         .json()
         .await
         .unwrap();
-    let generation: Value = http
-        .get(format!("{}/generations/{generation_id}", server.base))
-        .bearer_auth(login["access_token"].as_str().expect("signed in"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    generation["progress"].as_f64().expect("progress")
+    let access = login["access_token"].as_str().expect("signed in");
+    let deadline = std::time::Instant::now() + GENERATION;
+    loop {
+        let generation: Value = http
+            .get(format!("{}/generations/{generation_id}", server.base))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let progress = generation["progress"].as_f64().expect("progress");
+        if progress > past {
+            return progress;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulation did not go on past {past}: {generation}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -192,7 +205,8 @@ async fn sign_out_everywhere_ends_the_open_streams_on_every_device() {
         let email = new_email();
         laptop.open_demo(&server).await;
         laptop.sign_up(&email).await;
-        let generation_id = laptop.start_simulation(20000).await;
+        // The longest simulation: it outlasts two page loads and sign-ins on a slow machine.
+        let generation_id = laptop.start_simulation(60000).await;
 
         // The same user on another device follows the same generation.
         phone.open_demo(&server).await;
@@ -234,17 +248,19 @@ async fn sign_out_everywhere_ends_the_open_streams_on_every_device() {
         assert!(there.notice.contains("signed out"), "{there:?}");
         assert_ne!(there.gen_status, "completed", "ended mid-way: {there:?}");
 
-        // The generation goes on; neither page hears of it any more.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // The generation goes on; neither page hears of it any more. Two more events
+        // on the server (a whole step apart) give any event still on its way time to
+        // arrive, had a stream stayed open.
+        let shown: f64 = [&here, &there]
+            .iter()
+            .map(|s| s.percent.trim_end_matches('%').parse::<f64>().unwrap() / 100.0)
+            .fold(0.0, f64::max);
+        // (The page shows whole percents; the script's steps are 4 points or more apart.)
+        let next = wait_for_progress(&server, &email, &generation_id, shown + 0.005).await;
+        wait_for_progress(&server, &email, &generation_id, next).await;
         let (here_later, there_later) = (laptop.snapshot().await, phone.snapshot().await);
         assert_eq!(here_later.ids, here.ids, "no event after signing out");
         assert_eq!(there_later.ids, there.ids, "no event after signing out");
-        let shown: f64 = there.percent.trim_end_matches('%').parse().unwrap();
-        let progress = progress_on_server(&server, &email, &generation_id).await;
-        assert!(
-            progress * 100.0 > shown,
-            "the simulation went on ({progress}) past what the page last showed ({shown}%)"
-        );
     })
     .await;
 }
