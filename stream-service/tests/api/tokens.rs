@@ -262,3 +262,43 @@ async fn a_token_presented_on_a_malformed_path_is_used_up_first() {
     assert_eq!((stats.issued_total, stats.consumed_total), (3, 3));
     app.assert_no_secrets_leaked().await;
 }
+
+/// Seed 000's empty, 1000-character and Unicode ids. A malformed id in the path is
+/// refused like any other wrong generation, after the token was used up; an empty one
+/// matches no route (404) and reaches no handler, so no token is touched.
+#[tokio::test]
+async fn odd_generation_ids_on_the_stream_and_publish_routes() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let long = "a".repeat(1000);
+    for odd in [long.as_str(), "%C3%BC%E2%9C%93", "%F0%9F%92%A5"] {
+        let token = app.token("u", "s", &generation).await;
+        assert_problem(
+            app.open_stream(odd, &token).await,
+            401,
+            "invalid_stream_token",
+        )
+        .await;
+        assert_problem(
+            app.open_stream(&generation, &token).await,
+            401,
+            "invalid_stream_token",
+        )
+        .await;
+        let res = app
+            .publish(odd, &serde_json::json!({ "status": "processing" }))
+            .await;
+        assert_problem(res, 404, "not_found").await;
+    }
+    let token = app.token("u", "s", &generation).await;
+    assert_problem(app.open_stream("", &token).await, 404, "not_found").await;
+    let res = app
+        .publish("", &serde_json::json!({ "status": "processing" }))
+        .await;
+    assert_problem(res, 404, "not_found").await;
+    let stats = stream_token::stats(&app.store, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!((stats.issued_total, stats.consumed_total), (4, 3));
+    app.assert_no_secrets_leaked().await;
+}

@@ -135,3 +135,31 @@ async fn a_websocket_needs_a_valid_token_and_resumes_after_last_event_id() {
     assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
     app.assert_no_secrets_leaked().await;
 }
+
+/// Seed 000's 1000-character and Unicode ids on the WebSocket route: refused (401)
+/// after the token was used up, never a 500; an empty id matches no route.
+#[tokio::test]
+async fn odd_generation_ids_on_the_websocket_route() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let long = "a".repeat(1000);
+    for (odd, status) in [
+        (long.as_str(), 401),
+        ("%C3%BC%E2%9C%93", 401),
+        ("%F0%9F%92%A5", 401),
+        ("", 404),
+    ] {
+        let token = app.token("u", "s", &generation).await;
+        match connect(&ws_url(&app, odd, &format!("token={token}"))).await {
+            Err(Error::Http(response)) => assert_eq!(response.status(), status, "{odd}"),
+            other => panic!("{odd:?} opened a WebSocket: {:?}", other.map(|_| ())),
+        }
+        let used_up = connect(&ws_url(&app, &generation, &format!("token={token}"))).await;
+        match (status, used_up) {
+            (401, Err(Error::Http(response))) => assert_eq!(response.status(), 401),
+            (404, Ok(_)) => {}
+            (_, other) => panic!("{odd:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    app.assert_no_secrets_leaked().await;
+}
