@@ -5,6 +5,7 @@ mod helpers;
 
 mod account;
 mod admin;
+mod demo;
 mod generations;
 mod keys;
 mod me;
