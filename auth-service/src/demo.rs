@@ -390,11 +390,8 @@ struct Simulation {
 }
 
 impl Simulation {
-    /// Appends step `i`, now.
-    async fn publish(&self, i: usize) -> Result<AppendOutcome, ApiError> {
-        let (Some(step), Some(due)) = (self.steps.get(i), self.due.get(i)) else {
-            return Err(ApiError::internal("simulation step out of range"));
-        };
+    /// Appends `step`, due at `due` from the start, now.
+    async fn publish(&self, step: &Step, due: Duration) -> Result<AppendOutcome, ApiError> {
         let end = self.due.last().copied().unwrap_or_default();
         let now = UnixTime::now();
         let data = EventData {
@@ -406,7 +403,7 @@ impl Simulation {
             message: step.message,
             timestamp: now.millis(),
             estimated_time_remaining: (!is_terminal(step.status))
-                .then(|| end.saturating_sub(*due).as_secs_f64().ceil() as u64),
+                .then(|| end.saturating_sub(due).as_secs_f64().ceil() as u64),
             current_file: step.current_file,
         };
         let data = serde_json::to_string(&data).map_err(ApiError::internal)?;
@@ -434,18 +431,22 @@ impl Simulation {
     }
 
     /// Publishes steps 1.. on schedule (step 0 went out with the request), then lets
-    /// the generation be simulated by nobody else.
+    /// the generation be simulated by nobody else. When the store fails mid-way, the
+    /// generation is ended with a `failed` event if the store takes it, so that no
+    /// client waits for a `processing` generation that nothing feeds any more.
     async fn run(self, started: Instant) {
-        for i in 1..self.steps.len() {
-            tokio::time::sleep_until(started + self.due[i]).await;
-            match self.publish(i).await {
-                Ok(AppendOutcome::Appended { .. }) => {}
+        let mut last = self.steps.first().copied();
+        for (step, due) in self.steps.iter().zip(&self.due).skip(1) {
+            tokio::time::sleep_until(started + *due).await;
+            match self.publish(step, *due).await {
+                Ok(AppendOutcome::Appended { .. }) => last = Some(step),
                 Ok(other) => {
                     tracing::info!(generation_id = %self.generation_id, outcome = ?other, "demo: simulation stopped early");
                     break;
                 }
                 Err(e) => {
                     tracing::warn!(generation_id = %self.generation_id, error = %e, "demo: simulation abandoned");
+                    self.fail_after(last, *due).await;
                     break;
                 }
             }
@@ -454,6 +455,22 @@ impl Simulation {
             tracing::debug!(error = %e, "demo: cannot release the simulation lock");
         }
         tracing::info!(generation_id = %self.generation_id, "demo: simulation finished");
+    }
+
+    /// Best effort: a final `failed` event where the run stopped. If the store does not
+    /// take it either, the generation stays `processing` (a new one can be simulated).
+    async fn fail_after(&self, last: Option<&Step>, due: Duration) {
+        let failed = Step {
+            weight: 0,
+            status: "failed",
+            stage: last.map_or("initializing", |s| s.stage),
+            progress: last.map_or(0.0, |s| s.progress),
+            message: "Generation failed: the simulation could not publish its progress",
+            current_file: None,
+        };
+        if let Err(e) = self.publish(&failed, due).await {
+            tracing::warn!(generation_id = %self.generation_id, error = %e, "demo: cannot mark the abandoned simulation failed");
+        }
     }
 }
 
@@ -557,7 +574,10 @@ async fn simulate(
         lock,
     };
     let started = Instant::now();
-    let first = simulation.publish(0).await;
+    let first = match simulation.steps.first() {
+        Some(step) => simulation.publish(step, Duration::ZERO).await,
+        None => Err(ApiError::internal("an empty simulation script")),
+    };
     let refused = match first {
         Ok(AppendOutcome::Appended { .. }) => None,
         Ok(AppendOutcome::NoGeneration) => Some(ApiError::not_found("generation")),

@@ -365,17 +365,21 @@ function watch(id) {
 $('start-simulation').addEventListener('click', () =>
   busy($('start-simulation'), async () => {
     hideNotice('generation-message');
+    let watching = false;
     try {
       const created = await auth.request('POST', '/generations', {});
       // Watch first: nothing is missed either way (a new stream gets the history from
       // the start), but this way every event is seen live.
       watch(created.generation_id);
+      watching = true;
       await auth.request('POST', `/demo/generations/${encodeURIComponent(created.generation_id)}/simulate`, {
         duration_ms: Number($('duration').value),
         outcome: $('fail').checked ? 'failed' : 'completed',
       });
       $('follow-id').value = created.generation_id;
     } catch (error) {
+      // No simulation, no events: do not leave a stream waiting for them.
+      if (watching) endStream('the simulation did not start');
       showNotice('generation-message', describe(error));
     }
   }),
