@@ -138,7 +138,11 @@ impl Application {
         if self.ephemeral_key {
             lines.push("  signing key: ephemeral: tokens do not survive a restart".to_owned());
         }
-        lines.push("  real stack:  REDIS_URL=redis://... cargo run -p auth-service / -p stream-service (see README)".to_owned());
+        lines.push(
+            "  real stack:  `cargo run -p auth-service` and `cargo run -p stream-service` on Redis: \
+             README.md#running-the-real-stack"
+                .to_owned(),
+        );
         lines.push(String::new());
         lines.join("\n")
     }
@@ -160,5 +164,60 @@ impl Application {
         let result = self.server.await;
         signals.abort();
         result
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+        vars.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_defaults_are_one_public_port_and_demo_mode() {
+        let empty = env(&[]);
+        let embedded = EmbeddedEnv::new(&empty).unwrap();
+        for name in ["AUTHSTREAM_BIND", "AUTH_BIND", "STREAM_BIND"] {
+            assert_eq!(
+                embedded.var(name).as_deref(),
+                Some("0.0.0.0:8000"),
+                "{name}"
+            );
+        }
+        assert_eq!(embedded.var("DEMO").as_deref(), Some("true"));
+        let auth = auth_service::config::Settings::from_env(&embedded).unwrap();
+        let stream = stream_service::config::Settings::from_env(&embedded).unwrap();
+        assert_eq!(
+            (auth.bind.as_str(), stream.bind.as_str()),
+            ("0.0.0.0:8000", "0.0.0.0:8000")
+        );
+        assert!(auth.common.demo);
+        assert_eq!(auth.common.redis_url, None, "the memory store");
+    }
+
+    #[test]
+    fn the_one_bind_wins_over_the_services_own_and_demo_can_be_turned_off() {
+        let vars = env(&[
+            ("AUTHSTREAM_BIND", "127.0.0.1:9000"),
+            ("AUTH_BIND", "127.0.0.1:8081"),
+            ("STREAM_BIND", "127.0.0.1:8082"),
+            ("DEMO", "false"),
+        ]);
+        let embedded = EmbeddedEnv::new(&vars).unwrap();
+        for name in ["AUTHSTREAM_BIND", "AUTH_BIND", "STREAM_BIND"] {
+            assert_eq!(
+                embedded.var(name).as_deref(),
+                Some("127.0.0.1:9000"),
+                "{name}"
+            );
+        }
+        assert_eq!(embedded.var("DEMO").as_deref(), Some("false"));
+        let auth = auth_service::config::Settings::from_env(&embedded).unwrap();
+        assert!(!auth.common.demo);
     }
 }

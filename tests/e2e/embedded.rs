@@ -83,3 +83,55 @@ fn the_binary_refuses_a_bad_setting_naming_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("STREAM_TOKEN_TTL_SECS"));
 }
+
+/// The binary's start-up banner (up to its closing blank line), then the binary is
+/// stopped.
+fn banner(vars: &[(&str, &str)]) -> String {
+    use std::io::{BufRead as _, BufReader};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authstream"));
+    command
+        .env_remove("REDIS_URL")
+        .env_remove("DEMO")
+        .env("AUTHSTREAM_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "off")
+        .envs(vars.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = shared::testing::spawn_tied_to_this_process(command).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Blank, the lines, blank: a closed stdout (the binary died) ends it early.
+    let lines: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .enumerate()
+        .take_while(|(i, line)| *i == 0 || !line.is_empty())
+        .map(|(_, line)| line)
+        .collect();
+    child.kill().ok();
+    child.wait().ok();
+    lines.join("\n")
+}
+
+#[test]
+fn the_banner_says_where_it_runs_that_memory_is_lost_and_how_to_run_the_real_stack() {
+    let text = banner(&[]);
+    let port = text
+        .split_once("listening on http://localhost:")
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no address in the banner:\n{text}"));
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{text}");
+    assert!(
+        text.contains(&format!("demo page:   http://localhost:{port}/")),
+        "{text}"
+    );
+    assert!(text.contains("IN MEMORY"), "{text}");
+    assert!(text.contains("lost on exit"), "{text}");
+    assert!(text.contains("signing key: ephemeral"), "{text}");
+    assert!(text.contains("cargo run -p auth-service"), "{text}");
+    assert!(text.contains("cargo run -p stream-service"), "{text}");
+    assert!(text.contains("README.md#running-the-real-stack"), "{text}");
+
+    let without_demo = banner(&[("DEMO", "false")]);
+    assert!(without_demo.contains("IN MEMORY"), "{without_demo}");
+    assert!(!without_demo.contains("demo page"), "{without_demo}");
+}
