@@ -7,7 +7,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::helpers::{PATIENCE, SseClient, TestApp, ids, spawn_app, spawn_app_with, spawn_replica};
+use crate::helpers::{
+    PATIENCE, SseClient, TestApp, events_to_overflow, ids, spawn_app, spawn_patient_app_with,
+    spawn_replica,
+};
 
 #[tokio::test]
 async fn each_stream_sees_exactly_its_generations_events() {
@@ -150,7 +153,7 @@ fn dechunk(mut body: &str) -> String {
 
 #[tokio::test]
 async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
-    let app: TestApp = spawn_app_with(&[("SSE_MAX_QUEUED_EVENTS", "8")]).await;
+    let app: TestApp = spawn_patient_app_with(&[("SSE_MAX_QUEUED_EVENTS", "8")]).await;
     let generation = app.create_generation("u").await;
     let fast_token = app.token("u", "fast", &generation).await;
     let mut fast = app.sse(&generation, &fast_token).await;
@@ -220,16 +223,6 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     union.extend(ids(&rest));
     assert_eq!(union, published);
     app.assert_no_secrets_leaked().await;
-}
-
-/// Enough events of `size` bytes to fill the largest send buffer the kernel may give
-/// the server's socket (`tcp_wmem` max), plus the hub's queue, with room to spare.
-fn events_to_overflow(size: usize) -> usize {
-    let max_send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
-        .unwrap_or(4 << 20);
-    max_send_buffer / size + 64
 }
 
 #[tokio::test]

@@ -48,6 +48,16 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     spawn_app_on(testing::redis_store(), keys, env).await
 }
 
+/// For tests that push megabytes through Redis: on two busy cores the default 500 ms
+/// store timeout can pass, which would be a 503 unrelated to what is tested.
+pub async fn spawn_patient_app_with(env: &[(&str, &str)]) -> TestApp {
+    let store = Store::redis(
+        RedisStore::connect(&testing::shared_redis().url(), Duration::from_secs(3)).unwrap(),
+        &testing::unique_prefix(),
+    );
+    spawn_app_on(store, Arc::new(KeySet::ephemeral().unwrap()), env).await
+}
+
 /// On a given store (another replica, or a dedicated Redis) with given keys.
 pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)]) -> TestApp {
     // Installed before anything logs, so that every line is captured.
@@ -291,6 +301,16 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// `authstream_stream_opens_total` of SSE opens with this `result`.
+    pub async fn sse_opens(&self, result: &str) -> f64 {
+        self.metric(&format!(
+            "authstream_stream_opens_total{{transport=\"sse\",result=\"{result}\"}}"
+        ))
+        .await
+    }
+}
+
 /// The `as_resume` value of a response's `Set-Cookie`.
 pub fn resume_cookie(res: &reqwest::Response) -> Option<String> {
     set_cookie(res).and_then(|c| {
@@ -402,6 +422,16 @@ pub fn ids(events: &[Received]) -> Vec<String> {
         .filter(|e| e.data["event"] == "progress")
         .map(|e| e.id.clone())
         .collect()
+}
+
+/// Enough events of `size` bytes to fill the largest send buffer the kernel may give
+/// the server's socket (`tcp_wmem` max), plus the hub's queue, with room to spare.
+pub fn events_to_overflow(size: usize) -> usize {
+    let max_send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    max_send_buffer / size + 64
 }
 
 /// A fresh random secret that was never minted.

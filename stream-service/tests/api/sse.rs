@@ -5,7 +5,9 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::time::timeout;
 
-use crate::helpers::{PATIENCE, ids, spawn_app};
+use shared::stream_token::StreamSecret;
+
+use crate::helpers::{PATIENCE, ids, set_cookie, spawn_app, spawn_app_with};
 
 /// Reads the raw body into `text` until `needle` shows up; false if the stream ended first.
 async fn read_until<B: AsRef<[u8]>>(
@@ -150,5 +152,32 @@ async fn a_closed_stream_leaves_nothing_behind_in_the_hub() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn the_resume_cookie_follows_cookie_secure_and_the_resume_lifetime() {
+    let app = spawn_app_with(&[("COOKIE_SECURE", "false"), ("STREAM_RESUME_TTL_SECS", "7")]).await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let res = app.open_stream(&generation, &token).await;
+    let cookie = set_cookie(&res).unwrap();
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(attributes.contains(&"Max-Age=7"), "{cookie}");
+    assert!(attributes.contains(&"HttpOnly"), "{cookie}");
+    assert!(!attributes.contains(&"Secure"), "{cookie}");
+    // The grant behind it lives as long as the cookie says.
+    let stream = app.sse_from(res);
+    let grant = StreamSecret::parse(&stream.cookie).unwrap();
+    let left = app
+        .store
+        .pttl(&app.store.keys().stream_token(&grant.digest()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        left <= Duration::from_secs(7) && left > Duration::from_secs(5),
+        "{left:?}"
+    );
     app.assert_no_secrets_leaked().await;
 }

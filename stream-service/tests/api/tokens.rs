@@ -1,6 +1,7 @@
 //! Who may open a stream: single use, bound to a generation (and maybe an
 //! address), never a JWT, refused alike whatever the reason.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use shared::UnixTime;
@@ -171,6 +172,8 @@ async fn fifty_concurrent_opens_with_one_token_let_exactly_one_in() {
         49,
         "{statuses:?}"
     );
+    // Marking a token used is atomic with taking it: every loser is a replay.
+    assert_eq!(app.sse_opens("replay").await, 49.0);
     for res in &responses {
         if let Some(cookie) = crate::helpers::resume_cookie(res) {
             app.remember(&cookie);
@@ -300,5 +303,71 @@ async fn odd_generation_ids_on_the_stream_and_publish_routes() {
         .await
         .unwrap();
     assert_eq!((stats.issued_total, stats.consumed_total), (4, 3));
+    app.assert_no_secrets_leaked().await;
+}
+
+/// The client hears the same 401 whatever the reason; the metric tells them apart.
+#[tokio::test]
+async fn each_refusal_is_counted_under_its_reason() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let other = app.create_generation("u").await;
+    let reasons = [
+        "other_generation",
+        "other_address",
+        "revoked",
+        "replay",
+        "expired",
+        "unknown",
+        "malformed",
+        "not_owner",
+    ];
+    let mut before = HashMap::new();
+    for reason in reasons {
+        before.insert(reason, app.sse_opens(reason).await);
+    }
+    let refused = |res: reqwest::Response| assert_problem(res, 401, "invalid_stream_token");
+
+    let token = app.token("u", "s", &other).await;
+    refused(app.open_stream(&generation, &token).await).await;
+
+    let mut bound = grant("u", "s", &generation);
+    bound.client_ip = Some("10.9.9.9".to_owned());
+    let token = app.mint(&bound, Duration::from_secs(60)).await;
+    refused(app.open_stream(&generation, &token).await).await;
+
+    let token = app.token("u", "gone", &generation).await;
+    revocation::revoke_session(&app.store, "u", "gone", Duration::from_secs(60))
+        .await
+        .unwrap();
+    refused(app.open_stream(&generation, &token).await).await;
+
+    let token = app.token("u", "s", &generation).await;
+    let _open = app.sse(&generation, &token).await;
+    refused(app.open_stream(&generation, &token).await).await;
+
+    let short = app
+        .mint(&grant("u", "s", &generation), Duration::from_secs(1))
+        .await;
+    let unknown = unknown_secret();
+    app.remember(&unknown);
+    refused(app.open_stream(&generation, &unknown).await).await;
+    refused(
+        app.open_stream(&generation, &app.access_token("u", "s"))
+            .await,
+    )
+    .await;
+    let token = app.token("intruder", "s", &generation).await;
+    refused(app.open_stream(&generation, &token).await).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    refused(app.open_stream(&generation, &short).await).await;
+
+    for reason in reasons {
+        assert_eq!(
+            app.sse_opens(reason).await - before[reason],
+            1.0,
+            "{reason} not counted once"
+        );
+    }
     app.assert_no_secrets_leaked().await;
 }

@@ -1,12 +1,17 @@
 //! The WebSocket carries the same events as JSON text frames, with their id.
 
+use std::time::Duration;
+
 use futures_util::StreamExt as _;
 use serde_json::Value;
+use shared::revocation;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error, Message};
 
-use crate::helpers::{PATIENCE, TestApp, spawn_app};
+use crate::helpers::{PATIENCE, TestApp, events_to_overflow, spawn_app, spawn_patient_app_with};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -161,5 +166,66 @@ async fn odd_generation_ids_on_the_websocket_route() {
             (_, other) => panic!("{odd:?}: {:?}", other.map(|_| ())),
         }
     }
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn revoking_the_session_closes_a_websocket_with_1008() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let (mut socket, _) = connect(&ws_url(&app, &generation, &format!("token={token}")))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    revocation::revoke_session(&app.store, "u", "s", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut socket).await.unwrap_err(),
+        Some(CloseCode::Policy)
+    );
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_websocket_that_falls_behind_is_closed_with_1013() {
+    let app = spawn_patient_app_with(&[("SSE_MAX_QUEUED_EVENTS", "8")]).await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    // A small receive buffer, and no reading while the events are published.
+    let tcp = TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .unwrap();
+    let url = ws_url(&app, &generation, &format!("token={token}"));
+    let (mut socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    let padding = "x".repeat(15 * 1024);
+    for step in 0..events_to_overflow(padding.len()) {
+        let res = app
+            .publish(
+                &generation,
+                &serde_json::json!({ "status": "processing", "step": step, "padding": padding }),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    let mut frames = 0;
+    let code = loop {
+        match next(&mut socket).await {
+            Ok(_) => frames += 1,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(CloseCode::Again), "after {frames} frames");
+    assert!(
+        app.metric("authstream_stream_lagged_disconnects_total")
+            .await
+            >= 1.0
+    );
     app.assert_no_secrets_leaked().await;
 }
