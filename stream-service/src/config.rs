@@ -21,6 +21,9 @@ pub struct Settings {
     pub keepalive: Duration,
     /// `SSE_MAX_QUEUED_EVENTS`, default 256: a stream further behind is cut off.
     pub max_queued: usize,
+    /// `SSE_SEND_TIMEOUT_SECS`, default 30: a connection whose sent data stays
+    /// unacknowledged, or that takes nothing (a zero window), for this long is dropped.
+    pub send_timeout: Duration,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             auth_url,
             keepalive: config::positive_secs(env, "SSE_KEEPALIVE_SECS", 15)?,
             max_queued,
+            send_timeout: config::positive_secs(env, "SSE_SEND_TIMEOUT_SECS", 30)?,
             common,
         })
     }
@@ -97,6 +101,7 @@ mod tests {
         assert_eq!(s.bind, "0.0.0.0:8082");
         assert_eq!(s.keepalive, Duration::from_secs(15));
         assert_eq!(s.max_queued, 256);
+        assert_eq!(s.send_timeout, Duration::from_secs(30));
         assert_eq!(s.auth_url.as_deref(), Some("http://auth:8081"));
         assert!(matches!(s.key_source().unwrap(), KeySource::Remote(_)));
     }
@@ -125,6 +130,7 @@ mod tests {
             ("SSE_KEEPALIVE_SECS", "often"),
             ("SSE_MAX_QUEUED_EVENTS", "0"),
             ("SSE_MAX_QUEUED_EVENTS", "-1"),
+            ("SSE_SEND_TIMEOUT_SECS", "0"),
             ("AUTH_URL", "auth:8081"),
             ("STREAM_RESUME_TTL_SECS", "0"),
             ("EVENT_HISTORY_MAX", "lots"),

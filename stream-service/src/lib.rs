@@ -12,4 +12,4 @@ pub mod startup;
 
 pub use config::Settings;
 pub use routes::openapi::openapi;
-pub use startup::{Application, Stopper, StreamState, mount};
+pub use startup::{Application, Stopper, StreamState, mount, send_timeout};

@@ -145,6 +145,7 @@ impl Application {
                 .configure(|cfg| mount(cfg, &app_state))
                 .default_service(web::to(shared::http::not_found))
         })
+        .on_connect(send_timeout(state.settings().send_timeout))
         .listen(listener)?
         // Signals are ours: streams must be told to go before the graceful stop waits on them.
         .disable_signals()
@@ -201,5 +202,25 @@ impl Stopper {
         let stopping = self.handle.stop(true);
         self.state.shutdown();
         stopping.await;
+    }
+}
+
+/// Sets `TCP_USER_TIMEOUT` on every accepted connection. A client that stops reading
+/// shrinks its window to zero; actix then stops polling the stream's body, so the lag
+/// check never runs and nothing else would ever end the connection. With this option
+/// the kernel aborts it once nothing could be sent for `timeout` (Linux only). For
+/// `HttpServer::on_connect` of any server that mounts the stream routes.
+pub fn send_timeout(
+    timeout: std::time::Duration,
+) -> impl Fn(&dyn std::any::Any, &mut actix_web::dev::Extensions) + Send + Sync + 'static {
+    move |connection, _| {
+        #[cfg(target_os = "linux")]
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout))
+        {
+            tracing::warn!(error = %e, "cannot set TCP_USER_TIMEOUT on a connection");
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (connection, timeout);
     }
 }

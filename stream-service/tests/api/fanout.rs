@@ -280,3 +280,42 @@ async fn streams_opened_while_events_flow_miss_nothing_and_repeat_nothing() {
     }
     app.assert_no_secrets_leaked().await;
 }
+
+/// A client that stops reading altogether never lets the lag check run (the server
+/// stops writing to it), so the kernel ends it: `SSE_SEND_TIMEOUT_SECS` is the
+/// connection's `TCP_USER_TIMEOUT`, and a zero window for that long aborts it.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_client_that_never_reads_again_is_dropped_after_the_send_timeout() {
+    let app = spawn_patient_app_with(&[("SSE_SEND_TIMEOUT_SECS", "1")]).await;
+    let open_streams = || app.metric("authstream_streams_open{transport=\"sse\"}");
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let stalled = StalledClient::open(
+        app.port,
+        &format!("{}?token={token}", TestApp::stream_path(&generation)),
+    )
+    .await;
+    assert_eq!(open_streams().await, 1.0);
+    let padding = "x".repeat(15 * 1024);
+    for step in 0..events_to_overflow(padding.len()) {
+        let res = app
+            .publish(
+                &generation,
+                &json!({ "status": "processing", "step": step, "padding": padding }),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    // The client still holds its end and reads nothing; the server lets go.
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    while open_streams().await > 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a stream that takes nothing is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+    app.assert_no_secrets_leaked().await;
+}
