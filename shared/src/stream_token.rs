@@ -110,9 +110,9 @@ mod tests {
 const ISSUED: &str = "issued";
 const USED: &str = "used";
 
-/// Stores a grant under the digest of a fresh secret with `SET NX EX`, retrying on
-/// the (practically impossible) collision, and returns the secret. Its state marker
-/// and the statistics are written in one more round trip.
+/// Stores a grant under the digest of a fresh secret with `SET NX EX`, its state
+/// marker and (for stream tokens) the statistics, in ONE round trip; retries on the
+/// (practically impossible) collision, and returns the secret.
 pub async fn mint(
     store: &crate::Store,
     grant: &StreamGrant,
@@ -121,22 +121,24 @@ pub async fn mint(
 ) -> Result<StreamSecret, ApiError> {
     let value = serde_json::to_string(grant).map_err(ApiError::internal)?;
     let keys = store.keys();
+    let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
     for _ in 0..3 {
         let secret = StreamSecret::generate()?;
         let digest = secret.digest();
-        if !store
-            .set_nx(&keys.stream_token(&digest), &value, ttl)
-            .await?
-        {
-            continue;
-        }
-        let state = keys.stream_token_state(&digest);
-        let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
-        let mut writes = vec![Write::Set {
-            key: &state,
-            value: ISSUED,
-            ttl: Some(ttl.saturating_mul(2)),
-        }];
+        let (token, state) = (keys.stream_token(&digest), keys.stream_token_state(&digest));
+        let mut writes = vec![
+            Write::SetNx {
+                key: &token,
+                value: &value,
+                ttl,
+            },
+            // `SET NX` too: a collision leaves the other token's marker alone.
+            Write::SetNx {
+                key: &state,
+                value: ISSUED,
+                ttl: ttl.saturating_mul(2),
+            },
+        ];
         if grant.kind == GrantKind::Token {
             writes.push(Write::Incr { key: &issued });
             writes.push(Write::ExpiringAdd {
@@ -146,8 +148,10 @@ pub async fn mint(
                 now_ms: now.millis(),
             });
         }
-        store.write_all(&writes).await?;
-        return Ok(secret);
+        // On a collision the counters are one ahead: a price paid once in 2^256.
+        if store.write_all(&writes).await? {
+            return Ok(secret);
+        }
     }
     Err(ApiError::internal("three stream token collisions in a row"))
 }

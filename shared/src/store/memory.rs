@@ -237,10 +237,14 @@ impl MemoryStore {
         })
     }
 
-    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<bool> {
+        let mut created = true;
         for write in writes {
             match *write {
                 Write::Set { key, value, ttl } => self.set(key, value, ttl).await?,
+                Write::SetNx { key, value, ttl } => {
+                    created &= self.set_if_absent(key, value, Some(ttl))?;
+                }
                 Write::Incr { key } => self.incr(key).await.map(drop)?,
                 Write::ExpiringAdd {
                     key,
@@ -254,7 +258,7 @@ impl MemoryStore {
                 Write::ExpiringRemove { key, member } => self.expiring_remove(key, member).await?,
             }
         }
-        Ok(())
+        Ok(created)
     }
 
     pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {

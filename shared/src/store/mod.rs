@@ -56,6 +56,13 @@ pub enum Write<'a> {
         value: &'a str,
         ttl: Option<Duration>,
     },
+    /// `SET key value NX EX ttl` (`PX` below whole seconds); `write_all` tells
+    /// whether every one of these created its key.
+    SetNx {
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    },
     Incr {
         key: &'a str,
     },
@@ -250,10 +257,11 @@ impl Store {
     }
 
     /// Several writes in one round trip (a pipeline on Redis), for bookkeeping that
-    /// must not cost a round trip each. Not atomic: each write stands on its own.
-    pub async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+    /// must not cost a round trip each. Not atomic: each write stands on its own, and
+    /// all are applied. True when every `Write::SetNx` among them created its key.
+    pub async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<bool> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         dispatch!(self.write_all(writes))
     }

@@ -189,15 +189,19 @@ impl RedisStore {
         value: &str,
         ttl: Option<Duration>,
     ) -> StoreResult<()> {
-        self.write_all(&[Write::Set { key, value, ttl }]).await
+        self.write_all(&[Write::Set { key, value, ttl }])
+            .await
+            .map(drop)
     }
 
-    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<()> {
+    pub(super) async fn write_all(&self, writes: &[Write<'_>]) -> StoreResult<bool> {
         let mut pipe = redis::pipe();
         for write in writes {
             push_write(&mut pipe, *write);
         }
-        self.pipe::<()>(&pipe).await
+        // Only the `SET NX` replies are kept: `OK` when created, nil when not.
+        let created: Vec<Option<String>> = self.pipe(&pipe).await?;
+        Ok(created.iter().all(Option::is_some))
     }
 
     pub(super) async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> StoreResult<bool> {
@@ -320,11 +324,13 @@ impl RedisStore {
             now_ms,
         }])
         .await
+        .map(drop)
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.write_all(&[Write::ExpiringRemove { key, member }])
             .await
+            .map(drop)
     }
 
     pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
@@ -529,6 +535,15 @@ fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
                 cmd.arg("PX").arg(ms(ttl));
             }
             cmd.ignore();
+        }
+        Write::SetNx { key, value, ttl } => {
+            let (unit, amount) = expiry(ttl);
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("NX")
+                .arg(unit)
+                .arg(amount);
         }
         Write::Incr { key } => {
             pipe.cmd("INCR").arg(key).ignore();

@@ -322,8 +322,26 @@ async fn write_all_applies_every_write(store: Store) {
         key(&store, "w-counter"),
         key(&store, "w-set"),
     );
-    store.write_all(&[]).await.unwrap();
-    store
+    assert!(store.write_all(&[]).await.unwrap());
+    let once = key(&store, "w-once");
+    let set_once = [Write::SetNx {
+        key: &once,
+        value: "first",
+        ttl: Duration::from_secs(5),
+    }];
+    assert!(store.write_all(&set_once).await.unwrap(), "created");
+    let again = [
+        Write::SetNx {
+            key: &once,
+            value: "second",
+            ttl: Duration::from_secs(5),
+        },
+        Write::Incr { key: &counter },
+    ];
+    assert!(!store.write_all(&again).await.unwrap(), "not created again");
+    assert_eq!(store.get(&once).await.unwrap().as_deref(), Some("first"));
+    store.del(&counter).await.unwrap();
+    let created = store
         .write_all(&[
             Write::Set {
                 key: &plain,
@@ -351,6 +369,10 @@ async fn write_all_applies_every_write(store: Store) {
         ])
         .await
         .unwrap();
+    assert!(
+        created,
+        "no SET NX among them: nothing failed to be created"
+    );
     assert_eq!(store.get(&plain).await.unwrap().as_deref(), Some("v"));
     assert_eq!(store.get(&counter).await.unwrap().as_deref(), Some("2"));
     assert_eq!(store.expiring_count(&set, 0).await.unwrap(), 1);
