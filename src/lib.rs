@@ -83,6 +83,7 @@ impl Application {
             store.clone(),
             keys.clone(),
         )?);
+        let send_timeout = stream.send_timeout;
         let stream_state = web::Data::new(StreamState::new(stream, store, KeySource::Local(keys))?);
         let stream = stream_state.clone();
         let server = HttpServer::new(move || {
@@ -97,6 +98,8 @@ impl Application {
                 })
                 .default_service(web::to(http::not_found))
         })
+        // Streams of the one process are cut from clients that stopped reading, too.
+        .on_connect(stream_service::send_timeout(send_timeout))
         .listen(listener)?
         // Signals are handled in `run_until_stopped`: streams are told to go first.
         .disable_signals()
