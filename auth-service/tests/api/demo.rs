@@ -17,15 +17,7 @@ async fn owner_with_generation(app: &TestApp) -> (String, String) {
 }
 
 async fn status_of(app: &TestApp, access: &str, id: &str) -> String {
-    let generation: Value = app
-        .get(&format!("/generations/{id}"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let generation: Value = app.get_json(&format!("/generations/{id}"), access).await;
     generation["status"].as_str().unwrap().to_owned()
 }
 

@@ -99,6 +99,12 @@ impl TestApp {
         self.http.post(self.url(path))
     }
 
+    /// The JSON body of `GET path` with a Bearer token.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, access: &str) -> T {
+        let res = self.get(path).bearer_auth(access).send().await.unwrap();
+        res.json().await.unwrap()
+    }
+
     /// `POST /auth/validate` of `token` in the body.
     pub async fn validate(&self, token: &str) -> Response {
         self.post("/auth/validate")
@@ -156,15 +162,7 @@ impl TestApp {
     }
 
     async fn me_id(&self, access: &str) -> String {
-        let me: Value = self
-            .get("/auth/me")
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = self.get_json("/auth/me", access).await;
         me["user_id"].as_str().unwrap().to_owned()
     }
 

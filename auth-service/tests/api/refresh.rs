@@ -95,15 +95,7 @@ async fn a_refresh_moves_the_sessions_last_seen_time() {
     let session = |access: String| {
         let app = &app;
         async move {
-            let list: Value = app
-                .get("/auth/sessions")
-                .bearer_auth(access)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list: Value = app.get_json("/auth/sessions", &access).await;
             list[0].clone()
         }
     };

@@ -58,15 +58,7 @@ async fn deleting_a_session_revokes_it_and_others_cannot_touch_it() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_problem(app.me(&other_device.access).await, 401, "token_revoked").await;
     assert_eq!(app.me(&mine.access).await.status(), StatusCode::OK);
-    let list: Vec<Value> = app
-        .get("/auth/sessions")
-        .bearer_auth(&mine.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = app.get_json("/auth/sessions", &mine.access).await;
     assert_eq!(list.len(), 1);
 }
 
@@ -91,15 +83,7 @@ async fn x_forwarded_for_counts_only_from_trusted_proxies() {
             .as_str()
             .unwrap()
             .to_owned();
-        let list: Vec<Value> = app
-            .get("/auth/sessions")
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Vec<Value> = app.get_json("/auth/sessions", &access).await;
         assert_eq!(list[0]["ip"], expected, "trusted: {trusted:?}");
     }
 }

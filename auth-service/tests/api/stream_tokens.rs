@@ -230,14 +230,8 @@ async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
 
     let admin = app.admin().await;
     let stats: Value = app
-        .get("/admin/stream-tokens/stats")
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/admin/stream-tokens/stats", &admin.access)
+        .await;
     assert_eq!(stats["issued_total"], 10);
     assert_eq!(stats["active"], 10);
     assert_eq!(stats["consumed_total"], 0);
@@ -250,14 +244,8 @@ async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
 
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let stats: Value = app
-        .get("/admin/stream-tokens/stats")
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/admin/stream-tokens/stats", &admin.access)
+        .await;
     assert_eq!(stats["active"], 0, "expired tokens are not active");
     let plain = app
         .get("/admin/stream-tokens/stats")
