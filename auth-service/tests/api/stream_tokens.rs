@@ -129,18 +129,7 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
         .await
         .unwrap();
     let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
-    let keys = || async {
-        let mut keys: Vec<String> = app
-            .store
-            .debug_dump()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        keys.sort();
-        keys
-    };
+    let keys = || async { app.store.debug_keys().await.unwrap() };
     let before = keys().await;
 
     let res = app

@@ -351,8 +351,21 @@ impl Store {
         dispatch!(self.subscribe())
     }
 
-    /// How many keys the store holds (for tests of leaks; scans on Redis).
+    /// Every key under this store's prefix with its value (for tests of leaks and of
+    /// what is stored; scans on Redis).
     pub async fn debug_dump(&self) -> StoreResult<Vec<(String, String)>> {
         dispatch!(self.debug_dump(self.keys.prefix()))
+    }
+
+    /// The keys of `debug_dump`, sorted.
+    pub async fn debug_keys(&self) -> StoreResult<Vec<String>> {
+        let mut keys: Vec<String> = self
+            .debug_dump()
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 }
