@@ -294,10 +294,7 @@ impl TestApp {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        testing::metric_sum(&text, prefix)
     }
 }
 
