@@ -26,6 +26,10 @@ pub enum TokenError {
     WrongAlgorithm,
     #[error("unknown key id")]
     UnknownKey,
+    /// The key id is unknown and the auth service's keys cannot be fetched: the token
+    /// could not be checked at all, which is no verdict on it.
+    #[error("the verification keys cannot be fetched")]
+    KeysUnavailable,
     #[error("missing or invalid claims")]
     BadClaims,
     #[error("wrong issuer or audience")]
@@ -50,6 +54,7 @@ impl TokenError {
             Self::BadSignature => "bad_signature",
             Self::WrongAlgorithm => "wrong_algorithm",
             Self::UnknownKey => "unknown_key",
+            Self::KeysUnavailable => "keys_unavailable",
             Self::BadClaims => "bad_claims",
             Self::WrongIssuer => "wrong_issuer",
             Self::NotYetValid => "not_yet_valid",
@@ -69,6 +74,9 @@ impl From<TokenError> for ApiError {
             TokenError::Revoked => ErrorCode::TokenRevoked,
             TokenError::WrongType(_) => ErrorCode::WrongTokenType,
             TokenError::Store(s) => return s.clone().into(),
+            TokenError::KeysUnavailable => {
+                return StoreError::Unavailable(e.to_string()).into();
+            }
             _ => ErrorCode::InvalidToken,
         };
         ApiError::new(code, format!("the token was refused: {e}"))
@@ -150,7 +158,8 @@ pub struct RemoteKeys {
     url: String,
     http: reqwest::Client,
     cached: RwLock<Arc<KeySet>>,
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last fetch was tried, and whether it failed.
+    last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
     min_refresh: Duration,
 }
 
@@ -171,29 +180,40 @@ impl RemoteKeys {
         })
     }
 
-    async fn key_set_with(&self, kid: &str) -> Arc<KeySet> {
+    /// The key set, refetched when `kid` is not in it (at most every `min_refresh`).
+    /// An unknown `kid` while the JWKS cannot be fetched is `KeysUnavailable`: the
+    /// caller should retry, not conclude that its token is bad.
+    async fn key_set_with(&self, kid: &str) -> Result<Arc<KeySet>, TokenError> {
         let cached = self.cached.read().clone();
         if cached.verifying_key(kid).is_some() {
-            return cached;
+            return Ok(cached);
         }
         let mut last = self.last_fetch.lock().await;
         // Another task may have fetched while we waited.
         let cached = self.cached.read().clone();
-        if cached.verifying_key(kid).is_some()
-            || last.is_some_and(|t| t.elapsed() < self.min_refresh)
-        {
-            return cached;
+        if cached.verifying_key(kid).is_some() {
+            return Ok(cached);
         }
-        *last = Some(Instant::now());
-        match self.fetch().await {
+        if let Some((at, failed)) = *last
+            && at.elapsed() < self.min_refresh
+        {
+            return if failed {
+                Err(TokenError::KeysUnavailable)
+            } else {
+                Ok(cached)
+            };
+        }
+        let fetched = self.fetch().await;
+        *last = Some((Instant::now(), fetched.is_err()));
+        match fetched {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 *self.cached.write() = fresh.clone();
-                fresh
+                Ok(fresh)
             }
             Err(e) => {
                 tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
-                cached
+                Err(TokenError::KeysUnavailable)
             }
         }
     }
@@ -251,7 +271,7 @@ impl Validator {
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let keys = match &self.keys {
             KeySource::Local(keys) => keys.clone(),
-            KeySource::Remote(remote) => remote.key_set_with(&kid).await,
+            KeySource::Remote(remote) => remote.key_set_with(&kid).await?,
         };
         let key = keys.verifying_key(&kid).ok_or(TokenError::UnknownKey)?;
 

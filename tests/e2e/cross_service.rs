@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use shared::jwt::{KeySource, RemoteKeys};
 
 use crate::helpers::*;
 
@@ -312,6 +313,62 @@ async fn unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds() {
             .status(),
         StatusCode::ACCEPTED
     );
+}
+
+#[tokio::test]
+async fn while_the_jwks_cannot_be_fetched_publishers_get_a_503_then_it_recovers() {
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    stack.create_generation(&user.access, "e2e-7").await;
+    let backend = stack.service_token(BACKEND).await;
+    // A stream service whose auth service is not up yet: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let auth_url = format!("http://127.0.0.1:{port}");
+    let remote = RemoteKeys::new(&auth_url, Duration::from_millis(200)).unwrap();
+    let stream = spawn_stream(
+        &auth_url,
+        stack.store.clone(),
+        Some(KeySource::Remote(remote.into())),
+    );
+    let publish = || {
+        stack
+            .http
+            .post(format!("{stream}/generations/e2e-7/events"))
+            .bearer_auth(&backend)
+            .json(&progress("processing", 0.4))
+            .send()
+    };
+    // The token could not be checked: not a verdict on it, so no 401.
+    for _ in 0..2 {
+        let res = publish().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(res.headers().contains_key("retry-after"));
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["code"],
+            "store_unavailable"
+        );
+    }
+    // The auth service comes up there: the next refetch finds the key.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    spawn_auth(
+        listener,
+        stack.store.clone(),
+        stack.auth_keys.clone().unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = publish().await.unwrap().status();
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn b64(s: &str) -> String {

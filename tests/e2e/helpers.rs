@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource as _};
@@ -7,6 +8,8 @@ use futures_util::{Stream, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shared::Store;
+use shared::jwt::KeySource;
+use shared::keys::KeySet;
 use shared::store::RedisStore;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -32,6 +35,8 @@ pub struct Stack {
     pub stream: String,
     pub store: Store,
     pub http: reqwest::Client,
+    /// The auth service's signing keys (`None` for the single process).
+    pub auth_keys: Option<Arc<KeySet>>,
 }
 
 pub async fn spawn_stack() -> Stack {
@@ -45,33 +50,45 @@ pub async fn spawn_stack() -> Stack {
         )
     };
 
-    let env = base_env();
-    let auth_settings = auth_service::config::Settings::from_env(&env).unwrap();
-    let keys = auth_settings.common.signing_keys().unwrap();
+    let keys = auth_settings().common.signing_keys().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let auth_app =
-        auth_service::Application::with_listener(auth_settings, store_of(), keys, listener)
-            .unwrap();
-    let auth = format!("http://127.0.0.1:{}", auth_app.port());
-    tokio::spawn(auth_app.run_until_stopped());
-
-    let mut env = base_env();
-    env.insert("AUTH_URL".into(), auth.clone());
-    env.insert("STREAM_BIND".into(), "127.0.0.1:0".into());
-    env.insert("SSE_KEEPALIVE_SECS".into(), "1".into());
-    let stream_settings = stream_service::Settings::from_env(&env).unwrap();
-    let keys = stream_settings.key_source().unwrap();
-    let stream_app =
-        stream_service::Application::build_with(stream_settings, store_of(), keys).unwrap();
-    let stream = format!("http://127.0.0.1:{}", stream_app.port());
-    tokio::spawn(stream_app.run_until_stopped());
-
+    let auth = spawn_auth(listener, store_of(), keys.clone());
+    let stream = spawn_stream(&auth, store_of(), None);
     Stack {
         auth,
         stream,
         store: store_of(),
         http: reqwest::Client::new(),
+        auth_keys: Some(keys),
     }
+}
+
+fn auth_settings() -> auth_service::config::Settings {
+    auth_service::config::Settings::from_env(&base_env()).unwrap()
+}
+
+/// An auth service on `listener` signing with `keys`; its base URL.
+pub fn spawn_auth(listener: TcpListener, store: Store, keys: Arc<KeySet>) -> String {
+    let app =
+        auth_service::Application::with_listener(auth_settings(), store, keys, listener).unwrap();
+    let auth = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    auth
+}
+
+/// A stream service finding the JWKS at `auth_url` (refetched as configured, or as
+/// `keys` says); its base URL.
+pub fn spawn_stream(auth_url: &str, store: Store, keys: Option<KeySource>) -> String {
+    let mut env = base_env();
+    env.insert("AUTH_URL".into(), auth_url.to_owned());
+    env.insert("STREAM_BIND".into(), "127.0.0.1:0".into());
+    env.insert("SSE_KEEPALIVE_SECS".into(), "1".into());
+    let settings = stream_service::Settings::from_env(&env).unwrap();
+    let keys = keys.unwrap_or_else(|| settings.key_source().unwrap());
+    let app = stream_service::Application::build_with(settings, store, keys).unwrap();
+    let stream = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    stream
 }
 
 /// The single-process `authstream` with these variables (on top of the test defaults).
@@ -90,6 +107,7 @@ pub async fn spawn_embedded(vars: &[(&str, &str)]) -> Stack {
         stream: address,
         store: Store::memory("unused"),
         http: reqwest::Client::new(),
+        auth_keys: None,
     }
 }
 
