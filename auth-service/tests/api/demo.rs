@@ -21,6 +21,15 @@ async fn status_of(app: &TestApp, access: &str, id: &str) -> String {
     generation["status"].as_str().unwrap().to_owned()
 }
 
+async fn simulate(app: &TestApp, access: &str, id: &str) -> reqwest::Response {
+    app.post(&format!("/demo/generations/{id}/simulate"))
+        .bearer_auth(access)
+        .json(&json!({"duration_ms": 500}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn without_demo_there_is_no_page_and_no_simulation() {
     for overrides in [&[][..], &[("DEMO", "false")][..]] {
@@ -30,13 +39,7 @@ async fn without_demo_there_is_no_page_and_no_simulation() {
             assert_problem(res, 404, "not_found").await;
         }
         let (access, id) = owner_with_generation(&app).await;
-        let res = app
-            .post(&format!("/demo/generations/{id}/simulate"))
-            .bearer_auth(&access)
-            .json(&json!({"duration_ms": 500}))
-            .send()
-            .await
-            .unwrap();
+        let res = simulate(&app, &access, &id).await;
         assert_problem(res, 404, "not_found").await;
         assert_eq!(
             status_of(&app, &access, &id).await,
@@ -60,13 +63,7 @@ async fn with_demo_the_page_is_served_and_a_generation_can_be_simulated() {
     assert!(page.text().await.unwrap().contains("start-simulation"));
 
     let (access, id) = owner_with_generation(&app).await;
-    let res = app
-        .post(&format!("/demo/generations/{id}/simulate"))
-        .bearer_auth(&access)
-        .json(&json!({"duration_ms": 500}))
-        .send()
-        .await
-        .unwrap();
+    let res = simulate(&app, &access, &id).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["generation_id"], id.as_str());

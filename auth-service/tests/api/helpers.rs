@@ -105,6 +105,12 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// The published verification keys.
+    pub async fn jwks(&self) -> Value {
+        let res = self.get("/.well-known/jwks.json").send().await.unwrap();
+        res.json().await.unwrap()
+    }
+
     /// `POST /auth/validate` of `token` in the body.
     pub async fn validate(&self, token: &str) -> Response {
         self.post("/auth/validate")

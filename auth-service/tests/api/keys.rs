@@ -53,14 +53,7 @@ async fn a_new_key_file_takes_over_signing_and_old_tokens_still_verify() {
     assert_eq!(active(&after, &user.access).await, StatusCode::OK);
     let renewed = after.login(&user.email).await;
     assert_eq!(kid_of(&renewed.access), "2026-11");
-    let jwks: Value = after
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = after.jwks().await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

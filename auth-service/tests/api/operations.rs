@@ -102,14 +102,7 @@ async fn hs256_is_used_when_configured() {
     let header: Value = serde_json::from_slice(&base64_url(header)).unwrap();
     assert_eq!(header["alg"], "HS256");
     assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.jwks().await;
     assert_eq!(
         jwks["keys"],
         json!([]),
