@@ -30,17 +30,8 @@ impl Api {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
-        let login: Value = self
-            .http
-            .post(format!("{}/auth/login", self.base))
-            .json(&json!({ "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (email, login["access_token"].as_str().unwrap().to_owned())
+        let access = api_login(&self.base, &email).await;
+        (email, access)
     }
 
     async fn generation(&self, access: &str) -> String {

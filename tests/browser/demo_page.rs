@@ -164,21 +164,12 @@ async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_eve
 /// login) is past `past`, and returns it.
 async fn wait_for_progress(server: &Server, email: &str, generation_id: &str, past: f64) -> f64 {
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/auth/login", server.base))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = login["access_token"].as_str().expect("signed in");
+    let access = api_login(&server.base, email).await;
     let deadline = std::time::Instant::now() + GENERATION;
     loop {
         let generation: Value = http
             .get(format!("{}/generations/{generation_id}", server.base))
-            .bearer_auth(access)
+            .bearer_auth(&access)
             .send()
             .await
             .unwrap()

@@ -576,6 +576,23 @@ pub async fn with_browsers(driver: &Driver, count: usize, body: impl AsyncFnOnce
     }
 }
 
+/// Signs in over the API, as a second client would: the access token.
+pub async fn api_login(base: &str, email: &str) -> String {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/auth/login"))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_owned()
+}
+
 pub fn new_email() -> String {
     format!("demo-{}@example.com", uuid::Uuid::new_v4().simple())
 }
@@ -588,19 +605,7 @@ pub async fn server_history(
     generation_id: &str,
 ) -> Vec<(String, Value)> {
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/auth/login", server.base))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = login["access_token"]
-        .as_str()
-        .expect("signed in")
-        .to_owned();
+    let access = api_login(&server.base, email).await;
     let grant: Value = http
         .post(format!(
             "{}/generations/generate/{generation_id}/stream-token",
