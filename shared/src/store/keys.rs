@@ -77,6 +77,12 @@ impl Keys {
         format!("{}:{{stats}}:{counter}", self.prefix)
     }
 
+    /// A rate-limit budget of one subject under one policy; `hash_tag` is the
+    /// subject's tag (`u:<id>`, `ip:<addr>`, `e:<email digest>`).
+    pub fn rate_limit(&self, hash_tag: &str, policy: &str) -> String {
+        format!("{}:{{{hash_tag}}}:rl:{policy}", self.prefix)
+    }
+
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)
     }

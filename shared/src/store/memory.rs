@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
+
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Taken, Write, parse_event_id,
     published_event_payload,
@@ -417,6 +419,42 @@ impl MemoryStore {
                 ..
             }) => h.clone(),
             _ => HashMap::new(),
+        })
+    }
+
+    pub(super) async fn rate_limit(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+    ) -> StoreResult<Decision> {
+        // The wall clock in microseconds, as Redis's `TIME` gives it.
+        let now_us = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(i64::MAX);
+        self.with(|d, now| {
+            let stored = match d.live(key, now) {
+                Some(Entry {
+                    value: Value::Str(s),
+                    ..
+                }) => s.parse().ok(),
+                _ => None,
+            };
+            let (decision, update) = rate_limit::gcra(stored, now_us, gcra, cost);
+            match update {
+                TatUpdate::Keep => {}
+                TatUpdate::Set { tat_us, ttl } => {
+                    d.insert(key, Value::Str(tat_us.to_string()), Some(ttl), now);
+                }
+                TatUpdate::Delete => {
+                    d.entries.remove(key);
+                }
+            }
+            decision
         })
     }
 

@@ -18,6 +18,7 @@ pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::{Cost, Decision, Gcra};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -318,6 +319,12 @@ impl Store {
     /// All fields of a hash; empty when it does not exist.
     pub async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         dispatch!(self.hash_get_all(key))
+    }
+
+    /// One GCRA rate-limit decision on `key`, atomic, on the store's own clock
+    /// (`rate_limit::GCRA_SCRIPT` on Redis, `rate_limit::gcra` in memory).
+    pub async fn rate_limit(&self, key: &str, gcra: Gcra, cost: Cost) -> StoreResult<Decision> {
+        dispatch!(self.rate_limit(key, gcra, cost))
     }
 
     /// Appends an event to a generation's history, updates its record and publishes

@@ -12,6 +12,8 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
+use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
+
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Taken, Write,
     parse_event_id,
@@ -59,6 +61,7 @@ struct Scripts {
     get_del_marking: Script,
     hash_create: Script,
     append_event: Script,
+    gcra: Script,
 }
 
 #[derive(Clone)]
@@ -123,6 +126,7 @@ impl RedisStore {
                 get_del_marking: Script::new(GET_DEL_MARKING),
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
+                gcra: Script::new(GCRA_SCRIPT),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -363,6 +367,27 @@ impl RedisStore {
 
     pub(super) async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         self.query(redis::cmd("HGETALL").arg(key)).await
+    }
+
+    pub(super) async fn rate_limit(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+    ) -> StoreResult<Decision> {
+        let mut inv = self.scripts.gcra.prepare_invoke();
+        inv.key(key)
+            .arg(gcra.interval_us)
+            .arg(gcra.capacity_us)
+            .arg(cost.units());
+        let (allowed, remaining, reset_after_us, retry_after_us): (i64, i64, i64, i64) =
+            self.invoke(inv).await?;
+        Ok(Decision {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset_after_us,
+            retry_after_us,
+        })
     }
 
     pub(super) async fn append_event(

@@ -28,6 +28,7 @@ macro_rules! store_suite {
 
 mod helpers;
 mod jwt_validation;
+mod rate_limit;
 mod revocation;
 mod store_conformance;
 mod store_outage;
