@@ -18,6 +18,8 @@ pub struct Settings {
     pub service_clients: Vec<ServiceClient>,
     /// At most this many password hashes run at once (each takes ~19 MiB and a core).
     pub max_concurrent_hashes: usize,
+    /// The longest a login or registration waits for a hashing slot before 503.
+    pub password_queue_timeout: Duration,
 }
 
 /// A configured service-to-service client.
@@ -44,9 +46,21 @@ impl Settings {
             )?),
             service_clients: service_clients(env)?,
             max_concurrent_hashes: config::parsed(env, "PASSWORD_HASH_CONCURRENCY", 2usize)?.max(1),
+            password_queue_timeout: password_queue_timeout(env)?,
             common,
         })
     }
+}
+
+fn password_queue_timeout(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let ms: u64 = config::parsed(env, "PASSWORD_QUEUE_TIMEOUT_MS", 2000)?;
+    if ms == 0 {
+        return Err(ConfigError::new(
+            "PASSWORD_QUEUE_TIMEOUT_MS",
+            "must be a positive number of milliseconds",
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
@@ -156,5 +170,11 @@ mod tests {
         }
         let err = Settings::from_env(&vars(&[("AUTH_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "AUTH_BIND");
+        for bad in ["0", "-1", "soon"] {
+            let err = Settings::from_env(&vars(&[("PASSWORD_QUEUE_TIMEOUT_MS", bad)])).unwrap_err();
+            assert_eq!(err.var, "PASSWORD_QUEUE_TIMEOUT_MS");
+        }
+        let default = Settings::from_env(&vars(&[])).unwrap();
+        assert_eq!(default.password_queue_timeout, Duration::from_secs(2));
     }
 }

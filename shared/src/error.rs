@@ -28,6 +28,8 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     StoreUnavailable,
+    /// Too much work queued (password hashing): not the store, so not `store_unavailable`.
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -54,6 +56,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal_error",
             Self::StoreUnavailable => "store_unavailable",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -76,7 +79,7 @@ impl ErrorCode {
             Self::PreconditionRequired => 428,
             Self::RateLimited => 429,
             Self::Internal => 500,
-            Self::StoreUnavailable => 503,
+            Self::StoreUnavailable | Self::Overloaded => 503,
         }
     }
 
@@ -104,6 +107,7 @@ impl ErrorCode {
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal error",
             Self::StoreUnavailable => "Store unavailable",
+            Self::Overloaded => "Server busy",
         }
     }
 }
@@ -142,7 +146,7 @@ impl ApiError {
             detail: detail.into(),
             fields: BTreeMap::new(),
             retry_after_secs: match code {
-                ErrorCode::StoreUnavailable => Some(1),
+                ErrorCode::StoreUnavailable | ErrorCode::Overloaded => Some(1),
                 _ => None,
             },
             challenge: Challenge::Bearer,

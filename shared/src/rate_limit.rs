@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::claims::Tier;
 use crate::config::{self, ConfigError, Env};
 use crate::error::{ApiError, ErrorCode};
+use crate::http::TrustedProxies;
 use crate::store::{Store, StoreError};
 
 /// `requests` a `window`, with bursts up to `requests`: written `60/60s` (or `m`, `h`).
@@ -365,11 +366,21 @@ impl Limit {
 pub struct RateLimiter {
     store: Store,
     limits: RateLimits,
+    trusted_proxies: TrustedProxies,
 }
 
 impl RateLimiter {
-    pub fn new(store: Store, limits: RateLimits) -> Self {
-        Self { store, limits }
+    pub fn new(store: Store, limits: RateLimits, trusted_proxies: TrustedProxies) -> Self {
+        Self {
+            store,
+            limits,
+            trusted_proxies,
+        }
+    }
+
+    /// Whose `X-Forwarded-For` tells the client address the `anon` budget is keyed by.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
     }
 
     fn quota(&self, policy: Policy) -> Quota {

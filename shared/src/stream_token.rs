@@ -65,6 +65,9 @@ pub struct StreamGrant {
     pub client_ip: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// The user's tier when the token was minted: whose rate limit an open spends.
+    #[serde(default)]
+    pub tier: crate::claims::Tier,
     /// `token` (minted by the auth service) or `resume` (set as a cookie on open).
     pub kind: GrantKind,
 }

@@ -8,6 +8,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use shared::generation::{self, GenerationId, is_terminal};
+use shared::rate_limit::{Policy, Subject};
 use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
 use shared::{ApiError, ErrorCode, UnixTime};
 
@@ -197,6 +198,15 @@ pub async fn open(
             None => return Err(attempt.refuse(Refused::Missing, false).await),
         },
     };
+
+    // Every open spends the grant's user's budget, one budget with the auth service.
+    shared::http::spend(
+        req,
+        &state.limiter,
+        Policy::for_tier(grant.tier),
+        Subject::User(&grant.user_id),
+    )
+    .await?;
 
     // No grant is for a malformed id: it is another generation than the granted one.
     let Some(generation_id) = &parsed_id else {

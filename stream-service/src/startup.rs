@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use shared::config::ConfigError;
 use shared::jwt::{KeySource, Validator};
+use shared::rate_limit::RateLimiter;
 use shared::store::Store;
 use tokio::sync::watch;
 
@@ -28,6 +29,7 @@ pub struct StreamState {
     pub(crate) store: Store,
     pub(crate) validator: Validator,
     pub(crate) hub: Hub,
+    pub(crate) limiter: RateLimiter,
     shutdown: watch::Sender<bool>,
 }
 
@@ -51,6 +53,7 @@ impl StreamState {
         );
         Ok(Self {
             hub: Hub::new(store.clone(), settings.max_queued),
+            limiter: settings.common.rate_limiter(store.clone()),
             validator,
             store,
             settings,
@@ -87,6 +90,7 @@ impl StreamState {
 pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
     cfg.app_data(state.clone())
         .app_data(web::Data::new(state.validator.clone()))
+        .app_data(web::Data::new(state.limiter.clone()))
         .service(
             web::resource("/generations/generate/{generation_id}/stream")
                 .route(web::get().to(routes::stream::open_stream)),

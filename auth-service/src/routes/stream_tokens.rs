@@ -34,6 +34,7 @@ pub async fn mint(
         issued_at: now.millis(),
         client_ip: bound_address(common.stream_token_bind_ip, client_ip(&state, &req))?,
         admin: claims.is_admin(),
+        tier: claims.tier,
         kind: GrantKind::Token,
     };
     let secret = stream_token::mint(&state.store, &grant, common.stream_token_ttl, now).await?;

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
+use shared::http::Anonymous;
 use shared::jwt::TokenError;
 use shared::{ApiError, UnixTime, http, revocation};
 
@@ -20,6 +21,7 @@ pub struct RefreshBody {
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AuthState>,
+    _: Anonymous,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
@@ -130,6 +132,7 @@ pub async fn validate_get(
 #[post("/auth/revoke")]
 pub async fn revoke(
     state: web::Data<AuthState>,
+    _: Anonymous,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {

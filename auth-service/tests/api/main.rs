@@ -10,6 +10,7 @@ mod generations;
 mod keys;
 mod me;
 mod operations;
+mod rate_limits;
 mod refresh;
 mod service_tokens;
 mod sessions;

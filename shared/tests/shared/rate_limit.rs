@@ -119,7 +119,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         anon: Quota::parse("1/60s").unwrap(),
         login: Quota::parse("1/60s").unwrap(),
     };
-    let limiter = RateLimiter::new(store.clone(), limits);
+    let limiter = RateLimiter::new(store.clone(), limits, Default::default());
     let email = "ada@example.com";
     let ip = Some("2001:db8::1".parse().unwrap());
     for (policy, subject) in [

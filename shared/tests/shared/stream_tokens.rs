@@ -29,6 +29,7 @@ fn new_grant(kind: GrantKind) -> StreamGrant {
         issued_at: UnixTime::now().millis(),
         client_ip: Some("203.0.113.7".into()),
         admin: false,
+        tier: Default::default(),
         kind,
     }
 }

@@ -69,6 +69,7 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
         ("SSE_KEEPALIVE_SECS", "1"),
     ]
     .iter()
+    .chain(&testing::GENEROUS_RATE_LIMITS)
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -117,6 +118,7 @@ pub fn grant(user_id: &str, session_id: &str, generation_id: &str) -> StreamGran
         issued_at: UnixTime::now().millis(),
         client_ip: None,
         admin: false,
+        tier: Default::default(),
         kind: GrantKind::Token,
     }
 }

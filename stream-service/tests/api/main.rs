@@ -6,6 +6,7 @@ mod health;
 mod helpers;
 mod logs;
 mod publish;
+mod rate_limits;
 mod resilience;
 mod resume;
 mod revocation;
