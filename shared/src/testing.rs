@@ -182,6 +182,15 @@ pub const GENEROUS_RATE_LIMITS: [(&str, &str); 4] = [
     ("RATE_LIMIT_LOGIN", "100000/60s"),
 ];
 
+/// The text of a response header; empty when it is absent.
+pub fn header_text(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -12,10 +12,7 @@ use shared::store::RedisStore;
 use crate::helpers::*;
 
 fn ratelimit(res: &Response) -> String {
-    res.headers()
-        .get("ratelimit")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    shared::testing::header_text(res, "ratelimit")
 }
 
 async fn me(stack: &Stack, base: &str, access: &str) -> Response {

@@ -7,18 +7,12 @@ use futures_util::StreamExt as _;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use shared::testing::RedisServer;
+use shared::testing::header_text as header;
 
 use crate::helpers::{
     ADMIN_CLIENT, BACKEND_CLIENT, PASSWORD, TestApp, assert_problem, spawn_app_on, spawn_app_with,
     unique_email,
 };
-
-fn header(res: &Response, name: &str) -> String {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
 
 /// A new user's access token, got without spending any of the user's own budget.
 async fn new_user(app: &TestApp) -> (String, String, String) {

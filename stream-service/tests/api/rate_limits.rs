@@ -5,17 +5,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use shared::claims::Tier;
+use shared::testing::header_text as header;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::helpers::{TestApp, assert_problem, grant, spawn_app_with};
-
-fn header(res: &reqwest::Response, name: &str) -> String {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
 
 async fn token_of(app: &TestApp, user: &str, tier: Tier, generation: &str) -> String {
     let grant = shared::stream_token::StreamGrant {
