@@ -153,35 +153,49 @@ fn ceil_secs(us: i64) -> u64 {
     u64::try_from(us.max(0)).unwrap_or(0).div_ceil(1_000_000)
 }
 
-/// GCRA in one atomic step on the store's clock (`TIME`), integer microseconds. The
-/// key holds the theoretical arrival time (TAT) and expires with it, so an idle
-/// subject leaves nothing behind. A refused request changes nothing.
-/// KEYS[1]: the subject's key. ARGV: interval µs, capacity µs, cost (1 take, 0 peek,
-/// -1 give back). Answers {allowed, remaining, reset_after µs, retry_after µs}.
-pub const GCRA_SCRIPT: &str = r"
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local interval = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tat < now then tat = now end
-local new_tat = tat + cost * interval
-if new_tat < now then new_tat = now end
-if cost > 0 and new_tat - now > capacity then
-  return {0, 0, tat - now, new_tat - capacity - now}
+/// The Lua source of `gcra_decide(key, interval, capacity, cost)`: GCRA in one atomic
+/// step on the store's clock (`TIME`), integer microseconds. The key holds the
+/// theoretical arrival time (TAT) and expires with it, so an idle subject leaves
+/// nothing behind; a refused request changes nothing. `cost` is 1 (take), 0 (peek) or
+/// -1 (give back). Answers `{allowed, remaining, reset_after µs, retry_after µs}`.
+/// A macro so that other scripts can embed it with `concat!` and decide in the same
+/// round trip as their own work.
+#[macro_export]
+macro_rules! gcra_lua_function {
+    () => {
+        r"
+local function gcra_decide(key, interval, capacity, cost)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+  local tat = tonumber(redis.call('GET', key) or '0') or 0
+  if tat < now then tat = now end
+  local new_tat = tat + cost * interval
+  if new_tat < now then new_tat = now end
+  if cost > 0 and new_tat - now > capacity then
+    return {0, 0, tat - now, new_tat - capacity - now}
+  end
+  if cost == 0 then
+    local allowed = (tat + interval - now <= capacity) and 1 or 0
+    local retry = allowed == 1 and 0 or (tat + interval - capacity - now)
+    return {allowed, math.floor((capacity - (tat - now)) / interval), tat - now, retry}
+  end
+  if new_tat > now then
+    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+  else
+    redis.call('DEL', key)
+  end
+  return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}
 end
-if cost == 0 then
-  local allowed = (tat + interval - now <= capacity) and 1 or 0
-  local retry = allowed == 1 and 0 or (tat + interval - capacity - now)
-  return {allowed, math.floor((capacity - (tat - now)) / interval), tat - now, retry}
-end
-if new_tat > now then
-  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-else
-  redis.call('DEL', KEYS[1])
-end
-return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}";
+"
+    };
+}
+
+/// One decision per call. KEYS[1]: the subject's key. ARGV: interval µs, capacity µs,
+/// cost.
+pub const GCRA_SCRIPT: &str = concat!(
+    gcra_lua_function!(),
+    "return gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
+);
 
 /// What `gcra` does to the stored TAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
