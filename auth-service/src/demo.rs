@@ -484,11 +484,8 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
     let body: SimulateBody = if raw.iter().all(u8::is_ascii_whitespace) {
         SimulateBody::default()
     } else {
-        serde_json::from_slice(raw).map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg.split(" at line").next().unwrap_or_default();
-            ApiError::field("body", msg)
-        })?
+        serde_json::from_slice(raw)
+            .map_err(|e| ApiError::field("body", shared::http::json_problem(&e)))?
     };
     let mut errors = shared::error::FieldErrors::default();
     let duration_ms = body.duration_ms.unwrap_or(DEFAULT_DURATION_MS);

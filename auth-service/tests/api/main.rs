@@ -8,6 +8,7 @@ mod admin;
 mod demo;
 mod generations;
 mod keys;
+mod limits;
 mod me;
 mod operations;
 mod refresh;
