@@ -8,6 +8,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use shared::generation::{self, GenerationId, is_terminal};
+use shared::store::parse_event_id;
 use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
 use shared::{ApiError, ErrorCode, UnixTime};
 
@@ -298,7 +299,9 @@ pub async fn open(
     Ok(Open::Stream(Box::new(Opened { feed, cookie })))
 }
 
-/// `Last-Event-ID`, else `last_event_id` in the query.
+/// `Last-Event-ID`, else `last_event_id` in the query, when it is an event id
+/// (`<ms>-<seq>`, digits within range). Anything else is no resume point: it never
+/// reaches the store or the log.
 fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
     let header = req
         .headers()
@@ -307,8 +310,7 @@ fn resume_point(req: &HttpRequest, query: &StreamQuery) -> Option<String> {
     header
         .or(query.last_event_id.as_deref())
         .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= 64)
-        .map(str::to_owned)
+        .and_then(|id| parse_event_id(id).map(|(ms, seq)| format!("{ms}-{seq}")))
 }
 
 fn same_address(bound: &str, client: Option<IpAddr>) -> bool {

@@ -132,10 +132,17 @@ pub fn published_event_payload(generation_id: &str, id: &str, data: &str) -> Str
     format!(r#"{{"g":"{generation_id}","id":"{id}","d":{data}}}"#)
 }
 
-/// A Redis stream id `ms-seq`, comparable.
+/// A Redis stream id `ms-seq`, comparable: two runs of ASCII digits, each within u64
+/// (no sign, no spaces), and not the very last id (nothing can follow it, and Redis
+/// refuses to read after it). Anything else is no event id at all.
 pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    let number = |part: &str| {
+        (!part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u64>().ok())
+            .flatten()
+    };
+    Some((number(ms)?, number(seq)?)).filter(|&id| id != (u64::MAX, u64::MAX))
 }
 
 #[derive(Clone)]
