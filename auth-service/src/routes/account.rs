@@ -54,10 +54,7 @@ pub async fn login(
     // A malformed email cannot belong to anyone: answer like an unknown one.
     let body = body.into_inner();
     let email = Email::parse(&body.email).ok();
-    let user = match &email {
-        Some(email) => users::find_by_email(&state.store, email).await?,
-        None => None,
-    };
+    let user = users::find_for_login(&state.store, email.as_ref()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.hasher.verify(body.password, hash).await? {
         tracing::info!("login refused");

@@ -14,5 +14,6 @@ mod operations;
 mod refresh;
 mod service_tokens;
 mod sessions;
+mod store_reads;
 mod stream_tokens;
 mod validate;
