@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
 use shared::jwt::TokenError;
-use shared::{ApiError, UnixTime, http, revocation};
+use shared::{ApiError, ErrorCode, UnixTime, http, revocation};
 
 use super::account::end_session;
 use crate::sessions::{self, Refreshed};
@@ -25,7 +25,6 @@ pub async fn refresh(
     let now = UnixTime::now();
     let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
     let user_id = &claims.reg.sub;
-    let common = &state.settings.common;
     let outcome = sessions::refresh(
         &state.store,
         user_id,
@@ -33,12 +32,18 @@ pub async fn refresh(
         &claims.reg.jti,
         now,
         state.settings.refresh_reuse_grace,
-        common.refresh_ttl,
+        &state.settings.session_bounds(),
     )
     .await?;
     let session = match outcome {
         Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
-        Refreshed::Gone => return Err(TokenError::Revoked.into()),
+        // Not revoked (that was checked above): it ended at its maximum age.
+        Refreshed::Gone => return Err(session_ended()),
+        Refreshed::Expired => {
+            tracing::info!(%user_id, session_id = %claims.sid, "session at its maximum age: ended");
+            end_session(&state, user_id, &claims.sid).await?;
+            return Err(session_ended());
+        }
         Refreshed::Reused => {
             tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
             end_session(&state, user_id, &claims.sid).await?;
@@ -53,6 +58,13 @@ pub async fn refresh(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(pair))
+}
+
+fn session_ended() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "the session has ended; sign in again",
+    )
 }
 
 #[derive(Deserialize, Default)]

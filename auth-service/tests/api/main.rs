@@ -13,6 +13,7 @@ mod me;
 mod operations;
 mod refresh;
 mod service_tokens;
+mod session_bounds;
 mod sessions;
 mod store_reads;
 mod stream_tokens;
