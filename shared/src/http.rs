@@ -310,6 +310,21 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
 }
 
+/// `scheme://host[:port]` of an absolute http(s) URL whose origin is safe to put in a
+/// header; `None` for a path (the default: the stream routes are on this origin).
+pub fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let origin = url.get(..url.len() - rest.len() + authority.len())?;
+    let clean = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    clean.then_some(origin)
+}
+
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))

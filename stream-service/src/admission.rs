@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
 use serde::Deserialize;
 use shared::generation::{self, GenerationId, is_terminal};
 use shared::store::parse_event_id;
@@ -297,6 +298,48 @@ pub async fn open(
         transport: transport.as_str(),
     });
     Ok(Open::Stream(Box::new(Opened { feed, cookie })))
+}
+
+/// A WebSocket upgrade is a cross-site request no CORS preflight guards, so a
+/// browser's `Origin` must be one of `CORS_ALLOWED_ORIGINS` or the service's own
+/// (`STREAM_PUBLIC_URL`; when that is a path, the origin whose host is the request's
+/// `Host`). Checked before any token or cookie is looked at. A request without
+/// `Origin` is not from a browser page (browsers always send it): allowed.
+pub fn check_origin(state: &StreamState, req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let settings = state.settings();
+    let listed = settings
+        .common
+        .cors_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    let own = match &settings.public_origin {
+        Some(own) => own.eq_ignore_ascii_case(origin),
+        None => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let authority = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            host.zip(authority)
+                .is_some_and(|(host, authority)| host.eq_ignore_ascii_case(authority))
+        }
+    };
+    if listed || own {
+        return Ok(());
+    }
+    meters::stream_open(Transport::WebSocket.as_str(), "forbidden_origin");
+    // Visible ASCII only (a `HeaderValue` that is a `str`), and bounded: safe to log.
+    let shown: String = origin.chars().take(256).collect();
+    tracing::warn!(origin = %shown, "WebSocket refused: its Origin is not allowed");
+    Err(ApiError::forbidden(
+        "WebSocket connections are not allowed from this origin",
+    ))
 }
 
 /// `Last-Event-ID`, else `last_event_id` in the query, when it is an event id

@@ -27,6 +27,9 @@ pub struct Settings {
     /// `JWKS_ALLOW_HTTP_HOSTS`: hosts (lower-case) whose JWKS may be fetched over plain
     /// http besides loopback, e.g. a compose network's `auth`.
     pub jwks_allow_http_hosts: Vec<String>,
+    /// The origin (`scheme://host[:port]`) of `STREAM_PUBLIC_URL`; `None` when that is
+    /// a path (the default): the service is then its own origin, whatever its name.
+    pub public_origin: Option<String>,
 }
 
 impl Settings {
@@ -68,6 +71,12 @@ impl Settings {
                 .into_iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            public_origin: shared::http::origin_of(&config::string_or(
+                env,
+                "STREAM_PUBLIC_URL",
+                "",
+            ))
+            .map(str::to_ascii_lowercase),
             common,
         })
     }
