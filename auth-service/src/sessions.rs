@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
-use shared::{ApiError, Store, UnixTime};
+use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -56,6 +56,14 @@ pub struct SessionBounds {
     pub refresh_ttl: Duration,
     /// `SESSION_MAX_AGE_SECS`: the absolute bound from `created_at`.
     pub max_age: Duration,
+}
+
+/// The answer for a token whose session ended on its own (its maximum age).
+pub fn ended() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "the session has ended; sign in again",
+    )
 }
 
 /// What presenting a refresh token did.

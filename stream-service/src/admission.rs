@@ -66,6 +66,7 @@ enum Refused {
     Revoked,
     Gone,
     NotOwner,
+    SessionEnded,
 }
 
 impl Refused {
@@ -82,6 +83,7 @@ impl Refused {
             Self::Revoked => "revoked",
             Self::Gone => "gone",
             Self::NotOwner => "not_owner",
+            Self::SessionEnded => "session_ended",
         }
     }
 }
@@ -175,7 +177,7 @@ pub async fn open(
     // The token is consumed before anything else is looked at, the path included, so
     // that a token is used up by any attempt, and two racing opens cannot both succeed.
     let cookie = req.cookie(RESUME_COOKIE);
-    let (grant, via_cookie) = match query.token.as_deref().filter(|t| !t.is_empty()) {
+    let (mut grant, via_cookie) = match query.token.as_deref().filter(|t| !t.is_empty()) {
         Some(raw) => match attempt.consume(raw, GrantKind::Token).await? {
             Ok(grant) => (grant, false),
             // A JWT or junk is refused outright; it never reaches the store.
@@ -230,6 +232,20 @@ pub async fn open(
     {
         return Err(attempt.refuse(Refused::Revoked, true).await);
     }
+    // Nothing outlives its session: not a grant, not the resume grant minted below.
+    let resume_ttl = state.settings.common.resume_ttl;
+    let Some(resume_ttl) = grant.lifetime_within_session(resume_ttl, now) else {
+        return Err(attempt.refuse(Refused::SessionEnded, true).await);
+    };
+    // A resume copies no rights blindly: the session must still exist, and the role
+    // is read again (an admin demoted since loses other users' generations now).
+    if via_cookie {
+        match stream_token::holder_is_admin(&state.store, &grant.user_id, &grant.session_id).await?
+        {
+            Some(admin) => grant.admin = admin,
+            None => return Err(attempt.refuse(Refused::SessionEnded, true).await),
+        }
+    }
     let Some(record) = generation::load(&state.store, generation_id).await? else {
         return Err(attempt.refuse(Refused::Gone, true).await);
     };
@@ -250,7 +266,6 @@ pub async fn open(
     }
 
     // A fresh single-use resume grant for the next reconnect of this browser.
-    let resume_ttl = state.settings.common.resume_ttl;
     let resume_grant = StreamGrant {
         issued_at: now.millis(),
         kind: GrantKind::Resume,
@@ -263,7 +278,8 @@ pub async fn open(
         .same_site(SameSite::Strict)
         .secure(state.settings.common.cookie_secure)
         .max_age(actix_web::cookie::time::Duration::seconds(
-            i64::try_from(resume_ttl.as_secs()).unwrap_or(i64::MAX),
+            // Whole seconds, rounded up: the grant itself ends on time in the store.
+            i64::try_from(resume_ttl.as_millis().div_ceil(1000)).unwrap_or(i64::MAX),
         ))
         .finish();
 

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
 use shared::jwt::TokenError;
-use shared::{ApiError, ErrorCode, UnixTime, http, revocation};
+use shared::{ApiError, UnixTime, http, revocation};
 
 use super::account::end_session;
 use crate::sessions::{self, Refreshed};
@@ -38,11 +38,11 @@ pub async fn refresh(
     let session = match outcome {
         Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
         // Not revoked (that was checked above): it ended at its maximum age.
-        Refreshed::Gone => return Err(session_ended()),
+        Refreshed::Gone => return Err(sessions::ended()),
         Refreshed::Expired => {
             tracing::info!(%user_id, session_id = %claims.sid, "session at its maximum age: ended");
             end_session(&state, user_id, &claims.sid).await?;
-            return Err(session_ended());
+            return Err(sessions::ended());
         }
         Refreshed::Reused => {
             tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
@@ -58,13 +58,6 @@ pub async fn refresh(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(pair))
-}
-
-fn session_ended() -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidToken,
-        "the session has ended; sign in again",
-    )
 }
 
 #[derive(Deserialize, Default)]

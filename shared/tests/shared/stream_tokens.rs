@@ -30,6 +30,7 @@ fn new_grant(kind: GrantKind) -> StreamGrant {
         client_ip: Some("203.0.113.7".into()),
         admin: false,
         kind,
+        session_expires_at: UnixTime::now().millis() + 3_600_000,
     }
 }
 

@@ -1,10 +1,14 @@
-//! What opening a stream checks besides the token: a strict `Last-Event-ID`, and
-//! the `Origin` of a WebSocket.
+//! What opening a stream checks besides the token: a strict `Last-Event-ID`, the
+//! `Origin` of a WebSocket, and, at every resume, the session and role behind it.
 
+use std::time::Duration;
+
+use shared::UnixTime;
+use shared::stream_token::{StreamGrant, StreamSecret};
 use shared::testing;
 use tokio_tungstenite::tungstenite::Error;
 
-use crate::helpers::{ids, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, grant, ids, set_cookie, spawn_app, spawn_app_with};
 use crate::websocket::{connect_from, next, ws_url};
 
 #[tokio::test]
@@ -126,4 +130,103 @@ async fn without_a_public_url_the_service_is_its_own_origin() {
     let own = format!("http://127.0.0.1:{}", app.port);
     let (mut socket, _) = connect_from(&url, Some(&own)).await.unwrap();
     assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+}
+
+/// Reconnects as a browser does: the same URL (its token used), only the cookie.
+async fn resume_with_cookie(app: &TestApp, generation: &str, cookie: &str) -> reqwest::Response {
+    app.stream_request(generation, &[])
+        .header("cookie", format!("as_resume={cookie}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_demoted_admin_loses_other_users_generations_at_the_next_resume() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("owner").await;
+    app.ensure_holder("boss", "s1", &["admin"]).await;
+    let token = app
+        .mint(
+            &StreamGrant {
+                admin: true,
+                ..grant("boss", "s1", &generation)
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+    let mut stream = app.sse(&generation, &token).await;
+    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    let cookie = stream.cookie.clone();
+    drop(stream);
+    // Still an admin: the resume works, and rotates the grant.
+    let res = resume_with_cookie(&app, &generation, &cookie).await;
+    let resumed = app.sse_from(res);
+    // Demoted: the next resume re-reads the role and is refused.
+    app.set_roles("boss", &[]).await;
+    let refused_before = app.sse_opens("not_owner").await;
+    let res = resume_with_cookie(&app, &generation, &resumed.cookie).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
+    assert_eq!(app.sse_opens("not_owner").await, refused_before + 1.0);
+    app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_resume_needs_its_session_to_still_exist() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let token = app.token("u", "s", &generation).await;
+    let stream = app.sse(&generation, &token).await;
+    let cookie = stream.cookie.clone();
+    drop(stream);
+    // The session ends without a revocation marker (it expired, or the store lost it).
+    let session = app.store.keys().session("u", "s");
+    assert!(app.store.del(&session).await.unwrap());
+    let res = resume_with_cookie(&app, &generation, &cookie).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
+    assert_eq!(app.sse_opens("session_ended").await, 1.0);
+}
+
+#[tokio::test]
+async fn no_grant_outlives_its_session() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    // A session with 1.5 s left: the resume grant and its cookie live no longer.
+    let ends_at = UnixTime::now().millis() + 1_500;
+    let token = app
+        .mint(
+            &StreamGrant {
+                session_expires_at: ends_at,
+                ..grant("u", "s", &generation)
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+    let res = app.open_stream(&generation, &token).await;
+    let set_cookie = set_cookie(&res).unwrap();
+    assert!(set_cookie.contains("Max-Age=2"), "{set_cookie}");
+    let stream = app.sse_from(res);
+    let digest = StreamSecret::parse(&stream.cookie).unwrap().digest();
+    let left = app
+        .store
+        .pttl(&app.store.keys().stream_token(&digest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        left <= Duration::from_millis(1_500),
+        "the resume grant lives {left:?}"
+    );
+    // A grant whose session has ended opens nothing.
+    let token = app
+        .mint(
+            &StreamGrant {
+                session_expires_at: UnixTime::now().millis() - 1,
+                ..grant("u", "s", &generation)
+            },
+            Duration::from_secs(60),
+        )
+        .await;
+    let res = app.open_stream(&generation, &token).await;
+    assert_problem(res, 401, "invalid_stream_token").await;
 }
