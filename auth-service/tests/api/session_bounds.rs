@@ -20,7 +20,18 @@ async fn a_session_ends_at_its_maximum_age_however_often_it_is_refreshed() {
     let pttl = app.store.pttl(&session_key).await.unwrap().unwrap();
     assert!(pttl <= Duration::from_secs(1), "kept {pttl:?}");
 
+    let generation = format!("aged-{}", uuid::Uuid::new_v4().simple());
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.create_generation(access, &generation).await.status(),
+        201
+    );
+
     tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Within the clock leeway its access token still verifies, but no stream token
+    // is minted for a session that has ended.
+    let res = app.stream_token(access, &generation).await;
+    assert_problem(res, 401, "invalid_token").await;
     let refreshed = pair["refresh_token"].as_str().unwrap();
     assert_problem(app.refresh(refreshed).await, 401, "invalid_token").await;
     assert!(
