@@ -303,6 +303,21 @@ impl Store {
         dispatch!(self.expiring_add(key, member, expires_at_ms, now_ms))
     }
 
+    /// `expiring_add` that admits a NEW member only while fewer than `max` live ones
+    /// are in the set, in one atomic step (so replicas racing for the last place
+    /// cannot both get it). A member already in the set is always renewed. True when
+    /// the member is in the set now.
+    pub async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        dispatch!(self.expiring_add_capped(key, member, expires_at_ms, now_ms, max))
+    }
+
     pub async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         dispatch!(self.expiring_remove(key, member))
     }
