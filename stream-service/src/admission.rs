@@ -3,6 +3,7 @@
 //! the resume grant, and hand over a `Feed`.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
@@ -11,7 +12,7 @@ use serde::Deserialize;
 use shared::generation::{self, GenerationId, is_terminal};
 use shared::store::parse_event_id;
 use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
-use shared::{ApiError, ErrorCode, UnixTime};
+use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::feed::{Feed, FeedParts, Holder};
 use crate::meters;
@@ -50,6 +51,85 @@ pub enum Open {
 pub struct Opened {
     pub feed: Feed,
     pub cookie: Cookie<'static>,
+    /// Held for as long as the stream is open: dropping it gives the place back.
+    pub slot: StreamSlot,
+}
+
+/// How long a stream's place among its user's open streams lasts unless renewed:
+/// the places of a replica that died are free again after this.
+const STREAM_LEASE: Duration = Duration::from_secs(60);
+
+/// What a refused open is told to wait: places come back as streams close.
+const TOO_MANY_STREAMS_RETRY_SECS: u64 = 10;
+
+/// A stream's place among its user's open streams (`STREAM_MAX_PER_USER`, counted in
+/// the store across replicas): renewed while the stream lives, given back when it is
+/// dropped, and gone by itself within `STREAM_LEASE` if this process dies.
+pub struct StreamSlot {
+    store: Store,
+    key: String,
+    id: String,
+    renewal: tokio::task::AbortHandle,
+}
+
+impl StreamSlot {
+    /// Takes a place, or `None` when the user already has `max` streams open.
+    async fn take(
+        store: &Store,
+        user_id: &str,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<Option<Self>, ApiError> {
+        let key = store.keys().open_streams(user_id);
+        let id = shared::jwt::new_jti();
+        let expires_at = now.plus(STREAM_LEASE).millis();
+        if !store
+            .expiring_add_capped(&key, &id, expires_at, now.millis(), max)
+            .await?
+        {
+            return Ok(None);
+        }
+        let renewal = tokio::spawn(renew(store.clone(), key.clone(), id.clone()));
+        Ok(Some(Self {
+            store: store.clone(),
+            key,
+            id,
+            renewal: renewal.abort_handle(),
+        }))
+    }
+}
+
+async fn renew(store: Store, key: String, id: String) {
+    let mut every = tokio::time::interval(STREAM_LEASE / 3);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let now = UnixTime::now();
+        let expires_at = now.plus(STREAM_LEASE).millis();
+        if let Err(e) = store
+            .expiring_add(&key, &id, expires_at, now.millis())
+            .await
+        {
+            // The next tick tries again; the lease outlasts two missed renewals.
+            tracing::debug!(error = %e, "cannot renew an open stream's place");
+        }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        let store = self.store.clone();
+        let (key, id) = (std::mem::take(&mut self.key), std::mem::take(&mut self.id));
+        // Outside a runtime the lease frees the place by itself.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.expiring_remove(&key, &id).await {
+                    tracing::debug!(error = %e, "cannot give back a closed stream's place; it expires");
+                }
+            });
+        }
+    }
 }
 
 /// Why an open was refused: for the log and the metrics, never for the client.
@@ -67,6 +147,7 @@ enum Refused {
     Gone,
     NotOwner,
     SessionEnded,
+    TooManyStreams,
 }
 
 impl Refused {
@@ -84,6 +165,7 @@ impl Refused {
             Self::Gone => "gone",
             Self::NotOwner => "not_owner",
             Self::SessionEnded => "session_ended",
+            Self::TooManyStreams => "too_many_streams",
         }
     }
 }
@@ -253,6 +335,18 @@ pub async fn open(
         return Err(attempt.refuse(Refused::NotOwner, true).await);
     }
 
+    // Counted before any history is read: a refused open costs the store one call.
+    let max_streams = state.settings.max_streams_per_user;
+    let Some(slot) = StreamSlot::take(&state.store, &grant.user_id, max_streams, now).await? else {
+        attempt.refuse(Refused::TooManyStreams, true).await;
+        let mut refused = ApiError::new(
+            ErrorCode::RateLimited,
+            format!("at most {max_streams} streams may be open at once; close one first"),
+        );
+        refused.retry_after_secs = Some(TOO_MANY_STREAMS_RETRY_SECS);
+        return Err(refused);
+    };
+
     let resume_from = resume_point(req, query);
     let page = state
         .store
@@ -313,7 +407,7 @@ pub async fn open(
         resume_from,
         transport: transport.as_str(),
     });
-    Ok(Open::Stream(Box::new(Opened { feed, cookie })))
+    Ok(Open::Stream(Box::new(Opened { feed, cookie, slot })))
 }
 
 /// A WebSocket upgrade is a cross-site request no CORS preflight guards, so a

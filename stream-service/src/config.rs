@@ -30,6 +30,9 @@ pub struct Settings {
     /// The origin (`scheme://host[:port]`) of `STREAM_PUBLIC_URL`; `None` when that is
     /// a path (the default): the service is then its own origin, whatever its name.
     pub public_origin: Option<String>,
+    /// `STREAM_MAX_PER_USER`, default 20: open streams and WebSockets per user, counted
+    /// in the store across every replica.
+    pub max_streams_per_user: usize,
 }
 
 impl Settings {
@@ -77,6 +80,15 @@ impl Settings {
                 "",
             ))
             .map(str::to_ascii_lowercase),
+            max_streams_per_user: match config::parsed(env, "STREAM_MAX_PER_USER", 20usize)? {
+                0 => {
+                    return Err(ConfigError::new(
+                        "STREAM_MAX_PER_USER",
+                        "must be at least 1",
+                    ));
+                }
+                n => n,
+            },
             common,
         })
     }
@@ -154,6 +166,7 @@ mod tests {
         assert_eq!(s.keepalive, Duration::from_secs(15));
         assert_eq!(s.max_queued, 256);
         assert_eq!(s.send_timeout, Duration::from_secs(30));
+        assert_eq!(s.max_streams_per_user, 20);
         assert_eq!(s.auth_url.as_deref(), Some("http://auth:8081"));
         assert!(matches!(s.key_source().unwrap(), KeySource::Remote(_)));
     }
@@ -228,6 +241,8 @@ mod tests {
             ("SSE_MAX_QUEUED_EVENTS", "0"),
             ("SSE_MAX_QUEUED_EVENTS", "-1"),
             ("SSE_SEND_TIMEOUT_SECS", "0"),
+            ("STREAM_MAX_PER_USER", "0"),
+            ("STREAM_MAX_PER_USER", "many"),
             ("AUTH_URL", "auth:8081"),
             ("STREAM_RESUME_TTL_SECS", "0"),
             ("EVENT_HISTORY_MAX", "lots"),

@@ -34,7 +34,12 @@ pub async fn open_ws(
                 .add_cookie(&opened.cookie)
                 .map_err(ApiError::internal)?;
             let keepalive = state.settings().keepalive;
-            actix_web::rt::spawn(run(opened.feed, session, messages, keepalive));
+            let admission::Opened { feed, slot, .. } = *opened;
+            actix_web::rt::spawn(async move {
+                run(feed, session, messages, keepalive).await;
+                // The place among the user's open streams is given back once it ends.
+                drop(slot);
+            });
         }
     }
     Ok(response)

@@ -1,5 +1,6 @@
 //! What opening a stream checks besides the token: a strict `Last-Event-ID`, the
-//! `Origin` of a WebSocket, and, at every resume, the session and role behind it.
+//! `Origin` of a WebSocket, at every resume the session and role behind it, and the
+//! user's number of open streams.
 
 use std::time::Duration;
 
@@ -8,7 +9,10 @@ use shared::stream_token::{StreamGrant, StreamSecret};
 use shared::testing;
 use tokio_tungstenite::tungstenite::Error;
 
-use crate::helpers::{TestApp, assert_problem, grant, ids, set_cookie, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PATIENCE, TestApp, assert_problem, grant, ids, set_cookie, spawn_app, spawn_app_with,
+    spawn_replica_with,
+};
 use crate::websocket::{connect_from, next, ws_url};
 
 #[tokio::test]
@@ -229,4 +233,66 @@ async fn no_grant_outlives_its_session() {
         .await;
     let res = app.open_stream(&generation, &token).await;
     assert_problem(res, 401, "invalid_stream_token").await;
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together() {
+    let cap = [("STREAM_MAX_PER_USER", "2")];
+    let app = spawn_app_with(&cap).await;
+    let replica = spawn_replica_with(&app, &cap).await;
+    let generation = app.create_generation("u").await;
+    let open_streams = app.store.keys().open_streams("u");
+    let count = || async {
+        app.store
+            .expiring_count(&open_streams, UnixTime::now().millis())
+            .await
+            .unwrap()
+    };
+
+    let token = app.token("u", "s", &generation).await;
+    let mut sse = app.sse(&generation, &token).await;
+    sse.take(1).await;
+    let token = app.token("u", "s", &generation).await;
+    let (mut socket, _) = connect_from(
+        &ws_url(&replica, &generation, &format!("token={token}")),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    assert_eq!(count().await, 2);
+
+    // A third, on either replica and either transport, is refused.
+    let token = app.token("u", "s", &generation).await;
+    let res = app.open_stream(&generation, &token).await;
+    let retry_after = res.headers()["retry-after"].to_str().unwrap().to_owned();
+    assert!(retry_after.parse::<u64>().unwrap() > 0);
+    assert_problem(res, 429, "rate_limited").await;
+    let token = app.token("u", "s", &generation).await;
+    let url = ws_url(&replica, &generation, &format!("token={token}"));
+    assert!(matches!(
+        connect_from(&url, None).await,
+        Err(Error::Http(res)) if res.status() == 429
+    ));
+    assert_eq!(count().await, 2, "a refused open holds no place");
+    // Another user is not affected.
+    let other_generation = app.create_generation("v").await;
+    let other = app.token("v", "s", &other_generation).await;
+    app.sse(&other_generation, &other).await.take(1).await;
+
+    // Closing one gives its place back.
+    socket.close(None).await.unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while count().await > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = app.token("u", "s", &generation).await;
+    let mut again = app.sse(&generation, &token).await;
+    assert_eq!(again.take(1).await[0].data["event"], "connected");
+    drop(sse);
+    app.assert_no_secrets_leaked().await;
 }

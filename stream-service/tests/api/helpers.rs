@@ -102,11 +102,15 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
 
 /// A second replica: the same Redis and key prefix, its own connections and hub.
 pub async fn spawn_replica(of: &TestApp) -> TestApp {
+    spawn_replica_with(of, &[]).await
+}
+
+pub async fn spawn_replica_with(of: &TestApp, env: &[(&str, &str)]) -> TestApp {
     let store = Store::redis(
         RedisStore::connect(&testing::shared_redis().url(), Duration::from_millis(500)).unwrap(),
         of.store.keys().prefix(),
     );
-    spawn_app_on(store, of.keys.clone(), &[]).await
+    spawn_app_on(store, of.keys.clone(), env).await
 }
 
 pub fn grant(user_id: &str, session_id: &str, generation_id: &str) -> StreamGrant {
