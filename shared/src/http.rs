@@ -192,12 +192,27 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
-fn json_problem(e: &serde_json::Error) -> String {
-    // serde's message names the field or type, never echoes a value of a string.
-    let msg = e.to_string();
-    match msg.split_once(" at line") {
-        Some((head, _)) => head.to_owned(),
-        None => msg,
+/// What was wrong with a JSON body, in words that never repeat what the client sent:
+/// serde's messages quote the offending value (`invalid type: integer `1234…``,
+/// `unknown variant `…``), which may be a password typed into the wrong field. Only
+/// the parts our own types wrote are kept: a missing field's name, and what was expected.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "is not valid JSON".to_owned(),
+        Category::Data => {
+            let msg = e.to_string();
+            let msg = msg
+                .split_once(" at line")
+                .map_or(msg.as_str(), |(head, _)| head);
+            if let Some(field) = msg.strip_prefix("missing field ") {
+                format!("is missing the field {field}")
+            } else if let Some((_, expected)) = msg.rsplit_once(", expected ") {
+                format!("has a value of the wrong type or range: expected {expected}")
+            } else {
+                "does not have the expected shape".to_owned()
+            }
+        }
     }
 }
 
@@ -206,7 +221,9 @@ pub fn path_config() -> web::PathConfig {
 }
 
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into())
+    // The message of a query that did not parse may quote it: never echoed.
+    web::QueryConfig::default()
+        .error_handler(|_, _| ApiError::field("query", "has a parameter of the wrong type").into())
 }
 
 /// The bearer token of the `Authorization` header.
@@ -314,6 +331,21 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
 }
 
+/// `scheme://host[:port]` of an absolute http(s) URL whose origin is safe to put in a
+/// header; `None` for a path (the default: the stream routes are on this origin).
+pub fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let origin = url.get(..url.len() - rest.len() + authority.len())?;
+    let clean = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    clean.then_some(origin)
+}
+
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -383,10 +415,12 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Extractor configuration every app registers: JSON bodies up to `json_limit`
-/// bytes, path and query errors as problem+json.
-pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
-    cfg.app_data(json_config(json_limit))
+/// Extractor configuration every app registers: JSON and raw (`web::Bytes`) bodies up
+/// to `body_limit` bytes (413 `payload_too_large` past it, not actix's 256 KiB
+/// default for raw bodies), path and query errors as problem+json.
+pub fn extractor_config(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(json_config(body_limit))
+        .app_data(web::PayloadConfig::new(body_limit))
         .app_data(path_config())
         .app_data(query_config());
 }
@@ -577,5 +611,42 @@ mod tests {
         assert!(t.trusts("::1".parse().unwrap()));
         assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn json_problems_never_quote_the_value_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            password: String,
+            tier: Option<Tier>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Tier {
+            Free,
+        }
+        let problem = |raw: &str| json_problem(&serde_json::from_str::<Body>(raw).unwrap_err());
+        for raw in [
+            r#"{"password": 98765432101234}"#,
+            r#"{"password": {"s": "S3cretValue"}}"#,
+            r#"{"password": ["S3cretValue"]}"#,
+            r#"{"password": "x", "tier": "S3cretValue"}"#,
+            r#"{"password": 9876543210.5}"#,
+        ] {
+            let text = problem(raw);
+            assert!(
+                !text.contains("S3cretValue")
+                    && !text.contains("98765")
+                    && !text.contains("9876543210"),
+                "{raw}: {text}"
+            );
+        }
+        assert_eq!(
+            problem(r#"{"password": 1}"#),
+            "has a value of the wrong type or range: expected a string"
+        );
+        assert_eq!(problem("{}"), "is missing the field `password`");
+        assert_eq!(problem(r#"{"password": "S3cretValue"#), "is not valid JSON");
     }
 }

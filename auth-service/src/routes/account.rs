@@ -68,10 +68,7 @@ pub async fn login(
         )
         .await?;
     }
-    let user = match &email {
-        Some(email) => users::find_by_email(&state.store, email).await?,
-        None => None,
-    };
+    let user = users::find_for_login(&state.store, email.as_ref()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.hasher.verify(body.password, hash).await? {
         tracing::info!("login refused");
@@ -88,8 +85,21 @@ pub async fn login(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
-    sessions::save_new(&state.store, &session, state.settings.common.refresh_ttl).await?;
+    sessions::save_new(
+        &state.store,
+        &session,
+        &state.settings.session_bounds(),
+        now,
+    )
+    .await?;
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
+    let cap = state.settings.sessions_max_per_user;
+    for evicted in
+        sessions::beyond_cap(&state.store, &user.user_id, &session.session_id, cap).await?
+    {
+        tracing::info!(user_id = %user.user_id, session_id = %evicted, cap, "too many sessions: the least recently used one ends");
+        end_session(&state, &user.user_id, &evicted).await?;
+    }
     let pair = tokens::issue_pair(&state, &user, &session, now)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -27,7 +27,6 @@ pub async fn refresh(
     let now = UnixTime::now();
     let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
     let user_id = &claims.reg.sub;
-    let common = &state.settings.common;
     let outcome = sessions::refresh(
         &state.store,
         user_id,
@@ -35,12 +34,18 @@ pub async fn refresh(
         &claims.reg.jti,
         now,
         state.settings.refresh_reuse_grace,
-        common.refresh_ttl,
+        &state.settings.session_bounds(),
     )
     .await?;
     let session = match outcome {
         Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
-        Refreshed::Gone => return Err(TokenError::Revoked.into()),
+        // Not revoked (that was checked above): it ended at its maximum age.
+        Refreshed::Gone => return Err(sessions::ended()),
+        Refreshed::Expired => {
+            tracing::info!(%user_id, session_id = %claims.sid, "session at its maximum age: ended");
+            end_session(&state, user_id, &claims.sid).await?;
+            return Err(sessions::ended());
+        }
         Refreshed::Reused => {
             tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
             end_session(&state, user_id, &claims.sid).await?;

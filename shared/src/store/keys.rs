@@ -49,6 +49,11 @@ impl Keys {
         format!("{}:{{u:{sub}}}:nbf", self.prefix)
     }
 
+    /// The user's open streams (SSE and WebSocket, every replica), as an expiring set.
+    pub fn open_streams(&self, user_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:streams", self.prefix)
+    }
+
     pub fn generation(&self, generation_id: &str) -> String {
         format!("{}:{{g:{generation_id}}}:gen", self.prefix)
     }

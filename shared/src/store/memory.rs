@@ -368,6 +368,41 @@ impl MemoryStore {
         })
     }
 
+    pub(super) async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        let lives_for =
+            Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
+        // Under one lock: the check and the add are one step, as in the Redis script.
+        self.with(|d, now| {
+            if d.live(key, now).is_none() {
+                if max == 0 {
+                    return false;
+                }
+                d.insert(key, Value::Expiring(BTreeMap::new()), None, now);
+            }
+            let Some(entry) = d.entries.get_mut(key) else {
+                return false;
+            };
+            let Value::Expiring(z) = &mut entry.value else {
+                return false;
+            };
+            z.retain(|_, expires| *expires > now_ms);
+            if !z.contains_key(member) && z.len() >= max {
+                return false;
+            }
+            z.insert(member.to_owned(), expires_at_ms);
+            let until = now + lives_for;
+            entry.expires_at = Some(entry.expires_at.map_or(until, |t| t.max(until)));
+            true
+        })
+    }
+
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.with(|d, now| {
             if let Some(Entry {

@@ -56,8 +56,23 @@ if value then
 end
 return {0, redis.call('GET', KEYS[2]) or ''}";
 
+// KEYS: the set. ARGV: expires_at_ms, now_ms, member, max.
+const EXPIRING_ADD_CAPPED: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+local lives_for = math.max(tonumber(ARGV[1]) - tonumber(ARGV[2]), 1)
+if redis.call('PTTL', KEYS[1]) < lives_for then
+  redis.call('PEXPIRE', KEYS[1], lives_for)
+end
+return 1";
+
 struct Scripts {
     compare_and_swap: Script,
+    expiring_add_capped: Script,
     get_del_marking: Script,
     hash_create: Script,
     append_event: Script,
@@ -123,6 +138,7 @@ impl RedisStore {
             timeout,
             scripts: Arc::new(Scripts {
                 compare_and_swap: Script::new(COMPARE_AND_SWAP),
+                expiring_add_capped: Script::new(EXPIRING_ADD_CAPPED),
                 get_del_marking: Script::new(GET_DEL_MARKING),
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
@@ -329,6 +345,24 @@ impl RedisStore {
         }])
         .await
         .map(drop)
+    }
+
+    pub(super) async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        let mut inv = self.scripts.expiring_add_capped.prepare_invoke();
+        inv.key(key)
+            .arg(expires_at_ms)
+            .arg(now_ms)
+            .arg(member)
+            .arg(max);
+        let admitted: i64 = self.invoke(inv).await?;
+        Ok(admitted == 1)
     }
 
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {

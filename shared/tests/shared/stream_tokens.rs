@@ -31,6 +31,7 @@ fn new_grant(kind: GrantKind) -> StreamGrant {
         admin: false,
         tier: Default::default(),
         kind,
+        session_expires_at: UnixTime::now().millis() + 3_600_000,
     }
 }
 

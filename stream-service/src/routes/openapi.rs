@@ -42,6 +42,7 @@ pub fn openapi() -> Value {
                              "content": { "text/event-stream": { "schema": { "type": "string" } } } },
                     "204": { "description": "Resumed at the terminal event of a finished generation" },
                     "401": problem("invalid_stream_token"),
+                    "429": problem("rate_limited: the user has STREAM_MAX_PER_USER streams open"),
                     "503": problem("store_unavailable")
                 }
             }},
@@ -51,7 +52,9 @@ pub fn openapi() -> Value {
                 "responses": {
                     "101": { "description": "Switching to the WebSocket protocol" },
                     "401": problem("invalid_stream_token"),
+                    "403": problem("forbidden: the Origin is not allowed"),
                     "422": problem("validation_failed: not a WebSocket upgrade"),
+                    "429": problem("rate_limited: the user has STREAM_MAX_PER_USER streams open"),
                     "503": problem("store_unavailable")
                 }
             }},

@@ -1,6 +1,7 @@
 //! The stream service's API, end to end over HTTP, against a real Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admission;
 mod fanout;
 mod health;
 mod helpers;
