@@ -299,6 +299,12 @@ impl Validator {
         &self.settings
     }
 
+    /// How many verified tokens are kept now.
+    pub fn verified_tokens(&self) -> u64 {
+        self.verified.run_pending_tasks();
+        self.verified.entry_count()
+    }
+
     /// Signature, algorithm, claims and type, checked against `now`; no store access.
     /// A token verified before (same bytes, key still known) is not verified again.
     pub async fn decode<C: Claims>(&self, token: &str, now: UnixTime) -> Result<C, TokenError> {
