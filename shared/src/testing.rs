@@ -153,6 +153,19 @@ impl RedisServer {
         }
     }
 
+    /// Changes what the default user may run (`ACL SETUSER default <rule>`), e.g.
+    /// `-xrange` to take the revocation log away from every connection, as a proxy
+    /// that silently drops one would; `+@all` gives everything back.
+    pub fn acl_default_user(&self, rule: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(format!("ACL SETUSER default {rule}\r\n").as_bytes())
+            .unwrap();
+        let mut reply = [0u8; 5];
+        s.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"+OK\r\n", "ACL SETUSER default {rule}");
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&self) {
         self.stop();
@@ -189,10 +202,41 @@ pub fn redis_store() -> Store {
 }
 
 pub fn redis_store_at(url: &str) -> Store {
+    redis_store_sharing(url, &unique_prefix())
+}
+
+/// Another store on the keys under `prefix`, with connections and a revocation view
+/// of its own: what a second process sees.
+pub fn redis_store_sharing(url: &str, prefix: &str) -> Store {
     Store::redis(
         RedisStore::connect(url, Duration::from_millis(500)).unwrap(),
-        &unique_prefix(),
+        prefix,
     )
+}
+
+/// Waits until the store's revocation view is fresh (at once in memory; on Redis once
+/// its tail has read the log); panics after 5 s.
+pub async fn revocations_fresh(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store.revocations_fresh() {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation view never got fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the store's revocation view is stale; panics after 2 s.
+pub async fn revocations_stale(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.revocations_fresh() {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation view stayed fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Everything logged in this process; printed to stdout too when `TEST_LOG` is set.

@@ -11,6 +11,7 @@ mod keys;
 mod me;
 mod operations;
 mod refresh;
+mod revocation_feed;
 mod service_tokens;
 mod sessions;
 mod stream_tokens;

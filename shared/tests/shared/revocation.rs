@@ -9,8 +9,10 @@ use shared::claims::{AccessClaims, RefreshClaims, ServiceClaims};
 use shared::clock::UnixTime;
 use shared::jwt::TokenError;
 use shared::revocation::{self, StreamNotice};
-use shared::store::RedisStore;
-use shared::testing::{RedisServer, redis_store, redis_store_at, shared_redis};
+use shared::testing::{
+    RedisServer, redis_store, redis_store_at, redis_store_sharing, revocations_fresh,
+    revocations_stale, shared_redis,
+};
 use tokio::sync::broadcast;
 
 use crate::helpers::{Jwt, LEEWAY_SECS, code_of};
@@ -297,18 +299,6 @@ async fn revoking_a_session_or_user_is_announced(store: Store) {
     assert!(!cut.covers("user-3", "sid-4", "gen-3"));
 }
 
-/// Waits until the store's revocation view is fresh (at once in memory).
-async fn fresh(store: &Store) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !store.revocations_fresh() {
-        assert!(
-            Instant::now() < deadline,
-            "the revocation view never got fresh"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// The revoking process knows at once, and a validation asks the store nothing while
 /// the view is fresh. A loaded machine may delay the tail past the bound now and then
 /// (the check then asks the store, correctly): one clean attempt of five suffices.
@@ -320,7 +310,7 @@ async fn a_revocation_takes_effect_at_once_and_validation_needs_no_round_trip(st
         let session = format!("sid-{attempt}");
         let (token, _) = jwt.access("user-1", &session, now);
         assert_valid(&jwt, &token, now).await;
-        fresh(&store).await;
+        revocations_fresh(&store).await;
         let before = store.round_trips();
         assert_valid(&jwt, &token, now).await;
         revocation::revoke_session(&store, "user-1", &session, KEEP)
@@ -353,10 +343,7 @@ async fn revoking_a_user_is_one_round_trip(store: Store) {
 
 /// A second process on the same Redis: its own connections and its own view.
 fn other_process(store: &Store, url: &str) -> Store {
-    Store::redis(
-        RedisStore::connect(url, Duration::from_millis(500)).unwrap(),
-        store.keys().prefix(),
-    )
+    redis_store_sharing(url, store.keys().prefix())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,7 +354,7 @@ async fn another_process_learns_a_revocation_from_the_log() {
     let now = UnixTime::now();
     let (token, _) = jwt.access("user-1", "sid-1", now);
     assert_valid(&jwt, &token, now).await;
-    fresh(&other).await;
+    revocations_fresh(&other).await;
     let mut notices = other.revocation_notices();
 
     revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP)
@@ -389,7 +376,7 @@ async fn a_new_process_loads_earlier_revocations_from_the_log() {
         .await
         .unwrap();
     let later = other_process(&revoking, &shared_redis().url());
-    fresh(&later).await;
+    revocations_fresh(&later).await;
     let before = later.round_trips();
     let earlier = later.revoked("user-1", "jti", None, now.secs() - 1);
     assert!(earlier.await.unwrap(), "issued before the revocation");
@@ -412,17 +399,10 @@ async fn without_the_tail_checks_ask_the_store_and_never_fail_open() {
     let now = UnixTime::now();
     let (token, claims) = jwt.access("user-1", "sid-1", now);
     assert_valid(&jwt, &token, now).await;
-    fresh(&other).await;
+    revocations_fresh(&other).await;
 
-    acl(&server, "-xrange").await;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while other.revocations_fresh() {
-        assert!(
-            Instant::now() < deadline,
-            "the view stayed fresh without its tail"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    server.acl_default_user("-xrange");
+    revocations_stale(&other).await;
     let before = other.round_trips();
     assert_valid(&jwt, &token, now).await;
     assert_eq!(other.round_trips() - before, 1, "asked the store");
@@ -455,21 +435,8 @@ async fn without_the_tail_checks_ask_the_store_and_never_fail_open() {
     );
     server.thaw();
 
-    acl(&server, "+@all").await;
-    fresh(&other).await;
+    server.acl_default_user("+@all");
+    revocations_fresh(&other).await;
     assert_revoked(&jwt, &token, now).await;
     assert_valid(&jwt, &fresh_token, now).await;
-}
-
-/// Changes what the default user may run.
-async fn acl(server: &RedisServer, rule: &str) {
-    let client = ::redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    ::redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("default")
-        .arg(rule)
-        .exec_async(&mut conn)
-        .await
-        .unwrap();
 }
