@@ -102,10 +102,8 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
 
 /// A second replica: the same Redis and key prefix, its own connections and hub.
 pub async fn spawn_replica(of: &TestApp) -> TestApp {
-    let store = Store::redis(
-        RedisStore::connect(&testing::shared_redis().url(), Duration::from_millis(500)).unwrap(),
-        of.store.keys().prefix(),
-    );
+    let store =
+        testing::redis_store_sharing(&testing::shared_redis().url(), of.store.keys().prefix());
     spawn_app_on(store, of.keys.clone(), &[]).await
 }
 
