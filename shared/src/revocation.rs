@@ -215,7 +215,13 @@ pub struct RevocationView {
     liveness: Liveness,
     notices: broadcast::Sender<StreamNotice>,
     tail: Once,
+    /// Revocations applied locally since the last prune.
+    applied: AtomicU64,
 }
+
+/// Where nothing tails a log (the in-memory store), expired revocations are dropped
+/// every this many local revocations.
+const PRUNE_EVERY: u64 = 1024;
 
 #[derive(Default)]
 struct Revoked {
@@ -256,6 +262,7 @@ impl RevocationView {
             liveness,
             notices: broadcast::channel(NOTICE_CAPACITY).0,
             tail: Once::new(),
+            applied: AtomicU64::new(0),
         }
     }
 
@@ -326,6 +333,15 @@ impl RevocationView {
         }
     }
 
+    /// Adds a revocation made in this process at `now`, now and then dropping those
+    /// whose tokens have all expired.
+    pub fn apply_local(&self, revocation: &Revocation, now: UnixTime) {
+        self.apply(revocation);
+        if self.applied.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune(now.millis());
+        }
+    }
+
     /// Adds a revocation as read from the log.
     pub fn apply_logged(&self, entry: &str) {
         match serde_json::from_str::<Revocation>(entry) {
@@ -369,5 +385,89 @@ impl RevocationView {
         if matches!(self.liveness, Liveness::Tailed { .. }) {
             self.tail.call_once(|| spawn(Arc::downgrade(self)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(user: &str, sid: &str, until_ms: i64) -> Revocation {
+        Revocation::Session {
+            user_id: user.into(),
+            session_id: sid.into(),
+            until_ms,
+        }
+    }
+
+    #[test]
+    fn a_tailed_view_answers_only_between_a_read_and_the_freshness_bound() {
+        let view = RevocationView::tailed();
+        view.apply(&session("u", "s", i64::MAX));
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "never read");
+        view.heard();
+        assert_eq!(view.check("u", "j", Some("s"), 0), Some(true));
+        std::thread::sleep(FRESH_WITHIN + Duration::from_millis(20));
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "too old");
+        view.heard();
+        view.lost();
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "connection lost");
+        assert_eq!(
+            RevocationView::complete().check("u", "j", None, 0),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn the_view_matches_the_subject_and_the_not_before_second() {
+        let view = RevocationView::complete();
+        view.apply(&Revocation::Token {
+            sub: "u".into(),
+            jti: "j1".into(),
+            until_ms: i64::MAX,
+        });
+        view.apply(&Revocation::User {
+            user_id: "v".into(),
+            not_before: 100,
+            sessions: vec!["current".into()],
+            until_ms: i64::MAX,
+        });
+        assert_eq!(view.check("u", "j1", None, 0), Some(true));
+        assert_eq!(
+            view.check("other", "j1", None, 0),
+            Some(false),
+            "same jti, other subject"
+        );
+        assert_eq!(
+            view.check("v", "j", Some("new"), 99),
+            Some(true),
+            "issued before"
+        );
+        assert_eq!(
+            view.check("v", "j", Some("new"), 100),
+            Some(false),
+            "a later login"
+        );
+        assert_eq!(view.check("v", "j", Some("current"), 100), Some(true));
+        assert_eq!(view.check("u", "j2", Some("current"), 100), Some(false));
+    }
+
+    #[test]
+    fn expired_revocations_are_pruned_and_sessions_and_users_are_announced() {
+        let view = RevocationView::complete();
+        let mut notices = view.notices();
+        view.apply(&session("u", "old", 1_000));
+        view.apply(&session("u", "new", 3_000));
+        view.prune(2_000);
+        assert_eq!(view.check("u", "j", Some("old"), 0), Some(false));
+        assert_eq!(view.check("u", "j", Some("new"), 0), Some(true));
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", Some("old"))
+        );
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", Some("new"))
+        );
     }
 }

@@ -431,7 +431,7 @@ impl Store {
             now.millis().saturating_sub(window)
         ));
         // Applied even when the store failed: refusing more here is never unsafe.
-        self.revocations.apply(revocation);
+        self.revocations.apply_local(revocation, now);
         written.map(drop)
     }
 
@@ -458,6 +458,19 @@ impl Store {
             return Ok(verdict);
         }
         self.follow_revocations();
+        self.revoked_in_store(sub, jti, sid, iat).await
+    }
+
+    /// `revoked`, always asking the store (one `MGET`): exact at once in every process,
+    /// for where that matters more than the round trip (a stream token's session must
+    /// be dead in every process the moment its revocation returns).
+    pub async fn revoked_in_store(
+        &self,
+        sub: &str,
+        jti: &str,
+        sid: Option<&str>,
+        iat: i64,
+    ) -> StoreResult<bool> {
         metrics::counter!("authstream_revocation_checks_total", "source" => "store").increment(1);
         let mut lookup = vec![self.keys.not_before(sub), self.keys.revoked_token(sub, jti)];
         if let Some(sid) = sid {
