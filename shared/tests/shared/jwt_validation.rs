@@ -608,9 +608,8 @@ async fn the_jwks_verifies_the_tokens_of_its_key_set() {
     assert_eq!(hs256(jwt.store.clone()).keys.jwks(), json!({"keys": []}));
 }
 
-/// Verified once: a token's claims are kept by the SHA-256 of its exact bytes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_altered_copy_of_a_verified_token_never_hits_the_verified_cache() {
+/// A fixture with one access token, validated once and so kept as verified.
+async fn verified_once() -> (Jwt, UnixTime, String, AccessClaims) {
     let jwt = fixture();
     let now = UnixTime::now();
     let (token, claims) = jwt.access("user-1", "sid-1", now);
@@ -619,6 +618,13 @@ async fn an_altered_copy_of_a_verified_token_never_hits_the_verified_cache() {
         .await
         .unwrap();
     assert_eq!(jwt.validator.verified_tokens(), 1);
+    (jwt, now, token, claims)
+}
+
+/// Verified once: a token's claims are kept by the SHA-256 of its exact bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_copy_of_a_verified_token_never_hits_the_verified_cache() {
+    let (jwt, now, token, claims) = verified_once().await;
 
     let [header, payload, signature] = parts(&token);
     let mut other_claims = claims_json(&claims);
@@ -652,14 +658,7 @@ async fn an_altered_copy_of_a_verified_token_never_hits_the_verified_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_token_is_still_checked_for_time_type_and_revocation() {
-    let jwt = fixture();
-    let now = UnixTime::now();
-    let (token, claims) = jwt.access("user-1", "sid-1", now);
-    jwt.validator
-        .validate::<AccessClaims>(&token, now)
-        .await
-        .unwrap();
-    assert_eq!(jwt.validator.verified_tokens(), 1);
+    let (jwt, now, token, claims) = verified_once().await;
 
     let after_exp = UnixTime::from_secs(claims.reg.exp + LEEWAY_SECS as i64 + 1);
     assert_eq!(refused(&jwt, &token, after_exp).await.0, "token_expired");
