@@ -16,6 +16,7 @@ use shared::testing::{
 use tokio::sync::broadcast;
 
 use crate::helpers::{Jwt, LEEWAY_SECS, code_of};
+use crate::store_outage::eventually;
 
 store_suite!(
     revoking_a_token_refuses_only_that_token,
@@ -439,4 +440,37 @@ async fn without_the_tail_checks_ask_the_store_and_never_fail_open() {
     revocations_fresh(&other).await;
     assert_revoked(&jwt, &token, now).await;
     assert_valid(&jwt, &fresh_token, now).await;
+}
+
+/// A store that stops answering in the middle of revoking a user: the call fails fast,
+/// and whatever Redis ends up with is every marker or none, never some sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_revocation_cut_off_by_an_outage_leaves_all_markers_or_none() {
+    let server = RedisServer::start();
+    let store = redis_store_at(&server.url());
+    let sessions: Vec<String> = (0..50).map(|i| format!("sid-{i}")).collect();
+    let keys: Vec<String> = sessions
+        .iter()
+        .map(|s| store.keys().revoked_session("user-1", s))
+        .chain([store.keys().not_before("user-1")])
+        .collect();
+    store.ping().await.unwrap();
+
+    server.freeze();
+    let started = Instant::now();
+    let result = revocation::revoke_user(&store, "user-1", &sessions, UnixTime::now(), KEEP).await;
+    assert!(
+        result.is_err(),
+        "a revocation Redis never answered reported success"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Redis runs what it had received once it goes on: the whole script, or nothing.
+    server.thaw();
+    let found = eventually("mget", || store.mget(&keys)).await;
+    let written = found.iter().filter(|v| v.is_some()).count();
+    assert!(
+        written == 0 || written == keys.len(),
+        "{written} of {} markers",
+        keys.len()
+    );
 }

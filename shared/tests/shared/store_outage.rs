@@ -32,7 +32,7 @@ async fn unavailable<T: Debug>(what: &str, op: impl Future<Output = Result<T, St
 }
 
 /// Retries `op` until it succeeds, for at most 5 s.
-async fn eventually<T, E: Debug, Fut: Future<Output = Result<T, E>>>(
+pub async fn eventually<T, E: Debug, Fut: Future<Output = Result<T, E>>>(
     what: &str,
     mut op: impl FnMut() -> Fut,
 ) -> T {
