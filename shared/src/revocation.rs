@@ -294,7 +294,8 @@ impl RevocationView {
         )
     }
 
-    /// Adds a revocation; revoked sessions and users are told to open streams.
+    /// Adds a revocation; revoked sessions and users new to the view are told to open
+    /// streams (the log brings back what this process applied itself: told once).
     pub fn apply(&self, revocation: &Revocation) {
         let notice = {
             let mut r = self.revoked.write();
@@ -307,23 +308,28 @@ impl RevocationView {
                     user_id,
                     session_id,
                     until_ms,
-                } => {
-                    r.sessions
-                        .insert(session_id.clone(), (user_id.clone(), *until_ms));
-                    Some(StreamNotice::revoked(user_id, Some(session_id)))
-                }
+                } => r
+                    .sessions
+                    .insert(session_id.clone(), (user_id.clone(), *until_ms))
+                    .is_none()
+                    .then(|| StreamNotice::revoked(user_id, Some(session_id))),
                 Revocation::User {
                     user_id,
                     not_before,
                     sessions,
                     until_ms,
                 } => {
+                    let mut new = false;
                     for sid in sessions {
-                        r.sessions.insert(sid.clone(), (user_id.clone(), *until_ms));
+                        new |= r
+                            .sessions
+                            .insert(sid.clone(), (user_id.clone(), *until_ms))
+                            .is_none();
                     }
-                    let entry = r.users.entry(user_id.clone()).or_insert((0, 0));
+                    let entry = r.users.entry(user_id.clone()).or_insert((i64::MIN, 0));
+                    new |= *not_before > entry.0;
                     *entry = ((*not_before).max(entry.0), (*until_ms).max(entry.1));
-                    Some(StreamNotice::revoked(user_id, None))
+                    new.then(|| StreamNotice::revoked(user_id, None))
                 }
             }
         };
@@ -350,11 +356,13 @@ impl RevocationView {
         }
     }
 
-    /// The tail has read the log to its end just now.
-    pub fn heard(&self) {
+    /// The tail has read the log to its end with a read sent at `asked` (the view is
+    /// complete as of then, not as of when the answer came).
+    pub fn heard(&self, asked: Instant) {
         if let Liveness::Tailed { since, heard } = &self.liveness {
-            let now = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-            heard.store(now.saturating_add(1), Ordering::Release);
+            let at = asked.saturating_duration_since(*since).as_millis();
+            let at = u64::try_from(at).unwrap_or(u64::MAX);
+            heard.fetch_max(at.saturating_add(1), Ordering::AcqRel);
             metrics::gauge!("authstream_revocation_feed_up").set(1.0);
         }
     }
@@ -405,11 +413,11 @@ mod tests {
         let view = RevocationView::tailed();
         view.apply(&session("u", "s", i64::MAX));
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "never read");
-        view.heard();
+        view.heard(Instant::now());
         assert_eq!(view.check("u", "j", Some("s"), 0), Some(true));
         std::thread::sleep(FRESH_WITHIN + Duration::from_millis(20));
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "too old");
-        view.heard();
+        view.heard(Instant::now());
         view.lost();
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "connection lost");
         assert_eq!(
@@ -469,5 +477,21 @@ mod tests {
             notices.try_recv().unwrap(),
             StreamNotice::revoked("u", Some("new"))
         );
+        // Read back from the log after being applied here: told once.
+        view.apply(&session("u", "new", 3_000));
+        assert!(notices.try_recv().is_err());
+        let user = Revocation::User {
+            user_id: "u".into(),
+            not_before: 5,
+            sessions: vec![],
+            until_ms: 3_000,
+        };
+        view.apply(&user);
+        view.apply(&user);
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", None)
+        );
+        assert!(notices.try_recv().is_err());
     }
 }

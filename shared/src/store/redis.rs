@@ -710,6 +710,7 @@ async fn run_revocation_tail(
         .await;
         if let Ok(Ok(mut conn)) = connected {
             loop {
+                let asked = std::time::Instant::now();
                 let read =
                     tokio::time::timeout(timeout, read_log_on(&mut conn, &log, &last_id, page))
                         .await;
@@ -729,7 +730,7 @@ async fn run_revocation_tail(
                     last_id.clone_from(id);
                 }
                 if entries.len() < page {
-                    view.heard();
+                    view.heard(asked);
                     let now = UnixTime::now();
                     if now.millis() - pruned_at.millis() > 10_000 {
                         view.prune(now.millis());
