@@ -10,8 +10,6 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::clock::UnixTime;
-
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Taken, Write, parse_event_id,
     published_event_payload,
@@ -540,6 +538,7 @@ impl MemoryStore {
         keep_for: Duration,
         log: &str,
         entry: &str,
+        now_ms: i64,
         oldest_kept_ms: i64,
     ) -> StoreResult<String> {
         self.with(|d, now| {
@@ -558,7 +557,7 @@ impl MemoryStore {
             };
             let oldest = u64::try_from(oldest_kept_ms).unwrap_or(0);
             stream.entries.retain(|((ms, _), _)| *ms >= oldest);
-            let (ms, seq) = stream.push(UnixTime::now().millis(), entry);
+            let (ms, seq) = stream.push(now_ms, entry);
             format!("{ms}-{seq}")
         })
     }

@@ -428,6 +428,7 @@ impl Store {
             keep_for,
             &log,
             &entry,
+            now.millis(),
             now.millis().saturating_sub(window)
         ));
         // Applied even when the store failed: refusing more here is never unsafe.

@@ -506,8 +506,10 @@ impl RedisStore {
         keep_for: Duration,
         log: &str,
         entry: &str,
+        _now_ms: i64,
         oldest_kept_ms: i64,
     ) -> StoreResult<String> {
+        // Redis numbers log entries by its own clock (`XADD *`).
         let mut pipe = redis::pipe();
         let revoke = pipe.cmd("EVAL").arg(REVOKE).arg(markers.len());
         for (key, _) in markers {
