@@ -5,14 +5,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::{self, AsyncCommands as _, FromRedisValue, Script};
 use futures_util::StreamExt as _;
 use parking_lot::Mutex;
-use tokio::sync::{OnceCell, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 use crate::clock::UnixTime;
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
@@ -83,12 +84,60 @@ struct Scripts {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    /// Connected on first use, so a Redis that is down at start-up is not an error.
-    shared: Arc<OnceCell<ConnectionManager>>,
+    shared: Arc<SharedConnection>,
     client: redis::Client,
     timeout: Duration,
     scripts: Arc<Scripts>,
     pubsub: Arc<PubSubState>,
+}
+
+/// The one connection every command shares. Connected on first use, so a Redis that
+/// is down at start-up is not an error. It reconnects by itself after an error; a
+/// connection that a NAT or proxy forgot never errors, it only stays silent, so one
+/// that answers nothing for a whole timeout is replaced.
+struct SharedConnection {
+    current: Mutex<Option<(ConnectionManager, Instant)>>,
+    connecting: tokio::sync::Mutex<()>,
+    since: Instant,
+    /// When it last answered: milliseconds after `since`.
+    answered: AtomicU64,
+}
+
+impl SharedConnection {
+    fn new() -> Self {
+        Self {
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            since: Instant::now(),
+            answered: AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn answered(&self) {
+        self.answered.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// A request timed out: the connection goes if nothing came back for `timeout`
+    /// and it is older than that (a new one gets its chance).
+    fn timed_out(&self, timeout: Duration) {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let silent_ms = self
+            .elapsed_ms()
+            .saturating_sub(self.answered.load(Ordering::Relaxed));
+        let mut current = self.current.lock();
+        if silent_ms >= timeout_ms
+            && current
+                .as_ref()
+                .is_some_and(|(_, created)| created.elapsed() >= timeout)
+        {
+            *current = None;
+            tracing::warn!("the store connection answered nothing for {timeout:?}: replacing it");
+        }
+    }
 }
 
 struct PubSubState {
@@ -123,7 +172,7 @@ impl RedisStore {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let (sender, _) = broadcast::channel(4096);
         Ok(Self {
-            shared: Arc::new(OnceCell::new()),
+            shared: Arc::new(SharedConnection::new()),
             client,
             timeout,
             scripts: Arc::new(Scripts {
@@ -146,27 +195,43 @@ impl RedisStore {
     }
 
     async fn bounded<T>(&self, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| StoreError::Unavailable("timed out".into()))?
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(result) => {
+                if result.is_ok() {
+                    self.shared.answered();
+                }
+                result
+            }
+            Err(_) => {
+                self.shared.timed_out(self.timeout);
+                Err(StoreError::Unavailable("timed out".into()))
+            }
+        }
     }
 
     /// The shared connection (a cheap handle). It reconnects in the background after
     /// a failure; meanwhile requests fail within the timeout.
     async fn conn(&self) -> StoreResult<ConnectionManager> {
-        let manager = self
-            .shared
-            .get_or_try_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_secs(1));
-                ConnectionManager::new_with_config(self.client.clone(), config)
-            })
+        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
+            return Ok(manager.clone());
+        }
+        let _one_at_a_time = self.shared.connecting.lock().await;
+        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
+            return Ok(manager.clone());
+        }
+        // No response timeout of its own: `bounded` is the one timeout, and tells a
+        // silent connection from a slow answer.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
             .await
             .map_err(unavailable)?;
-        Ok(manager.clone())
+        *self.shared.current.lock() = Some((manager.clone(), Instant::now()));
+        self.shared.answered();
+        Ok(manager)
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
@@ -712,7 +777,7 @@ async fn run_revocation_tail(
         .await;
         if let Ok(Ok(mut conn)) = connected {
             loop {
-                let asked = std::time::Instant::now();
+                let asked = Instant::now();
                 let read =
                     tokio::time::timeout(timeout, read_log_on(&mut conn, &log, &last_id, page))
                         .await;
