@@ -752,7 +752,8 @@ async fn read_log_on(
 }
 
 /// Reads the revocation log into the view, from the start, then every
-/// `TAIL_POLL_INTERVAL` from the last id read; reconnects with backoff. Each read that
+/// `TAIL_POLL_INTERVAL` from the last id read; reconnects with backoff and reads from
+/// the start again. Each read that
 /// reaches the end of the log marks the view fresh; a failed one marks it stale.
 async fn run_revocation_tail(
     client: redis::Client,
@@ -761,7 +762,6 @@ async fn run_revocation_tail(
     view: Weak<RevocationView>,
     page: usize,
 ) {
-    let mut last_id = "0-0".to_owned();
     let mut backoff = Duration::from_millis(50);
     let mut pruned_at = UnixTime::now();
     while view.strong_count() > 0 {
@@ -776,6 +776,11 @@ async fn run_revocation_tail(
         })
         .await;
         if let Ok(Ok(mut conn)) = connected {
+            // Read from the start on every new connection: a Redis that lost its data
+            // (a restart without persistence, a failover) numbers its new log from its
+            // own clock, maybe below what was read before. Applying an entry twice
+            // changes nothing, and the view is stale until it has caught up.
+            let mut last_id = "0-0".to_owned();
             loop {
                 let asked = Instant::now();
                 let read =
