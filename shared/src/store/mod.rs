@@ -4,9 +4,11 @@
 //! Every operation is bounded by the configured timeout; a store that does not answer
 //! in time is `StoreError::Unavailable`, which the services answer with 503.
 //!
-//! Every operation is one sequential round trip to Redis, counted here for both
-//! backends alike in `authstream_store_round_trips_total{op}`, so that a test on either
-//! store sees what a request costs.
+//! Each operation is one sequential round trip to Redis (a command, a script or a
+//! pipeline), counted here for both backends alike in
+//! `authstream_store_round_trips_total{op}`, so that a test on either store sees what a
+//! request costs. (On Redis, `read_events` from a point outside the kept history reads
+//! once more; it counts as one.)
 
 mod keys;
 mod memory;
