@@ -13,6 +13,7 @@ mod me;
 mod operations;
 mod rate_limits;
 mod refresh;
+mod revocation_feed;
 mod service_tokens;
 mod session_bounds;
 mod sessions;
