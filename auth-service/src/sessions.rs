@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
+use shared::store::{Rotation, SessionRotation};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
+
+use crate::users::UserRecord;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -68,10 +71,10 @@ pub fn ended() -> ApiError {
 
 /// What presenting a refresh token did.
 pub enum Refreshed {
-    /// It was current: the session now has a new pair.
-    Rotated(SessionRecord),
+    /// It was current: the session now has a new pair. With the user (`None`: gone).
+    Rotated(SessionRecord, Option<UserRecord>),
     /// It was just replaced: the successor pair, again.
-    Grace(SessionRecord),
+    Grace(SessionRecord, Option<UserRecord>),
     /// Any other reuse: treated as theft.
     Reused,
     /// The session no longer exists.
@@ -157,27 +160,16 @@ pub async fn beyond_cap(
         .collect())
 }
 
-async fn load_raw(
-    store: &Store,
-    user_id: &str,
-    session_id: &str,
-) -> Result<Option<(SessionRecord, String)>, ApiError> {
-    let Some(raw) = store
-        .get(&store.keys().session(user_id, session_id))
-        .await?
-    else {
-        return Ok(None);
-    };
-    let record = serde_json::from_str(&raw).map_err(ApiError::internal)?;
-    Ok(Some((record, raw)))
-}
-
 pub async fn load(
     store: &Store,
     user_id: &str,
     session_id: &str,
 ) -> Result<Option<SessionRecord>, ApiError> {
-    Ok(load_raw(store, user_id, session_id).await?.map(|(s, _)| s))
+    store
+        .get(&store.keys().session(user_id, session_id))
+        .await?
+        .map(|raw| serde_json::from_str(&raw).map_err(ApiError::internal))
+        .transpose()
 }
 
 /// The user's live sessions, oldest first.
@@ -203,18 +195,11 @@ pub async fn list(store: &Store, user_id: &str) -> Result<Vec<SessionRecord>, Ap
     Ok(sessions)
 }
 
-pub async fn remove(store: &Store, user_id: &str, session_id: &str) -> Result<(), ApiError> {
-    let keys = store.keys();
-    store.del(&keys.session(user_id, session_id)).await?;
-    store
-        .set_remove(&keys.sessions(user_id), session_id)
-        .await?;
-    Ok(())
-}
-
-/// Applies the rotation rules to a presented refresh token `jti`, race-free: the
-/// session record is replaced by compare-and-swap, so of two concurrent refreshes
-/// one rotates and the other sees the rotation and gets the grace answer.
+/// Applies the rotation rules to a presented refresh token `jti` in one store round
+/// trip (one atomic script on the user's hash tag, so of two concurrent refreshes one
+/// rotates and the other sees the rotation and gets the grace answer). The user record
+/// comes back with the session: what the new access token says (tier, roles) is read
+/// in the same step.
 pub async fn refresh(
     store: &Store,
     user_id: &str,
@@ -224,49 +209,38 @@ pub async fn refresh(
     grace: Duration,
     bounds: &SessionBounds,
 ) -> Result<Refreshed, ApiError> {
-    for _ in 0..8 {
-        let Some((session, raw)) = load_raw(store, user_id, session_id).await? else {
-            return Ok(Refreshed::Gone);
-        };
-        // Checked first: not even the grace answer outlives the session.
-        let Some(ttl) = lifetime(&session, bounds, now) else {
-            return Ok(Refreshed::Expired);
-        };
-        if session.refresh_jti != presented_jti {
-            let in_grace = session.previous_refresh_jti.as_deref() == Some(presented_jti)
-                && session.rotated_at.is_some_and(|at| {
-                    now.millis() - at <= i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
-                });
-            return Ok(if in_grace {
-                Refreshed::Grace(session)
-            } else {
-                Refreshed::Reused
-            });
+    let (access_jti, refresh_jti) = (new_jti(), new_jti());
+    let rotation = store
+        .rotate_session(&SessionRotation {
+            user_id,
+            session_id,
+            presented_jti,
+            access_jti: &access_jti,
+            refresh_jti: &refresh_jti,
+            now,
+            grace,
+            max_age: bounds.max_age,
+            refresh_ttl: bounds.refresh_ttl,
+        })
+        .await?;
+    let decode = |session: &str, user: Option<String>| -> Result<_, ApiError> {
+        let session = serde_json::from_str(session).map_err(ApiError::internal)?;
+        let user = user
+            .map(|raw| serde_json::from_str(&raw).map_err(ApiError::internal))
+            .transpose()?;
+        Ok((session, user))
+    };
+    Ok(match rotation {
+        Rotation::Rotated { session, user } => {
+            let (session, user) = decode(&session, user)?;
+            Refreshed::Rotated(session, user)
         }
-        let rotated = SessionRecord {
-            access_jti: new_jti(),
-            refresh_jti: new_jti(),
-            issued_at: now.secs(),
-            previous_refresh_jti: Some(session.refresh_jti.clone()),
-            rotated_at: Some(now.millis()),
-            last_seen_at: now.millis(),
-            ..session
-        };
-        let key = store.keys().session(user_id, session_id);
-        if store
-            .compare_and_swap(&key, &raw, Some(&encode(&rotated)?), Some(ttl))
-            .await?
-        {
-            store
-                .set_add(
-                    &store.keys().sessions(user_id),
-                    session_id,
-                    bounds.refresh_ttl,
-                )
-                .await?;
-            return Ok(Refreshed::Rotated(rotated));
+        Rotation::Grace { session, user } => {
+            let (session, user) = decode(&session, user)?;
+            Refreshed::Grace(session, user)
         }
-        // Someone else changed the session meanwhile: look again.
-    }
-    Err(ApiError::internal("session rotation did not settle"))
+        Rotation::Reused => Refreshed::Reused,
+        Rotation::Gone => Refreshed::Gone,
+        Rotation::Expired => Refreshed::Expired,
+    })
 }

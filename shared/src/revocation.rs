@@ -51,7 +51,9 @@ pub enum Revocation {
         until_ms: i64,
     },
     /// Everything of the user issued before `not_before` (Unix seconds), and the
-    /// sessions current at that moment (their tokens of that very second).
+    /// sessions current at that moment (their tokens of that very second): those
+    /// listed, and every session in the user's session index when it is written
+    /// (`Store::revoke`), which the entry does not list.
     User {
         user_id: String,
         not_before: i64,
@@ -287,11 +289,17 @@ impl RevocationView {
         }
         let r = self.revoked.read();
         let of_sub = |entry: Option<&(String, i64)>| entry.is_some_and(|(owner, _)| owner == sub);
-        Some(
-            r.users.get(sub).is_some_and(|(nbf, _)| iat < *nbf)
-                || of_sub(r.tokens.get(jti))
-                || sid.is_some_and(|sid| of_sub(r.sessions.get(sid))),
-        )
+        let not_before = r.users.get(sub).map(|(nbf, _)| *nbf);
+        let revoked = not_before.is_some_and(|nbf| iat < nbf)
+            || of_sub(r.tokens.get(jti))
+            || sid.is_some_and(|sid| of_sub(r.sessions.get(sid)));
+        // Issued in the very second its user was revoked: before or after the
+        // revocation? Only the session markers in the store tell (a user revocation
+        // ends the sessions it finds in the store, which its log entry may not list).
+        if !revoked && not_before == Some(iat) {
+            return None;
+        }
+        Some(revoked)
     }
 
     /// Adds a revocation; revoked sessions and users new to the view are told to open
@@ -453,6 +461,11 @@ mod tests {
         );
         assert_eq!(
             view.check("v", "j", Some("new"), 100),
+            None,
+            "the same second, a session not listed: the store's markers tell"
+        );
+        assert_eq!(
+            view.check("v", "j", Some("new"), 101),
             Some(false),
             "a later login"
         );

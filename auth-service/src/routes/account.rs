@@ -139,7 +139,8 @@ pub async fn logout_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Revokes one session: its refresh token, every access token of it, its open streams.
+/// Revokes one session: its refresh token, every access token of it, its open
+/// streams; its record goes in the same step (one round trip).
 pub async fn end_session(
     state: &AuthState,
     user_id: &str,
@@ -152,33 +153,25 @@ pub async fn end_session(
         state.settings.common.revocation_ttl(),
     )
     .await?;
-    sessions::remove(&state.store, user_id, session_id).await?;
     tracing::info!(%user_id, %session_id, "session revoked");
     Ok(())
 }
 
-/// Revokes every session and token of a user issued before `now`.
+/// Revokes every session and token of a user issued before `now`, in one round trip:
+/// the store revokes and ends every session in the user's index in the same step.
 pub async fn revoke_everything(
     state: &AuthState,
     user_id: &str,
     now: UnixTime,
 ) -> Result<(), ApiError> {
-    let ids: Vec<String> = sessions::list(&state.store, user_id)
-        .await?
-        .into_iter()
-        .map(|s| s.session_id)
-        .collect();
     revocation::revoke_user(
         &state.store,
         user_id,
-        &ids,
+        &[],
         now,
         state.settings.common.revocation_ttl(),
     )
     .await?;
-    for id in &ids {
-        sessions::remove(&state.store, user_id, id).await?;
-    }
-    tracing::info!(%user_id, sessions = ids.len(), "all sessions revoked");
+    tracing::info!(%user_id, "all sessions revoked");
     Ok(())
 }

@@ -11,7 +11,7 @@ use shared::{ApiError, UnixTime, http, revocation};
 use super::account::end_session;
 use crate::sessions::{self, Refreshed};
 use crate::startup::AuthState;
-use crate::{tokens, users};
+use crate::tokens;
 
 #[derive(Deserialize)]
 pub struct RefreshBody {
@@ -37,8 +37,8 @@ pub async fn refresh(
         &state.settings.session_bounds(),
     )
     .await?;
-    let session = match outcome {
-        Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
+    let (session, user) = match outcome {
+        Refreshed::Rotated(session, user) | Refreshed::Grace(session, user) => (session, user),
         // Not revoked (that was checked above): it ended at its maximum age.
         Refreshed::Gone => return Err(sessions::ended()),
         Refreshed::Expired => {
@@ -52,10 +52,7 @@ pub async fn refresh(
             return Err(TokenError::Revoked.into());
         }
     };
-    let user = users::load(&state.store, user_id)
-        .await?
-        .ok_or(TokenError::Revoked)?
-        .user;
+    let user = user.ok_or(TokenError::Revoked)?;
     let pair = tokens::issue_pair(&state, &user, &session, now)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Taken, Write, parse_event_id,
-    published_event_payload,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, RevocationWrite, Rotation, SessionRotation,
+    StoreResult, Taken, Write, parse_event_id, published_event_payload,
 };
 
 enum Value {
@@ -605,18 +605,133 @@ impl MemoryStore {
         })
     }
 
+    /// The twin of the Redis script, step for step, under the one lock.
+    pub(super) async fn rotate_session(
+        &self,
+        session: &str,
+        index: &str,
+        user: &str,
+        r: &SessionRotation<'_>,
+    ) -> StoreResult<Rotation> {
+        self.with(|d, now| {
+            let text = |d: &mut Data, key: &str| match d.live(key, now) {
+                Some(Entry {
+                    value: Value::Str(s),
+                    ..
+                }) => Some(s.clone()),
+                _ => None,
+            };
+            let Some(raw) = text(d, session) else {
+                return Rotation::Gone;
+            };
+            let Ok(serde_json::Value::Object(mut record)) = serde_json::from_str(&raw) else {
+                return Rotation::Gone;
+            };
+            let number = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_i64);
+            let now_ms = r.now.millis();
+            let max_age = i64::try_from(r.max_age.as_millis()).unwrap_or(i64::MAX);
+            let left = number(record.get("created_at"))
+                .unwrap_or(0)
+                .saturating_add(max_age)
+                .saturating_sub(now_ms);
+            if left <= 0 {
+                return Rotation::Expired;
+            }
+            let current = record.get("refresh_jti").and_then(|v| v.as_str());
+            if current != Some(r.presented_jti) {
+                let grace = i64::try_from(r.grace.as_millis()).unwrap_or(i64::MAX);
+                let retired = record.get("previous_refresh_jti").and_then(|v| v.as_str());
+                let in_grace = retired == Some(r.presented_jti)
+                    && number(record.get("rotated_at")).is_some_and(|at| now_ms - at <= grace);
+                if in_grace {
+                    return Rotation::Grace {
+                        session: raw,
+                        user: text(d, user),
+                    };
+                }
+                return Rotation::Reused;
+            }
+            let retired = record.get("refresh_jti").cloned();
+            record.insert("previous_refresh_jti".into(), retired.unwrap_or_default());
+            record.insert("rotated_at".into(), now_ms.into());
+            record.insert("last_seen_at".into(), now_ms.into());
+            record.insert("access_jti".into(), r.access_jti.into());
+            record.insert("refresh_jti".into(), r.refresh_jti.into());
+            record.insert("issued_at".into(), r.now.secs().into());
+            let rotated = serde_json::Value::Object(record).to_string();
+            let lives_for =
+                Duration::from_millis(u64::try_from(left).unwrap_or(0)).min(r.refresh_ttl);
+            d.insert(session, Value::Str(rotated.clone()), Some(lives_for), now);
+            if !matches!(
+                d.live(index, now),
+                Some(Entry {
+                    value: Value::Set(_),
+                    ..
+                })
+            ) {
+                d.insert(index, Value::Set(BTreeSet::new()), None, now);
+            }
+            if let Some(entry) = d.entries.get_mut(index) {
+                if let Value::Set(members) = &mut entry.value {
+                    members.insert(r.session_id.to_owned());
+                }
+                entry.expires_at = Some(now + r.refresh_ttl);
+            }
+            Rotation::Rotated {
+                session: rotated,
+                user: text(d, user),
+            }
+        })
+    }
+
     pub(super) async fn revoke(
         &self,
-        markers: &[(String, String)],
-        keep_for: Duration,
+        write: &RevocationWrite,
         log: &str,
         entry: &str,
         now_ms: i64,
         oldest_kept_ms: i64,
     ) -> StoreResult<String> {
+        let (markers, keep_for) = (&write.markers, write.keep_for);
         self.with(|d, now| {
             for (key, value) in markers {
                 d.insert(key, Value::Str(value.clone()), Some(keep_for), now);
+            }
+            let mut ended_ids = write.session_ids.clone();
+            if let (Some(index), Some(_)) = (&write.index, &write.all)
+                && let Some(Entry {
+                    value: Value::Set(members),
+                    ..
+                }) = d.live(index, now)
+            {
+                ended_ids.extend(members.iter().cloned());
+            }
+            for session_id in &ended_ids {
+                if let Some(all) = &write.all {
+                    let marker = format!("{}{session_id}", all.marker_prefix);
+                    d.insert(&marker, Value::Str("1".into()), Some(keep_for), now);
+                    d.entries
+                        .remove(&format!("{}{session_id}", all.record_prefix));
+                }
+            }
+            for record in &write.records {
+                d.entries.remove(record);
+            }
+            if let Some(index) = &write.index {
+                if write.all.is_some() {
+                    d.entries.remove(index);
+                } else if let Some(Entry {
+                    value: Value::Set(members),
+                    ..
+                }) = d.live(index, now)
+                {
+                    for session_id in &write.session_ids {
+                        members.remove(session_id);
+                    }
+                    if members.is_empty() {
+                        d.entries.remove(index);
+                    }
+                }
             }
             if d.live(log, now).is_none() {
                 d.insert(log, Value::Stream(Stream::default()), None, now);

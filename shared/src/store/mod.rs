@@ -127,6 +127,73 @@ pub struct EventPage {
     pub reset: bool,
 }
 
+/// What one revocation writes (`Store::revoke`): its markers, and the session records
+/// it ends (deleted, and removed from their user's session index), in one script.
+#[derive(Debug, Clone, Default)]
+struct RevocationWrite {
+    markers: Vec<(String, String)>,
+    /// How long the markers are kept.
+    keep_for: Duration,
+    /// The user's session index (none for a token).
+    index: Option<String>,
+    /// The records of the sessions named, and their ids.
+    records: Vec<String>,
+    session_ids: Vec<String>,
+    /// A user revocation also ends every session in the index: the key prefixes of
+    /// their records and of their revocation markers.
+    all: Option<EveryIndexedSession>,
+}
+
+#[derive(Debug, Clone)]
+struct EveryIndexedSession {
+    record_prefix: String,
+    marker_prefix: String,
+}
+
+/// A refresh of a session as `Store::rotate_session` applies it, in one atomic step
+/// on the user's hash tag. The session record is the JSON object the auth service
+/// stores; the step reads and writes its fields `created_at`, `refresh_jti`,
+/// `previous_refresh_jti`, `rotated_at`, `access_jti`, `issued_at` and `last_seen_at`.
+#[derive(Debug, Clone)]
+pub struct SessionRotation<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    /// The `jti` of the refresh token presented.
+    pub presented_jti: &'a str,
+    /// The ids of the pair a rotation issues.
+    pub access_jti: &'a str,
+    pub refresh_jti: &'a str,
+    pub now: UnixTime,
+    /// How long the just-retired refresh token still gets the successor pair.
+    pub grace: Duration,
+    /// The session's absolute lifetime from its `created_at`.
+    pub max_age: Duration,
+    /// A refresh token's lifetime: the record lives that long after each rotation.
+    pub refresh_ttl: Duration,
+}
+
+/// What `Store::rotate_session` did. `session` and `user` are the stored JSON of the
+/// session record (after the rotation) and of the user record (`None`: no user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was current: the session has a new pair.
+    Rotated {
+        session: String,
+        user: Option<String>,
+    },
+    /// The presented token was just retired (within the grace): nothing changed.
+    Grace {
+        session: String,
+        user: Option<String>,
+    },
+    /// Any other token of the session: nothing changed (the caller revokes it).
+    Reused,
+    /// No such session.
+    Gone,
+    /// The session is past its maximum age: nothing changed.
+    Expired,
+}
+
 /// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
 #[derive(Debug, serde::Deserialize)]
 pub struct PublishedEvent {
@@ -401,6 +468,20 @@ impl Store {
         dispatch!(self.hash_get_all(key))
     }
 
+    /// Applies the refresh rotation rules to a session in one atomic step (one
+    /// script on the user's hash tag): past its maximum age it is `Expired`; the
+    /// current refresh token rotates the pair (compare-and-swap is implied: the
+    /// script runs alone), updates `last_seen_at`, the record's lifetime and the
+    /// user's session index; the just-retired one within the grace gets `Grace`;
+    /// any other is `Reused`. The user record comes back with the session, so the
+    /// new pair needs no second read.
+    pub async fn rotate_session(&self, rotation: &SessionRotation<'_>) -> StoreResult<Rotation> {
+        let session = self.keys.session(rotation.user_id, rotation.session_id);
+        let index = self.keys.sessions(rotation.user_id);
+        let user = self.keys.user(rotation.user_id);
+        dispatch!(self.rotate_session(&session, &index, &user, rotation))
+    }
+
     /// One GCRA rate-limit decision on `key`, atomic, on the store's own clock
     /// (`rate_limit::GCRA_SCRIPT` on Redis, `rate_limit::gcra` in memory).
     pub async fn rate_limit(&self, key: &str, gcra: Gcra, cost: Cost) -> StoreResult<Decision> {
@@ -439,7 +520,9 @@ impl Store {
     }
 
     /// Writes a revocation's markers (one script on the subject's hash tag: all of
-    /// them or none) and appends it to the revocation log, in one round trip, then
+    /// them or none), ends the session records it covers (a revoked session's; a
+    /// revoked user's listed sessions and every session in the user's index, each
+    /// marked revoked, deleted and taken out of the index, in the same script) and appends it to the revocation log, in one round trip, then
     /// applies it to this process's view at once. The log append is a second command
     /// of the same pipeline (the log is one key, in another slot): if it fails, the
     /// call fails, and the caller retries; the markers alone already refuse the
@@ -450,13 +533,33 @@ impl Store {
             // Every token it covers has expired already.
             return Ok(());
         }
-        let markers = revocation.markers(&self.keys);
+        let write = match revocation {
+            Revocation::Token { .. } => RevocationWrite::default(),
+            Revocation::Session {
+                user_id,
+                session_id,
+                ..
+            } => self.ended_sessions(user_id, std::slice::from_ref(session_id)),
+            Revocation::User {
+                user_id, sessions, ..
+            } => RevocationWrite {
+                all: Some(EveryIndexedSession {
+                    record_prefix: self.keys.session(user_id, ""),
+                    marker_prefix: self.keys.revoked_session(user_id, ""),
+                }),
+                ..self.ended_sessions(user_id, sessions)
+            },
+        };
+        let write = RevocationWrite {
+            markers: revocation.markers(&self.keys),
+            keep_for,
+            ..write
+        };
         let entry = serde_json::to_string(revocation).unwrap_or_default();
         let window = i64::try_from(self.revocation_window.as_millis()).unwrap_or(i64::MAX);
         let log = self.keys.revocation_log();
         let written = dispatch!(self.revoke(
-            &markers,
-            keep_for,
+            &write,
             &log,
             &entry,
             now.millis(),
@@ -465,6 +568,18 @@ impl Store {
         // Applied even when the store failed: refusing more here is never unsafe.
         self.revocations.apply_local(revocation, now);
         written.map(drop)
+    }
+
+    fn ended_sessions(&self, user_id: &str, session_ids: &[String]) -> RevocationWrite {
+        RevocationWrite {
+            index: Some(self.keys.sessions(user_id)),
+            records: session_ids
+                .iter()
+                .map(|sid| self.keys.session(user_id, sid))
+                .collect(),
+            session_ids: session_ids.to_vec(),
+            ..RevocationWrite::default()
+        }
     }
 
     /// Revocation log entries after `after` (`0-0` for all), oldest first, at most

@@ -20,8 +20,8 @@ use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Taken, Write,
-    parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, RevocationWrite, Rotation, SessionRotation,
+    StoreError, StoreResult, Taken, Write, parse_event_id,
 };
 
 const COMPARE_AND_SWAP: &str = r"
@@ -52,20 +52,42 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
 return {2, id}"#;
 
-// KEYS: the markers of one revocation (one hash tag). ARGV: value and lifetime in ms
-// of each, in order. Every argument is checked before anything is written, so the
-// markers are written all together or not at all.
+// KEYS: the markers of one revocation, then the session records it ends, then (for a
+// session or a user) the user's session index; all under one hash tag. ARGV: the
+// number of markers, the value and lifetime in ms of each, the id of each ended
+// session, then for a user the key prefixes of session records and of session
+// markers and the markers' lifetime: every session in the index ends too, in the
+// same slot. Every argument is checked before anything is written, so the markers
+// are written all together or not at all, and the sessions end with them.
 const REVOKE: &str = r"
-for i = 1, #KEYS do
-  local ttl = tonumber(ARGV[2 * i])
-  if not ttl or ttl < 1 or not ARGV[2 * i - 1] then
+local n = tonumber(ARGV[1])
+if not n or n < 0 or n > #KEYS then return redis.error_reply('revoke: bad arguments') end
+for i = 1, n do
+  local ttl = tonumber(ARGV[2 * i + 1])
+  if not ttl or ttl < 1 or not ARGV[2 * i] then
     return redis.error_reply('revoke: bad arguments')
   end
 end
-for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+local ended = #KEYS - n - 1
+local user = 2 * n + 1 + math.max(ended, 0)
+if ARGV[user + 1] and not (ended >= 0 and (tonumber(ARGV[user + 3]) or 0) >= 1) then
+  return redis.error_reply('revoke: bad arguments')
 end
-return #KEYS";
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[2 * i], 'PX', ARGV[2 * i + 1])
+end
+for j = 1, ended do
+  redis.call('DEL', KEYS[n + j])
+  redis.call('SREM', KEYS[#KEYS], ARGV[2 * n + 1 + j])
+end
+if ARGV[user + 1] then
+  for _, sid in ipairs(redis.call('SMEMBERS', KEYS[#KEYS])) do
+    redis.call('SET', ARGV[user + 2] .. sid, '1', 'PX', ARGV[user + 3])
+    redis.call('DEL', ARGV[user + 1] .. sid)
+  end
+  redis.call('DEL', KEYS[#KEYS])
+end
+return n";
 
 // KEYS: key, marker. ARGV: mark.
 const GET_DEL_MARKING: &str = r"
@@ -90,6 +112,36 @@ if redis.call('PTTL', KEYS[1]) < lives_for then
 end
 return 1";
 
+// KEYS: the session record, the user's session index, the user record (one hash tag).
+// ARGV: presented jti, now ms, grace ms, max age ms, refresh ttl ms, new access jti,
+// new refresh jti, now s, session id. The record's numbers are milliseconds or
+// seconds, exact in cjson's 14 significant digits.
+const ROTATE_SESSION: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {'gone', false, false} end
+local s = cjson.decode(raw)
+local now = tonumber(ARGV[2])
+local left = tonumber(s.created_at) + tonumber(ARGV[4]) - now
+if left <= 0 then return {'expired', false, false} end
+if s.refresh_jti ~= ARGV[1] then
+  if s.previous_refresh_jti == ARGV[1] and type(s.rotated_at) == 'number'
+     and now - s.rotated_at <= tonumber(ARGV[3]) then
+    return {'grace', raw, redis.call('GET', KEYS[3]) or false}
+  end
+  return {'reused', false, false}
+end
+s.previous_refresh_jti = s.refresh_jti
+s.rotated_at = now
+s.last_seen_at = now
+s.access_jti = ARGV[6]
+s.refresh_jti = ARGV[7]
+s.issued_at = tonumber(ARGV[8])
+local rotated = cjson.encode(s)
+redis.call('SET', KEYS[1], rotated, 'PX', string.format('%.0f', math.min(left, tonumber(ARGV[5]))))
+redis.call('SADD', KEYS[2], ARGV[9])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {'rotated', rotated, redis.call('GET', KEYS[3]) or false}";
+
 struct Scripts {
     compare_and_swap: Script,
     expiring_add_capped: Script,
@@ -97,6 +149,7 @@ struct Scripts {
     hash_create: Script,
     append_event: Script,
     gcra: Script,
+    rotate_session: Script,
 }
 
 #[derive(Clone)]
@@ -199,6 +252,7 @@ impl RedisStore {
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
                 gcra: Script::new(GCRA_SCRIPT),
+                rotate_session: Script::new(ROTATE_SESSION),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -510,6 +564,44 @@ impl RedisStore {
         })
     }
 
+    pub(super) async fn rotate_session(
+        &self,
+        session: &str,
+        index: &str,
+        user: &str,
+        r: &SessionRotation<'_>,
+    ) -> StoreResult<Rotation> {
+        let mut inv = self.scripts.rotate_session.prepare_invoke();
+        inv.key(session)
+            .key(index)
+            .key(user)
+            .arg(r.presented_jti)
+            .arg(r.now.millis())
+            .arg(ms(r.grace))
+            .arg(ms(r.max_age))
+            .arg(ms(r.refresh_ttl))
+            .arg(r.access_jti)
+            .arg(r.refresh_jti)
+            .arg(r.now.secs())
+            .arg(r.session_id);
+        let (verdict, session, user): (String, Option<String>, Option<String>) =
+            self.invoke(inv).await?;
+        let session = || session.clone().unwrap_or_default();
+        Ok(match verdict.as_str() {
+            "rotated" => Rotation::Rotated {
+                session: session(),
+                user,
+            },
+            "grace" => Rotation::Grace {
+                session: session(),
+                user,
+            },
+            "reused" => Rotation::Reused,
+            "expired" => Rotation::Expired,
+            _ => Rotation::Gone,
+        })
+    }
+
     pub(super) async fn append_event(
         &self,
         record: &str,
@@ -625,21 +717,37 @@ impl RedisStore {
 
     pub(super) async fn revoke(
         &self,
-        markers: &[(String, String)],
-        keep_for: Duration,
+        write: &RevocationWrite,
         log: &str,
         entry: &str,
         _now_ms: i64,
         oldest_kept_ms: i64,
     ) -> StoreResult<String> {
+        let (markers, keep_for) = (&write.markers, write.keep_for);
         // Redis numbers log entries by its own clock (`XADD *`).
         let mut pipe = redis::pipe();
-        let revoke = pipe.cmd("EVAL").arg(REVOKE).arg(markers.len());
+        let indexed = write.index.is_some();
+        let revoke = pipe
+            .cmd("EVAL")
+            .arg(REVOKE)
+            .arg(markers.len() + write.records.len() + usize::from(indexed));
         for (key, _) in markers {
             revoke.arg(key);
         }
+        revoke.arg(&write.records);
+        if let Some(index) = &write.index {
+            revoke.arg(index);
+        }
+        revoke.arg(markers.len());
         for (_, value) in markers {
             revoke.arg(value).arg(ms(keep_for));
+        }
+        revoke.arg(&write.session_ids);
+        if let Some(all) = &write.all {
+            revoke
+                .arg(&all.record_prefix)
+                .arg(&all.marker_prefix)
+                .arg(ms(keep_for));
         }
         revoke.ignore();
         pipe.cmd("XADD")

@@ -8,7 +8,8 @@ use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
 use shared::revocation::Revocation;
 use shared::store::{
-    AppendOutcome, EventPage, NewEvent, PublishedEvent, Taken, Write, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PublishedEvent, Rotation, SessionRotation, Taken, Write,
+    parse_event_id,
 };
 use shared::{Store, StoreError};
 use tokio::task::JoinSet;
@@ -60,6 +61,11 @@ store_suite!(
     revocation_log_reads_after_an_id_in_order,
     revocation_log_keeps_only_the_revocation_window,
     revoke_after_every_covered_token_expired_writes_nothing,
+    rotate_session_rotates_the_current_token_once_and_returns_the_user,
+    rotate_session_grace_reuse_expiry_and_gone,
+    concurrent_rotate_session_has_one_winner,
+    revoking_a_session_ends_its_record_in_the_same_round_trip,
+    revoking_a_user_ends_every_indexed_session_in_one_round_trip,
 );
 
 async fn get_and_set_without_ttl(store: Store) {
@@ -1028,4 +1034,335 @@ async fn revoke_after_every_covered_token_expired_writes_nothing(store: Store) {
     assert_eq!(store.round_trips(), before);
     assert!(store.revocations_after("0-0").await.unwrap().is_empty());
     assert!(store.debug_keys().await.unwrap().is_empty());
+}
+
+/// A session record as the auth service stores it (the fields `rotate_session` reads
+/// and writes, and one it must keep as it is).
+fn session_record(created_at: i64) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": "s1",
+        "user_id": "u1",
+        "created_at": created_at,
+        "last_seen_at": created_at,
+        "user_agent": "curl/8.5 (x86_64) \"quoted\" é",
+        "ip": null,
+        "access_jti": "a0",
+        "refresh_jti": "r0",
+        "issued_at": created_at / 1000,
+        "previous_refresh_jti": null,
+        "rotated_at": null,
+    })
+}
+
+fn rotation<'a>(presented: &'a str, next: &'a str, now: UnixTime) -> SessionRotation<'a> {
+    SessionRotation {
+        user_id: "u1",
+        session_id: "s1",
+        presented_jti: presented,
+        access_jti: "a-next",
+        refresh_jti: next,
+        now,
+        grace: Duration::from_secs(10),
+        max_age: Duration::from_secs(3600),
+        refresh_ttl: Duration::from_secs(60),
+    }
+}
+
+fn json(raw: &str) -> serde_json::Value {
+    serde_json::from_str(raw).unwrap()
+}
+
+async fn rotate_session_rotates_the_current_token_once_and_returns_the_user(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    let record = session_record(now.millis() - 5_000);
+    store
+        .set(&keys.session("u1", "s1"), &record.to_string(), None)
+        .await
+        .unwrap();
+    store
+        .set(&keys.user("u1"), r#"{"tier":"paid"}"#, None)
+        .await
+        .unwrap();
+
+    let before = store.round_trips();
+    let rotated = store
+        .rotate_session(&rotation("r0", "r1", now))
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    let Rotation::Rotated { session, user } = rotated else {
+        panic!("not rotated: {rotated:?}");
+    };
+    assert_eq!(user.as_deref(), Some(r#"{"tier":"paid"}"#));
+    let mut expected = record.clone();
+    for (field, value) in [
+        ("access_jti", serde_json::json!("a-next")),
+        ("refresh_jti", "r1".into()),
+        ("previous_refresh_jti", "r0".into()),
+        ("rotated_at", now.millis().into()),
+        ("last_seen_at", now.millis().into()),
+        ("issued_at", now.secs().into()),
+    ] {
+        expected[field] = value;
+    }
+    assert_eq!(json(&session), expected);
+    let stored = store.get(&keys.session("u1", "s1")).await.unwrap().unwrap();
+    assert_eq!(json(&stored), expected, "what is stored is what came back");
+    // The record lives a refresh token's lifetime, the index too.
+    let left = store
+        .pttl(&keys.session("u1", "s1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
+    assert_eq!(
+        store.set_members(&keys.sessions("u1")).await.unwrap(),
+        ["s1"]
+    );
+    assert!(store.pttl(&keys.sessions("u1")).await.unwrap().is_some());
+
+    // The same token again is the grace answer, the same record, unchanged.
+    let again = store
+        .rotate_session(&rotation("r0", "r2", now))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Rotation::Grace {
+            session: session.clone(),
+            user: Some(r#"{"tier":"paid"}"#.into())
+        }
+    );
+    assert_eq!(
+        store.get(&keys.session("u1", "s1")).await.unwrap(),
+        Some(stored)
+    );
+}
+
+async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    let key = keys.session("u1", "s1");
+    store
+        .set(&key, &session_record(now.millis()).to_string(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_session(&rotation("unknown", "x", now))
+            .await
+            .unwrap(),
+        Rotation::Reused,
+        "a token that was never current"
+    );
+    assert!(matches!(
+        store
+            .rotate_session(&rotation("r0", "r1", now))
+            .await
+            .unwrap(),
+        Rotation::Rotated { user: None, .. }
+    ));
+    assert!(matches!(
+        store
+            .rotate_session(&rotation("r1", "r2", now))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    // Two rotations back: theft even within the grace.
+    assert_eq!(
+        store
+            .rotate_session(&rotation("r0", "x", now))
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    // The just-retired one after the grace: theft.
+    let later = UnixTime(now.millis() + 10_001);
+    assert_eq!(
+        store
+            .rotate_session(&rotation("r1", "x", later))
+            .await
+            .unwrap(),
+        Rotation::Reused
+    );
+    assert!(matches!(
+        store
+            .rotate_session(&rotation("r1", "x", UnixTime(now.millis() + 10_000)))
+            .await
+            .unwrap(),
+        Rotation::Grace { .. }
+    ));
+    // Past the maximum age: expired, even the current token, and nothing changes.
+    let stored = store.get(&key).await.unwrap();
+    let past = UnixTime(now.millis() + 3_600_000);
+    assert_eq!(
+        store
+            .rotate_session(&rotation("r2", "x", past))
+            .await
+            .unwrap(),
+        Rotation::Expired
+    );
+    assert_eq!(store.get(&key).await.unwrap(), stored);
+    // Close to it, the record lives only until the maximum age.
+    let near = UnixTime(now.millis() + 3_600_000 - 2_000);
+    assert!(matches!(
+        store
+            .rotate_session(&rotation("r2", "r3", near))
+            .await
+            .unwrap(),
+        Rotation::Rotated { .. }
+    ));
+    let left = store.pttl(&key).await.unwrap().unwrap();
+    assert!(left <= Duration::from_secs(2), "{left:?}");
+    store.del(&key).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_session(&rotation("r3", "x", now))
+            .await
+            .unwrap(),
+        Rotation::Gone
+    );
+}
+
+async fn concurrent_rotate_session_has_one_winner(store: Store) {
+    let now = UnixTime::now();
+    store
+        .set(
+            &store.keys().session("u1", "s1"),
+            &session_record(now.millis()).to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut set = JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        set.spawn(async move {
+            let next = format!("r-{i}");
+            store
+                .rotate_session(&rotation("r0", &next, now))
+                .await
+                .unwrap()
+        });
+    }
+    let mut rotated = Vec::new();
+    let mut graced = Vec::new();
+    while let Some(outcome) = set.join_next().await {
+        match outcome.unwrap() {
+            Rotation::Rotated { session, .. } => rotated.push(session),
+            Rotation::Grace { session, .. } => graced.push(session),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(rotated.len(), 1, "exactly one rotation");
+    assert!(
+        graced.iter().all(|s| *s == rotated[0]),
+        "every loser sees the winner's pair"
+    );
+}
+
+async fn revoking_a_session_ends_its_record_in_the_same_round_trip(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    for sid in ["s1", "s2"] {
+        store
+            .set(&keys.session("u1", sid), "{}", None)
+            .await
+            .unwrap();
+        store
+            .set_add(&keys.sessions("u1"), sid, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let before = store.round_trips();
+    store
+        .revoke(
+            &session_revocation("u1", "s1", now, Duration::from_secs(60)),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    assert_eq!(store.get(&keys.session("u1", "s1")).await.unwrap(), None);
+    assert!(store.exists(&keys.session("u1", "s2")).await.unwrap());
+    assert_eq!(
+        store.set_members(&keys.sessions("u1")).await.unwrap(),
+        ["s2"]
+    );
+    assert!(
+        store
+            .exists(&keys.revoked_session("u1", "s1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .exists(&keys.revoked_session("u1", "s2"))
+            .await
+            .unwrap()
+    );
+}
+
+async fn revoking_a_user_ends_every_indexed_session_in_one_round_trip(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    for sid in ["s1", "s2", "s3"] {
+        store
+            .set(&keys.session("u1", sid), "{}", None)
+            .await
+            .unwrap();
+        store
+            .set_add(&keys.sessions("u1"), sid, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    // Another user's session stays.
+    store
+        .set(&keys.session("u2", "t1"), "{}", None)
+        .await
+        .unwrap();
+    store
+        .set_add(&keys.sessions("u2"), "t1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let revocation = Revocation::User {
+        user_id: "u1".into(),
+        not_before: now.secs(),
+        sessions: Vec::new(),
+        until_ms: now.plus(SHORT).millis(),
+    };
+    let before = store.round_trips();
+    store.revoke(&revocation, now).await.unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+
+    let mut kept = store.debug_keys().await.unwrap();
+    kept.retain(|k| !k.ends_with(":log"));
+    let mut expected = vec![
+        keys.revoked_session("u1", "s1"),
+        keys.revoked_session("u1", "s2"),
+        keys.revoked_session("u1", "s3"),
+        keys.not_before("u1"),
+        keys.session("u2", "t1"),
+        keys.sessions("u2"),
+    ];
+    expected.sort();
+    assert_eq!(
+        kept, expected,
+        "the sessions are gone, their markers written"
+    );
+    let entries = store.revocations_after("0-0").await.unwrap();
+    assert_eq!(logged(&entries), [revocation]);
+    // The markers expire with the revocation.
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        !store
+            .exists(&keys.revoked_session("u1", "s2"))
+            .await
+            .unwrap()
+    );
 }
