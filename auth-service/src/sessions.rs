@@ -174,8 +174,17 @@ pub async fn load(
 
 /// The user's live sessions, oldest first.
 pub async fn list(store: &Store, user_id: &str) -> Result<Vec<SessionRecord>, ApiError> {
+    let ids = store.set_members(&store.keys().sessions(user_id)).await?;
+    records(store, user_id, ids).await
+}
+
+/// The live sessions among `ids` (the user's session index), oldest first.
+pub async fn records(
+    store: &Store,
+    user_id: &str,
+    ids: Vec<String>,
+) -> Result<Vec<SessionRecord>, ApiError> {
     let keys = store.keys();
-    let ids = store.set_members(&keys.sessions(user_id)).await?;
     let records = store
         .mget(
             &ids.iter()

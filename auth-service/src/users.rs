@@ -87,11 +87,18 @@ pub async fn create(
 }
 
 pub async fn load(store: &Store, user_id: &str) -> Result<Option<Loaded>, ApiError> {
-    let Some(raw) = store.get(&store.keys().user(user_id)).await? else {
-        return Ok(None);
-    };
-    let user = serde_json::from_str(&raw).map_err(ApiError::internal)?;
-    Ok(Some(Loaded { user, raw }))
+    Loaded::from_stored(store.get(&store.keys().user(user_id)).await?)
+}
+
+impl Loaded {
+    /// A record as read from the store (`None`: no such user).
+    pub fn from_stored(raw: Option<String>) -> Result<Option<Self>, ApiError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let user = serde_json::from_str(&raw).map_err(ApiError::internal)?;
+        Ok(Some(Self { user, raw }))
+    }
 }
 
 /// The user signing in as `email` (`None`: not even an email). An unknown or

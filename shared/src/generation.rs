@@ -61,7 +61,8 @@ pub struct Generation {
 }
 
 impl Generation {
-    fn from_fields(id: &GenerationId, mut f: HashMap<String, String>) -> Option<Self> {
+    /// The record's fields as stored (`None`: no such record).
+    pub fn from_fields(id: &GenerationId, mut f: HashMap<String, String>) -> Option<Self> {
         let int = |v: Option<String>| v.and_then(|v| v.parse().ok()).unwrap_or(0);
         Some(Self {
             generation_id: id.as_str().to_owned(),

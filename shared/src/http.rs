@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::rate_limit::{Cost, Limit, Policy, RateLimiter, Subject};
-use crate::store::Store;
+use crate::store::{Read, ReadAnswer, Store};
 use crate::telemetry;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -523,6 +523,107 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
     }
 }
 
+/// A request authenticated like `Authenticated<C>` (or a `Caller`), whose rate-limit
+/// decision the route makes together with its first store read, in one round trip:
+/// nothing of it is usable before `admit_reading` (or `admit`) has spent the user's
+/// budget. Service tokens are not limited: for them it is the read alone.
+pub struct Pending<T> {
+    value: T,
+    /// The user whose budget the request spends, and the tier that says which.
+    user: Option<(String, crate::claims::Tier)>,
+    req: HttpRequest,
+}
+
+impl<T> Pending<T> {
+    /// Who is asking, to name what to read: the route acts on nothing before the
+    /// request is admitted.
+    pub fn presented(&self) -> &T {
+        &self.value
+    }
+
+    /// Spends the user's budget and makes `read`, in one round trip; 429 when refused.
+    pub async fn admit_reading(self, read: Read<'_>) -> Result<(T, ReadAnswer), ApiError> {
+        let limiter = limiter_of(&self.req)?;
+        let Some((user_id, tier)) = &self.user else {
+            return Ok((self.value, limiter.store().read(read).await?));
+        };
+        let (limit, found) = limiter
+            .decide_and_read(
+                Policy::for_tier(*tier),
+                Subject::User(user_id),
+                Cost::Take,
+                read,
+            )
+            .await?;
+        record_limit(&self.req, limit);
+        limit.check()?;
+        Ok((self.value, found))
+    }
+
+    /// Spends the user's budget with no read (a route refusing before it reads).
+    pub async fn admit(self) -> Result<T, ApiError> {
+        if let Some((user_id, tier)) = &self.user {
+            let limiter = limiter_of(&self.req)?;
+            spend(
+                &self.req,
+                &limiter,
+                Policy::for_tier(*tier),
+                Subject::User(user_id),
+            )
+            .await?;
+        }
+        Ok(self.value)
+    }
+}
+
+impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Pending<C> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = Presented::of(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let (validator, token) = presented.into_parts()?;
+            let claims = validator
+                .validate::<C>(&token, crate::UnixTime::now())
+                .await?;
+            let user = claims
+                .rate_limited_user()
+                .map(|(id, tier)| (id.to_owned(), tier));
+            Ok(Self {
+                value: claims,
+                user,
+                req,
+            })
+        })
+    }
+}
+
+impl actix_web::FromRequest for Pending<Caller> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = Presented::of(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let (validator, token) = presented.into_parts()?;
+            let caller = Caller::validate(&validator, &token).await?;
+            let user = match &caller {
+                Caller::User(claims) => crate::claims::Claims::rate_limited_user(claims)
+                    .map(|(id, tier)| (id.to_owned(), tier)),
+                Caller::Service(_) => None,
+            };
+            Ok(Self {
+                value: caller,
+                user,
+                req,
+            })
+        })
+    }
+}
+
 /// An anonymous request (no Bearer token), admitted by the per-address rate limit
 /// (`anon`). Holds the client address (`TRUSTED_PROXIES` applied).
 pub struct Anonymous {
@@ -572,6 +673,23 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// A user's access token, or else a service token.
+    async fn validate(validator: &crate::jwt::Validator, token: &str) -> Result<Self, ApiError> {
+        let now = crate::UnixTime::now();
+        match validator
+            .validate::<crate::claims::AccessClaims>(token, now)
+            .await
+        {
+            Ok(claims) => Ok(Self::User(claims)),
+            Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
+                Ok(Self::Service(validator.validate(token, now).await?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 impl actix_web::FromRequest for Caller {
     type Error = ApiError;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -581,20 +699,11 @@ impl actix_web::FromRequest for Caller {
         let req = req.clone();
         Box::pin(async move {
             let (validator, token) = presented.into_parts()?;
-            let now = crate::UnixTime::now();
-            match validator
-                .validate::<crate::claims::AccessClaims>(&token, now)
-                .await
-            {
-                Ok(claims) => {
-                    spend_for(&req, &claims).await?;
-                    Ok(Self::User(claims))
-                }
-                Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
-                    Ok(Self::Service(validator.validate(&token, now).await?))
-                }
-                Err(e) => Err(e.into()),
+            let caller = Caller::validate(&validator, &token).await?;
+            if let Caller::User(claims) = &caller {
+                spend_for(&req, claims).await?;
             }
+            Ok(caller)
         })
     }
 }

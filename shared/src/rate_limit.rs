@@ -11,7 +11,7 @@ use crate::claims::Tier;
 use crate::config::{self, ConfigError, Env};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::TrustedProxies;
-use crate::store::{Store, StoreError};
+use crate::store::{Read, ReadAnswer, Store, StoreError};
 
 /// `requests` a `window`, with bursts up to `requests`: written `60/60s` (or `m`, `h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,11 +415,41 @@ impl RateLimiter {
         cost: Cost,
     ) -> Result<Limit, StoreError> {
         let quota = self.quota(policy);
-        let key = self
-            .store
-            .keys()
-            .rate_limit(&subject.hash_tag(), policy.as_str());
+        let key = self.key(policy, subject);
         let decision = self.store.rate_limit(&key, quota.gcra(), cost).await?;
+        Ok(self.counted(policy, cost, decision))
+    }
+
+    /// `decide`, with one read of the request's own sent in the same round trip (the
+    /// read is made whatever the decision; it changes nothing).
+    pub async fn decide_and_read(
+        &self,
+        policy: Policy,
+        subject: Subject<'_>,
+        cost: Cost,
+        read: Read<'_>,
+    ) -> Result<(Limit, ReadAnswer), StoreError> {
+        let quota = self.quota(policy);
+        let key = self.key(policy, subject);
+        let (decision, found) = self
+            .store
+            .rate_limit_and_read(&key, quota.gcra(), cost, read)
+            .await?;
+        Ok((self.counted(policy, cost, decision), found))
+    }
+
+    /// The store this limiter decides in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn key(&self, policy: Policy, subject: Subject<'_>) -> String {
+        self.store
+            .keys()
+            .rate_limit(&subject.hash_tag(), policy.as_str())
+    }
+
+    fn counted(&self, policy: Policy, cost: Cost, decision: Decision) -> Limit {
         if cost != Cost::GiveBack {
             let outcome = if decision.allowed {
                 "allowed"
@@ -433,11 +463,11 @@ impl RateLimiter {
             )
             .increment(1);
         }
-        Ok(Limit {
+        Limit {
             policy,
-            quota,
+            quota: self.quota(policy),
             decision,
-        })
+        }
     }
 }
 

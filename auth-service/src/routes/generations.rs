@@ -4,11 +4,11 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
 use shared::generation::{self, Generation, GenerationId};
-use shared::http::Caller;
+use shared::http::{Caller, Pending};
+use shared::store::Read;
 use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::startup::AuthState;
-use crate::users;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,34 +20,21 @@ pub struct NewGeneration {
 #[post("/generations")]
 pub async fn create(
     state: web::Data<AuthState>,
-    caller: Caller,
+    caller: Pending<Caller>,
     body: web::Json<NewGeneration>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let id = match body.generation_id.as_deref() {
-        Some(raw) => GenerationId::parse(raw).map_err(|e| ApiError::field("generation_id", e))?,
-        None => GenerationId::generate(),
+    let (id, owner_id) = match new_generation(caller.presented(), body.into_inner()) {
+        Ok(checked) => checked,
+        Err(e) => {
+            // Refused for what it asked, still counted against the caller's budget.
+            caller.admit().await?;
+            return Err(e);
+        }
     };
-    let owner_id = match (&caller, body.owner_id) {
-        (Caller::User(user), None) => user.user_id().to_owned(),
-        (Caller::User(user), Some(owner)) if owner == user.user_id() || user.is_admin() => owner,
-        (Caller::User(_), Some(_)) => {
-            return Err(ApiError::forbidden(
-                "only an admin may create generations for others",
-            ));
-        }
-        (Caller::Service(_), _) if !caller.has_scope("generations:write") => {
-            return Err(ApiError::new(
-                ErrorCode::InsufficientScope,
-                "the scope generations:write is required",
-            ));
-        }
-        (Caller::Service(_), None) => {
-            return Err(ApiError::field("owner_id", "is required for a service"));
-        }
-        (Caller::Service(_), Some(owner)) => owner,
-    };
-    if users::load(&state.store, &owner_id).await?.is_none() {
+    // Admitted together with the owner's lookup: one round trip.
+    let owner_key = state.store.keys().user(&owner_id);
+    let (_, owner) = caller.admit_reading(Read::Get(&owner_key)).await?;
+    if owner.into_value().is_none() {
         return Err(ApiError::field("owner_id", "no such user"));
     }
     let created = generation::create(
@@ -73,6 +60,37 @@ pub async fn create(
     })))
 }
 
+/// The id and owner of a generation the caller asks for, or why it may not.
+fn new_generation(
+    caller: &Caller,
+    body: NewGeneration,
+) -> Result<(GenerationId, String), ApiError> {
+    let id = match body.generation_id.as_deref() {
+        Some(raw) => GenerationId::parse(raw).map_err(|e| ApiError::field("generation_id", e))?,
+        None => GenerationId::generate(),
+    };
+    let owner_id = match (caller, body.owner_id) {
+        (Caller::User(user), None) => user.user_id().to_owned(),
+        (Caller::User(user), Some(owner)) if owner == user.user_id() || user.is_admin() => owner,
+        (Caller::User(_), Some(_)) => {
+            return Err(ApiError::forbidden(
+                "only an admin may create generations for others",
+            ));
+        }
+        (Caller::Service(_), _) if !caller.has_scope("generations:write") => {
+            return Err(ApiError::new(
+                ErrorCode::InsufficientScope,
+                "the scope generations:write is required",
+            ));
+        }
+        (Caller::Service(_), None) => {
+            return Err(ApiError::field("owner_id", "is required for a service"));
+        }
+        (Caller::Service(_), Some(owner)) => owner,
+    };
+    Ok((id, owner_id))
+}
+
 /// Loads a generation the caller may see: its owner, an admin, or a service.
 pub async fn visible(
     state: &AuthState,
@@ -80,9 +98,13 @@ pub async fn visible(
     raw_id: &str,
 ) -> Result<Generation, ApiError> {
     let id = GenerationId::parse(raw_id).map_err(|_| ApiError::not_found("generation"))?;
-    let generation = generation::load(&state.store, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("generation"))?;
+    let generation = generation::load(&state.store, &id).await?;
+    seen_by(caller, generation)
+}
+
+/// A generation (`None`: no such one) as `caller` may see it.
+fn seen_by(caller: &Caller, generation: Option<Generation>) -> Result<Generation, ApiError> {
+    let generation = generation.ok_or_else(|| ApiError::not_found("generation"))?;
     match caller {
         Caller::Service(_) => Ok(generation),
         Caller::User(user) if user.user_id() == generation.owner_id || user.is_admin() => {
@@ -97,8 +119,16 @@ pub async fn visible(
 #[get("/generations/{generation_id}")]
 pub async fn get(
     state: web::Data<AuthState>,
-    caller: Caller,
+    caller: Pending<Caller>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(visible(&state, &caller, &path).await?))
+    let Ok(id) = GenerationId::parse(&path) else {
+        caller.admit().await?;
+        return Err(ApiError::not_found("generation"));
+    };
+    // Admitted together with the record's read: one round trip.
+    let key = state.store.keys().generation(id.as_str());
+    let (caller, fields) = caller.admit_reading(Read::HashGetAll(&key)).await?;
+    let generation = Generation::from_fields(&id, fields.into_hash());
+    Ok(HttpResponse::Ok().json(seen_by(&caller, generation)?))
 }

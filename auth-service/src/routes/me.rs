@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use serde::Deserialize;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
-use shared::http::Authenticated;
+use shared::http::Pending;
+use shared::store::Read;
 use shared::{ApiError, ErrorCode};
 
 use crate::domain::{DisplayName, Preferences};
@@ -19,18 +20,22 @@ fn respond(user: &UserRecord) -> HttpResponse {
         .json(user.profile())
 }
 
-async fn load(state: &AuthState, user_id: &str) -> Result<users::Loaded, ApiError> {
-    users::load(&state.store, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))
+/// Admits the caller (the rate limit) and loads its record, in one round trip.
+async fn admit_and_load(
+    state: &AuthState,
+    caller: Pending<AccessClaims>,
+) -> Result<users::Loaded, ApiError> {
+    let key = state.store.keys().user(caller.presented().user_id());
+    let (_, found) = caller.admit_reading(Read::Get(&key)).await?;
+    users::Loaded::from_stored(found.into_value())?.ok_or_else(|| ApiError::not_found("user"))
 }
 
 #[get("/auth/me")]
 pub async fn get(
     state: web::Data<AuthState>,
-    caller: Authenticated<AccessClaims>,
+    caller: Pending<AccessClaims>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(respond(&load(&state, caller.0.user_id()).await?.user))
+    Ok(respond(&admit_and_load(&state, caller).await?.user))
 }
 
 #[derive(Deserialize)]
@@ -56,10 +61,11 @@ mod serde_with_null {
 #[patch("/auth/me")]
 pub async fn patch(
     state: web::Data<AuthState>,
-    caller: Authenticated<AccessClaims>,
+    caller: Pending<AccessClaims>,
     req: HttpRequest,
     body: web::Json<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let loaded = admit_and_load(&state, caller).await?;
     let if_match = req
         .headers()
         .get(header::IF_MATCH)
@@ -88,7 +94,6 @@ pub async fn patch(
     };
     errors.into_result()?;
 
-    let loaded = load(&state, caller.0.user_id()).await?;
     let conflict = || {
         ApiError::new(
             ErrorCode::PreconditionFailed,

@@ -4,7 +4,8 @@ use actix_web::{HttpResponse, delete, get, web};
 use serde_json::json;
 use shared::ApiError;
 use shared::claims::AccessClaims;
-use shared::http::Authenticated;
+use shared::http::Pending;
+use shared::store::Read;
 
 use super::account::end_session;
 use crate::sessions;
@@ -13,10 +14,12 @@ use crate::startup::AuthState;
 #[get("/auth/sessions")]
 pub async fn list(
     state: web::Data<AuthState>,
-    caller: Authenticated<AccessClaims>,
+    caller: Pending<AccessClaims>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = caller.0;
-    let sessions = sessions::list(&state.store, claims.user_id()).await?;
+    // Admitted together with the read of the session index: one round trip.
+    let index = state.store.keys().sessions(caller.presented().user_id());
+    let (claims, ids) = caller.admit_reading(Read::SetMembers(&index)).await?;
+    let sessions = sessions::records(&state.store, claims.user_id(), ids.into_members()).await?;
     let body: Vec<_> = sessions
         .iter()
         .map(|s| {
@@ -36,17 +39,19 @@ pub async fn list(
 #[delete("/auth/sessions/{session_id}")]
 pub async fn revoke(
     state: web::Data<AuthState>,
-    caller: Authenticated<AccessClaims>,
+    caller: Pending<AccessClaims>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user_id = caller.0.user_id().to_owned();
-    // Looked up under the caller's own key: another user's session is simply not found.
-    if sessions::load(&state.store, &user_id, &path)
-        .await?
-        .is_none()
-    {
+    // Looked up under the caller's own key: another user's session is simply not
+    // found. Admitted together with that read: one round trip, then the revocation.
+    let key = state
+        .store
+        .keys()
+        .session(caller.presented().user_id(), &path);
+    let (claims, found) = caller.admit_reading(Read::Get(&key)).await?;
+    if found.into_value().is_none() {
         return Err(ApiError::not_found("session"));
     }
-    end_session(&state, &user_id, &path).await?;
+    end_session(&state, claims.user_id(), &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, RevocationWrite, Rotation, SessionRotation,
-    StoreResult, Taken, Write, parse_event_id, published_event_payload,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
+    SessionRotation, StoreResult, Taken, Write, parse_event_id, published_event_payload,
 };
 
 enum Value {
@@ -602,6 +602,27 @@ impl MemoryStore {
                     reset: true,
                 },
             }
+        })
+    }
+
+    pub(super) async fn rate_limit_and_read(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+        read: Read<'_>,
+    ) -> StoreResult<(Decision, ReadAnswer)> {
+        Ok((
+            self.rate_limit(key, gcra, cost).await?,
+            self.read(read).await?,
+        ))
+    }
+
+    pub(super) async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {
+        Ok(match read {
+            Read::Get(key) => ReadAnswer::Value(self.get(key).await?),
+            Read::HashGetAll(key) => ReadAnswer::Hash(self.hash_get_all(key).await?),
+            Read::SetMembers(key) => ReadAnswer::Members(self.set_members(key).await?),
         })
     }
 

@@ -127,6 +127,49 @@ pub struct EventPage {
     pub reset: bool,
 }
 
+/// A read sent in the same round trip as a rate-limit decision
+/// (`Store::rate_limit_and_read`), or alone (`Store::read`).
+#[derive(Debug, Clone, Copy)]
+pub enum Read<'a> {
+    Get(&'a str),
+    HashGetAll(&'a str),
+    SetMembers(&'a str),
+}
+
+/// What a `Read` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadAnswer {
+    Value(Option<String>),
+    Hash(HashMap<String, String>),
+    Members(Vec<String>),
+}
+
+impl ReadAnswer {
+    /// The value of a `Read::Get`.
+    pub fn into_value(self) -> Option<String> {
+        match self {
+            Self::Value(v) => v,
+            _ => None,
+        }
+    }
+
+    /// The fields of a `Read::HashGetAll` (empty: no such hash).
+    pub fn into_hash(self) -> HashMap<String, String> {
+        match self {
+            Self::Hash(h) => h,
+            _ => HashMap::new(),
+        }
+    }
+
+    /// The members of a `Read::SetMembers`.
+    pub fn into_members(self) -> Vec<String> {
+        match self {
+            Self::Members(m) => m,
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// What one revocation writes (`Store::revoke`): its markers, and the session records
 /// it ends (deleted, and removed from their user's session index), in one script.
 #[derive(Debug, Clone, Default)]
@@ -466,6 +509,24 @@ impl Store {
     /// All fields of a hash; empty when it does not exist.
     pub async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         dispatch!(self.hash_get_all(key))
+    }
+
+    /// A rate-limit decision (as `rate_limit`) and one read, sent together: one round
+    /// trip. The read is made whatever the decision (it changes nothing); on a refusal
+    /// the caller drops it.
+    pub async fn rate_limit_and_read(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+        read: Read<'_>,
+    ) -> StoreResult<(Decision, ReadAnswer)> {
+        dispatch!(self.rate_limit_and_read(key, gcra, cost, read))
+    }
+
+    /// One `Read`, alone.
+    pub async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {
+        dispatch!(self.read(read))
     }
 
     /// Applies the refresh rotation rules to a session in one atomic step (one

@@ -20,8 +20,8 @@ use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, RevocationWrite, Rotation, SessionRotation,
-    StoreError, StoreResult, Taken, Write, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
+    SessionRotation, StoreError, StoreResult, Taken, Write, parse_event_id,
 };
 
 const COMPARE_AND_SWAP: &str = r"
@@ -554,14 +554,53 @@ impl RedisStore {
             .arg(gcra.interval_us)
             .arg(gcra.capacity_us)
             .arg(cost.units());
-        let (allowed, remaining, reset_after_us, retry_after_us): (i64, i64, i64, i64) =
-            self.invoke(inv).await?;
-        Ok(Decision {
-            allowed: allowed == 1,
-            remaining: u32::try_from(remaining).unwrap_or(0),
-            reset_after_us,
-            retry_after_us,
-        })
+        Ok(to_decision(self.invoke(inv).await?))
+    }
+
+    /// The GCRA script and the read in one pipeline. The script goes by its digest;
+    /// a Redis that does not know it yet (first use, or after a restart) gets it
+    /// loaded, and the pipeline once more (nothing ran: the script was refused).
+    pub(super) async fn rate_limit_and_read(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+        read: Read<'_>,
+    ) -> StoreResult<(Decision, ReadAnswer)> {
+        let mut inv = self.scripts.gcra.prepare_invoke();
+        inv.key(key)
+            .arg(gcra.interval_us)
+            .arg(gcra.capacity_us)
+            .arg(cost.units());
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv);
+        pipe.add_command(read_command(read));
+        let (decision, found): ((i64, i64, i64, i64), redis::Value) = self
+            .bounded(async {
+                let mut conn = self.conn().await?;
+                match pipe.query_async(&mut conn).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        self.scripts
+                            .gcra
+                            .prepare_invoke()
+                            .load_async(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                        pipe.query_async(&mut conn).await.map_err(unavailable)
+                    }
+                    other => other.map_err(unavailable),
+                }
+            })
+            .await?;
+        Ok((to_decision(decision), read_answer(read, found)?))
+    }
+
+    pub(super) async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {
+        let found: redis::Value = self.query(&read_command(read)).await?;
+        read_answer(read, found)
     }
 
     pub(super) async fn rotate_session(
@@ -835,6 +874,38 @@ impl RedisStore {
 }
 
 /// Appends one write to a pipeline; its reply is ignored.
+/// The GCRA script's answer: allowed, remaining, reset after µs, retry after µs.
+fn to_decision(
+    (allowed, remaining, reset_after_us, retry_after_us): (i64, i64, i64, i64),
+) -> Decision {
+    Decision {
+        allowed: allowed == 1,
+        remaining: u32::try_from(remaining).unwrap_or(0),
+        reset_after_us,
+        retry_after_us,
+    }
+}
+
+fn read_command(read: Read<'_>) -> redis::Cmd {
+    let (name, key) = match read {
+        Read::Get(key) => ("GET", key),
+        Read::HashGetAll(key) => ("HGETALL", key),
+        Read::SetMembers(key) => ("SMEMBERS", key),
+    };
+    let mut cmd = redis::cmd(name);
+    cmd.arg(key);
+    cmd
+}
+
+fn read_answer(read: Read<'_>, found: redis::Value) -> StoreResult<ReadAnswer> {
+    let parsed = match read {
+        Read::Get(_) => redis::from_redis_value(found).map(ReadAnswer::Value),
+        Read::HashGetAll(_) => redis::from_redis_value(found).map(ReadAnswer::Hash),
+        Read::SetMembers(_) => redis::from_redis_value(found).map(ReadAnswer::Members),
+    };
+    parsed.map_err(unavailable)
+}
+
 fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
     match write {
         Write::Set { key, value, ttl } => {
