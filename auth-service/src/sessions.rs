@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
-use shared::store::{Rotation, SessionRotation};
+use shared::rate_limit::Decision;
+use shared::store::{NewSession, Rotation, SessionRotation, Spend};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::users::UserRecord;
@@ -109,44 +110,42 @@ fn encode(s: &SessionRecord) -> Result<String, ApiError> {
     serde_json::to_string(s).map_err(ApiError::internal)
 }
 
-/// Stores a new session; it lives as long as its refresh token, at most its maximum age.
+/// Stores a new session and indexes it (one script on the user's slot), with `along`
+/// (a rate-limit decision of the login) in the same round trip. It lives as long as
+/// its refresh token, at most its maximum age. Answers how many sessions the user's
+/// index holds now, and the decision.
 pub async fn save_new(
     store: &Store,
     session: &SessionRecord,
     bounds: &SessionBounds,
     now: UnixTime,
-) -> Result<(), ApiError> {
-    let keys = store.keys();
+    along: Option<Spend<'_>>,
+) -> Result<(usize, Option<Decision>), ApiError> {
     let ttl = lifetime(session, bounds, now)
         .ok_or_else(|| ApiError::internal("a new session that has already expired"))?;
-    store
-        .set(
-            &keys.session(&session.user_id, &session.session_id),
-            &encode(session)?,
-            Some(ttl),
-        )
-        .await?;
-    // The index lives as long as its longest-lived session could.
-    store
-        .set_add(
-            &keys.sessions(&session.user_id),
-            &session.session_id,
-            bounds.refresh_ttl,
-        )
-        .await?;
-    Ok(())
+    let record = encode(session)?;
+    let new = NewSession {
+        user_id: &session.user_id,
+        session_id: &session.session_id,
+        record: &record,
+        ttl,
+        // The index lives as long as its longest-lived session could.
+        index_ttl: bounds.refresh_ttl,
+    };
+    Ok(store.save_session(&new, along).await?)
 }
 
 /// The sessions of `user_id` beyond the `max` most recently used, least recent first;
-/// `keep` (the session just created) is never among them. One read when under the cap.
+/// `keep` (the session just created) is never among them. No read while `indexed`
+/// (what the index holds) is within the cap.
 pub async fn beyond_cap(
     store: &Store,
     user_id: &str,
     keep: &str,
     max: usize,
+    indexed: usize,
 ) -> Result<Vec<String>, ApiError> {
-    let ids = store.set_members(&store.keys().sessions(user_id)).await?;
-    if ids.len() <= max {
+    if indexed <= max {
         return Ok(Vec::new());
     }
     let mut sessions = list(store, user_id).await?;

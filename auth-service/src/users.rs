@@ -101,20 +101,29 @@ impl Loaded {
     }
 }
 
-/// The user signing in as `email` (`None`: not even an email). An unknown or
-/// malformed email costs the very same store reads as a known one (the email index,
-/// then a user record), so neither the timing nor the store's traffic tells them apart.
-pub async fn find_for_login(
-    store: &Store,
-    email: Option<&Email>,
+/// Where the user id of `email` is kept (`None`: not even an email, a key that never
+/// exists: an empty email never parses).
+pub fn login_index(store: &Store, email: Option<&Email>) -> String {
+    store.keys().email(email.map_or("", Email::as_str))
+}
+
+/// The record to read for a login, once the email index has answered: the user's,
+/// or for an unknown or malformed email a placeholder that never exists, so neither
+/// the timing nor the store's traffic tells them apart.
+pub fn login_record(store: &Store, user_id: Option<&str>) -> String {
+    store.keys().user(user_id.unwrap_or(NO_USER))
+}
+
+/// The user signing in, from the two reads above.
+pub fn for_login(
+    user_id: Option<&str>,
+    record: Option<String>,
 ) -> Result<Option<UserRecord>, ApiError> {
-    // Neither can exist: an empty email never parses, and no v4 UUID is nil.
-    let index = store.keys().email(email.map_or("", Email::as_str));
-    let user_id = store.get(&index).await?;
-    let loaded = load(store, user_id.as_deref().unwrap_or(NO_USER)).await?;
+    let loaded = Loaded::from_stored(record)?;
     Ok(loaded.map(|l| l.user).filter(|_| user_id.is_some()))
 }
 
+// No v4 UUID is nil.
 const NO_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Applies `change` unless someone else changed the record since it was loaded:

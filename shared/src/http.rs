@@ -482,6 +482,22 @@ pub async fn spend(
     Ok(limit)
 }
 
+/// `spend`, with one read of the request's sent in the same round trip.
+pub async fn spend_and_read(
+    req: &HttpRequest,
+    limiter: &RateLimiter,
+    policy: Policy,
+    subject: Subject<'_>,
+    read: Read<'_>,
+) -> Result<ReadAnswer, ApiError> {
+    let (limit, found) = limiter
+        .decide_and_read(policy, subject, Cost::Take, read)
+        .await?;
+    record_limit(req, limit);
+    limit.check()?;
+    Ok(found)
+}
+
 /// Spends one request of the user's per-tier budget, when the claims are a user's.
 async fn spend_for<C: crate::claims::Claims>(
     req: &HttpRequest,
@@ -523,15 +539,36 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
     }
 }
 
-/// A request authenticated like `Authenticated<C>` (or a `Caller`), whose rate-limit
-/// decision the route makes together with its first store read, in one round trip:
-/// nothing of it is usable before `admit_reading` (or `admit`) has spent the user's
-/// budget. Service tokens are not limited: for them it is the read alone.
+/// A request authenticated like `Authenticated<C>` (or a `Caller`, or an
+/// `Anonymous` one), whose rate-limit decision the route makes together with its
+/// first store read, in one round trip: nothing of it is usable before
+/// `admit_reading` (or `admit`) has spent the budget. Service tokens are not limited:
+/// for them it is the read alone.
 pub struct Pending<T> {
     value: T,
-    /// The user whose budget the request spends, and the tier that says which.
-    user: Option<(String, crate::claims::Tier)>,
+    charged: Option<Charged>,
     req: HttpRequest,
+}
+
+/// Whose budget a pending request spends.
+enum Charged {
+    /// A user, under the policy of its tier.
+    User(String, crate::claims::Tier),
+    /// The client address, under `anon`.
+    Address(Option<IpAddr>),
+}
+
+impl Charged {
+    fn user((id, tier): (&str, crate::claims::Tier)) -> Self {
+        Self::User(id.to_owned(), tier)
+    }
+
+    fn budget(&self) -> (Policy, Subject<'_>) {
+        match self {
+            Self::User(id, tier) => (Policy::for_tier(*tier), Subject::User(id)),
+            Self::Address(ip) => (Policy::Anon, Subject::Address(*ip)),
+        }
+    }
 }
 
 impl<T> Pending<T> {
@@ -544,33 +581,20 @@ impl<T> Pending<T> {
     /// Spends the user's budget and makes `read`, in one round trip; 429 when refused.
     pub async fn admit_reading(self, read: Read<'_>) -> Result<(T, ReadAnswer), ApiError> {
         let limiter = limiter_of(&self.req)?;
-        let Some((user_id, tier)) = &self.user else {
+        let Some(charged) = &self.charged else {
             return Ok((self.value, limiter.store().read(read).await?));
         };
-        let (limit, found) = limiter
-            .decide_and_read(
-                Policy::for_tier(*tier),
-                Subject::User(user_id),
-                Cost::Take,
-                read,
-            )
-            .await?;
-        record_limit(&self.req, limit);
-        limit.check()?;
+        let (policy, subject) = charged.budget();
+        let found = spend_and_read(&self.req, &limiter, policy, subject, read).await?;
         Ok((self.value, found))
     }
 
     /// Spends the user's budget with no read (a route refusing before it reads).
     pub async fn admit(self) -> Result<T, ApiError> {
-        if let Some((user_id, tier)) = &self.user {
+        if let Some(charged) = &self.charged {
+            let (policy, subject) = charged.budget();
             let limiter = limiter_of(&self.req)?;
-            spend(
-                &self.req,
-                &limiter,
-                Policy::for_tier(*tier),
-                Subject::User(user_id),
-            )
-            .await?;
+            spend(&self.req, &limiter, policy, subject).await?;
         }
         Ok(self.value)
     }
@@ -588,12 +612,10 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Pending<C> {
             let claims = validator
                 .validate::<C>(&token, crate::UnixTime::now())
                 .await?;
-            let user = claims
-                .rate_limited_user()
-                .map(|(id, tier)| (id.to_owned(), tier));
+            let charged = claims.rate_limited_user().map(Charged::user);
             Ok(Self {
                 value: claims,
-                user,
+                charged,
                 req,
             })
         })
@@ -610,14 +632,15 @@ impl actix_web::FromRequest for Pending<Caller> {
         Box::pin(async move {
             let (validator, token) = presented.into_parts()?;
             let caller = Caller::validate(&validator, &token).await?;
-            let user = match &caller {
-                Caller::User(claims) => crate::claims::Claims::rate_limited_user(claims)
-                    .map(|(id, tier)| (id.to_owned(), tier)),
+            let charged = match &caller {
+                Caller::User(claims) => {
+                    crate::claims::Claims::rate_limited_user(claims).map(Charged::user)
+                }
                 Caller::Service(_) => None,
             };
             Ok(Self {
                 value: caller,
-                user,
+                charged,
                 req,
             })
         })
@@ -642,6 +665,22 @@ impl actix_web::FromRequest for Anonymous {
             spend(&req, &limiter, Policy::Anon, Subject::Address(client_ip)).await?;
             Ok(Self { client_ip })
         })
+    }
+}
+
+impl actix_web::FromRequest for Pending<Anonymous> {
+    type Error = ApiError;
+    type Future = futures_util::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        futures_util::future::ready(limiter_of(req).map(|limiter| {
+            let client_ip = limiter.trusted_proxies().client_ip(req);
+            Self {
+                value: Anonymous { client_ip },
+                charged: Some(Charged::Address(client_ip)),
+                req: req.clone(),
+            }
+        }))
     }
 }
 

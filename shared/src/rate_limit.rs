@@ -438,6 +438,23 @@ impl RateLimiter {
         Ok((self.counted(policy, cost, decision), found))
     }
 
+    /// A decision to send along with another store operation
+    /// (`Store::save_session`); `limit` reads its answer.
+    pub fn spend_of(
+        &self,
+        policy: Policy,
+        subject: Subject<'_>,
+        cost: Cost,
+    ) -> (String, Gcra, Cost) {
+        (self.key(policy, subject), self.quota(policy).gcra(), cost)
+    }
+
+    /// The answer of a decision sent along with another operation, counted like
+    /// `decide`'s.
+    pub fn limit(&self, policy: Policy, cost: Cost, decision: Decision) -> Limit {
+        self.counted(policy, cost, decision)
+    }
+
     /// The store this limiter decides in.
     pub fn store(&self) -> &Store {
         &self.store

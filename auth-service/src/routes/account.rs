@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
-use shared::http::{self, Anonymous, Authenticated};
+use shared::http::{self, Anonymous, Authenticated, Pending};
 use shared::rate_limit::{Cost, Policy, Subject};
+use shared::store::{Read, Spend};
 use shared::{ApiError, ErrorCode, UnixTime, revocation};
 
 use super::client_ip;
@@ -50,32 +51,40 @@ pub async fn register(
 pub async fn login(
     state: web::Data<AuthState>,
     req: HttpRequest,
-    _: Anonymous,
+    anon: Pending<Anonymous>,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
     // A malformed email cannot belong to anyone: answer like an unknown one.
     let body = body.into_inner();
     let email = Email::parse(&body.email).ok();
+    // The address's budget, with the email index read in the same round trip.
+    let index = users::login_index(&state.store, email.as_ref());
+    let (_, user_id) = anon.admit_reading(Read::Get(&index)).await?;
+    let user_id = user_id.into_value();
     // Every attempt spends one of the email's failed-login budget before any hashing
-    // (so parallel guesses cannot all slip past a check); a success gives it back.
-    if let Some(email) = &email {
-        http::spend(
-            &req,
-            &state.limiter,
-            Policy::Login,
-            Subject::Email(email.as_str()),
-        )
-        .await?;
-    }
-    let user = users::find_for_login(&state.store, email.as_ref()).await?;
+    // (so parallel guesses cannot all slip past a check), with the user record read
+    // in the same round trip; a success gives it back.
+    let record = users::login_record(&state.store, user_id.as_deref());
+    let found = match &email {
+        Some(email) => {
+            let subject = Subject::Email(email.as_str());
+            http::spend_and_read(
+                &req,
+                &state.limiter,
+                Policy::Login,
+                subject,
+                Read::Get(&record),
+            )
+            .await?
+        }
+        None => state.store.read(Read::Get(&record)).await?,
+    };
+    let user = users::for_login(user_id.as_deref(), found.into_value())?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.hasher.verify(body.password, hash).await? {
         tracing::info!("login refused");
         return Err(invalid());
-    }
-    if let Some(email) = &email {
-        give_back_login_attempt(&state, &req, email).await;
     }
     let user = user.ok_or_else(invalid)?;
     let now = UnixTime::now();
@@ -85,18 +94,42 @@ pub async fn login(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
-    sessions::save_new(
+    // A successful login costs nothing of the failed-login budget: given back in the
+    // round trip that stores the session.
+    let give_back = email.as_ref().map(|email| {
+        let subject = Subject::Email(email.as_str());
+        state
+            .limiter
+            .spend_of(Policy::Login, subject, Cost::GiveBack)
+    });
+    let along = give_back.as_ref().map(|(key, gcra, cost)| Spend {
+        key,
+        gcra: *gcra,
+        cost: *cost,
+    });
+    let (indexed, given_back) = sessions::save_new(
         &state.store,
         &session,
         &state.settings.session_bounds(),
         now,
+        along,
     )
     .await?;
+    if let Some(decision) = given_back {
+        let limit = state.limiter.limit(Policy::Login, Cost::GiveBack, decision);
+        http::record_limit(&req, limit);
+    }
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
     let cap = state.settings.sessions_max_per_user;
-    for evicted in
-        sessions::beyond_cap(&state.store, &user.user_id, &session.session_id, cap).await?
-    {
+    let evicted = sessions::beyond_cap(
+        &state.store,
+        &user.user_id,
+        &session.session_id,
+        cap,
+        indexed,
+    )
+    .await?;
+    for evicted in evicted {
         tracing::info!(user_id = %user.user_id, session_id = %evicted, cap, "too many sessions: the least recently used one ends");
         end_session(&state, &user.user_id, &evicted).await?;
     }
@@ -104,20 +137,6 @@ pub async fn login(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(pair))
-}
-
-/// A successful login costs nothing of the failed-login budget. Should the store
-/// fail right now, the user merely keeps one attempt fewer for a while.
-async fn give_back_login_attempt(state: &AuthState, req: &HttpRequest, email: &Email) {
-    let subject = Subject::Email(email.as_str());
-    match state
-        .limiter
-        .decide(Policy::Login, subject, Cost::GiveBack)
-        .await
-    {
-        Ok(limit) => http::record_limit(req, limit),
-        Err(e) => tracing::warn!(error = %e, "could not give back a login attempt"),
-    }
 }
 
 #[post("/auth/logout")]

@@ -144,7 +144,7 @@ fn table(costs: &[(&str, u64)]) -> String {
 /// refresh and revoke, the user's own on every Bearer route (pipelined with the
 /// route's script where the route has one on the user's slot).
 const BUDGET: &[(&str, u64)] = &[
-    ("POST /auth/login", 8),
+    ("POST /auth/login", 3),
     ("POST /auth/refresh", 2),
     ("POST /auth/validate", 0),
     ("POST /auth/revoke", 2),

@@ -13,8 +13,9 @@ use tokio::time::Instant;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
-    SessionRotation, StoreResult, Taken, Write, parse_event_id, published_event_payload,
+    AppendOutcome, EventPage, NewEvent, NewSession, PubSubMessage, Read, ReadAnswer,
+    RevocationWrite, Rotation, SessionRotation, Spend, StoreResult, Taken, Write, parse_event_id,
+    published_event_payload,
 };
 
 enum Value {
@@ -624,6 +625,24 @@ impl MemoryStore {
             Read::HashGetAll(key) => ReadAnswer::Hash(self.hash_get_all(key).await?),
             Read::SetMembers(key) => ReadAnswer::Members(self.set_members(key).await?),
         })
+    }
+
+    pub(super) async fn save_session(
+        &self,
+        record: &str,
+        index: &str,
+        session: &NewSession<'_>,
+        along: Option<Spend<'_>>,
+    ) -> StoreResult<(usize, Option<Decision>)> {
+        self.set(record, session.record, Some(session.ttl)).await?;
+        self.set_add(index, session.session_id, session.index_ttl)
+            .await?;
+        let count = self.set_members(index).await?.len();
+        let decision = match along {
+            Some(spend) => Some(self.rate_limit(spend.key, spend.gcra, spend.cost).await?),
+            None => None,
+        };
+        Ok((count, decision))
     }
 
     /// The twin of the Redis script, step for step, under the one lock.

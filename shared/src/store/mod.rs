@@ -193,6 +193,26 @@ struct EveryIndexedSession {
     marker_prefix: String,
 }
 
+/// A new session for `Store::save_session`: its record (stored as it is) and the
+/// lifetimes of the record and of the user's session index.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub record: &'a str,
+    pub ttl: Duration,
+    pub index_ttl: Duration,
+}
+
+/// A rate-limit decision to send along with another operation: the budget's key,
+/// its GCRA parameters and the cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Spend<'a> {
+    pub key: &'a str,
+    pub gcra: Gcra,
+    pub cost: Cost,
+}
+
 /// A refresh of a session as `Store::rotate_session` applies it, in one atomic step
 /// on the user's hash tag. The session record is the JSON object the auth service
 /// stores; the step reads and writes its fields `created_at`, `refresh_jti`,
@@ -527,6 +547,20 @@ impl Store {
     /// One `Read`, alone.
     pub async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {
         dispatch!(self.read(read))
+    }
+
+    /// Stores a new session and adds it to the user's session index (one script on
+    /// the user's hash tag), with an optional rate-limit decision on another key sent
+    /// in the same round trip. Answers how many sessions the index holds now, and the
+    /// decision.
+    pub async fn save_session(
+        &self,
+        session: &NewSession<'_>,
+        along: Option<Spend<'_>>,
+    ) -> StoreResult<(usize, Option<Decision>)> {
+        let record = self.keys.session(session.user_id, session.session_id);
+        let index = self.keys.sessions(session.user_id);
+        dispatch!(self.save_session(&record, &index, session, along))
     }
 
     /// Applies the refresh rotation rules to a session in one atomic step (one

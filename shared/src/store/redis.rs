@@ -20,8 +20,9 @@ use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
-    SessionRotation, StoreError, StoreResult, Taken, Write, parse_event_id,
+    AppendOutcome, EventPage, NewEvent, NewSession, PubSubMessage, Read, ReadAnswer,
+    RevocationWrite, Rotation, SessionRotation, Spend, StoreError, StoreResult, Taken, Write,
+    parse_event_id,
 };
 
 const COMPARE_AND_SWAP: &str = r"
@@ -142,6 +143,14 @@ redis.call('SADD', KEYS[2], ARGV[9])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {'rotated', rotated, redis.call('GET', KEYS[3]) or false}";
 
+// KEYS: the session record, the user's session index (one hash tag). ARGV: the
+// record, its lifetime in ms, the session id, the index's lifetime in ms.
+const SAVE_SESSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return redis.call('SCARD', KEYS[2])";
+
 struct Scripts {
     compare_and_swap: Script,
     expiring_add_capped: Script,
@@ -150,6 +159,7 @@ struct Scripts {
     append_event: Script,
     gcra: Script,
     rotate_session: Script,
+    save_session: Script,
 }
 
 #[derive(Clone)]
@@ -253,6 +263,7 @@ impl RedisStore {
                 append_event: Script::new(APPEND_EVENT),
                 gcra: Script::new(GCRA_SCRIPT),
                 rotate_session: Script::new(ROTATE_SESSION),
+                save_session: Script::new(SAVE_SESSION),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -549,17 +560,43 @@ impl RedisStore {
         gcra: Gcra,
         cost: Cost,
     ) -> StoreResult<Decision> {
-        let mut inv = self.scripts.gcra.prepare_invoke();
-        inv.key(key)
-            .arg(gcra.interval_us)
-            .arg(gcra.capacity_us)
-            .arg(cost.units());
-        Ok(to_decision(self.invoke(inv).await?))
+        Ok(to_decision(
+            self.invoke(self.gcra_invocation(key, gcra, cost)).await?,
+        ))
     }
 
-    /// The GCRA script and the read in one pipeline. The script goes by its digest;
-    /// a Redis that does not know it yet (first use, or after a restart) gets it
-    /// loaded, and the pipeline once more (nothing ran: the script was refused).
+    /// A pipeline that invokes `scripts` by their digests. A Redis that does not know
+    /// one yet (first use, or after a restart) refuses it; then they are loaded and
+    /// the pipeline sent once more. What ran of it the first time is run again, so
+    /// every command of such a pipeline must be safe to repeat when it succeeded and
+    /// a later one did not: reads, and writes of the same values.
+    async fn pipe_with_scripts<T: FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+        scripts: &[&Script],
+    ) -> StoreResult<T> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            match pipe.query_async(&mut conn).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    for script in scripts {
+                        script
+                            .prepare_invoke()
+                            .load_async(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    pipe.query_async(&mut conn).await.map_err(unavailable)
+                }
+                other => other.map_err(unavailable),
+            }
+        })
+        .await
+    }
+
+    /// The GCRA script and the read in one pipeline (a refused script ran nothing).
     pub(super) async fn rate_limit_and_read(
         &self,
         key: &str,
@@ -567,35 +604,54 @@ impl RedisStore {
         cost: Cost,
         read: Read<'_>,
     ) -> StoreResult<(Decision, ReadAnswer)> {
+        let inv = self.gcra_invocation(key, gcra, cost);
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&inv);
+        pipe.add_command(read_command(read));
+        let (decision, found): ((i64, i64, i64, i64), redis::Value) =
+            self.pipe_with_scripts(&pipe, &[&self.scripts.gcra]).await?;
+        Ok((to_decision(decision), read_answer(read, found)?))
+    }
+
+    /// The session's script, then the decision, in one pipeline: the session's writes
+    /// are the same values when repeated, and a refused decision ran nothing.
+    pub(super) async fn save_session(
+        &self,
+        record: &str,
+        index: &str,
+        session: &NewSession<'_>,
+        along: Option<Spend<'_>>,
+    ) -> StoreResult<(usize, Option<Decision>)> {
+        let mut save = self.scripts.save_session.prepare_invoke();
+        save.key(record)
+            .key(index)
+            .arg(session.record)
+            .arg(ms(session.ttl).max(1))
+            .arg(session.session_id)
+            .arg(ms(session.index_ttl).max(1));
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&save);
+        let Some(spend) = along else {
+            let (count,): (usize,) = self
+                .pipe_with_scripts(&pipe, &[&self.scripts.save_session])
+                .await?;
+            return Ok((count, None));
+        };
+        let decide = self.gcra_invocation(spend.key, spend.gcra, spend.cost);
+        pipe.invoke_script(&decide);
+        let (count, decision): (usize, (i64, i64, i64, i64)) = self
+            .pipe_with_scripts(&pipe, &[&self.scripts.save_session, &self.scripts.gcra])
+            .await?;
+        Ok((count, Some(to_decision(decision))))
+    }
+
+    fn gcra_invocation(&self, key: &str, gcra: Gcra, cost: Cost) -> redis::ScriptInvocation<'_> {
         let mut inv = self.scripts.gcra.prepare_invoke();
         inv.key(key)
             .arg(gcra.interval_us)
             .arg(gcra.capacity_us)
             .arg(cost.units());
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&inv);
-        pipe.add_command(read_command(read));
-        let (decision, found): ((i64, i64, i64, i64), redis::Value) = self
-            .bounded(async {
-                let mut conn = self.conn().await?;
-                match pipe.query_async(&mut conn).await {
-                    Err(e)
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        self.scripts
-                            .gcra
-                            .prepare_invoke()
-                            .load_async(&mut conn)
-                            .await
-                            .map_err(unavailable)?;
-                        pipe.query_async(&mut conn).await.map_err(unavailable)
-                    }
-                    other => other.map_err(unavailable),
-                }
-            })
-            .await?;
-        Ok((to_decision(decision), read_answer(read, found)?))
+        inv
     }
 
     pub(super) async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
+use shared::rate_limit::Cost;
 use shared::revocation::Revocation;
 use shared::store::{
-    AppendOutcome, EventPage, NewEvent, PublishedEvent, Rotation, SessionRotation, Taken, Write,
-    parse_event_id,
+    AppendOutcome, EventPage, NewEvent, NewSession, PublishedEvent, Read, ReadAnswer, Rotation,
+    SessionRotation, Spend, Taken, Write, parse_event_id,
 };
 use shared::{Store, StoreError};
 use tokio::task::JoinSet;
@@ -66,6 +67,8 @@ store_suite!(
     concurrent_rotate_session_has_one_winner,
     revoking_a_session_ends_its_record_in_the_same_round_trip,
     revoking_a_user_ends_every_indexed_session_in_one_round_trip,
+    rate_limit_and_read_decide_and_read_in_one_round_trip,
+    save_session_indexes_it_and_decides_along_in_one_round_trip,
 );
 
 async fn get_and_set_without_ttl(store: Store) {
@@ -1365,4 +1368,110 @@ async fn revoking_a_user_ends_every_indexed_session_in_one_round_trip(store: Sto
             .await
             .unwrap()
     );
+}
+
+/// Makes a Redis forget its scripts, as a restart does (nothing to do in memory).
+fn forget_scripts(store: &Store) {
+    use std::io::{Read as _, Write as _};
+    if store.kind() != "redis" {
+        return;
+    }
+    let port = shared::testing::shared_redis().port();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"SCRIPT FLUSH\r\n").unwrap();
+    let mut ok = [0; 5];
+    conn.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+}
+
+async fn rate_limit_and_read_decide_and_read_in_one_round_trip(store: Store) {
+    let gcra = shared::rate_limit::Quota::parse("2/60s").unwrap().gcra();
+    let (budget, value, hash, set) = (
+        key(&store, "budget"),
+        key(&store, "value"),
+        key(&store, "hash"),
+        key(&store, "set"),
+    );
+    store.set(&value, "v", None).await.unwrap();
+    store
+        .hash_create(&hash, &[("f", "1".to_owned())], Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .set_add(&set, "m", Duration::from_secs(60))
+        .await
+        .unwrap();
+    forget_scripts(&store);
+
+    let before = store.round_trips();
+    let (decision, found) = store
+        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::Get(&value))
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    assert!(decision.allowed && decision.remaining == 1);
+    assert_eq!(found, ReadAnswer::Value(Some("v".into())));
+
+    let (decision, found) = store
+        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::HashGetAll(&hash))
+        .await
+        .unwrap();
+    assert!(decision.allowed && decision.remaining == 0);
+    assert_eq!(found.into_hash(), HashMap::from([("f".into(), "1".into())]));
+    // Refused: the read still answers (the caller drops it), the budget is unchanged.
+    let (decision, found) = store
+        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::SetMembers(&set))
+        .await
+        .unwrap();
+    assert!(!decision.allowed);
+    assert_eq!(found.into_members(), ["m"]);
+    let missing = key(&store, "missing");
+    assert_eq!(
+        store.read(Read::Get(&missing)).await.unwrap(),
+        ReadAnswer::Value(None)
+    );
+}
+
+async fn save_session_indexes_it_and_decides_along_in_one_round_trip(store: Store) {
+    let keys = store.keys().clone();
+    let gcra = shared::rate_limit::Quota::parse("3/60s").unwrap().gcra();
+    let budget = key(&store, "login-budget");
+    store.rate_limit(&budget, gcra, Cost::Take).await.unwrap();
+    forget_scripts(&store);
+    let session = |sid: &'static str| NewSession {
+        user_id: "u1",
+        session_id: sid,
+        record: r#"{"a":1}"#,
+        ttl: SHORT,
+        index_ttl: Duration::from_secs(60),
+    };
+    let before = store.round_trips();
+    let along = Spend {
+        key: &budget,
+        gcra,
+        cost: Cost::GiveBack,
+    };
+    let (indexed, given_back) = store
+        .save_session(&session("s1"), Some(along))
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    assert_eq!(indexed, 1);
+    assert_eq!(given_back.map(|d| d.remaining), Some(3), "given back");
+    let (indexed, none) = store.save_session(&session("s2"), None).await.unwrap();
+    assert_eq!((indexed, none), (2, None));
+    assert_eq!(
+        store
+            .get(&keys.session("u1", "s1"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(r#"{"a":1}"#)
+    );
+    let mut members = store.set_members(&keys.sessions("u1")).await.unwrap();
+    members.sort();
+    assert_eq!(members, ["s1", "s2"]);
+    assert!(store.pttl(&keys.sessions("u1")).await.unwrap().unwrap() > SHORT);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(&keys.session("u1", "s1")).await.unwrap(), None);
 }
