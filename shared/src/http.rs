@@ -445,6 +445,20 @@ impl Presented {
             .ok_or_else(|| ApiError::internal("no validator registered"))?;
         Ok((validator, self.token?))
     }
+
+    /// The token's claims, validated as a `C`.
+    async fn validate<C: crate::claims::Claims>(self) -> Result<C, ApiError> {
+        let (validator, token) = self.into_parts()?;
+        Ok(validator
+            .validate::<C>(&token, crate::UnixTime::now())
+            .await?)
+    }
+
+    /// A user's access token, or else a service token.
+    async fn caller(self) -> Result<Caller, ApiError> {
+        let (validator, token) = self.into_parts()?;
+        Caller::validate(&validator, &token).await
+    }
 }
 
 /// The rate-limit decisions made for a request, which `observe` writes as the
@@ -498,24 +512,6 @@ pub async fn spend_and_read(
     Ok(found)
 }
 
-/// Spends one request of the user's per-tier budget, when the claims are a user's.
-async fn spend_for<C: crate::claims::Claims>(
-    req: &HttpRequest,
-    claims: &C,
-) -> Result<(), ApiError> {
-    if let Some((user_id, tier)) = claims.rate_limited_user() {
-        let limiter = limiter_of(req)?;
-        spend(
-            req,
-            &limiter,
-            Policy::for_tier(tier),
-            Subject::User(user_id),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 /// A request authenticated by a Bearer token of type `C`, validated (signature,
 /// claims, revocation) by the `web::Data<Validator>` of the app, then admitted by the
 /// user's per-tier rate limit (service tokens are not limited).
@@ -525,17 +521,9 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
     type Error = ApiError;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let presented = Presented::of(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let (validator, token) = presented.into_parts()?;
-            let claims = validator
-                .validate::<C>(&token, crate::UnixTime::now())
-                .await?;
-            spend_for(&req, &claims).await?;
-            Ok(Self(claims))
-        })
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let pending = Pending::<C>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(pending.await?.admit().await?)) })
     }
 }
 
@@ -608,10 +596,7 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Pending<C> {
         let presented = Presented::of(req);
         let req = req.clone();
         Box::pin(async move {
-            let (validator, token) = presented.into_parts()?;
-            let claims = validator
-                .validate::<C>(&token, crate::UnixTime::now())
-                .await?;
+            let claims = presented.validate::<C>().await?;
             let charged = claims.rate_limited_user().map(Charged::user);
             Ok(Self {
                 value: claims,
@@ -630,8 +615,7 @@ impl actix_web::FromRequest for Pending<Caller> {
         let presented = Presented::of(req);
         let req = req.clone();
         Box::pin(async move {
-            let (validator, token) = presented.into_parts()?;
-            let caller = Caller::validate(&validator, &token).await?;
+            let caller = presented.caller().await?;
             let charged = match &caller {
                 Caller::User(claims) => {
                     crate::claims::Claims::rate_limited_user(claims).map(Charged::user)
@@ -733,17 +717,9 @@ impl actix_web::FromRequest for Caller {
     type Error = ApiError;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let presented = Presented::of(req);
-        let req = req.clone();
-        Box::pin(async move {
-            let (validator, token) = presented.into_parts()?;
-            let caller = Caller::validate(&validator, &token).await?;
-            if let Caller::User(claims) = &caller {
-                spend_for(&req, claims).await?;
-            }
-            Ok(caller)
-        })
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let pending = Pending::<Caller>::from_request(req, payload);
+        Box::pin(async move { pending.await?.admit().await })
     }
 }
 

@@ -1269,19 +1269,25 @@ async fn concurrent_rotate_session_has_one_winner(store: Store) {
     );
 }
 
-async fn revoking_a_session_ends_its_record_in_the_same_round_trip(store: Store) {
-    let keys = store.keys().clone();
-    let now = UnixTime::now();
-    for sid in ["s1", "s2"] {
+/// Session records of `user` and its session index, as logins leave them.
+async fn with_sessions(store: &Store, user: &str, sessions: &[&str]) {
+    let keys = store.keys();
+    for sid in sessions {
         store
-            .set(&keys.session("u1", sid), "{}", None)
+            .set(&keys.session(user, sid), "{}", None)
             .await
             .unwrap();
         store
-            .set_add(&keys.sessions("u1"), sid, Duration::from_secs(60))
+            .set_add(&keys.sessions(user), sid, Duration::from_secs(60))
             .await
             .unwrap();
     }
+}
+
+async fn revoking_a_session_ends_its_record_in_the_same_round_trip(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    with_sessions(&store, "u1", &["s1", "s2"]).await;
     let before = store.round_trips();
     store
         .revoke(
@@ -1314,25 +1320,9 @@ async fn revoking_a_session_ends_its_record_in_the_same_round_trip(store: Store)
 async fn revoking_a_user_ends_every_indexed_session_in_one_round_trip(store: Store) {
     let keys = store.keys().clone();
     let now = UnixTime::now();
-    for sid in ["s1", "s2", "s3"] {
-        store
-            .set(&keys.session("u1", sid), "{}", None)
-            .await
-            .unwrap();
-        store
-            .set_add(&keys.sessions("u1"), sid, Duration::from_secs(60))
-            .await
-            .unwrap();
-    }
+    with_sessions(&store, "u1", &["s1", "s2", "s3"]).await;
     // Another user's session stays.
-    store
-        .set(&keys.session("u2", "t1"), "{}", None)
-        .await
-        .unwrap();
-    store
-        .set_add(&keys.sessions("u2"), "t1", Duration::from_secs(60))
-        .await
-        .unwrap();
+    with_sessions(&store, "u2", &["t1"]).await;
     let revocation = Revocation::User {
         user_id: "u1".into(),
         not_before: now.secs(),
