@@ -3,5 +3,6 @@
 
 mod helpers;
 
+mod bench_smoke;
 mod cross_service;
 mod embedded;
