@@ -208,13 +208,14 @@ impl Feed {
             }
             if self.needs_recheck {
                 let h = &self.holder;
-                match shared::jwt::revoked(
+                // Boxed, like the page read below: see there.
+                match Box::pin(shared::jwt::revoked(
                     &self.store,
                     &h.user_id,
                     "-",
                     Some(&h.session_id),
                     h.issued_at_secs,
-                )
+                ))
                 .await
                 {
                     Ok(true) => break End::Revoked,
@@ -224,15 +225,15 @@ impl Feed {
                 continue;
             }
             if self.needs_resync || self.history_continues {
-                // One page at a time, read as the client drains the previous one.
-                let page = match self
-                    .store
-                    .read_events_page(
-                        &self.generation_id,
-                        self.last_id.as_deref(),
-                        self.max_queued,
-                    )
-                    .await
+                // One page at a time, read as the client drains the previous one. Boxed:
+                // a store call's future is kilobytes, and every idle stream would
+                // otherwise carry room for it.
+                let page = match Box::pin(self.store.read_events_page(
+                    &self.generation_id,
+                    self.last_id.as_deref(),
+                    self.max_queued,
+                ))
+                .await
                 {
                     Ok(page) => page,
                     Err(_) => break End::StoreUnavailable,
@@ -329,5 +330,41 @@ impl OpenGauge {
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         meters::stream_closed(self.0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every idle stream holds the future of `next` for as long as it waits: the rare
+    /// store calls inside it are boxed, or each stream would carry kilobytes for them.
+    #[tokio::test]
+    async fn an_idle_stream_waits_in_a_small_future() {
+        let store = Store::memory("feed-size");
+        let hub = crate::hub::Hub::new(store.clone(), 8);
+        let follow = hub.follow("g").await.unwrap();
+        let mut feed = Feed::new(FeedParts {
+            generation_id: "g".into(),
+            holder: Holder {
+                user_id: "u".into(),
+                session_id: "s".into(),
+                issued_at_secs: 0,
+            },
+            store,
+            follow,
+            max_queued: 8,
+            shutdown: watch::channel(false).1,
+            reset: false,
+            history: Vec::new(),
+            resume_from: None,
+            transport: "sse",
+        });
+        let waiting = std::mem::size_of_val(&feed.next());
+        assert!(
+            waiting <= 1024,
+            "the future of Feed::next is {waiting} bytes"
+        );
     }
 }
