@@ -7,6 +7,7 @@ pub mod api;
 pub mod limits;
 pub mod load;
 pub mod options;
+pub mod proc;
 pub mod report;
 pub mod scenarios;
 pub mod server;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::proc::ProcSample;
+
 /// One connection's work.
 pub trait Worker: Send + 'static {
     /// One operation; an error is a short description (method, path, status, code).
@@ -20,6 +22,8 @@ pub struct Sample {
     /// Each distinct error with its count.
     pub error_kinds: BTreeMap<String, u64>,
     pub elapsed: Duration,
+    /// CPU time the server used over the measured time, when its pid is known.
+    pub server_cpu_seconds: Option<f64>,
 }
 
 impl Sample {
@@ -45,11 +49,25 @@ impl Sample {
     }
 }
 
-/// Runs every worker on its own task for `warmup`, then for `duration` recorded.
-pub async fn drive<W: Worker>(workers: Vec<W>, warmup: Duration, duration: Duration) -> Sample {
+/// Runs every worker on its own task for `warmup`, then for `duration` recorded; the
+/// server's CPU time over the recorded part is read from `/proc/<server_pid>`.
+pub async fn drive<W: Worker>(
+    workers: Vec<W>,
+    warmup: Duration,
+    duration: Duration,
+    server_pid: Option<u32>,
+) -> Sample {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
+    let cpu = server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let before = ProcSample::read(pid).ok()?;
+            tokio::time::sleep_until(end.into()).await;
+            Some(ProcSample::read(pid).ok()?.cpu_seconds_since(&before))
+        })
+    });
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|mut worker| {
@@ -78,6 +96,9 @@ pub async fn drive<W: Worker>(workers: Vec<W>, warmup: Duration, duration: Durat
         }
     }
     total.elapsed = measure_from.elapsed();
+    if let Some(cpu) = cpu {
+        total.server_cpu_seconds = cpu.await.ok().flatten();
+    }
     total
 }
 

@@ -66,6 +66,15 @@ impl ScenarioReport {
     pub fn new(scenario: &str, unit: &str, connections: usize, mut sample: Sample) -> Self {
         let seconds = sample.elapsed.as_secs_f64();
         let operations = sample.latencies_us.len() as u64;
+        let mut details = Map::new();
+        // What the server spent per operation: a figure that other load on the
+        // machine disturbs far less than throughput.
+        if let Some(cpu) = sample.server_cpu_seconds.filter(|_| operations > 0) {
+            details.insert(
+                "server_cpu_us_per_op".to_owned(),
+                (cpu * 1e6 / operations as f64).into(),
+            );
+        }
         let mut error_samples: Vec<_> = sample.error_kinds.into_iter().collect();
         error_samples.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
         error_samples.truncate(5);
@@ -84,7 +93,7 @@ impl ScenarioReport {
             latency_ms: Percentiles::of(&mut sample.latencies_us),
             vs_healthz: None,
             error_samples,
-            details: Map::new(),
+            details,
         }
     }
 

@@ -50,6 +50,16 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
         );
     }
 
+    // The server's pid is known: its CPU time per operation is reported.
+    for r in &reports[..7] {
+        assert!(
+            r.details["server_cpu_us_per_op"].is_number(),
+            "{}: {:?}",
+            r.scenario,
+            r.details
+        );
+    }
+
     let fanout = &reports[6].details;
     assert_eq!(fanout["streams"], 6);
     assert_eq!(fanout["streams_incomplete"], 0);

@@ -12,6 +12,7 @@ use super::{SETUP_CONCURRENCY, Target};
 use crate::api::{Api, Sse};
 use crate::load::{Sample, bounded};
 use crate::options::Options;
+use crate::proc::ProcSample;
 use crate::report::{Percentiles, ScenarioReport};
 
 /// Streams opened at once while setting up.
@@ -62,6 +63,7 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
         .collect::<Result<Vec<_>, String>>()
         .map_err(|e| anyhow!("opening streams: {e}"))?;
 
+    let cpu_before = target.server.pid.and_then(|pid| ProcSample::read(pid).ok());
     let clock = Instant::now();
     let publish_end = clock + options.duration;
     let receivers: Vec<_> = opened
@@ -129,6 +131,10 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
         sample.error("event out of order or missing".to_owned());
     }
     sample.elapsed = Duration::from_secs_f64(publish_seconds);
+    sample.server_cpu_seconds = cpu_before.and_then(|before| {
+        let pid = target.server.pid?;
+        Some(ProcSample::read(pid).ok()?.cpu_seconds_since(&before))
+    });
     let events: u64 = published.iter().sum();
     let mut report = ScenarioReport::new("fanout", "event delivered", streams, sample);
     report.detail("streams", streams);

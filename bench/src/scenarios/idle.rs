@@ -4,18 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 
 use super::{SETUP_CONCURRENCY, Target};
 use crate::load::{Sample, bounded};
 use crate::options::Options;
+use crate::proc::ProcSample;
 use crate::report::ScenarioReport;
 
 const OPEN_CONCURRENCY: usize = 64;
 /// Time for the server to settle after set-up and after the opens.
 const SETTLE: Duration = Duration::from_millis(500);
-/// `/proc/<pid>/stat` counts in USER_HZ, 100 on every mainstream Linux.
-const TICKS_PER_SEC: f64 = 100.0;
 
 pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioReport> {
     let api = &target.api;
@@ -73,7 +72,7 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
     drop(open);
 
     let idle_seconds = options.duration.as_secs_f64();
-    let cpu_seconds = after.cpu_ticks.saturating_sub(settled.cpu_ticks) as f64 / TICKS_PER_SEC;
+    let cpu_seconds = after.cpu_seconds_since(&settled);
     let mut report = ScenarioReport::new("idle", "stream opened", streams, sample);
     report.detail("streams", held);
     report.detail("generations", generations);
@@ -93,35 +92,4 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
         },
     );
     Ok(report)
-}
-
-struct ProcSample {
-    rss_kib: u64,
-    cpu_ticks: u64,
-}
-
-impl ProcSample {
-    fn read(pid: u32) -> anyhow::Result<Self> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .with_context(|| format!("reading /proc/{pid}/status"))?;
-        let rss_kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .with_context(|| format!("reading /proc/{pid}/stat"))?;
-        // Fields after the command name (which may hold spaces): utime and stime are
-        // the 12th and 13th.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        let cpu_ticks = tick(11)
-            .zip(tick(12))
-            .map(|(u, s)| u + s)
-            .ok_or_else(|| anyhow!("unreadable /proc/{pid}/stat"))?;
-        Ok(Self { rss_kib, cpu_ticks })
-    }
 }

@@ -76,11 +76,12 @@ pub async fn run(
     let api = &target.api;
     let n = options.connections;
     let (warmup, duration) = (options.warmup, options.duration);
+    let pid = target.server.pid;
     let report = |unit: &str, sample| ScenarioReport::new(scenario.name(), unit, n, sample);
     Ok(match scenario {
         Scenario::Healthz => {
             let workers = (0..n).map(|_| Healthz(api.clone())).collect();
-            report("request", drive(workers, warmup, duration).await)
+            report("request", drive(workers, warmup, duration, pid).await)
         }
         Scenario::Validate | Scenario::ValidateHs256 => {
             let tokens: Arc<Vec<String>> = Arc::new(
@@ -98,7 +99,7 @@ pub async fn run(
                     next: i,
                 })
                 .collect();
-            let mut r = report("request", drive(workers, warmup, duration).await);
+            let mut r = report("request", drive(workers, warmup, duration, pid).await);
             r.detail("users", tokens.len());
             r
         }
@@ -118,7 +119,7 @@ pub async fn run(
                     next: i,
                 })
                 .collect();
-            report("request", drive(workers, warmup, duration).await)
+            report("request", drive(workers, warmup, duration, pid).await)
         }
         Scenario::Refresh => {
             // A session per connection: rotation is sequential within a session.
@@ -141,7 +142,7 @@ pub async fn run(
                 })
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow!("setting up sessions: {e}"))?;
-            report("request", drive(workers, warmup, duration).await)
+            report("request", drive(workers, warmup, duration, pid).await)
         }
         Scenario::MintOpen => {
             let users = target.users(options).await?;
@@ -164,7 +165,7 @@ pub async fn run(
                 .into_iter()
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow!("setting up generations: {e}"))?;
-            report("mint + open", drive(workers, warmup, duration).await)
+            report("mint + open", drive(workers, warmup, duration, pid).await)
         }
         Scenario::Fanout => fanout::run(target, options).await?,
         Scenario::Idle => idle::run(target, options).await?,
