@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use shared::testing::{RedisServer, spawn_tied_to_this_process};
+use shared::testing::{RedisServer, announced_port, spawn_tied_to_this_process};
 
 use crate::options::External;
 
@@ -113,10 +113,7 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 writeln!(sink, "{line}").ok();
-                let port = line.split_once(ANNOUNCE).and_then(|(_, rest)| {
-                    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-                    digits.parse::<u16>().ok()
-                });
+                let port = announced_port(&line, ANNOUNCE);
                 if let (Some(port), Some(tx)) = (port, tx.as_ref()) {
                     tx.send(port).ok();
                 }

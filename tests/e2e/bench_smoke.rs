@@ -75,6 +75,8 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
     assert_eq!(idle["streams"], 6);
     assert!(idle["rss_after_kib"].as_u64().unwrap() > 0);
     assert!(idle["rss_per_stream_kib"].is_number());
+    assert!(idle["rss_per_stream_kib_all"].is_number());
+    assert!(idle["rss_halfway_kib"].as_u64().unwrap() > 0);
     assert!(idle["idle_cpu_percent"].is_number());
 
     // The JSON a script reads, and the table a person reads.

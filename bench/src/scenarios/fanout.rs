@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde_json::{Value, json};
 
-use super::{SETUP_CONCURRENCY, Target};
+use super::{Target, create_generations};
 use crate::api::{Api, Sse};
 use crate::load::{Sample, bounded};
 use crate::options::Options;
@@ -24,7 +24,6 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
     let api = &target.api;
     let streams = options.streams.unwrap_or(1000);
     let generations = options.generations.unwrap_or(100).clamp(1, streams);
-    let users = target.users(options).await?;
     let (id, secret) =
         target.server.service_client.clone().ok_or_else(|| {
             anyhow!("fanout publishes with a service client: pass --service-client")
@@ -34,21 +33,7 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
         .await
         .map_err(|e| anyhow!(e))?;
 
-    let jobs = (0..generations)
-        .map(|g| {
-            let api = api.clone();
-            let access = users[g % users.len()].tokens.access_token.clone();
-            async move {
-                let id = api.create_generation(&access).await?;
-                Ok::<_, String>((id, access))
-            }
-        })
-        .collect();
-    let generation_ids = bounded(SETUP_CONCURRENCY, jobs)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|e| anyhow!("setting up generations: {e}"))?;
+    let generation_ids = create_generations(target, options, generations).await?;
 
     let jobs = (0..streams)
         .map(|k| {

@@ -68,6 +68,30 @@ impl Target {
     }
 }
 
+/// `count` generations, each owned by one of the users in turn: (id, owner's access token).
+async fn create_generations(
+    target: &Target,
+    options: &Options,
+    count: usize,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let users = target.users(options).await?;
+    let jobs = (0..count)
+        .map(|g| {
+            let api = target.api.clone();
+            let access = users[g % users.len()].tokens.access_token.clone();
+            async move {
+                let id = api.create_generation(&access).await?;
+                Ok::<_, String>((id, access))
+            }
+        })
+        .collect();
+    bounded(SETUP_CONCURRENCY * 4, jobs)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|e| anyhow!("setting up generations: {e}"))
+}
+
 pub async fn run(
     scenario: Scenario,
     target: &Target,
@@ -145,26 +169,15 @@ pub async fn run(
             report("request", drive(workers, warmup, duration, pid).await)
         }
         Scenario::MintOpen => {
-            let users = target.users(options).await?;
-            let jobs = (0..n)
-                .map(|i| {
-                    let api = api.clone();
-                    let access = users[i % users.len()].tokens.access_token.clone();
-                    async move {
-                        let generation = api.create_generation(&access).await?;
-                        Ok::<_, String>(MintOpen {
-                            api,
-                            access,
-                            generation,
-                        })
-                    }
+            let workers = create_generations(target, options, n)
+                .await?
+                .into_iter()
+                .map(|(generation, access)| MintOpen {
+                    api: api.clone(),
+                    access,
+                    generation,
                 })
                 .collect();
-            let workers = bounded(SETUP_CONCURRENCY, jobs)
-                .await
-                .into_iter()
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(|e| anyhow!("setting up generations: {e}"))?;
             report("mint + open", drive(workers, warmup, duration, pid).await)
         }
         Scenario::Fanout => fanout::run(target, options).await?,

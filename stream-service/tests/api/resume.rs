@@ -237,25 +237,11 @@ async fn a_history_longer_than_a_page_arrives_whole_and_in_order_then_live_event
     assert_eq!(received[0].data["event"], "connected");
     assert_exactly(&received, kept);
 
-    let token = app.token("u", "resumed", &generation).await;
-    let res = app
-        .stream_request(&generation, &[("token", &token)])
-        .header("Last-Event-ID", &published[3])
-        .send()
-        .await
-        .unwrap();
-    let mut resumed = app.sse_from(res);
+    let mut resumed = open_after(&app, &generation, "resumed", &published[3]).await;
     let received = resumed.take(1 + published[4..].len()).await;
     assert_exactly(&received, &published[4..]);
 
-    let token = app.token("u", "reset", &generation).await;
-    let res = app
-        .stream_request(&generation, &[("token", &token)])
-        .header("Last-Event-ID", &published[0])
-        .send()
-        .await
-        .unwrap();
-    let mut reset = app.sse_from(res);
+    let mut reset = open_after(&app, &generation, "reset", &published[0]).await;
     let received = reset.take(2 + kept.len()).await;
     assert_eq!(received[1].data["event"], "reset");
     assert_exactly(&received, kept);
@@ -265,4 +251,21 @@ async fn a_history_longer_than_a_page_arrives_whole_and_in_order_then_live_event
         assert_exactly(&stream.until_end().await, std::slice::from_ref(&last));
     }
     app.assert_no_secrets_leaked().await;
+}
+
+/// A stream of user `u` in a new session, resuming after `last_event_id`.
+async fn open_after(
+    app: &crate::helpers::TestApp,
+    generation: &str,
+    session: &str,
+    last_event_id: &str,
+) -> SseClient {
+    let token = app.token("u", session, generation).await;
+    let res = app
+        .stream_request(generation, &[("token", &token)])
+        .header("Last-Event-ID", last_event_id)
+        .send()
+        .await
+        .unwrap();
+    app.sse_from(res)
 }
