@@ -13,13 +13,13 @@ scenarios (healthz, the baseline, always runs first):
   healthz         GET /healthz
   validate        GET /auth/validate with a user's access token (EdDSA), many users
   validate-hs256  the same against a server signing with HS256
-  login           POST /auth/login (Argon2id bound)
   refresh         POST /auth/refresh, each connection rotating its own session
   mint-open       mint a stream token, open the SSE stream, read `connected`, close
   fanout          --streams over --generations, --rate events/s published for --duration:
                   publish-to-receive latency, every event exactly once and in order
   idle            --streams open SSE streams over --generations: server resident memory
                   and CPU per stream (from /proc/<pid>)
+  login           POST /auth/login (Argon2id bound; runs last, as it opens sessions)
   all             every scenario above
 
 flags:
@@ -38,16 +38,18 @@ flags:
   --pid PID            its process id (idle reads /proc/PID)
 ";
 
+/// In run order. `login` runs last: every login opens a session, and a limit on
+/// sessions per user would otherwise end the sessions the other scenarios use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scenario {
     Healthz,
     Validate,
     ValidateHs256,
-    Login,
     Refresh,
     MintOpen,
     Fanout,
     Idle,
+    Login,
 }
 
 impl Scenario {
@@ -55,11 +57,11 @@ impl Scenario {
         Self::Healthz,
         Self::Validate,
         Self::ValidateHs256,
-        Self::Login,
         Self::Refresh,
         Self::MintOpen,
         Self::Fanout,
         Self::Idle,
+        Self::Login,
     ];
 
     pub fn name(self) -> &'static str {
