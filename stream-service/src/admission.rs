@@ -356,7 +356,11 @@ pub async fn open(
     let resume_from = resume_point(req, query);
     let page = state
         .store
-        .read_events(generation_id.as_str(), resume_from.as_deref())
+        .read_events_page(
+            generation_id.as_str(),
+            resume_from.as_deref(),
+            state.hub.capacity(),
+        )
         .await?;
     if resume_from.is_some() && is_terminal(&record.status) && page.events.is_empty() && !page.reset
     {

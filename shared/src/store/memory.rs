@@ -558,7 +558,8 @@ impl MemoryStore {
             }
         })?;
         if let AppendOutcome::Appended { id } = &appended {
-            let payload = published_event_payload(event.generation_id, id, event.data);
+            let payload =
+                published_event_payload(event.generation_id, id, event.status, event.data);
             self.publish(channel, &payload).await?;
         }
         Ok(appended)
@@ -568,6 +569,7 @@ impl MemoryStore {
         &self,
         history: &str,
         after: Option<&str>,
+        limit: Option<usize>,
     ) -> StoreResult<EventPage> {
         self.with(|d, now| {
             let entries: Vec<((u64, u64), String)> = match d.live(history, now) {
@@ -579,6 +581,7 @@ impl MemoryStore {
             };
             let render = |e: Vec<((u64, u64), String)>| {
                 e.into_iter()
+                    .take(limit.unwrap_or(usize::MAX))
                     .map(|((ms, seq), data)| (format!("{ms}-{seq}"), data))
                     .collect()
             };

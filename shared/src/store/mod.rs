@@ -257,19 +257,24 @@ pub enum Rotation {
     Expired,
 }
 
-/// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
+/// The payload published for each appended event:
+/// `{"g":..,"id":..,"s":<status>,"d":<data>}`. The status travels with the event so
+/// that no stream parses `d` to learn it (`s` is missing only from a replica that
+/// predates it: the status is then read from `d`).
 #[derive(Debug, serde::Deserialize)]
 pub struct PublishedEvent {
     #[serde(rename = "g")]
     pub generation_id: String,
     pub id: String,
+    #[serde(rename = "s", default)]
+    pub status: Option<crate::events::GenerationStatus>,
     #[serde(rename = "d")]
     pub data: Box<serde_json::value::RawValue>,
 }
 
-pub fn published_event_payload(generation_id: &str, id: &str, data: &str) -> String {
-    // Generation ids and stream ids hold no characters that need JSON escaping.
-    format!(r#"{{"g":"{generation_id}","id":"{id}","d":{data}}}"#)
+pub fn published_event_payload(generation_id: &str, id: &str, status: &str, data: &str) -> String {
+    // Generation ids, stream ids and statuses hold no characters that need JSON escaping.
+    format!(r#"{{"g":"{generation_id}","id":"{id}","s":"{status}","d":{data}}}"#)
 }
 
 /// A Redis stream id `ms-seq`, comparable: two runs of ASCII digits, each within u64
@@ -600,7 +605,19 @@ impl Store {
         after: Option<&str>,
     ) -> StoreResult<EventPage> {
         let history = self.keys.events(generation_id);
-        dispatch!(self.read_events(&history, after))
+        dispatch!(self.read_events(&history, after, None))
+    }
+
+    /// Like `read_events`, at most `limit` of them (`XRANGE … COUNT`): a stream holds
+    /// one page of a long history at a time. Fewer than `limit` means no more for now.
+    pub async fn read_events_page(
+        &self,
+        generation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        let history = self.keys.events(generation_id);
+        dispatch!(self.read_events(&history, after, Some(limit.max(1))))
     }
 
     pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

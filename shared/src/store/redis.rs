@@ -50,7 +50,7 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'stage', ARGV[9]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
+redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"s\":\"' .. ARGV[3] .. '\",\"d\":' .. ARGV[1] .. '}')
 return {2, id}"#;
 
 // KEYS: the markers of one revocation, then the session records it ends, then (for a
@@ -737,6 +737,7 @@ impl RedisStore {
         &self,
         history: &str,
         after: Option<&str>,
+        limit: Option<usize>,
     ) -> StoreResult<EventPage> {
         type Entries = Vec<(String, Vec<(String, String)>)>;
         let data = |entries: Entries| {
@@ -750,19 +751,24 @@ impl RedisStore {
                 })
                 .collect::<Vec<_>>()
         };
+        // `XRANGE <history> <from> + [COUNT limit]`
+        let range = |from: &str| {
+            let mut cmd = redis::cmd("XRANGE");
+            cmd.arg(history).arg(from).arg("+");
+            if let Some(limit) = limit {
+                cmd.arg("COUNT").arg(limit);
+            }
+            cmd
+        };
         let Some(after) = after else {
-            let all: Entries = self
-                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                .await?;
+            let all: Entries = self.query(&range("-")).await?;
             return Ok(EventPage {
                 events: data(all),
                 reset: false,
             });
         };
         let Some(point) = parse_event_id(after) else {
-            let all: Entries = self
-                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                .await?;
+            let all: Entries = self.query(&range("-")).await?;
             return Ok(EventPage {
                 events: data(all),
                 reset: true,
@@ -782,10 +788,7 @@ impl RedisStore {
             .arg("-")
             .arg("COUNT")
             .arg(1);
-        pipe.cmd("XRANGE")
-            .arg(history)
-            .arg(format!("({after}"))
-            .arg("+");
+        pipe.add_command(range(&format!("({after}")));
         let (oldest, newest, rest): (Entries, Entries, Entries) = self.pipe(&pipe).await?;
         let id_of = |e: &Entries| e.first().and_then(|(id, _)| parse_event_id(id));
         match (id_of(&oldest), id_of(&newest)) {
@@ -799,9 +802,7 @@ impl RedisStore {
             }),
             // Older than what is kept, or newer than anything published: start over.
             _ => {
-                let all: Entries = self
-                    .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                    .await?;
+                let all: Entries = self.query(&range("-")).await?;
                 Ok(EventPage {
                     events: data(all),
                     reset: true,
@@ -920,7 +921,7 @@ impl RedisStore {
                         .await?;
                     format!("{m:?}")
                 }
-                "stream" => format!("{:?}", self.read_events(&key, None).await?.events),
+                "stream" => format!("{:?}", self.read_events(&key, None, None).await?.events),
                 other => other.to_owned(),
             };
             out.push((key, value));
