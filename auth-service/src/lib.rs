@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod sessions;

@@ -31,6 +31,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documentation (the OpenAPI `code` enum) and tests.
+    pub const ALL: [Self; 21] = [
+        Self::MissingToken,
+        Self::InvalidToken,
+        Self::TokenExpired,
+        Self::TokenRevoked,
+        Self::WrongTokenType,
+        Self::InvalidCredentials,
+        Self::InvalidStreamToken,
+        Self::Forbidden,
+        Self::InsufficientScope,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::EmailTaken,
+        Self::GenerationExists,
+        Self::GenerationFinished,
+        Self::PreconditionFailed,
+        Self::PreconditionRequired,
+        Self::PayloadTooLarge,
+        Self::ValidationFailed,
+        Self::RateLimited,
+        Self::Internal,
+        Self::StoreUnavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingToken => "missing_token",

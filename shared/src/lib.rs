@@ -9,6 +9,7 @@ pub mod generation;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod openapi;
 pub mod rate_limit;
 pub mod revocation;
 pub mod settings;

@@ -5,3 +5,4 @@ mod helpers;
 
 mod cross_service;
 mod embedded;
+mod openapi;

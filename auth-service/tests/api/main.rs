@@ -9,6 +9,7 @@ mod demo;
 mod generations;
 mod keys;
 mod me;
+mod openapi;
 mod operations;
 mod refresh;
 mod service_tokens;

@@ -15,6 +15,27 @@ use crate::startup::StreamState;
 /// What `retry:` tells a browser to wait before reconnecting.
 const RETRY: Duration = Duration::from_secs(3);
 
+#[utoipa::path(
+    get,
+    path = "/generations/generate/{generation_id}/stream",
+    tag = "streams",
+    params(
+        ("generation_id" = String, Path, description = "The generation to follow"),
+        ("token" = Option<String>, Query, description = "A single-use stream token from the auth service (never a JWT); may be left out when the `as_resume` cookie is sent"),
+        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header takes precedence)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a browser's EventSource sends it)"),
+    ),
+    security(("stream_token" = []), ("resume_cookie" = [])),
+    responses(
+        (status = 200, description = "The event stream: kept history, then live events, until the terminal event; sets the `as_resume` cookie", content_type = "text/event-stream", body = String),
+        (status = 204, description = "Resumed at the terminal event of a finished generation: nothing more will come"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable),
+    )
+)]
 pub async fn open_stream(
     state: web::Data<StreamState>,
     req: HttpRequest,

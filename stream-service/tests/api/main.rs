@@ -5,6 +5,7 @@ mod fanout;
 mod health;
 mod helpers;
 mod logs;
+mod openapi;
 mod publish;
 mod resilience;
 mod resume;
