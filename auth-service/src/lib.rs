@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod keys_command;
 pub mod openapi;
 pub mod passwords;
 pub mod routes;

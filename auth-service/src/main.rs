@@ -4,6 +4,15 @@ use shared::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `auth-service keys …` manages the signing keys; no arguments serves.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        println!(
+            "{}",
+            auth_service::keys_command::run(&args, shared::UnixTime::now())?
+        );
+        return Ok(());
+    }
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(&settings.common.logging);
     if settings.common.redis_url.is_none() {
