@@ -69,7 +69,7 @@ mod serde_with_null {
 #[utoipa::path(
     tag = "sessions",
     security(("bearer" = [])),
-    params(("If-Match" = String, Header, description = "The ETag of GET /auth/me (or `*`)")),
+    params(("If-Match" = Option<String>, Header, description = "The ETag of GET /auth/me (or `*`); without it the answer is 428")),
     request_body = ProfilePatch,
     responses(
         (status = 200, description = "The changed profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The new version"))),
