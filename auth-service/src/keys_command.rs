@@ -23,7 +23,8 @@ pub const USAGE: &str = "usage:
                                                 write a new Ed25519 signing key (PKCS#8 PEM, mode 0600)
                                                 named by its UTC creation time; it signs next.
                                                 --if-empty: only when DIR holds no key yet
-  auth-service keys list --dir DIR              each key id, and which one signs";
+  auth-service keys list --dir DIR              each key id, and which one signs
+  auth-service healthcheck                      exit 0 when the server on AUTH_BIND is ready";
 
 /// Runs `keys …` (the arguments after the program name) and returns what to print.
 pub fn run(args: &[String], now: UnixTime) -> anyhow::Result<String> {
