@@ -106,25 +106,25 @@ static CLIENT_JS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
-#[utoipa::path(get, path = "/", tag = "demo",
+#[utoipa::path(get, path = "/", tag = "demo", summary = "The demo page",
     responses((status = 200, description = "The demo page", body = String, content_type = "text/html"), (status = 304, description = "Not modified (If-None-Match)")))]
 pub(crate) async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&INDEX_HTML, &state, &req)
 }
 
-#[utoipa::path(get, path = "/static/app.css", tag = "demo",
+#[utoipa::path(get, path = "/static/app.css", tag = "demo", summary = "The demo page's stylesheet",
     responses((status = 200, description = "The demo page's stylesheet", body = String, content_type = "text/css"), (status = 304, description = "Not modified (If-None-Match)")))]
 pub(crate) async fn app_css(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&APP_CSS, &state, &req)
 }
 
-#[utoipa::path(get, path = "/static/app.js", tag = "demo",
+#[utoipa::path(get, path = "/static/app.js", tag = "demo", summary = "The demo page's script",
     responses((status = 200, description = "The demo page's script", body = String, content_type = "text/javascript"), (status = 304, description = "Not modified (If-None-Match)")))]
 pub(crate) async fn app_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&APP_JS, &state, &req)
 }
 
-#[utoipa::path(get, path = "/clients/js/authstream.js", tag = "demo",
+#[utoipa::path(get, path = "/clients/js/authstream.js", tag = "demo", summary = "The JavaScript client",
     responses((status = 200, description = "The JavaScript client (an ES module)", body = String, content_type = "text/javascript"), (status = 304, description = "Not modified (If-None-Match)")))]
 pub(crate) async fn client_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&CLIENT_JS, &state, &req)
@@ -529,7 +529,7 @@ async fn owned_generation(
 
 /// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted
 /// generation's events. Only a `pending` generation can be simulated, once.
-#[utoipa::path(post, path = "/demo/generations/{generation_id}/simulate", tag = "demo",
+#[utoipa::path(post, path = "/demo/generations/{generation_id}/simulate", tag = "demo", summary = "Simulate a generation (demo)",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     request_body(content = Option<SimulateBody>, description = "Optional: how long (500-60000 ms, default 8000) and how it ends (`completed` or `failed`)"),
@@ -644,7 +644,7 @@ pub(crate) async fn simulate(
 /// It announces a disconnect notice for this generation's streams of the caller's
 /// session: the stream service ends them on every replica, revoking nothing, so
 /// their reconnects pass.
-#[utoipa::path(post, path = "/demo/generations/{generation_id}/disconnect", tag = "demo",
+#[utoipa::path(post, path = "/demo/generations/{generation_id}/disconnect", tag = "demo", summary = "Drop this session's streams of a generation (demo)",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     responses(

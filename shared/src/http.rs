@@ -294,14 +294,14 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
 }
 
 /// `GET /healthz`: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
     responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers", responses(
     (status = 200, description = "The store answers", body = Object, example = json!({"status": "ready", "store": "redis"})),
     (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
@@ -310,7 +310,7 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()

@@ -28,9 +28,11 @@ pub const BASIC: &str = "basic";
 pub const STREAM_TOKEN: &str = "stream_token";
 pub const RESUME_COOKIE: &str = "resume_cookie";
 
-/// Swagger UI's own scripts and styles only: nothing from another origin, nothing inline.
-/// `img-src data:` for the icons its stylesheet embeds.
-pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// Swagger UI's own scripts and styles only: nothing from another origin, no inline
+/// script. The one inline style its bundle injects is allowed by its hash (the
+/// vendored Swagger UI 5.32); `img-src data:` for the icons its stylesheet embeds.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
@@ -231,7 +233,7 @@ impl ApiDocument {
 #[utoipa::path(
     get,
     path = "/openapi.json",
-    tag = "operations",
+    tag = "operations", summary = "This OpenAPI document",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object))
 )]
 pub async fn openapi_json(document: web::Data<ApiDocument>) -> HttpResponse {

@@ -35,7 +35,7 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
 }
 
 #[utoipa::path(
-    tag = "accounts",
+    tag = "accounts", summary = "Register a user",
     request_body = Credentials,
     responses(
         (status = 201, description = "Registered", body = crate::openapi::Registered),
@@ -60,7 +60,7 @@ pub async fn register(
 }
 
 #[utoipa::path(
-    tag = "accounts",
+    tag = "accounts", summary = "Sign in: a new session and its token pair",
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`)", body = crate::tokens::TokenPair),
@@ -107,7 +107,7 @@ pub async fn login(
 }
 
 #[utoipa::path(
-    tag = "accounts",
+    tag = "accounts", summary = "Sign out this session",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session of this token is revoked, its streams end"),
@@ -127,7 +127,7 @@ pub async fn logout(
 }
 
 #[utoipa::path(
-    tag = "accounts",
+    tag = "accounts", summary = "Sign out everywhere",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Every session of the user is revoked, their streams end"),

@@ -15,7 +15,7 @@ use crate::users;
 const ADMIN_SCOPE: &str = "users:admin";
 
 #[utoipa::path(
-    tag = "admin",
+    tag = "admin", summary = "Revoke every session and token of a user",
     security(("bearer" = [])),
     params(("user_id" = String, Path, description = "The user")),
     responses(
@@ -50,7 +50,7 @@ pub struct UserPatch {
 }
 
 #[utoipa::path(
-    tag = "admin",
+    tag = "admin", summary = "Change a user's tier or roles",
     security(("bearer" = [])),
     params(("user_id" = String, Path, description = "The user")),
     request_body = UserPatch,

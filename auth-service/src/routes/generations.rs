@@ -19,7 +19,7 @@ pub struct NewGeneration {
 }
 
 #[utoipa::path(
-    tag = "generations",
+    tag = "generations", summary = "Create a generation",
     security(("bearer" = [])),
     request_body = NewGeneration,
     responses(
@@ -111,7 +111,7 @@ pub async fn visible(
 }
 
 #[utoipa::path(
-    tag = "generations",
+    tag = "generations", summary = "A generation",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(

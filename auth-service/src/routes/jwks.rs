@@ -5,7 +5,7 @@ use crate::startup::AuthState;
 
 /// The public verification keys; cacheable, since new keys are added before they sign.
 #[utoipa::path(
-    tag = "tokens",
+    tag = "tokens", summary = "The public verification keys (JWKS)",
     responses(
         (status = 200, description = "The public keys (`Cache-Control: public, max-age=300`)", body = crate::openapi::Jwks),
 

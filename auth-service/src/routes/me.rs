@@ -26,7 +26,7 @@ async fn load(state: &AuthState, user_id: &str) -> Result<users::Loaded, ApiErro
 }
 
 #[utoipa::path(
-    tag = "sessions",
+    tag = "sessions", summary = "The caller's profile",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The profile version, for If-Match"))),
@@ -67,7 +67,7 @@ mod serde_with_null {
 }
 
 #[utoipa::path(
-    tag = "sessions",
+    tag = "sessions", summary = "Change the profile (If-Match)",
     security(("bearer" = [])),
     params(("If-Match" = Option<String>, Header, description = "The ETag of GET /auth/me (or `*`); without it the answer is 428")),
     request_body = ProfilePatch,

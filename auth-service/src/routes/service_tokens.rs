@@ -44,7 +44,7 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
 }
 
 #[utoipa::path(
-    tag = "tokens",
+    tag = "tokens", summary = "A service token for a configured client",
     security(("basic" = []), ()),
     request_body(content = Option<ClientCredentials>, description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
     responses(

@@ -11,7 +11,7 @@ use crate::sessions;
 use crate::startup::AuthState;
 
 #[utoipa::path(
-    tag = "sessions",
+    tag = "sessions", summary = "List the caller's sessions",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's sessions", body = Vec<crate::openapi::SessionView>),
@@ -44,7 +44,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
-    tag = "sessions",
+    tag = "sessions", summary = "Revoke one of your sessions",
     security(("bearer" = [])),
     params(("session_id" = String, Path, description = "One of the caller's sessions")),
     responses(

@@ -13,7 +13,7 @@ use super::generations::visible;
 use crate::startup::AuthState;
 
 #[utoipa::path(
-    tag = "generations",
+    tag = "generations", summary = "Mint a single-use stream token",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
@@ -76,7 +76,7 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
 }
 
 #[utoipa::path(
-    tag = "admin",
+    tag = "admin", summary = "Stream-token statistics",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Counts only", body = crate::openapi::StreamTokenStats),

@@ -18,7 +18,7 @@ pub struct RefreshBody {
 }
 
 #[utoipa::path(
-    tag = "accounts",
+    tag = "accounts", summary = "Rotate the token pair with the refresh token",
     request_body = RefreshBody,
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is retired", body = crate::tokens::TokenPair),
@@ -106,7 +106,7 @@ async fn introspect(
 }
 
 #[utoipa::path(
-    tag = "tokens",
+    tag = "tokens", summary = "Validate a token (introspection)",
     security((), ("bearer" = [])),
     params(ValidateQuery),
     request_body(content = Option<TokenBody>, description = "The token to check; without a body, the Bearer token is checked"),
@@ -141,7 +141,7 @@ pub async fn validate_post(
 }
 
 #[utoipa::path(
-    tag = "tokens",
+    tag = "tokens", summary = "Validate the Bearer token",
     security(("bearer" = [])),
     params(ValidateQuery),
     responses(
@@ -168,7 +168,7 @@ pub async fn validate_get(
 
 /// RFC 7009: 200 whether or not the token was valid, so it reveals nothing.
 #[utoipa::path(
-    tag = "tokens",
+    tag = "tokens", summary = "Revoke a token (RFC 7009)",
     request_body = TokenBody,
     responses(
         (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = Object, example = json!({})),

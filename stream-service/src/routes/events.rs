@@ -41,7 +41,7 @@ struct ProgressEvent<'a> {
 #[utoipa::path(
     post,
     path = "/generations/{generation_id}/events",
-    tag = "events",
+    tag = "events", summary = "Publish a progress event",
     params(("generation_id" = String, Path, description = "The generation")),
     security(("bearer" = [])),
     request_body(content = crate::routes::openapi::NewEventBody, description = "At most 16 KiB"),

@@ -18,7 +18,7 @@ const RETRY: Duration = Duration::from_secs(3);
 #[utoipa::path(
     get,
     path = "/generations/generate/{generation_id}/stream",
-    tag = "streams",
+    tag = "streams", summary = "Follow a generation's events (Server-Sent Events)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
         ("token" = Option<String>, Query, description = "A single-use stream token from the auth service (never a JWT); may be left out when the `as_resume` cookie is sent"),

@@ -14,7 +14,7 @@ use crate::startup::StreamState;
 #[utoipa::path(
     get,
     path = "/generations/generate/{generation_id}/ws",
-    tag = "streams",
+    tag = "streams", summary = "Follow a generation's events (WebSocket)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
         ("token" = Option<String>, Query, description = "A single-use stream token from the auth service (never a JWT); may be left out when the `as_resume` cookie is sent"),
