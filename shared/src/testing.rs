@@ -337,17 +337,30 @@ where
     (routes, unresolved)
 }
 
-/// Holds the routes `configure` registers against `document` (the served
-/// `/openapi.json`): each registered route is documented and each documented one is
-/// registered. Swagger UI (`/docs` and its files) is the one exception. Returns the
-/// routes, for assertions on what is there.
+/// The `/openapi.json` a running server at `base` (e.g. `http://127.0.0.1:1234`) serves.
+pub async fn served_openapi(base: &str) -> serde_json::Value {
+    let res = reqwest::get(format!("{base}/openapi.json")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    res.json().await.unwrap()
+}
+
+/// Holds the routes `configure` registers against the document the server at `base`
+/// serves: each registered route is documented and each documented one is registered
+/// (Swagger UI, `/docs` and its files, is the one exception), and `expected` routes,
+/// e.g. `("post", "/auth/login")`, are among them. Returns the routes and the document.
 pub async fn assert_every_route_documented<F>(
     configure: F,
-    document: &serde_json::Value,
-) -> std::collections::BTreeSet<(String, String)>
+    base: &str,
+    expected: &[(&str, &str)],
+) -> (
+    std::collections::BTreeSet<(String, String)>,
+    serde_json::Value,
+)
 where
     F: FnOnce(&mut actix_web::web::ServiceConfig),
 {
+    let document = served_openapi(base).await;
     let (routes, unresolved) = registered_routes(configure).await;
     assert_eq!(
         unresolved.into_iter().collect::<Vec<_>>(),
@@ -364,12 +377,38 @@ where
     );
     let paths = document["paths"].as_object().expect("paths");
     for (path, operations) in paths {
-        for method in operations.as_object().expect("operations").keys() {
+        for (method, operation) in operations.as_object().expect("operations") {
             assert!(
                 routes.contains(&(method.clone(), path.clone())),
                 "documented but not registered: {method} {path}"
             );
+            // Each parameter once, and each `{name}` of the path among them.
+            let params: Vec<(String, String)> = operation["parameters"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|p| (p["name"].to_string(), p["in"].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let unique: std::collections::BTreeSet<_> = params.iter().collect();
+            assert_eq!(
+                unique.len(),
+                params.len(),
+                "{method} {path}: a parameter twice"
+            );
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = format!("{:?}", segment.trim_matches(['{', '}']));
+                assert!(
+                    params.contains(&(name, "\"path\"".to_owned())),
+                    "{method} {path}: {segment} undocumented"
+                );
+            }
         }
     }
-    routes
+    for (method, path) in expected {
+        let route = ((*method).to_owned(), (*path).to_owned());
+        assert!(routes.contains(&route), "{method} {path} is not registered");
+    }
+    (routes, document)
 }

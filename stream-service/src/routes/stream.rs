@@ -21,9 +21,7 @@ const RETRY: Duration = Duration::from_secs(3);
     tag = "streams", summary = "Follow a generation's events (Server-Sent Events)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
-        ("token" = Option<String>, Query, description = "A single-use stream token from the auth service (never a JWT); may be left out when the `as_resume` cookie is sent"),
-        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header takes precedence)"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a browser's EventSource sends it)"),
+        crate::routes::openapi::OpenStreamParams
     ),
     security(("stream_token" = []), ("resume_cookie" = [])),
     responses(

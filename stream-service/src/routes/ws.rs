@@ -17,9 +17,7 @@ use crate::startup::StreamState;
     tag = "streams", summary = "Follow a generation's events (WebSocket)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
-        ("token" = Option<String>, Query, description = "A single-use stream token from the auth service (never a JWT); may be left out when the `as_resume` cookie is sent"),
-        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header takes precedence)"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (a browser's EventSource sends it)"),
+        crate::routes::openapi::OpenStreamParams
     ),
     security(("stream_token" = []), ("resume_cookie" = [])),
     responses(
