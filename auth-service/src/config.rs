@@ -7,6 +7,8 @@ use serde::Deserialize;
 use shared::config::{self, ConfigError, Env};
 use shared::settings::CommonSettings;
 
+use crate::sessions::SessionBounds;
+
 pub const KNOWN_SCOPES: [&str; 3] = ["generations:write", "events:publish", "users:admin"];
 
 #[derive(Debug, Clone)]
@@ -18,6 +20,12 @@ pub struct Settings {
     pub service_clients: Vec<ServiceClient>,
     /// At most this many password hashes run at once (each takes ~19 MiB and a core).
     pub max_concurrent_hashes: usize,
+    /// The longest a login or registration waits for a hashing slot before 503.
+    pub password_queue_timeout: Duration,
+    /// `SESSION_MAX_AGE_SECS`, default 30 days: no session outlives this from its login.
+    pub session_max_age: Duration,
+    /// `SESSIONS_MAX_PER_USER`, default 100: a login past it ends the least recently used.
+    pub sessions_max_per_user: usize,
 }
 
 /// A configured service-to-service client.
@@ -44,9 +52,38 @@ impl Settings {
             )?),
             service_clients: service_clients(env)?,
             max_concurrent_hashes: config::parsed(env, "PASSWORD_HASH_CONCURRENCY", 2usize)?.max(1),
+            password_queue_timeout: password_queue_timeout(env)?,
+            session_max_age: config::positive_secs(env, "SESSION_MAX_AGE_SECS", 2_592_000)?,
+            sessions_max_per_user: at_least_one(env, "SESSIONS_MAX_PER_USER", 100)?,
             common,
         })
     }
+
+    /// The lifetimes that bound every session.
+    pub fn session_bounds(&self) -> SessionBounds {
+        SessionBounds {
+            refresh_ttl: self.common.refresh_ttl,
+            max_age: self.session_max_age,
+        }
+    }
+}
+
+fn at_least_one(env: &dyn Env, name: &str, default: usize) -> Result<usize, ConfigError> {
+    match config::parsed(env, name, default)? {
+        0 => Err(ConfigError::new(name, "must be at least 1")),
+        n => Ok(n),
+    }
+}
+
+fn password_queue_timeout(env: &dyn Env) -> Result<Duration, ConfigError> {
+    let ms: u64 = config::parsed(env, "PASSWORD_QUEUE_TIMEOUT_MS", 2000)?;
+    if ms == 0 {
+        return Err(ConfigError::new(
+            "PASSWORD_QUEUE_TIMEOUT_MS",
+            "must be a positive number of milliseconds",
+        ));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
@@ -156,5 +193,27 @@ mod tests {
         }
         let err = Settings::from_env(&vars(&[("AUTH_BIND", "nowhere")])).unwrap_err();
         assert_eq!(err.var, "AUTH_BIND");
+        for bad in ["0", "-1", "soon"] {
+            let err = Settings::from_env(&vars(&[("PASSWORD_QUEUE_TIMEOUT_MS", bad)])).unwrap_err();
+            assert_eq!(err.var, "PASSWORD_QUEUE_TIMEOUT_MS");
+        }
+        let default = Settings::from_env(&vars(&[])).unwrap();
+        assert_eq!(default.password_queue_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn session_bounds_default_to_30_days_and_100_sessions_and_refuse_zero() {
+        let s = Settings::from_env(&vars(&[])).unwrap();
+        assert_eq!(s.session_max_age, Duration::from_secs(2_592_000));
+        assert_eq!(s.sessions_max_per_user, 100);
+        for (var, value) in [
+            ("SESSION_MAX_AGE_SECS", "0"),
+            ("SESSION_MAX_AGE_SECS", "forever"),
+            ("SESSIONS_MAX_PER_USER", "0"),
+            ("SESSIONS_MAX_PER_USER", "-3"),
+        ] {
+            let err = Settings::from_env(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var, "{var}={value}");
+        }
     }
 }

@@ -166,7 +166,7 @@ fn serve(asset: &Asset, state: &AuthState, req: &HttpRequest) -> HttpResponse {
 /// Only this origin (and the stream service's, when `STREAM_PUBLIC_URL` names another
 /// one): no inline script or style, no other site, no framing.
 fn content_security_policy(stream_public_url: &str) -> String {
-    let stream_origin = origin_of(stream_public_url)
+    let stream_origin = shared::http::origin_of(stream_public_url)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
     format!(
@@ -174,21 +174,6 @@ fn content_security_policy(stream_public_url: &str) -> String {
          connect-src 'self'{stream_origin}; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     )
-}
-
-/// `scheme://host[:port]` of an absolute http(s) URL whose origin is safe to put in a
-/// header; `None` for a path (the default: the stream routes are on this origin).
-fn origin_of(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let origin = url.get(..url.len() - rest.len() + authority.len())?;
-    let clean = !authority.is_empty()
-        && authority
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
-    clean.then_some(origin)
 }
 
 // ---------------------------------------------------------------------------------
@@ -492,11 +477,8 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
     let body: SimulateBody = if raw.iter().all(u8::is_ascii_whitespace) {
         SimulateBody::default()
     } else {
-        serde_json::from_slice(raw).map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg.split(" at line").next().unwrap_or_default();
-            ApiError::field("body", msg)
-        })?
+        serde_json::from_slice(raw)
+            .map_err(|e| ApiError::field("body", shared::http::json_problem(&e)))?
     };
     let mut errors = shared::error::FieldErrors::default();
     let duration_ms = body.duration_ms.unwrap_or(DEFAULT_DURATION_MS);
@@ -678,6 +660,7 @@ pub(crate) async fn disconnect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::http::origin_of;
 
     #[test]
     fn the_script_climbs_to_its_end() {

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
-use shared::ApiError;
+use shared::{ApiError, ErrorCode};
 use tokio::sync::Semaphore;
 
 /// OWASP's Argon2id minimum: m = 19 MiB, t = 2, p = 1.
@@ -18,6 +19,8 @@ fn argon2() -> Result<Argon2<'static>, ApiError> {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// The longest a caller waits for a permit; then 503 `overloaded`.
+    queue_timeout: Duration,
     /// Verified against when the email is unknown, so both cases take the same time.
     dummy_hash: Arc<str>,
     /// Hashes running on the blocking pool right now, and the most ever at once.
@@ -31,10 +34,11 @@ struct Gauge {
 }
 
 impl PasswordHasher {
-    pub fn new(max_concurrent: usize) -> Result<Self, ApiError> {
+    pub fn new(max_concurrent: usize, queue_timeout: Duration) -> Result<Self, ApiError> {
         let dummy = hash_blocking(&SecretString::from("not a real password, only for timing"))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
+            queue_timeout,
             dummy_hash: dummy.into(),
             running: Arc::default(),
         })
@@ -51,11 +55,18 @@ impl PasswordHasher {
     ) -> Result<T, ApiError> {
         // The permit travels with the job: a client that hangs up mid-request frees
         // it only when the hash is really done, so the limit holds.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        // A flood waits in a bounded queue: past `queue_timeout` the caller is told to
+        // come back, so a real user's login never waits unboundedly behind it.
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
+            .map_err(|_| {
+                metrics::counter!("authstream_password_queue_timeouts_total").increment(1);
+                tracing::warn!("password hashing queue full: request refused");
+                ApiError::new(
+                    ErrorCode::Overloaded,
+                    "too many sign-ins are being checked right now, try again shortly",
+                )
+            })?
             .map_err(ApiError::internal)?;
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
@@ -121,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_salted_and_verify() {
-        let hasher = PasswordHasher::new(2).unwrap();
+        let hasher = PasswordHasher::new(2, Duration::from_secs(2)).unwrap();
         let a = hasher.hash("correct horse".into()).await.unwrap();
         let b = hasher.hash("correct horse".into()).await.unwrap();
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
@@ -140,7 +151,7 @@ mod tests {
     /// Callers that hang up mid-hash must not let more hashes run than allowed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn abandoned_verifications_keep_the_concurrency_limit() {
-        let hasher = PasswordHasher::new(1).unwrap();
+        let hasher = PasswordHasher::new(1, Duration::from_secs(30)).unwrap();
         let hash = hasher.hash("correct horse".into()).await.unwrap();
         for _ in 0..3 {
             let (h, hash) = (hasher.clone(), hash.clone());
@@ -157,5 +168,19 @@ mod tests {
             assert!(v.await.unwrap().unwrap());
         }
         assert_eq!(hasher.peak_concurrency(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_waits_at_most_the_queue_timeout_for_a_slot() {
+        let hasher = PasswordHasher::new(1, Duration::from_millis(50)).unwrap();
+        let busy = hasher.permits.clone().acquire_owned().await.unwrap();
+        let refused = hasher.hash("correct horse".into()).await.unwrap_err();
+        assert_eq!(
+            (refused.code.as_str(), refused.status()),
+            ("overloaded", 503)
+        );
+        assert_eq!(refused.retry_after_secs, Some(1));
+        drop(busy);
+        assert!(hasher.hash("correct horse".into()).await.is_ok());
     }
 }

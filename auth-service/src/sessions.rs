@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
-use shared::{ApiError, Store, UnixTime};
+use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRecord {
@@ -29,6 +29,43 @@ pub struct SessionRecord {
     pub rotated_at: Option<i64>,
 }
 
+impl SessionRecord {
+    /// When the session ends however often it is refreshed (Unix ms):
+    /// `SESSION_MAX_AGE_SECS` after it began.
+    pub fn expires_at(&self, max_age: Duration) -> UnixTime {
+        UnixTime(self.created_at).plus(max_age)
+    }
+}
+
+/// How long a session record is kept from `now`: as long as a refresh token can live,
+/// never past the session's absolute expiry. `None` once that has passed.
+pub fn lifetime(
+    session: &SessionRecord,
+    bounds: &SessionBounds,
+    now: UnixTime,
+) -> Option<Duration> {
+    let left = session.expires_at(bounds.max_age).millis() - now.millis();
+    let left = Duration::from_millis(u64::try_from(left).ok().filter(|&ms| ms > 0)?);
+    Some(left.min(bounds.refresh_ttl))
+}
+
+/// The lifetimes that bound a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionBounds {
+    /// A refresh token's lifetime: the session record lives that long after each refresh.
+    pub refresh_ttl: Duration,
+    /// `SESSION_MAX_AGE_SECS`: the absolute bound from `created_at`.
+    pub max_age: Duration,
+}
+
+/// The answer for a token whose session ended on its own (its maximum age).
+pub fn ended() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "the session has ended; sign in again",
+    )
+}
+
 /// What presenting a refresh token did.
 pub enum Refreshed {
     /// It was current: the session now has a new pair.
@@ -39,6 +76,8 @@ pub enum Refreshed {
     Reused,
     /// The session no longer exists.
     Gone,
+    /// The session reached its absolute expiry.
+    Expired,
 }
 
 pub fn new_session(
@@ -67,13 +106,16 @@ fn encode(s: &SessionRecord) -> Result<String, ApiError> {
     serde_json::to_string(s).map_err(ApiError::internal)
 }
 
-/// Stores a new session; it lives as long as its refresh token.
+/// Stores a new session; it lives as long as its refresh token, at most its maximum age.
 pub async fn save_new(
     store: &Store,
     session: &SessionRecord,
-    ttl: Duration,
+    bounds: &SessionBounds,
+    now: UnixTime,
 ) -> Result<(), ApiError> {
     let keys = store.keys();
+    let ttl = lifetime(session, bounds, now)
+        .ok_or_else(|| ApiError::internal("a new session that has already expired"))?;
     store
         .set(
             &keys.session(&session.user_id, &session.session_id),
@@ -81,10 +123,38 @@ pub async fn save_new(
             Some(ttl),
         )
         .await?;
+    // The index lives as long as its longest-lived session could.
     store
-        .set_add(&keys.sessions(&session.user_id), &session.session_id, ttl)
+        .set_add(
+            &keys.sessions(&session.user_id),
+            &session.session_id,
+            bounds.refresh_ttl,
+        )
         .await?;
     Ok(())
+}
+
+/// The sessions of `user_id` beyond the `max` most recently used, least recent first;
+/// `keep` (the session just created) is never among them. One read when under the cap.
+pub async fn beyond_cap(
+    store: &Store,
+    user_id: &str,
+    keep: &str,
+    max: usize,
+) -> Result<Vec<String>, ApiError> {
+    let ids = store.set_members(&store.keys().sessions(user_id)).await?;
+    if ids.len() <= max {
+        return Ok(Vec::new());
+    }
+    let mut sessions = list(store, user_id).await?;
+    let excess = sessions.len().saturating_sub(max);
+    sessions.retain(|s| s.session_id != keep);
+    sessions.sort_by_key(|s| (s.last_seen_at, s.created_at));
+    Ok(sessions
+        .into_iter()
+        .take(excess)
+        .map(|s| s.session_id)
+        .collect())
 }
 
 async fn load_raw(
@@ -152,11 +222,15 @@ pub async fn refresh(
     presented_jti: &str,
     now: UnixTime,
     grace: Duration,
-    ttl: Duration,
+    bounds: &SessionBounds,
 ) -> Result<Refreshed, ApiError> {
     for _ in 0..8 {
         let Some((session, raw)) = load_raw(store, user_id, session_id).await? else {
             return Ok(Refreshed::Gone);
+        };
+        // Checked first: not even the grace answer outlives the session.
+        let Some(ttl) = lifetime(&session, bounds, now) else {
+            return Ok(Refreshed::Expired);
         };
         if session.refresh_jti != presented_jti {
             let in_grace = session.previous_refresh_jti.as_deref() == Some(presented_jti)
@@ -184,7 +258,11 @@ pub async fn refresh(
             .await?
         {
             store
-                .set_add(&store.keys().sessions(user_id), session_id, ttl)
+                .set_add(
+                    &store.keys().sessions(user_id),
+                    session_id,
+                    bounds.refresh_ttl,
+                )
                 .await?;
             return Ok(Refreshed::Rotated(rotated));
         }

@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use shared::jwt::{KeySource, Signer, Validator};
 use shared::keys::KeySet;
 use shared::openapi::{self, ApiDocument};
+use shared::rate_limit::RateLimiter;
 use shared::{ApiError, Store, http};
 
 use crate::config::Settings;
@@ -24,6 +25,7 @@ pub struct AuthState {
     pub signer: Signer,
     pub validator: Validator,
     pub hasher: PasswordHasher,
+    pub limiter: RateLimiter,
 }
 
 impl AuthState {
@@ -37,7 +39,11 @@ impl AuthState {
         );
         Ok(Self {
             signer: Signer::new(keys.clone(), jwt),
-            hasher: PasswordHasher::new(settings.max_concurrent_hashes)?,
+            hasher: PasswordHasher::new(
+                settings.max_concurrent_hashes,
+                settings.password_queue_timeout,
+            )?,
+            limiter: settings.common.rate_limiter(store.clone()),
             validator,
             keys,
             store,
@@ -51,6 +57,7 @@ impl AuthState {
 pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
     cfg.app_data(state.clone())
         .app_data(web::Data::new(state.validator.clone()))
+        .app_data(web::Data::new(state.limiter.clone()))
         .app_data(web::Data::new(state.store.clone()))
         .app_data(web::Data::new(state.settings.common.clone()));
     crate::routes::configure(cfg);

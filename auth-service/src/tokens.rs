@@ -2,6 +2,8 @@
 //! the session record, so re-issuing within the refresh grace window yields the very
 //! same tokens.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use shared::claims::{AccessClaims, RefreshClaims, TokenType};
 use shared::{ApiError, UnixTime};
@@ -30,13 +32,21 @@ pub fn issue_pair(
 ) -> Result<TokenPair, ApiError> {
     let issued = UnixTime::from_secs(session.issued_at);
     let common = &state.settings.common;
+    // No access token outlives its session (a refresh token is refused by the session).
+    let session_left = session
+        .expires_at(state.settings.session_max_age)
+        .secs()
+        .saturating_sub(session.issued_at);
+    let access_ttl = common.access_ttl.min(Duration::from_secs(
+        u64::try_from(session_left).unwrap_or(0),
+    ));
     let access = AccessClaims {
         reg: state.signer.registered(
             &user.user_id,
             TokenType::Access,
             session.access_jti.clone(),
             issued,
-            common.access_ttl,
+            access_ttl,
         ),
         email: user.email.clone(),
         roles: user.roles.clone(),

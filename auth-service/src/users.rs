@@ -94,12 +94,21 @@ pub async fn load(store: &Store, user_id: &str) -> Result<Option<Loaded>, ApiErr
     Ok(Some(Loaded { user, raw }))
 }
 
-pub async fn find_by_email(store: &Store, email: &Email) -> Result<Option<UserRecord>, ApiError> {
-    let Some(user_id) = store.get(&store.keys().email(email.as_str())).await? else {
-        return Ok(None);
-    };
-    Ok(load(store, &user_id).await?.map(|l| l.user))
+/// The user signing in as `email` (`None`: not even an email). An unknown or
+/// malformed email costs the very same store reads as a known one (the email index,
+/// then a user record), so neither the timing nor the store's traffic tells them apart.
+pub async fn find_for_login(
+    store: &Store,
+    email: Option<&Email>,
+) -> Result<Option<UserRecord>, ApiError> {
+    // Neither can exist: an empty email never parses, and no v4 UUID is nil.
+    let index = store.keys().email(email.map_or("", Email::as_str));
+    let user_id = store.get(&index).await?;
+    let loaded = load(store, user_id.as_deref().unwrap_or(NO_USER)).await?;
+    Ok(loaded.map(|l| l.user).filter(|_| user_id.is_some()))
 }
+
+const NO_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Applies `change` unless someone else changed the record since it was loaded:
 /// then `Ok(None)`.

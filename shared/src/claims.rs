@@ -84,6 +84,11 @@ pub trait Claims: serde::de::DeserializeOwned + Serialize {
     fn registered(&self) -> &Registered;
     /// The session the token belongs to, if any.
     fn session_id(&self) -> Option<&str>;
+    /// The user whose per-tier rate limit a request with this token spends; none for
+    /// service clients (trusted callers).
+    fn rate_limited_user(&self) -> Option<(&str, Tier)> {
+        None
+    }
 }
 
 impl Claims for AccessClaims {
@@ -93,6 +98,9 @@ impl Claims for AccessClaims {
     }
     fn session_id(&self) -> Option<&str> {
         Some(&self.sid)
+    }
+    fn rate_limited_user(&self) -> Option<(&str, Tier)> {
+        Some((&self.reg.sub, self.tier))
     }
 }
 

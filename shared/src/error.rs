@@ -4,9 +4,24 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A stable, machine-readable error code. The status follows from the code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares `ErrorCode` and `ErrorCode::ALL` from one list, so that no code can be
+/// left out of the list (the OpenAPI `code` enum is built from it).
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident,)*) => {
+        /// A stable, machine-readable error code. The status follows from the code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for documentation (the OpenAPI `code` enum) and tests.
+            pub const ALL: &'static [Self] = &[$(Self::$code,)*];
+        }
+    };
+}
+
+error_codes! {
     MissingToken,
     InvalidToken,
     TokenExpired,
@@ -28,34 +43,11 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     StoreUnavailable,
+    /// Too much work queued (password hashing): not the store, so not `store_unavailable`.
+    Overloaded,
 }
 
 impl ErrorCode {
-    /// Every code, for documentation (the OpenAPI `code` enum) and tests.
-    pub const ALL: [Self; 21] = [
-        Self::MissingToken,
-        Self::InvalidToken,
-        Self::TokenExpired,
-        Self::TokenRevoked,
-        Self::WrongTokenType,
-        Self::InvalidCredentials,
-        Self::InvalidStreamToken,
-        Self::Forbidden,
-        Self::InsufficientScope,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::EmailTaken,
-        Self::GenerationExists,
-        Self::GenerationFinished,
-        Self::PreconditionFailed,
-        Self::PreconditionRequired,
-        Self::PayloadTooLarge,
-        Self::ValidationFailed,
-        Self::RateLimited,
-        Self::Internal,
-        Self::StoreUnavailable,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingToken => "missing_token",
@@ -79,6 +71,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal_error",
             Self::StoreUnavailable => "store_unavailable",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -101,7 +94,7 @@ impl ErrorCode {
             Self::PreconditionRequired => 428,
             Self::RateLimited => 429,
             Self::Internal => 500,
-            Self::StoreUnavailable => 503,
+            Self::StoreUnavailable | Self::Overloaded => 503,
         }
     }
 
@@ -129,6 +122,7 @@ impl ErrorCode {
             Self::RateLimited => "Too many requests",
             Self::Internal => "Internal error",
             Self::StoreUnavailable => "Store unavailable",
+            Self::Overloaded => "Server busy",
         }
     }
 }
@@ -167,7 +161,7 @@ impl ApiError {
             detail: detail.into(),
             fields: BTreeMap::new(),
             retry_after_secs: match code {
-                ErrorCode::StoreUnavailable => Some(1),
+                ErrorCode::StoreUnavailable | ErrorCode::Overloaded => Some(1),
                 _ => None,
             },
             challenge: Challenge::Bearer,

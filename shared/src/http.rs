@@ -10,11 +10,12 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::error::{ApiError, Challenge, ErrorCode};
+use crate::rate_limit::{Cost, Limit, Policy, RateLimiter, Subject};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -126,6 +127,19 @@ pub async fn observe(
         res.headers_mut()
             .insert(header::HeaderName::from_static("x-request-id"), value);
     }
+    let limits = res.request().extensions().get::<AppliedLimits>().cloned();
+    if let Some(AppliedLimits(limits)) = limits.filter(|l| !l.0.is_empty()) {
+        let list = |item: fn(&Limit) -> String| {
+            HeaderValue::from_str(&limits.iter().map(item).collect::<Vec<_>>().join(", ")).ok()
+        };
+        let headers = res.headers_mut();
+        if let Some(v) = list(Limit::policy_item) {
+            headers.insert(header::HeaderName::from_static("ratelimit-policy"), v);
+        }
+        if let Some(v) = list(Limit::state_item) {
+            headers.insert(header::HeaderName::from_static("ratelimit"), v);
+        }
+    }
 
     let route = res
         .request()
@@ -178,12 +192,27 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
-fn json_problem(e: &serde_json::Error) -> String {
-    // serde's message names the field or type, never echoes a value of a string.
-    let msg = e.to_string();
-    match msg.split_once(" at line") {
-        Some((head, _)) => head.to_owned(),
-        None => msg,
+/// What was wrong with a JSON body, in words that never repeat what the client sent:
+/// serde's messages quote the offending value (`invalid type: integer `1234…``,
+/// `unknown variant `…``), which may be a password typed into the wrong field. Only
+/// the parts our own types wrote are kept: a missing field's name, and what was expected.
+pub fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "is not valid JSON".to_owned(),
+        Category::Data => {
+            let msg = e.to_string();
+            let msg = msg
+                .split_once(" at line")
+                .map_or(msg.as_str(), |(head, _)| head);
+            if let Some(field) = msg.strip_prefix("missing field ") {
+                format!("is missing the field {field}")
+            } else if let Some((_, expected)) = msg.rsplit_once(", expected ") {
+                format!("has a value of the wrong type or range: expected {expected}")
+            } else {
+                "does not have the expected shape".to_owned()
+            }
+        }
     }
 }
 
@@ -192,7 +221,9 @@ pub fn path_config() -> web::PathConfig {
 }
 
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|e, _| ApiError::field("query", e.to_string()).into())
+    // The message of a query that did not parse may quote it: never echoed.
+    web::QueryConfig::default()
+        .error_handler(|_, _| ApiError::field("query", "has a parameter of the wrong type").into())
 }
 
 /// The bearer token of the `Authorization` header.
@@ -256,20 +287,27 @@ impl TrustedProxies {
         })
     }
 
-    /// The client address: the peer, or the right-most untrusted `X-Forwarded-For`
-    /// hop when the peer is a trusted proxy.
+    /// The client address: the peer, or, when the peer is a trusted proxy, the
+    /// right-most `X-Forwarded-For` hop that is not a trusted proxy. Every header line
+    /// counts (a proxy may append a line of its own rather than extend the last one),
+    /// read as one list in order, walked from the right.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let forwarded = req
+        let lines: Vec<&str> = req
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+            .get_all("x-forwarded-for")
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
         let mut client = peer;
-        for hop in forwarded.rsplit(',').map(str::trim) {
+        for hop in lines
+            .iter()
+            .rev()
+            .flat_map(|line| line.rsplit(','))
+            .map(str::trim)
+        {
             match hop.parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
@@ -291,6 +329,21 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
         return false;
     }
     rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL whose origin is safe to put in a
+/// header; `None` for a path (the default: the stream routes are on this origin).
+pub fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let origin = url.get(..url.len() - rest.len() + authority.len())?;
+    let clean = !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    clean.then_some(origin)
 }
 
 /// `GET /healthz`: the process is up.
@@ -358,6 +411,8 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
             header::ETAG,
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("ratelimit-policy"),
+            header::HeaderName::from_static("ratelimit"),
         ])
         .supports_credentials()
         .max_age(600);
@@ -367,10 +422,12 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
     cors
 }
 
-/// Extractor configuration every app registers: JSON bodies up to `json_limit`
-/// bytes, path and query errors as problem+json.
-pub fn extractor_config(cfg: &mut web::ServiceConfig, json_limit: usize) {
-    cfg.app_data(json_config(json_limit))
+/// Extractor configuration every app registers: JSON and raw (`web::Bytes`) bodies up
+/// to `body_limit` bytes (413 `payload_too_large` past it, not actix's 256 KiB
+/// default for raw bodies), path and query errors as problem+json.
+pub fn extractor_config(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(json_config(body_limit))
+        .app_data(web::PayloadConfig::new(body_limit))
         .app_data(path_config())
         .app_data(query_config());
 }
@@ -397,9 +454,62 @@ impl Presented {
     }
 }
 
+/// The rate-limit decisions made for a request, which `observe` writes as the
+/// `RateLimit-Policy` and `RateLimit` headers of its answer (429 or not).
+#[derive(Debug, Clone, Default)]
+struct AppliedLimits(Vec<Limit>);
+
+/// Records a decision for the answer's headers. A later decision of the same policy
+/// replaces the earlier one (a login given back its attempt).
+pub fn record_limit(req: &HttpRequest, limit: Limit) {
+    let mut extensions = req.extensions_mut();
+    let applied = extensions.get_or_insert_with(AppliedLimits::default);
+    applied.0.retain(|l| l.policy != limit.policy);
+    applied.0.push(limit);
+}
+
+fn limiter_of(req: &HttpRequest) -> Result<web::Data<RateLimiter>, ApiError> {
+    // Missing is a wiring bug, and a refusal: nothing fails open.
+    req.app_data::<web::Data<RateLimiter>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("no rate limiter registered"))
+}
+
+/// Spends one request of `subject`'s budget under `policy`: the decision goes into the
+/// answer's headers, and a refusal is 429 `rate_limited` with `Retry-After`.
+pub async fn spend(
+    req: &HttpRequest,
+    limiter: &RateLimiter,
+    policy: Policy,
+    subject: Subject<'_>,
+) -> Result<Limit, ApiError> {
+    let limit = limiter.decide(policy, subject, Cost::Take).await?;
+    record_limit(req, limit);
+    limit.check()?;
+    Ok(limit)
+}
+
+/// Spends one request of the user's per-tier budget, when the claims are a user's.
+async fn spend_for<C: crate::claims::Claims>(
+    req: &HttpRequest,
+    claims: &C,
+) -> Result<(), ApiError> {
+    if let Some((user_id, tier)) = claims.rate_limited_user() {
+        let limiter = limiter_of(req)?;
+        spend(
+            req,
+            &limiter,
+            Policy::for_tier(tier),
+            Subject::User(user_id),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// A request authenticated by a Bearer token of type `C`, validated (signature,
-/// claims, revocation) by the `web::Data<Validator>` of the app. This extractor is
-/// the one place in the request path where per-user checks (rate limits) belong.
+/// claims, revocation) by the `web::Data<Validator>` of the app, then admitted by the
+/// user's per-tier rate limit (service tokens are not limited).
 pub struct Authenticated<C>(pub C);
 
 impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticated<C> {
@@ -408,12 +518,35 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let presented = Presented::of(req);
+        let req = req.clone();
         Box::pin(async move {
             let (validator, token) = presented.into_parts()?;
             let claims = validator
                 .validate::<C>(&token, crate::UnixTime::now())
                 .await?;
+            spend_for(&req, &claims).await?;
             Ok(Self(claims))
+        })
+    }
+}
+
+/// An anonymous request (no Bearer token), admitted by the per-address rate limit
+/// (`anon`). Holds the client address (`TRUSTED_PROXIES` applied).
+pub struct Anonymous {
+    pub client_ip: Option<IpAddr>,
+}
+
+impl actix_web::FromRequest for Anonymous {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let limiter = limiter_of(&req)?;
+            let client_ip = limiter.trusted_proxies().client_ip(&req);
+            spend(&req, &limiter, Policy::Anon, Subject::Address(client_ip)).await?;
+            Ok(Self { client_ip })
         })
     }
 }
@@ -452,11 +585,18 @@ impl actix_web::FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let presented = Presented::of(req);
+        let req = req.clone();
         Box::pin(async move {
             let (validator, token) = presented.into_parts()?;
             let now = crate::UnixTime::now();
-            match validator.validate(&token, now).await {
-                Ok(claims) => Ok(Self::User(claims)),
+            match validator
+                .validate::<crate::claims::AccessClaims>(&token, now)
+                .await
+            {
+                Ok(claims) => {
+                    spend_for(&req, &claims).await?;
+                    Ok(Self::User(claims))
+                }
                 Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
                     Ok(Self::Service(validator.validate(&token, now).await?))
                 }
@@ -478,5 +618,42 @@ mod tests {
         assert!(t.trusts("::1".parse().unwrap()));
         assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn json_problems_never_quote_the_value_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            password: String,
+            tier: Option<Tier>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Tier {
+            Free,
+        }
+        let problem = |raw: &str| json_problem(&serde_json::from_str::<Body>(raw).unwrap_err());
+        for raw in [
+            r#"{"password": 98765432101234}"#,
+            r#"{"password": {"s": "S3cretValue"}}"#,
+            r#"{"password": ["S3cretValue"]}"#,
+            r#"{"password": "x", "tier": "S3cretValue"}"#,
+            r#"{"password": 9876543210.5}"#,
+        ] {
+            let text = problem(raw);
+            assert!(
+                !text.contains("S3cretValue")
+                    && !text.contains("98765")
+                    && !text.contains("9876543210"),
+                "{raw}: {text}"
+            );
+        }
+        assert_eq!(
+            problem(r#"{"password": 1}"#),
+            "has a value of the wrong type or range: expected a string"
+        );
+        assert_eq!(problem("{}"), "is missing the field `password`");
+        assert_eq!(problem(r#"{"password": "S3cretValue"#), "is not valid JSON");
     }
 }

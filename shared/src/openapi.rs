@@ -76,7 +76,7 @@ pub struct Problem;
 
 impl PartialSchema for Problem {
     fn schema() -> RefOr<Schema> {
-        RefOr::T(problem_schema(&ErrorCode::ALL, None))
+        RefOr::T(problem_schema(ErrorCode::ALL, None))
     }
 }
 
@@ -89,7 +89,8 @@ impl ToSchema for Problem {
 /// The error answer of one status: every code that status carries, its headers.
 fn error_response(status: u16, summary: &str) -> Response {
     let codes: Vec<ErrorCode> = ErrorCode::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|c| c.status() == status)
         .collect();
     let listed = codes
@@ -160,7 +161,7 @@ error_responses! {
     Unprocessable = 422, "Invalid input";
     PreconditionRequired = 428, "If-Match is required";
     TooManyRequests = 429, "Rate limited";
-    Unavailable = 503, "The store is unreachable";
+    Unavailable = 503, "The store is unreachable, or the service is overloaded";
 }
 
 /// Adds what every document shares: the `Problem` schema, the error responses and the

@@ -1,10 +1,17 @@
-//! Rate-limit quotas (contract section 5). Read and checked at start-up now; the
-//! limiter that enforces them sits in the request path's authentication step.
+//! Rate limits shared through the store: the quotas, the GCRA decision (one Lua
+//! script on Redis, its twin in Rust for the in-memory store), and the limiter the
+//! request path asks. Every decision uses the store's clock, in integer microseconds,
+//! so replicas with skewed clocks agree and a budget is one budget everywhere.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::claims::Tier;
 use crate::config::{self, ConfigError, Env};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::TrustedProxies;
+use crate::store::{Store, StoreError};
 
 /// `requests` a `window`, with bursts up to `requests`: written `60/60s` (or `m`, `h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +40,21 @@ impl Quota {
             requests,
             window: Duration::from_secs(amount.saturating_mul(unit_secs)),
         })
+    }
+}
+
+impl Quota {
+    /// The GCRA parameters: one request is worth `interval_us`, and at most
+    /// `requests` of them fit in the burst (`capacity_us`). The interval is rounded up,
+    /// so a burst never exceeds `requests`.
+    pub fn gcra(self) -> Gcra {
+        let window_us = i64::try_from(self.window.as_micros()).unwrap_or(i64::MAX / 2);
+        let requests = i64::from(self.requests.max(1));
+        let interval_us = (window_us + requests - 1) / requests;
+        Gcra {
+            interval_us: interval_us.max(1),
+            capacity_us: interval_us.max(1).saturating_mul(requests),
+        }
     }
 }
 
@@ -70,9 +92,449 @@ impl RateLimits {
     }
 }
 
+/// A quota as GCRA sees it, in integer microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval_us: i64,
+    pub capacity_us: i64,
+}
+
+/// What a decision does to the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// Spend one request when there is room.
+    Take,
+    /// Only look: would one request fit now?
+    Peek,
+    /// Give one request back (a login that succeeded after all).
+    GiveBack,
+}
+
+impl Cost {
+    pub fn units(self) -> i64 {
+        match self {
+            Self::Take => 1,
+            Self::Peek => 0,
+            Self::GiveBack => -1,
+        }
+    }
+}
+
+/// One decision of the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Requests still allowed right now, after this one.
+    pub remaining: u32,
+    /// Until the whole budget is back.
+    pub reset_after_us: i64,
+    /// Until one more request is allowed (zero when one is allowed now).
+    pub retry_after_us: i64,
+}
+
+impl Decision {
+    /// `Retry-After`: whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        ceil_secs(self.retry_after_us).max(1)
+    }
+
+    /// The `t` of the `RateLimit` header: on a refusal, when to retry; otherwise,
+    /// when the whole budget is back. Whole seconds, rounded up.
+    pub fn reset_secs(&self) -> u64 {
+        if self.allowed {
+            ceil_secs(self.reset_after_us)
+        } else {
+            self.retry_after_secs()
+        }
+    }
+}
+
+fn ceil_secs(us: i64) -> u64 {
+    u64::try_from(us.max(0)).unwrap_or(0).div_ceil(1_000_000)
+}
+
+/// The Lua source of `gcra_decide(key, interval, capacity, cost)`: GCRA in one atomic
+/// step on the store's clock (`TIME`), integer microseconds. The key holds the
+/// theoretical arrival time (TAT) and expires with it, so an idle subject leaves
+/// nothing behind; a refused request changes nothing. `cost` is 1 (take), 0 (peek) or
+/// -1 (give back). Answers `{allowed, remaining, reset_after µs, retry_after µs}`.
+/// A macro so that other scripts can embed it with `concat!` and decide in the same
+/// round trip as their own work.
+#[macro_export]
+macro_rules! gcra_lua_function {
+    () => {
+        r"
+local function gcra_decide(key, interval, capacity, cost)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+  local tat = tonumber(redis.call('GET', key) or '0') or 0
+  if tat < now then tat = now end
+  local new_tat = tat + cost * interval
+  if new_tat < now then new_tat = now end
+  if cost > 0 and new_tat - now > capacity then
+    return {0, 0, tat - now, new_tat - capacity - now}
+  end
+  if cost == 0 then
+    local allowed = (tat + interval - now <= capacity) and 1 or 0
+    local retry = allowed == 1 and 0 or (tat + interval - capacity - now)
+    return {allowed, math.floor((capacity - (tat - now)) / interval), tat - now, retry}
+  end
+  if new_tat > now then
+    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+  else
+    redis.call('DEL', key)
+  end
+  return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}
+end
+"
+    };
+}
+
+/// One decision per call. KEYS[1]: the subject's key. ARGV: interval µs, capacity µs,
+/// cost.
+pub const GCRA_SCRIPT: &str = concat!(
+    gcra_lua_function!(),
+    "return gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
+);
+
+/// What `gcra` does to the stored TAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TatUpdate {
+    Keep,
+    /// Store `tat_us`, expiring in `ttl`.
+    Set {
+        tat_us: i64,
+        ttl: Duration,
+    },
+    Delete,
+}
+
+/// The in-process twin of `GCRA_SCRIPT`, step for step.
+pub fn gcra(
+    stored_tat_us: Option<i64>,
+    now_us: i64,
+    gcra: Gcra,
+    cost: Cost,
+) -> (Decision, TatUpdate) {
+    let Gcra {
+        interval_us: interval,
+        capacity_us: capacity,
+    } = gcra;
+    let tat = stored_tat_us.unwrap_or(0).max(now_us);
+    let new_tat = (tat + cost.units() * interval).max(now_us);
+    let remaining = |tat: i64| u32::try_from((capacity - (tat - now_us)) / interval).unwrap_or(0);
+    match cost {
+        Cost::Take if new_tat - now_us > capacity => (
+            Decision {
+                allowed: false,
+                remaining: 0,
+                reset_after_us: tat - now_us,
+                retry_after_us: new_tat - capacity - now_us,
+            },
+            TatUpdate::Keep,
+        ),
+        Cost::Peek => {
+            let allowed = tat + interval - now_us <= capacity;
+            (
+                Decision {
+                    allowed,
+                    remaining: remaining(tat),
+                    reset_after_us: tat - now_us,
+                    retry_after_us: if allowed {
+                        0
+                    } else {
+                        tat + interval - capacity - now_us
+                    },
+                },
+                TatUpdate::Keep,
+            )
+        }
+        Cost::Take | Cost::GiveBack => {
+            let update = if new_tat > now_us {
+                let ttl_ms = u64::try_from(new_tat - now_us).unwrap_or(0).div_ceil(1000);
+                TatUpdate::Set {
+                    tat_us: new_tat,
+                    ttl: Duration::from_millis(ttl_ms),
+                }
+            } else {
+                TatUpdate::Delete
+            };
+            (
+                Decision {
+                    allowed: true,
+                    remaining: remaining(new_tat),
+                    reset_after_us: new_tat - now_us,
+                    retry_after_us: 0,
+                },
+                update,
+            )
+        }
+    }
+}
+
+/// The four policies, named as in the `RateLimit-Policy` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Free,
+    Paid,
+    Anon,
+    Login,
+}
+
+impl Policy {
+    pub fn for_tier(tier: Tier) -> Self {
+        match tier {
+            Tier::Free => Self::Free,
+            Tier::Paid => Self::Paid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Paid => "paid",
+            Self::Anon => "anon",
+            Self::Login => "login",
+        }
+    }
+}
+
+/// Whose budget a decision spends. Each has its own hash tag, so the one key a
+/// decision touches is Cluster-safe.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    User(&'a str),
+    Address(Option<IpAddr>),
+    /// A normalised email; the key holds only its SHA-256 digest.
+    Email(&'a str),
+}
+
+impl Subject<'_> {
+    fn hash_tag(&self) -> String {
+        match self {
+            Self::User(id) => format!("u:{id}"),
+            Self::Address(Some(ip)) => format!("ip:{}", ip.to_canonical()),
+            // No address known (not over TCP): one shared budget, never none.
+            Self::Address(None) => "ip:unknown".to_owned(),
+            Self::Email(email) => format!(
+                "e:{}",
+                hex::encode(ring::digest::digest(
+                    &ring::digest::SHA256,
+                    email.as_bytes()
+                ))
+            ),
+        }
+    }
+}
+
+/// A decision with the policy and quota it was made under: what the `RateLimit-Policy`
+/// and `RateLimit` headers say, and the 429 when it refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub policy: Policy,
+    pub quota: Quota,
+    pub decision: Decision,
+}
+
+impl Limit {
+    /// One item of `RateLimit-Policy`, e.g. `"free";q=60;w=60`.
+    pub fn policy_item(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.policy.as_str(),
+            self.quota.requests,
+            self.quota.window.as_secs()
+        )
+    }
+
+    /// One item of `RateLimit`, e.g. `"free";r=0;t=12`.
+    pub fn state_item(&self) -> String {
+        format!(
+            "\"{}\";r={};t={}",
+            self.policy.as_str(),
+            self.decision.remaining,
+            self.decision.reset_secs()
+        )
+    }
+
+    /// 429 `rate_limited` with `Retry-After` when refused.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.decision.allowed {
+            return Ok(());
+        }
+        let mut err = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many requests under the {} limit, retry later",
+                self.policy.as_str()
+            ),
+        );
+        err.retry_after_secs = Some(self.decision.retry_after_secs());
+        Err(err)
+    }
+}
+
+/// The limiter both services (and the single process) ask: decisions are made in the
+/// store, so every replica shares each budget.
+#[derive(Clone)]
+pub struct RateLimiter {
+    store: Store,
+    limits: RateLimits,
+    trusted_proxies: TrustedProxies,
+}
+
+impl RateLimiter {
+    pub fn new(store: Store, limits: RateLimits, trusted_proxies: TrustedProxies) -> Self {
+        Self {
+            store,
+            limits,
+            trusted_proxies,
+        }
+    }
+
+    /// Whose `X-Forwarded-For` tells the client address the `anon` budget is keyed by.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
+    fn quota(&self, policy: Policy) -> Quota {
+        match policy {
+            Policy::Free => self.limits.free,
+            Policy::Paid => self.limits.paid,
+            Policy::Anon => self.limits.anon,
+            Policy::Login => self.limits.login,
+        }
+    }
+
+    /// One decision in one store round trip. A store that cannot answer is an error
+    /// (503), never a pass. Takes and peeks are counted by policy and outcome.
+    pub async fn decide(
+        &self,
+        policy: Policy,
+        subject: Subject<'_>,
+        cost: Cost,
+    ) -> Result<Limit, StoreError> {
+        let quota = self.quota(policy);
+        let key = self
+            .store
+            .keys()
+            .rate_limit(&subject.hash_tag(), policy.as_str());
+        let decision = self.store.rate_limit(&key, quota.gcra(), cost).await?;
+        if cost != Cost::GiveBack {
+            let outcome = if decision.allowed {
+                "allowed"
+            } else {
+                "limited"
+            };
+            metrics::counter!(
+                "authstream_rate_limit_decisions_total",
+                "policy" => policy.as_str(),
+                "decision" => outcome
+            )
+            .increment(1);
+        }
+        Ok(Limit {
+            policy,
+            quota,
+            decision,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECOND: i64 = 1_000_000;
+
+    fn take(tat: &mut Option<i64>, now: i64, g: Gcra) -> Decision {
+        let (d, update) = gcra(*tat, now, g, Cost::Take);
+        match update {
+            TatUpdate::Set { tat_us, .. } => *tat = Some(tat_us),
+            TatUpdate::Delete => *tat = None,
+            TatUpdate::Keep => {}
+        }
+        d
+    }
+
+    #[test]
+    fn gcra_allows_the_burst_then_refuses_until_an_interval_passes() {
+        let g = Quota::parse("5/60s").unwrap().gcra();
+        assert_eq!(
+            g,
+            Gcra {
+                interval_us: 12 * SECOND,
+                capacity_us: 60 * SECOND
+            }
+        );
+        let (mut tat, now) = (None, 1_000 * SECOND);
+        let remaining: Vec<u32> = (0..5).map(|_| take(&mut tat, now, g).remaining).collect();
+        assert_eq!(remaining, [4, 3, 2, 1, 0]);
+        let refused = take(&mut tat, now, g);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_us, 12 * SECOND);
+        assert_eq!((refused.retry_after_secs(), refused.reset_secs()), (12, 12));
+        assert!(!take(&mut tat, now + 12 * SECOND - 1, g).allowed);
+        let again = take(&mut tat, now + 12 * SECOND, g);
+        assert!(again.allowed && again.remaining == 0);
+        // A whole window later, the whole budget is back.
+        let later = now + 72 * SECOND;
+        assert_eq!(take(&mut tat, later, g).remaining, 4);
+    }
+
+    #[test]
+    fn peek_spends_nothing_and_give_back_returns_one() {
+        let g = Quota::parse("2/10s").unwrap().gcra();
+        let now = 5 * SECOND;
+        let (peeked, update) = gcra(None, now, g, Cost::Peek);
+        assert!(peeked.allowed && peeked.remaining == 2 && update == TatUpdate::Keep);
+        let mut tat = None;
+        take(&mut tat, now, g);
+        take(&mut tat, now, g);
+        let (full, _) = gcra(tat, now, g, Cost::Peek);
+        assert!(!full.allowed && full.retry_after_us == 5 * SECOND);
+        let (back, update) = gcra(tat, now, g, Cost::GiveBack);
+        assert!(back.allowed && back.remaining == 1);
+        assert_eq!(
+            update,
+            TatUpdate::Set {
+                tat_us: now + 5 * SECOND,
+                ttl: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(gcra(None, now, g, Cost::GiveBack).1, TatUpdate::Delete);
+    }
+
+    #[test]
+    fn an_uneven_window_never_allows_more_than_the_quota() {
+        let g = Quota {
+            requests: 999_999,
+            window: Duration::from_secs(1),
+        }
+        .gcra();
+        assert!(g.interval_us * 999_999 >= 1_000_000 && g.capacity_us == g.interval_us * 999_999);
+    }
+
+    #[test]
+    fn headers_read_as_the_draft_writes_them() {
+        let limit = Limit {
+            policy: Policy::Free,
+            quota: Quota::parse("60/60s").unwrap(),
+            decision: Decision {
+                allowed: false,
+                remaining: 0,
+                reset_after_us: 60 * SECOND,
+                retry_after_us: 11 * SECOND + 1,
+            },
+        };
+        assert_eq!(limit.policy_item(), r#""free";q=60;w=60"#);
+        assert_eq!(limit.state_item(), r#""free";r=0;t=12"#);
+        let refused = limit.check().unwrap_err();
+        assert_eq!(
+            (refused.status(), refused.retry_after_secs),
+            (429, Some(12))
+        );
+    }
 
     #[test]
     fn quotas_parse_as_the_contract_writes_them() {

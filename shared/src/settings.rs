@@ -10,7 +10,7 @@ use crate::config::{self, ConfigError, Env, Logging};
 use crate::http::TrustedProxies;
 use crate::jwt::JwtSettings;
 use crate::keys::{Algorithm, KeySet};
-use crate::rate_limit::RateLimits;
+use crate::rate_limit::{RateLimiter, RateLimits};
 use crate::store::{RedisStore, Store};
 
 /// The key prefix of everything this system keeps in Redis.
@@ -117,6 +117,12 @@ impl CommonSettings {
                 .map_err(|e| ConfigError::new("REDIS_URL", e.to_string())),
             None => Ok(Store::memory(KEY_PREFIX)),
         }
+    }
+
+    /// The rate limiter on `store`: every service and replica on one store shares
+    /// each budget.
+    pub fn rate_limiter(&self, store: Store) -> RateLimiter {
+        RateLimiter::new(store, self.rate_limits, self.trusted_proxies.clone())
     }
 
     /// The signing keys: the HS256 secret, the PEM directory, or an ephemeral key.

@@ -1,6 +1,8 @@
 //! Stream tokens and resume grants: 32 random bytes, URL-safe base64 without
 //! padding (43 characters). The store only ever sees their SHA-256 digest.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -65,8 +67,52 @@ pub struct StreamGrant {
     pub client_ip: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// The user's tier when the token was minted: whose rate limit an open spends.
+    #[serde(default)]
+    pub tier: crate::claims::Tier,
     /// `token` (minted by the auth service) or `resume` (set as a cookie on open).
     pub kind: GrantKind,
+    /// When the session ends at the latest (`SESSION_MAX_AGE_SECS` after its login),
+    /// Unix milliseconds: no grant is honoured, and no resume grant minted, past it.
+    pub session_expires_at: i64,
+}
+
+impl StreamGrant {
+    /// How long a grant minted at `now` may live: `ttl`, but never past the session's
+    /// end. `None` once the session has ended.
+    pub fn lifetime_within_session(&self, ttl: Duration, now: crate::UnixTime) -> Option<Duration> {
+        let left = u64::try_from(self.session_expires_at - now.millis())
+            .ok()
+            .filter(|&ms| ms > 0)?;
+        Some(ttl.min(Duration::from_millis(left)))
+    }
+}
+
+/// The holder of a grant as the store has it now: whether the session still exists,
+/// and whether the user is an admin today (a role can be taken away between two
+/// resumes). `None` when the session or the user is gone. One `MGET`: both records
+/// are under the user's hash tag.
+pub async fn holder_is_admin(
+    store: &crate::Store,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<bool>, crate::StoreError> {
+    #[derive(Deserialize)]
+    struct Roles {
+        #[serde(default)]
+        roles: Vec<String>,
+    }
+    let keys = store.keys();
+    let found = store
+        .mget(&[keys.session(user_id, session_id), keys.user(user_id)])
+        .await?;
+    let (Some(Some(_session)), Some(Some(user))) = (found.first(), found.get(1)) else {
+        return Ok(None);
+    };
+    // A record that does not read as a user grants nothing.
+    Ok(serde_json::from_str::<Roles>(user)
+        .ok()
+        .map(|u| u.roles.iter().any(|r| r == crate::claims::ROLE_ADMIN)))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +162,7 @@ const USED: &str = "used";
 pub async fn mint(
     store: &crate::Store,
     grant: &StreamGrant,
-    ttl: std::time::Duration,
+    ttl: Duration,
     now: crate::UnixTime,
 ) -> Result<StreamSecret, ApiError> {
     let value = serde_json::to_string(grant).map_err(ApiError::internal)?;

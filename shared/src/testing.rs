@@ -173,6 +173,24 @@ pub fn shared_redis() -> &'static RedisServer {
     SERVER.get_or_init(RedisServer::start)
 }
 
+/// Rate limits no ordinary test reaches (the production defaults would refuse many
+/// of them); tests of the limits set small quotas of their own.
+pub const GENEROUS_RATE_LIMITS: [(&str, &str); 4] = [
+    ("RATE_LIMIT_FREE", "100000/60s"),
+    ("RATE_LIMIT_PAID", "100000/60s"),
+    ("RATE_LIMIT_ANON", "100000/60s"),
+    ("RATE_LIMIT_LOGIN", "100000/60s"),
+];
+
+/// The text of a response header; empty when it is absent.
+pub fn header_text(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A key prefix no other test uses.
 pub fn unique_prefix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -27,6 +27,15 @@ pub struct Settings {
     /// `JWKS_REFRESH_SECS`, default 300: the JWKS is refetched this often (sooner when
     /// its `Cache-Control: max-age` says so), so a retired key stops verifying.
     pub jwks_refresh: Duration,
+    /// `JWKS_ALLOW_HTTP_HOSTS`: hosts (lower-case) whose JWKS may be fetched over plain
+    /// http besides loopback, e.g. a compose network's `auth`.
+    pub jwks_allow_http_hosts: Vec<String>,
+    /// The origin (`scheme://host[:port]`) of `STREAM_PUBLIC_URL`; `None` when that is
+    /// a path (the default): the service is then its own origin, whatever its name.
+    pub public_origin: Option<String>,
+    /// `STREAM_MAX_PER_USER`, default 20: open streams and WebSockets per user, counted
+    /// in the store across every replica.
+    pub max_streams_per_user: usize,
 }
 
 impl Settings {
@@ -65,6 +74,25 @@ impl Settings {
             max_queued,
             send_timeout: config::positive_secs(env, "SSE_SEND_TIMEOUT_SECS", 30)?,
             jwks_refresh: config::positive_secs(env, "JWKS_REFRESH_SECS", 300)?,
+            jwks_allow_http_hosts: config::list(env, "JWKS_ALLOW_HTTP_HOSTS")
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            public_origin: shared::http::origin_of(&config::string_or(
+                env,
+                "STREAM_PUBLIC_URL",
+                "",
+            ))
+            .map(str::to_ascii_lowercase),
+            max_streams_per_user: match config::parsed(env, "STREAM_MAX_PER_USER", 20usize)? {
+                0 => {
+                    return Err(ConfigError::new(
+                        "STREAM_MAX_PER_USER",
+                        "must be at least 1",
+                    ));
+                }
+                n => n,
+            },
             common,
         })
     }
@@ -80,15 +108,49 @@ impl Settings {
             (Algorithm::HS256, _, _) | (Algorithm::EdDSA, Some(_), _) => {
                 Ok(KeySource::Local(self.common.signing_keys()?))
             }
-            (Algorithm::EdDSA, None, Some(url)) => RemoteKeys::new(url, JWKS_MIN_REFETCH)
-                .map(|keys| KeySource::Remote(keys.with_max_refresh(self.jwks_refresh).into()))
-                .map_err(|e| ConfigError::new("AUTH_URL", e.detail)),
+            (Algorithm::EdDSA, None, Some(url)) => {
+                check_jwks_transport(url, &self.jwks_allow_http_hosts)?;
+                RemoteKeys::new(url, JWKS_MIN_REFETCH)
+                    .map(|keys| KeySource::Remote(keys.with_max_refresh(self.jwks_refresh).into()))
+                    .map_err(|e| ConfigError::new("AUTH_URL", e.detail))
+            }
             (Algorithm::EdDSA, None, None) => Err(ConfigError::new(
                 "AUTH_URL",
                 "required with JWT_ALGORITHM=EdDSA unless JWT_SIGNING_KEYS_DIR is set",
             )),
         }
     }
+}
+
+/// The keys that verify every token must not come over a network anyone on the path
+/// can rewrite: `https`, unless the host is this machine or named in
+/// `JWKS_ALLOW_HTTP_HOSTS` (a private network such as compose's).
+fn check_jwks_transport(auth_url: &str, allowed: &[String]) -> Result<(), ConfigError> {
+    let Some(rest) = auth_url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    }
+    .to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || allowed.contains(&host) {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "AUTH_URL",
+        format!(
+            "the JWKS would be fetched over plain http from {host:?}: use https, \
+             or list the host in JWKS_ALLOW_HTTP_HOSTS (for a private network)"
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -99,14 +161,17 @@ mod tests {
 
     const AUTH: (&str, &str) = ("AUTH_URL", "http://auth:8081/");
 
+    const ALLOW_AUTH: (&str, &str) = ("JWKS_ALLOW_HTTP_HOSTS", "auth");
+
     #[test]
     fn defaults_match_the_contract() {
-        let s = Settings::from_env(&vars(&[AUTH])).unwrap();
+        let s = Settings::from_env(&vars(&[AUTH, ALLOW_AUTH])).unwrap();
         assert_eq!(s.bind, "0.0.0.0:8082");
         assert_eq!(s.keepalive, Duration::from_secs(15));
         assert_eq!(s.max_queued, 256);
         assert_eq!(s.send_timeout, Duration::from_secs(30));
         assert_eq!(s.jwks_refresh, Duration::from_secs(300));
+        assert_eq!(s.max_streams_per_user, 20);
         assert_eq!(s.auth_url.as_deref(), Some("http://auth:8081"));
         assert!(matches!(s.key_source().unwrap(), KeySource::Remote(_)));
     }
@@ -117,6 +182,51 @@ mod tests {
         assert_eq!(s.jwks_refresh, Duration::from_secs(60));
         let err = Settings::from_env(&vars(&[AUTH, ("JWKS_REFRESH_SECS", "0")])).unwrap_err();
         assert!(err.to_string().contains("JWKS_REFRESH_SECS"), "{err}");
+    }
+
+    #[test]
+    fn the_jwks_comes_over_https_unless_from_loopback_or_an_allowed_host() {
+        let source = |url: &str, allowed: &str| {
+            Settings::from_env(&vars(&[
+                ("AUTH_URL", url),
+                ("JWKS_ALLOW_HTTP_HOSTS", allowed),
+            ]))
+            .unwrap()
+            .key_source()
+            .map(drop)
+        };
+        for (url, allowed) in [
+            ("https://auth.example.com", ""),
+            ("http://127.0.0.1:8081", ""),
+            ("http://127.0.0.9:8081/", ""),
+            ("http://localhost:8081", ""),
+            ("http://[::1]:8081", ""),
+            ("http://auth:8081", "auth"),
+            ("http://Auth:8081", "db, AUTH"),
+            ("http://user@auth/", "auth"),
+        ] {
+            assert!(source(url, allowed).is_ok(), "{url} with {allowed:?}");
+        }
+        for (url, allowed) in [
+            ("http://auth:8081", ""),
+            ("http://auth.example.com", "auth"),
+            ("http://localhost.evil.com", ""),
+            ("http://127.0.0.1.evil.com", ""),
+            ("http://10.0.0.5:8081", "10.0.0.6"),
+            ("http://auth@evil.com/", "auth"),
+        ] {
+            let err = source(url, allowed).unwrap_err();
+            assert_eq!(err.var, "AUTH_URL", "{url}");
+            assert!(err.to_string().contains("JWKS_ALLOW_HTTP_HOSTS"), "{err}");
+        }
+        // A service that verifies with local keys fetches nothing: no check.
+        let local = Settings::from_env(&vars(&[
+            ("AUTH_URL", "http://auth:8081"),
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]))
+        .unwrap();
+        assert!(local.key_source().is_ok());
     }
 
     #[test]
@@ -144,6 +254,8 @@ mod tests {
             ("SSE_MAX_QUEUED_EVENTS", "0"),
             ("SSE_MAX_QUEUED_EVENTS", "-1"),
             ("SSE_SEND_TIMEOUT_SECS", "0"),
+            ("STREAM_MAX_PER_USER", "0"),
+            ("STREAM_MAX_PER_USER", "many"),
             ("AUTH_URL", "auth:8081"),
             ("STREAM_RESUME_TTL_SECS", "0"),
             ("EVENT_HISTORY_MAX", "lots"),

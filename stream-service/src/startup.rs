@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, web};
 use shared::config::ConfigError;
 use shared::jwt::{KeySource, Validator};
 use shared::openapi::ApiDocument;
+use shared::rate_limit::RateLimiter;
 use shared::store::Store;
 use tokio::sync::watch;
 
@@ -29,6 +30,7 @@ pub struct StreamState {
     pub(crate) store: Store,
     pub(crate) validator: Validator,
     pub(crate) hub: Hub,
+    pub(crate) limiter: RateLimiter,
     shutdown: watch::Sender<bool>,
 }
 
@@ -52,6 +54,7 @@ impl StreamState {
         );
         Ok(Self {
             hub: Hub::new(store.clone(), settings.max_queued),
+            limiter: settings.common.rate_limiter(store.clone()),
             validator,
             store,
             settings,
@@ -88,6 +91,7 @@ impl StreamState {
 pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
     cfg.app_data(state.clone())
         .app_data(web::Data::new(state.validator.clone()))
+        .app_data(web::Data::new(state.limiter.clone()))
         .service(
             web::resource("/generations/generate/{generation_id}/stream")
                 .route(web::get().to(routes::stream::open_stream)),

@@ -17,14 +17,24 @@ pub const BACKEND: (&str, &str) = ("backend", "backend-secret-0123456789");
 pub const ADMIN: (&str, &str) = ("admin-tool", "admin-secret-0123456789");
 
 fn base_env() -> HashMap<String, String> {
+    env_with(&[])
+}
+
+/// The test defaults with `vars` on top.
+fn env_with(vars: &[(&str, &str)]) -> HashMap<String, String> {
     let clients = json!([
         {"id": BACKEND.0, "secret": BACKEND.1, "scopes": ["generations:write", "events:publish"]},
         {"id": ADMIN.0, "secret": ADMIN.1, "scopes": ["users:admin"]},
     ]);
-    HashMap::from([
+    let mut env = HashMap::from([
         ("SERVICE_CLIENTS".to_owned(), clients.to_string()),
         ("COOKIE_SECURE".to_owned(), "false".to_owned()),
-    ])
+    ]);
+    let generous = shared::testing::GENEROUS_RATE_LIMITS;
+    for (k, v) in generous.iter().chain(vars) {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
 }
 
 /// The two services as separate apps with their own Redis connections on one Redis
@@ -40,6 +50,11 @@ pub struct Stack {
 }
 
 pub async fn spawn_stack() -> Stack {
+    spawn_stack_with(&[]).await
+}
+
+/// The two services with these variables (on top of the test defaults).
+pub async fn spawn_stack_with(vars: &[(&str, &str)]) -> Stack {
     shared::testing::logs();
     let url = shared::testing::shared_redis().url();
     let prefix = shared::testing::unique_prefix();
@@ -50,10 +65,10 @@ pub async fn spawn_stack() -> Stack {
         )
     };
 
-    let keys = auth_settings().common.signing_keys().unwrap();
+    let keys = auth_settings(vars).common.signing_keys().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let auth = spawn_auth(listener, store_of(), keys.clone());
-    let stream = spawn_stream(&auth, store_of(), None);
+    let auth = spawn_auth_with(listener, store_of(), keys.clone(), vars);
+    let stream = spawn_stream_with(&auth, store_of(), None, vars);
     Stack {
         auth,
         stream,
@@ -63,14 +78,24 @@ pub async fn spawn_stack() -> Stack {
     }
 }
 
-fn auth_settings() -> auth_service::config::Settings {
-    auth_service::config::Settings::from_env(&base_env()).unwrap()
+fn auth_settings(vars: &[(&str, &str)]) -> auth_service::config::Settings {
+    auth_service::config::Settings::from_env(&env_with(vars)).unwrap()
 }
 
 /// An auth service on `listener` signing with `keys`; its base URL.
 pub fn spawn_auth(listener: TcpListener, store: Store, keys: Arc<KeySet>) -> String {
-    let app =
-        auth_service::Application::with_listener(auth_settings(), store, keys, listener).unwrap();
+    spawn_auth_with(listener, store, keys, &[])
+}
+
+/// `spawn_auth` with these variables (on top of the test defaults).
+pub fn spawn_auth_with(
+    listener: TcpListener,
+    store: Store,
+    keys: Arc<KeySet>,
+    vars: &[(&str, &str)],
+) -> String {
+    let app = auth_service::Application::with_listener(auth_settings(vars), store, keys, listener)
+        .unwrap();
     let auth = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     auth
@@ -79,7 +104,16 @@ pub fn spawn_auth(listener: TcpListener, store: Store, keys: Arc<KeySet>) -> Str
 /// A stream service finding the JWKS at `auth_url` (refetched as configured, or as
 /// `keys` says); its base URL.
 pub fn spawn_stream(auth_url: &str, store: Store, keys: Option<KeySource>) -> String {
-    let mut env = base_env();
+    spawn_stream_with(auth_url, store, keys, &[])
+}
+
+fn spawn_stream_with(
+    auth_url: &str,
+    store: Store,
+    keys: Option<KeySource>,
+    vars: &[(&str, &str)],
+) -> String {
+    let mut env = env_with(vars);
     env.insert("AUTH_URL".into(), auth_url.to_owned());
     env.insert("STREAM_BIND".into(), "127.0.0.1:0".into());
     env.insert("SSE_KEEPALIVE_SECS".into(), "1".into());

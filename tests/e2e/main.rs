@@ -6,3 +6,4 @@ mod helpers;
 mod cross_service;
 mod embedded;
 mod openapi;
+mod rate_limits;

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
-use shared::http::Authenticated;
+use shared::http::{self, Anonymous, Authenticated};
+use shared::rate_limit::{Cost, Policy, Subject};
 use shared::{ApiError, ErrorCode, UnixTime, revocation};
 
 use super::client_ip;
@@ -49,6 +50,7 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
 #[post("/auth/register")]
 pub async fn register(
     state: web::Data<AuthState>,
+    _: Anonymous,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, password) = parse(body.into_inner())?;
@@ -75,20 +77,32 @@ pub async fn register(
 pub async fn login(
     state: web::Data<AuthState>,
     req: HttpRequest,
+    _: Anonymous,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
     // A malformed email cannot belong to anyone: answer like an unknown one.
     let body = body.into_inner();
     let email = Email::parse(&body.email).ok();
-    let user = match &email {
-        Some(email) => users::find_by_email(&state.store, email).await?,
-        None => None,
-    };
+    // Every attempt spends one of the email's failed-login budget before any hashing
+    // (so parallel guesses cannot all slip past a check); a success gives it back.
+    if let Some(email) = &email {
+        http::spend(
+            &req,
+            &state.limiter,
+            Policy::Login,
+            Subject::Email(email.as_str()),
+        )
+        .await?;
+    }
+    let user = users::find_for_login(&state.store, email.as_ref()).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.hasher.verify(body.password, hash).await? {
         tracing::info!("login refused");
         return Err(invalid());
+    }
+    if let Some(email) = &email {
+        give_back_login_attempt(&state, &req, email).await;
     }
     let user = user.ok_or_else(invalid)?;
     let now = UnixTime::now();
@@ -98,12 +112,39 @@ pub async fn login(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
-    sessions::save_new(&state.store, &session, state.settings.common.refresh_ttl).await?;
+    sessions::save_new(
+        &state.store,
+        &session,
+        &state.settings.session_bounds(),
+        now,
+    )
+    .await?;
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
+    let cap = state.settings.sessions_max_per_user;
+    for evicted in
+        sessions::beyond_cap(&state.store, &user.user_id, &session.session_id, cap).await?
+    {
+        tracing::info!(user_id = %user.user_id, session_id = %evicted, cap, "too many sessions: the least recently used one ends");
+        end_session(&state, &user.user_id, &evicted).await?;
+    }
     let pair = tokens::issue_pair(&state, &user, &session, now)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(pair))
+}
+
+/// A successful login costs nothing of the failed-login budget. Should the store
+/// fail right now, the user merely keeps one attempt fewer for a while.
+async fn give_back_login_attempt(state: &AuthState, req: &HttpRequest, email: &Email) {
+    let subject = Subject::Email(email.as_str());
+    match state
+        .limiter
+        .decide(Policy::Login, subject, Cost::GiveBack)
+        .await
+    {
+        Ok(limit) => http::record_limit(req, limit),
+        Err(e) => tracing::warn!(error = %e, "could not give back a login attempt"),
+    }
 }
 
 #[utoipa::path(

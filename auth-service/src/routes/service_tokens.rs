@@ -104,10 +104,12 @@ pub async fn issue(
         Some(asked) => {
             let asked: Vec<String> = asked.map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|s| !client.scopes.contains(s)) {
-                return Err(ApiError::new(
-                    ErrorCode::InsufficientScope,
-                    format!("the client does not have the scope {extra}"),
-                ));
+                // Named only when it is a scope we know: never echo arbitrary input.
+                let detail = match crate::config::KNOWN_SCOPES.contains(&extra.as_str()) {
+                    true => format!("the client does not have the scope {extra}"),
+                    false => "the client does not have a scope it asked for".to_owned(),
+                };
+                return Err(ApiError::new(ErrorCode::InsufficientScope, detail));
             }
             asked
         }

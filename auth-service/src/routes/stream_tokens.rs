@@ -10,6 +10,7 @@ use shared::{ApiError, UnixTime};
 
 use super::client_ip;
 use super::generations::visible;
+use crate::sessions;
 use crate::startup::AuthState;
 
 #[utoipa::path(
@@ -40,6 +41,10 @@ pub async fn mint(
         return Err(ApiError::internal("caller changed"));
     };
     let common = &state.settings.common;
+    // The grant carries its session's end, so that no stream or resume outlives it.
+    let session = sessions::load(&state.store, claims.user_id(), &claims.sid)
+        .await?
+        .ok_or_else(sessions::ended)?;
     let grant = StreamGrant {
         user_id: claims.user_id().to_owned(),
         session_id: claims.sid.clone(),
@@ -47,7 +52,9 @@ pub async fn mint(
         issued_at: now.millis(),
         client_ip: bound_address(common.stream_token_bind_ip, client_ip(&state, &req))?,
         admin: claims.is_admin(),
+        tier: claims.tier,
         kind: GrantKind::Token,
+        session_expires_at: session.expires_at(state.settings.session_max_age).millis(),
     };
     let secret = stream_token::mint(&state.store, &grant, common.stream_token_ttl, now).await?;
     metrics::counter!("authstream_stream_tokens_issued_total").increment(1);

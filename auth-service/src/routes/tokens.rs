@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
+use shared::http::Anonymous;
 use shared::jwt::TokenError;
 use shared::{ApiError, UnixTime, http, revocation};
 
@@ -32,12 +33,12 @@ pub struct RefreshBody {
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AuthState>,
+    _: Anonymous,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
     let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
     let user_id = &claims.reg.sub;
-    let common = &state.settings.common;
     let outcome = sessions::refresh(
         &state.store,
         user_id,
@@ -45,12 +46,18 @@ pub async fn refresh(
         &claims.reg.jti,
         now,
         state.settings.refresh_reuse_grace,
-        common.refresh_ttl,
+        &state.settings.session_bounds(),
     )
     .await?;
     let session = match outcome {
         Refreshed::Rotated(s) | Refreshed::Grace(s) => s,
-        Refreshed::Gone => return Err(TokenError::Revoked.into()),
+        // Not revoked (that was checked above): it ended at its maximum age.
+        Refreshed::Gone => return Err(sessions::ended()),
+        Refreshed::Expired => {
+            tracing::info!(%user_id, session_id = %claims.sid, "session at its maximum age: ended");
+            end_session(&state, user_id, &claims.sid).await?;
+            return Err(sessions::ended());
+        }
         Refreshed::Reused => {
             tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
             end_session(&state, user_id, &claims.sid).await?;
@@ -181,6 +188,7 @@ pub async fn validate_get(
 #[post("/auth/revoke")]
 pub async fn revoke(
     state: web::Data<AuthState>,
+    _: Anonymous,
     body: web::Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {

@@ -48,7 +48,10 @@ pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
             "https://stream.example".to_owned(),
         ),
     ]);
-    for (k, v) in overrides {
+    for (k, v) in shared::testing::GENEROUS_RATE_LIMITS
+        .iter()
+        .chain(overrides)
+    {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_env(&env).expect("test settings");

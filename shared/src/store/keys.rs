@@ -49,6 +49,11 @@ impl Keys {
         format!("{}:{{u:{sub}}}:nbf", self.prefix)
     }
 
+    /// The user's open streams (SSE and WebSocket, every replica), as an expiring set.
+    pub fn open_streams(&self, user_id: &str) -> String {
+        format!("{}:{{u:{user_id}}}:streams", self.prefix)
+    }
+
     pub fn generation(&self, generation_id: &str) -> String {
         format!("{}:{{g:{generation_id}}}:gen", self.prefix)
     }
@@ -75,6 +80,12 @@ impl Keys {
 
     pub fn stream_stats(&self, counter: &str) -> String {
         format!("{}:{{stats}}:{counter}", self.prefix)
+    }
+
+    /// A rate-limit budget of one subject under one policy; `hash_tag` is the
+    /// subject's tag (`u:<id>`, `ip:<addr>`, `e:<email digest>`).
+    pub fn rate_limit(&self, hash_tag: &str, policy: &str) -> String {
+        format!("{}:{{{hash_tag}}}:rl:{policy}", self.prefix)
     }
 
     pub fn events_channel(&self) -> String {

@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
+
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreResult, Taken, Write, parse_event_id,
     published_event_payload,
@@ -366,6 +368,41 @@ impl MemoryStore {
         })
     }
 
+    pub(super) async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        let lives_for =
+            Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
+        // Under one lock: the check and the add are one step, as in the Redis script.
+        self.with(|d, now| {
+            if d.live(key, now).is_none() {
+                if max == 0 {
+                    return false;
+                }
+                d.insert(key, Value::Expiring(BTreeMap::new()), None, now);
+            }
+            let Some(entry) = d.entries.get_mut(key) else {
+                return false;
+            };
+            let Value::Expiring(z) = &mut entry.value else {
+                return false;
+            };
+            z.retain(|_, expires| *expires > now_ms);
+            if !z.contains_key(member) && z.len() >= max {
+                return false;
+            }
+            z.insert(member.to_owned(), expires_at_ms);
+            let until = now + lives_for;
+            entry.expires_at = Some(entry.expires_at.map_or(until, |t| t.max(until)));
+            true
+        })
+    }
+
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.with(|d, now| {
             if let Some(Entry {
@@ -417,6 +454,42 @@ impl MemoryStore {
                 ..
             }) => h.clone(),
             _ => HashMap::new(),
+        })
+    }
+
+    pub(super) async fn rate_limit(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+    ) -> StoreResult<Decision> {
+        // The wall clock in microseconds, as Redis's `TIME` gives it.
+        let now_us = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(i64::MAX);
+        self.with(|d, now| {
+            let stored = match d.live(key, now) {
+                Some(Entry {
+                    value: Value::Str(s),
+                    ..
+                }) => s.parse().ok(),
+                _ => None,
+            };
+            let (decision, update) = rate_limit::gcra(stored, now_us, gcra, cost);
+            match update {
+                TatUpdate::Keep => {}
+                TatUpdate::Set { tat_us, ttl } => {
+                    d.insert(key, Value::Str(tat_us.to_string()), Some(ttl), now);
+                }
+                TatUpdate::Delete => {
+                    d.entries.remove(key);
+                }
+            }
+            decision
         })
     }
 

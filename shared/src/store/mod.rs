@@ -18,6 +18,7 @@ pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::{Cost, Decision, Gcra};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -132,10 +133,17 @@ pub fn published_event_payload(generation_id: &str, id: &str, data: &str) -> Str
     format!(r#"{{"g":"{generation_id}","id":"{id}","d":{data}}}"#)
 }
 
-/// A Redis stream id `ms-seq`, comparable.
+/// A Redis stream id `ms-seq`, comparable: two runs of ASCII digits, each within u64
+/// (no sign, no spaces), and not the very last id (nothing can follow it, and Redis
+/// refuses to read after it). Anything else is no event id at all.
 pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
+    let number = |part: &str| {
+        (!part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u64>().ok())
+            .flatten()
+    };
+    Some((number(ms)?, number(seq)?)).filter(|&id| id != (u64::MAX, u64::MAX))
 }
 
 #[derive(Clone)]
@@ -296,6 +304,21 @@ impl Store {
         dispatch!(self.expiring_add(key, member, expires_at_ms, now_ms))
     }
 
+    /// `expiring_add` that admits a NEW member only while fewer than `max` live ones
+    /// are in the set, in one atomic step (so replicas racing for the last place
+    /// cannot both get it). A member already in the set is always renewed. True when
+    /// the member is in the set now.
+    pub async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        dispatch!(self.expiring_add_capped(key, member, expires_at_ms, now_ms, max))
+    }
+
     pub async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         dispatch!(self.expiring_remove(key, member))
     }
@@ -318,6 +341,12 @@ impl Store {
     /// All fields of a hash; empty when it does not exist.
     pub async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         dispatch!(self.hash_get_all(key))
+    }
+
+    /// One GCRA rate-limit decision on `key`, atomic, on the store's own clock
+    /// (`rate_limit::GCRA_SCRIPT` on Redis, `rate_limit::gcra` in memory).
+    pub async fn rate_limit(&self, key: &str, gcra: Gcra, cost: Cost) -> StoreResult<Decision> {
+        dispatch!(self.rate_limit(key, gcra, cost))
     }
 
     /// Appends an event to a generation's history, updates its record and publishes

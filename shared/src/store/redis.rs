@@ -12,6 +12,8 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
+use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
+
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Taken, Write,
     parse_event_id,
@@ -54,11 +56,27 @@ if value then
 end
 return {0, redis.call('GET', KEYS[2]) or ''}";
 
+// KEYS: the set. ARGV: expires_at_ms, now_ms, member, max.
+const EXPIRING_ADD_CAPPED: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if not redis.call('ZSCORE', KEYS[1], ARGV[3])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+local lives_for = math.max(tonumber(ARGV[1]) - tonumber(ARGV[2]), 1)
+if redis.call('PTTL', KEYS[1]) < lives_for then
+  redis.call('PEXPIRE', KEYS[1], lives_for)
+end
+return 1";
+
 struct Scripts {
     compare_and_swap: Script,
+    expiring_add_capped: Script,
     get_del_marking: Script,
     hash_create: Script,
     append_event: Script,
+    gcra: Script,
 }
 
 #[derive(Clone)]
@@ -120,9 +138,11 @@ impl RedisStore {
             timeout,
             scripts: Arc::new(Scripts {
                 compare_and_swap: Script::new(COMPARE_AND_SWAP),
+                expiring_add_capped: Script::new(EXPIRING_ADD_CAPPED),
                 get_del_marking: Script::new(GET_DEL_MARKING),
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
+                gcra: Script::new(GCRA_SCRIPT),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -327,6 +347,24 @@ impl RedisStore {
         .map(drop)
     }
 
+    pub(super) async fn expiring_add_capped(
+        &self,
+        key: &str,
+        member: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+        max: usize,
+    ) -> StoreResult<bool> {
+        let mut inv = self.scripts.expiring_add_capped.prepare_invoke();
+        inv.key(key)
+            .arg(expires_at_ms)
+            .arg(now_ms)
+            .arg(member)
+            .arg(max);
+        let admitted: i64 = self.invoke(inv).await?;
+        Ok(admitted == 1)
+    }
+
     pub(super) async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {
         self.write_all(&[Write::ExpiringRemove { key, member }])
             .await
@@ -363,6 +401,27 @@ impl RedisStore {
 
     pub(super) async fn hash_get_all(&self, key: &str) -> StoreResult<HashMap<String, String>> {
         self.query(redis::cmd("HGETALL").arg(key)).await
+    }
+
+    pub(super) async fn rate_limit(
+        &self,
+        key: &str,
+        gcra: Gcra,
+        cost: Cost,
+    ) -> StoreResult<Decision> {
+        let mut inv = self.scripts.gcra.prepare_invoke();
+        inv.key(key)
+            .arg(gcra.interval_us)
+            .arg(gcra.capacity_us)
+            .arg(cost.units());
+        let (allowed, remaining, reset_after_us, retry_after_us): (i64, i64, i64, i64) =
+            self.invoke(inv).await?;
+        Ok(Decision {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset_after_us,
+            retry_after_us,
+        })
     }
 
     pub(super) async fn append_event(

@@ -33,6 +33,8 @@ store_suite!(
     set_add_refreshes_the_whole_set_expiry,
     expiring_count_drops_expired_members,
     expiring_add_drops_expired_members_and_the_set_expires,
+    expiring_add_capped_admits_up_to_max_live_members,
+    expiring_add_capped_has_one_winner_for_the_last_place,
     write_all_applies_every_write,
     get_del_marking_marks_only_what_it_took,
     pttl_tells_the_time_left,
@@ -314,6 +316,104 @@ async fn expiring_add_drops_expired_members_and_the_set_expires(store: Store) {
         !store.exists(&k).await.unwrap(),
         "the set expired with its members"
     );
+}
+
+async fn expiring_add_capped_admits_up_to_max_live_members(store: Store) {
+    let k = key(&store, "capped");
+    assert!(
+        store
+            .expiring_add_capped(&k, "a", 1_000, 0, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .expiring_add_capped(&k, "b", 2_000, 0, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .expiring_add_capped(&k, "c", 2_000, 0, 2)
+            .await
+            .unwrap(),
+        "a third is refused"
+    );
+    assert_eq!(
+        store.expiring_count(&k, 0).await.unwrap(),
+        2,
+        "and not added"
+    );
+    // A member already in renews at the cap.
+    assert!(
+        store
+            .expiring_add_capped(&k, "a", 3_000, 500, 2)
+            .await
+            .unwrap()
+    );
+    // Once a member expires (b at 2 000), its place is free.
+    assert!(
+        store
+            .expiring_add_capped(&k, "c", 4_000, 2_000, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .expiring_add_capped(&k, "d", 4_000, 2_000, 2)
+            .await
+            .unwrap()
+    );
+    // A removed member frees its place at once.
+    store.expiring_remove(&k, "a").await.unwrap();
+    assert!(
+        store
+            .expiring_add_capped(&k, "d", 4_000, 2_000, 2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.expiring_count(&k, 2_000).await.unwrap(), 2);
+    // The set lives as long as its longest-lived member, no longer.
+    let left = store.pttl(&k).await.unwrap().unwrap();
+    assert!(left <= Duration::from_millis(3_500), "{left:?}");
+    let short = key(&store, "capped-short");
+    assert!(
+        store
+            .expiring_add_capped(&short, "m", 200, 0, 1)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        !store.exists(&short).await.unwrap(),
+        "the set expired with its member"
+    );
+}
+
+async fn expiring_add_capped_has_one_winner_for_the_last_place(store: Store) {
+    let k = key(&store, "capped-race");
+    assert!(
+        store
+            .expiring_add_capped(&k, "first", 60_000, 0, 2)
+            .await
+            .unwrap()
+    );
+    let mut set = JoinSet::new();
+    for i in 0..20 {
+        let (store, k) = (store.clone(), k.clone());
+        set.spawn(async move {
+            store
+                .expiring_add_capped(&k, &format!("m{i}"), 60_000, 0, 2)
+                .await
+                .unwrap()
+        });
+    }
+    let mut admitted = 0;
+    while let Some(won) = set.join_next().await {
+        admitted += usize::from(won.unwrap());
+    }
+    assert_eq!(admitted, 1);
+    assert_eq!(store.expiring_count(&k, 0).await.unwrap(), 2);
 }
 
 async fn write_all_applies_every_write(store: Store) {

@@ -158,7 +158,9 @@ async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
         issued_at: now.millis(),
         client_ip: None,
         admin: false,
+        tier: Default::default(),
         kind: GrantKind::Token,
+        session_expires_at: now.millis() + 3_600_000,
     };
     let secret = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
         .await

@@ -29,7 +29,9 @@ fn new_grant(kind: GrantKind) -> StreamGrant {
         issued_at: UnixTime::now().millis(),
         client_ip: Some("203.0.113.7".into()),
         admin: false,
+        tier: Default::default(),
         kind,
+        session_expires_at: UnixTime::now().millis() + 3_600_000,
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_lab::sse;
 use shared::{ApiError, UnixTime};
 
-use crate::admission::{self, Open, StreamQuery, Transport};
+use crate::admission::{self, Open, StreamQuery, StreamSlot, Transport};
 use crate::feed::Feed;
 use crate::startup::StreamState;
 
@@ -50,7 +50,7 @@ pub async fn open_stream(
         }
         Open::Stream(opened) => *opened,
     };
-    let body = sse::Sse::from_stream(events(opened.feed))
+    let body = sse::Sse::from_stream(events(opened.feed, opened.slot))
         .with_retry_duration(RETRY)
         .with_keep_alive(state.settings().keepalive);
     Ok(HttpResponse::Ok()
@@ -65,15 +65,18 @@ pub async fn open_stream(
 
 /// The feed as SSE events: unnamed, so `EventSource.onmessage` sees each; progress
 /// events carry their id. The stream ends when the feed does; dropping it (the
-/// client went away) drops the feed and its hub subscription.
-fn events(feed: Feed) -> impl futures_util::Stream<Item = Result<sse::Event, Infallible>> {
-    futures_util::stream::unfold(feed, |mut feed| async move {
+/// client went away) drops the feed, its hub subscription and its place (`slot`).
+fn events(
+    feed: Feed,
+    slot: StreamSlot,
+) -> impl futures_util::Stream<Item = Result<sse::Event, Infallible>> {
+    futures_util::stream::unfold((feed, slot), |(mut feed, slot)| async move {
         let frame = feed.next().await.ok()?;
         let mut data = sse::Data::new(frame.data(feed.generation_id()));
         // Stored ids are `ms-seq`; anything else would break the event stream framing.
         if let Some(id) = frame.id().filter(|id| !id.contains(['\r', '\n', '\0'])) {
             data = data.id(id.to_owned());
         }
-        Some((Ok(sse::Event::Data(data)), feed))
+        Some((Ok(sse::Event::Data(data)), (feed, slot)))
     })
 }

@@ -40,6 +40,7 @@ pub async fn open_ws(
     // The handshake is checked first, so that a plain GET does not use up a token.
     let (mut response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|_| ApiError::field("upgrade", "a WebSocket upgrade request is required"))?;
+    admission::check_origin(&state, &req)?;
     match admission::open(&state, &req, &path, &query, Transport::WebSocket, now).await? {
         Open::Finished => {
             actix_web::rt::spawn(async move {
@@ -51,7 +52,12 @@ pub async fn open_ws(
                 .add_cookie(&opened.cookie)
                 .map_err(ApiError::internal)?;
             let keepalive = state.settings().keepalive;
-            actix_web::rt::spawn(run(opened.feed, session, messages, keepalive));
+            let admission::Opened { feed, slot, .. } = *opened;
+            actix_web::rt::spawn(async move {
+                run(feed, session, messages, keepalive).await;
+                // The place among the user's open streams is given back once it ends.
+                drop(slot);
+            });
         }
     }
     Ok(response)

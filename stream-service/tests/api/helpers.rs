@@ -69,6 +69,7 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
         ("SSE_KEEPALIVE_SECS", "1"),
     ]
     .iter()
+    .chain(&testing::GENEROUS_RATE_LIMITS)
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -102,11 +103,15 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
 
 /// A second replica: the same Redis and key prefix, its own connections and hub.
 pub async fn spawn_replica(of: &TestApp) -> TestApp {
+    spawn_replica_with(of, &[]).await
+}
+
+pub async fn spawn_replica_with(of: &TestApp, env: &[(&str, &str)]) -> TestApp {
     let store = Store::redis(
         RedisStore::connect(&testing::shared_redis().url(), Duration::from_millis(500)).unwrap(),
         of.store.keys().prefix(),
     );
-    spawn_app_on(store, of.keys.clone(), &[]).await
+    spawn_app_on(store, of.keys.clone(), env).await
 }
 
 pub fn grant(user_id: &str, session_id: &str, generation_id: &str) -> StreamGrant {
@@ -117,7 +122,9 @@ pub fn grant(user_id: &str, session_id: &str, generation_id: &str) -> StreamGran
         issued_at: UnixTime::now().millis(),
         client_ip: None,
         admin: false,
+        tier: Default::default(),
         kind: GrantKind::Token,
+        session_expires_at: UnixTime::now().millis() + 3_600_000,
     }
 }
 
@@ -146,8 +153,11 @@ impl TestApp {
         id.to_string()
     }
 
-    /// Mints a stream token the way the auth service does.
+    /// Mints a stream token the way the auth service does, for a holder whose
+    /// session and user exist (unless the test made them otherwise).
     pub async fn mint(&self, grant: &StreamGrant, ttl: Duration) -> String {
+        self.ensure_holder(&grant.user_id, &grant.session_id, &[])
+            .await;
         let secret = stream_token::mint(&self.store, grant, ttl, UnixTime::now())
             .await
             .unwrap();
@@ -162,6 +172,30 @@ impl TestApp {
             Duration::from_secs(60),
         )
         .await
+    }
+
+    /// The session record and the user record (with `roles`) the auth service keeps,
+    /// as far as a resume reads them; an existing user keeps its roles.
+    pub async fn ensure_holder(&self, user: &str, session: &str, roles: &[&str]) {
+        let keys = self.store.keys();
+        self.store
+            .set_nx(&keys.session(user, session), "{}", Duration::from_secs(600))
+            .await
+            .unwrap();
+        let record = json!({ "user_id": user, "roles": roles }).to_string();
+        self.store
+            .set_nx_no_expiry(&keys.user(user), &record)
+            .await
+            .unwrap();
+    }
+
+    /// Replaces the user's roles, as an administrator's `PATCH /auth/users` does.
+    pub async fn set_roles(&self, user: &str, roles: &[&str]) {
+        let record = json!({ "user_id": user, "roles": roles }).to_string();
+        self.store
+            .set(&self.store.keys().user(user), &record, None)
+            .await
+            .unwrap();
     }
 
     pub fn remember(&self, secret: &str) {

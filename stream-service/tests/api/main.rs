@@ -1,12 +1,14 @@
 //! The stream service's API, end to end over HTTP, against a real Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admission;
 mod fanout;
 mod health;
 mod helpers;
 mod logs;
 mod openapi;
 mod publish;
+mod rate_limits;
 mod resilience;
 mod resume;
 mod revocation;

@@ -146,7 +146,9 @@ async fn client_list(redis: &RedisServer, kind: &str) -> Vec<String> {
 async fn open_streams_hold_no_redis_connections_of_their_own() {
     let redis = RedisServer::start();
     let keys = Arc::new(KeySet::ephemeral().unwrap());
-    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &[]).await;
+    // 31 streams of one user: more than the default per-user cap.
+    let many = [("STREAM_MAX_PER_USER", "100")];
+    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &many).await;
     let mut streams = Vec::new();
     let open = |generation: String| {
         let app = &app;

@@ -16,7 +16,7 @@ use crate::helpers::{PATIENCE, TestApp, events_to_overflow, spawn_app, spawn_pat
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn ws_url(app: &TestApp, generation: &str, query: &str) -> String {
+pub(crate) fn ws_url(app: &TestApp, generation: &str, query: &str) -> String {
     format!(
         "ws://127.0.0.1:{}/generations/generate/{generation}/ws?{query}",
         app.port
@@ -24,7 +24,20 @@ fn ws_url(app: &TestApp, generation: &str, query: &str) -> String {
 }
 
 async fn connect(url: &str) -> Result<(Socket, String), Error> {
-    let request = url.into_client_request().unwrap();
+    connect_from(url, None).await
+}
+
+/// As a browser page on `origin` would (browsers always send `Origin`).
+pub(crate) async fn connect_from(
+    url: &str,
+    origin: Option<&str>,
+) -> Result<(Socket, String), Error> {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
     let (socket, response) = tokio_tungstenite::connect_async(request).await?;
     let cookie = response
         .headers()
@@ -35,7 +48,7 @@ async fn connect(url: &str) -> Result<(Socket, String), Error> {
 }
 
 /// The next text frame as JSON, or the close code once the server closes.
-async fn next(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
+pub(crate) async fn next(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
     loop {
         let message = tokio::time::timeout(PATIENCE, socket.next())
             .await

@@ -1,0 +1,488 @@
+//! Rate limits: per user by tier, per client address, failed logins per email, the
+//! IETF headers, exemptions, and the bounded password queue.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use shared::testing::RedisServer;
+use shared::testing::header_text as header;
+
+use crate::helpers::{
+    ADMIN_CLIENT, BACKEND_CLIENT, PASSWORD, TestApp, assert_problem, spawn_app_on, spawn_app_with,
+    unique_email,
+};
+
+/// A new user's access token, got without spending any of the user's own budget.
+async fn new_user(app: &TestApp) -> (String, String, String) {
+    let email = unique_email();
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let (access, refresh) = login_tokens(app, &email).await;
+    (email, access, refresh)
+}
+
+async fn login_tokens(app: &TestApp, email: &str) -> (String, String) {
+    let res = app.login_as(email, PASSWORD, "test").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn user_id(app: &TestApp, access: &str) -> String {
+    let me: Value = app.get_json("/auth/me", access).await;
+    me["user_id"].as_str().unwrap().to_owned()
+}
+
+async fn set_tier(app: &TestApp, user_id: &str, tier: &str) {
+    let admin = app.service_token(ADMIN_CLIENT).await;
+    let res = app
+        .http
+        .patch(app.url(&format!("/auth/users/{user_id}")))
+        .bearer_auth(admin)
+        .json(&json!({ "tier": tier }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Spends `quota` requests of a user's budget on `GET /auth/me`, checking that each
+/// passes and the `RateLimit` header counts down; then the refusal.
+async fn exhaust(app: &TestApp, access: &str, policy: &str, quota: u32, window: u64) -> Response {
+    for left in (0..quota).rev() {
+        let res = app.me(access).await;
+        assert_eq!(res.status(), StatusCode::OK, "{left} left");
+        assert_eq!(
+            header(&res, "ratelimit-policy"),
+            format!("\"{policy}\";q={quota};w={window}")
+        );
+        let state = header(&res, "ratelimit");
+        assert!(
+            state.starts_with(&format!("\"{policy}\";r={left};t=")),
+            "{state}"
+        );
+    }
+    app.me(access).await
+}
+
+fn retry_after(res: &Response) -> u64 {
+    header(res, "retry-after").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_second() {
+    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let (_, access, _) = new_user(&app).await;
+    let started = Instant::now();
+    let refused = exhaust(&app, &access, "free", 5, 60).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    // One request is worth 12 s; the burst began `elapsed` ago.
+    let wait = retry_after(&refused);
+    let earliest = (12.0 - elapsed).ceil() as u64;
+    assert!((earliest..=12).contains(&wait), "Retry-After {wait}");
+    assert_eq!(header(&refused, "ratelimit-policy"), "\"free\";q=5;w=60");
+    assert_eq!(
+        header(&refused, "ratelimit"),
+        format!("\"free\";r=0;t={wait}")
+    );
+    let body = assert_problem(refused, 429, "rate_limited").await;
+    assert_eq!(body["title"], "Too many requests");
+
+    // One budget for every Bearer route.
+    let res = app.create_generation(&access, "g-limited").await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 429, "rate_limited").await;
+    let sessions = app.get("/auth/sessions").bearer_auth(&access).send().await;
+    assert_problem(sessions.unwrap(), 429, "rate_limited").await;
+
+    let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
+    let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
+    assert_eq!(app.metric(limited).await, 3.0);
+    assert_eq!(app.metric(allowed).await, 5.0);
+}
+
+#[tokio::test]
+async fn free_and_paid_budgets_recover_after_the_window() {
+    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/3s"), ("RATE_LIMIT_PAID", "10/3s")]).await;
+    let (_, free, _) = new_user(&app).await;
+    let (paid_email, first, _) = new_user(&app).await;
+    let paid_id = user_id(&app, &first).await;
+    set_tier(&app, &paid_id, "paid").await;
+    let (paid, _) = login_tokens(&app, &paid_email).await;
+
+    for round in 0..2 {
+        if round == 1 {
+            // A whole window later, the whole budget is back.
+            tokio::time::sleep(Duration::from_millis(3100)).await;
+        }
+        let refused = exhaust(&app, &free, "free", 5, 3).await;
+        assert_eq!(retry_after(&refused), 1);
+        assert_problem(refused, 429, "rate_limited").await;
+        let refused = exhaust(&app, &paid, "paid", 10, 3).await;
+        assert_eq!(retry_after(&refused), 1);
+        assert_eq!(header(&refused, "ratelimit"), "\"paid\";r=0;t=1");
+        assert_problem(refused, 429, "rate_limited").await;
+    }
+}
+
+#[tokio::test]
+async fn a_tier_change_takes_effect_with_the_next_token() {
+    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "2/600s"), ("RATE_LIMIT_PAID", "4/600s")]).await;
+    let (_, access, refresh) = new_user(&app).await;
+    let id = user_id(&app, &access).await;
+    let last = app.me(&access).await;
+    assert_eq!(last.status(), StatusCode::OK);
+    assert!(header(&last, "ratelimit").starts_with("\"free\";r=0;"));
+    assert_problem(app.me(&access).await, 429, "rate_limited").await;
+
+    set_tier(&app, &id, "paid").await;
+    // The old token still says free.
+    let old = app.me(&access).await;
+    assert_eq!(header(&old, "ratelimit-policy"), "\"free\";q=2;w=600");
+    assert_problem(old, 429, "rate_limited").await;
+
+    let res = app.refresh(&refresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let new_access = body["access_token"].as_str().unwrap();
+    let res = app.me(new_access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "ratelimit-policy"), "\"paid\";q=4;w=600");
+    assert_eq!(header(&res, "ratelimit"), "\"paid\";r=3;t=150");
+}
+
+/// `n` concurrent `POST /auth/refresh` with a junk token from `address` (through the
+/// trusted proxy), at most 64 at a time; the statuses.
+async fn refresh_burst(app: &TestApp, address: &str, n: usize) -> Vec<u16> {
+    futures_util::stream::iter(0..n)
+        .map(|_| async {
+            app.post("/auth/refresh")
+                .header("x-forwarded-for", address)
+                .json(&json!({"refresh_token": "junk"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_served() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_ANON", "10/600s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let other = async {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let email = unique_email();
+            let register = app
+                .post("/auth/register")
+                .header("x-forwarded-for", "198.51.100.7")
+                .json(&json!({"email": email, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(register.status().as_u16());
+        }
+        statuses
+    };
+    let (burst, other) = tokio::join!(refresh_burst(&app, "203.0.113.9", 1000), other);
+    let passed = burst.iter().filter(|s| **s == 401).count();
+    let limited = burst.iter().filter(|s| **s == 429).count();
+    assert_eq!((passed, limited), (10, 990), "{burst:?}");
+    assert_eq!(other, [201, 201, 201]);
+    let metric = "authstream_rate_limit_decisions_total{policy=\"anon\",decision=\"limited\"}";
+    assert_eq!(app.metric(metric).await, 990.0);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    // Not trusted: every spoofed address shares the peer's one budget.
+    let app = spawn_app_with(&[("RATE_LIMIT_ANON", "2/600s")]).await;
+    for (address, status) in [
+        ("203.0.113.1", 401),
+        ("203.0.113.2", 401),
+        ("203.0.113.3", 429),
+    ] {
+        assert_eq!(refresh_burst(&app, address, 1).await, [status], "{address}");
+    }
+
+    // Trusted: the right-most untrusted hop of every header line is the client.
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_ANON", "1/600s"),
+        ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8"),
+    ])
+    .await;
+    let two_lines = app
+        .post("/auth/refresh")
+        .header("x-forwarded-for", "203.0.113.77")
+        .header("x-forwarded-for", "6.6.6.6, 203.0.113.88, 10.1.2.3")
+        .json(&json!({"refresh_token": "junk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two_lines.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh_burst(&app, "203.0.113.88", 1).await,
+        [429],
+        "the same client"
+    );
+    assert_eq!(
+        refresh_burst(&app, "203.0.113.77", 1).await,
+        [401],
+        "another client"
+    );
+    assert_eq!(
+        refresh_burst(&app, "6.6.6.6", 1).await,
+        [401],
+        "a spoofed hop counts for nothing"
+    );
+}
+
+async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -> Response {
+    app.post("/auth/login")
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_email_from_any_address_before_any_hashing() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_LOGIN", "3/3s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let email = unique_email();
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    // Successful logins cost nothing.
+    for _ in 0..4 {
+        let ok = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(header(&ok, "ratelimit").ends_with(", \"login\";r=3;t=0"));
+    }
+    for address in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
+        let res = login_from(&app, &email, "wrong password", address).await;
+        assert_problem(res, 401, "invalid_credentials").await;
+    }
+    let verifications = app.metric("authstream_password_verifications_total").await;
+    let refused = login_from(&app, &email, "wrong password", "203.0.113.4").await;
+    assert!(retry_after(&refused) >= 1);
+    assert_eq!(
+        header(&refused, "ratelimit-policy"),
+        "\"anon\";q=100000;w=60, \"login\";q=3;w=3"
+    );
+    assert_problem(refused, 429, "rate_limited").await;
+    // The right password is refused too, and nothing was hashed for either.
+    let right = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
+    assert_problem(right, 429, "rate_limited").await;
+    assert_eq!(
+        app.metric("authstream_password_verifications_total").await,
+        verifications
+    );
+    // Another email is not affected.
+    let (other, _, _) = new_user(&app).await;
+    assert_eq!(
+        login_from(&app, &other, PASSWORD, "203.0.113.4")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        login_from(&app, &email, PASSWORD, "203.0.113.5")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn validate_jwks_health_metrics_preflights_and_service_clients_are_not_limited() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_FREE", "1/600s"),
+        ("RATE_LIMIT_ANON", "1/600s"),
+        ("CORS_ALLOWED_ORIGINS", "https://app.example"),
+    ])
+    .await;
+    let email = unique_email();
+    // The one anonymous request of this address.
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let backend = app.service_token(BACKEND_CLIENT).await;
+    for _ in 0..5 {
+        let res = [
+            app.post("/auth/validate")
+                .json(&json!({"token": backend}))
+                .send(),
+            app.get("/auth/validate?token_type=service")
+                .bearer_auth(&backend)
+                .send(),
+            app.get("/.well-known/jwks.json").send(),
+            app.get("/healthz").send(),
+            app.get("/readyz").send(),
+            app.get("/metrics").send(),
+            app.post("/auth/service-token")
+                .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
+                .send(),
+            app.post("/generations")
+                .bearer_auth(&backend)
+                .json(&json!({}))
+                .send(),
+            app.http
+                .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "POST")
+                .send(),
+        ];
+        for res in futures_util::future::join_all(res).await {
+            let res = res.unwrap();
+            assert_ne!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{}", res.url());
+            assert!(!res.headers().contains_key("ratelimit"), "{}", res.url());
+        }
+    }
+    // The anonymous budget of this address is spent, though.
+    assert_problem(
+        app.register(&unique_email(), PASSWORD).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_429_carries_cors_headers_a_browser_can_read() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_FREE", "1/600s"),
+        ("CORS_ALLOWED_ORIGINS", "https://app.example"),
+    ])
+    .await;
+    let (_, access, _) = new_user(&app).await;
+    let me = || {
+        app.get("/auth/me")
+            .bearer_auth(&access)
+            .header("origin", "https://app.example")
+            .send()
+    };
+    assert_eq!(me().await.unwrap().status(), StatusCode::OK);
+    let refused = me().await.unwrap();
+    assert_eq!(
+        header(&refused, "access-control-allow-origin"),
+        "https://app.example"
+    );
+    let exposed = header(&refused, "access-control-expose-headers").to_lowercase();
+    for name in ["retry-after", "ratelimit", "ratelimit-policy"] {
+        assert!(exposed.split(',').any(|h| h.trim() == name), "{exposed}");
+    }
+    assert_problem(refused, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn a_store_that_stops_answering_is_a_503_not_a_pass_and_limits_come_back() {
+    let redis = RedisServer::start();
+    let app = spawn_app_on(
+        shared::testing::redis_store_at(&redis.url()),
+        &[("REDIS_TIMEOUT_MS", "300"), ("RATE_LIMIT_ANON", "3/600s")],
+    )
+    .await;
+    let revoke = || {
+        app.post("/auth/revoke")
+            .json(&json!({"token": "junk"}))
+            .send()
+    };
+    // A junk token needs no store to be revoked: only the limiter asks it.
+    assert_eq!(revoke().await.unwrap().status(), StatusCode::OK);
+    redis.freeze();
+    let started = Instant::now();
+    let res = revoke().await.unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, "store_unavailable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    redis.thaw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while revoke().await.unwrap().status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still counting where it left off: the budget of 3 runs out within 3 more.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(revoke().await.unwrap().status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_waits_at_most_the_queue_bound_and_the_excess_is_told_to_come_back() {
+    let queue = Duration::from_millis(500);
+    let app = spawn_app_with(&[
+        ("PASSWORD_HASH_CONCURRENCY", "1"),
+        ("PASSWORD_QUEUE_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    let email = unique_email();
+    assert_eq!(
+        app.register(&email, PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    let started = Instant::now();
+    login_tokens(&app, &email).await;
+    let one_hash = started.elapsed();
+
+    let answers: Vec<(u16, String, Duration)> =
+        futures_util::future::join_all((0..200).map(|_| async {
+            let started = Instant::now();
+            let res = tokio::time::timeout(
+                Duration::from_secs(60),
+                app.login_as(&email, PASSWORD, "flood"),
+            )
+            .await
+            .expect("no login hangs");
+            let status = res.status().as_u16();
+            let retry = header(&res, "retry-after");
+            let body: Value = res.json().await.unwrap();
+            let code = format!(
+                "{}{}",
+                body["code"].as_str().unwrap_or(""),
+                if retry.is_empty() { "" } else { "+retry" }
+            );
+            (status, code, started.elapsed())
+        }))
+        .await;
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let busy = answers
+        .iter()
+        .filter(|a| a.0 == 503 && a.1 == "overloaded+retry")
+        .count();
+    assert_eq!(ok + busy, 200, "{answers:?}");
+    assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
+    // The bound plus one hash, with a wide margin for a loaded machine.
+    let bound = queue + one_hash * 2 + Duration::from_secs(3);
+    let slowest = answers.iter().map(|a| a.2).max().unwrap();
+    assert!(slowest < bound, "slowest {slowest:?}, bound {bound:?}");
+}
