@@ -53,7 +53,6 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
         (status = 403, response = shared::openapi::Forbidden),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable)
     )
 )]

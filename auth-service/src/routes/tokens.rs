@@ -122,7 +122,6 @@ async fn introspect(
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable)
     )
 )]
@@ -155,7 +154,6 @@ pub async fn validate_post(
         (status = 200, description = "The Bearer token is valid: its claims", body = crate::openapi::Introspection),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable)
     )
 )]

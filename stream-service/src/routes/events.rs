@@ -53,7 +53,6 @@ struct ProgressEvent<'a> {
         (status = 409, response = shared::openapi::Conflict),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable),
     )
 )]
