@@ -176,15 +176,26 @@ struct JwksCache {
     /// When the last fetch was tried, and whether it failed.
     last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
     min_refresh: Duration,
-    max_refresh: RwLock<Duration>,
+    max_refresh: Duration,
     /// When the timer fetches next: the last answer's `max-age`, within bounds.
     next_refresh: RwLock<Duration>,
 }
 
 impl RemoteKeys {
-    /// Starts the refresh timer when called inside a Tokio runtime (a service always
-    /// is); without one only unknown `kid`s fetch.
+    /// With the default refresh interval (`JWKS_DEFAULT_REFRESH`).
     pub fn new(auth_url: &str, min_refresh: Duration) -> Result<Self, ApiError> {
+        Self::with_refresh(auth_url, min_refresh, JWKS_DEFAULT_REFRESH)
+    }
+
+    /// `max_refresh` is the longest time between two timed fetches, and the interval
+    /// when the answer names no `max-age` (never below `min_refresh`). Starts the timer
+    /// when called inside a Tokio runtime (a service always is); without one only
+    /// unknown `kid`s fetch.
+    pub fn with_refresh(
+        auth_url: &str,
+        min_refresh: Duration,
+        max_refresh: Duration,
+    ) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             // A redirect could point the fetch anywhere; the JWKS URL is configured, not found.
@@ -193,14 +204,15 @@ impl RemoteKeys {
             .map_err(ApiError::internal)?;
         let empty =
             KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
+        let max_refresh = max_refresh.max(min_refresh);
         let cache = Arc::new(JwksCache {
             url: format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')),
             http,
             cached: RwLock::new(Arc::new(empty)),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refresh,
-            max_refresh: RwLock::new(JWKS_DEFAULT_REFRESH.max(min_refresh)),
-            next_refresh: RwLock::new(JWKS_DEFAULT_REFRESH.max(min_refresh)),
+            max_refresh,
+            next_refresh: RwLock::new(max_refresh),
         });
         let refresher = tokio::runtime::Handle::try_current().ok().map(|runtime| {
             runtime
@@ -208,15 +220,6 @@ impl RemoteKeys {
                 .abort_handle()
         });
         Ok(Self { cache, refresher })
-    }
-
-    /// The longest time between two timed fetches, and the interval when the answer
-    /// names no `max-age` (default `JWKS_DEFAULT_REFRESH`; never below `min_refresh`).
-    pub fn with_max_refresh(self, max_refresh: Duration) -> Self {
-        let max_refresh = max_refresh.max(self.cache.min_refresh);
-        *self.cache.max_refresh.write() = max_refresh;
-        *self.cache.next_refresh.write() = max_refresh;
-        self
     }
 
     /// The key set, refetched when `kid` is not in it (at most every `min_refresh`).
@@ -283,10 +286,9 @@ impl JwksCache {
         *last = Some((Instant::now(), fetched.is_err()));
         match fetched {
             Ok((fresh, max_age)) => {
-                let max_refresh = *self.max_refresh.read();
                 *self.next_refresh.write() = max_age
-                    .unwrap_or(max_refresh)
-                    .clamp(self.min_refresh, max_refresh);
+                    .unwrap_or(self.max_refresh)
+                    .clamp(self.min_refresh, self.max_refresh);
                 let fresh = Arc::new(fresh);
                 *self.cached.write() = fresh.clone();
                 Ok(fresh)

@@ -110,8 +110,8 @@ impl Settings {
             }
             (Algorithm::EdDSA, None, Some(url)) => {
                 check_jwks_transport(url, &self.jwks_allow_http_hosts)?;
-                RemoteKeys::new(url, JWKS_MIN_REFETCH)
-                    .map(|keys| KeySource::Remote(keys.with_max_refresh(self.jwks_refresh).into()))
+                RemoteKeys::with_refresh(url, JWKS_MIN_REFETCH, self.jwks_refresh)
+                    .map(|keys| KeySource::Remote(keys.into()))
                     .map_err(|e| ConfigError::new("AUTH_URL", e.detail))
             }
             (Algorithm::EdDSA, None, None) => Err(ConfigError::new(

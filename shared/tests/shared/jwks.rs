@@ -94,9 +94,7 @@ fn keys(jwt: &Jwt, cache_control: &'static str) -> Answer {
 }
 
 fn remote_validator(url: &str, max_refresh: Duration) -> Validator {
-    let remote = RemoteKeys::new(url, Duration::from_millis(100))
-        .unwrap()
-        .with_max_refresh(max_refresh);
+    let remote = RemoteKeys::with_refresh(url, Duration::from_millis(100), max_refresh).unwrap();
     Validator::new(
         Algorithm::EdDSA,
         KeySource::Remote(Arc::new(remote)),
