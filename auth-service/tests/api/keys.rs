@@ -22,6 +22,11 @@ fn key_dir(kids: &[&str]) -> PathBuf {
     dir
 }
 
+/// The auth service with `JWT_SIGNING_KEYS_DIR=dir`, on `store`.
+async fn spawn_on_keys(store: shared::Store, dir: &Path) -> TestApp {
+    spawn_app_on(store, &[("JWT_SIGNING_KEYS_DIR", dir.to_str().unwrap())]).await
+}
+
 fn kid_of(jwt: &str) -> String {
     let header = jwt.split('.').next().unwrap();
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
@@ -36,20 +41,12 @@ async fn active(app: &TestApp, access: &str) -> StatusCode {
 async fn a_new_key_file_takes_over_signing_and_old_tokens_still_verify() {
     let store = shared::testing::redis_store();
     let (october, november) = (key_dir(&["2026-10"]), key_dir(&["2026-10", "2026-11"]));
-    let before = spawn_app_on(
-        store.clone(),
-        &[("JWT_SIGNING_KEYS_DIR", october.to_str().unwrap())],
-    )
-    .await;
+    let before = spawn_on_keys(store.clone(), &october).await;
     let user = before.signup().await;
     assert_eq!(kid_of(&user.access), "2026-10");
 
     // The next deployment adds 2026-11.pem: it signs, and 2026-10 still verifies.
-    let after = spawn_app_on(
-        store,
-        &[("JWT_SIGNING_KEYS_DIR", november.to_str().unwrap())],
-    )
-    .await;
+    let after = spawn_on_keys(store, &november).await;
     assert_eq!(active(&after, &user.access).await, StatusCode::OK);
     let renewed = after.login(&user.email).await;
     assert_eq!(kid_of(&renewed.access), "2026-11");
@@ -129,11 +126,7 @@ async fn keys_generate_writes_a_private_key_that_signs_next_and_list_shows_it() 
     );
 
     // The service started on the directory signs with the new key.
-    let app = spawn_app_on(
-        shared::testing::redis_store(),
-        &[("JWT_SIGNING_KEYS_DIR", dir.to_str().unwrap())],
-    )
-    .await;
+    let app = spawn_on_keys(shared::testing::redis_store(), &dir).await;
     let user = app.signup().await;
     assert_eq!(kid_of(&user.access), kid);
     std::fs::remove_dir_all(dir).ok();
@@ -186,19 +179,11 @@ fn keys_generate_never_overwrites_and_if_empty_leaves_a_key_directory_alone() {
 async fn tokens_signed_by_a_retired_key_stop_verifying() {
     let store = shared::testing::redis_store();
     let (october, november) = (key_dir(&["2026-10"]), key_dir(&["2026-11"]));
-    let before = spawn_app_on(
-        store.clone(),
-        &[("JWT_SIGNING_KEYS_DIR", october.to_str().unwrap())],
-    )
-    .await;
+    let before = spawn_on_keys(store.clone(), &october).await;
     let user = before.signup().await;
     assert_eq!(kid_of(&user.access), "2026-10");
     // 2026-10.pem removed: what it signed is refused as an unknown key.
-    let after = spawn_app_on(
-        store,
-        &[("JWT_SIGNING_KEYS_DIR", november.to_str().unwrap())],
-    )
-    .await;
+    let after = spawn_on_keys(store, &november).await;
     let res = after.validate(&user.access).await;
     assert_problem(res, 401, "invalid_token").await;
     for dir in [october, november] {
