@@ -21,7 +21,7 @@ RUN mkdir -p src shared/src auth-service/src stream-service/src \
     done \
     && touch shared/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
         shared/tests/shared/main.rs stream-service/tests/api/main.rs \
-    && cargo build --release --locked --bins \
+    && cargo build --release --locked --workspace --bins \
     && rm -rf src shared/src auth-service/src stream-service/src
 
 # 2. The workspace itself. The crate roots are touched so that cargo rebuilds them
@@ -30,7 +30,7 @@ COPY . .
 RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
         auth-service/src/lib.rs auth-service/src/main.rs \
         stream-service/src/lib.rs stream-service/src/main.rs \
-    && cargo build --release --locked --bins \
+    && cargo build --release --locked --workspace --bins \
     && mkdir -p /out /out/keys \
     && cp target/release/auth-service target/release/stream-service target/release/authstream /out/
 
