@@ -28,8 +28,6 @@ const RETRY: Duration = Duration::from_secs(3);
         (status = 200, description = "The event stream: kept history, then live events, until the terminal event; sets the `as_resume` cookie", content_type = "text/event-stream", body = String),
         (status = 204, description = "Resumed at the terminal event of a finished generation: nothing more will come"),
         (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 422, response = shared::openapi::Unprocessable),
         (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable),
     )
