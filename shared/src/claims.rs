@@ -79,7 +79,7 @@ pub const ROLE_ADMIN: &str = "admin";
 pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
 
 /// What the validator needs to know of a claim set.
-pub trait Claims: serde::de::DeserializeOwned + Serialize {
+pub trait Claims: serde::de::DeserializeOwned + Serialize + Clone + Send + Sync + 'static {
     const TYPE: TokenType;
     fn registered(&self) -> &Registered;
     /// The session the token belongs to, if any.

@@ -1,6 +1,9 @@
 //! Signing and validating JWTs. The validator pins the algorithm, checks the claims
-//! against a `now` passed in, then checks revocation in ONE store round trip.
+//! against a `now` passed in, then checks revocation (in the local view while it is
+//! fresh, else in ONE store round trip). A token's signature is verified once: its
+//! claims are kept by the SHA-256 of its bytes until it expires.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,6 +225,11 @@ impl RemoteKeys {
         Ok(Self { cache, refresher })
     }
 
+    /// True when `kid` is among the keys fetched last (no fetch).
+    fn knows(&self, kid: &str) -> bool {
+        self.cache.cached.read().verifying_key(kid).is_some()
+    }
+
     /// The key set, refetched when `kid` is not in it (at most every `min_refresh`).
     /// An unknown `kid` while the JWKS cannot be fetched is `KeysUnavailable`: the
     /// caller should retry, not conclude that its token is bad.
@@ -350,6 +358,31 @@ mod anyhow_like {
     pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// How many verified tokens are kept (each a few hundred bytes).
+const VERIFIED_CAPACITY: u64 = 100_000;
+
+/// A token whose signature, algorithm, type, issuer and audience were checked.
+struct Verified {
+    kid: String,
+    /// The typed claims (`C` of the `validate::<C>` that verified it).
+    claims: Arc<dyn Any + Send + Sync>,
+    /// Until the token expires (with leeway): no use keeping it longer.
+    lives: Duration,
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &[u8; 32],
+        verified: &Arc<Verified>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(verified.lives)
+    }
+}
+
 /// Validates tokens for both services.
 #[derive(Clone)]
 pub struct Validator {
@@ -357,6 +390,9 @@ pub struct Validator {
     keys: KeySource,
     settings: JwtSettings,
     store: Store,
+    /// SHA-256 of a token's bytes → its verified claims. Other bytes are another key,
+    /// so no altered token can hit; a hit is still checked for time and revocation.
+    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
 }
 
 impl Validator {
@@ -367,6 +403,10 @@ impl Validator {
             keys,
             settings,
             store,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .expire_after(UntilExpiry)
+                .build(),
         }
     }
 
@@ -374,11 +414,57 @@ impl Validator {
         &self.settings
     }
 
+    /// How many verified tokens are kept now.
+    pub fn verified_tokens(&self) -> u64 {
+        self.verified.run_pending_tasks();
+        self.verified.entry_count()
+    }
+
     /// Signature, algorithm, claims and type, checked against `now`; no store access.
+    /// A token verified before (same bytes, key still known) is not verified again.
     pub async fn decode<C: Claims>(&self, token: &str, now: UnixTime) -> Result<C, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Missing);
         }
+        let digest = sha256(token);
+        if let Some(hit) = self.verified.get(&digest)
+            && let Some(claims) = hit.claims.downcast_ref::<C>()
+            && self.still_knows(&hit.kid)
+        {
+            metrics::counter!("authstream_token_verify_cache_total", "result" => "hit")
+                .increment(1);
+            self.check_time(claims.registered(), now)?;
+            return Ok(claims.clone());
+        }
+        metrics::counter!("authstream_token_verify_cache_total", "result" => "miss").increment(1);
+        let (claims, kid) = self.verify::<C>(token, now).await?;
+        let exp = claims.registered().exp;
+        let lives = now.until(UnixTime::from_secs(exp).plus(self.settings.leeway));
+        if !lives.is_zero() {
+            let verified = Verified {
+                kid,
+                claims: Arc::new(claims.clone()),
+                lives,
+            };
+            self.verified.insert(digest, Arc::new(verified));
+        }
+        Ok(claims)
+    }
+
+    /// True when the key that signed a cached token is still a verifying key.
+    fn still_knows(&self, kid: &str) -> bool {
+        match &self.keys {
+            KeySource::Local(keys) => keys.verifying_key(kid).is_some(),
+            KeySource::Remote(remote) => remote.knows(kid),
+        }
+    }
+
+    /// The full check of `decode`, and the key id that verified it.
+    async fn verify<C: Claims>(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<(C, String), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != self.algorithm.jwt() {
             return Err(TokenError::WrongAlgorithm);
@@ -421,6 +507,12 @@ impl Validator {
         if reg.iss != self.settings.issuer || reg.aud != self.settings.audience {
             return Err(TokenError::WrongIssuer);
         }
+        self.check_time(reg, now)?;
+        Ok((claims, kid))
+    }
+
+    /// `exp` and `nbf` against `now`, with the leeway.
+    fn check_time(&self, reg: &Registered, now: UnixTime) -> Result<(), TokenError> {
         let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
         let now_secs = now.secs();
         if reg.exp + leeway <= now_secs {
@@ -429,11 +521,11 @@ impl Validator {
         if reg.nbf - leeway > now_secs {
             return Err(TokenError::NotYetValid);
         }
-        Ok(claims)
+        Ok(())
     }
 
-    /// Everything `decode` checks, then revocation per token, session and user in one
-    /// `MGET` (the three keys share the subject's hash tag).
+    /// Everything `decode` checks, then revocation per token, session and user
+    /// (`Store::revoked`: the local view while it is fresh, else one `MGET`).
     pub async fn validate<C: Claims>(&self, token: &str, now: UnixTime) -> Result<C, TokenError> {
         let result = async {
             let claims = self.decode::<C>(token, now).await?;
@@ -463,8 +555,15 @@ impl Validator {
     }
 }
 
+fn sha256(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// True when the token `jti` of `sub`, its session, or everything of `sub` issued
-/// at `iat` has been revoked. One store round trip.
+/// at `iat` has been revoked: see `Store::revoked`.
 pub async fn revoked(
     store: &Store,
     sub: &str,
@@ -472,16 +571,5 @@ pub async fn revoked(
     sid: Option<&str>,
     iat: i64,
 ) -> Result<bool, StoreError> {
-    let keys = store.keys();
-    let mut lookup = vec![keys.not_before(sub), keys.revoked_token(sub, jti)];
-    if let Some(sid) = sid {
-        lookup.push(keys.revoked_session(sub, sid));
-    }
-    let found = store.mget(&lookup).await?;
-    let not_before = found
-        .first()
-        .cloned()
-        .flatten()
-        .and_then(|v| v.parse::<i64>().ok());
-    Ok(not_before.is_some_and(|nbf| iat < nbf) || found.iter().skip(1).any(Option::is_some))
+    store.revoked(sub, jti, sid, iat).await
 }

@@ -1,13 +1,96 @@
-//! Writing revocations (the auth service) and announcing them (stream notices), so
-//! that the stream service ends open streams of a revoked session or user at once. The check itself
-//! is `jwt::revoked`, one round trip.
+//! Revocations: writing them, and knowing them without asking the store.
+//!
+//! Every revocation (token, session, user) writes its markers under the subject's hash
+//! tag and is appended to one revocation log (a Redis stream) in the same round trip.
+//! Each process keeps a local view of what is revoked: the process that revokes
+//! applies it at once, and every process tails the log (a read every
+//! `TAIL_POLL_INTERVAL` on a connection of its own). Each answer proves the view is
+//! complete as of that moment; the view is used only while its last answer is at
+//! most `FRESH_WITHIN` old, and otherwise the check asks the store (`Store::revoked`),
+//! which answers 503 when it is down: never a verdict that could not be checked.
+//! Open streams learn of revoked sessions and users from the same view
+//! (`Store::revocation_notices`).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once, Weak};
+use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::clock::UnixTime;
-use crate::store::{Store, StoreResult};
+use crate::store::{Keys, Store, StoreResult};
+
+/// How old the tail's last answer may be for the local view to be trusted: the
+/// bound within which a revocation reaches every other process.
+pub const FRESH_WITHIN: Duration = Duration::from_millis(50);
+
+/// How often the tail reads the log. (A blocking `XREAD` would deliver sooner, but an
+/// idle Redis ends a short block only at its `hz` tick, every 100 ms by default: too
+/// rarely to prove freshness.)
+pub const TAIL_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Revoked sessions and users are rare; this only needs to absorb a burst.
+const NOTICE_CAPACITY: usize = 1024;
+
+/// One revocation, as written to the log. `until_ms`: when every token it covers has
+/// expired (Unix ms), after which it can be forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Revocation {
+    Token {
+        sub: String,
+        jti: String,
+        until_ms: i64,
+    },
+    Session {
+        user_id: String,
+        session_id: String,
+        until_ms: i64,
+    },
+    /// Everything of the user issued before `not_before` (Unix seconds), and the
+    /// sessions current at that moment (their tokens of that very second).
+    User {
+        user_id: String,
+        not_before: i64,
+        sessions: Vec<String>,
+        until_ms: i64,
+    },
+}
+
+impl Revocation {
+    pub fn until_ms(&self) -> i64 {
+        match self {
+            Self::Token { until_ms, .. }
+            | Self::Session { until_ms, .. }
+            | Self::User { until_ms, .. } => *until_ms,
+        }
+    }
+
+    /// The marker keys and values it writes, all under the subject's hash tag.
+    pub fn markers(&self, keys: &Keys) -> Vec<(String, String)> {
+        match self {
+            Self::Token { sub, jti, .. } => vec![(keys.revoked_token(sub, jti), "1".into())],
+            Self::Session {
+                user_id,
+                session_id,
+                ..
+            } => vec![(keys.revoked_session(user_id, session_id), "1".into())],
+            Self::User {
+                user_id,
+                not_before,
+                sessions,
+                ..
+            } => sessions
+                .iter()
+                .map(|sid| (keys.revoked_session(user_id, sid), "1".to_owned()))
+                .chain([(keys.not_before(user_id), not_before.to_string())])
+                .collect(),
+        }
+    }
+}
 
 /// Published on the stream-notices channel: the stream service ends every open
 /// stream a notice covers, on every replica. `None` for the session or the
@@ -64,7 +147,8 @@ impl StreamNotice {
     }
 }
 
-/// Publishes a notice to every replica of the stream service.
+/// Publishes a notice to every replica of the stream service (the demo's cut; revoked
+/// sessions and users reach the streams through the revocation log).
 pub async fn announce(store: &Store, notice: &StreamNotice) -> StoreResult<()> {
     let payload = serde_json::to_string(notice).unwrap_or_default();
     store
@@ -82,13 +166,12 @@ pub async fn revoke_token(
     now: UnixTime,
     leeway: Duration,
 ) -> StoreResult<()> {
-    let remaining = now.until(UnixTime::from_secs(exp).plus(leeway));
-    if !remaining.is_zero() {
-        store
-            .set(&store.keys().revoked_token(sub, jti), "1", Some(remaining))
-            .await?;
-    }
-    Ok(())
+    let revocation = Revocation::Token {
+        sub: sub.to_owned(),
+        jti: jti.to_owned(),
+        until_ms: UnixTime::from_secs(exp).plus(leeway).millis(),
+    };
+    store.revoke(&revocation, now).await
 }
 
 /// Revokes every token of a session; kept as long as any of its tokens can live.
@@ -98,19 +181,18 @@ pub async fn revoke_session(
     session_id: &str,
     keep_for: Duration,
 ) -> StoreResult<()> {
-    store
-        .set(
-            &store.keys().revoked_session(user_id, session_id),
-            "1",
-            Some(keep_for),
-        )
-        .await?;
-    announce(store, &StreamNotice::revoked(user_id, Some(session_id))).await
+    let now = UnixTime::now();
+    let revocation = Revocation::Session {
+        user_id: user_id.to_owned(),
+        session_id: session_id.to_owned(),
+        until_ms: now.plus(keep_for).millis(),
+    };
+    store.revoke(&revocation, now).await
 }
 
 /// Revokes everything `sub` holds that was issued before `now`: tokens issued in
-/// earlier seconds by the not-before mark, the current second's through `sessions`
-/// (which the caller revokes one by one), so a login a moment later works.
+/// earlier seconds by the not-before mark, the current second's through `sessions`,
+/// so a login a moment later works. One atomic step: every marker or none.
 pub async fn revoke_user(
     store: &Store,
     sub: &str,
@@ -118,21 +200,298 @@ pub async fn revoke_user(
     now: UnixTime,
     keep_for: Duration,
 ) -> StoreResult<()> {
-    for session_id in sessions {
-        store
-            .set(
-                &store.keys().revoked_session(sub, session_id),
-                "1",
-                Some(keep_for),
-            )
-            .await?;
+    let revocation = Revocation::User {
+        user_id: sub.to_owned(),
+        not_before: now.secs(),
+        sessions: sessions.to_vec(),
+        until_ms: now.plus(keep_for).millis(),
+    };
+    store.revoke(&revocation, now).await
+}
+
+/// What this process knows is revoked, with how current that knowledge is.
+pub struct RevocationView {
+    revoked: RwLock<Revoked>,
+    liveness: Liveness,
+    notices: broadcast::Sender<StreamNotice>,
+    tail: Once,
+    /// Revocations applied locally since the last prune.
+    applied: AtomicU64,
+}
+
+/// Where nothing tails a log (the in-memory store), expired revocations are dropped
+/// every this many local revocations.
+const PRUNE_EVERY: u64 = 1024;
+
+#[derive(Default)]
+struct Revoked {
+    /// jti -> (subject, until ms)
+    tokens: HashMap<String, (String, i64)>,
+    /// session id -> (user, until ms)
+    sessions: HashMap<String, (String, i64)>,
+    /// user -> (not before, Unix seconds; until ms)
+    users: HashMap<String, (i64, i64)>,
+}
+
+enum Liveness {
+    /// Every revocation passes through this process (the in-memory store).
+    Complete,
+    /// Complete as of the tail's last answer: milliseconds after `since`, plus one
+    /// (zero: not now).
+    Tailed { since: Instant, heard: AtomicU64 },
+}
+
+impl RevocationView {
+    /// A view that sees every revocation as it is made.
+    pub fn complete() -> Self {
+        Self::new(Liveness::Complete)
     }
-    store
-        .set(
-            &store.keys().not_before(sub),
-            &now.secs().to_string(),
-            Some(keep_for),
+
+    /// A view kept current by tailing the revocation log; stale until the tail has
+    /// read all of it.
+    pub fn tailed() -> Self {
+        Self::new(Liveness::Tailed {
+            since: Instant::now(),
+            heard: AtomicU64::new(0),
+        })
+    }
+
+    fn new(liveness: Liveness) -> Self {
+        Self {
+            revoked: RwLock::new(Revoked::default()),
+            liveness,
+            notices: broadcast::channel(NOTICE_CAPACITY).0,
+            tail: Once::new(),
+            applied: AtomicU64::new(0),
+        }
+    }
+
+    /// True when the view holds every revocation made more than `FRESH_WITHIN` ago.
+    pub fn is_fresh(&self) -> bool {
+        match &self.liveness {
+            Liveness::Complete => true,
+            Liveness::Tailed { since, heard } => match heard.load(Ordering::Acquire) {
+                0 => false,
+                heard => {
+                    let now = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    now.saturating_sub(heard - 1) < FRESH_WITHIN.as_millis() as u64
+                }
+            },
+        }
+    }
+
+    /// The verdict of the local view, or `None` when it is not fresh (ask the store).
+    pub fn check(&self, sub: &str, jti: &str, sid: Option<&str>, iat: i64) -> Option<bool> {
+        if !self.is_fresh() {
+            return None;
+        }
+        let r = self.revoked.read();
+        let of_sub = |entry: Option<&(String, i64)>| entry.is_some_and(|(owner, _)| owner == sub);
+        Some(
+            r.users.get(sub).is_some_and(|(nbf, _)| iat < *nbf)
+                || of_sub(r.tokens.get(jti))
+                || sid.is_some_and(|sid| of_sub(r.sessions.get(sid))),
         )
-        .await?;
-    announce(store, &StreamNotice::revoked(sub, None)).await
+    }
+
+    /// Adds a revocation; revoked sessions and users new to the view are told to open
+    /// streams (the log brings back what this process applied itself: told once).
+    pub fn apply(&self, revocation: &Revocation) {
+        let notice = {
+            let mut r = self.revoked.write();
+            match revocation {
+                Revocation::Token { sub, jti, until_ms } => {
+                    r.tokens.insert(jti.clone(), (sub.clone(), *until_ms));
+                    None
+                }
+                Revocation::Session {
+                    user_id,
+                    session_id,
+                    until_ms,
+                } => r
+                    .sessions
+                    .insert(session_id.clone(), (user_id.clone(), *until_ms))
+                    .is_none()
+                    .then(|| StreamNotice::revoked(user_id, Some(session_id))),
+                Revocation::User {
+                    user_id,
+                    not_before,
+                    sessions,
+                    until_ms,
+                } => {
+                    let mut new = false;
+                    for sid in sessions {
+                        new |= r
+                            .sessions
+                            .insert(sid.clone(), (user_id.clone(), *until_ms))
+                            .is_none();
+                    }
+                    let entry = r.users.entry(user_id.clone()).or_insert((i64::MIN, 0));
+                    new |= *not_before > entry.0;
+                    *entry = ((*not_before).max(entry.0), (*until_ms).max(entry.1));
+                    new.then(|| StreamNotice::revoked(user_id, None))
+                }
+            }
+        };
+        if let Some(notice) = notice {
+            // No receivers is fine: no stream is open here.
+            let _ = self.notices.send(notice);
+        }
+    }
+
+    /// Adds a revocation made in this process at `now`, now and then dropping those
+    /// whose tokens have all expired.
+    pub fn apply_local(&self, revocation: &Revocation, now: UnixTime) {
+        self.apply(revocation);
+        if self.applied.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune(now.millis());
+        }
+    }
+
+    /// Adds a revocation as read from the log.
+    pub fn apply_logged(&self, entry: &str) {
+        match serde_json::from_str::<Revocation>(entry) {
+            Ok(revocation) => self.apply(&revocation),
+            Err(_) => tracing::warn!("ignoring an unreadable revocation log entry"),
+        }
+    }
+
+    /// The tail has read the log to its end with a read sent at `asked` (the view is
+    /// complete as of then, not as of when the answer came).
+    pub fn heard(&self, asked: Instant) {
+        if let Liveness::Tailed { since, heard } = &self.liveness {
+            let at = asked.saturating_duration_since(*since).as_millis();
+            let at = u64::try_from(at).unwrap_or(u64::MAX);
+            heard.fetch_max(at.saturating_add(1), Ordering::AcqRel);
+            metrics::gauge!("authstream_revocation_feed_up").set(1.0);
+        }
+    }
+
+    /// The tail lost its connection: stale until it has read the log again.
+    pub fn lost(&self) {
+        if let Liveness::Tailed { heard, .. } = &self.liveness {
+            heard.store(0, Ordering::Release);
+            metrics::gauge!("authstream_revocation_feed_up").set(0.0);
+        }
+    }
+
+    /// Forgets revocations of tokens that have all expired at `now_ms`.
+    pub fn prune(&self, now_ms: i64) {
+        let mut r = self.revoked.write();
+        r.tokens.retain(|_, (_, until)| *until > now_ms);
+        r.sessions.retain(|_, (_, until)| *until > now_ms);
+        r.users.retain(|_, (_, until)| *until > now_ms);
+    }
+
+    pub fn notices(&self) -> broadcast::Receiver<StreamNotice> {
+        self.notices.subscribe()
+    }
+
+    /// Runs `spawn` once for a tailed view, handing it a weak reference (the tail ends
+    /// when the view goes).
+    pub fn start_tail(self: &Arc<Self>, spawn: impl FnOnce(Weak<Self>)) {
+        if matches!(self.liveness, Liveness::Tailed { .. }) {
+            self.tail.call_once(|| spawn(Arc::downgrade(self)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(user: &str, sid: &str, until_ms: i64) -> Revocation {
+        Revocation::Session {
+            user_id: user.into(),
+            session_id: sid.into(),
+            until_ms,
+        }
+    }
+
+    #[test]
+    fn a_tailed_view_answers_only_between_a_read_and_the_freshness_bound() {
+        let view = RevocationView::tailed();
+        view.apply(&session("u", "s", i64::MAX));
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "never read");
+        view.heard(Instant::now());
+        assert_eq!(view.check("u", "j", Some("s"), 0), Some(true));
+        std::thread::sleep(FRESH_WITHIN + Duration::from_millis(20));
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "too old");
+        view.heard(Instant::now());
+        view.lost();
+        assert_eq!(view.check("u", "j", Some("s"), 0), None, "connection lost");
+        assert_eq!(
+            RevocationView::complete().check("u", "j", None, 0),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn the_view_matches_the_subject_and_the_not_before_second() {
+        let view = RevocationView::complete();
+        view.apply(&Revocation::Token {
+            sub: "u".into(),
+            jti: "j1".into(),
+            until_ms: i64::MAX,
+        });
+        view.apply(&Revocation::User {
+            user_id: "v".into(),
+            not_before: 100,
+            sessions: vec!["current".into()],
+            until_ms: i64::MAX,
+        });
+        assert_eq!(view.check("u", "j1", None, 0), Some(true));
+        assert_eq!(
+            view.check("other", "j1", None, 0),
+            Some(false),
+            "same jti, other subject"
+        );
+        assert_eq!(
+            view.check("v", "j", Some("new"), 99),
+            Some(true),
+            "issued before"
+        );
+        assert_eq!(
+            view.check("v", "j", Some("new"), 100),
+            Some(false),
+            "a later login"
+        );
+        assert_eq!(view.check("v", "j", Some("current"), 100), Some(true));
+        assert_eq!(view.check("u", "j2", Some("current"), 100), Some(false));
+    }
+
+    #[test]
+    fn expired_revocations_are_pruned_and_sessions_and_users_are_announced() {
+        let view = RevocationView::complete();
+        let mut notices = view.notices();
+        view.apply(&session("u", "old", 1_000));
+        view.apply(&session("u", "new", 3_000));
+        view.prune(2_000);
+        assert_eq!(view.check("u", "j", Some("old"), 0), Some(false));
+        assert_eq!(view.check("u", "j", Some("new"), 0), Some(true));
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", Some("old"))
+        );
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", Some("new"))
+        );
+        // Read back from the log after being applied here: told once.
+        view.apply(&session("u", "new", 3_000));
+        assert!(notices.try_recv().is_err());
+        let user = Revocation::User {
+            user_id: "u".into(),
+            not_before: 5,
+            sessions: vec![],
+            until_ms: 3_000,
+        };
+        view.apply(&user);
+        view.apply(&user);
+        assert_eq!(
+            notices.try_recv().unwrap(),
+            StreamNotice::revoked("u", None)
+        );
+        assert!(notices.try_recv().is_err());
+    }
 }

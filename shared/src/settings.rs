@@ -111,12 +111,13 @@ impl CommonSettings {
 
     /// The store: Redis when `REDIS_URL` is set, else in memory (one process only).
     pub fn store(&self) -> Result<Store, ConfigError> {
-        match &self.redis_url {
+        let store = match &self.redis_url {
             Some(url) => RedisStore::connect(url, self.redis_timeout)
                 .map(|s| Store::redis(s, KEY_PREFIX))
-                .map_err(|e| ConfigError::new("REDIS_URL", e.to_string())),
-            None => Ok(Store::memory(KEY_PREFIX)),
-        }
+                .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?,
+            None => Store::memory(KEY_PREFIX),
+        };
+        Ok(store.with_revocation_window(self.revocation_ttl()))
     }
 
     /// The rate limiter on `store`: every service and replica on one store shares

@@ -153,6 +153,19 @@ impl RedisServer {
         }
     }
 
+    /// Changes what the default user may run (`ACL SETUSER default <rule>`), e.g.
+    /// `-xrange` to take the revocation log away from every connection, as a proxy
+    /// that silently drops one would; `+@all` gives everything back.
+    pub fn acl_default_user(&self, rule: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(format!("ACL SETUSER default {rule}\r\n").as_bytes())
+            .unwrap();
+        let mut reply = [0u8; 5];
+        s.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"+OK\r\n", "ACL SETUSER default {rule}");
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&self) {
         self.stop();
@@ -164,6 +177,75 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A TCP proxy in front of a Redis that can make the connections open through it go
+/// silent (nothing passes either way, nothing is closed), as a NAT or proxy that forgot
+/// them would, while new connections pass.
+pub struct SilencingProxy {
+    port: u16,
+    silenced: Arc<AtomicU64>,
+}
+
+impl SilencingProxy {
+    pub async fn start(redis_port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silenced = Arc::new(AtomicU64::new(0));
+        let epochs = silenced.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let born = epochs.load(Ordering::SeqCst);
+                let epochs = epochs.clone();
+                tokio::spawn(async move {
+                    let Ok(server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", redis_port)).await
+                    else {
+                        return;
+                    };
+                    let (from_client, to_client) = client.into_split();
+                    let (from_server, to_server) = server.into_split();
+                    tokio::join!(
+                        relay(from_client, to_server, born, epochs.clone()),
+                        relay(from_server, to_client, born, epochs),
+                    );
+                });
+            }
+        });
+        Self { port, silenced }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every connection open now stops passing anything, for good.
+    pub fn silence_open_connections(&self) {
+        self.silenced.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until the connection was silenced, then holds both open.
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    born: u64,
+    epochs: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if epochs.load(Ordering::SeqCst) != born {
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -207,10 +289,41 @@ pub fn redis_store() -> Store {
 }
 
 pub fn redis_store_at(url: &str) -> Store {
+    redis_store_sharing(url, &unique_prefix())
+}
+
+/// Another store on the keys under `prefix`, with connections and a revocation view
+/// of its own: what a second process sees.
+pub fn redis_store_sharing(url: &str, prefix: &str) -> Store {
     Store::redis(
         RedisStore::connect(url, Duration::from_millis(500)).unwrap(),
-        &unique_prefix(),
+        prefix,
     )
+}
+
+/// Waits until the store's revocation view is fresh (at once in memory; on Redis once
+/// its tail has read the log); panics after 5 s.
+pub async fn revocations_fresh(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !store.revocations_fresh() {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation view never got fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the store's revocation view is stale; panics after 2 s.
+pub async fn revocations_stale(store: &Store) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.revocations_fresh() {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation view stayed fresh"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Everything logged in this process; printed to stdout too when `TEST_LOG` is set.

@@ -313,14 +313,10 @@ pub async fn open(
         }
     }
     let issued_at_secs = grant.issued_at.div_euclid(1000);
-    if shared::jwt::revoked(
-        &state.store,
-        &grant.user_id,
-        "-",
-        Some(&grant.session_id),
-        issued_at_secs,
-    )
-    .await?
+    if state
+        .store
+        .revoked_in_store(&grant.user_id, "-", Some(&grant.session_id), issued_at_secs)
+        .await?
     {
         return Err(attempt.refuse(Refused::Revoked, true).await);
     }

@@ -264,10 +264,12 @@ impl Feed {
                 Step::Control(Ok(Control::Notice(notice))) => {
                     let h = &self.holder;
                     if notice.covers(&h.user_id, &h.session_id, &self.generation_id) {
-                        break match notice.reason {
-                            NoticeReason::Revoked => End::Revoked,
-                            NoticeReason::Disconnect => End::Disconnected,
-                        };
+                        match notice.reason {
+                            // The view that sent it knows it now: the check says
+                            // whether it covers this stream's issue time too.
+                            NoticeReason::Revoked => self.needs_recheck = true,
+                            NoticeReason::Disconnect => break End::Disconnected,
+                        }
                     }
                 }
                 Step::Control(Ok(Control::Recheck))

@@ -1,10 +1,13 @@
 //! Fan-out. ONE store subscription per process feeds a map generation id →
 //! `broadcast::Sender`, so the number of Redis connections does not grow with the
 //! number of open streams, and a slow stream only ever lags on its own receiver.
-//! Revocation notices go to every open stream through one more broadcast.
+//! Revocation notices go to every open stream through one more broadcast: revoked
+//! sessions and users from the store's revocation view, and while that view is not
+//! fresh, a recheck every `STALE_RECHECK_INTERVAL`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use shared::revocation::StreamNotice;
@@ -36,6 +39,10 @@ pub enum Control {
 
 /// Revocation notices are rare; this only needs to absorb a burst.
 const CONTROL_CAPACITY: usize = 1024;
+
+/// While this process cannot show its revocation view is fresh, every open stream
+/// rechecks its session in the store this often, and ends if it was revoked.
+pub const STALE_RECHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Hub {
@@ -111,6 +118,11 @@ impl Hub {
                     messages,
                     inner.store.clone(),
                 ));
+                tokio::spawn(forward_revocations(
+                    Arc::downgrade(&self.inner),
+                    inner.store.revocation_notices(),
+                    inner.store.clone(),
+                ));
                 Ok::<_, StoreError>(())
             })
             .await?;
@@ -173,6 +185,32 @@ impl Inner {
             let _ = sender.send(HubEvent::Resync);
         }
         let _ = self.control.send(Control::Recheck);
+    }
+}
+
+/// Tells the streams of revoked sessions and users, and every stream to recheck while
+/// the revocation view is not fresh, for as long as the hub lives.
+async fn forward_revocations(
+    hub: Weak<Inner>,
+    mut notices: broadcast::Receiver<StreamNotice>,
+    store: Store,
+) {
+    let mut recheck = tokio::time::interval(STALE_RECHECK_INTERVAL);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let control = tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(notice) => Some(Control::Notice(Arc::new(notice))),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some(Control::Recheck),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = recheck.tick() => (!store.revocations_fresh()).then_some(Control::Recheck),
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        if let Some(control) = control {
+            // No receivers is fine: no stream is open.
+            let _ = hub.control.send(control);
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod openapi;
 mod operations;
 mod rate_limits;
 mod refresh;
+mod revocation_feed;
 mod service_tokens;
 mod session_bounds;
 mod sessions;

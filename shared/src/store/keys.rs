@@ -92,6 +92,12 @@ impl Keys {
         format!("{}:events", self.prefix)
     }
 
+    /// Every revocation, in order (a Redis stream), which each process tails into its
+    /// local view. One key: the one thing every process reads.
+    pub fn revocation_log(&self) -> String {
+        format!("{}:{{revocations}}:log", self.prefix)
+    }
+
     /// Where `revocation::StreamNotice`s are published.
     pub fn notices_channel(&self) -> String {
         format!("{}:stream-notices", self.prefix)

@@ -32,6 +32,21 @@ struct Stream {
     last: (u64, u64),
 }
 
+impl Stream {
+    /// Appends with the next id at `now_ms`, as `XADD *` does.
+    fn push(&mut self, now_ms: i64, data: &str) -> (u64, u64) {
+        let ms = u64::try_from(now_ms).unwrap_or(0);
+        let id = if ms > self.last.0 {
+            (ms, 0)
+        } else {
+            (self.last.0, self.last.1 + 1)
+        };
+        self.last = id;
+        self.entries.push_back((id, data.to_owned()));
+        id
+    }
+}
+
 struct Entry {
     value: Value,
     expires_at: Option<Instant>,
@@ -533,14 +548,7 @@ impl MemoryStore {
                 return AppendOutcome::NoGeneration;
             };
             *expires_at = Some(now + event.ttl);
-            let ms = u64::try_from(event.now_ms).unwrap_or(0);
-            let id = if ms > stream.last.0 {
-                (ms, 0)
-            } else {
-                (stream.last.0, stream.last.1 + 1)
-            };
-            stream.last = id;
-            stream.entries.push_back((id, event.data.to_owned()));
+            let id = stream.push(event.now_ms, event.data);
             while stream.entries.len() > event.max_len.max(1) {
                 stream.entries.pop_front();
             }
@@ -594,6 +602,58 @@ impl MemoryStore {
                     reset: true,
                 },
             }
+        })
+    }
+
+    pub(super) async fn revoke(
+        &self,
+        markers: &[(String, String)],
+        keep_for: Duration,
+        log: &str,
+        entry: &str,
+        now_ms: i64,
+        oldest_kept_ms: i64,
+    ) -> StoreResult<String> {
+        self.with(|d, now| {
+            for (key, value) in markers {
+                d.insert(key, Value::Str(value.clone()), Some(keep_for), now);
+            }
+            if d.live(log, now).is_none() {
+                d.insert(log, Value::Stream(Stream::default()), None, now);
+            }
+            let Some(Entry {
+                value: Value::Stream(stream),
+                ..
+            }) = d.entries.get_mut(log)
+            else {
+                return String::new();
+            };
+            let oldest = u64::try_from(oldest_kept_ms).unwrap_or(0);
+            stream.entries.retain(|((ms, _), _)| *ms >= oldest);
+            let (ms, seq) = stream.push(now_ms, entry);
+            format!("{ms}-{seq}")
+        })
+    }
+
+    pub(super) async fn read_log(
+        &self,
+        log: &str,
+        after: &str,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let after = parse_event_id(after).unwrap_or((0, 0));
+        self.with(|d, now| match d.live(log, now) {
+            Some(Entry {
+                value: Value::Stream(s),
+                ..
+            }) => s
+                .entries
+                .iter()
+                .filter(|(id, _)| *id > after)
+                .take(count)
+                .map(|((ms, seq), entry)| (format!("{ms}-{seq}"), entry.clone()))
+                .collect(),
+            _ => Vec::new(),
         })
     }
 

@@ -3,6 +3,12 @@
 //!
 //! Every operation is bounded by the configured timeout; a store that does not answer
 //! in time is `StoreError::Unavailable`, which the services answer with 503.
+//!
+//! Each operation is one sequential round trip to Redis (a command, a script or a
+//! pipeline), counted here for both backends alike in
+//! `authstream_store_round_trips_total{op}`, so that a test on either store sees what a
+//! request costs. (On Redis, `read_events` from a point outside the kept history reads
+//! once more; it counts as one.)
 
 mod keys;
 mod memory;
@@ -10,6 +16,7 @@ mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -17,8 +24,10 @@ use tokio::sync::broadcast;
 pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
+use crate::clock::UnixTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{Cost, Decision, Gcra};
+use crate::revocation::{Revocation, RevocationView, StreamNotice};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -152,14 +161,34 @@ enum Backend {
     Memory(MemoryStore),
 }
 
-/// The store handle; cheap to clone.
+/// Revocations matter for as long as the longest-lived token, plus leeway (the
+/// default lifetimes); services set theirs with `Store::with_revocation_window`.
+const DEFAULT_REVOCATION_WINDOW: Duration = Duration::from_secs(604_800 + 5);
+
+/// How many revocation log entries one read takes at most.
+const REVOCATION_PAGE: usize = 1000;
+
+/// The store handle; cheap to clone. Clones share one local view of revocations.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
     keys: Keys,
+    revocations: Arc<RevocationView>,
+    revocation_window: Duration,
+    /// Round trips made through this handle and its clones (see `round_trips`).
+    round_trips: Arc<AtomicU64>,
 }
 
+/// One round trip: counted, then sent to the backend.
 macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        $self.round_trip(stringify!($method));
+        dispatch_uncounted!($self.$method($($arg),*))
+    }};
+}
+
+/// For what waits on no request (a subscription, the test dump).
+macro_rules! dispatch_uncounted {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &$self.backend {
             Backend::Redis(s) => s.$method($($arg),*).await,
@@ -172,21 +201,50 @@ impl Store {
     pub fn redis(store: RedisStore, prefix: &str) -> Self {
         let keys = Keys::new(prefix);
         store.set_channels(vec![keys.events_channel(), keys.notices_channel()]);
-        Self {
+        let store = Self {
             backend: Backend::Redis(store),
             keys,
-        }
+            revocations: Arc::new(RevocationView::tailed()),
+            revocation_window: DEFAULT_REVOCATION_WINDOW,
+            round_trips: Arc::default(),
+        };
+        store.follow_revocations();
+        store
     }
 
+    /// In this process only: every revocation is applied to the local view as it is
+    /// made, so the view is always complete.
     pub fn memory(prefix: &str) -> Self {
         Self {
             backend: Backend::Memory(MemoryStore::new()),
             keys: Keys::new(prefix),
+            revocations: Arc::new(RevocationView::complete()),
+            revocation_window: DEFAULT_REVOCATION_WINDOW,
+            round_trips: Arc::default(),
         }
+    }
+
+    /// How long revocation log entries are kept: the longest token lifetime plus leeway.
+    #[must_use]
+    pub fn with_revocation_window(mut self, window: Duration) -> Self {
+        self.revocation_window = window;
+        self
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Counts one sequential round trip of `op`, what a request waits for.
+    fn round_trip(&self, op: &'static str) {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("authstream_store_round_trips_total", "op" => op).increment(1);
+    }
+
+    /// How many round trips this handle and its clones have made (the metric
+    /// `authstream_store_round_trips_total` counts every handle of the process).
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     pub fn kind(&self) -> &'static str {
@@ -373,17 +431,120 @@ impl Store {
         dispatch!(self.publish(channel, payload))
     }
 
-    /// Every message of the events and revocations channels, through one shared
+    /// Every message of the events and stream-notices channels, through one shared
     /// subscription per process. Resolves once the subscription is live, so nothing
     /// published after this returns is missed.
     pub async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
-        dispatch!(self.subscribe())
+        dispatch_uncounted!(self.subscribe())
+    }
+
+    /// Writes a revocation's markers (one script on the subject's hash tag: all of
+    /// them or none) and appends it to the revocation log, in one round trip, then
+    /// applies it to this process's view at once. The log append is a second command
+    /// of the same pipeline (the log is one key, in another slot): if it fails, the
+    /// call fails, and the caller retries; the markers alone already refuse the
+    /// tokens to every validation that asks the store.
+    pub async fn revoke(&self, revocation: &Revocation, now: UnixTime) -> StoreResult<()> {
+        let keep_for = now.until(UnixTime(revocation.until_ms()));
+        if keep_for.is_zero() {
+            // Every token it covers has expired already.
+            return Ok(());
+        }
+        let markers = revocation.markers(&self.keys);
+        let entry = serde_json::to_string(revocation).unwrap_or_default();
+        let window = i64::try_from(self.revocation_window.as_millis()).unwrap_or(i64::MAX);
+        let log = self.keys.revocation_log();
+        let written = dispatch!(self.revoke(
+            &markers,
+            keep_for,
+            &log,
+            &entry,
+            now.millis(),
+            now.millis().saturating_sub(window)
+        ));
+        // Applied even when the store failed: refusing more here is never unsafe.
+        self.revocations.apply_local(revocation, now);
+        written.map(drop)
+    }
+
+    /// Revocation log entries after `after` (`0-0` for all), oldest first, at most
+    /// `REVOCATION_PAGE` of them: `(id, entry)`.
+    pub async fn revocations_after(&self, after: &str) -> StoreResult<Vec<(String, String)>> {
+        let log = self.keys.revocation_log();
+        dispatch!(self.read_log(&log, after, REVOCATION_PAGE))
+    }
+
+    /// True when the token `jti` of `sub`, its session `sid`, or everything of `sub`
+    /// issued at `iat` (Unix seconds) was revoked. No round trip while the local view
+    /// is fresh; otherwise one `MGET` of the three markers (they share a hash tag).
+    pub async fn revoked(
+        &self,
+        sub: &str,
+        jti: &str,
+        sid: Option<&str>,
+        iat: i64,
+    ) -> StoreResult<bool> {
+        if let Some(verdict) = self.revocations.check(sub, jti, sid, iat) {
+            metrics::counter!("authstream_revocation_checks_total", "source" => "local")
+                .increment(1);
+            return Ok(verdict);
+        }
+        self.follow_revocations();
+        self.revoked_in_store(sub, jti, sid, iat).await
+    }
+
+    /// `revoked`, always asking the store (one `MGET`): exact at once in every process,
+    /// for where that matters more than the round trip (a stream token's session must
+    /// be dead in every process the moment its revocation returns).
+    pub async fn revoked_in_store(
+        &self,
+        sub: &str,
+        jti: &str,
+        sid: Option<&str>,
+        iat: i64,
+    ) -> StoreResult<bool> {
+        metrics::counter!("authstream_revocation_checks_total", "source" => "store").increment(1);
+        let mut lookup = vec![self.keys.not_before(sub), self.keys.revoked_token(sub, jti)];
+        if let Some(sid) = sid {
+            lookup.push(self.keys.revoked_session(sub, sid));
+        }
+        let found = self.mget(&lookup).await?;
+        let not_before = found
+            .first()
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok());
+        Ok(not_before.is_some_and(|nbf| iat < nbf) || found.iter().skip(1).any(Option::is_some))
+    }
+
+    /// True while this process's view of revocations is known to be complete: in
+    /// memory always; on Redis while its log was read within the freshness bound.
+    pub fn revocations_fresh(&self) -> bool {
+        self.revocations.is_fresh()
+    }
+
+    /// Revoked sessions and users, as this process learns of them, for open streams.
+    pub fn revocation_notices(&self) -> broadcast::Receiver<StreamNotice> {
+        self.follow_revocations();
+        self.revocations.notices()
+    }
+
+    /// Starts tailing the revocation log into the local view (Redis, once per view),
+    /// when called inside a runtime; otherwise the first check starts it.
+    fn follow_revocations(&self) {
+        if let Backend::Redis(redis) = &self.backend
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.revocations.start_tail(|view| {
+                redis.tail_revocations(self.keys.revocation_log(), view, REVOCATION_PAGE);
+            });
+        }
     }
 
     /// Every key under this store's prefix with its value (for tests of leaks and of
     /// what is stored; scans on Redis).
     pub async fn debug_dump(&self) -> StoreResult<Vec<(String, String)>> {
-        dispatch!(self.debug_dump(self.keys.prefix()))
+        dispatch_uncounted!(self.debug_dump(self.keys.prefix()))
     }
 
     /// The keys of `debug_dump`, sorted.

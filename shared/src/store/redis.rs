@@ -1,18 +1,23 @@
-//! The Redis store: a deadpool of multiplexed connections for commands, and one
-//! dedicated pub/sub connection per process that feeds an in-process broadcast.
+//! The Redis store: one shared multiplexed connection for every command (it pipelines
+//! concurrent requests and reconnects by itself, so no request waits for a checkout),
+//! one dedicated pub/sub connection per process that feeds an in-process broadcast, and
+//! one dedicated connection that tails the revocation log.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
+use deadpool_redis::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use deadpool_redis::redis::{self, AsyncCommands as _, FromRedisValue, Script};
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
+use crate::clock::UnixTime;
 use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
+use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
     AppendOutcome, EventPage, NewEvent, PubSubMessage, StoreError, StoreResult, Taken, Write,
@@ -46,6 +51,21 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
 return {2, id}"#;
+
+// KEYS: the markers of one revocation (one hash tag). ARGV: value and lifetime in ms
+// of each, in order. Every argument is checked before anything is written, so the
+// markers are written all together or not at all.
+const REVOKE: &str = r"
+for i = 1, #KEYS do
+  local ttl = tonumber(ARGV[2 * i])
+  if not ttl or ttl < 1 or not ARGV[2 * i - 1] then
+    return redis.error_reply('revoke: bad arguments')
+  end
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])
+end
+return #KEYS";
 
 // KEYS: key, marker. ARGV: mark.
 const GET_DEL_MARKING: &str = r"
@@ -81,11 +101,60 @@ struct Scripts {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    shared: Arc<SharedConnection>,
     client: redis::Client,
     timeout: Duration,
     scripts: Arc<Scripts>,
     pubsub: Arc<PubSubState>,
+}
+
+/// The one connection every command shares. Connected on first use, so a Redis that
+/// is down at start-up is not an error. It reconnects by itself after an error; a
+/// connection that a NAT or proxy forgot never errors, it only stays silent, so one
+/// that answers nothing for a whole timeout is replaced.
+struct SharedConnection {
+    current: Mutex<Option<(ConnectionManager, Instant)>>,
+    connecting: tokio::sync::Mutex<()>,
+    since: Instant,
+    /// When it last answered: milliseconds after `since`.
+    answered: AtomicU64,
+}
+
+impl SharedConnection {
+    fn new() -> Self {
+        Self {
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            since: Instant::now(),
+            answered: AtomicU64::new(0),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn answered(&self) {
+        self.answered.store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// A request timed out: the connection goes if nothing came back for `timeout`
+    /// and it is older than that (a new one gets its chance).
+    fn timed_out(&self, timeout: Duration) {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let silent_ms = self
+            .elapsed_ms()
+            .saturating_sub(self.answered.load(Ordering::Relaxed));
+        let mut current = self.current.lock();
+        if silent_ms >= timeout_ms
+            && current
+                .as_ref()
+                .is_some_and(|(_, created)| created.elapsed() >= timeout)
+        {
+            *current = None;
+            tracing::warn!("the store connection answered nothing for {timeout:?}: replacing it");
+        }
+    }
 }
 
 struct PubSubState {
@@ -118,22 +187,9 @@ impl RedisStore {
     /// Connects lazily: a Redis that is down at start-up is not an error here.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
-        let mut cfg = Config::from_url(url);
-        cfg.pool = Some(PoolConfig {
-            max_size: 64,
-            timeouts: Timeouts {
-                wait: Some(timeout),
-                create: Some(timeout),
-                recycle: Some(timeout),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
         let (sender, _) = broadcast::channel(4096);
         Ok(Self {
-            pool,
+            shared: Arc::new(SharedConnection::new()),
             client,
             timeout,
             scripts: Arc::new(Scripts {
@@ -158,13 +214,43 @@ impl RedisStore {
     }
 
     async fn bounded<T>(&self, fut: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| StoreError::Unavailable("timed out".into()))?
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(result) => {
+                if result.is_ok() {
+                    self.shared.answered();
+                }
+                result
+            }
+            Err(_) => {
+                self.shared.timed_out(self.timeout);
+                Err(StoreError::Unavailable("timed out".into()))
+            }
+        }
     }
 
-    async fn conn(&self) -> StoreResult<deadpool_redis::Connection> {
-        self.pool.get().await.map_err(unavailable)
+    /// The shared connection (a cheap handle). It reconnects in the background after
+    /// a failure; meanwhile requests fail within the timeout.
+    async fn conn(&self) -> StoreResult<ConnectionManager> {
+        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
+            return Ok(manager.clone());
+        }
+        let _one_at_a_time = self.shared.connecting.lock().await;
+        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
+            return Ok(manager.clone());
+        }
+        // No response timeout of its own: `bounded` is the one timeout, and tells a
+        // silent connection from a slow answer.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(unavailable)?;
+        *self.shared.current.lock() = Some((manager.clone(), Instant::now()));
+        self.shared.answered();
+        Ok(manager)
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
@@ -537,6 +623,61 @@ impl RedisStore {
         }
     }
 
+    pub(super) async fn revoke(
+        &self,
+        markers: &[(String, String)],
+        keep_for: Duration,
+        log: &str,
+        entry: &str,
+        _now_ms: i64,
+        oldest_kept_ms: i64,
+    ) -> StoreResult<String> {
+        // Redis numbers log entries by its own clock (`XADD *`).
+        let mut pipe = redis::pipe();
+        let revoke = pipe.cmd("EVAL").arg(REVOKE).arg(markers.len());
+        for (key, _) in markers {
+            revoke.arg(key);
+        }
+        for (_, value) in markers {
+            revoke.arg(value).arg(ms(keep_for));
+        }
+        revoke.ignore();
+        pipe.cmd("XADD")
+            .arg(log)
+            .arg("MINID")
+            .arg(oldest_kept_ms.max(0))
+            .arg("*")
+            .arg("r")
+            .arg(entry);
+        let (id,): (String,) = self.pipe(&pipe).await?;
+        Ok(id)
+    }
+
+    pub(super) async fn read_log(
+        &self,
+        log: &str,
+        after: &str,
+        count: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            read_log_on(&mut conn, log, after, count).await
+        })
+        .await
+    }
+
+    /// Tails the revocation log into `view` on a connection of its own, for as long as
+    /// the view lives.
+    pub(super) fn tail_revocations(&self, log: String, view: Weak<RevocationView>, page: usize) {
+        tokio::spawn(run_revocation_tail(
+            self.client.clone(),
+            self.timeout,
+            log,
+            view,
+            page,
+        ));
+    }
+
     pub(super) async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
         self.query::<()>(redis::cmd("PUBLISH").arg(channel).arg(payload))
             .await
@@ -639,6 +780,101 @@ fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
         Write::ExpiringRemove { key, member } => {
             pipe.cmd("ZREM").arg(key).arg(member).ignore();
         }
+    }
+}
+
+/// Log entries after `after`, oldest first: `(id, entry)`.
+async fn read_log_on(
+    conn: &mut impl ConnectionLike,
+    log: &str,
+    after: &str,
+    count: usize,
+) -> StoreResult<Vec<(String, String)>> {
+    type Entries = Vec<(String, Vec<(String, String)>)>;
+    let entries: Entries = redis::cmd("XRANGE")
+        .arg(log)
+        .arg(format!("({after}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|(id, fields)| {
+            let (_, entry) = fields.into_iter().find(|(f, _)| f == "r")?;
+            Some((id, entry))
+        })
+        .collect())
+}
+
+/// Reads the revocation log into the view, from the start, then every
+/// `TAIL_POLL_INTERVAL` from the last id read; reconnects with backoff and reads from
+/// the start again. Each read that
+/// reaches the end of the log marks the view fresh; a failed one marks it stale.
+async fn run_revocation_tail(
+    client: redis::Client,
+    timeout: Duration,
+    log: String,
+    view: Weak<RevocationView>,
+    page: usize,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut pruned_at = UnixTime::now();
+    while view.strong_count() > 0 {
+        let connected = tokio::time::timeout(timeout, async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg("authstream-revocations")
+                .exec_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(conn)
+        })
+        .await;
+        if let Ok(Ok(mut conn)) = connected {
+            // Read from the start on every new connection: a Redis that lost its data
+            // (a restart without persistence, a failover) numbers its new log from its
+            // own clock, maybe below what was read before. Applying an entry twice
+            // changes nothing, and the view is stale until it has caught up.
+            let mut last_id = "0-0".to_owned();
+            loop {
+                let asked = Instant::now();
+                let read =
+                    tokio::time::timeout(timeout, read_log_on(&mut conn, &log, &last_id, page))
+                        .await;
+                let Some(view) = view.upgrade() else { return };
+                let Ok(Ok(entries)) = read else {
+                    view.lost();
+                    tracing::warn!(
+                        "revocation log tail lost; checks ask the store until it is back"
+                    );
+                    break;
+                };
+                backoff = Duration::from_millis(50);
+                for (_, entry) in &entries {
+                    view.apply_logged(entry);
+                }
+                if let Some((id, _)) = entries.last() {
+                    last_id.clone_from(id);
+                }
+                if entries.len() < page {
+                    view.heard(asked);
+                    let now = UnixTime::now();
+                    if now.millis() - pruned_at.millis() > 10_000 {
+                        view.prune(now.millis());
+                        pruned_at = now;
+                    }
+                    drop(view);
+                    tokio::time::sleep(TAIL_POLL_INTERVAL).await;
+                }
+            }
+        } else if let Some(view) = view.upgrade() {
+            view.lost();
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 

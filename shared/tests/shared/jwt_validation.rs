@@ -607,3 +607,80 @@ async fn the_jwks_verifies_the_tokens_of_its_key_set() {
     // An HS256 secret is never published.
     assert_eq!(hs256(jwt.store.clone()).keys.jwks(), json!({"keys": []}));
 }
+
+/// A fixture with one access token, validated once and so kept as verified.
+async fn verified_once() -> (Jwt, UnixTime, String, AccessClaims) {
+    let jwt = fixture();
+    let now = UnixTime::now();
+    let (token, claims) = jwt.access("user-1", "sid-1", now);
+    jwt.validator
+        .validate::<AccessClaims>(&token, now)
+        .await
+        .unwrap();
+    assert_eq!(jwt.validator.verified_tokens(), 1);
+    (jwt, now, token, claims)
+}
+
+/// Verified once: a token's claims are kept by the SHA-256 of its exact bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_copy_of_a_verified_token_never_hits_the_verified_cache() {
+    let (jwt, now, token, claims) = verified_once().await;
+
+    let [header, payload, signature] = parts(&token);
+    let mut other_claims = claims_json(&claims);
+    other_claims["sub"] = json!("user-2");
+    let mut flipped = signature.clone().into_bytes();
+    let last = flipped.len() - 1;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let altered = [
+        // Another subject under the same signature.
+        format!("{header}.{}.{signature}", encode_part(&other_claims)),
+        // Another signature.
+        format!("{header}.{payload}.{}", String::from_utf8(flipped).unwrap()),
+        // Trailing bytes, and a signature-less copy.
+        format!("{token}A"),
+        format!("{header}.{payload}."),
+    ];
+    for copy in &altered {
+        let (code, err) = refused(&jwt, copy, now).await;
+        assert_eq!(code, "invalid_token", "{err:?}");
+    }
+    assert_eq!(
+        jwt.validator.verified_tokens(),
+        1,
+        "nothing refused is kept"
+    );
+    jwt.validator
+        .validate::<AccessClaims>(&token, now)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_token_is_still_checked_for_time_type_and_revocation() {
+    let (jwt, now, token, claims) = verified_once().await;
+
+    let after_exp = UnixTime::from_secs(claims.reg.exp + LEEWAY_SECS as i64 + 1);
+    assert_eq!(refused(&jwt, &token, after_exp).await.0, "token_expired");
+    let before_nbf = UnixTime::from_secs(claims.reg.nbf - LEEWAY_SECS as i64 - 1);
+    assert_eq!(refused(&jwt, &token, before_nbf).await.0, "invalid_token");
+    let err = jwt
+        .validator
+        .validate::<RefreshClaims>(&token, now)
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&token, err), "wrong_token_type");
+
+    shared::revocation::revoke_token(
+        &jwt.store,
+        "user-1",
+        &claims.reg.jti,
+        claims.reg.exp,
+        now,
+        Duration::from_secs(LEEWAY_SECS),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused(&jwt, &token, now).await.0, "token_revoked");
+    assert_eq!(jwt.validator.verified_tokens(), 1);
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
+use shared::revocation::Revocation;
 use shared::store::{
     AppendOutcome, EventPage, NewEvent, PublishedEvent, Taken, Write, parse_event_id,
 };
@@ -55,6 +56,10 @@ store_suite!(
     concurrent_set_nx_has_one_winner,
     concurrent_get_del_has_one_winner,
     concurrent_compare_and_swap_has_one_winner,
+    revoke_writes_the_markers_and_appends_to_the_log_in_one_round_trip,
+    revocation_log_reads_after_an_id_in_order,
+    revocation_log_keeps_only_the_revocation_window,
+    revoke_after_every_covered_token_expired_writes_nothing,
 );
 
 async fn get_and_set_without_ttl(store: Store) {
@@ -928,4 +933,99 @@ async fn concurrent_compare_and_swap_has_one_winner(store: Store) {
     let winners: Vec<String> = all(set).await.into_iter().flatten().collect();
     assert_eq!(winners.len(), 1, "{winners:?}");
     assert_eq!(store.get(&k).await.unwrap().as_ref(), Some(&winners[0]));
+}
+
+fn session_revocation(user: &str, session: &str, now: UnixTime, keep: Duration) -> Revocation {
+    Revocation::Session {
+        user_id: user.into(),
+        session_id: session.into(),
+        until_ms: now.plus(keep).millis(),
+    }
+}
+
+fn logged(store_entries: &[(String, String)]) -> Vec<Revocation> {
+    store_entries
+        .iter()
+        .map(|(_, entry)| serde_json::from_str(entry).unwrap())
+        .collect()
+}
+
+async fn revoke_writes_the_markers_and_appends_to_the_log_in_one_round_trip(store: Store) {
+    let now = UnixTime::now();
+    let revocation = Revocation::User {
+        user_id: "u1".into(),
+        not_before: now.secs(),
+        sessions: vec!["s1".into(), "s2".into(), "s3".into()],
+        until_ms: now.plus(SHORT).millis(),
+    };
+    let before = store.round_trips();
+    store.revoke(&revocation, now).await.unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+
+    let keys = store.keys();
+    let markers = [
+        keys.revoked_session("u1", "s1"),
+        keys.revoked_session("u1", "s2"),
+        keys.revoked_session("u1", "s3"),
+        keys.not_before("u1"),
+    ];
+    let values = store.mget(&markers).await.unwrap();
+    assert_eq!(
+        values[..3],
+        [Some("1".to_owned()), Some("1".into()), Some("1".into())]
+    );
+    assert_eq!(values[3], Some(now.secs().to_string()));
+    let entries = store.revocations_after("0-0").await.unwrap();
+    assert_eq!(logged(&entries), [revocation]);
+    assert!(parse_event_id(&entries[0].0).is_some(), "{}", entries[0].0);
+
+    // The markers go when every token they cover has expired.
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.mget(&markers).await.unwrap(),
+        [None, None, None, None]
+    );
+}
+
+async fn revocation_log_reads_after_an_id_in_order(store: Store) {
+    let now = UnixTime::now();
+    let keep = Duration::from_secs(60);
+    let made: Vec<Revocation> = (0..5)
+        .map(|i| session_revocation("u1", &format!("s{i}"), now, keep))
+        .collect();
+    for revocation in &made {
+        store.revoke(revocation, now).await.unwrap();
+    }
+    let all = store.revocations_after("0-0").await.unwrap();
+    assert_eq!(logged(&all), made);
+    let ids: Vec<_> = all
+        .iter()
+        .map(|(id, _)| parse_event_id(id).unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let rest = store.revocations_after(&all[1].0).await.unwrap();
+    assert_eq!(logged(&rest), made[2..]);
+    assert!(store.revocations_after(&all[4].0).await.unwrap().is_empty());
+}
+
+async fn revocation_log_keeps_only_the_revocation_window(store: Store) {
+    let store = store.with_revocation_window(SHORT);
+    let keep = Duration::from_secs(60);
+    let old = session_revocation("u1", "old", UnixTime::now(), keep);
+    store.revoke(&old, UnixTime::now()).await.unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    let new = session_revocation("u1", "new", UnixTime::now(), keep);
+    store.revoke(&new, UnixTime::now()).await.unwrap();
+    let kept = store.revocations_after("0-0").await.unwrap();
+    assert_eq!(logged(&kept), [new], "older than the window: trimmed");
+}
+
+async fn revoke_after_every_covered_token_expired_writes_nothing(store: Store) {
+    let now = UnixTime::now();
+    let before = store.round_trips();
+    let expired = session_revocation("u1", "s1", now, Duration::ZERO);
+    store.revoke(&expired, now).await.unwrap();
+    assert_eq!(store.round_trips(), before);
+    assert!(store.revocations_after("0-0").await.unwrap().is_empty());
+    assert!(store.debug_keys().await.unwrap().is_empty());
 }

@@ -11,7 +11,9 @@ use shared::generation::GenerationId;
 use shared::jwt::TokenError;
 use shared::store::{NewEvent, PubSubMessage};
 use shared::stream_token::{self, GrantKind, StreamGrant, StreamSecret};
-use shared::testing::{RedisServer, redis_store_at};
+use shared::testing::{
+    RedisServer, SilencingProxy, redis_store_at, revocations_fresh, shared_redis,
+};
 use shared::{ApiError, Store, StoreError};
 
 use crate::helpers::{Jwt, code_of, key, next_message};
@@ -32,7 +34,7 @@ async fn unavailable<T: Debug>(what: &str, op: impl Future<Output = Result<T, St
 }
 
 /// Retries `op` until it succeeds, for at most 5 s.
-async fn eventually<T, E: Debug, Fut: Future<Output = Result<T, E>>>(
+pub async fn eventually<T, E: Debug, Fut: Future<Output = Result<T, E>>>(
     what: &str,
     mut op: impl FnMut() -> Fut,
 ) -> T {
@@ -167,6 +169,10 @@ async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
         .unwrap();
 
     server.stop();
+    // The local revocation view answers only while it can show it heard from Redis
+    // within the freshness bound (nothing can be revoked while Redis is down anyway);
+    // it stops answering at once when its connection fails.
+    shared::testing::revocations_stale(&store).await;
     let started = Instant::now();
     let err = jwt
         .validator
@@ -192,4 +198,22 @@ async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
         .map(|s: StreamSecret| s.digest());
     assert_eq!(mint.unwrap_err().code.as_str(), "store_unavailable");
     unavailable("stats", stream_token::stats(&store, now)).await;
+}
+
+/// A connection that goes silent (a NAT or proxy forgot it: no error, no answer) fails
+/// requests within the timeout, and is replaced by itself: the store answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_goes_silent_is_replaced() {
+    let proxy = SilencingProxy::start(shared_redis().port()).await;
+    let store = redis_store_at(&proxy.url());
+    let k = key(&store, "k");
+    store.set(&k, "v", None).await.unwrap();
+    revocations_fresh(&store).await;
+
+    proxy.silence_open_connections();
+    unavailable("get", store.get(&k)).await;
+    let value = eventually("get after the silence", || store.get(&k)).await;
+    assert_eq!(value.as_deref(), Some("v"));
+    // The revocation log's reader found a new connection too.
+    revocations_fresh(&store).await;
 }

@@ -107,10 +107,8 @@ pub async fn spawn_replica(of: &TestApp) -> TestApp {
 }
 
 pub async fn spawn_replica_with(of: &TestApp, env: &[(&str, &str)]) -> TestApp {
-    let store = Store::redis(
-        RedisStore::connect(&testing::shared_redis().url(), Duration::from_millis(500)).unwrap(),
-        of.store.keys().prefix(),
-    );
+    let store =
+        testing::redis_store_sharing(&testing::shared_redis().url(), of.store.keys().prefix());
     spawn_app_on(store, of.keys.clone(), env).await
 }
 

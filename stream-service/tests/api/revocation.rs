@@ -1,33 +1,53 @@
-//! Revoking a session or a user ends their open streams within a second.
+//! Revoking a session or a user ends their open streams within a second, in this
+//! process and in every other; while the revocation log cannot be read, within a
+//! second plus the recheck interval.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use shared::UnixTime;
+use shared::keys::KeySet;
 use shared::revocation;
+use shared::testing::{RedisServer, redis_store_at, redis_store_sharing, revocations_stale};
+use stream_service::hub::STALE_RECHECK_INTERVAL;
 
-use crate::helpers::{ids, spawn_app};
+use crate::helpers::{SseClient, TestApp, ids, spawn_app, spawn_app_on, spawn_replica};
 
 /// The contract's bound on how long a revoked stream may stay open.
 const WITHIN: Duration = Duration::from_secs(1);
+
+/// A stream of `session`'s on `app`, past its `connected` event.
+async fn connected(app: &TestApp, user: &str, session: &str, generation: &str) -> SseClient {
+    let token = app.token(user, session, generation).await;
+    let mut stream = app.sse(generation, &token).await;
+    stream.take(1).await;
+    stream
+}
+
+/// Revokes session `laptop` of user `u` through `store`, and checks that `stream` ends
+/// within `bound`.
+async fn revoke_laptop_and_see_it_end(
+    store: &shared::Store,
+    stream: &mut SseClient,
+    bound: Duration,
+) {
+    revocation::revoke_session(store, "u", "laptop", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        stream.next_within(bound).await.is_none(),
+        "the revoked session's stream is still open"
+    );
+}
 
 #[tokio::test]
 async fn revoking_a_session_ends_its_stream_and_no_other() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
-    let revoked = app.token("u", "laptop", &generation).await;
-    let kept = app.token("u", "phone", &generation).await;
-    let mut revoked = app.sse(&generation, &revoked).await;
-    let mut kept = app.sse(&generation, &kept).await;
-    revoked.take(1).await;
-    kept.take(1).await;
+    let mut revoked = connected(&app, "u", "laptop", &generation).await;
+    let mut kept = connected(&app, "u", "phone", &generation).await;
 
-    revocation::revoke_session(&app.store, "u", "laptop", Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert!(
-        revoked.next_within(WITHIN).await.is_none(),
-        "the revoked session's stream is still open"
-    );
+    revoke_laptop_and_see_it_end(&app.store, &mut revoked, WITHIN).await;
 
     let id = app.publish_ok(&generation, "processing", 0.5).await;
     assert_eq!(ids(&kept.take(1).await), [id]);
@@ -114,4 +134,37 @@ async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
     let events = resumed.take(2).await;
     assert_eq!(ids(&events), [second]);
     app.assert_no_secrets_leaked().await;
+}
+
+#[tokio::test]
+async fn a_revocation_made_in_another_process_ends_the_stream() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app).await;
+    let generation = app.create_generation("u").await;
+    let mut stream = connected(&replica, "u", "laptop", &generation).await;
+
+    // `app.store` is the other process: the replica learns it from the log.
+    revoke_laptop_and_see_it_end(&app.store, &mut stream, WITHIN).await;
+}
+
+/// The connection that carries revocations loses them (an ACL takes the log away from
+/// every connection, as a proxy that silently drops one would): open streams recheck
+/// their session in the store every `STALE_RECHECK_INTERVAL` and end if revoked.
+#[tokio::test]
+async fn without_the_revocation_log_a_revoked_stream_ends_at_the_next_recheck() {
+    let server = RedisServer::start();
+    let keys = Arc::new(KeySet::ephemeral().unwrap());
+    let app = spawn_app_on(redis_store_at(&server.url()), keys, &[]).await;
+    let elsewhere = redis_store_sharing(&server.url(), app.store.keys().prefix());
+    let generation = app.create_generation("u").await;
+    let mut revoked = connected(&app, "u", "laptop", &generation).await;
+    let mut kept = connected(&app, "u", "phone", &generation).await;
+
+    server.acl_default_user("-xrange");
+    revocations_stale(&app.store).await;
+    revoke_laptop_and_see_it_end(&elsewhere, &mut revoked, WITHIN + STALE_RECHECK_INTERVAL).await;
+    // The other session's stream went through the same rechecks and goes on.
+    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    assert_eq!(ids(&kept.take(1).await), [id]);
+    server.acl_default_user("+@all");
 }
