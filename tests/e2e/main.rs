@@ -6,4 +6,5 @@ mod helpers;
 mod bench_smoke;
 mod cross_service;
 mod embedded;
+mod openapi;
 mod rate_limits;

@@ -13,6 +13,19 @@ use super::generations::visible;
 use crate::sessions;
 use crate::startup::AuthState;
 
+#[utoipa::path(
+    tag = "generations", summary = "Mint a single-use stream token",
+    security(("bearer" = [])),
+    params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
+    responses(
+        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = crate::openapi::StreamTokenAnswer),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/generations/generate/{generation_id}/stream-token")]
 pub async fn mint(
     state: web::Data<AuthState>,
@@ -69,6 +82,17 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
     }
 }
 
+#[utoipa::path(
+    tag = "admin", summary = "Stream-token statistics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts only", body = crate::openapi::StreamTokenStats),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope("users:admin")?;
