@@ -414,12 +414,24 @@ impl RateLimiter {
         subject: Subject<'_>,
         cost: Cost,
     ) -> Result<Limit, StoreError> {
-        let quota = self.quota(policy);
+        let (key, quota) = self.budget(policy, subject);
+        let decision = self.store.rate_limit(&key, quota.gcra(), cost).await?;
+        Ok(self.decided(policy, quota, decision, cost))
+    }
+
+    /// The key and quota of `subject`'s budget under `policy`, for a script that makes
+    /// the decision in the same round trip as its own work (`gcra_lua_function!`);
+    /// `decided` then reports it.
+    pub fn budget(&self, policy: Policy, subject: Subject<'_>) -> (String, Quota) {
         let key = self
             .store
             .keys()
             .rate_limit(&subject.hash_tag(), policy.as_str());
-        let decision = self.store.rate_limit(&key, quota.gcra(), cost).await?;
+        (key, self.quota(policy))
+    }
+
+    /// A decision made on `budget`'s key, counted like `decide`'s.
+    pub fn decided(&self, policy: Policy, quota: Quota, decision: Decision, cost: Cost) -> Limit {
         if cost != Cost::GiveBack {
             let outcome = if decision.allowed {
                 "allowed"
@@ -433,11 +445,11 @@ impl RateLimiter {
             )
             .increment(1);
         }
-        Ok(Limit {
+        Limit {
             policy,
             quota,
             decision,
-        })
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use crate::clock::UnixTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{Cost, Decision, Gcra};
 use crate::revocation::{Revocation, RevocationView, StreamNotice};
+use crate::stream_token::{PendingStats, Refusal};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -73,8 +74,9 @@ pub enum Write<'a> {
         value: &'a str,
         ttl: Duration,
     },
-    Incr {
+    IncrBy {
         key: &'a str,
+        by: i64,
     },
     ExpiringAdd {
         key: &'a str,
@@ -127,6 +129,91 @@ pub struct EventPage {
     pub reset: bool,
 }
 
+/// What a stream open asks of its generation's slot, in one step (`Store::open_stream`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOpening<'a> {
+    pub generation_id: &'a str,
+    /// The digest of the presented stream token: tried first.
+    pub token: Option<&'a str>,
+    /// The digest of the presented resume cookie: tried when there is no token or it
+    /// was refused (a browser reconnecting to the URL of a used token).
+    pub cookie: Option<&'a str>,
+    /// The resume point, a well-formed event id (`parse_event_id`).
+    pub after: Option<&'a str>,
+    /// The digest of the next resume grant's secret.
+    pub next_resume: &'a str,
+    /// How long the next resume grant lives at most (never past its session).
+    pub resume_ttl: Duration,
+    pub now_ms: i64,
+}
+
+/// What `Store::open_stream` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOpened {
+    /// Nothing was taken: why the token (else the cookie) was refused.
+    Refused(Refusal),
+    /// A grant was taken (used up, whatever follows): its stored JSON, whether it was
+    /// the cookie's, and what was found beside it.
+    Taken {
+        grant: String,
+        via_cookie: bool,
+        found: GrantFound,
+    },
+}
+
+/// What the generation's slot held for a taken grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantFound {
+    /// No generation record.
+    Gone,
+    /// Another user's generation, and the grant is not an admin's.
+    NotOwner,
+    /// The grant's session has reached its end.
+    SessionEnded,
+    /// The next resume grant's digest was taken (once in 2^256).
+    Collision,
+    /// The record, the first page of history after the resume point, and the next
+    /// resume grant, stored for `resume_ttl`.
+    Open {
+        owner_id: String,
+        status: String,
+        page: EventPage,
+        resume_ttl: Duration,
+    },
+}
+
+/// What a stream open asks of its user's slot, in one step (`Store::admit_stream`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamAdmission<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    /// The grant's issue time, Unix seconds (a user-wide revocation since refuses it).
+    pub issued_at_secs: i64,
+    /// The user's rate-limit budget and its GCRA parameters: one request is taken.
+    pub rate_limit_key: &'a str,
+    pub gcra: Gcra,
+    /// For a resume: the generation's owner. The session must still exist and the
+    /// user's roles are read again (a demoted admin loses other users' generations).
+    pub recheck_owner: Option<&'a str>,
+    /// The stream's place among the user's open streams.
+    pub place: &'a str,
+    pub place_expires_at_ms: i64,
+    pub max_streams: usize,
+    pub now_ms: i64,
+}
+
+/// What `Store::admit_stream` decided, in the order it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    RateLimited,
+    Revoked,
+    SessionEnded,
+    NotOwner,
+    TooManyStreams,
+    /// The place is taken: give it back with `expiring_remove` on `Keys::open_streams`.
+    Admitted,
+}
+
 /// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
 #[derive(Debug, serde::Deserialize)]
 pub struct PublishedEvent {
@@ -177,6 +264,8 @@ pub struct Store {
     revocation_window: Duration,
     /// Round trips made through this handle and its clones (see `round_trips`).
     round_trips: Arc<AtomicU64>,
+    /// Stream token statistics counted here, flushed in the background.
+    stream_stats: Arc<PendingStats>,
 }
 
 /// One round trip: counted, then sent to the backend.
@@ -207,6 +296,7 @@ impl Store {
             revocations: Arc::new(RevocationView::tailed()),
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
+            stream_stats: Arc::default(),
         };
         store.follow_revocations();
         store
@@ -221,6 +311,7 @@ impl Store {
             revocations: Arc::new(RevocationView::complete()),
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
+            stream_stats: Arc::default(),
         }
     }
 
@@ -245,6 +336,13 @@ impl Store {
     /// `authstream_store_round_trips_total` counts every handle of the process).
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The stream token statistics this process has counted and not yet flushed; the
+    /// first use starts the background flush.
+    pub(crate) fn stream_stats(&self) -> &PendingStats {
+        self.stream_stats.follow(self);
+        &self.stream_stats
     }
 
     pub fn kind(&self) -> &'static str {
@@ -330,6 +428,15 @@ impl Store {
             return Ok(true);
         }
         dispatch!(self.write_all(writes))
+    }
+
+    /// `write_all` for work no request waits for (a periodic flush): not counted as a
+    /// request's round trip.
+    pub async fn write_all_in_background(&self, writes: &[Write<'_>]) -> StoreResult<bool> {
+        if writes.is_empty() {
+            return Ok(true);
+        }
+        dispatch_uncounted!(self.write_all(writes))
     }
 
     pub async fn incr(&self, key: &str) -> StoreResult<i64> {
@@ -425,6 +532,45 @@ impl Store {
     ) -> StoreResult<EventPage> {
         let history = self.keys.events(generation_id);
         dispatch!(self.read_events(&history, after))
+    }
+
+    /// The generation's side of a stream open in ONE atomic step on its hash tag:
+    /// takes the token (else the cookie) with `GETDEL`, marking it used, then reads the
+    /// record and the history after the resume point, and stores the next resume grant.
+    pub async fn open_stream(&self, opening: &StreamOpening<'_>) -> StoreResult<StreamOpened> {
+        let g = opening.generation_id;
+        // A grant not presented is never touched; its keys only fill their places.
+        let (token, cookie) = (opening.token.unwrap_or("-"), opening.cookie.unwrap_or("-"));
+        let keys = [
+            self.keys.stream_token(g, token),
+            self.keys.stream_token_state(g, token),
+            self.keys.stream_token(g, cookie),
+            self.keys.stream_token_state(g, cookie),
+            self.keys.generation(g),
+            self.keys.events(g),
+            self.keys.stream_token(g, opening.next_resume),
+            self.keys.stream_token_state(g, opening.next_resume),
+        ];
+        dispatch!(self.open_stream(&keys, opening))
+    }
+
+    /// The user's side of a stream open in ONE atomic step on their hash tag: the rate
+    /// limit, revocation, for a resume the session and the role, and a place among the
+    /// user's open streams. The decision is the rate limit's (for the headers).
+    pub async fn admit_stream(
+        &self,
+        admission: &StreamAdmission<'_>,
+    ) -> StoreResult<(Decision, Admission)> {
+        let (user, session) = (admission.user_id, admission.session_id);
+        let keys = [
+            admission.rate_limit_key.to_owned(),
+            self.keys.not_before(user),
+            self.keys.revoked_session(user, session),
+            self.keys.session(user, session),
+            self.keys.user(user),
+            self.keys.open_streams(user),
+        ];
+        dispatch!(self.admit_stream(&keys, admission))
     }
 
     pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

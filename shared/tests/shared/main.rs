@@ -32,4 +32,5 @@ mod rate_limit;
 mod revocation;
 mod store_conformance;
 mod store_outage;
+mod stream_open;
 mod stream_tokens;
