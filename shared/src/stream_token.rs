@@ -357,6 +357,12 @@ pub async fn flush_stats(
     Ok(())
 }
 
+/// Counts a stream token minted by `Store::mint_stream_token` (in this process; flushed
+/// in the background).
+pub fn record_issued(store: &crate::Store, digest: String, expires_at: crate::UnixTime) {
+    store.stream_stats().issued(digest, expires_at);
+}
+
 /// Counts a stream token taken by a stream open (in this process; flushed in the
 /// background).
 pub fn record_consumed(store: &crate::Store, digest: String) {

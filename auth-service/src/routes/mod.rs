@@ -10,6 +10,8 @@ mod sessions;
 mod stream_tokens;
 mod tokens;
 
+pub use stream_tokens::{SessionEnds, session_ends};
+
 use actix_web::{HttpRequest, web};
 
 pub(crate) use generations::visible;

@@ -292,3 +292,25 @@ async fn a_revoked_session_cannot_mint() {
     )
     .await;
 }
+
+/// A mint is ONE store round trip once this process knows the session's end (the
+/// user's rate limit and session read and the generation's ownership check and
+/// `SET NX`, pipelined); the first mint of a session reads the session first.
+#[tokio::test]
+async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-rt").await;
+    let mut costs = Vec::new();
+    for _ in 0..4 {
+        shared::testing::revocations_fresh(&app.store).await;
+        let before = app.store.round_trips();
+        let res = app.stream_token(&user.access, "gen-rt").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        costs.push(app.store.round_trips() - before);
+    }
+    // A revocation view gone stale between two checks costs one more (validation).
+    assert!((2..=3).contains(&costs[0]), "first mint: {costs:?}");
+    assert_eq!(costs[1..].iter().min(), Some(&1), "{costs:?}");
+    assert!(costs[1..].iter().all(|&c| c <= 2), "{costs:?}");
+}

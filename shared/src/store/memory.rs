@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
-    Admission, AppendOutcome, EventPage, GrantFound, NewEvent, PubSubMessage, StoreResult,
-    StreamAdmission, StreamOpened, StreamOpening, Taken, Write, parse_event_id,
-    published_event_payload,
+    Admission, AppendOutcome, EventPage, GrantFound, MintAdmission, MintOutcome, Minted, NewEvent,
+    NewStreamToken, PubSubMessage, StoreResult, StreamAdmission, StreamOpened, StreamOpening,
+    Taken, Write, parse_event_id, published_event_payload,
 };
 use crate::stream_token::{ISSUED, Refusal, USED};
 
@@ -691,6 +691,36 @@ impl MemoryStore {
             via_cookie,
             found,
         })
+    }
+
+    /// The twin of the pipelined `ADMIT_MINT` and `MINT_STREAM_TOKEN` scripts.
+    pub(super) async fn mint_stream_token(
+        &self,
+        user: Option<(&MintAdmission<'_>, &[String; 2])>,
+        token: Option<(&NewStreamToken<'_>, &[String; 3])>,
+    ) -> StoreResult<MintOutcome> {
+        let mut outcome = MintOutcome::default();
+        if let Some((admission, [budget, session])) = user {
+            let decision = self.rate_limit(budget, admission.gcra, Cost::Take).await?;
+            outcome.admission = Some((decision, self.get(session).await?));
+        }
+        if let Some((token, [record, key, state])) = token {
+            let owner = self.hash_get_all(record).await?.remove("owner_id");
+            outcome.minted = Some(match owner {
+                None => Minted::Gone,
+                Some(owner) if owner != token.user_id && !token.admin => Minted::NotOwner,
+                Some(_) => {
+                    if self.set_nx(key, token.grant, token.ttl).await? {
+                        self.set_nx(state, ISSUED, token.ttl.saturating_mul(2))
+                            .await?;
+                        Minted::Stored
+                    } else {
+                        Minted::Collision
+                    }
+                }
+            });
+        }
+        Ok(outcome)
     }
 
     /// Takes a grant of `kind` with `GETDEL`, marking it used; or says why not.

@@ -214,6 +214,48 @@ pub enum Admission {
     Admitted,
 }
 
+/// The user's side of a stream token mint (`Store::mint_stream_token`): one request
+/// of the rate-limit budget, and the session record read.
+#[derive(Debug, Clone, Copy)]
+pub struct MintAdmission<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub rate_limit_key: &'a str,
+    pub gcra: Gcra,
+}
+
+/// The generation's side of a stream token mint: the grant stored under its digest,
+/// if the generation exists and is the user's (or the user is an admin).
+#[derive(Debug, Clone, Copy)]
+pub struct NewStreamToken<'a> {
+    pub generation_id: &'a str,
+    pub user_id: &'a str,
+    pub admin: bool,
+    pub digest: &'a str,
+    /// The grant's JSON.
+    pub grant: &'a str,
+    pub ttl: Duration,
+}
+
+/// What the generation's side of a mint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Minted {
+    Stored,
+    /// No generation record.
+    Gone,
+    NotOwner,
+    /// The digest was taken (once in 2^256): try another secret.
+    Collision,
+}
+
+/// What `Store::mint_stream_token` answered, for the sides it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MintOutcome {
+    /// The rate-limit decision and the session record (`None`: no session).
+    pub admission: Option<(Decision, Option<String>)>,
+    pub minted: Option<Minted>,
+}
+
 /// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
 #[derive(Debug, serde::Deserialize)]
 pub struct PublishedEvent {
@@ -571,6 +613,36 @@ impl Store {
             self.keys.open_streams(user),
         ];
         dispatch!(self.admit_stream(&keys, admission))
+    }
+
+    /// A stream token mint in ONE round trip: the user's side (rate limit, session
+    /// read) and the generation's side (ownership, `SET NX`) are one script each, on
+    /// their own hash tags, sent together in one pipeline. The two are not atomic
+    /// together: a token stored beside a refusal is never handed out and expires.
+    pub async fn mint_stream_token(
+        &self,
+        admission: Option<&MintAdmission<'_>>,
+        token: Option<&NewStreamToken<'_>>,
+    ) -> StoreResult<MintOutcome> {
+        if admission.is_none() && token.is_none() {
+            return Ok(MintOutcome::default());
+        }
+        let user_keys = admission.map(|a| {
+            [
+                a.rate_limit_key.to_owned(),
+                self.keys.session(a.user_id, a.session_id),
+            ]
+        });
+        let token_keys = token.map(|t| {
+            [
+                self.keys.generation(t.generation_id),
+                self.keys.stream_token(t.generation_id, t.digest),
+                self.keys.stream_token_state(t.generation_id, t.digest),
+            ]
+        });
+        let user = admission.zip(user_keys.as_ref());
+        let token = token.zip(token_keys.as_ref());
+        dispatch!(self.mint_stream_token(user, token))
     }
 
     pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

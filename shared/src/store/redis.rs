@@ -21,8 +21,9 @@ use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
-    Admission, AppendOutcome, EventPage, GrantFound, NewEvent, PubSubMessage, StoreError,
-    StoreResult, StreamAdmission, StreamOpened, StreamOpening, Taken, Write, parse_event_id,
+    Admission, AppendOutcome, EventPage, GrantFound, MintAdmission, MintOutcome, Minted, NewEvent,
+    NewStreamToken, PubSubMessage, StoreError, StoreResult, StreamAdmission, StreamOpened,
+    StreamOpening, Taken, Write, parse_event_id,
 };
 use crate::stream_token::Refusal;
 
@@ -224,6 +225,26 @@ end
 return verdict('admitted')"
 );
 
+// The user's side of a stream token mint. KEYS: rate-limit budget, session record.
+// ARGV: GCRA interval µs, capacity µs. Answers the decision and the session record
+// ('' when there is none).
+const ADMIT_MINT: &str = concat!(
+    gcra_lua_function!(),
+    r"
+local d = gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
+return {d[1], d[2], d[3], d[4], redis.call('GET', KEYS[2]) or ''}"
+);
+
+// The generation's side of a stream token mint. KEYS: record, token, its marker.
+// ARGV: user id, admin ('1'/'0'), grant, lifetime ms.
+const MINT_STREAM_TOKEN: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner_id')
+if not owner then return 'gone' end
+if owner ~= ARGV[1] and ARGV[2] ~= '1' then return 'not_owner' end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'collision' end
+redis.call('SET', KEYS[3], 'issued', 'NX', 'PX', tonumber(ARGV[4]) * 2)
+return 'stored'";
+
 struct Scripts {
     compare_and_swap: Script,
     expiring_add_capped: Script,
@@ -233,6 +254,8 @@ struct Scripts {
     gcra: Script,
     open_stream: Script,
     admit_stream: Script,
+    admit_mint: Script,
+    mint_stream_token: Script,
 }
 
 #[derive(Clone)]
@@ -337,6 +360,8 @@ impl RedisStore {
                 gcra: Script::new(GCRA_SCRIPT),
                 open_stream: Script::new(OPEN_STREAM),
                 admit_stream: Script::new(ADMIT_STREAM),
+                admit_mint: Script::new(ADMIT_MINT),
+                mint_stream_token: Script::new(MINT_STREAM_TOKEN),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -403,6 +428,34 @@ impl RedisStore {
         self.bounded(async {
             let mut conn = self.conn().await?;
             pipe.query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Script invocations (`EVALSHA`) sent together in one pipeline, one reply each.
+    /// A script Redis has lost (restarted, flushed) answers `NOSCRIPT`: only that one is
+    /// invoked again (loading it), so nothing that ran is run twice.
+    async fn invoke_all(
+        &self,
+        invocations: &[&redis::ScriptInvocation<'_>],
+    ) -> StoreResult<Vec<redis::Value>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for inv in invocations {
+            pipe.invoke_script(inv);
+        }
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            let mut replies: Vec<redis::Value> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (reply, inv) in replies.iter_mut().zip(invocations) {
+                if let redis::Value::ServerError(e) = reply
+                    && e.kind() == Some(redis::ServerErrorKind::NoScript)
+                {
+                    *reply = inv.invoke_async(&mut conn).await.map_err(unavailable)?;
+                }
+            }
+            Ok(replies)
         })
         .await
     }
@@ -866,6 +919,74 @@ impl RedisStore {
             _ => return Err(unavailable("unexpected reply to a stream admission")),
         };
         Ok((decision, admission))
+    }
+
+    pub(super) async fn mint_stream_token(
+        &self,
+        user: Option<(&MintAdmission<'_>, &[String; 2])>,
+        token: Option<(&NewStreamToken<'_>, &[String; 3])>,
+    ) -> StoreResult<MintOutcome> {
+        let mut invocations = Vec::new();
+        let mut admit = self.scripts.admit_mint.prepare_invoke();
+        if let Some((admission, keys)) = user {
+            admit
+                .key(keys[0].as_str())
+                .key(keys[1].as_str())
+                .arg(admission.gcra.interval_us)
+                .arg(admission.gcra.capacity_us);
+            invocations.push(&admit);
+        }
+        let mut mint = self.scripts.mint_stream_token.prepare_invoke();
+        if let Some((token, keys)) = token {
+            mint.key(keys[0].as_str())
+                .key(keys[1].as_str())
+                .key(keys[2].as_str())
+                .arg(token.user_id)
+                .arg(if token.admin { "1" } else { "0" })
+                .arg(token.grant)
+                .arg(ms(token.ttl).max(1));
+            invocations.push(&mint);
+        }
+        let mut replies: Vec<redis::Value> = self
+            .invoke_all(&invocations)
+            .await?
+            .into_iter()
+            .rev()
+            .collect();
+        let mut outcome = MintOutcome::default();
+        if user.is_some() {
+            let reply = replies
+                .pop()
+                .ok_or_else(|| unavailable("no reply to a mint"))?;
+            let (allowed, remaining, reset_after_us, retry_after_us, session): (
+                i64,
+                i64,
+                i64,
+                i64,
+                String,
+            ) = redis::from_redis_value(reply).map_err(unavailable)?;
+            let decision = Decision {
+                allowed: allowed == 1,
+                remaining: u32::try_from(remaining).unwrap_or(0),
+                reset_after_us,
+                retry_after_us,
+            };
+            outcome.admission = Some((decision, Some(session).filter(|s| !s.is_empty())));
+        }
+        if token.is_some() {
+            let reply = replies
+                .pop()
+                .ok_or_else(|| unavailable("no reply to a mint"))?;
+            let status: String = redis::from_redis_value(reply).map_err(unavailable)?;
+            outcome.minted = Some(match status.as_str() {
+                "stored" => Minted::Stored,
+                "gone" => Minted::Gone,
+                "not_owner" => Minted::NotOwner,
+                "collision" => Minted::Collision,
+                _ => return Err(unavailable("unexpected reply to a mint")),
+            });
+        }
+        Ok(outcome)
     }
 
     pub(super) async fn revoke(

@@ -10,7 +10,8 @@ use shared::clock::UnixTime;
 use shared::generation::{self, GenerationId};
 use shared::rate_limit::Quota;
 use shared::store::{
-    Admission, AppendOutcome, GrantFound, NewEvent, StreamAdmission, StreamOpened, StreamOpening,
+    Admission, AppendOutcome, GrantFound, MintAdmission, MintOutcome, Minted, NewEvent,
+    NewStreamToken, StreamAdmission, StreamOpened, StreamOpening,
 };
 use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
 use tokio::task::JoinSet;
@@ -23,6 +24,7 @@ store_suite!(
     open_stream_has_one_winner_among_concurrent_opens,
     admit_stream_decides_in_order_and_takes_a_place,
     admit_stream_rereads_the_session_and_role_for_a_resume,
+    mint_stream_token_answers_each_side_in_one_round_trip,
 );
 
 const OWNER: &str = "owner-1";
@@ -469,4 +471,128 @@ async fn admit_stream_rereads_the_session_and_role_for_a_resume(store: Store) {
         admit(&store, resume("u-1", "u-1")).await,
         Admission::SessionEnded
     );
+}
+
+async fn mint_once(
+    store: &Store,
+    admission: Option<&MintAdmission<'_>>,
+    token: Option<&NewStreamToken<'_>>,
+) -> MintOutcome {
+    let before = store.round_trips();
+    let outcome = store.mint_stream_token(admission, token).await.unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    outcome
+}
+
+async fn mint_stream_token_answers_each_side_in_one_round_trip(store: Store) {
+    let (id, _) = new_generation(&store, 0).await;
+    let budget = store.keys().rate_limit("u:owner-1", "free");
+    let admission = MintAdmission {
+        user_id: OWNER,
+        session_id: "sid-1",
+        rate_limit_key: &budget,
+        gcra: Quota::parse("2/60s").unwrap().gcra(),
+    };
+    let grant = serde_json::to_string(&grant(OWNER, &id, GrantKind::Token)).unwrap();
+    let token = |generation_id, user_id, admin, digest| NewStreamToken {
+        generation_id,
+        user_id,
+        admin,
+        digest,
+        grant: &grant,
+        ttl: Duration::from_secs(60),
+    };
+    // The user's side alone: a decision, and no session yet.
+    let outcome = mint_once(&store, Some(&admission), None).await;
+    let (decision, session) = outcome.admission.clone().unwrap();
+    assert!(decision.allowed);
+    assert_eq!((session, outcome.minted), (None, None));
+
+    // Both sides together: the session as stored, and the token stored.
+    store
+        .set(
+            &store.keys().session(OWNER, "sid-1"),
+            r#"{"created_at":1}"#,
+            None,
+        )
+        .await
+        .unwrap();
+    let digest = StreamSecret::generate().unwrap().digest();
+    let outcome = mint_once(
+        &store,
+        Some(&admission),
+        Some(&token(id.as_str(), OWNER, false, &digest)),
+    )
+    .await;
+    assert_eq!(
+        outcome
+            .admission
+            .as_ref()
+            .map(|(d, s)| (d.allowed, s.as_deref())),
+        Some((true, Some(r#"{"created_at":1}"#)))
+    );
+    assert_eq!(outcome.minted, Some(Minted::Stored));
+    assert_eq!(
+        store
+            .get(&store.keys().stream_token(id.as_str(), &digest))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(grant.as_str())
+    );
+    assert_eq!(
+        store
+            .get(&store.keys().stream_token_state(id.as_str(), &digest))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("issued")
+    );
+    // The same digest again: a collision, the first grant untouched.
+    let again = mint_once(
+        &store,
+        None,
+        Some(&token(id.as_str(), OWNER, false, &digest)),
+    )
+    .await;
+    assert_eq!(
+        again,
+        MintOutcome {
+            admission: None,
+            minted: Some(Minted::Collision)
+        }
+    );
+
+    // The budget of 2 is spent: refused, and the generation's side still answers.
+    let fresh = StreamSecret::generate().unwrap().digest();
+    let outcome = mint_once(
+        &store,
+        Some(&admission),
+        Some(&token(id.as_str(), "intruder", false, &fresh)),
+    )
+    .await;
+    assert!(!outcome.admission.unwrap().0.allowed);
+    assert_eq!(outcome.minted, Some(Minted::NotOwner));
+    assert!(
+        !store
+            .exists(&store.keys().stream_token(id.as_str(), &fresh))
+            .await
+            .unwrap(),
+        "nothing stored for another user's generation"
+    );
+    let admin = mint_once(
+        &store,
+        None,
+        Some(&token(id.as_str(), "an-admin", true, &fresh)),
+    )
+    .await;
+    assert_eq!(admin.minted, Some(Minted::Stored));
+    let missing = GenerationId::generate();
+    let gone = mint_once(
+        &store,
+        None,
+        Some(&token(missing.as_str(), OWNER, false, &fresh)),
+    )
+    .await;
+    assert_eq!(gone.minted, Some(Minted::Gone));
 }

@@ -362,3 +362,34 @@ async fn each_refusal_is_counted_under_its_reason() {
     }
     app.assert_no_secrets_leaked().await;
 }
+
+/// A stream open is two sequential store round trips: the grant, record, history and
+/// next resume grant on the generation's slot, then the user's admission. A resume
+/// (token used, cookie presented) costs no more.
+#[tokio::test]
+async fn an_open_and_a_resume_cost_two_round_trips_each() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    app.ensure_holder("u", "s", &["user"]).await;
+    // The first stream of the process starts its subscription (no request waits on it
+    // again): opened once before counting.
+    let warm = app.token("u", "s", &generation).await;
+    drop(app.sse(&generation, &warm).await);
+
+    let token = app.token("u", "s", &generation).await;
+    let before = app.store.round_trips();
+    let stream = app.sse(&generation, &token).await;
+    assert_eq!(app.store.round_trips() - before, 2, "open");
+
+    let before = app.store.round_trips();
+    let res = app
+        .stream_request(&generation, &[("token", &token)])
+        .header("cookie", format!("as_resume={}", stream.cookie))
+        .send()
+        .await
+        .unwrap();
+    let resumed = app.sse_from(res);
+    assert_eq!(app.store.round_trips() - before, 2, "resume");
+    assert_ne!(resumed.cookie, stream.cookie, "the cookie rotated");
+    app.assert_no_secrets_leaked().await;
+}
