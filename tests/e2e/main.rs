@@ -6,3 +6,4 @@ mod helpers;
 mod cross_service;
 mod embedded;
 mod rate_limits;
+mod store_commands;
