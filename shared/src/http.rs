@@ -509,14 +509,11 @@ impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Authenticate
     type Error = ApiError;
     type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let presented = Presented::of(req);
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let validated = Validated::<C>::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let (validator, token) = presented.into_parts()?;
-            let claims = validator
-                .validate::<C>(&token, crate::UnixTime::now())
-                .await?;
+            let Validated(claims) = validated.await?;
             spend_for(&req, &claims).await?;
             Ok(Self(claims))
         })

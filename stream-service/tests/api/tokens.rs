@@ -382,12 +382,7 @@ async fn an_open_and_a_resume_cost_two_round_trips_each() {
     assert_eq!(app.store.round_trips() - before, 2, "open");
 
     let before = app.store.round_trips();
-    let res = app
-        .stream_request(&generation, &[("token", &token)])
-        .header("cookie", format!("as_resume={}", stream.cookie))
-        .send()
-        .await
-        .unwrap();
+    let res = app.reconnect(&generation, &token, &stream.cookie).await;
     let resumed = app.sse_from(res);
     assert_eq!(app.store.round_trips() - before, 2, "resume");
     assert_ne!(resumed.cookie, stream.cookie, "the cookie rotated");
