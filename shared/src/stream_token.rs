@@ -232,7 +232,9 @@ pub async fn consume(
         return Ok(Err(Refusal::Unknown));
     };
     if grant.kind == GrantKind::Token {
-        store.stream_stats().consumed(digest);
+        store
+            .stream_stats()
+            .consumed(digest, crate::UnixTime::now());
     }
     Ok(Ok(grant))
 }
@@ -252,12 +254,18 @@ pub struct PendingStats {
     flushing: AtomicBool,
 }
 
-/// Tokens minted (digest, expiry ms) and consumed here since the last flush.
+/// Tokens minted (digest, expiry ms) and consumed (digest, when, ms) here since the
+/// last flush.
 #[derive(Default)]
 struct ActiveChanges {
     minted: Vec<(String, i64)>,
-    consumed: Vec<String>,
+    consumed: Vec<(String, i64)>,
 }
+
+/// The background flush takes a consumed token out of the active set this long after
+/// its consumption: by then the process that minted it (maybe another) has flushed its
+/// mint, so the removal never comes first and leaves a stale member behind.
+const REMOVAL_DELAY: Duration = STATS_FLUSH_INTERVAL.saturating_mul(2);
 
 /// At most this many active-set changes wait for a flush; past it (a store down for
 /// long) the oldest are dropped: the set is a gauge that corrects itself as tokens expire.
@@ -272,11 +280,11 @@ impl PendingStats {
         }
     }
 
-    fn consumed(&self, digest: String) {
+    fn consumed(&self, digest: String, now: crate::UnixTime) {
         self.consumed.fetch_add(1, Ordering::Relaxed);
         let mut active = self.active.lock();
         if active.consumed.len() < MAX_PENDING_ACTIVE {
-            active.consumed.push(digest);
+            active.consumed.push((digest, now.millis()));
         }
     }
 
@@ -297,7 +305,11 @@ impl PendingStats {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                if let Err(e) = flush_stats(&store, crate::UnixTime::now()).await {
+                let now = crate::UnixTime::now();
+                let due = now
+                    .millis()
+                    .saturating_sub(i64::try_from(REMOVAL_DELAY.as_millis()).unwrap_or(i64::MAX));
+                if let Err(e) = flush(&store, now, due).await {
                     tracing::debug!(error = %e, "cannot flush the stream token statistics yet");
                 }
             }
@@ -311,16 +323,29 @@ pub async fn flush_stats(
     store: &crate::Store,
     now: crate::UnixTime,
 ) -> Result<(), crate::StoreError> {
+    flush(store, now, i64::MAX).await
+}
+
+/// `flush_stats`, taking out of the active set only the tokens consumed by `due_ms`.
+async fn flush(
+    store: &crate::Store,
+    now: crate::UnixTime,
+    due_ms: i64,
+) -> Result<(), crate::StoreError> {
     let pending = store.stream_stats();
     let counts = [
         ("issued", pending.issued.swap(0, Ordering::Relaxed)),
         ("consumed", pending.consumed.swap(0, Ordering::Relaxed)),
         ("rejected", pending.rejected.swap(0, Ordering::Relaxed)),
     ];
-    let ActiveChanges {
-        minted: added,
-        consumed: removed,
-    } = std::mem::take(&mut *pending.active.lock());
+    let (added, removed) = {
+        let mut active = pending.active.lock();
+        let (removed, later) = std::mem::take(&mut active.consumed)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(_, at)| *at <= due_ms);
+        active.consumed = later;
+        (std::mem::take(&mut active.minted), removed)
+    };
     let keys = store.keys();
     let names = counts.map(|(name, n)| (keys.stream_stats(name), n));
     let active = keys.stream_stats("active");
@@ -342,7 +367,7 @@ pub async fn flush_stats(
                 now_ms: now.millis(),
             }),
     );
-    writes.extend(removed.iter().map(|digest| Write::ExpiringRemove {
+    writes.extend(removed.iter().map(|(digest, _)| Write::ExpiringRemove {
         key: &active,
         member: digest,
     }));
@@ -365,8 +390,8 @@ pub fn record_issued(store: &crate::Store, digest: String, expires_at: crate::Un
 
 /// Counts a stream token taken by a stream open (in this process; flushed in the
 /// background).
-pub fn record_consumed(store: &crate::Store, digest: String) {
-    store.stream_stats().consumed(digest);
+pub fn record_consumed(store: &crate::Store, digest: String, now: crate::UnixTime) {
+    store.stream_stats().consumed(digest, now);
 }
 
 /// Counts a refused stream open (in this process; flushed in the background).

@@ -288,7 +288,7 @@ pub async fn open(
         } => (grant, via_cookie, found),
     };
     if let (false, Some(digest)) = (via_cookie, token_digest) {
-        stream_token::record_consumed(&state.store, digest);
+        stream_token::record_consumed(&state.store, digest, now);
     }
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw_grant) else {
         return Err(attempt.refuse(Refused::Unknown, true));
