@@ -15,13 +15,14 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use shared::claims::AccessClaims;
+use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
 use shared::generation::{Generation, is_terminal};
 use shared::http::{Authenticated, Caller};
 use shared::revocation::{self, StreamNotice};
-use shared::store::{AppendOutcome, NewEvent, Store};
+use shared::store::{AppendOutcome, Store};
 use shared::{ApiError, ErrorCode, UnixTime};
 use tokio::time::Instant;
 
@@ -188,7 +189,7 @@ enum Outcome {
 /// previous one) and what it says.
 struct Step {
     weight: u32,
-    status: &'static str,
+    status: GenerationStatus,
     stage: &'static str,
     progress: f64,
     message: &'static str,
@@ -204,7 +205,7 @@ const fn step(
 ) -> Step {
     Step {
         weight,
-        status: "processing",
+        status: GenerationStatus::Processing,
         stage,
         progress,
         message,
@@ -304,7 +305,7 @@ const SCRIPT: [Step; 16] = [
     step(4, "finalizing", 0.98, "Running final checks...", None),
     Step {
         weight: 3,
-        status: "completed",
+        status: GenerationStatus::Completed,
         stage: "completed",
         progress: 1.0,
         message: "Generation completed: 37 files",
@@ -316,7 +317,7 @@ const SCRIPT: [Step; 16] = [
 const FAILS_AT: usize = 11;
 const FAILURE: Step = Step {
     weight: 8,
-    status: "failed",
+    status: GenerationStatus::Failed,
     stage: "testing",
     progress: 0.82,
     message: "Generation failed: 3 of 48 generated tests failed",
@@ -347,30 +348,13 @@ fn schedule(steps: &[&Step], total: Duration) -> Vec<Duration> {
         .collect()
 }
 
-/// The streamed object, in the order of the contract's example.
-#[derive(Serialize)]
-struct EventData<'a> {
-    event: &'static str,
-    generation_id: &'a str,
-    status: &'static str,
-    stage: &'static str,
-    progress: f64,
-    message: &'static str,
-    timestamp: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    estimated_time_remaining: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    current_file: Option<&'static str>,
-}
-
 /// Everything the background task needs.
 struct Simulation {
     store: Store,
     generation_id: String,
     steps: Vec<&'static Step>,
     due: Vec<Duration>,
-    history_max: usize,
-    ttl: Duration,
+    history: HistoryLimits,
     lock: String,
 }
 
@@ -379,34 +363,24 @@ impl Simulation {
     async fn publish(&self, step: &Step, due: Duration) -> Result<AppendOutcome, ApiError> {
         let end = self.due.last().copied().unwrap_or_default();
         let now = UnixTime::now();
-        let data = EventData {
-            event: "progress",
-            generation_id: &self.generation_id,
-            status: step.status,
-            stage: step.stage,
-            progress: step.progress,
-            message: step.message,
-            timestamp: now.millis(),
-            estimated_time_remaining: (!is_terminal(step.status))
-                .then(|| end.saturating_sub(due).as_secs_f64().ceil() as u64),
-            current_file: step.current_file,
-        };
-        let data = serde_json::to_string(&data).map_err(ApiError::internal)?;
-        let event = NewEvent {
-            generation_id: &self.generation_id,
-            data: &data,
-            status: step.status,
-            progress: Some(step.progress),
-            stage: Some(step.stage),
-            now_ms: now.millis(),
-            max_len: self.history_max,
-            ttl: self.ttl,
-        };
+        let mut event = ProgressEvent::new(&self.generation_id, step.status, now.millis());
+        event.stage = Some(step.stage.to_owned());
+        event.progress = Some(step.progress);
+        event.message = Some(step.message.to_owned());
+        if !step.status.is_terminal() {
+            let remaining = end.saturating_sub(due).as_secs_f64().ceil() as u64;
+            event
+                .extra
+                .insert("estimated_time_remaining".to_owned(), remaining.into());
+        }
+        if let Some(file) = step.current_file {
+            event.extra.insert("current_file".to_owned(), file.into());
+        }
         let mut attempt = 1;
         loop {
-            match self.store.append_event(&event).await {
+            match events::publish(&self.store, &event, self.history, now).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e.into()),
+                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e),
                 Err(_) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -447,7 +421,7 @@ impl Simulation {
     async fn fail_after(&self, last: Option<&Step>, due: Duration) {
         let failed = Step {
             weight: 0,
-            status: "failed",
+            status: GenerationStatus::Failed,
             stage: last.map_or("initializing", |s| s.stage),
             progress: last.map_or(0.0, |s| s.progress),
             message: "Generation failed: the simulation could not publish its progress",
@@ -551,8 +525,10 @@ async fn simulate(
         generation_id: generation.generation_id.clone(),
         steps,
         due,
-        history_max: state.settings.common.event_history_max,
-        ttl: state.settings.common.generation_ttl,
+        history: HistoryLimits {
+            max_len: state.settings.common.event_history_max,
+            ttl: state.settings.common.generation_ttl,
+        },
         lock,
     };
     let started = Instant::now();
@@ -634,11 +610,17 @@ mod tests {
             assert!(steps.windows(2).all(|w| w[0].progress <= w[1].progress));
             let last = steps.last().map(|s| s.status);
             let expected = match outcome {
-                Outcome::Completed => "completed",
-                Outcome::Failed => "failed",
+                Outcome::Completed => GenerationStatus::Completed,
+                Outcome::Failed => GenerationStatus::Failed,
             };
             assert_eq!(last, Some(expected));
-            assert!(steps.iter().rev().skip(1).all(|s| s.status == "processing"));
+            assert!(
+                steps
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .all(|s| s.status == GenerationStatus::Processing)
+            );
         }
         assert_eq!(SCRIPT[SCRIPT.len() - 1].progress, 1.0);
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::UnixTime;
+use crate::events::GenerationStatus;
 use crate::store::{Store, StoreResult};
 
 /// 1–128 of `A-Z a-z 0-9 . _ ~ : -`.
@@ -42,10 +43,9 @@ impl std::fmt::Display for GenerationId {
     }
 }
 
-pub const STATUSES: [&str; 4] = ["pending", "processing", "completed", "failed"];
-
+/// Whether a record's status ends the generation (see `GenerationStatus`).
 pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "completed" | "failed")
+    GenerationStatus::parse(status).is_some_and(GenerationStatus::is_terminal)
 }
 
 /// The public view of a generation record.

@@ -5,6 +5,7 @@ pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod generation;
 pub mod http;
 pub mod jwt;

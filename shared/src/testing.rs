@@ -382,3 +382,13 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The port a child says it listens on: the digits right after `announce` in `line`
+/// (e.g. `listening on http://localhost:` in the `authstream` banner).
+pub fn announced_port(line: &str, announce: &str) -> Option<u16> {
+    let (_, rest) = line.split_once(announce)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}

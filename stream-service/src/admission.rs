@@ -274,6 +274,8 @@ pub async fn open(
             token: token_digest.as_deref(),
             cookie: resume_digest.as_deref(),
             after: resume_from.as_deref(),
+            // The first page; the feed reads the next ones as the client drains it.
+            page_size: state.hub.capacity(),
             next_resume: &next_resume.digest(),
             resume_ttl: state.settings.common.resume_ttl,
             now_ms: now.millis(),

@@ -5,13 +5,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use shared::generation::is_terminal;
+use serde_json::json;
+use shared::events::StreamEvent;
 use shared::revocation::NoticeReason;
 use shared::store::{Store, parse_event_id};
 use tokio::sync::{broadcast, watch};
 
-use crate::hub::{Control, Follow, HubEvent, StoredEvent};
+use crate::hub::{Control, Follow, HubEvent, Lagged};
 use crate::meters;
 
 /// One message to the client.
@@ -20,7 +20,7 @@ pub enum Frame {
     Connected,
     /// The resume point was older than the kept history: what follows is all that is kept.
     Reset,
-    Event(Arc<StoredEvent>),
+    Event(Arc<StreamEvent>),
 }
 
 impl Frame {
@@ -31,7 +31,7 @@ impl Frame {
                 json!({ "event": "connected", "generation_id": generation_id }).to_string()
             }
             Self::Reset => json!({ "event": "reset", "generation_id": generation_id }).to_string(),
-            Self::Event(event) => event.data.clone(),
+            Self::Event(event) => event.data.to_string(),
         }
     }
 
@@ -46,29 +46,14 @@ impl Frame {
     /// A WebSocket has no event ids: the id goes into the object as `"id"`.
     pub fn ws_text(&self, generation_id: &str) -> String {
         match self {
-            Self::Event(event) => match serde_json::from_str::<Value>(&event.data) {
-                Ok(Value::Object(mut object)) => {
-                    object.insert("id".to_owned(), Value::String(event.id.clone()));
-                    Value::Object(object).to_string()
-                }
-                _ => event.data.clone(),
-            },
+            Self::Event(event) => event.ws_text(),
             other => other.data(generation_id),
         }
     }
 
+    /// The status came with the event: nothing is parsed here.
     fn is_terminal(&self) -> bool {
-        #[derive(serde::Deserialize)]
-        struct Status {
-            status: Option<String>,
-        }
-        match self {
-            Self::Event(event) => serde_json::from_str::<Status>(&event.data)
-                .ok()
-                .and_then(|s| s.status)
-                .is_some_and(|s| is_terminal(&s)),
-            _ => false,
-        }
+        matches!(self, Self::Event(event) if event.is_terminal())
     }
 }
 
@@ -120,6 +105,9 @@ pub struct Feed {
     last: Option<(u64, u64)>,
     last_id: Option<String>,
     finished: bool,
+    /// The last history page was full: read the next one (after `last_id`) before
+    /// any live event, so that a live event never overtakes the history.
+    history_continues: bool,
     // Set before the store is asked, cleared after: `next` stays cancel-safe.
     needs_resync: bool,
     needs_recheck: bool,
@@ -129,7 +117,7 @@ pub struct Feed {
 enum Step {
     Shutdown,
     Control(Result<Control, broadcast::error::RecvError>),
-    Event(Result<HubEvent, broadcast::error::RecvError>),
+    Event(Result<HubEvent, Lagged>),
 }
 
 pub struct FeedParts {
@@ -140,6 +128,8 @@ pub struct FeedParts {
     pub max_queued: usize,
     pub shutdown: watch::Receiver<bool>,
     pub reset: bool,
+    /// The first page of the history: at most `max_queued` events (a full page means
+    /// more may follow).
     pub history: Vec<(String, String)>,
     pub resume_from: Option<String>,
     pub transport: &'static str,
@@ -164,6 +154,7 @@ impl Feed {
                 last.and(parts.resume_from)
             },
             finished: false,
+            history_continues: parts.history.len() >= parts.max_queued,
             needs_resync: false,
             needs_recheck: false,
             _open: OpenGauge::new(parts.transport),
@@ -181,12 +172,12 @@ impl Feed {
 
     fn push_history(&mut self, events: Vec<(String, String)>) {
         for (id, data) in events {
-            self.push(Arc::new(StoredEvent { id, data }));
+            self.push(Arc::new(StreamEvent::from_history(id, data)));
         }
     }
 
     /// Queues an event unless it was delivered already (history and live overlap).
-    fn push(&mut self, event: Arc<StoredEvent>) {
+    fn push(&mut self, event: Arc<StreamEvent>) {
         let Some(key) = parse_event_id(&event.id) else {
             return;
         };
@@ -217,13 +208,14 @@ impl Feed {
             }
             if self.needs_recheck {
                 let h = &self.holder;
-                match shared::jwt::revoked(
+                // Boxed, like the page read below: see there.
+                match Box::pin(shared::jwt::revoked(
                     &self.store,
                     &h.user_id,
                     "-",
                     Some(&h.session_id),
                     h.issued_at_secs,
-                )
+                ))
                 .await
                 {
                     Ok(true) => break End::Revoked,
@@ -232,16 +224,22 @@ impl Feed {
                 }
                 continue;
             }
-            if self.needs_resync {
-                let page = match self
-                    .store
-                    .read_events(&self.generation_id, self.last_id.as_deref())
-                    .await
+            if self.needs_resync || self.history_continues {
+                // One page at a time, read as the client drains the previous one. Boxed:
+                // a store call's future is kilobytes, and every idle stream would
+                // otherwise carry room for it.
+                let page = match Box::pin(self.store.read_events_page(
+                    &self.generation_id,
+                    self.last_id.as_deref(),
+                    self.max_queued,
+                ))
+                .await
                 {
                     Ok(page) => page,
                     Err(_) => break End::StoreUnavailable,
                 };
                 self.needs_resync = false;
+                self.history_continues = page.events.len() >= self.max_queued;
                 if page.reset {
                     self.pending.push_back(Frame::Reset);
                 }
@@ -281,16 +279,13 @@ impl Feed {
                 }
                 Step::Event(Ok(HubEvent::Event(event))) => {
                     // More than the limit still waiting behind this one: too slow.
-                    if self.follow.events.len() > self.max_queued {
+                    if self.follow.events.queued() > self.max_queued {
                         break End::Lagged;
                     }
                     self.push(event);
                 }
                 Step::Event(Ok(HubEvent::Resync)) => self.needs_resync = true,
-                Step::Event(Err(broadcast::error::RecvError::Lagged(_))) => break End::Lagged,
-                Step::Event(Err(broadcast::error::RecvError::Closed)) => {
-                    break End::ShuttingDown;
-                }
+                Step::Event(Err(Lagged)) => break End::Lagged,
             }
         };
         self.log_end(end);
@@ -337,5 +332,41 @@ impl OpenGauge {
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         meters::stream_closed(self.0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every idle stream holds the future of `next` for as long as it waits: the rare
+    /// store calls inside it are boxed, or each stream would carry kilobytes for them.
+    #[tokio::test]
+    async fn an_idle_stream_waits_in_a_small_future() {
+        let store = Store::memory("feed-size");
+        let hub = crate::hub::Hub::new(store.clone(), 8);
+        let follow = hub.follow("g").await.unwrap();
+        let mut feed = Feed::new(FeedParts {
+            generation_id: "g".into(),
+            holder: Holder {
+                user_id: "u".into(),
+                session_id: "s".into(),
+                issued_at_secs: 0,
+            },
+            store,
+            follow,
+            max_queued: 8,
+            shutdown: watch::channel(false).1,
+            reset: false,
+            history: Vec::new(),
+            resume_from: None,
+            transport: "sse",
+        });
+        let waiting = std::mem::size_of_val(&feed.next());
+        assert!(
+            waiting <= 1024,
+            "the future of Feed::next is {waiting} bytes"
+        );
     }
 }

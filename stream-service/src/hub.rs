@@ -1,30 +1,28 @@
-//! Fan-out. ONE store subscription per process feeds a map generation id →
-//! `broadcast::Sender`, so the number of Redis connections does not grow with the
-//! number of open streams, and a slow stream only ever lags on its own receiver.
-//! Revocation notices go to every open stream through one more broadcast: revoked
+//! Fan-out. ONE store subscription per process feeds a map generation id → channel,
+//! so the number of Redis connections does not grow with the number of open streams,
+//! and a slow stream only ever lags on its own position.
+//! Revocation notices go to every open stream through one broadcast: revoked
 //! sessions and users from the store's revocation view, and while that view is not
 //! fresh, a recheck every `STALE_RECHECK_INTERVAL`.
+//!
+//! A generation's channel holds no buffer up front: an event is kept only until every
+//! stream that was following when it came has taken it, and at most `capacity` + 1 of
+//! them (a stream further behind is cut off, and resumes by `Last-Event-ID`). An idle
+//! generation costs a few words, however large `SSE_MAX_QUEUED_EVENTS` is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use shared::events::StreamEvent;
 use shared::revocation::StreamNotice;
 use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError};
-use tokio::sync::{OnceCell, broadcast};
-
-/// One event of a generation's history, as streamed.
-#[derive(Debug)]
-pub struct StoredEvent {
-    pub id: String,
-    /// The JSON object, exactly as stored.
-    pub data: String,
-}
+use tokio::sync::{Notify, OnceCell, broadcast};
 
 #[derive(Debug, Clone)]
 pub enum HubEvent {
-    Event(Arc<StoredEvent>),
+    Event(Arc<StreamEvent>),
     /// Messages may have been missed (the subscription reconnected or the hub
     /// lagged): re-read the history after the last delivered id.
     Resync,
@@ -52,15 +50,162 @@ pub struct Hub {
 struct Inner {
     store: Store,
     capacity: usize,
-    generations: Mutex<HashMap<String, broadcast::Sender<HubEvent>>>,
+    generations: Mutex<HashMap<String, Arc<Channel>>>,
     control: broadcast::Sender<Control>,
     started: OnceCell<()>,
 }
 
+/// One generation's events, shared by its streams.
+struct Channel {
+    ring: Mutex<Ring>,
+    /// Wakes the streams waiting for the next event.
+    arrived: Notify,
+    /// Most events kept for one stream: one more than the limit, so that the limit
+    /// itself is checked by the stream (`Events::queued`) before anything is lost.
+    max_kept: usize,
+}
+
+#[derive(Default)]
+struct Ring {
+    /// Events some following stream has not taken yet, oldest first.
+    slots: VecDeque<Slot>,
+    /// The position of `slots[0]`; positions count every event ever sent.
+    head: u64,
+    receivers: usize,
+}
+
+struct Slot {
+    event: HubEvent,
+    /// Streams that were following when it came and have not taken it yet.
+    unread: usize,
+}
+
+impl Ring {
+    fn tail(&self) -> u64 {
+        self.head + self.slots.len() as u64
+    }
+
+    /// Drops the events every stream has taken.
+    fn trim(&mut self) {
+        while self.slots.front().is_some_and(|s| s.unread == 0) {
+            self.slots.pop_front();
+            self.head += 1;
+        }
+        if self.slots.is_empty() && self.slots.capacity() > 16 {
+            // A burst is over: give its memory back.
+            self.slots = VecDeque::new();
+        }
+    }
+}
+
+impl Channel {
+    fn new(max_kept: usize) -> Self {
+        Self {
+            ring: Mutex::new(Ring::default()),
+            arrived: Notify::new(),
+            max_kept,
+        }
+    }
+
+    fn send(&self, event: HubEvent) {
+        {
+            let mut ring = self.ring.lock();
+            if ring.receivers == 0 {
+                return;
+            }
+            let unread = ring.receivers;
+            ring.slots.push_back(Slot { event, unread });
+            if ring.slots.len() > self.max_kept {
+                // Whoever has not taken it finds its position gone: it lagged.
+                ring.slots.pop_front();
+                ring.head += 1;
+            }
+        }
+        self.arrived.notify_waiters();
+    }
+}
+
+/// A stream's position in its generation's events.
+pub struct Events {
+    channel: Arc<Channel>,
+    next: u64,
+}
+
+/// The stream fell further behind than the channel keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged;
+
+impl Events {
+    fn subscribe(channel: Arc<Channel>) -> Self {
+        let next = {
+            let mut ring = channel.ring.lock();
+            ring.receivers += 1;
+            ring.tail()
+        };
+        Self { channel, next }
+    }
+
+    fn try_recv(channel: &Channel, next: &mut u64) -> Result<Option<HubEvent>, Lagged> {
+        let mut ring = channel.ring.lock();
+        if *next < ring.head {
+            // It was following when every kept event came: it takes none of them.
+            for slot in ring.slots.iter_mut() {
+                slot.unread -= 1;
+            }
+            *next = ring.tail();
+            ring.trim();
+            return Err(Lagged);
+        }
+        let index = (*next - ring.head) as usize;
+        let Some(slot) = ring.slots.get_mut(index) else {
+            return Ok(None);
+        };
+        slot.unread -= 1;
+        let event = slot.event.clone();
+        *next += 1;
+        ring.trim();
+        Ok(Some(event))
+    }
+
+    /// The next event of the generation. Cancel-safe: an event is taken only when
+    /// this returns it.
+    pub async fn recv(&mut self) -> Result<HubEvent, Lagged> {
+        let Self { channel, next } = self;
+        loop {
+            // Registered before looking, so an event sent in between still wakes it.
+            let arrived = channel.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(event) = Self::try_recv(channel, next)? {
+                return Ok(event);
+            }
+            arrived.await;
+        }
+    }
+
+    /// How many events wait for this stream.
+    pub fn queued(&self) -> usize {
+        let ring = self.channel.ring.lock();
+        ring.tail().saturating_sub(self.next.max(ring.head)) as usize
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let mut ring = self.channel.ring.lock();
+        ring.receivers -= 1;
+        let from = self.next.saturating_sub(ring.head) as usize;
+        for slot in ring.slots.iter_mut().skip(from) {
+            slot.unread -= 1;
+        }
+        ring.trim();
+    }
+}
+
 /// An open stream's view of the hub: its generation's events and the control
-/// messages. Dropping the last one of a generation removes its sender.
+/// messages. Dropping the last one of a generation removes its channel.
 pub struct Follow {
-    pub events: broadcast::Receiver<HubEvent>,
+    pub events: Events,
     pub control: broadcast::Receiver<Control>,
     // Declared last so that it drops after `events`.
     _guard: FollowGuard,
@@ -79,7 +224,7 @@ impl Drop for FollowGuard {
         let mut generations = hub.generations.lock();
         if generations
             .get(&self.generation_id)
-            .is_some_and(|s| s.receiver_count() == 0)
+            .is_some_and(|c| c.ring.lock().receivers == 0)
         {
             generations.remove(&self.generation_id);
         }
@@ -131,12 +276,10 @@ impl Hub {
         let control = inner.control.subscribe();
         let events = {
             let mut generations = inner.generations.lock();
-            generations
+            let channel = generations
                 .entry(generation_id.to_owned())
-                // One more than the limit, so the limit itself is checked by the
-                // stream (`Receiver::len`) before anything is lost.
-                .or_insert_with(|| broadcast::channel(inner.capacity + 1).0)
-                .subscribe()
+                .or_insert_with(|| Arc::new(Channel::new(inner.capacity + 1)));
+            Events::subscribe(channel.clone())
         };
         Ok(Follow {
             events,
@@ -156,18 +299,28 @@ impl Hub {
 
 impl Inner {
     fn dispatch_event(&self, payload: &str) {
-        let Ok(event) = serde_json::from_str::<PublishedEvent>(payload) else {
+        let Ok(published) = serde_json::from_str::<PublishedEvent>(payload) else {
             tracing::warn!("ignoring an unreadable message on the events channel");
             return;
         };
-        let sender = self.generations.lock().get(&event.generation_id).cloned();
-        if let Some(sender) = sender {
-            let event = StoredEvent {
-                id: event.id,
-                data: event.data.get().to_owned(),
+        let channel = self
+            .generations
+            .lock()
+            .get(&published.generation_id)
+            .cloned();
+        if let Some(channel) = channel {
+            let data = published.data.get();
+            // Parsed once here for every stream of the process, and only when the
+            // publisher predates the status in the message.
+            let event = match published.status {
+                Some(status) => StreamEvent {
+                    id: published.id,
+                    status: Some(status),
+                    data: data.into(),
+                },
+                None => StreamEvent::from_history(published.id, data.to_owned()),
             };
-            // No receivers left is fine: the last stream just went.
-            let _ = sender.send(HubEvent::Event(Arc::new(event)));
+            channel.send(HubEvent::Event(Arc::new(event)));
         }
     }
 
@@ -181,8 +334,9 @@ impl Inner {
     }
 
     fn resync_all(&self) {
-        for sender in self.generations.lock().values() {
-            let _ = sender.send(HubEvent::Resync);
+        let channels: Vec<_> = self.generations.lock().values().cloned().collect();
+        for channel in channels {
+            channel.send(HubEvent::Resync);
         }
         let _ = self.control.send(Control::Recheck);
     }
@@ -239,5 +393,108 @@ async fn pump(hub: Weak<Inner>, mut messages: broadcast::Receiver<PubSubMessage>
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use shared::events::GenerationStatus;
+
+    use super::*;
+
+    fn event(n: u64) -> HubEvent {
+        HubEvent::Event(Arc::new(StreamEvent {
+            id: format!("{n}-0"),
+            status: Some(GenerationStatus::Processing),
+            data: "{}".into(),
+        }))
+    }
+
+    fn id(event: HubEvent) -> String {
+        match event {
+            HubEvent::Event(e) => e.id.clone(),
+            HubEvent::Resync => "resync".to_owned(),
+        }
+    }
+
+    fn kept(channel: &Channel) -> usize {
+        channel.ring.lock().slots.len()
+    }
+
+    #[test]
+    fn every_follower_gets_each_event_once_and_it_goes_when_all_took_it() {
+        let channel = Arc::new(Channel::new(10));
+        channel.send(event(0)); // nobody follows: not kept
+        assert_eq!(kept(&channel), 0);
+        let (mut a, mut b) = (
+            Events::subscribe(channel.clone()),
+            Events::subscribe(channel.clone()),
+        );
+        channel.send(event(1));
+        channel.send(event(2));
+        assert_eq!((a.queued(), b.queued()), (2, 2));
+        let mut got_a = Vec::new();
+        while let Some(e) = Events::try_recv(&a.channel, &mut a.next).unwrap() {
+            got_a.push(id(e));
+        }
+        assert_eq!(got_a, ["1-0", "2-0"]);
+        assert_eq!(kept(&channel), 2, "b has not taken them");
+        let first = Events::try_recv(&b.channel, &mut b.next).unwrap().unwrap();
+        assert_eq!(id(first), "1-0");
+        assert_eq!(kept(&channel), 1);
+        // A follower joining now starts with what comes next.
+        let mut c = Events::subscribe(channel.clone());
+        assert_eq!(c.queued(), 0);
+        channel.send(event(3));
+        assert_eq!(
+            id(Events::try_recv(&c.channel, &mut c.next).unwrap().unwrap()),
+            "3-0"
+        );
+        drop(b);
+        drop(a);
+        assert_eq!(kept(&channel), 0, "nobody else waits for them");
+    }
+
+    #[test]
+    fn a_follower_behind_by_more_than_is_kept_lags_alone() {
+        let channel = Arc::new(Channel::new(3));
+        let (mut slow, mut fast) = (
+            Events::subscribe(channel.clone()),
+            Events::subscribe(channel.clone()),
+        );
+        for n in 0..5 {
+            channel.send(event(n));
+            assert_eq!(
+                id(Events::try_recv(&fast.channel, &mut fast.next)
+                    .unwrap()
+                    .unwrap()),
+                format!("{n}-0")
+            );
+        }
+        assert_eq!(kept(&channel), 3, "at most max_kept");
+        assert_eq!(slow.queued(), 3);
+        assert!(matches!(
+            Events::try_recv(&slow.channel, &mut slow.next),
+            Err(Lagged)
+        ));
+        assert_eq!(kept(&channel), 0, "the lagged one gave up its share");
+        drop(slow);
+        channel.send(event(5));
+        assert_eq!(kept(&channel), 1);
+        assert_eq!(channel.ring.lock().receivers, 1);
+    }
+
+    #[tokio::test]
+    async fn recv_waits_for_the_next_event() {
+        let channel = Arc::new(Channel::new(4));
+        let mut follower = Events::subscribe(channel.clone());
+        let waiting = tokio::spawn(async move { follower.recv().await.map(id) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        channel.send(event(7));
+        assert_eq!(waiting.await.unwrap(), Ok("7-0".to_owned()));
+        assert_eq!(kept(&channel), 0);
     }
 }

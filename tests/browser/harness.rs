@@ -132,10 +132,7 @@ impl Process {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 writeln!(sink, "{line}").ok();
-                let port = line.split_once(announce).and_then(|(_, rest)| {
-                    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
-                    digits.parse::<u16>().ok()
-                });
+                let port = shared::testing::announced_port(&line, announce);
                 if let Some(port) = port
                     && let Some(tx) = tx.take()
                 {

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod bench_smoke;
 mod cross_service;
 mod embedded;
 mod rate_limits;

@@ -563,7 +563,8 @@ impl MemoryStore {
             }
         })?;
         if let AppendOutcome::Appended { id } = &appended {
-            let payload = published_event_payload(event.generation_id, id, event.data);
+            let payload =
+                published_event_payload(event.generation_id, id, event.status, event.data);
             self.publish(channel, &payload).await?;
         }
         Ok(appended)
@@ -573,6 +574,7 @@ impl MemoryStore {
         &self,
         history: &str,
         after: Option<&str>,
+        limit: Option<usize>,
     ) -> StoreResult<EventPage> {
         self.with(|d, now| {
             let entries: Vec<((u64, u64), String)> = match d.live(history, now) {
@@ -584,6 +586,7 @@ impl MemoryStore {
             };
             let render = |e: Vec<((u64, u64), String)>| {
                 e.into_iter()
+                    .take(limit.unwrap_or(usize::MAX))
                     .map(|((ms, seq), data)| (format!("{ms}-{seq}"), data))
                     .collect()
             };
@@ -668,7 +671,9 @@ impl MemoryStore {
             let Some(left) = u64::try_from(left).ok().filter(|&ms| ms > 0) else {
                 break 'found GrantFound::SessionEnded;
             };
-            let page = self.read_events(history, opening.after).await?;
+            let page = self
+                .read_events(history, opening.after, Some(opening.page_size.max(1)))
+                .await?;
             let resume_ttl = opening.resume_ttl.min(Duration::from_millis(left));
             grant["kind"] = "resume".into();
             grant["issued_at"] = opening.now_ms.into();

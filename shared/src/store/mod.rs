@@ -140,6 +140,8 @@ pub struct StreamOpening<'a> {
     pub cookie: Option<&'a str>,
     /// The resume point, a well-formed event id (`parse_event_id`).
     pub after: Option<&'a str>,
+    /// At most this many events of the history (`read_events_page`).
+    pub page_size: usize,
     /// The digest of the next resume grant's secret.
     pub next_resume: &'a str,
     /// How long the next resume grant lives at most (never past its session).
@@ -256,19 +258,24 @@ pub struct MintOutcome {
     pub minted: Option<Minted>,
 }
 
-/// The payload published for each appended event: `{"g":..,"id":..,"d":<data>}`.
+/// The payload published for each appended event:
+/// `{"g":..,"id":..,"s":<status>,"d":<data>}`. The status travels with the event so
+/// that no stream parses `d` to learn it (`s` is missing only from a replica that
+/// predates it: the status is then read from `d`).
 #[derive(Debug, serde::Deserialize)]
 pub struct PublishedEvent {
     #[serde(rename = "g")]
     pub generation_id: String,
     pub id: String,
+    #[serde(rename = "s", default)]
+    pub status: Option<crate::events::GenerationStatus>,
     #[serde(rename = "d")]
     pub data: Box<serde_json::value::RawValue>,
 }
 
-pub fn published_event_payload(generation_id: &str, id: &str, data: &str) -> String {
-    // Generation ids and stream ids hold no characters that need JSON escaping.
-    format!(r#"{{"g":"{generation_id}","id":"{id}","d":{data}}}"#)
+pub fn published_event_payload(generation_id: &str, id: &str, status: &str, data: &str) -> String {
+    // Generation ids, stream ids and statuses hold no characters that need JSON escaping.
+    format!(r#"{{"g":"{generation_id}","id":"{id}","s":"{status}","d":{data}}}"#)
 }
 
 /// A Redis stream id `ms-seq`, comparable: two runs of ASCII digits, each within u64
@@ -573,7 +580,19 @@ impl Store {
         after: Option<&str>,
     ) -> StoreResult<EventPage> {
         let history = self.keys.events(generation_id);
-        dispatch!(self.read_events(&history, after))
+        dispatch!(self.read_events(&history, after, None))
+    }
+
+    /// Like `read_events`, at most `limit` of them (`XRANGE … COUNT`): a stream holds
+    /// one page of a long history at a time. Fewer than `limit` means no more for now.
+    pub async fn read_events_page(
+        &self,
+        generation_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<EventPage> {
+        let history = self.keys.events(generation_id);
+        dispatch!(self.read_events(&history, after, Some(limit.max(1))))
     }
 
     /// The generation's side of a stream open in ONE atomic step on its hash tag:

@@ -52,7 +52,7 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'stage', ARGV[9]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"d\":' .. ARGV[1] .. '}')
+redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"s\":\"' .. ARGV[3] .. '\",\"d\":' .. ARGV[1] .. '}')
 return {2, id}"#;
 
 // KEYS: the markers of one revocation (one hash tag). ARGV: value and lifetime in ms
@@ -110,7 +110,7 @@ const EXPIRING_ADD_CAPPED: &str = concat!(
 // The generation's side of a stream open, on its hash tag. KEYS: token, its marker,
 // resume cookie grant, its marker, generation record, history, next resume grant, its
 // marker. ARGV: token presented ('1'/'0'), cookie presented, resume point ('' = none;
-// otherwise a well-formed id), now ms, resume grant lifetime ms.
+// otherwise a well-formed id), now ms, resume grant lifetime ms, page size.
 // Takes the token (else the cookie) with GETDEL, marking it used; then the record, the
 // history after the resume point and the next resume grant, which copies the taken
 // grant and never outlives its session.
@@ -156,17 +156,18 @@ local left = (tonumber(grant.session_expires_at) or 0) - now
 if left <= 0 then return {'session_ended', value, via} end
 local after = ARGV[3]
 local entries, reset
+local page = ARGV[6]
 if after == '' then
-  entries, reset = redis.call('XRANGE', KEYS[6], '-', '+'), 0
+  entries, reset = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', page), 0
 else
   local oldest = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', 1)[1]
   local newest = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)[1]
   if not oldest then
     entries, reset = {}, 1
   elseif before(after, oldest[1]) or before(newest[1], after) then
-    entries, reset = redis.call('XRANGE', KEYS[6], '-', '+'), 1
+    entries, reset = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', page), 1
   else
-    entries, reset = redis.call('XRANGE', KEYS[6], '(' .. after, '+'), 0
+    entries, reset = redis.call('XRANGE', KEYS[6], '(' .. after, '+', 'COUNT', page), 0
   end
 end
 local events = {}
@@ -741,6 +742,7 @@ impl RedisStore {
         &self,
         history: &str,
         after: Option<&str>,
+        limit: Option<usize>,
     ) -> StoreResult<EventPage> {
         type Entries = Vec<(String, Vec<(String, String)>)>;
         let data = |entries: Entries| {
@@ -754,19 +756,24 @@ impl RedisStore {
                 })
                 .collect::<Vec<_>>()
         };
+        // `XRANGE <history> <from> + [COUNT limit]`
+        let range = |from: &str| {
+            let mut cmd = redis::cmd("XRANGE");
+            cmd.arg(history).arg(from).arg("+");
+            if let Some(limit) = limit {
+                cmd.arg("COUNT").arg(limit);
+            }
+            cmd
+        };
         let Some(after) = after else {
-            let all: Entries = self
-                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                .await?;
+            let all: Entries = self.query(&range("-")).await?;
             return Ok(EventPage {
                 events: data(all),
                 reset: false,
             });
         };
         let Some(point) = parse_event_id(after) else {
-            let all: Entries = self
-                .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                .await?;
+            let all: Entries = self.query(&range("-")).await?;
             return Ok(EventPage {
                 events: data(all),
                 reset: true,
@@ -786,10 +793,7 @@ impl RedisStore {
             .arg("-")
             .arg("COUNT")
             .arg(1);
-        pipe.cmd("XRANGE")
-            .arg(history)
-            .arg(format!("({after}"))
-            .arg("+");
+        pipe.add_command(range(&format!("({after}")));
         let (oldest, newest, rest): (Entries, Entries, Entries) = self.pipe(&pipe).await?;
         let id_of = |e: &Entries| e.first().and_then(|(id, _)| parse_event_id(id));
         match (id_of(&oldest), id_of(&newest)) {
@@ -803,9 +807,7 @@ impl RedisStore {
             }),
             // Older than what is kept, or newer than anything published: start over.
             _ => {
-                let all: Entries = self
-                    .query(redis::cmd("XRANGE").arg(history).arg("-").arg("+"))
-                    .await?;
+                let all: Entries = self.query(&range("-")).await?;
                 Ok(EventPage {
                     events: data(all),
                     reset: true,
@@ -828,7 +830,8 @@ impl RedisStore {
             .arg(flag(opening.cookie.is_some()))
             .arg(opening.after.unwrap_or_default())
             .arg(opening.now_ms)
-            .arg(ms(opening.resume_ttl).max(1));
+            .arg(ms(opening.resume_ttl).max(1))
+            .arg(opening.page_size.max(1));
         let reply: Vec<redis::Value> = self.invoke(inv).await?;
         let text = |i: usize| {
             reply
@@ -1083,7 +1086,7 @@ impl RedisStore {
                         .await?;
                     format!("{m:?}")
                 }
-                "stream" => format!("{:?}", self.read_events(&key, None).await?.events),
+                "stream" => format!("{:?}", self.read_events(&key, None, None).await?.events),
                 other => other.to_owned(),
             };
             out.push((key, value));

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use shared::clock::UnixTime;
+use shared::events::GenerationStatus;
 use shared::generation::{self, GenerationId};
 use shared::revocation::Revocation;
 use shared::store::{
@@ -50,6 +51,7 @@ store_suite!(
     read_events_after_a_trimmed_id_resets,
     read_events_after_a_malformed_id_resets,
     read_events_after_an_id_newer_than_any_resets,
+    read_events_page_holds_at_most_its_limit_and_continues_after_its_last,
     publish_reaches_a_subscriber,
     append_event_publishes_a_published_event,
     mget_returns_values_in_order,
@@ -861,6 +863,7 @@ async fn append_event_publishes_a_published_event(store: Store) {
     let published: PublishedEvent = serde_json::from_str(&payload).unwrap();
     assert_eq!(published.generation_id, id.as_str());
     assert_eq!(published.id, event_id);
+    assert_eq!(published.status, Some(GenerationStatus::Processing));
     assert_eq!(published.data.get(), data);
 }
 
@@ -1037,4 +1040,36 @@ async fn revoke_after_every_covered_token_expired_writes_nothing(store: Store) {
     assert_eq!(store.round_trips(), before);
     assert!(store.revocations_after("0-0").await.unwrap().is_empty());
     assert!(store.debug_keys().await.unwrap().is_empty());
+}
+
+/// A stream reads a long history a page at a time, each after the last it sent.
+async fn read_events_page_holds_at_most_its_limit_and_continues_after_its_last(store: Store) {
+    let id = new_generation(&store).await;
+    let ids = append_n(&store, &id, 5, 100).await;
+    let mut after: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = store
+            .read_events_page(id.as_str(), after.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(!page.reset);
+        let got: Vec<String> = ids_of(&page).into_iter().map(str::to_owned).collect();
+        pages.push(got.clone());
+        if got.len() < 2 {
+            break;
+        }
+        after = got.last().cloned();
+    }
+    assert_eq!(
+        pages,
+        [ids[..2].to_vec(), ids[2..4].to_vec(), ids[4..].to_vec()]
+    );
+    // A reset page is bounded too: the oldest kept events first.
+    let page = store
+        .read_events_page(id.as_str(), Some("0-1"), 3)
+        .await
+        .unwrap();
+    assert!(page.reset);
+    assert_eq!(ids_of(&page), &ids[..3]);
 }

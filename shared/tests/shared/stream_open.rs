@@ -22,6 +22,7 @@ store_suite!(
     open_stream_refuses_what_the_generation_slot_tells,
     open_stream_resets_outside_the_kept_history,
     open_stream_has_one_winner_among_concurrent_opens,
+    open_stream_reads_one_page_of_history,
     admit_stream_decides_in_order_and_takes_a_place,
     admit_stream_rereads_the_session_and_role_for_a_resume,
     mint_stream_token_answers_each_side_in_one_round_trip,
@@ -98,6 +99,7 @@ async fn open(
             token,
             cookie,
             after,
+            page_size: 100,
             next_resume: &next.digest(),
             resume_ttl: RESUME_TTL,
             now_ms: UnixTime::now().millis(),
@@ -328,6 +330,7 @@ async fn open_stream_has_one_winner_among_concurrent_opens(store: Store) {
                     token: Some(&token),
                     cookie: None,
                     after: None,
+                    page_size: 100,
                     next_resume: &next,
                     resume_ttl: RESUME_TTL,
                     now_ms: UnixTime::now().millis(),
@@ -595,4 +598,47 @@ async fn mint_stream_token_answers_each_side_in_one_round_trip(store: Store) {
     )
     .await;
     assert_eq!(gone.minted, Some(Minted::Gone));
+}
+
+async fn open_stream_reads_one_page_of_history(store: Store) {
+    let (id, ids) = new_generation(&store, 5).await;
+    let page_of = |after: Option<String>| {
+        let (store, id) = (store.clone(), id.clone());
+        async move {
+            let token = mint(&store, &grant(OWNER, &id, GrantKind::Token)).await;
+            let next = StreamSecret::generate().unwrap().digest();
+            let opened = store
+                .open_stream(&StreamOpening {
+                    generation_id: id.as_str(),
+                    token: Some(&token),
+                    cookie: None,
+                    after: after.as_deref(),
+                    page_size: 2,
+                    next_resume: &next,
+                    resume_ttl: RESUME_TTL,
+                    now_ms: UnixTime::now().millis(),
+                })
+                .await
+                .unwrap();
+            match opened {
+                StreamOpened::Taken {
+                    found: GrantFound::Open { page, .. },
+                    ..
+                } => (
+                    page.events
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect::<Vec<_>>(),
+                    page.reset,
+                ),
+                other => panic!("not opened: {other:?}"),
+            }
+        }
+    };
+    assert_eq!(page_of(None).await, (ids[..2].to_vec(), false));
+    assert_eq!(
+        page_of(Some(ids[1].clone())).await,
+        (ids[2..4].to_vec(), false)
+    );
+    assert_eq!(page_of(Some("1-0".into())).await, (ids[..2].to_vec(), true));
 }

@@ -4,13 +4,13 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use shared::claims::ServiceClaims;
 use shared::error::FieldErrors;
-use shared::generation::{GenerationId, STATUSES};
+use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
+use shared::generation::GenerationId;
 use shared::http::Authenticated;
-use shared::store::{AppendOutcome, NewEvent};
+use shared::store::AppendOutcome;
 use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::meters;
@@ -19,23 +19,6 @@ use crate::startup::{MAX_EVENT_BYTES, StreamState};
 pub const PUBLISH_SCOPE: &str = "events:publish";
 const MAX_STAGE_CHARS: usize = 128;
 const MAX_MESSAGE_CHARS: usize = 1024;
-
-/// The streamed object: the known fields first, then whatever else the publisher sent.
-#[derive(Debug, Serialize)]
-struct ProgressEvent<'a> {
-    event: &'static str,
-    generation_id: &'a str,
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stage: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    progress: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    timestamp: i64,
-    #[serde(flatten)]
-    extra: Map<String, Value>,
-}
 
 /// The caller is authenticated (the extractor runs first) before the body is read.
 pub async fn publish(
@@ -57,24 +40,14 @@ pub async fn publish(
         GenerationId::parse(&path).map_err(|_| ApiError::not_found("generation"))?;
     let raw = read_body(&req, body).await?;
     let event = parse_event(&raw, generation_id.as_str(), now)?;
-    let data = serde_json::to_string(&event).map_err(ApiError::internal)?;
-
-    let outcome = state
-        .store
-        .append_event(&NewEvent {
-            generation_id: generation_id.as_str(),
-            data: &data,
-            status: &event.status,
-            progress: event.progress,
-            stage: event.stage.as_deref(),
-            now_ms: now.millis(),
-            max_len: state.settings().common.event_history_max,
-            ttl: state.settings().common.generation_ttl,
-        })
-        .await?;
-    match outcome {
+    let common = &state.settings().common;
+    let limits = HistoryLimits {
+        max_len: common.event_history_max,
+        ttl: common.generation_ttl,
+    };
+    match events::publish(&state.store, &event, limits, now).await? {
         AppendOutcome::Appended { id } => {
-            meters::event_published(&event.status);
+            meters::event_published(event.status.as_str());
             tracing::info!(
                 generation_id = %generation_id,
                 event_id = %id,
@@ -140,17 +113,19 @@ fn parse_event<'a>(
     }
     let mut errors = FieldErrors::default();
     let status = match fields.remove("status") {
-        Some(Value::String(s)) if STATUSES.contains(&s.as_str()) => Some(s),
         None | Some(Value::Null) => {
             errors.add("status", "is required");
             None
         }
-        Some(_) => {
-            errors.add(
-                "status",
-                "must be one of pending, processing, completed, failed",
-            );
-            None
+        Some(given) => {
+            let status = given.as_str().and_then(GenerationStatus::parse);
+            if status.is_none() {
+                errors.add(
+                    "status",
+                    "must be one of pending, processing, completed, failed",
+                );
+            }
+            status
         }
     };
     let stage = optional_text(&mut fields, &mut errors, "stage", MAX_STAGE_CHARS);
@@ -175,16 +150,14 @@ fn parse_event<'a>(
     };
     errors.into_result()?;
     match (status, timestamp) {
-        (Some(status), Some(timestamp)) => Ok(ProgressEvent {
-            event: "progress",
-            generation_id,
-            status,
-            stage,
-            progress,
-            message,
-            timestamp,
-            extra: fields,
-        }),
+        (Some(status), Some(timestamp)) => {
+            let mut event = ProgressEvent::new(generation_id, status, timestamp);
+            event.stage = stage;
+            event.progress = progress;
+            event.message = message;
+            event.extra = fields;
+            Ok(event)
+        }
         // Unreachable: a missing value was recorded as a field error above.
         _ => Err(ApiError::field("body", "is incomplete")),
     }

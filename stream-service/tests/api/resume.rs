@@ -210,3 +210,62 @@ async fn reconnecting_at_the_terminal_event_gets_no_content() {
     assert_eq!(ids(&all).last(), Some(&terminal));
     app.assert_no_secrets_leaked().await;
 }
+
+/// The history is read a page (`SSE_MAX_QUEUED_EVENTS` events) at a time: across page
+/// boundaries, from the start, after a resume point and after a reset, every kept
+/// event arrives once and in order, and live events follow.
+#[tokio::test]
+async fn a_history_longer_than_a_page_arrives_whole_and_in_order_then_live_events() {
+    let app = crate::helpers::spawn_app_with(&[
+        ("SSE_MAX_QUEUED_EVENTS", "3"),
+        ("EVENT_HISTORY_MAX", "8"),
+    ])
+    .await;
+    let generation = app.create_generation("u").await;
+    let mut published = Vec::new();
+    for i in 0..10 {
+        published.push(
+            app.publish_ok(&generation, "processing", f64::from(i) / 20.0)
+                .await,
+        );
+    }
+    let kept = &published[2..];
+
+    let token = app.token("u", "from-start", &generation).await;
+    let mut from_start = app.sse(&generation, &token).await;
+    let received = from_start.take(1 + kept.len()).await;
+    assert_eq!(received[0].data["event"], "connected");
+    assert_exactly(&received, kept);
+
+    let mut resumed = open_after(&app, &generation, "resumed", &published[3]).await;
+    let received = resumed.take(1 + published[4..].len()).await;
+    assert_exactly(&received, &published[4..]);
+
+    let mut reset = open_after(&app, &generation, "reset", &published[0]).await;
+    let received = reset.take(2 + kept.len()).await;
+    assert_eq!(received[1].data["event"], "reset");
+    assert_exactly(&received, kept);
+
+    let last = app.publish_ok(&generation, "completed", 1.0).await;
+    for stream in [&mut from_start, &mut resumed, &mut reset] {
+        assert_exactly(&stream.until_end().await, std::slice::from_ref(&last));
+    }
+    app.assert_no_secrets_leaked().await;
+}
+
+/// A stream of user `u` in a new session, resuming after `last_event_id`.
+async fn open_after(
+    app: &crate::helpers::TestApp,
+    generation: &str,
+    session: &str,
+    last_event_id: &str,
+) -> SseClient {
+    let token = app.token("u", session, generation).await;
+    let res = app
+        .stream_request(generation, &[("token", &token)])
+        .header("Last-Event-ID", last_event_id)
+        .send()
+        .await
+        .unwrap();
+    app.sse_from(res)
+}
