@@ -314,3 +314,40 @@ async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
     assert_eq!(costs[1..].iter().min(), Some(&1), "{costs:?}");
     assert!(costs[1..].iter().all(|&c| c <= 2), "{costs:?}");
 }
+
+/// A mint spends one request of the user's budget, once, in the same round trip as the
+/// mint itself; a refused one hands out nothing and is not counted as issued.
+#[tokio::test]
+async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing() {
+    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-rl").await;
+    let remaining = |res: &reqwest::Response| {
+        let state = shared::testing::header_text(res, "ratelimit");
+        state
+            .strip_prefix("\"free\";r=")
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|r| r.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("{state}"))
+    };
+    let mut left = Vec::new();
+    loop {
+        let res = app.stream_token(&user.access, "gen-rl").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        left.push(remaining(&res));
+        if left.last() == Some(&0) {
+            break;
+        }
+    }
+    // One request each, the first mint of the session (two round trips) included.
+    assert!(left.len() >= 2, "{left:?}");
+    assert!(left.windows(2).all(|w| w[0] == w[1] + 1), "{left:?}");
+    let refused = app.stream_token(&user.access, "gen-rl").await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = assert_problem(refused, 429, "rate_limited").await;
+    assert!(body.get("sse_token").is_none(), "{body}");
+    let stats = stream_token::stats(&app.store, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!(stats.issued_total, left.len() as u64);
+}
