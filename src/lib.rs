@@ -11,7 +11,9 @@ use actix_web::{App, HttpServer, middleware, web};
 use shared::config::{self, ConfigError, Env};
 use shared::http;
 use shared::jwt::KeySource;
+use shared::openapi::{self, ApiDocument, OperationsDoc};
 use stream_service::StreamState;
+use utoipa::OpenApi as _;
 
 /// The environment with the defaults of the single process: demo mode on, and the
 /// stream routes finding the auth routes in the same process.
@@ -46,6 +48,38 @@ impl Env for EmbeddedEnv<'_> {
     }
 }
 
+/// The one document of both services' routes (the demo routes when they are on).
+pub fn document(demo: bool) -> utoipa::openapi::OpenApi {
+    let mut doc = auth_service::openapi::routes_document(demo);
+    doc.merge(stream_service::routes_document());
+    doc.merge(OperationsDoc::openapi());
+    doc.info.title = "authstream".to_owned();
+    doc.info.description = Some(
+        "The auth service and the stream service in one process: users, sessions, JWTs, \
+         stream tokens, and live progress streams of generations. Every error is \
+         `application/problem+json` with a stable `code`."
+            .to_owned(),
+    );
+    doc
+}
+
+/// Every route of the one process: health, metrics, the API document and Swagger UI,
+/// and the routes of both services.
+pub fn routes(
+    cfg: &mut web::ServiceConfig,
+    auth: &web::Data<auth_service::AuthState>,
+    stream: &web::Data<StreamState>,
+    document: &ApiDocument,
+) {
+    let json_limit =
+        auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
+    http::extractor_config(cfg, json_limit);
+    http::health_routes(cfg);
+    openapi::serve(cfg, document);
+    auth_service::mount(cfg, auth);
+    stream_service::mount(cfg, stream);
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -76,8 +110,6 @@ impl Application {
         let (store_kind, ephemeral_key, demo) =
             (store.kind(), keys.is_ephemeral(), auth.common.demo);
         let cors_origins = auth.common.cors_origins.clone();
-        let json_limit =
-            auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
         let auth_state = web::Data::new(auth_service::AuthState::new(
             auth,
             store.clone(),
@@ -86,16 +118,12 @@ impl Application {
         let send_timeout = stream.send_timeout;
         let stream_state = web::Data::new(StreamState::new(stream, store, KeySource::Local(keys))?);
         let stream = stream_state.clone();
+        let document = ApiDocument::new(&document(demo))?;
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(middleware::from_fn(http::observe))
-                .configure(|cfg| {
-                    http::extractor_config(cfg, json_limit);
-                    http::health_routes(cfg);
-                    auth_service::mount(cfg, &auth_state);
-                    stream_service::mount(cfg, &stream_state);
-                })
+                .configure(|cfg| routes(cfg, &auth_state, &stream_state, &document))
                 .default_service(web::to(http::not_found))
         })
         // Streams of the one process are cut from clients that stopped reading, too.

@@ -2,6 +2,13 @@ use shared::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `authstream healthcheck` probes a running server (container health checks).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = shared::probe::run_if_asked(&args, || {
+        shared::config::string_or(&ProcessEnv, "AUTHSTREAM_BIND", "0.0.0.0:8000")
+    }) {
+        std::process::exit(code);
+    }
     shared::telemetry::init(&shared::config::logging(&ProcessEnv)?);
     let app = authstream::Application::build(&ProcessEnv)?;
     println!("{}", app.banner());

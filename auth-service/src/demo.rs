@@ -107,19 +107,27 @@ static CLIENT_JS: LazyLock<Asset> = LazyLock::new(|| {
     )
 });
 
-async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+#[utoipa::path(get, path = "/", tag = "demo", summary = "The demo page",
+    responses((status = 200, description = "The demo page", body = String, content_type = "text/html"), (status = 304, description = "Not modified (If-None-Match)")))]
+pub(crate) async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&INDEX_HTML, &state, &req)
 }
 
-async fn app_css(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+#[utoipa::path(get, path = "/static/app.css", tag = "demo", summary = "The demo page's stylesheet",
+    responses((status = 200, description = "The demo page's stylesheet", body = String, content_type = "text/css"), (status = 304, description = "Not modified (If-None-Match)")))]
+pub(crate) async fn app_css(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&APP_CSS, &state, &req)
 }
 
-async fn app_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+#[utoipa::path(get, path = "/static/app.js", tag = "demo", summary = "The demo page's script",
+    responses((status = 200, description = "The demo page's script", body = String, content_type = "text/javascript"), (status = 304, description = "Not modified (If-None-Match)")))]
+pub(crate) async fn app_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&APP_JS, &state, &req)
 }
 
-async fn client_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
+#[utoipa::path(get, path = "/clients/js/authstream.js", tag = "demo", summary = "The JavaScript client",
+    responses((status = 200, description = "The JavaScript client (an ES module)", body = String, content_type = "text/javascript"), (status = 304, description = "Not modified (If-None-Match)")))]
+pub(crate) async fn client_js(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&CLIENT_JS, &state, &req)
 }
 
@@ -172,9 +180,9 @@ fn content_security_policy(stream_public_url: &str) -> String {
 // ---------------------------------------------------------------------------------
 // The simulated generation.
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SimulateBody {
+pub(crate) struct SimulateBody {
     duration_ms: Option<u64>,
     outcome: Option<String>,
 }
@@ -477,7 +485,23 @@ async fn owned_generation(
 
 /// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted
 /// generation's events. Only a `pending` generation can be simulated, once.
-async fn simulate(
+#[utoipa::path(post, path = "/demo/generations/{generation_id}/simulate", tag = "demo", summary = "Simulate a generation (demo)",
+    security(("bearer" = [])),
+    params(("generation_id" = String, Path, description = "One of the caller's generations")),
+    request_body(content = Option<SimulateBody>, description = "Optional: how long (500-60000 ms, default 8000) and how it ends (`completed` or `failed`)"),
+    responses(
+        (status = 202, description = "The simulation started", body = crate::openapi::SimulationStarted),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 409, response = shared::openapi::Conflict),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
+pub(crate) async fn simulate(
     state: web::Data<AuthState>,
     caller: Authenticated<AccessClaims>,
     path: web::Path<String>,
@@ -578,7 +602,19 @@ async fn simulate(
 /// It announces a disconnect notice for this generation's streams of the caller's
 /// session: the stream service ends them on every replica, revoking nothing, so
 /// their reconnects pass.
-async fn disconnect(
+#[utoipa::path(post, path = "/demo/generations/{generation_id}/disconnect", tag = "demo", summary = "Drop this session's streams of a generation (demo)",
+    security(("bearer" = [])),
+    params(("generation_id" = String, Path, description = "One of the caller's generations")),
+    responses(
+        (status = 202, description = "This session's streams of the generation are told to drop (nothing is revoked)", body = crate::openapi::DisconnectAnnounced),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
+pub(crate) async fn disconnect(
     state: web::Data<AuthState>,
     caller: Authenticated<AccessClaims>,
     path: web::Path<String>,

@@ -4,6 +4,8 @@
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod keys_command;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod sessions;

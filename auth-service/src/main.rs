@@ -4,6 +4,21 @@ use shared::config::ProcessEnv;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `auth-service keys …` manages the signing keys, `healthcheck` probes a running
+    // server; no arguments serves.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = shared::probe::run_if_asked(&args, || {
+        shared::config::string_or(&ProcessEnv, "AUTH_BIND", "0.0.0.0:8081")
+    }) {
+        std::process::exit(code);
+    }
+    if !args.is_empty() {
+        println!(
+            "{}",
+            auth_service::keys_command::run(&args, shared::UnixTime::now())?
+        );
+        return Ok(());
+    }
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(&settings.common.logging);
     if settings.common.redis_url.is_none() {

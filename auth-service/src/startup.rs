@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use shared::jwt::{KeySource, Signer, Validator};
 use shared::keys::KeySet;
+use shared::openapi::{self, ApiDocument};
 use shared::rate_limit::RateLimiter;
 use shared::{ApiError, Store, http};
 
@@ -68,6 +69,15 @@ pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
     }
 }
 
+/// Every route of the auth service's server: health, metrics, the API document and
+/// Swagger UI, the auth routes.
+pub fn routes(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>, document: &ApiDocument) {
+    http::extractor_config(cfg, JSON_LIMIT);
+    http::health_routes(cfg);
+    openapi::serve(cfg, document);
+    mount(cfg, state);
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -90,16 +100,13 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
+        let document = ApiDocument::new(&crate::openapi::document(settings.common.demo))?;
         let state = web::Data::new(AuthState::new(settings, store, keys)?);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(middleware::from_fn(http::observe))
-                .configure(|cfg| {
-                    http::extractor_config(cfg, JSON_LIMIT);
-                    http::health_routes(cfg);
-                    mount(cfg, &state);
-                })
+                .configure(|cfg| routes(cfg, &state, &document))
                 .default_service(web::to(http::not_found))
         })
         .listen(listener)?

@@ -12,10 +12,12 @@ use crate::sessions::SessionRecord;
 use crate::startup::AuthState;
 use crate::users::UserRecord;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
+    /// `Bearer`
+    #[schema(value_type = String)]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub refresh_expires_in: i64,

@@ -4,9 +4,24 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A stable, machine-readable error code. The status follows from the code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares `ErrorCode` and `ErrorCode::ALL` from one list, so that no code can be
+/// left out of the list (the OpenAPI `code` enum is built from it).
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident,)*) => {
+        /// A stable, machine-readable error code. The status follows from the code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for documentation (the OpenAPI `code` enum) and tests.
+            pub const ALL: &'static [Self] = &[$(Self::$code,)*];
+        }
+    };
+}
+
+error_codes! {
     MissingToken,
     InvalidToken,
     TokenExpired,

@@ -347,17 +347,24 @@ pub fn origin_of(url: &str) -> Option<&str> {
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// `GET /readyz`: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers", responses(
+    (status = 200, description = "The store answers", body = Object, example = json!({"status": "ready", "store": "redis"})),
+    (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     store.ping().await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.kind() })))
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

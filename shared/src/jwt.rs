@@ -156,54 +156,97 @@ pub enum KeySource {
     Remote(Arc<RemoteKeys>),
 }
 
-/// The JWKS of the auth service, refetched on an unknown `kid` at most every `min_refresh`.
+/// The JWKS of the auth service: fetched on a timer (every `Cache-Control: max-age` of
+/// the last answer, within bounds) so that a key the auth service stopped publishing
+/// stops verifying here within that time, and refetched on an unknown `kid` (at most
+/// every `min_refresh`). The fetch follows no redirect and reads at most 64 KiB.
 pub struct RemoteKeys {
+    cache: Arc<JwksCache>,
+    refresher: Option<tokio::task::AbortHandle>,
+}
+
+/// The largest JWKS document accepted.
+pub const JWKS_MAX_BYTES: usize = 64 * 1024;
+
+/// How often the JWKS is refetched when the answer names no `max-age`, and the longest
+/// a `max-age` may stretch that (a day-long `max-age` would keep a retired key alive).
+pub const JWKS_DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+
+struct JwksCache {
     url: String,
     http: reqwest::Client,
     cached: RwLock<Arc<KeySet>>,
     /// When the last fetch was tried, and whether it failed.
     last_fetch: tokio::sync::Mutex<Option<(Instant, bool)>>,
     min_refresh: Duration,
+    max_refresh: Duration,
+    /// When the timer fetches next: the last answer's `max-age`, within bounds.
+    next_refresh: RwLock<Duration>,
 }
 
 impl RemoteKeys {
+    /// With the default refresh interval (`JWKS_DEFAULT_REFRESH`).
     pub fn new(auth_url: &str, min_refresh: Duration) -> Result<Self, ApiError> {
+        Self::with_refresh(auth_url, min_refresh, JWKS_DEFAULT_REFRESH)
+    }
+
+    /// `max_refresh` is the longest time between two timed fetches, and the interval
+    /// when the answer names no `max-age` (never below `min_refresh`). Starts the timer
+    /// when called inside a Tokio runtime (a service always is); without one only
+    /// unknown `kid`s fetch.
+    pub fn with_refresh(
+        auth_url: &str,
+        min_refresh: Duration,
+        max_refresh: Duration,
+    ) -> Result<Self, ApiError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            // A redirect could point the fetch anywhere; the JWKS URL is configured, not found.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(ApiError::internal)?;
         let empty =
             KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
-        Ok(Self {
+        let max_refresh = max_refresh.max(min_refresh);
+        let cache = Arc::new(JwksCache {
             url: format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')),
             http,
             cached: RwLock::new(Arc::new(empty)),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refresh,
-        })
+            max_refresh,
+            next_refresh: RwLock::new(max_refresh),
+        });
+        let refresher = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            runtime
+                .spawn(refresh_forever(Arc::downgrade(&cache)))
+                .abort_handle()
+        });
+        Ok(Self { cache, refresher })
     }
 
     /// True when `kid` is among the keys fetched last (no fetch).
     fn knows(&self, kid: &str) -> bool {
-        self.cached.read().verifying_key(kid).is_some()
+        self.cache.cached.read().verifying_key(kid).is_some()
     }
 
     /// The key set, refetched when `kid` is not in it (at most every `min_refresh`).
     /// An unknown `kid` while the JWKS cannot be fetched is `KeysUnavailable`: the
     /// caller should retry, not conclude that its token is bad.
     async fn key_set_with(&self, kid: &str) -> Result<Arc<KeySet>, TokenError> {
-        let cached = self.cached.read().clone();
+        let cache = &self.cache;
+        let cached = cache.cached.read().clone();
         if cached.verifying_key(kid).is_some() {
             return Ok(cached);
         }
-        let mut last = self.last_fetch.lock().await;
+        let mut last = cache.last_fetch.lock().await;
         // Another task may have fetched while we waited.
-        let cached = self.cached.read().clone();
+        let cached = cache.cached.read().clone();
         if cached.verifying_key(kid).is_some() {
             return Ok(cached);
         }
         if let Some((at, failed)) = *last
-            && at.elapsed() < self.min_refresh
+            && at.elapsed() < cache.min_refresh
         {
             return if failed {
                 Err(TokenError::KeysUnavailable)
@@ -211,32 +254,104 @@ impl RemoteKeys {
                 Ok(cached)
             };
         }
+        cache
+            .refresh(&mut last)
+            .await
+            .map_err(|_| TokenError::KeysUnavailable)
+    }
+}
+
+impl Drop for RemoteKeys {
+    fn drop(&mut self) {
+        if let Some(refresher) = &self.refresher {
+            refresher.abort();
+        }
+    }
+}
+
+/// The timer: fetch, wait what the answer allows, fetch again. A failed fetch keeps
+/// the keys it had (known keys keep working) and is retried after `min_refresh`.
+async fn refresh_forever(cache: std::sync::Weak<JwksCache>) {
+    loop {
+        let wait = match cache.upgrade() {
+            Some(cache) => {
+                let mut last = cache.last_fetch.lock().await;
+                match cache.refresh(&mut last).await {
+                    Ok(_) => *cache.next_refresh.read(),
+                    Err(()) => cache.min_refresh,
+                }
+            }
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl JwksCache {
+    /// Fetches now, under the `last_fetch` lock, and replaces the cached set.
+    async fn refresh(&self, last: &mut Option<(Instant, bool)>) -> Result<Arc<KeySet>, ()> {
         let fetched = self.fetch().await;
         *last = Some((Instant::now(), fetched.is_err()));
         match fetched {
-            Ok(fresh) => {
+            Ok((fresh, max_age)) => {
+                *self.next_refresh.write() = max_age
+                    .unwrap_or(self.max_refresh)
+                    .clamp(self.min_refresh, self.max_refresh);
                 let fresh = Arc::new(fresh);
                 *self.cached.write() = fresh.clone();
                 Ok(fresh)
             }
             Err(e) => {
                 tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
-                Err(TokenError::KeysUnavailable)
+                Err(())
             }
         }
     }
 
-    async fn fetch(&self) -> anyhow_like::Result<KeySet> {
-        let doc: serde_json::Value = self
-            .http
-            .get(&self.url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(KeySet::from_jwks(&doc)?)
+    /// The key set and the answer's `max-age`.
+    async fn fetch(&self) -> anyhow_like::Result<(KeySet, Option<Duration>)> {
+        let mut res = self.http.get(&self.url).send().await?;
+        if !res.status().is_success() {
+            return Err(format!("the JWKS answered {}", res.status()).into());
+        }
+        if res
+            .content_length()
+            .is_some_and(|n| n > JWKS_MAX_BYTES as u64)
+        {
+            return Err("the JWKS is larger than 64 KiB".into());
+        }
+        let max_age = res
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await? {
+            if body.len() + chunk.len() > JWKS_MAX_BYTES {
+                return Err("the JWKS is larger than 64 KiB".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body)?;
+        Ok((KeySet::from_jwks(&doc)?, max_age))
     }
+}
+
+/// `max-age` of a `Cache-Control` value; `no-cache` and `no-store` are zero.
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control
+        .split(',')
+        .map(str::trim)
+        .find_map(|directive| {
+            let directive = directive.to_ascii_lowercase();
+            if directive == "no-cache" || directive == "no-store" {
+                return Some(Duration::ZERO);
+            }
+            directive
+                .strip_prefix("max-age=")
+                .and_then(|secs| secs.trim_matches('"').parse().ok())
+                .map(Duration::from_secs)
+        })
 }
 
 mod anyhow_like {

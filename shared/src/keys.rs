@@ -196,6 +196,11 @@ impl KeySet {
         self.ephemeral
     }
 
+    /// Every verifying `kid`, in sort order (the last of a key directory signs).
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.verifying.keys().map(String::as_str)
+    }
+
     pub fn signing_key(&self) -> Option<(&str, &EncodingKey)> {
         self.signing.as_ref().map(|(kid, key)| (kid.as_str(), key))
     }

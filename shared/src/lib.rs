@@ -10,6 +10,8 @@ pub mod generation;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod openapi;
+pub mod probe;
 pub mod rate_limit;
 pub mod revocation;
 pub mod settings;

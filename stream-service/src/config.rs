@@ -24,6 +24,9 @@ pub struct Settings {
     /// `SSE_SEND_TIMEOUT_SECS`, default 30: a connection whose sent data stays
     /// unacknowledged, or that takes nothing (a zero window), for this long is dropped.
     pub send_timeout: Duration,
+    /// `JWKS_REFRESH_SECS`, default 300: the JWKS is refetched this often (sooner when
+    /// its `Cache-Control: max-age` says so), so a retired key stops verifying.
+    pub jwks_refresh: Duration,
     /// `JWKS_ALLOW_HTTP_HOSTS`: hosts (lower-case) whose JWKS may be fetched over plain
     /// http besides loopback, e.g. a compose network's `auth`.
     pub jwks_allow_http_hosts: Vec<String>,
@@ -70,6 +73,7 @@ impl Settings {
             keepalive: config::positive_secs(env, "SSE_KEEPALIVE_SECS", 15)?,
             max_queued,
             send_timeout: config::positive_secs(env, "SSE_SEND_TIMEOUT_SECS", 30)?,
+            jwks_refresh: config::positive_secs(env, "JWKS_REFRESH_SECS", 300)?,
             jwks_allow_http_hosts: config::list(env, "JWKS_ALLOW_HTTP_HOSTS")
                 .into_iter()
                 .map(|h| h.to_ascii_lowercase())
@@ -106,7 +110,7 @@ impl Settings {
             }
             (Algorithm::EdDSA, None, Some(url)) => {
                 check_jwks_transport(url, &self.jwks_allow_http_hosts)?;
-                RemoteKeys::new(url, JWKS_MIN_REFETCH)
+                RemoteKeys::with_refresh(url, JWKS_MIN_REFETCH, self.jwks_refresh)
                     .map(|keys| KeySource::Remote(keys.into()))
                     .map_err(|e| ConfigError::new("AUTH_URL", e.detail))
             }
@@ -166,9 +170,18 @@ mod tests {
         assert_eq!(s.keepalive, Duration::from_secs(15));
         assert_eq!(s.max_queued, 256);
         assert_eq!(s.send_timeout, Duration::from_secs(30));
+        assert_eq!(s.jwks_refresh, Duration::from_secs(300));
         assert_eq!(s.max_streams_per_user, 20);
         assert_eq!(s.auth_url.as_deref(), Some("http://auth:8081"));
         assert!(matches!(s.key_source().unwrap(), KeySource::Remote(_)));
+    }
+
+    #[test]
+    fn the_jwks_refresh_interval_is_a_positive_number_of_seconds() {
+        let s = Settings::from_env(&vars(&[AUTH, ("JWKS_REFRESH_SECS", "60")])).unwrap();
+        assert_eq!(s.jwks_refresh, Duration::from_secs(60));
+        let err = Settings::from_env(&vars(&[AUTH, ("JWKS_REFRESH_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("JWKS_REFRESH_SECS"), "{err}");
     }
 
     #[test]

@@ -11,5 +11,5 @@ pub mod routes;
 pub mod startup;
 
 pub use config::Settings;
-pub use routes::openapi::openapi;
+pub use routes::openapi::{openapi, routes_document};
 pub use startup::{Application, Stopper, StreamState, mount, send_timeout};

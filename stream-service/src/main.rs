@@ -5,6 +5,13 @@ use stream_service::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `stream-service healthcheck` probes a running server (container health checks).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = shared::probe::run_if_asked(&args, || {
+        shared::config::string_or(&ProcessEnv, "STREAM_BIND", "0.0.0.0:8082")
+    }) {
+        std::process::exit(code);
+    }
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(&settings.common.logging);
     Application::build(settings)

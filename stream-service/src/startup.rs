@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use shared::config::ConfigError;
 use shared::jwt::{KeySource, Validator};
+use shared::openapi::ApiDocument;
 use shared::rate_limit::RateLimiter;
 use shared::store::Store;
 use tokio::sync::watch;
@@ -105,6 +106,20 @@ pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
         );
 }
 
+/// Every route of the stream service's server: health, metrics, the API document and
+/// Swagger UI, the stream routes.
+pub fn routes(
+    cfg: &mut web::ServiceConfig,
+    state: &web::Data<StreamState>,
+    document: &ApiDocument,
+) {
+    shared::http::extractor_config(cfg, MAX_EVENT_BYTES);
+    cfg.app_data(web::Data::new(state.store.clone()));
+    shared::http::health_routes(cfg);
+    shared::openapi::serve(cfg, document);
+    mount(cfg, state);
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -132,21 +147,14 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
-        let state = web::Data::new(StreamState::new(settings, store.clone(), keys)?);
-        let store = web::Data::new(store);
+        let state = web::Data::new(StreamState::new(settings, store, keys)?);
+        let document = ApiDocument::new(&routes::openapi::openapi())?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(shared::http::cors(&cors_origins))
                 .wrap(from_fn(shared::http::observe))
-                .configure(|cfg| shared::http::extractor_config(cfg, MAX_EVENT_BYTES))
-                .app_data(store.clone())
-                .configure(shared::http::health_routes)
-                .route(
-                    "/openapi.json",
-                    web::get().to(routes::openapi::openapi_json),
-                )
-                .configure(|cfg| mount(cfg, &app_state))
+                .configure(|cfg| self::routes(cfg, &app_state, &document))
                 .default_service(web::to(shared::http::not_found))
         })
         .on_connect(send_timeout(state.settings().send_timeout))

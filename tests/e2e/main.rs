@@ -6,5 +6,6 @@ mod helpers;
 mod bench_smoke;
 mod cross_service;
 mod embedded;
+mod openapi;
 mod rate_limits;
 mod store_commands;

@@ -16,9 +16,12 @@ use crate::domain::{Email, Password};
 use crate::startup::AuthState;
 use crate::{sessions, tokens, users};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
+    #[schema(example = "ada@example.com")]
     email: String,
+    /// 8 to 1024 characters
+    #[schema(value_type = String, example = "correct horse")]
     password: SecretString,
 }
 
@@ -32,6 +35,18 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
         .ok_or_else(|| ApiError::internal("checked fields missing"))
 }
 
+#[utoipa::path(
+    tag = "accounts", summary = "Register a user",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered", body = crate::openapi::Registered),
+        (status = 409, response = shared::openapi::Conflict),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/register")]
 pub async fn register(
     state: web::Data<AuthState>,
@@ -46,6 +61,18 @@ pub async fn register(
         .json(json!({ "user_id": user.user_id, "email": user.email, "tier": user.tier })))
 }
 
+#[utoipa::path(
+    tag = "accounts", summary = "Sign in: a new session and its token pair",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`)", body = crate::tokens::TokenPair),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AuthState>,
@@ -120,6 +147,16 @@ async fn give_back_login_attempt(state: &AuthState, req: &HttpRequest, email: &E
     }
 }
 
+#[utoipa::path(
+    tag = "accounts", summary = "Sign out this session",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session of this token is revoked, its streams end"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<AuthState>,
@@ -130,6 +167,16 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    tag = "accounts", summary = "Sign out everywhere",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session of the user is revoked, their streams end"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/logout-all")]
 pub async fn logout_all(
     state: web::Data<AuthState>,

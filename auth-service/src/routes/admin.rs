@@ -14,6 +14,19 @@ use crate::users;
 
 const ADMIN_SCOPE: &str = "users:admin";
 
+#[utoipa::path(
+    tag = "admin", summary = "Revoke every session and token of a user",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The user")),
+    responses(
+        (status = 204, description = "Every session and token of the user is revoked"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/users/{user_id}/revoke")]
 pub async fn revoke_user(
     state: web::Data<AuthState>,
@@ -28,13 +41,30 @@ pub async fn revoke_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    /// `free` or `paid`
     tier: Option<String>,
     roles: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    tag = "admin", summary = "Change a user's tier or roles",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The user")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The changed user", body = crate::openapi::Profile),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[patch("/auth/users/{user_id}")]
 pub async fn update_user(
     state: web::Data<AuthState>,

@@ -10,13 +10,29 @@ use shared::{ApiError, ErrorCode, UnixTime};
 use crate::startup::AuthState;
 use crate::users;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGeneration {
+    /// Generated (UUID v4) when left out
     generation_id: Option<String>,
     owner_id: Option<String>,
 }
 
+#[utoipa::path(
+    tag = "generations", summary = "Create a generation",
+    security(("bearer" = [])),
+    request_body = NewGeneration,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::CreatedGeneration),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 409, response = shared::openapi::Conflict),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/generations")]
 pub async fn create(
     state: web::Data<AuthState>,
@@ -94,6 +110,19 @@ pub async fn visible(
     }
 }
 
+#[utoipa::path(
+    tag = "generations", summary = "A generation",
+    security(("bearer" = [])),
+    params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
+    responses(
+        (status = 200, description = "The generation", body = crate::openapi::GenerationView),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/generations/{generation_id}")]
 pub async fn get(
     state: web::Data<AuthState>,

@@ -4,6 +4,13 @@ use actix_web::{HttpResponse, get, web};
 use crate::startup::AuthState;
 
 /// The public verification keys; cacheable, since new keys are added before they sign.
+#[utoipa::path(
+    tag = "tokens", summary = "The public verification keys (JWKS)",
+    responses(
+        (status = 200, description = "The public keys (`Cache-Control: public, max-age=300`)", body = crate::openapi::Jwks),
+
+    )
+)]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AuthState>) -> HttpResponse {
     HttpResponse::Ok()

@@ -25,6 +25,17 @@ async fn load(state: &AuthState, user_id: &str) -> Result<users::Loaded, ApiErro
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
+#[utoipa::path(
+    tag = "sessions", summary = "The caller's profile",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The profile version, for If-Match"))),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/auth/me")]
 pub async fn get(
     state: web::Data<AuthState>,
@@ -33,12 +44,14 @@ pub async fn get(
     Ok(respond(&load(&state, caller.0.user_id()).await?.user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     /// Absent: unchanged; `null`: cleared.
     #[serde(default, with = "serde_with_null")]
+    #[schema(value_type = Option<String>)]
     display_name: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
     preferences: Option<serde_json::Value>,
 }
 
@@ -53,6 +66,23 @@ mod serde_with_null {
     }
 }
 
+#[utoipa::path(
+    tag = "sessions", summary = "Change the profile (If-Match)",
+    security(("bearer" = [])),
+    params(("If-Match" = Option<String>, Header, description = "The ETag of GET /auth/me (or `*`); without it the answer is 428")),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, description = "The changed profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The new version"))),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 412, response = shared::openapi::PreconditionFailed),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 428, response = shared::openapi::PreconditionRequired),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[patch("/auth/me")]
 pub async fn patch(
     state: web::Data<AuthState>,

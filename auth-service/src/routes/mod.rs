@@ -1,14 +1,14 @@
 //! One module per resource; handlers are short verbs.
 
-mod account;
-mod admin;
-mod generations;
-mod jwks;
-mod me;
-mod service_tokens;
-mod sessions;
-mod stream_tokens;
-mod tokens;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod generations;
+pub(crate) mod jwks;
+pub(crate) mod me;
+pub(crate) mod service_tokens;
+pub(crate) mod sessions;
+pub(crate) mod stream_tokens;
+pub(crate) mod tokens;
 
 pub use stream_tokens::{SessionEnds, session_ends};
 

@@ -15,9 +15,10 @@ use subtle::ConstantTimeEq as _;
 
 use crate::startup::AuthState;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ClientCredentials {
     client_id: Option<String>,
+    #[schema(value_type = Option<String>)]
     client_secret: Option<SecretString>,
     /// Optional narrowing: space-separated scopes, each one the client has.
     scope: Option<String>,
@@ -42,6 +43,19 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
     Some((id.to_owned(), SecretString::from(secret.to_owned())))
 }
 
+#[utoipa::path(
+    tag = "tokens", summary = "A service token for a configured client",
+    security(("basic" = []), ()),
+    request_body(content = Option<ClientCredentials>, description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
+    responses(
+        (status = 200, description = "A service token (`Cache-Control: no-store`)", body = crate::openapi::ServiceToken),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/service-token")]
 pub async fn issue(
     state: web::Data<AuthState>,

@@ -10,6 +10,16 @@ use super::account::end_session;
 use crate::sessions;
 use crate::startup::AuthState;
 
+#[utoipa::path(
+    tag = "sessions", summary = "List the caller's sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's sessions", body = Vec<crate::openapi::SessionView>),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/auth/sessions")]
 pub async fn list(
     state: web::Data<AuthState>,
@@ -33,6 +43,18 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[utoipa::path(
+    tag = "sessions", summary = "Revoke one of your sessions",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "One of the caller's sessions")),
+    responses(
+        (status = 204, description = "The session is revoked, its streams end"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[delete("/auth/sessions/{session_id}")]
 pub async fn revoke(
     state: web::Data<AuthState>,

@@ -31,6 +31,19 @@ pub fn session_ends(max_age: std::time::Duration) -> SessionEnds {
 /// end: the user's rate limit and session read, and the generation's ownership check
 /// and `SET NX`, are one script each, pipelined. The first mint of a session here
 /// reads the session first (two round trips).
+#[utoipa::path(
+    tag = "generations", summary = "Mint a single-use stream token",
+    security(("bearer" = [])),
+    params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
+    responses(
+        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = crate::openapi::StreamTokenAnswer),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/generations/generate/{generation_id}/stream-token")]
 pub async fn mint(
     state: web::Data<AuthState>,
@@ -159,6 +172,17 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
     }
 }
 
+#[utoipa::path(
+    tag = "admin", summary = "Stream-token statistics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counts only: this process's at once, other processes' within a second (a token consumed elsewhere leaves `active` within three)", body = crate::openapi::StreamTokenStats),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope("users:admin")?;

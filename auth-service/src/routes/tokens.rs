@@ -13,11 +13,23 @@ use crate::sessions::{self, Refreshed};
 use crate::startup::AuthState;
 use crate::{tokens, users};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    tag = "accounts", summary = "Rotate the token pair with the refresh token",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair; the presented refresh token is retired", body = crate::tokens::TokenPair),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AuthState>,
@@ -62,13 +74,15 @@ pub async fn refresh(
         .json(pair))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct TokenBody {
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ValidateQuery {
+    /// `access` (the default) or `service`
     token_type: Option<String>,
 }
 
@@ -98,6 +112,19 @@ async fn introspect(
         .json(body))
 }
 
+#[utoipa::path(
+    tag = "tokens", summary = "Validate a token (introspection)",
+    security((), ("bearer" = [])),
+    params(ValidateQuery),
+    request_body(content = Option<TokenBody>, description = "The token to check; without a body, the Bearer token is checked"),
+    responses(
+        (status = 200, description = "The token is valid: its claims", body = crate::openapi::Introspection),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/validate")]
 pub async fn validate_post(
     state: web::Data<AuthState>,
@@ -119,6 +146,17 @@ pub async fn validate_post(
     introspect(&state, &token, query.token_type.as_deref()).await
 }
 
+#[utoipa::path(
+    tag = "tokens", summary = "Validate the Bearer token",
+    security(("bearer" = [])),
+    params(ValidateQuery),
+    responses(
+        (status = 200, description = "The Bearer token is valid: its claims", body = crate::openapi::Introspection),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[get("/auth/validate")]
 pub async fn validate_get(
     state: web::Data<AuthState>,
@@ -134,6 +172,17 @@ pub async fn validate_get(
 }
 
 /// RFC 7009: 200 whether or not the token was valid, so it reveals nothing.
+#[utoipa::path(
+    tag = "tokens", summary = "Revoke a token (RFC 7009)",
+    request_body = TokenBody,
+    responses(
+        (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = Object, example = json!({})),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
 #[post("/auth/revoke")]
 pub async fn revoke(
     state: web::Data<AuthState>,

@@ -10,6 +10,7 @@ mod generations;
 mod keys;
 mod limits;
 mod me;
+mod openapi;
 mod operations;
 mod rate_limits;
 mod refresh;

@@ -27,6 +27,7 @@ macro_rules! store_suite {
 }
 
 mod helpers;
+mod jwks;
 mod jwt_validation;
 mod rate_limit;
 mod revocation;

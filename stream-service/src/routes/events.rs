@@ -21,6 +21,24 @@ const MAX_STAGE_CHARS: usize = 128;
 const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// The caller is authenticated (the extractor runs first) before the body is read.
+#[utoipa::path(
+    post,
+    path = "/generations/{generation_id}/events",
+    tag = "events", summary = "Publish a progress event",
+    params(("generation_id" = String, Path, description = "The generation")),
+    security(("bearer" = [])),
+    request_body(content = crate::routes::openapi::NewEventBody, description = "At most 16 KiB"),
+    responses(
+        (status = 202, description = "Stored and sent to every open stream", body = crate::routes::openapi::Published),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 409, response = shared::openapi::Conflict),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 503, response = shared::openapi::Unavailable),
+    )
+)]
 pub async fn publish(
     state: web::Data<StreamState>,
     caller: Authenticated<ServiceClaims>,

@@ -15,6 +15,23 @@ use crate::startup::StreamState;
 /// What `retry:` tells a browser to wait before reconnecting.
 const RETRY: Duration = Duration::from_secs(3);
 
+#[utoipa::path(
+    get,
+    path = "/generations/generate/{generation_id}/stream",
+    tag = "streams", summary = "Follow a generation's events (Server-Sent Events)",
+    params(
+        ("generation_id" = String, Path, description = "The generation to follow"),
+        crate::routes::openapi::OpenStreamParams
+    ),
+    security(("stream_token" = []), ("resume_cookie" = [])),
+    responses(
+        (status = 200, description = "The event stream: kept history, then live events, until the terminal event; sets the `as_resume` cookie", content_type = "text/event-stream", body = String),
+        (status = 204, description = "Resumed at the terminal event of a finished generation: nothing more will come"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable),
+    )
+)]
 pub async fn open_stream(
     state: web::Data<StreamState>,
     req: HttpRequest,

@@ -11,6 +11,24 @@ use crate::admission::{self, Open, StreamQuery, Transport};
 use crate::feed::{End, Feed};
 use crate::startup::StreamState;
 
+#[utoipa::path(
+    get,
+    path = "/generations/generate/{generation_id}/ws",
+    tag = "streams", summary = "Follow a generation's events (WebSocket)",
+    params(
+        ("generation_id" = String, Path, description = "The generation to follow"),
+        crate::routes::openapi::OpenStreamParams
+    ),
+    security(("stream_token" = []), ("resume_cookie" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol: the same events as JSON text frames"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable),
+    )
+)]
 pub async fn open_ws(
     state: web::Data<StreamState>,
     req: HttpRequest,

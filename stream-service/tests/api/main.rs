@@ -6,6 +6,7 @@ mod fanout;
 mod health;
 mod helpers;
 mod logs;
+mod openapi;
 mod publish;
 mod rate_limits;
 mod resilience;

@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# One image with the three binaries: auth-service, stream-service and authstream.
+#   docker build -t authstream .
+# The dependencies are compiled in their own layer (from the manifests alone), so a
+# change to the sources rebuilds only the workspace's crates.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+
+# 1. Dependencies: the manifests, and empty targets where the sources will go.
+COPY Cargo.toml Cargo.lock ./
+COPY shared/Cargo.toml shared/
+COPY auth-service/Cargo.toml auth-service/
+COPY stream-service/Cargo.toml stream-service/
+RUN mkdir -p src shared/src auth-service/src stream-service/src \
+        tests/e2e tests/browser shared/tests/shared stream-service/tests/api \
+    && for crate in . auth-service stream-service; do \
+        echo 'fn main() {}' > "$crate/src/main.rs"; touch "$crate/src/lib.rs"; \
+    done \
+    && touch shared/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
+        shared/tests/shared/main.rs stream-service/tests/api/main.rs \
+    && cargo build --release --locked --workspace --bins \
+    && rm -rf src shared/src auth-service/src stream-service/src
+
+# 2. The workspace itself. The crate roots are touched so that cargo rebuilds them
+# rather than trusting the empty stand-ins compiled above.
+COPY . .
+RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
+        auth-service/src/lib.rs auth-service/src/main.rs \
+        stream-service/src/lib.rs stream-service/src/main.rs \
+    && cargo build --release --locked --workspace --bins \
+    && mkdir -p /out /out/keys \
+    && cp target/release/auth-service target/release/stream-service target/release/authstream /out/
+
+# The runtime: glibc, CA certificates and a non-root user; no shell, no package
+# manager, no compiler. Health checks use `<binary> healthcheck`.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=build /out/auth-service /out/stream-service /out/authstream /usr/local/bin/
+# The signing-key volume's mount point, owned by the user the services run as.
+COPY --from=build --chown=65532:65532 /out/keys /keys
+USER 65532:65532
+ENV LOG_FORMAT=json
+EXPOSE 8000 8081 8082
+CMD ["/usr/local/bin/authstream"]
