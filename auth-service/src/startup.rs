@@ -26,6 +26,8 @@ pub struct AuthState {
     pub validator: Validator,
     pub hasher: PasswordHasher,
     pub limiter: RateLimiter,
+    /// When sessions end, for stream token mints (`routes::stream_tokens`).
+    pub session_ends: crate::routes::SessionEnds,
 }
 
 impl AuthState {
@@ -44,6 +46,7 @@ impl AuthState {
                 settings.password_queue_timeout,
             )?,
             limiter: settings.common.rate_limiter(store.clone()),
+            session_ends: crate::routes::session_ends(settings.session_max_age),
             validator,
             keys,
             store,

@@ -638,6 +638,21 @@ impl actix_web::FromRequest for Pending<Caller> {
     }
 }
 
+/// A request authenticated like `Authenticated`, whose handler spends the user's
+/// rate limit itself, in the same store round trip as its own work
+/// (`RateLimiter::budget`, then `RateLimiter::decided` and `record_limit`).
+pub struct Validated<C>(pub C);
+
+impl<C: crate::claims::Claims + 'static> actix_web::FromRequest for Validated<C> {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = Presented::of(req);
+        Box::pin(async move { Ok(Self(presented.validate::<C>().await?)) })
+    }
+}
+
 /// An anonymous request (no Bearer token), admitted by the per-address rate limit
 /// (`anon`). Holds the client address (`TRUSTED_PROXIES` applied).
 pub struct Anonymous {

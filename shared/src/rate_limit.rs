@@ -414,10 +414,9 @@ impl RateLimiter {
         subject: Subject<'_>,
         cost: Cost,
     ) -> Result<Limit, StoreError> {
-        let quota = self.quota(policy);
-        let key = self.key(policy, subject);
+        let (key, quota) = self.budget(policy, subject);
         let decision = self.store.rate_limit(&key, quota.gcra(), cost).await?;
-        Ok(self.counted(policy, cost, decision))
+        Ok(self.decided(policy, quota, decision, cost))
     }
 
     /// `decide`, with one read of the request's own sent in the same round trip (the
@@ -429,30 +428,12 @@ impl RateLimiter {
         cost: Cost,
         read: Read<'_>,
     ) -> Result<(Limit, ReadAnswer), StoreError> {
-        let quota = self.quota(policy);
-        let key = self.key(policy, subject);
+        let (key, quota) = self.budget(policy, subject);
         let (decision, found) = self
             .store
             .rate_limit_and_read(&key, quota.gcra(), cost, read)
             .await?;
-        Ok((self.counted(policy, cost, decision), found))
-    }
-
-    /// A decision to send along with another store operation
-    /// (`Store::save_session`); `limit` reads its answer.
-    pub fn spend_of(
-        &self,
-        policy: Policy,
-        subject: Subject<'_>,
-        cost: Cost,
-    ) -> (String, Gcra, Cost) {
-        (self.key(policy, subject), self.quota(policy).gcra(), cost)
-    }
-
-    /// The answer of a decision sent along with another operation, counted like
-    /// `decide`'s.
-    pub fn limit(&self, policy: Policy, cost: Cost, decision: Decision) -> Limit {
-        self.counted(policy, cost, decision)
+        Ok((self.decided(policy, quota, decision, cost), found))
     }
 
     /// The store this limiter decides in.
@@ -460,13 +441,19 @@ impl RateLimiter {
         &self.store
     }
 
-    fn key(&self, policy: Policy, subject: Subject<'_>) -> String {
-        self.store
+    /// The key and quota of `subject`'s budget under `policy`, for a script that makes
+    /// the decision in the same round trip as its own work (`gcra_lua_function!`);
+    /// `decided` then reports it.
+    pub fn budget(&self, policy: Policy, subject: Subject<'_>) -> (String, Quota) {
+        let key = self
+            .store
             .keys()
-            .rate_limit(&subject.hash_tag(), policy.as_str())
+            .rate_limit(&subject.hash_tag(), policy.as_str());
+        (key, self.quota(policy))
     }
 
-    fn counted(&self, policy: Policy, cost: Cost, decision: Decision) -> Limit {
+    /// A decision made on `budget`'s key, counted like `decide`'s.
+    pub fn decided(&self, policy: Policy, quota: Quota, decision: Decision, cost: Cost) -> Limit {
         if cost != Cost::GiveBack {
             let outcome = if decision.allowed {
                 "allowed"
@@ -482,7 +469,7 @@ impl RateLimiter {
         }
         Limit {
             policy,
-            quota: self.quota(policy),
+            quota,
             decision,
         }
     }

@@ -1,10 +1,12 @@
 //! Stream tokens and resume grants: 32 random bytes, URL-safe base64 without
 //! padding (43 characters). The store only ever sees their SHA-256 digest.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use parking_lot::Mutex;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
@@ -88,33 +90,6 @@ impl StreamGrant {
     }
 }
 
-/// The holder of a grant as the store has it now: whether the session still exists,
-/// and whether the user is an admin today (a role can be taken away between two
-/// resumes). `None` when the session or the user is gone. One `MGET`: both records
-/// are under the user's hash tag.
-pub async fn holder_is_admin(
-    store: &crate::Store,
-    user_id: &str,
-    session_id: &str,
-) -> Result<Option<bool>, crate::StoreError> {
-    #[derive(Deserialize)]
-    struct Roles {
-        #[serde(default)]
-        roles: Vec<String>,
-    }
-    let keys = store.keys();
-    let found = store
-        .mget(&[keys.session(user_id, session_id), keys.user(user_id)])
-        .await?;
-    let (Some(Some(_session)), Some(Some(user))) = (found.first(), found.get(1)) else {
-        return Ok(None);
-    };
-    // A record that does not read as a user grants nothing.
-    Ok(serde_json::from_str::<Roles>(user)
-        .ok()
-        .map(|u| u.roles.iter().any(|r| r == crate::claims::ROLE_ADMIN)))
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantKind {
@@ -153,12 +128,13 @@ mod tests {
 /// A token's state marker (`Keys::stream_token_state`): `issued` at mint, `used` once
 /// consumed. It lives twice the token's lifetime, so that a token presented after
 /// its expiry, or again, is told apart from one never issued, and then goes too.
-const ISSUED: &str = "issued";
-const USED: &str = "used";
+pub(crate) const ISSUED: &str = "issued";
+pub(crate) const USED: &str = "used";
 
-/// Stores a grant under the digest of a fresh secret with `SET NX EX`, its state
-/// marker and (for stream tokens) the statistics, in ONE round trip; retries on the
-/// (practically impossible) collision, and returns the secret.
+/// Stores a grant under the digest of a fresh secret with `SET NX`, beside its state
+/// marker, under its generation's hash tag: ONE round trip. Retries on the
+/// (practically impossible) collision, and returns the secret. The statistics are
+/// counted in this process (`PendingStats`).
 pub async fn mint(
     store: &crate::Store,
     grant: &StreamGrant,
@@ -167,12 +143,12 @@ pub async fn mint(
 ) -> Result<StreamSecret, ApiError> {
     let value = serde_json::to_string(grant).map_err(ApiError::internal)?;
     let keys = store.keys();
-    let (issued, active) = (keys.stream_stats("issued"), keys.stream_stats("active"));
     for _ in 0..3 {
         let secret = StreamSecret::generate()?;
         let digest = secret.digest();
-        let (token, state) = (keys.stream_token(&digest), keys.stream_token_state(&digest));
-        let mut writes = vec![
+        let token = keys.stream_token(&grant.generation_id, &digest);
+        let state = keys.stream_token_state(&grant.generation_id, &digest);
+        let writes = [
             Write::SetNx {
                 key: &token,
                 value: &value,
@@ -185,17 +161,10 @@ pub async fn mint(
                 ttl: ttl.saturating_mul(2),
             },
         ];
-        if grant.kind == GrantKind::Token {
-            writes.push(Write::Incr { key: &issued });
-            writes.push(Write::ExpiringAdd {
-                key: &active,
-                member: &digest,
-                expires_at_ms: now.plus(ttl).millis(),
-                now_ms: now.millis(),
-            });
-        }
-        // On a collision the counters are one ahead: a price paid once in 2^256.
         if store.write_all(&writes).await? {
+            if grant.kind == GrantKind::Token {
+                store.stream_stats().issued(digest, now.plus(ttl));
+            }
             return Ok(secret);
         }
     }
@@ -211,60 +180,223 @@ pub enum Refusal {
     Expired,
     /// Already consumed once: a replay.
     Replay,
+    /// A grant of the other kind (a resume grant presented as a token, or the reverse).
+    WrongKind,
 }
 
-/// Consumes a token with ONE `GETDEL`, which in the same atomic step marks it used
-/// (keeping the marker's expiry) or, on a miss, reads the marker. A refused token is
-/// told apart (unknown, expired or replay) for the log, never for the client.
+impl Refusal {
+    /// What a missing grant's state marker says.
+    pub(crate) fn of_marker(marker: Option<&str>) -> Self {
+        match marker {
+            Some(USED) => Self::Replay,
+            Some(ISSUED) => Self::Expired,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The name the store's open script gives a refusal.
+    pub(crate) fn named(name: &str) -> Self {
+        match name {
+            "replay" => Self::Replay,
+            "expired" => Self::Expired,
+            "wrong_kind" => Self::WrongKind,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Consumes a grant of `generation_id` with ONE `GETDEL`, which in the same atomic
+/// step marks it used (keeping the marker's expiry) or, on a miss, reads the marker. A
+/// refused token is told apart (unknown, expired or replay) for the log, never for the
+/// client. (A stream open does this inside `Store::open_stream`.)
 pub async fn consume(
     store: &crate::Store,
+    generation_id: &str,
     secret: &StreamSecret,
 ) -> Result<Result<StreamGrant, Refusal>, crate::StoreError> {
     let digest = secret.digest();
     let keys = store.keys();
     let taken = store
         .get_del_marking(
-            &keys.stream_token(&digest),
-            &keys.stream_token_state(&digest),
+            &keys.stream_token(generation_id, &digest),
+            &keys.stream_token_state(generation_id, &digest),
             USED,
         )
         .await?;
     let raw = match taken {
         Taken::Value(raw) => raw,
         // Atomic with the marking, so a racing second use is a replay, not "expired".
-        Taken::Missing { marker } => {
-            return Ok(Err(match marker.as_deref() {
-                Some(USED) => Refusal::Replay,
-                Some(ISSUED) => Refusal::Expired,
-                _ => Refusal::Unknown,
-            }));
-        }
+        Taken::Missing { marker } => return Ok(Err(Refusal::of_marker(marker.as_deref()))),
     };
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw) else {
         return Ok(Err(Refusal::Unknown));
     };
     if grant.kind == GrantKind::Token {
-        // The statistics of a consumed token in one round trip.
-        let (consumed, active) = (keys.stream_stats("consumed"), keys.stream_stats("active"));
         store
-            .write_all(&[
-                Write::Incr { key: &consumed },
-                Write::ExpiringRemove {
-                    key: &active,
-                    member: &digest,
-                },
-            ])
-            .await?;
+            .stream_stats()
+            .consumed(digest, crate::UnixTime::now());
     }
     Ok(Ok(grant))
 }
 
-/// Counts a refused stream open.
-pub async fn record_rejected(store: &crate::Store) -> Result<(), crate::StoreError> {
-    store
-        .incr(&store.keys().stream_stats("rejected"))
-        .await
-        .map(drop)
+/// How often each process adds its counted statistics to the store's counters.
+pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Stream token statistics counted in this process, added to the store's counters in
+/// the background every `STATS_FLUSH_INTERVAL` (one pipeline), so that no mint or open
+/// waits for them. Shared by every clone of a `Store`.
+#[derive(Default)]
+pub struct PendingStats {
+    issued: AtomicU64,
+    consumed: AtomicU64,
+    rejected: AtomicU64,
+    active: Mutex<ActiveChanges>,
+    flushing: AtomicBool,
+}
+
+/// Tokens minted (digest, expiry ms) and consumed (digest, when, ms) here since the
+/// last flush.
+#[derive(Default)]
+struct ActiveChanges {
+    minted: Vec<(String, i64)>,
+    consumed: Vec<(String, i64)>,
+}
+
+/// The background flush takes a consumed token out of the active set this long after
+/// its consumption: by then the process that minted it (maybe another) has flushed its
+/// mint, so the removal never comes first and leaves a stale member behind.
+const REMOVAL_DELAY: Duration = STATS_FLUSH_INTERVAL.saturating_mul(2);
+
+/// At most this many active-set changes wait for a flush; past it (a store down for
+/// long) the oldest are dropped: the set is a gauge that corrects itself as tokens expire.
+const MAX_PENDING_ACTIVE: usize = 100_000;
+
+impl PendingStats {
+    fn issued(&self, digest: String, expires_at: crate::UnixTime) {
+        self.issued.fetch_add(1, Ordering::Relaxed);
+        let mut active = self.active.lock();
+        if active.minted.len() < MAX_PENDING_ACTIVE {
+            active.minted.push((digest, expires_at.millis()));
+        }
+    }
+
+    fn consumed(&self, digest: String, now: crate::UnixTime) {
+        self.consumed.fetch_add(1, Ordering::Relaxed);
+        let mut active = self.active.lock();
+        if active.consumed.len() < MAX_PENDING_ACTIVE {
+            active.consumed.push((digest, now.millis()));
+        }
+    }
+
+    fn rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Starts the background flush once per store, when called inside a runtime.
+    pub(crate) fn follow(&self, store: &crate::Store) {
+        if tokio::runtime::Handle::try_current().is_err()
+            || self.flushing.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(STATS_FLUSH_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let now = crate::UnixTime::now();
+                let due = now
+                    .millis()
+                    .saturating_sub(i64::try_from(REMOVAL_DELAY.as_millis()).unwrap_or(i64::MAX));
+                if let Err(e) = flush(&store, now, due).await {
+                    tracing::debug!(error = %e, "cannot flush the stream token statistics yet");
+                }
+            }
+        });
+    }
+}
+
+/// Adds what this process counted since the last flush to the store's counters, in one
+/// round trip (none when there is nothing). On failure the counts wait for the next.
+pub async fn flush_stats(
+    store: &crate::Store,
+    now: crate::UnixTime,
+) -> Result<(), crate::StoreError> {
+    flush(store, now, i64::MAX).await
+}
+
+/// `flush_stats`, taking out of the active set only the tokens consumed by `due_ms`.
+async fn flush(
+    store: &crate::Store,
+    now: crate::UnixTime,
+    due_ms: i64,
+) -> Result<(), crate::StoreError> {
+    let pending = store.stream_stats();
+    let counts = [
+        ("issued", pending.issued.swap(0, Ordering::Relaxed)),
+        ("consumed", pending.consumed.swap(0, Ordering::Relaxed)),
+        ("rejected", pending.rejected.swap(0, Ordering::Relaxed)),
+    ];
+    let (added, removed) = {
+        let mut active = pending.active.lock();
+        let (removed, later) = std::mem::take(&mut active.consumed)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(_, at)| *at <= due_ms);
+        active.consumed = later;
+        (std::mem::take(&mut active.minted), removed)
+    };
+    let keys = store.keys();
+    let names = counts.map(|(name, n)| (keys.stream_stats(name), n));
+    let active = keys.stream_stats("active");
+    let mut writes: Vec<Write<'_>> = names
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(key, n)| Write::IncrBy {
+            key,
+            by: i64::try_from(*n).unwrap_or(i64::MAX),
+        })
+        .collect();
+    writes.extend(
+        added
+            .iter()
+            .map(|(digest, expires_at_ms)| Write::ExpiringAdd {
+                key: &active,
+                member: digest,
+                expires_at_ms: *expires_at_ms,
+                now_ms: now.millis(),
+            }),
+    );
+    writes.extend(removed.iter().map(|(digest, _)| Write::ExpiringRemove {
+        key: &active,
+        member: digest,
+    }));
+    if let Err(e) = store.write_all_in_background(&writes).await {
+        // Counted again next time; the active-set changes are given up (it is a gauge
+        // that corrects itself as its members expire).
+        pending.issued.fetch_add(counts[0].1, Ordering::Relaxed);
+        pending.consumed.fetch_add(counts[1].1, Ordering::Relaxed);
+        pending.rejected.fetch_add(counts[2].1, Ordering::Relaxed);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Counts a stream token minted by `Store::mint_stream_token` (in this process; flushed
+/// in the background).
+pub fn record_issued(store: &crate::Store, digest: String, expires_at: crate::UnixTime) {
+    store.stream_stats().issued(digest, expires_at);
+}
+
+/// Counts a stream token taken by a stream open (in this process; flushed in the
+/// background).
+pub fn record_consumed(store: &crate::Store, digest: String, now: crate::UnixTime) {
+    store.stream_stats().consumed(digest, now);
+}
+
+/// Counts a refused stream open (in this process; flushed in the background).
+pub fn record_rejected(store: &crate::Store) {
+    store.stream_stats().rejected();
 }
 
 /// Stream token statistics: counts only, no user data.
@@ -276,7 +408,11 @@ pub struct Stats {
     pub rejected_total: u64,
 }
 
+/// The store's counters, after adding this process's pending counts (so a process
+/// sees its own mints and opens at once, and other processes' within
+/// `STATS_FLUSH_INTERVAL`).
 pub async fn stats(store: &crate::Store, now: crate::UnixTime) -> Result<Stats, crate::StoreError> {
+    flush_stats(store, now).await?;
     let keys = store.keys();
     let counters = store
         .mget(&[

@@ -1,6 +1,7 @@
-//! Opening a stream, for SSE and WebSocket alike: consume the stream token (or the
-//! `as_resume` cookie) first, check what it grants, find the resume point, rotate
-//! the resume grant, and hand over a `Feed`.
+//! Opening a stream, for SSE and WebSocket alike: take the stream token (or the
+//! `as_resume` cookie) with the record, the history after the resume point and the
+//! next resume grant in one step on the generation's slot, admit the user in one step
+//! on theirs, and hand over a `Feed`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,10 +10,12 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
 use serde::Deserialize;
-use shared::generation::{self, GenerationId, is_terminal};
-use shared::rate_limit::{Policy, Subject};
-use shared::store::parse_event_id;
-use shared::stream_token::{self, GrantKind, Refusal, StreamGrant, StreamSecret};
+use shared::generation::{GenerationId, is_terminal};
+use shared::rate_limit::{Cost, Policy, Subject};
+use shared::store::{
+    Admission, GrantFound, StreamAdmission, StreamOpened, StreamOpening, parse_event_id,
+};
+use shared::stream_token::{self, Refusal, StreamGrant, StreamSecret};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::feed::{Feed, FeedParts, Holder};
@@ -74,29 +77,15 @@ pub struct StreamSlot {
 }
 
 impl StreamSlot {
-    /// Takes a place, or `None` when the user already has `max` streams open.
-    async fn take(
-        store: &Store,
-        user_id: &str,
-        max: usize,
-        now: UnixTime,
-    ) -> Result<Option<Self>, ApiError> {
-        let key = store.keys().open_streams(user_id);
-        let id = shared::jwt::new_jti();
-        let expires_at = now.plus(STREAM_LEASE).millis();
-        if !store
-            .expiring_add_capped(&key, &id, expires_at, now.millis(), max)
-            .await?
-        {
-            return Ok(None);
-        }
+    /// The place `id` in `key`, taken by `Store::admit_stream`: renewed from now on.
+    fn held(store: &Store, key: String, id: String) -> Self {
         let renewal = tokio::spawn(renew(store.clone(), key.clone(), id.clone()));
-        Ok(Some(Self {
+        Self {
             store: store.clone(),
             key,
             id,
             renewal: renewal.abort_handle(),
-        }))
+        }
     }
 }
 
@@ -177,6 +166,7 @@ impl From<Refusal> for Refused {
             Refusal::Unknown => Self::Unknown,
             Refusal::Expired => Self::Expired,
             Refusal::Replay => Self::Replay,
+            Refusal::WrongKind => Self::WrongKind,
         }
     }
 }
@@ -190,14 +180,14 @@ fn invalid_stream_token() -> ApiError {
 }
 
 struct Attempt<'a> {
-    state: &'a StreamState,
     generation_id: &'a str,
     transport: Transport,
+    store: &'a Store,
 }
 
 impl Attempt<'_> {
     /// Logs, counts and answers a refusal. Nothing here names the token.
-    async fn refuse(&self, why: Refused, store_touched: bool) -> ApiError {
+    fn refuse(&self, why: Refused, store_touched: bool) -> ApiError {
         meters::stream_open(self.transport.as_str(), why.as_str());
         if why == Refused::Replay {
             tracing::warn!(
@@ -215,32 +205,18 @@ impl Attempt<'_> {
             );
         }
         // A junk token never reaches the store, not even to be counted there.
-        if store_touched && let Err(e) = stream_token::record_rejected(&self.state.store).await {
-            tracing::debug!(error = %e, "cannot count a rejected stream token");
+        if store_touched {
+            stream_token::record_rejected(self.store);
         }
         invalid_stream_token()
     }
-
-    /// Consumes one secret with ONE `GETDEL`; the grant must be of `kind`.
-    async fn consume(
-        &self,
-        raw: &str,
-        kind: GrantKind,
-    ) -> Result<Result<StreamGrant, (Refused, bool)>, ApiError> {
-        let Some(secret) = StreamSecret::parse(raw) else {
-            return Ok(Err((Refused::Malformed, false)));
-        };
-        Ok(
-            match stream_token::consume(&self.state.store, &secret).await? {
-                Ok(grant) if grant.kind == kind => Ok(grant),
-                Ok(_) => Err((Refused::WrongKind, true)),
-                Err(refusal) => Err((refusal.into(), true)),
-            },
-        )
-    }
 }
 
-/// Opens a stream of `raw_generation_id` for the holder of the request's token or cookie.
+/// Opens a stream of `raw_generation_id` for the holder of the request's token or
+/// cookie, in two store round trips: `Store::open_stream` on the generation's hash tag
+/// (take the grant, read the record and history, store the next resume grant), then
+/// `Store::admit_stream` on the user's (rate limit, revocation, session and role for a
+/// resume, a place among the user's streams).
 pub async fn open(
     state: &StreamState,
     req: &HttpRequest,
@@ -251,132 +227,155 @@ pub async fn open(
 ) -> Result<Open, ApiError> {
     let parsed_id = GenerationId::parse(raw_generation_id).ok();
     let attempt = Attempt {
-        state,
         // A malformed id is not echoed into the log: it is whatever the client sent.
         generation_id: parsed_id.as_ref().map_or("(invalid)", GenerationId::as_str),
         transport,
+        store: &state.store,
     };
 
-    // The token is consumed before anything else is looked at, the path included, so
-    // that a token is used up by any attempt, and two racing opens cannot both succeed.
+    // A JWT or junk is refused outright; it never reaches the store.
+    let token = match query.token.as_deref().filter(|t| !t.is_empty()) {
+        Some(raw) => match StreamSecret::parse(raw) {
+            Some(secret) => Some(secret),
+            None => return Err(attempt.refuse(Refused::Malformed, false)),
+        },
+        None => None,
+    };
     let cookie = req.cookie(RESUME_COOKIE);
-    let (mut grant, via_cookie) = match query.token.as_deref().filter(|t| !t.is_empty()) {
-        Some(raw) => match attempt.consume(raw, GrantKind::Token).await? {
-            Ok(grant) => (grant, false),
-            // A JWT or junk is refused outright; it never reaches the store.
-            Err((Refused::Malformed, _)) => {
-                return Err(attempt.refuse(Refused::Malformed, false).await);
-            }
-            // The browser reconnecting to the same URL: its token is used, its cookie is not.
-            Err(token_refusal) => match &cookie {
-                Some(c) => match attempt.consume(c.value(), GrantKind::Resume).await? {
-                    Ok(grant) => (grant, true),
-                    Err(_) => return Err(attempt.refuse(token_refusal.0, token_refusal.1).await),
-                },
-                None => return Err(attempt.refuse(token_refusal.0, token_refusal.1).await),
-            },
-        },
-        None => match &cookie {
-            Some(c) => match attempt.consume(c.value(), GrantKind::Resume).await? {
-                Ok(grant) => (grant, true),
-                Err((why, touched)) => return Err(attempt.refuse(why, touched).await),
-            },
-            None => return Err(attempt.refuse(Refused::Missing, false).await),
-        },
-    };
-
-    // Every open spends the grant's user's budget, one budget with the auth service.
-    shared::http::spend(
-        req,
-        &state.limiter,
-        Policy::for_tier(grant.tier),
-        Subject::User(&grant.user_id),
-    )
-    .await?;
-
-    // No grant is for a malformed id: it is another generation than the granted one.
+    let resume = cookie.as_ref().and_then(|c| StreamSecret::parse(c.value()));
+    if token.is_none() && resume.is_none() {
+        let why = if cookie.is_some() {
+            Refused::Malformed
+        } else {
+            Refused::Missing
+        };
+        return Err(attempt.refuse(why, false));
+    }
+    // Every grant is stored under its generation: for a malformed id there is none.
     let Some(generation_id) = &parsed_id else {
-        return Err(attempt.refuse(Refused::OtherGeneration, true).await);
+        return Err(attempt.refuse(Refused::OtherGeneration, false));
     };
 
-    // Follow before checking revocation and reading history, so that neither a
-    // revocation notice nor an event can fall into the gap.
+    // Follow before the history is read, so that no event can fall into the gap.
     let follow = state.hub.follow(generation_id.as_str()).await?;
 
+    // The token (else the cookie) is used up by this step, whatever follows, so two
+    // racing opens cannot both succeed.
+    let next_resume = StreamSecret::generate()?;
+    let resume_from = resume_point(req, query);
+    let (token_digest, resume_digest) = (
+        token.as_ref().map(StreamSecret::digest),
+        resume.as_ref().map(StreamSecret::digest),
+    );
+    let opened = state
+        .store
+        .open_stream(&StreamOpening {
+            generation_id: generation_id.as_str(),
+            token: token_digest.as_deref(),
+            cookie: resume_digest.as_deref(),
+            after: resume_from.as_deref(),
+            // The first page; the feed reads the next ones as the client drains it.
+            page_size: state.hub.capacity(),
+            next_resume: &next_resume.digest(),
+            resume_ttl: state.settings.common.resume_ttl,
+            now_ms: now.millis(),
+        })
+        .await?;
+    let (raw_grant, via_cookie, found) = match opened {
+        StreamOpened::Refused(why) => return Err(attempt.refuse(why.into(), true)),
+        StreamOpened::Taken {
+            grant,
+            via_cookie,
+            found,
+        } => (grant, via_cookie, found),
+    };
+    if let (false, Some(digest)) = (via_cookie, token_digest) {
+        stream_token::record_consumed(&state.store, digest, now);
+    }
+    let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw_grant) else {
+        return Err(attempt.refuse(Refused::Unknown, true));
+    };
     if grant.generation_id != generation_id.as_str() {
-        return Err(attempt.refuse(Refused::OtherGeneration, true).await);
+        return Err(attempt.refuse(Refused::OtherGeneration, true));
     }
     if let Some(bound) = &grant.client_ip {
         let client = state.settings.common.trusted_proxies.client_ip(req);
         if !same_address(bound, client) {
-            return Err(attempt.refuse(Refused::OtherAddress, true).await);
+            return Err(attempt.refuse(Refused::OtherAddress, true));
         }
     }
+    // Nothing outlives its session: not a grant, not the resume grant stored beside it.
+    let (owner_id, status, page, resume_ttl) = match found {
+        GrantFound::Open {
+            owner_id,
+            status,
+            page,
+            resume_ttl,
+        } => (owner_id, status, page, resume_ttl),
+        GrantFound::Gone => return Err(attempt.refuse(Refused::Gone, true)),
+        GrantFound::NotOwner => return Err(attempt.refuse(Refused::NotOwner, true)),
+        GrantFound::SessionEnded => return Err(attempt.refuse(Refused::SessionEnded, true)),
+        GrantFound::Collision => {
+            return Err(ApiError::internal("a resume grant collided with another"));
+        }
+    };
+
+    // Every open spends the grant's user's budget, one budget with the auth service;
+    // a resume copies no rights blindly (the session must still exist, and the role is
+    // read again); the place is counted before anything is sent.
+    let policy = Policy::for_tier(grant.tier);
+    let (budget, quota) = state.limiter.budget(policy, Subject::User(&grant.user_id));
+    let open_streams = state.store.keys().open_streams(&grant.user_id);
+    let place = shared::jwt::new_jti();
     let issued_at_secs = grant.issued_at.div_euclid(1000);
-    if state
-        .store
-        .revoked_in_store(&grant.user_id, "-", Some(&grant.session_id), issued_at_secs)
-        .await?
-    {
-        return Err(attempt.refuse(Refused::Revoked, true).await);
-    }
-    // Nothing outlives its session: not a grant, not the resume grant minted below.
-    let resume_ttl = state.settings.common.resume_ttl;
-    let Some(resume_ttl) = grant.lifetime_within_session(resume_ttl, now) else {
-        return Err(attempt.refuse(Refused::SessionEnded, true).await);
-    };
-    // A resume copies no rights blindly: the session must still exist, and the role
-    // is read again (an admin demoted since loses other users' generations now).
-    if via_cookie {
-        match stream_token::holder_is_admin(&state.store, &grant.user_id, &grant.session_id).await?
-        {
-            Some(admin) => grant.admin = admin,
-            None => return Err(attempt.refuse(Refused::SessionEnded, true).await),
-        }
-    }
-    let Some(record) = generation::load(&state.store, generation_id).await? else {
-        return Err(attempt.refuse(Refused::Gone, true).await);
-    };
-    if grant.user_id != record.owner_id && !grant.admin {
-        return Err(attempt.refuse(Refused::NotOwner, true).await);
-    }
-
-    // Counted before any history is read: a refused open costs the store one call.
     let max_streams = state.settings.max_streams_per_user;
-    let Some(slot) = StreamSlot::take(&state.store, &grant.user_id, max_streams, now).await? else {
-        attempt.refuse(Refused::TooManyStreams, true).await;
-        let mut refused = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("at most {max_streams} streams may be open at once; close one first"),
-        );
-        refused.retry_after_secs = Some(TOO_MANY_STREAMS_RETRY_SECS);
-        return Err(refused);
+    let (decision, admission) = state
+        .store
+        .admit_stream(&StreamAdmission {
+            user_id: &grant.user_id,
+            session_id: &grant.session_id,
+            issued_at_secs,
+            rate_limit_key: &budget,
+            gcra: quota.gcra(),
+            recheck_owner: via_cookie.then_some(owner_id.as_str()),
+            place: &place,
+            place_expires_at_ms: now.plus(STREAM_LEASE).millis(),
+            max_streams,
+            now_ms: now.millis(),
+        })
+        .await?;
+    let limit = state.limiter.decided(policy, quota, decision, Cost::Take);
+    shared::http::record_limit(req, limit);
+    let slot = match admission {
+        Admission::Admitted => StreamSlot::held(&state.store, open_streams, place),
+        Admission::RateLimited => {
+            return Err(limit
+                .check()
+                .err()
+                .unwrap_or_else(|| ApiError::internal("a refused decision allowed")));
+        }
+        Admission::Revoked => return Err(attempt.refuse(Refused::Revoked, true)),
+        Admission::SessionEnded => return Err(attempt.refuse(Refused::SessionEnded, true)),
+        Admission::NotOwner => return Err(attempt.refuse(Refused::NotOwner, true)),
+        Admission::TooManyStreams => {
+            attempt.refuse(Refused::TooManyStreams, true);
+            let mut refused = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("at most {max_streams} streams may be open at once; close one first"),
+            );
+            refused.retry_after_secs = Some(TOO_MANY_STREAMS_RETRY_SECS);
+            return Err(refused);
+        }
     };
 
-    let resume_from = resume_point(req, query);
-    let page = state
-        .store
-        .read_events_page(
-            generation_id.as_str(),
-            resume_from.as_deref(),
-            state.hub.capacity(),
-        )
-        .await?;
-    if resume_from.is_some() && is_terminal(&record.status) && page.events.is_empty() && !page.reset
-    {
+    if resume_from.is_some() && is_terminal(&status) && page.events.is_empty() && !page.reset {
         meters::stream_open(transport.as_str(), "finished");
         tracing::info!(generation_id = %generation_id, "reconnect after the terminal event: nothing more to send");
         return Ok(Open::Finished);
     }
 
-    // A fresh single-use resume grant for the next reconnect of this browser.
-    let resume_grant = StreamGrant {
-        issued_at: now.millis(),
-        kind: GrantKind::Resume,
-        ..grant.clone()
-    };
-    let resume = stream_token::mint(&state.store, &resume_grant, resume_ttl, now).await?;
-    let cookie = Cookie::build(RESUME_COOKIE, resume.expose().to_owned())
+    // The fresh single-use resume grant for the next reconnect of this browser.
+    let cookie = Cookie::build(RESUME_COOKIE, next_resume.expose().to_owned())
         .path(format!("/generations/generate/{generation_id}/"))
         .http_only(true)
         .same_site(SameSite::Strict)

@@ -79,16 +79,29 @@ async fn a_stream_token_works_once_and_the_stats_say_so() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     let admin = stack.service_token(ADMIN).await;
-    let stats: Value = stack
-        .http
-        .get(format!("{}/admin/stream-tokens/stats", stack.auth))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = || async {
+        stack
+            .http
+            .get(format!("{}/admin/stream-tokens/stats", stack.auth))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    // The stream service counts in process and flushes every second (a consumed
+    // token leaves the active set two seconds after its use).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut stats_now = stats().await;
+    while (stats_now["rejected_total"] != 1 || stats_now["active"] != 0)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stats_now = stats().await;
+    }
+    let stats = stats_now;
     assert_eq!(stats["issued_total"], 1);
     assert_eq!(stats["consumed_total"], 1);
     assert_eq!(stats["active"], 0);

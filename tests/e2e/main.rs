@@ -8,3 +8,4 @@ mod cross_service;
 mod embedded;
 mod openapi;
 mod rate_limits;
+mod store_commands;

@@ -123,16 +123,14 @@ pub async fn login(
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
     // A successful login costs nothing of the failed-login budget: given back in the
     // round trip that stores the session.
-    let give_back = email.as_ref().map(|email| {
+    let budget = email.as_ref().map(|email| {
         let subject = Subject::Email(email.as_str());
-        state
-            .limiter
-            .spend_of(Policy::Login, subject, Cost::GiveBack)
+        state.limiter.budget(Policy::Login, subject)
     });
-    let along = give_back.as_ref().map(|(key, gcra, cost)| Spend {
+    let along = budget.as_ref().map(|(key, quota)| Spend {
         key,
-        gcra: *gcra,
-        cost: *cost,
+        gcra: quota.gcra(),
+        cost: Cost::GiveBack,
     });
     let (indexed, given_back) = sessions::save_new(
         &state.store,
@@ -142,8 +140,10 @@ pub async fn login(
         along,
     )
     .await?;
-    if let Some(decision) = given_back {
-        let limit = state.limiter.limit(Policy::Login, Cost::GiveBack, decision);
+    if let (Some(decision), Some((_, quota))) = (given_back, budget) {
+        let limit = state
+            .limiter
+            .decided(Policy::Login, quota, decision, Cost::GiveBack);
         http::record_limit(&req, limit);
     }
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");

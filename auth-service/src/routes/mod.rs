@@ -10,6 +10,8 @@ pub(crate) mod sessions;
 pub(crate) mod stream_tokens;
 pub(crate) mod tokens;
 
+pub use stream_tokens::{SessionEnds, session_ends};
+
 use actix_web::{HttpRequest, web};
 
 pub(crate) use generations::visible;

@@ -175,6 +175,7 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
     )
     .await;
     let user = app.signup().await;
+    app.create_generation(&user.access, "gen-frozen").await;
     redis.freeze();
     let started = Instant::now();
     assert_problem(app.me(&user.access).await, 503, "store_unavailable").await;
@@ -184,7 +185,11 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
         "store_unavailable",
     )
     .await;
-    // Bounded by the store timeout, not by TCP: a generous margin over 2 × 300 ms.
+    // A mint's pipelined scripts wait no longer than one timeout either.
+    let res = app.stream_token(&user.access, "gen-frozen").await;
+    assert!(res.headers().contains_key("retry-after"));
+    assert_problem(res, 503, "store_unavailable").await;
+    // Bounded by the store timeout, not by TCP: a generous margin over 3 × 300 ms.
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "answered within the timeout: {:?}",

@@ -41,21 +41,21 @@ async fn the_owner_gets_a_single_use_token_stored_only_as_a_digest() {
     );
     let stored = dump
         .iter()
-        .find(|(k, _)| k == &app.store.keys().stream_token(&secret.digest()))
+        .find(|(k, _)| k == &app.store.keys().stream_token("gen-1", &secret.digest()))
         .unwrap();
     let grant: StreamGrant = serde_json::from_str(&stored.1).unwrap();
     assert_eq!(grant.user_id, user.user_id);
     assert_eq!(grant.session_id, user.session_id);
     assert_eq!(grant.generation_id, "gen-1");
     assert_eq!(grant.client_ip, None, "not bound by default");
-    assert_lives_for(&app, &secret, Duration::from_secs(60)).await;
+    assert_lives_for(&app, "gen-1", &secret, Duration::from_secs(60)).await;
 }
 
 /// The token's key expires within `ttl`, and no more than 2 seconds sooner.
-async fn assert_lives_for(app: &TestApp, secret: &StreamSecret, ttl: Duration) {
+async fn assert_lives_for(app: &TestApp, generation: &str, secret: &StreamSecret, ttl: Duration) {
     let left = app
         .store
-        .pttl(&app.store.keys().stream_token(&secret.digest()))
+        .pttl(&app.store.keys().stream_token(generation, &secret.digest()))
         .await
         .unwrap()
         .expect("the token's key expires");
@@ -79,11 +79,13 @@ async fn a_custom_lifetime_is_announced_kept_and_enforced() {
         .unwrap();
     assert_eq!(body["expires_in"], 1);
     let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
-    assert_lives_for(&app, &secret, Duration::from_secs(1)).await;
+    assert_lives_for(&app, "gen-ttl", &secret, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // What the stream service does with it: refused, and told apart as expired.
     assert_eq!(
-        stream_token::consume(&app.store, &secret).await.unwrap(),
+        stream_token::consume(&app.store, "gen-ttl", &secret)
+            .await
+            .unwrap(),
         Err(Refusal::Expired)
     );
 }
@@ -129,10 +131,11 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
         .await
         .unwrap();
     let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
-    // Rate-limit budgets come and go with every request; everything else must stay.
+    // Rate-limit budgets come and go with every request, and statistics are flushed in
+    // the background; everything else must stay.
     let keys = || async {
         let mut keys = app.store.debug_keys().await.unwrap();
-        keys.retain(|k| !k.contains(":rl:"));
+        keys.retain(|k| !k.contains(":rl:") && !k.contains(":{stats}:"));
         keys
     };
     let before = keys().await;
@@ -157,7 +160,7 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
     // No key was written, and the user, the session and the token work as before.
     assert_eq!(before, keys().await);
     assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
-    let grant = stream_token::consume(&app.store, &secret)
+    let grant = stream_token::consume(&app.store, "gen-6", &secret)
         .await
         .unwrap()
         .unwrap();
@@ -264,7 +267,7 @@ async fn tokens_can_be_bound_to_the_client_address() {
     let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
     let raw = app
         .store
-        .get(&app.store.keys().stream_token(&secret.digest()))
+        .get(&app.store.keys().stream_token("gen-4", &secret.digest()))
         .await
         .unwrap()
         .unwrap();
@@ -288,4 +291,63 @@ async fn a_revoked_session_cannot_mint() {
         "token_revoked",
     )
     .await;
+}
+
+/// A mint is ONE store round trip once this process knows the session's end (the
+/// user's rate limit and session read and the generation's ownership check and
+/// `SET NX`, pipelined); the first mint of a session reads the session first.
+#[tokio::test]
+async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-rt").await;
+    let mut costs = Vec::new();
+    for _ in 0..4 {
+        shared::testing::revocations_fresh(&app.store).await;
+        let before = app.store.round_trips();
+        let res = app.stream_token(&user.access, "gen-rt").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        costs.push(app.store.round_trips() - before);
+    }
+    // A revocation view gone stale between two checks costs one more (validation).
+    assert!((2..=3).contains(&costs[0]), "first mint: {costs:?}");
+    assert_eq!(costs[1..].iter().min(), Some(&1), "{costs:?}");
+    assert!(costs[1..].iter().all(|&c| c <= 2), "{costs:?}");
+}
+
+/// A mint spends one request of the user's budget, once, in the same round trip as the
+/// mint itself; a refused one hands out nothing and is not counted as issued.
+#[tokio::test]
+async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing() {
+    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let user = app.signup().await;
+    app.create_generation(&user.access, "gen-rl").await;
+    let remaining = |res: &reqwest::Response| {
+        let state = shared::testing::header_text(res, "ratelimit");
+        state
+            .strip_prefix("\"free\";r=")
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|r| r.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("{state}"))
+    };
+    let mut left = Vec::new();
+    loop {
+        let res = app.stream_token(&user.access, "gen-rl").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        left.push(remaining(&res));
+        if left.last() == Some(&0) {
+            break;
+        }
+    }
+    // One request each, the first mint of the session (two round trips) included.
+    assert!(left.len() >= 2, "{left:?}");
+    assert!(left.windows(2).all(|w| w[0] == w[1] + 1), "{left:?}");
+    let refused = app.stream_token(&user.access, "gen-rl").await;
+    assert!(refused.headers().contains_key("retry-after"));
+    let body = assert_problem(refused, 429, "rate_limited").await;
+    assert!(body.get("sse_token").is_none(), "{body}");
+    let stats = stream_token::stats(&app.store, UnixTime::now())
+        .await
+        .unwrap();
+    assert_eq!(stats.issued_total, left.len() as u64);
 }

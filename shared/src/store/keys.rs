@@ -1,5 +1,5 @@
 //! Key names. Keys that one operation touches together share a hash tag (`{u:..}`,
-//! `{g:..}`, `{st:..}`) so they live in one Redis Cluster slot.
+//! `{g:..}`) so they live in one Redis Cluster slot.
 
 use std::sync::Arc;
 
@@ -67,15 +67,20 @@ impl Keys {
         format!("{}:{{g:{generation_id}}}:demo-simulation", self.prefix)
     }
 
-    /// A stream token or resume grant, by the hex SHA-256 digest of the secret.
-    pub fn stream_token(&self, digest_hex: &str) -> String {
-        format!("{}:{{st:{digest_hex}}}", self.prefix)
+    /// A stream token or resume grant, by the hex SHA-256 digest of the secret, under
+    /// its generation's hash tag: the open request names the generation, so one script
+    /// on one slot consumes the grant and reads the record and history beside it.
+    pub fn stream_token(&self, generation_id: &str, digest_hex: &str) -> String {
+        format!("{}:{{g:{generation_id}}}:st:{digest_hex}", self.prefix)
     }
 
     /// A stream token's state (`issued`, then `used`), kept past the token's expiry so
     /// that a refusal can say expired or replay rather than unknown.
-    pub fn stream_token_state(&self, digest_hex: &str) -> String {
-        format!("{}:{{st:{digest_hex}}}:state", self.prefix)
+    pub fn stream_token_state(&self, generation_id: &str, digest_hex: &str) -> String {
+        format!(
+            "{}:{{g:{generation_id}}}:st:{digest_hex}:state",
+            self.prefix
+        )
     }
 
     pub fn stream_stats(&self, counter: &str) -> String {

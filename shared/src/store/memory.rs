@@ -13,10 +13,12 @@ use tokio::time::Instant;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, NewSession, PubSubMessage, Read, ReadAnswer,
-    RevocationWrite, Rotation, SessionRotation, Spend, StoreResult, Taken, Write, parse_event_id,
-    published_event_payload,
+    Admission, AppendOutcome, EventPage, GrantFound, MintAdmission, MintOutcome, Minted, NewEvent,
+    NewSession, NewStreamToken, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
+    SessionRotation, Spend, StoreResult, StreamAdmission, StreamOpened, StreamOpening, Taken,
+    Write, parse_event_id, published_event_payload,
 };
+use crate::stream_token::{ISSUED, Refusal, USED};
 
 enum Value {
     Str(String),
@@ -263,7 +265,7 @@ impl MemoryStore {
                 Write::SetNx { key, value, ttl } => {
                     created &= self.set_if_absent(key, value, Some(ttl))?;
                 }
-                Write::Incr { key } => self.incr(key).await.map(drop)?,
+                Write::IncrBy { key, by } => self.incr_by(key, by).map(drop)?,
                 Write::ExpiringAdd {
                     key,
                     member,
@@ -280,6 +282,10 @@ impl MemoryStore {
     }
 
     pub(super) async fn incr(&self, key: &str) -> StoreResult<i64> {
+        self.incr_by(key, 1)
+    }
+
+    fn incr_by(&self, key: &str, by: i64) -> StoreResult<i64> {
         self.with(|d, now| {
             let (current, expires) = match d.live(key, now) {
                 Some(Entry {
@@ -288,7 +294,7 @@ impl MemoryStore {
                 }) => (s.parse::<i64>().unwrap_or(0), *expires_at),
                 _ => (0, None),
             };
-            let next = current + 1;
+            let next = current.saturating_add(by);
             d.insert(
                 key,
                 Value::Str(next.to_string()),
@@ -725,6 +731,208 @@ impl MemoryStore {
                 user: text(d, user),
             }
         })
+    }
+
+    /// The twin of Redis's `OPEN_STREAM` script, step for step. Only the take is
+    /// atomic here, and only it needs to be: the rest reads, or writes a fresh key.
+    pub(super) async fn open_stream(
+        &self,
+        keys: &[String; 8],
+        opening: &StreamOpening<'_>,
+    ) -> StoreResult<StreamOpened> {
+        let [
+            token,
+            token_state,
+            cookie,
+            cookie_state,
+            record,
+            history,
+            resume,
+            resume_state,
+        ] = keys;
+        let presented = [
+            (opening.token.is_some(), token, token_state, "token", false),
+            (
+                opening.cookie.is_some(),
+                cookie,
+                cookie_state,
+                "resume",
+                true,
+            ),
+        ];
+        let mut refusal = None;
+        let mut taken = None;
+        for (present, key, state, kind, via_cookie) in presented {
+            if !present || taken.is_some() {
+                continue;
+            }
+            match self.take_grant(key, state, kind).await? {
+                Ok((value, grant)) => taken = Some((value, grant, via_cookie)),
+                Err(why) => {
+                    refusal.get_or_insert(why);
+                }
+            }
+        }
+        let Some((value, mut grant, via_cookie)) = taken else {
+            return Ok(StreamOpened::Refused(refusal.unwrap_or(Refusal::Unknown)));
+        };
+        let found = 'found: {
+            let mut fields = self.hash_get_all(record).await?;
+            let Some(owner_id) = fields.remove("owner_id") else {
+                break 'found GrantFound::Gone;
+            };
+            if grant["user_id"].as_str() != Some(owner_id.as_str())
+                && grant["admin"].as_bool() != Some(true)
+            {
+                break 'found GrantFound::NotOwner;
+            }
+            let left = grant["session_expires_at"].as_i64().unwrap_or(0) - opening.now_ms;
+            let Some(left) = u64::try_from(left).ok().filter(|&ms| ms > 0) else {
+                break 'found GrantFound::SessionEnded;
+            };
+            let page = self
+                .read_events(history, opening.after, Some(opening.page_size.max(1)))
+                .await?;
+            let resume_ttl = opening.resume_ttl.min(Duration::from_millis(left));
+            grant["kind"] = "resume".into();
+            grant["issued_at"] = opening.now_ms.into();
+            if !self.set_nx(resume, &grant.to_string(), resume_ttl).await? {
+                break 'found GrantFound::Collision;
+            }
+            self.set_nx(resume_state, ISSUED, resume_ttl.saturating_mul(2))
+                .await?;
+            GrantFound::Open {
+                owner_id,
+                status: fields
+                    .remove("status")
+                    .unwrap_or_else(|| "pending".to_owned()),
+                page,
+                resume_ttl,
+            }
+        };
+        Ok(StreamOpened::Taken {
+            grant: value,
+            via_cookie,
+            found,
+        })
+    }
+
+    /// The twin of the pipelined `ADMIT_MINT` and `MINT_STREAM_TOKEN` scripts.
+    pub(super) async fn mint_stream_token(
+        &self,
+        user: Option<(&MintAdmission<'_>, &[String; 2])>,
+        token: Option<(&NewStreamToken<'_>, &[String; 3])>,
+    ) -> StoreResult<MintOutcome> {
+        let mut outcome = MintOutcome::default();
+        if let Some((admission, [budget, session])) = user {
+            let decision = self.rate_limit(budget, admission.gcra, Cost::Take).await?;
+            outcome.admission = Some((decision, self.get(session).await?));
+        }
+        if let Some((token, [record, key, state])) = token {
+            let owner = self.hash_get_all(record).await?.remove("owner_id");
+            outcome.minted = Some(match owner {
+                None => Minted::Gone,
+                Some(owner) if owner != token.user_id && !token.admin => Minted::NotOwner,
+                Some(_) => {
+                    if self.set_nx(key, token.grant, token.ttl).await? {
+                        self.set_nx(state, ISSUED, token.ttl.saturating_mul(2))
+                            .await?;
+                        Minted::Stored
+                    } else {
+                        Minted::Collision
+                    }
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Takes a grant of `kind` with `GETDEL`, marking it used; or says why not.
+    async fn take_grant(
+        &self,
+        key: &str,
+        state: &str,
+        kind: &str,
+    ) -> StoreResult<Result<(String, serde_json::Value), Refusal>> {
+        Ok(match self.get_del_marking(key, state, USED).await? {
+            Taken::Value(value) => match serde_json::from_str::<serde_json::Value>(&value) {
+                Ok(grant) if grant.is_object() && grant["kind"].as_str() == Some(kind) => {
+                    Ok((value, grant))
+                }
+                Ok(grant) if grant.is_object() => Err(Refusal::WrongKind),
+                _ => Err(Refusal::Unknown),
+            },
+            Taken::Missing { marker } => Err(Refusal::of_marker(marker.as_deref())),
+        })
+    }
+
+    /// The twin of Redis's `ADMIT_STREAM` script, in the same order.
+    pub(super) async fn admit_stream(
+        &self,
+        keys: &[String; 6],
+        admission: &StreamAdmission<'_>,
+    ) -> StoreResult<(Decision, Admission)> {
+        let [
+            budget,
+            not_before,
+            revoked_session,
+            session,
+            user,
+            open_streams,
+        ] = keys;
+        let decision = self.rate_limit(budget, admission.gcra, Cost::Take).await?;
+        let verdict = 'verdict: {
+            if !decision.allowed {
+                break 'verdict Admission::RateLimited;
+            }
+            let markers = self
+                .mget(&[not_before.clone(), revoked_session.clone()])
+                .await?;
+            let not_before = markers
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok());
+            if not_before.is_some_and(|nbf| admission.issued_at_secs < nbf)
+                || markers.get(1).is_some_and(Option::is_some)
+            {
+                break 'verdict Admission::Revoked;
+            }
+            if let Some(owner_id) = admission.recheck_owner {
+                let records = self.mget(&[session.clone(), user.clone()]).await?;
+                let (Some(Some(_)), Some(Some(user))) = (records.first(), records.get(1)) else {
+                    break 'verdict Admission::SessionEnded;
+                };
+                let Some(user) = serde_json::from_str::<serde_json::Value>(user)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                else {
+                    break 'verdict Admission::SessionEnded;
+                };
+                let admin = user["roles"].as_array().is_some_and(|roles| {
+                    roles
+                        .iter()
+                        .any(|r| r.as_str() == Some(crate::claims::ROLE_ADMIN))
+                });
+                if admission.user_id != owner_id && !admin {
+                    break 'verdict Admission::NotOwner;
+                }
+            }
+            if !self
+                .expiring_add_capped(
+                    open_streams,
+                    admission.place,
+                    admission.place_expires_at_ms,
+                    admission.now_ms,
+                    admission.max_streams,
+                )
+                .await?
+            {
+                break 'verdict Admission::TooManyStreams;
+            }
+            Admission::Admitted
+        };
+        Ok((decision, verdict))
     }
 
     pub(super) async fn revoke(

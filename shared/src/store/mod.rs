@@ -28,6 +28,7 @@ use crate::clock::UnixTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{Cost, Decision, Gcra};
 use crate::revocation::{Revocation, RevocationView, StreamNotice};
+use crate::stream_token::{PendingStats, Refusal};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -73,8 +74,9 @@ pub enum Write<'a> {
         value: &'a str,
         ttl: Duration,
     },
-    Incr {
+    IncrBy {
         key: &'a str,
+        by: i64,
     },
     ExpiringAdd {
         key: &'a str,
@@ -257,6 +259,135 @@ pub enum Rotation {
     Expired,
 }
 
+/// What a stream open asks of its generation's slot, in one step (`Store::open_stream`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOpening<'a> {
+    pub generation_id: &'a str,
+    /// The digest of the presented stream token: tried first.
+    pub token: Option<&'a str>,
+    /// The digest of the presented resume cookie: tried when there is no token or it
+    /// was refused (a browser reconnecting to the URL of a used token).
+    pub cookie: Option<&'a str>,
+    /// The resume point, a well-formed event id (`parse_event_id`).
+    pub after: Option<&'a str>,
+    /// At most this many events of the history (`read_events_page`).
+    pub page_size: usize,
+    /// The digest of the next resume grant's secret.
+    pub next_resume: &'a str,
+    /// How long the next resume grant lives at most (never past its session).
+    pub resume_ttl: Duration,
+    pub now_ms: i64,
+}
+
+/// What `Store::open_stream` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOpened {
+    /// Nothing was taken: why the token (else the cookie) was refused.
+    Refused(Refusal),
+    /// A grant was taken (used up, whatever follows): its stored JSON, whether it was
+    /// the cookie's, and what was found beside it.
+    Taken {
+        grant: String,
+        via_cookie: bool,
+        found: GrantFound,
+    },
+}
+
+/// What the generation's slot held for a taken grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantFound {
+    /// No generation record.
+    Gone,
+    /// Another user's generation, and the grant is not an admin's.
+    NotOwner,
+    /// The grant's session has reached its end.
+    SessionEnded,
+    /// The next resume grant's digest was taken (once in 2^256).
+    Collision,
+    /// The record, the first page of history after the resume point, and the next
+    /// resume grant, stored for `resume_ttl`.
+    Open {
+        owner_id: String,
+        status: String,
+        page: EventPage,
+        resume_ttl: Duration,
+    },
+}
+
+/// What a stream open asks of its user's slot, in one step (`Store::admit_stream`).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamAdmission<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    /// The grant's issue time, Unix seconds (a user-wide revocation since refuses it).
+    pub issued_at_secs: i64,
+    /// The user's rate-limit budget and its GCRA parameters: one request is taken.
+    pub rate_limit_key: &'a str,
+    pub gcra: Gcra,
+    /// For a resume: the generation's owner. The session must still exist and the
+    /// user's roles are read again (a demoted admin loses other users' generations).
+    pub recheck_owner: Option<&'a str>,
+    /// The stream's place among the user's open streams.
+    pub place: &'a str,
+    pub place_expires_at_ms: i64,
+    pub max_streams: usize,
+    pub now_ms: i64,
+}
+
+/// What `Store::admit_stream` decided, in the order it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    RateLimited,
+    Revoked,
+    SessionEnded,
+    NotOwner,
+    TooManyStreams,
+    /// The place is taken: give it back with `expiring_remove` on `Keys::open_streams`.
+    Admitted,
+}
+
+/// The user's side of a stream token mint (`Store::mint_stream_token`): one request
+/// of the rate-limit budget, and the session record read.
+#[derive(Debug, Clone, Copy)]
+pub struct MintAdmission<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub rate_limit_key: &'a str,
+    pub gcra: Gcra,
+}
+
+/// The generation's side of a stream token mint: the grant stored under its digest,
+/// if the generation exists and is the user's (or the user is an admin).
+#[derive(Debug, Clone, Copy)]
+pub struct NewStreamToken<'a> {
+    pub generation_id: &'a str,
+    pub user_id: &'a str,
+    pub admin: bool,
+    pub digest: &'a str,
+    /// The grant's JSON.
+    pub grant: &'a str,
+    pub ttl: Duration,
+}
+
+/// What the generation's side of a mint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Minted {
+    Stored,
+    /// No generation record.
+    Gone,
+    NotOwner,
+    /// The digest was taken (once in 2^256): try another secret.
+    Collision,
+}
+
+/// What `Store::mint_stream_token` answered, for the sides it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MintOutcome {
+    /// The rate-limit decision and the session record (`None`: no session).
+    pub admission: Option<(Decision, Option<String>)>,
+    pub minted: Option<Minted>,
+}
+
 /// The payload published for each appended event:
 /// `{"g":..,"id":..,"s":<status>,"d":<data>}`. The status travels with the event so
 /// that no stream parses `d` to learn it (`s` is missing only from a replica that
@@ -312,6 +443,8 @@ pub struct Store {
     revocation_window: Duration,
     /// Round trips made through this handle and its clones (see `round_trips`).
     round_trips: Arc<AtomicU64>,
+    /// Stream token statistics counted here, flushed in the background.
+    stream_stats: Arc<PendingStats>,
 }
 
 /// One round trip: counted, then sent to the backend.
@@ -342,6 +475,7 @@ impl Store {
             revocations: Arc::new(RevocationView::tailed()),
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
+            stream_stats: Arc::default(),
         };
         store.follow_revocations();
         store
@@ -356,6 +490,7 @@ impl Store {
             revocations: Arc::new(RevocationView::complete()),
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
+            stream_stats: Arc::default(),
         }
     }
 
@@ -380,6 +515,13 @@ impl Store {
     /// `authstream_store_round_trips_total` counts every handle of the process).
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// The stream token statistics this process has counted and not yet flushed; the
+    /// first use starts the background flush.
+    pub(crate) fn stream_stats(&self) -> &PendingStats {
+        self.stream_stats.follow(self);
+        &self.stream_stats
     }
 
     pub fn kind(&self) -> &'static str {
@@ -465,6 +607,15 @@ impl Store {
             return Ok(true);
         }
         dispatch!(self.write_all(writes))
+    }
+
+    /// `write_all` for work no request waits for (a periodic flush): not counted as a
+    /// request's round trip.
+    pub async fn write_all_in_background(&self, writes: &[Write<'_>]) -> StoreResult<bool> {
+        if writes.is_empty() {
+            return Ok(true);
+        }
+        dispatch_uncounted!(self.write_all(writes))
     }
 
     pub async fn incr(&self, key: &str) -> StoreResult<i64> {
@@ -618,6 +769,75 @@ impl Store {
     ) -> StoreResult<EventPage> {
         let history = self.keys.events(generation_id);
         dispatch!(self.read_events(&history, after, Some(limit.max(1))))
+    }
+
+    /// The generation's side of a stream open in ONE atomic step on its hash tag:
+    /// takes the token (else the cookie) with `GETDEL`, marking it used, then reads the
+    /// record and the history after the resume point, and stores the next resume grant.
+    pub async fn open_stream(&self, opening: &StreamOpening<'_>) -> StoreResult<StreamOpened> {
+        let g = opening.generation_id;
+        // A grant not presented is never touched; its keys only fill their places.
+        let (token, cookie) = (opening.token.unwrap_or("-"), opening.cookie.unwrap_or("-"));
+        let keys = [
+            self.keys.stream_token(g, token),
+            self.keys.stream_token_state(g, token),
+            self.keys.stream_token(g, cookie),
+            self.keys.stream_token_state(g, cookie),
+            self.keys.generation(g),
+            self.keys.events(g),
+            self.keys.stream_token(g, opening.next_resume),
+            self.keys.stream_token_state(g, opening.next_resume),
+        ];
+        dispatch!(self.open_stream(&keys, opening))
+    }
+
+    /// The user's side of a stream open in ONE atomic step on their hash tag: the rate
+    /// limit, revocation, for a resume the session and the role, and a place among the
+    /// user's open streams. The decision is the rate limit's (for the headers).
+    pub async fn admit_stream(
+        &self,
+        admission: &StreamAdmission<'_>,
+    ) -> StoreResult<(Decision, Admission)> {
+        let (user, session) = (admission.user_id, admission.session_id);
+        let keys = [
+            admission.rate_limit_key.to_owned(),
+            self.keys.not_before(user),
+            self.keys.revoked_session(user, session),
+            self.keys.session(user, session),
+            self.keys.user(user),
+            self.keys.open_streams(user),
+        ];
+        dispatch!(self.admit_stream(&keys, admission))
+    }
+
+    /// A stream token mint in ONE round trip: the user's side (rate limit, session
+    /// read) and the generation's side (ownership, `SET NX`) are one script each, on
+    /// their own hash tags, sent together in one pipeline. The two are not atomic
+    /// together: a token stored beside a refusal is never handed out and expires.
+    pub async fn mint_stream_token(
+        &self,
+        admission: Option<&MintAdmission<'_>>,
+        token: Option<&NewStreamToken<'_>>,
+    ) -> StoreResult<MintOutcome> {
+        if admission.is_none() && token.is_none() {
+            return Ok(MintOutcome::default());
+        }
+        let user_keys = admission.map(|a| {
+            [
+                a.rate_limit_key.to_owned(),
+                self.keys.session(a.user_id, a.session_id),
+            ]
+        });
+        let token_keys = token.map(|t| {
+            [
+                self.keys.generation(t.generation_id),
+                self.keys.stream_token(t.generation_id, t.digest),
+                self.keys.stream_token_state(t.generation_id, t.digest),
+            ]
+        });
+        let user = admission.zip(user_keys.as_ref());
+        let token = token.zip(token_keys.as_ref());
+        dispatch!(self.mint_stream_token(user, token))
     }
 
     pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {

@@ -16,14 +16,17 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use crate::clock::UnixTime;
+use crate::gcra_lua_function;
 use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
-    AppendOutcome, EventPage, NewEvent, NewSession, PubSubMessage, Read, ReadAnswer,
-    RevocationWrite, Rotation, SessionRotation, Spend, StoreError, StoreResult, Taken, Write,
-    parse_event_id,
+    Admission, AppendOutcome, EventPage, GrantFound, MintAdmission, MintOutcome, Minted, NewEvent,
+    NewSession, NewStreamToken, PubSubMessage, Read, ReadAnswer, RevocationWrite, Rotation,
+    SessionRotation, Spend, StoreError, StoreResult, StreamAdmission, StreamOpened, StreamOpening,
+    Taken, Write, parse_event_id,
 };
+use crate::stream_token::Refusal;
 
 const COMPARE_AND_SWAP: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -99,19 +102,172 @@ if value then
 end
 return {0, redis.call('GET', KEYS[2]) or ''}";
 
+/// The Lua source of `capped_add(key, expires_at_ms, now_ms, member, max)`: drops the
+/// expired members, admits a new one only below `max` (a member already in is renewed),
+/// and keeps the set alive as long as its longest-lived member. Answers 1 or 0.
+macro_rules! capped_add_lua_function {
+    () => {
+        r"
+local function capped_add(key, expires_at, now, member, max)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, member) and redis.call('ZCARD', key) >= tonumber(max) then
+    return 0
+  end
+  redis.call('ZADD', key, expires_at, member)
+  local lives_for = math.max(tonumber(expires_at) - tonumber(now), 1)
+  if redis.call('PTTL', key) < lives_for then
+    redis.call('PEXPIRE', key, lives_for)
+  end
+  return 1
+end
+"
+    };
+}
+
 // KEYS: the set. ARGV: expires_at_ms, now_ms, member, max.
-const EXPIRING_ADD_CAPPED: &str = r"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if not redis.call('ZSCORE', KEYS[1], ARGV[3])
-   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
-  return 0
+const EXPIRING_ADD_CAPPED: &str = concat!(
+    capped_add_lua_function!(),
+    "return capped_add(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+);
+
+// The generation's side of a stream open, on its hash tag. KEYS: token, its marker,
+// resume cookie grant, its marker, generation record, history, next resume grant, its
+// marker. ARGV: token presented ('1'/'0'), cookie presented, resume point ('' = none;
+// otherwise a well-formed id), now ms, resume grant lifetime ms, page size.
+// Takes the token (else the cookie) with GETDEL, marking it used; then the record, the
+// history after the resume point and the next resume grant, which copies the taken
+// grant and never outlives its session.
+const OPEN_STREAM: &str = r"
+local function take(key, marker, kind)
+  local value = redis.call('GETDEL', key)
+  if not value then
+    local state = redis.call('GET', marker)
+    if state == 'used' then return nil, 'replay' end
+    if state == 'issued' then return nil, 'expired' end
+    return nil, 'unknown'
+  end
+  redis.call('SET', marker, 'used', 'XX', 'KEEPTTL')
+  local ok, grant = pcall(cjson.decode, value)
+  if not ok or type(grant) ~= 'table' then return nil, 'unknown' end
+  if grant.kind ~= kind then return nil, 'wrong_kind' end
+  return value, grant
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
-local lives_for = math.max(tonumber(ARGV[1]) - tonumber(ARGV[2]), 1)
-if redis.call('PTTL', KEYS[1]) < lives_for then
-  redis.call('PEXPIRE', KEYS[1], lives_for)
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  local function lt(x, y) if #x ~= #y then return #x < #y end return x < y end
+  if am ~= bm then return lt(am, bm) end
+  return lt(as, bs)
 end
-return 1";
+local value, grant, via
+if ARGV[1] == '1' then
+  value, grant = take(KEYS[1], KEYS[2], 'token')
+  via = 'token'
+end
+if not value and ARGV[2] == '1' then
+  local first = grant
+  value, grant = take(KEYS[3], KEYS[4], 'resume')
+  via = 'cookie'
+  if not value and first then grant = first end
+end
+if not value then return {'refused', grant or 'unknown'} end
+local record = redis.call('HMGET', KEYS[5], 'owner_id', 'status')
+if not record[1] then return {'gone', value, via} end
+if grant.user_id ~= record[1] and grant.admin ~= true then return {'not_owner', value, via} end
+local now = tonumber(ARGV[4])
+local left = (tonumber(grant.session_expires_at) or 0) - now
+if left <= 0 then return {'session_ended', value, via} end
+local after = ARGV[3]
+local entries, reset
+local page = ARGV[6]
+if after == '' then
+  entries, reset = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', page), 0
+else
+  local oldest = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', 1)[1]
+  local newest = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)[1]
+  if not oldest then
+    entries, reset = {}, 1
+  elseif before(after, oldest[1]) or before(newest[1], after) then
+    entries, reset = redis.call('XRANGE', KEYS[6], '-', '+', 'COUNT', page), 1
+  else
+    entries, reset = redis.call('XRANGE', KEYS[6], '(' .. after, '+', 'COUNT', page), 0
+  end
+end
+local events = {}
+for _, entry in ipairs(entries) do
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'd' then
+      events[#events + 1] = entry[1]
+      events[#events + 1] = fields[i + 1]
+    end
+  end
+end
+local ttl = math.min(tonumber(ARGV[5]), left)
+grant.kind = 'resume'
+grant.issued_at = now
+if not redis.call('SET', KEYS[7], cjson.encode(grant), 'NX', 'PX', ttl) then
+  return {'collision', value, via}
+end
+redis.call('SET', KEYS[8], 'issued', 'NX', 'PX', ttl * 2)
+return {'open', value, via, record[1], record[2] or 'pending', reset, ttl, events}";
+
+// The user's side of a stream open, on their hash tag. KEYS: rate-limit budget, the
+// not-before marker, the session's revocation marker, the session record, the user
+// record, the open streams. ARGV: GCRA interval µs, capacity µs, the grant's issue time
+// (Unix s), the generation's owner for a resume ('' for a stream token), the user id,
+// the stream's place id, its expiry ms, now ms, the most streams a user may hold.
+// Decides in the order a refusal is told: rate limit, revocation, (for a resume) the
+// session and the role read again, then the place among the user's streams.
+const ADMIT_STREAM: &str = concat!(
+    gcra_lua_function!(),
+    capped_add_lua_function!(),
+    r"
+local d = gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
+local function verdict(v) return {v, d[1], d[2], d[3], d[4]} end
+if d[1] == 0 then return verdict('limited') end
+local nbf = tonumber(redis.call('GET', KEYS[2]) or '')
+if (nbf and tonumber(ARGV[3]) < nbf) or redis.call('EXISTS', KEYS[3]) == 1 then
+  return verdict('revoked')
+end
+if ARGV[4] ~= '' then
+  local user = redis.call('GET', KEYS[5])
+  if redis.call('EXISTS', KEYS[4]) == 0 or not user then return verdict('session_ended') end
+  local ok, record = pcall(cjson.decode, user)
+  if not ok or type(record) ~= 'table' then return verdict('session_ended') end
+  local admin = false
+  if type(record.roles) == 'table' then
+    for _, role in ipairs(record.roles) do
+      if role == 'admin' then admin = true end
+    end
+  end
+  if ARGV[5] ~= ARGV[4] and not admin then return verdict('not_owner') end
+end
+if capped_add(KEYS[6], ARGV[7], ARGV[8], ARGV[6], ARGV[9]) == 0 then
+  return verdict('too_many_streams')
+end
+return verdict('admitted')"
+);
+
+// The user's side of a stream token mint. KEYS: rate-limit budget, session record.
+// ARGV: GCRA interval µs, capacity µs. Answers the decision and the session record
+// ('' when there is none).
+const ADMIT_MINT: &str = concat!(
+    gcra_lua_function!(),
+    r"
+local d = gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
+return {d[1], d[2], d[3], d[4], redis.call('GET', KEYS[2]) or ''}"
+);
+
+// The generation's side of a stream token mint. KEYS: record, token, its marker.
+// ARGV: user id, admin ('1'/'0'), grant, lifetime ms.
+const MINT_STREAM_TOKEN: &str = r"
+local owner = redis.call('HGET', KEYS[1], 'owner_id')
+if not owner then return 'gone' end
+if owner ~= ARGV[1] and ARGV[2] ~= '1' then return 'not_owner' end
+if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'collision' end
+redis.call('SET', KEYS[3], 'issued', 'NX', 'PX', tonumber(ARGV[4]) * 2)
+return 'stored'";
 
 // KEYS: the session record, the user's session index, the user record (one hash tag).
 // ARGV: presented jti, now ms, grace ms, max age ms, refresh ttl ms, new access jti,
@@ -160,6 +316,10 @@ struct Scripts {
     gcra: Script,
     rotate_session: Script,
     save_session: Script,
+    open_stream: Script,
+    admit_stream: Script,
+    admit_mint: Script,
+    mint_stream_token: Script,
 }
 
 #[derive(Clone)]
@@ -264,6 +424,10 @@ impl RedisStore {
                 gcra: Script::new(GCRA_SCRIPT),
                 rotate_session: Script::new(ROTATE_SESSION),
                 save_session: Script::new(SAVE_SESSION),
+                open_stream: Script::new(OPEN_STREAM),
+                admit_stream: Script::new(ADMIT_STREAM),
+                admit_mint: Script::new(ADMIT_MINT),
+                mint_stream_token: Script::new(MINT_STREAM_TOKEN),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -330,6 +494,34 @@ impl RedisStore {
         self.bounded(async {
             let mut conn = self.conn().await?;
             pipe.query_async(&mut conn).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Script invocations (`EVALSHA`) sent together in one pipeline, one reply each.
+    /// A script Redis has lost (restarted, flushed) answers `NOSCRIPT`: only that one is
+    /// invoked again (loading it), so nothing that ran is run twice.
+    async fn invoke_all(
+        &self,
+        invocations: &[&redis::ScriptInvocation<'_>],
+    ) -> StoreResult<Vec<redis::Value>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for inv in invocations {
+            pipe.invoke_script(inv);
+        }
+        self.bounded(async {
+            let mut conn = self.conn().await?;
+            let mut replies: Vec<redis::Value> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (reply, inv) in replies.iter_mut().zip(invocations) {
+                if let redis::Value::ServerError(e) = reply
+                    && e.kind() == Some(redis::ServerErrorKind::NoScript)
+                {
+                    *reply = inv.invoke_async(&mut conn).await.map_err(unavailable)?;
+                }
+            }
+            Ok(replies)
         })
         .await
     }
@@ -565,38 +757,8 @@ impl RedisStore {
         ))
     }
 
-    /// A pipeline that invokes `scripts` by their digests. A Redis that does not know
-    /// one yet (first use, or after a restart) refuses it; then they are loaded and
-    /// the pipeline sent once more. What ran of it the first time is run again, so
-    /// every command of such a pipeline must be safe to repeat when it succeeded and
-    /// a later one did not: reads, and writes of the same values.
-    async fn pipe_with_scripts<T: FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-        scripts: &[&Script],
-    ) -> StoreResult<T> {
-        self.bounded(async {
-            let mut conn = self.conn().await?;
-            match pipe.query_async(&mut conn).await {
-                Err(e)
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                {
-                    for script in scripts {
-                        script
-                            .prepare_invoke()
-                            .load_async(&mut conn)
-                            .await
-                            .map_err(unavailable)?;
-                    }
-                    pipe.query_async(&mut conn).await.map_err(unavailable)
-                }
-                other => other.map_err(unavailable),
-            }
-        })
-        .await
-    }
-
-    /// The GCRA script and the read in one pipeline (a refused script ran nothing).
+    /// The GCRA script and the read in one pipeline. A script Redis has lost answers
+    /// `NOSCRIPT` and ran nothing: it alone is invoked again (loading it).
     pub(super) async fn rate_limit_and_read(
         &self,
         key: &str,
@@ -606,15 +768,27 @@ impl RedisStore {
     ) -> StoreResult<(Decision, ReadAnswer)> {
         let inv = self.gcra_invocation(key, gcra, cost);
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         pipe.invoke_script(&inv);
         pipe.add_command(read_command(read));
-        let (decision, found): ((i64, i64, i64, i64), redis::Value) =
-            self.pipe_with_scripts(&pipe, &[&self.scripts.gcra]).await?;
+        let (decision, found): (redis::Value, redis::Value) = self
+            .bounded(async {
+                let mut conn = self.conn().await?;
+                let (mut decision, found): (redis::Value, redis::Value) =
+                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                if let redis::Value::ServerError(e) = &decision
+                    && e.kind() == Some(redis::ServerErrorKind::NoScript)
+                {
+                    decision = inv.invoke_async(&mut conn).await.map_err(unavailable)?;
+                }
+                Ok((decision, found))
+            })
+            .await?;
+        let decision = redis::from_redis_value(decision).map_err(unavailable)?;
         Ok((to_decision(decision), read_answer(read, found)?))
     }
 
-    /// The session's script, then the decision, in one pipeline: the session's writes
-    /// are the same values when repeated, and a refused decision ran nothing.
+    /// The session's script and the decision, pipelined (`invoke_all`).
     pub(super) async fn save_session(
         &self,
         record: &str,
@@ -629,20 +803,18 @@ impl RedisStore {
             .arg(ms(session.ttl).max(1))
             .arg(session.session_id)
             .arg(ms(session.index_ttl).max(1));
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&save);
-        let Some(spend) = along else {
-            let (count,): (usize,) = self
-                .pipe_with_scripts(&pipe, &[&self.scripts.save_session])
-                .await?;
-            return Ok((count, None));
-        };
-        let decide = self.gcra_invocation(spend.key, spend.gcra, spend.cost);
-        pipe.invoke_script(&decide);
-        let (count, decision): (usize, (i64, i64, i64, i64)) = self
-            .pipe_with_scripts(&pipe, &[&self.scripts.save_session, &self.scripts.gcra])
-            .await?;
-        Ok((count, Some(to_decision(decision))))
+        let decide = along.map(|spend| self.gcra_invocation(spend.key, spend.gcra, spend.cost));
+        let mut invocations = vec![&save];
+        invocations.extend(decide.as_ref());
+        let mut replies = self.invoke_all(&invocations).await?.into_iter();
+        let count = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))
+            .map_err(unavailable)?;
+        let decision = replies
+            .next()
+            .map(|reply| redis::from_redis_value(reply).map(to_decision))
+            .transpose()
+            .map_err(unavailable)?;
+        Ok((count, decision))
     }
 
     fn gcra_invocation(&self, key: &str, gcra: Gcra, cost: Cost) -> redis::ScriptInvocation<'_> {
@@ -809,6 +981,182 @@ impl RedisStore {
                 })
             }
         }
+    }
+
+    pub(super) async fn open_stream(
+        &self,
+        keys: &[String; 8],
+        opening: &StreamOpening<'_>,
+    ) -> StoreResult<StreamOpened> {
+        let mut inv = self.scripts.open_stream.prepare_invoke();
+        for key in keys {
+            inv.key(key.as_str());
+        }
+        let flag = |present: bool| if present { "1" } else { "0" };
+        inv.arg(flag(opening.token.is_some()))
+            .arg(flag(opening.cookie.is_some()))
+            .arg(opening.after.unwrap_or_default())
+            .arg(opening.now_ms)
+            .arg(ms(opening.resume_ttl).max(1))
+            .arg(opening.page_size.max(1));
+        let reply: Vec<redis::Value> = self.invoke(inv).await?;
+        let text = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| String::from_redis_value_ref(v).ok())
+                .unwrap_or_default()
+        };
+        let number = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|v| i64::from_redis_value_ref(v).ok())
+                .unwrap_or_default()
+        };
+        let found = match text(0).as_str() {
+            "refused" => return Ok(StreamOpened::Refused(Refusal::named(&text(1)))),
+            "gone" => GrantFound::Gone,
+            "not_owner" => GrantFound::NotOwner,
+            "session_ended" => GrantFound::SessionEnded,
+            "collision" => GrantFound::Collision,
+            "open" => {
+                let flat: Vec<String> = reply
+                    .get(7)
+                    .map(Vec::<String>::from_redis_value_ref)
+                    .transpose()
+                    .map_err(unavailable)?
+                    .unwrap_or_default();
+                let events = flat
+                    .chunks_exact(2)
+                    .map(|pair| (pair[0].clone(), pair[1].clone()))
+                    .collect();
+                GrantFound::Open {
+                    owner_id: text(3),
+                    status: text(4),
+                    page: EventPage {
+                        events,
+                        reset: number(5) == 1,
+                    },
+                    resume_ttl: Duration::from_millis(u64::try_from(number(6)).unwrap_or(0)),
+                }
+            }
+            _ => return Err(unavailable("unexpected reply to a stream open")),
+        };
+        Ok(StreamOpened::Taken {
+            grant: text(1),
+            via_cookie: text(2) == "cookie",
+            found,
+        })
+    }
+
+    pub(super) async fn admit_stream(
+        &self,
+        keys: &[String; 6],
+        admission: &StreamAdmission<'_>,
+    ) -> StoreResult<(Decision, Admission)> {
+        let mut inv = self.scripts.admit_stream.prepare_invoke();
+        for key in keys {
+            inv.key(key.as_str());
+        }
+        inv.arg(admission.gcra.interval_us)
+            .arg(admission.gcra.capacity_us)
+            .arg(admission.issued_at_secs)
+            .arg(admission.recheck_owner.unwrap_or_default())
+            .arg(admission.user_id)
+            .arg(admission.place)
+            .arg(admission.place_expires_at_ms)
+            .arg(admission.now_ms)
+            .arg(admission.max_streams);
+        let (verdict, allowed, remaining, reset_after_us, retry_after_us): (
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = self.invoke(inv).await?;
+        let decision = Decision {
+            allowed: allowed == 1,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            reset_after_us,
+            retry_after_us,
+        };
+        let admission = match verdict.as_str() {
+            "limited" => Admission::RateLimited,
+            "revoked" => Admission::Revoked,
+            "session_ended" => Admission::SessionEnded,
+            "not_owner" => Admission::NotOwner,
+            "too_many_streams" => Admission::TooManyStreams,
+            "admitted" => Admission::Admitted,
+            _ => return Err(unavailable("unexpected reply to a stream admission")),
+        };
+        Ok((decision, admission))
+    }
+
+    pub(super) async fn mint_stream_token(
+        &self,
+        user: Option<(&MintAdmission<'_>, &[String; 2])>,
+        token: Option<(&NewStreamToken<'_>, &[String; 3])>,
+    ) -> StoreResult<MintOutcome> {
+        let mut invocations = Vec::new();
+        let mut admit = self.scripts.admit_mint.prepare_invoke();
+        if let Some((admission, keys)) = user {
+            admit
+                .key(keys[0].as_str())
+                .key(keys[1].as_str())
+                .arg(admission.gcra.interval_us)
+                .arg(admission.gcra.capacity_us);
+            invocations.push(&admit);
+        }
+        let mut mint = self.scripts.mint_stream_token.prepare_invoke();
+        if let Some((token, keys)) = token {
+            mint.key(keys[0].as_str())
+                .key(keys[1].as_str())
+                .key(keys[2].as_str())
+                .arg(token.user_id)
+                .arg(if token.admin { "1" } else { "0" })
+                .arg(token.grant)
+                .arg(ms(token.ttl).max(1));
+            invocations.push(&mint);
+        }
+        let mut replies: Vec<redis::Value> = self
+            .invoke_all(&invocations)
+            .await?
+            .into_iter()
+            .rev()
+            .collect();
+        let mut outcome = MintOutcome::default();
+        if user.is_some() {
+            let reply = replies
+                .pop()
+                .ok_or_else(|| unavailable("no reply to a mint"))?;
+            let (allowed, remaining, reset_after_us, retry_after_us, session): (
+                i64,
+                i64,
+                i64,
+                i64,
+                String,
+            ) = redis::from_redis_value(reply).map_err(unavailable)?;
+            let decision = Decision {
+                allowed: allowed == 1,
+                remaining: u32::try_from(remaining).unwrap_or(0),
+                reset_after_us,
+                retry_after_us,
+            };
+            outcome.admission = Some((decision, Some(session).filter(|s| !s.is_empty())));
+        }
+        if token.is_some() {
+            let reply = replies
+                .pop()
+                .ok_or_else(|| unavailable("no reply to a mint"))?;
+            let status: String = redis::from_redis_value(reply).map_err(unavailable)?;
+            outcome.minted = Some(match status.as_str() {
+                "stored" => Minted::Stored,
+                "gone" => Minted::Gone,
+                "not_owner" => Minted::NotOwner,
+                "collision" => Minted::Collision,
+                _ => return Err(unavailable("unexpected reply to a mint")),
+            });
+        }
+        Ok(outcome)
     }
 
     pub(super) async fn revoke(
@@ -981,8 +1329,8 @@ fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
                 .arg(unit)
                 .arg(amount);
         }
-        Write::Incr { key } => {
-            pipe.cmd("INCR").arg(key).ignore();
+        Write::IncrBy { key, by } => {
+            pipe.cmd("INCRBY").arg(key).arg(by).ignore();
         }
         Write::ExpiringAdd {
             key,

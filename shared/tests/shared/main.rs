@@ -33,4 +33,5 @@ mod rate_limit;
 mod revocation;
 mod store_conformance;
 mod store_outage;
+mod stream_open;
 mod stream_tokens;

@@ -452,7 +452,10 @@ async fn write_all_applies_every_write(store: Store) {
             value: "second",
             ttl: Duration::from_secs(5),
         },
-        Write::Incr { key: &counter },
+        Write::IncrBy {
+            key: &counter,
+            by: 1,
+        },
     ];
     assert!(!store.write_all(&again).await.unwrap(), "not created again");
     assert_eq!(store.get(&once).await.unwrap().as_deref(), Some("first"));
@@ -464,8 +467,14 @@ async fn write_all_applies_every_write(store: Store) {
                 value: "v",
                 ttl: Some(Duration::from_millis(200)),
             },
-            Write::Incr { key: &counter },
-            Write::Incr { key: &counter },
+            Write::IncrBy {
+                key: &counter,
+                by: 1,
+            },
+            Write::IncrBy {
+                key: &counter,
+                by: 5,
+            },
             Write::ExpiringAdd {
                 key: &set,
                 member: "a",
@@ -490,7 +499,7 @@ async fn write_all_applies_every_write(store: Store) {
         "no SET NX among them: nothing failed to be created"
     );
     assert_eq!(store.get(&plain).await.unwrap().as_deref(), Some("v"));
-    assert_eq!(store.get(&counter).await.unwrap().as_deref(), Some("2"));
+    assert_eq!(store.get(&counter).await.unwrap().as_deref(), Some("6"));
     assert_eq!(store.expiring_count(&set, 0).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.get(&plain).await.unwrap(), None, "the ttl applied");

@@ -192,7 +192,7 @@ async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
         .await
         .unwrap();
 
-    unavailable("consume", stream_token::consume(&store, &secret)).await;
+    unavailable("consume", stream_token::consume(&store, "g-1", &secret)).await;
     let mint = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
         .await
         .map(|s: StreamSecret| s.digest());

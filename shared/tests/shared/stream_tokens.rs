@@ -20,6 +20,7 @@ store_suite!(
 );
 
 const TTL: Duration = Duration::from_secs(60);
+const GEN: &str = "gen-1";
 
 fn new_grant(kind: GrantKind) -> StreamGrant {
     StreamGrant {
@@ -46,21 +47,27 @@ async fn a_token_is_consumed_once(store: Store) {
     // The client presents the string; the server parses it back.
     let presented = StreamSecret::parse(secret.expose()).unwrap();
     assert_eq!(
-        stream_token::consume(&store, &presented).await.unwrap(),
+        stream_token::consume(&store, GEN, &presented)
+            .await
+            .unwrap(),
         Ok(grant)
     );
     assert_eq!(
-        stream_token::consume(&store, &presented).await.unwrap(),
+        stream_token::consume(&store, GEN, &presented)
+            .await
+            .unwrap(),
         Err(Refusal::Replay)
     );
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, GEN, &secret).await.unwrap(),
         Err(Refusal::Replay)
     );
 
     let never_issued = StreamSecret::generate().unwrap();
     assert_eq!(
-        stream_token::consume(&store, &never_issued).await.unwrap(),
+        stream_token::consume(&store, GEN, &never_issued)
+            .await
+            .unwrap(),
         Err(Refusal::Unknown)
     );
 
@@ -73,11 +80,15 @@ async fn a_token_is_consumed_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, "gen-2", &secret)
+            .await
+            .unwrap(),
         Ok(resume)
     );
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, "gen-2", &secret)
+            .await
+            .unwrap(),
         Err(Refusal::Replay)
     );
 }
@@ -110,25 +121,25 @@ async fn stats_count_issued_consumed_active_and_rejected(store: Store) {
         }
     );
 
-    stream_token::consume(&store, &secrets[0])
+    stream_token::consume(&store, GEN, &secrets[0])
         .await
         .unwrap()
         .unwrap();
     // A replay and an unknown token are refusals, not consumptions.
-    stream_token::consume(&store, &secrets[0])
+    stream_token::consume(&store, GEN, &secrets[0])
         .await
         .unwrap()
         .unwrap_err();
-    stream_token::consume(&store, &StreamSecret::generate().unwrap())
+    stream_token::consume(&store, GEN, &StreamSecret::generate().unwrap())
         .await
         .unwrap()
         .unwrap_err();
-    stream_token::record_rejected(&store).await.unwrap();
+    stream_token::record_rejected(&store);
     // Resume grants are not stream tokens issued by the auth service.
     let resume = stream_token::mint(&store, &new_grant(GrantKind::Resume), TTL, now)
         .await
         .unwrap();
-    stream_token::consume(&store, &resume)
+    stream_token::consume(&store, GEN, &resume)
         .await
         .unwrap()
         .unwrap();
@@ -170,23 +181,23 @@ async fn an_expired_token_is_refused_as_expired_then_forgotten(store: Store) {
     let stats = stream_token::stats(&store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.active, stats.issued_total), (0, 1));
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, GEN, &secret).await.unwrap(),
         Err(Refusal::Expired)
     );
     assert!(
         !store
-            .exists(&store.keys().stream_token(&secret.digest()))
+            .exists(&store.keys().stream_token(GEN, &secret.digest()))
             .await
             .unwrap()
     );
     // Presenting it did not mark it used.
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, GEN, &secret).await.unwrap(),
         Err(Refusal::Expired)
     );
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        stream_token::consume(&store, &secret).await.unwrap(),
+        stream_token::consume(&store, GEN, &secret).await.unwrap(),
         Err(Refusal::Unknown)
     );
     assert!(
@@ -206,11 +217,11 @@ async fn the_store_holds_the_digest_never_the_secret(store: Store) {
     let grant = new_grant(GrantKind::Token);
     let consumed = stream_token::mint(&store, &grant, TTL, now).await.unwrap();
     let pending = stream_token::mint(&store, &grant, TTL, now).await.unwrap();
-    stream_token::consume(&store, &consumed)
+    stream_token::consume(&store, GEN, &consumed)
         .await
         .unwrap()
         .unwrap();
-    stream_token::consume(&store, &consumed)
+    stream_token::consume(&store, GEN, &consumed)
         .await
         .unwrap()
         .unwrap_err();
@@ -219,11 +230,11 @@ async fn the_store_holds_the_digest_never_the_secret(store: Store) {
     let digest = pending.digest();
     assert_eq!(digest, hex_sha256(pending.expose()));
     assert_eq!(
-        store.get(&keys.stream_token(&digest)).await.unwrap(),
+        store.get(&keys.stream_token(GEN, &digest)).await.unwrap(),
         Some(serde_json::to_string(&grant).unwrap()),
         "the grant is stored under the digest"
     );
-    let state = |s: &StreamSecret| keys.stream_token_state(&s.digest());
+    let state = |s: &StreamSecret| keys.stream_token_state(GEN, &s.digest());
     assert_eq!(
         store.get(&state(&consumed)).await.unwrap().as_deref(),
         Some("used")
@@ -307,7 +318,7 @@ async fn concurrent_mints_all_succeed_and_differ(store: Store) {
     // Each secret stands for its own grant.
     for (grant, secret) in &minted {
         assert_eq!(
-            stream_token::consume(&store, secret)
+            stream_token::consume(&store, &grant.generation_id, secret)
                 .await
                 .unwrap()
                 .as_ref(),
@@ -328,7 +339,7 @@ async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {
             .unwrap();
         if i % 2 == 0 {
             assert!(
-                stream_token::consume(&store, &secret)
+                stream_token::consume(&store, GEN, &secret)
                     .await
                     .unwrap()
                     .is_ok()
@@ -337,7 +348,7 @@ async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {
     }
     let keys = store.keys();
     let counters = [keys.stream_stats("issued"), keys.stream_stats("consumed")];
-    let is_token = |k: &str| k.contains("{st:") && !k.ends_with(":state");
+    let is_token = |k: &str| k.contains(":st:") && !k.ends_with(":state");
     let dump = store.debug_dump().await.unwrap();
     assert!(dump.iter().filter(|(k, _)| is_token(k)).count() <= 500);
     for (k, _) in &dump {

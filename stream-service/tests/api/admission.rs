@@ -220,7 +220,7 @@ async fn no_grant_outlives_its_session() {
     let digest = StreamSecret::parse(&stream.cookie).unwrap().digest();
     let left = app
         .store
-        .pttl(&app.store.keys().stream_token(&digest))
+        .pttl(&app.store.keys().stream_token(&generation, &digest))
         .await
         .unwrap()
         .unwrap();

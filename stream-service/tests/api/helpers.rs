@@ -282,6 +282,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Reconnects as a browser does: the same URL (its token used) with the cookie.
+    pub async fn reconnect(
+        &self,
+        generation_id: &str,
+        token: &str,
+        cookie: &str,
+    ) -> reqwest::Response {
+        self.stream_request(generation_id, &[("token", token)])
+            .header("cookie", format!("as_resume={cookie}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Opens a stream that must succeed, and remembers its resume cookie.
     pub async fn sse(&self, generation_id: &str, token: &str) -> SseClient {
         let res = self.open_stream(generation_id, token).await;

@@ -14,12 +14,7 @@ async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
     // A replay, and a browser reconnect by cookie.
     let res = app.open_stream(&generation, &token).await;
     assert_problem(res, 401, "invalid_stream_token").await;
-    let res = app
-        .stream_request(&generation, &[("token", &token)])
-        .header("cookie", format!("as_resume={}", stream.cookie))
-        .send()
-        .await
-        .unwrap();
+    let res = app.reconnect(&generation, &token, &stream.cookie).await;
     let mut resumed = app.sse_from(res);
     resumed.take(1).await;
     // A JWT where a stream token goes, and a publisher's service token.

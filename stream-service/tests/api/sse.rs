@@ -171,7 +171,7 @@ async fn the_resume_cookie_follows_cookie_secure_and_the_resume_lifetime() {
     let grant = StreamSecret::parse(&stream.cookie).unwrap();
     let left = app
         .store
-        .pttl(&app.store.keys().stream_token(&grant.digest()))
+        .pttl(&app.store.keys().stream_token(&generation, &grant.digest()))
         .await
         .unwrap()
         .unwrap();

@@ -37,8 +37,10 @@ async fn a_stream_token_opens_one_stream_only() {
     app.assert_no_secrets_leaked().await;
 }
 
+/// A token is stored under its own generation: on another generation's path it is
+/// unknown there, and refused; it opens its own stream, once.
 #[tokio::test]
-async fn a_token_for_another_generation_is_refused_and_used_up() {
+async fn a_token_for_another_generation_is_refused_there_and_opens_only_its_own() {
     let app = spawn_app().await;
     let mine = app.create_generation("u").await;
     let other = app.create_generation("u").await;
@@ -49,13 +51,14 @@ async fn a_token_for_another_generation_is_refused_and_used_up() {
         "invalid_stream_token",
     )
     .await;
-    // Consumed by the failed attempt: it cannot be tried again elsewhere.
+    let opened = app.sse(&mine, &token).await;
     assert_problem(
         app.open_stream(&mine, &token).await,
         401,
         "invalid_stream_token",
     )
     .await;
+    drop(opened);
     app.assert_no_secrets_leaked().await;
 }
 
@@ -232,15 +235,19 @@ async fn a_token_of_a_revoked_session_or_a_gone_generation_is_refused() {
     app.assert_no_secrets_leaked().await;
 }
 
+/// No grant is stored under a malformed id: the token is refused without reaching
+/// the store, and still opens its own stream once.
 #[tokio::test]
-async fn a_token_presented_on_a_malformed_path_is_used_up_first() {
+async fn a_token_presented_on_a_malformed_path_is_refused_without_a_store_call() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     for bad in ["a".repeat(129), "caf%C3%A9".to_owned(), "a%20b".to_owned()] {
         let token = app.token("u", "s", &generation).await;
+        let before = app.store.round_trips();
         let res = app.open_stream(&bad, &token).await;
         assert_problem(res, 401, "invalid_stream_token").await;
-        // Consumed by the refused attempt: no second try on the right path.
+        assert_eq!(app.store.round_trips(), before, "the store was not asked");
+        drop(app.sse(&generation, &token).await);
         assert_problem(
             app.open_stream(&generation, &token).await,
             401,
@@ -256,8 +263,8 @@ async fn a_token_presented_on_a_malformed_path_is_used_up_first() {
 }
 
 /// Seed 000's empty, 1000-character and Unicode ids. A malformed id in the path is
-/// refused like any other wrong generation, after the token was used up; an empty one
-/// matches no route (404) and reaches no handler, so no token is touched.
+/// refused like any other wrong generation, and the token is left for its own path; an
+/// empty one matches no route (404) and reaches no handler.
 #[tokio::test]
 async fn odd_generation_ids_on_the_stream_and_publish_routes() {
     let app = spawn_app().await;
@@ -271,12 +278,7 @@ async fn odd_generation_ids_on_the_stream_and_publish_routes() {
             "invalid_stream_token",
         )
         .await;
-        assert_problem(
-            app.open_stream(&generation, &token).await,
-            401,
-            "invalid_stream_token",
-        )
-        .await;
+        drop(app.sse(&generation, &token).await);
         let res = app
             .publish(odd, &serde_json::json!({ "status": "processing" }))
             .await;
@@ -318,7 +320,7 @@ async fn each_refusal_is_counted_under_its_reason() {
     let refused = |res: reqwest::Response| assert_problem(res, 401, "invalid_stream_token");
 
     let token = app.token("u", "s", &other).await;
-    refused(app.open_stream(&generation, &token).await).await;
+    refused(app.open_stream("caf%C3%A9", &token).await).await;
 
     let mut bound = grant("u", "s", &generation);
     bound.client_ip = Some("10.9.9.9".to_owned());
@@ -358,5 +360,31 @@ async fn each_refusal_is_counted_under_its_reason() {
             "{reason} not counted once"
         );
     }
+    app.assert_no_secrets_leaked().await;
+}
+
+/// A stream open is two sequential store round trips: the grant, record, history and
+/// next resume grant on the generation's slot, then the user's admission. A resume
+/// (token used, cookie presented) costs no more.
+#[tokio::test]
+async fn an_open_and_a_resume_cost_two_round_trips_each() {
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    app.ensure_holder("u", "s", &["user"]).await;
+    // The first stream of the process starts its subscription (no request waits on it
+    // again): opened once before counting.
+    let warm = app.token("u", "s", &generation).await;
+    drop(app.sse(&generation, &warm).await);
+
+    let token = app.token("u", "s", &generation).await;
+    let before = app.store.round_trips();
+    let stream = app.sse(&generation, &token).await;
+    assert_eq!(app.store.round_trips() - before, 2, "open");
+
+    let before = app.store.round_trips();
+    let res = app.reconnect(&generation, &token, &stream.cookie).await;
+    let resumed = app.sse_from(res);
+    assert_eq!(app.store.round_trips() - before, 2, "resume");
+    assert_ne!(resumed.cookie, stream.cookie, "the cookie rotated");
     app.assert_no_secrets_leaked().await;
 }
