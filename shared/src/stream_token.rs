@@ -252,6 +252,9 @@ pub struct PendingStats {
     rejected: AtomicU64,
     active: Mutex<ActiveChanges>,
     flushing: AtomicBool,
+    /// One flush at a time: a reader's flush waits for a background flush that already
+    /// took the counts, so what it reads afterwards includes them.
+    flush_turn: tokio::sync::Mutex<()>,
 }
 
 /// Tokens minted (digest, expiry ms) and consumed (digest, when, ms) here since the
@@ -333,6 +336,7 @@ async fn flush(
     due_ms: i64,
 ) -> Result<(), crate::StoreError> {
     let pending = store.stream_stats();
+    let _turn = pending.flush_turn.lock().await;
     let counts = [
         ("issued", pending.issued.swap(0, Ordering::Relaxed)),
         ("consumed", pending.consumed.swap(0, Ordering::Relaxed)),
