@@ -451,7 +451,7 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
     let body: SimulateBody = if raw.iter().all(u8::is_ascii_whitespace) {
         SimulateBody::default()
     } else {
-        serde_json::from_slice(raw)
+        shared::http::from_json_object(raw)
             .map_err(|e| ApiError::field("body", shared::http::json_problem(&e)))?
     };
     let mut errors = shared::error::FieldErrors::default();

@@ -216,6 +216,49 @@ pub fn json_problem(e: &serde_json::Error) -> String {
     }
 }
 
+/// Reads a JSON body that must be an object. serde reads a JSON array into a struct
+/// by position (`[null, null]` would be `{}`), so the object is read first.
+pub fn from_json_object<T: serde::de::DeserializeOwned>(
+    raw: &[u8],
+) -> Result<T, serde_json::Error> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(raw)?;
+    serde_json::from_value(serde_json::Value::Object(object))
+}
+
+/// `web::Json` for bodies that must be JSON objects (see `from_json_object`), with the
+/// same limit and problem+json errors (`json_config`).
+pub struct JsonObject<T>(pub T);
+
+impl<T> JsonObject<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let object =
+            web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
+        Box::pin(async move {
+            let web::Json(object) = object.await?;
+            serde_json::from_value(serde_json::Value::Object(object))
+                .map(Self)
+                .map_err(|e| ApiError::field("body", json_problem(&e)).into())
+        })
+    }
+}
+
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_, _| ApiError::not_found("resource").into())
 }

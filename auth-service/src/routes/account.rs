@@ -52,7 +52,7 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
 pub async fn register(
     state: web::Data<AuthState>,
     _: Anonymous,
-    body: web::Json<Credentials>,
+    body: shared::http::JsonObject<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, password) = parse(body.into_inner())?;
     let hash = state.hasher.hash(password.secret().clone()).await?;
@@ -79,7 +79,7 @@ pub async fn login(
     state: web::Data<AuthState>,
     req: HttpRequest,
     anon: Pending<Anonymous>,
-    body: web::Json<Credentials>,
+    body: shared::http::JsonObject<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
     // A malformed email cannot belong to anyone: answer like an unknown one.

@@ -70,7 +70,7 @@ pub async fn update_user(
     state: web::Data<AuthState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<UserPatch>,
+    body: shared::http::JsonObject<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope(ADMIN_SCOPE)?;
     let body = body.into_inner();

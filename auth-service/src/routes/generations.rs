@@ -37,7 +37,7 @@ pub struct NewGeneration {
 pub async fn create(
     state: web::Data<AuthState>,
     caller: Pending<Caller>,
-    body: web::Json<NewGeneration>,
+    body: shared::http::JsonObject<NewGeneration>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, owner_id) = match new_generation(caller.presented(), body.into_inner()) {
         Ok(checked) => checked,

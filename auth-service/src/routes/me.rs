@@ -93,7 +93,7 @@ pub async fn patch(
     state: web::Data<AuthState>,
     caller: Pending<AccessClaims>,
     req: HttpRequest,
-    body: web::Json<ProfilePatch>,
+    body: shared::http::JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let loaded = admit_and_load(&state, caller).await?;
     let if_match = req

@@ -72,7 +72,7 @@ pub async fn issue(
     let json: ClientCredentials = if body.is_empty() {
         ClientCredentials::default()
     } else {
-        serde_json::from_slice(&body)
+        shared::http::from_json_object(&body)
             .map_err(|_| ApiError::field("body", "expected {client_id, client_secret}"))?
     };
     let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {

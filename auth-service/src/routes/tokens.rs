@@ -34,7 +34,7 @@ pub struct RefreshBody {
 pub async fn refresh(
     state: web::Data<AuthState>,
     _: Anonymous,
-    body: web::Json<RefreshBody>,
+    body: shared::http::JsonObject<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
     let claims: RefreshClaims = state.validator.validate(&body.refresh_token, now).await?;
@@ -132,7 +132,7 @@ pub async fn validate_post(
     let from_body = if body.is_empty() {
         None
     } else {
-        serde_json::from_slice::<TokenBody>(&body)
+        shared::http::from_json_object::<TokenBody>(&body)
             .map_err(|_| ApiError::field("body", "expected {\"token\": \"...\"}"))?
             .token
     };
@@ -184,7 +184,7 @@ pub async fn validate_get(
 pub async fn revoke(
     state: web::Data<AuthState>,
     _: Anonymous,
-    body: web::Json<TokenBody>,
+    body: shared::http::JsonObject<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("token", "is required"));

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_CLIENT, assert_problem, spawn_app_with, unique_email};
+use crate::helpers::{ADMIN_CLIENT, TestApp, assert_problem, spawn_app_with, unique_email};
 
 /// A JSON object of exactly `len` bytes.
 fn body_of(len: usize) -> String {
@@ -12,55 +12,125 @@ fn body_of(len: usize) -> String {
     format!(r#"{{"padding":"{}"}}"#, "x".repeat(len - envelope))
 }
 
+/// Every route that reads a body, with its method and the Bearer token it needs, on an
+/// app with the demo on.
+struct BodyRoutes {
+    app: TestApp,
+    routes: Vec<(Method, String, Option<String>)>,
+}
+
+impl BodyRoutes {
+    async fn spawn() -> Self {
+        let app = spawn_app_with(&[("DEMO", "true")]).await;
+        let user = app.signup().await;
+        let service = app.service_token(ADMIN_CLIENT).await;
+        let generation = format!("limits-{}", uuid::Uuid::new_v4().simple());
+        assert_eq!(
+            app.create_generation(&user.access, &generation)
+                .await
+                .status(),
+            201
+        );
+        let anonymous = |path: &str| (Method::POST, path.to_owned(), None);
+        let routes = vec![
+            anonymous("/auth/register"),
+            anonymous("/auth/login"),
+            anonymous("/auth/refresh"),
+            anonymous("/auth/validate"),
+            anonymous("/auth/revoke"),
+            anonymous("/auth/service-token"),
+            (Method::PATCH, "/auth/me".into(), Some(user.access.clone())),
+            (
+                Method::PATCH,
+                format!("/auth/users/{}", user.user_id),
+                Some(service),
+            ),
+            (
+                Method::POST,
+                "/generations".into(),
+                Some(user.access.clone()),
+            ),
+            (
+                Method::POST,
+                format!("/demo/generations/{generation}/simulate"),
+                Some(user.access),
+            ),
+        ];
+        Self { app, routes }
+    }
+
+    fn send(
+        &self,
+        (method, path, bearer): &(Method, String, Option<String>),
+        body: String,
+    ) -> reqwest::RequestBuilder {
+        let mut req = self
+            .app
+            .http
+            .request(method.clone(), self.app.url(path))
+            .header("content-type", "application/json")
+            .header("if-match", "*")
+            .body(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+}
+
 #[tokio::test]
 async fn every_route_that_reads_a_body_refuses_one_over_64_kib() {
-    let app = spawn_app_with(&[("DEMO", "true")]).await;
-    let user = app.signup().await;
-    let service = app.service_token(ADMIN_CLIENT).await;
-    let generation = format!("limits-{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(
-        app.create_generation(&user.access, &generation)
+    let body_routes = BodyRoutes::spawn().await;
+    for route in &body_routes.routes {
+        let (method, path, _) = route;
+        let res = body_routes
+            .send(route, body_of(65 * 1024))
+            .send()
             .await
-            .status(),
-        201
-    );
-    let user_path = format!("/auth/users/{}", user.user_id);
-    let simulate = format!("/demo/generations/{generation}/simulate");
-    let routes: [(Method, &str, Option<&str>); 10] = [
-        (Method::POST, "/auth/register", None),
-        (Method::POST, "/auth/login", None),
-        (Method::POST, "/auth/refresh", None),
-        (Method::POST, "/auth/validate", None),
-        (Method::POST, "/auth/revoke", None),
-        (Method::POST, "/auth/service-token", None),
-        (Method::PATCH, "/auth/me", Some(&user.access)),
-        (Method::PATCH, &user_path, Some(&service)),
-        (Method::POST, "/generations", Some(&user.access)),
-        (Method::POST, &simulate, Some(&user.access)),
-    ];
-    for (method, path, bearer) in routes {
-        let send = |len: usize| {
-            let mut req = app
-                .http
-                .request(method.clone(), app.url(path))
-                .header("content-type", "application/json")
-                .header("if-match", "*")
-                .body(body_of(len));
-            if let Some(token) = bearer {
-                req = req.bearer_auth(token);
-            }
-            req.send()
-        };
-        let res = send(65 * 1024).await.unwrap();
+            .unwrap();
         assert_eq!(res.status(), 413, "{method} {path}");
         assert_problem(res, 413, "payload_too_large").await;
         // Just under the limit is read and answered on its merits (the demo's
         // simulation takes only a few bytes and says so with its own 413).
         if !path.starts_with("/demo/") {
-            let res = send(64 * 1024 - 16).await.unwrap();
+            let res = body_routes
+                .send(route, body_of(64 * 1024 - 16))
+                .send()
+                .await
+                .unwrap();
             assert_ne!(res.status(), 413, "{method} {path}");
         }
     }
+}
+
+/// serde would read a JSON array into a struct by position (`[null, null]` as `{}`):
+/// every body must be an object.
+#[tokio::test]
+async fn a_json_array_is_never_read_as_an_object() {
+    let body_routes = BodyRoutes::spawn().await;
+    let generations_before = body_routes.app.store.debug_keys().await.unwrap();
+    for route in &body_routes.routes {
+        let (method, path, _) = route;
+        for body in [
+            "[null, null]",
+            r#"["ada@example.com", "correct horse"]"#,
+            "[]",
+        ] {
+            let res = body_routes
+                .send(route, body.to_owned())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 422, "{method} {path} {body}");
+            assert_problem(res, 422, "validation_failed").await;
+        }
+    }
+    let generations_after = body_routes.app.store.debug_keys().await.unwrap();
+    let created: Vec<_> = generations_after
+        .iter()
+        .filter(|k| k.ends_with(":gen") && !generations_before.contains(k))
+        .collect();
+    assert!(created.is_empty(), "created from an array: {created:?}");
 }
 
 /// Values a client might send by mistake in place of a string (a password in the
