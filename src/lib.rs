@@ -128,6 +128,9 @@ impl Application {
         })
         // Streams of the one process are cut from clients that stopped reading, too.
         .on_connect(stream_service::send_timeout(send_timeout))
+        // A stream client never half-closes on purpose: its EOF means it is gone, so the
+        // stream ends at once instead of at its next write (the next keep-alive).
+        .h1_allow_half_closed(false)
         .listen(listener)?
         // Signals are handled in `run_until_stopped`: streams are told to go first.
         .disable_signals()

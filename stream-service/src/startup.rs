@@ -158,6 +158,9 @@ impl Application {
                 .default_service(web::to(shared::http::not_found))
         })
         .on_connect(send_timeout(state.settings().send_timeout))
+        // A stream client never half-closes on purpose: its EOF means it is gone, so the
+        // stream ends at once instead of at its next write (the next keep-alive).
+        .h1_allow_half_closed(false)
         .listen(listener)?
         // Signals are ours: streams must be told to go before the graceful stop waits on them.
         .disable_signals()

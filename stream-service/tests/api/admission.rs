@@ -303,3 +303,36 @@ async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together
     drop(sse);
     app.assert_no_secrets_leaked().await;
 }
+
+/// An event-stream client that hangs up gives its place back at once, not at the
+/// stream's next write (a keep-alive a minute away here): the server reads the
+/// client's end of the connection closing.
+#[tokio::test]
+async fn an_event_stream_whose_client_hangs_up_gives_its_place_back_at_once() {
+    let app = spawn_app_with(&[("STREAM_MAX_PER_USER", "1"), ("SSE_KEEPALIVE_SECS", "60")]).await;
+    let generation = app.create_generation("u").await;
+    let open_streams = app.store.keys().open_streams("u");
+    let count = || async {
+        app.store
+            .expiring_count(&open_streams, UnixTime::now().millis())
+            .await
+            .unwrap()
+    };
+    let token = app.token("u", "s", &generation).await;
+    let mut sse = app.sse(&generation, &token).await;
+    sse.take(1).await;
+    assert_eq!(count().await, 1);
+
+    drop(sse);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while count().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place of a client that hung up was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = app.token("u", "s", &generation).await;
+    let mut again = app.sse(&generation, &token).await;
+    assert_eq!(again.take(1).await[0].data["event"], "connected");
+}
