@@ -1,5 +1,5 @@
 //! The auth service: users and passwords, JWTs, sessions, service clients,
-//! generation ownership and stream tokens (contract section 3).
+//! generation ownership and stream tokens.
 
 pub mod config;
 pub mod demo;

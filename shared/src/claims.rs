@@ -1,4 +1,4 @@
-//! The claims of the three JWT types (contract section 1).
+//! The claims of the three JWT types.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Configuration both services read (contract section 6). Each service adds its own.
+//! Configuration both services read. Each service adds its own.
 
 use std::path::PathBuf;
 use std::sync::Arc;

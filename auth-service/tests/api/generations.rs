@@ -169,7 +169,7 @@ async fn services_create_generations_for_an_owner_with_the_right_scope() {
     assert_problem(res, 403, "forbidden").await;
 }
 
-/// Seed 000's 1000-character and Unicode ids: refused on creation, not found on
+/// 1000-character and Unicode ids: refused on creation, not found on
 /// reading, never a 500.
 #[tokio::test]
 async fn odd_ids_are_refused_or_not_found() {

@@ -65,7 +65,7 @@ async fn assert_lives_for(app: &TestApp, generation: &str, secret: &StreamSecret
     );
 }
 
-/// Seed 000's custom TTL: the answer, the key and the refusal all follow the setting.
+/// A custom TTL: the answer, the key and the refusal all follow the setting.
 #[tokio::test]
 async fn a_custom_lifetime_is_announced_kept_and_enforced() {
     let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
@@ -90,7 +90,7 @@ async fn a_custom_lifetime_is_announced_kept_and_enforced() {
     );
 }
 
-/// Seed 000's empty, 1000-character and Unicode ids: no such generation, never a 500.
+/// Empty, 1000-character and Unicode ids: no such generation, never a 500.
 #[tokio::test]
 async fn odd_generation_ids_are_not_found() {
     let app = spawn_app().await;
@@ -115,7 +115,7 @@ async fn odd_generation_ids_are_not_found() {
     );
 }
 
-/// Seed 000's "invalidate" and "invalidate a nonexistent token": there is no route to
+/// "Invalidate" and "invalidate a nonexistent token": there is no route to
 /// invalidate one stream token; revoking its session does (the stream service refuses
 /// it, see stream-service `tokens.rs`). Revoking a session or user that does not exist
 /// is a 404 and changes nothing.

@@ -1,4 +1,4 @@
-//! JWT validation (contract section 1, seed 001) against a real Redis store: the
+//! JWT validation against a real Redis store: the
 //! validator pins its algorithm and key, checks every claim against a `now` passed
 //! in, and maps each refusal to the contract's error code.
 

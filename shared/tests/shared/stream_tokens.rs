@@ -327,7 +327,7 @@ async fn concurrent_mints_all_succeed_and_differ(store: Store) {
     }
 }
 
-/// Seed 000's memory case: 1000 tokens, used or left to expire. While their state
+/// The memory case: 1000 tokens, used or left to expire. While their state
 /// markers live (twice the token lifetime) those and the counters are all that is
 /// left, each marker with a bounded lifetime; after that, only the counters.
 async fn a_thousand_expired_tokens_leave_nothing_behind(store: Store) {

@@ -262,7 +262,7 @@ async fn a_token_presented_on_a_malformed_path_is_refused_without_a_store_call()
     app.assert_no_secrets_leaked().await;
 }
 
-/// Seed 000's empty, 1000-character and Unicode ids. A malformed id in the path is
+/// Empty, 1000-character and Unicode ids. A malformed id in the path is
 /// refused like any other wrong generation, and the token is left for its own path; an
 /// empty one matches no route (404) and reaches no handler.
 #[tokio::test]

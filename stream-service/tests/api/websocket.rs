@@ -154,7 +154,7 @@ async fn a_websocket_needs_a_valid_token_and_resumes_after_last_event_id() {
     app.assert_no_secrets_leaked().await;
 }
 
-/// Seed 000's 1000-character and Unicode ids on the WebSocket route: refused (401)
+/// 1000-character and Unicode ids on the WebSocket route: refused (401)
 /// without using the token, never a 500; an empty id matches no route.
 #[tokio::test]
 async fn odd_generation_ids_on_the_websocket_route() {
