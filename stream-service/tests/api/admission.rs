@@ -248,13 +248,7 @@ async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together
     let app = spawn_app_with(&cap).await;
     let replica = spawn_replica_with(&app, &cap).await;
     let generation = app.create_generation("u").await;
-    let open_streams = app.store.keys().open_streams("u");
-    let count = || async {
-        app.store
-            .expiring_count(&open_streams, UnixTime::now().millis())
-            .await
-            .unwrap()
-    };
+    let count = || open_streams(&app, "u");
 
     let token = app.token("u", "s", &generation).await;
     let mut sse = app.sse(&generation, &token).await;
@@ -311,13 +305,7 @@ async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together
 async fn an_event_stream_whose_client_hangs_up_gives_its_place_back_at_once() {
     let app = spawn_app_with(&[("STREAM_MAX_PER_USER", "1"), ("SSE_KEEPALIVE_SECS", "60")]).await;
     let generation = app.create_generation("u").await;
-    let open_streams = app.store.keys().open_streams("u");
-    let count = || async {
-        app.store
-            .expiring_count(&open_streams, UnixTime::now().millis())
-            .await
-            .unwrap()
-    };
+    let count = || open_streams(&app, "u");
     let token = app.token("u", "s", &generation).await;
     let mut sse = app.sse(&generation, &token).await;
     sse.take(1).await;
@@ -335,4 +323,15 @@ async fn an_event_stream_whose_client_hangs_up_gives_its_place_back_at_once() {
     let token = app.token("u", "s", &generation).await;
     let mut again = app.sse(&generation, &token).await;
     assert_eq!(again.take(1).await[0].data["event"], "connected");
+}
+
+/// How many streams of `user` the store counts as open now, on every replica.
+async fn open_streams(app: &TestApp, user: &str) -> u64 {
+    app.store
+        .expiring_count(
+            &app.store.keys().open_streams(user),
+            UnixTime::now().millis(),
+        )
+        .await
+        .unwrap()
 }
