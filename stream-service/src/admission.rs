@@ -3,12 +3,17 @@
 //! next resume grant in one step on the generation's slot, admit the user in one step
 //! on theirs, and hand over a `Feed`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
+use futures_util::StreamExt as _;
+use parking_lot::Mutex;
 use serde::Deserialize;
 use shared::generation::{GenerationId, is_terminal};
 use shared::rate_limit::{Cost, Policy, Subject};
@@ -66,51 +71,96 @@ const STREAM_LEASE: Duration = Duration::from_secs(60);
 /// What a refused open is told to wait: places come back as streams close.
 const TOO_MANY_STREAMS_RETRY_SECS: u64 = 10;
 
-/// A stream's place among its user's open streams (`STREAM_MAX_PER_USER`, counted in
-/// the store across replicas): renewed while the stream lives, given back when it is
-/// dropped, and gone by itself within `STREAM_LEASE` if this process dies.
-pub struct StreamSlot {
+/// The places of every stream open in this process (`STREAM_MAX_PER_USER`, counted
+/// in the store across replicas), renewed together by one task: one timer for all
+/// streams, not a task and a timer each (an idle stream's memory is what it keeps).
+#[derive(Clone)]
+pub struct Leases(Arc<LeaseBook>);
+
+struct LeaseBook {
     store: Store,
-    key: String,
-    id: String,
-    renewal: tokio::task::AbortHandle,
+    /// Place number -> (the user's set of places, the place's id).
+    held: Mutex<HashMap<u64, (String, String)>>,
+    next: AtomicU64,
+    renewing: Once,
 }
 
-impl StreamSlot {
+impl Leases {
+    pub fn new(store: Store) -> Self {
+        Self(Arc::new(LeaseBook {
+            store,
+            held: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            renewing: Once::new(),
+        }))
+    }
+
     /// The place `id` in `key`, taken by `Store::admit_stream`: renewed from now on.
-    fn held(store: &Store, key: String, id: String) -> Self {
-        let renewal = tokio::spawn(renew(store.clone(), key.clone(), id.clone()));
-        Self {
-            store: store.clone(),
-            key,
-            id,
-            renewal: renewal.abort_handle(),
+    fn hold(&self, key: String, id: String) -> StreamSlot {
+        let book = &self.0;
+        // Started by the first stream, inside the runtime; it ends with the book.
+        book.renewing
+            .call_once(|| drop(tokio::spawn(renew(Arc::downgrade(book)))));
+        let number = book.next.fetch_add(1, Ordering::Relaxed);
+        book.held.lock().insert(number, (key, id));
+        StreamSlot {
+            leases: self.clone(),
+            number,
         }
     }
+
 }
 
-async fn renew(store: Store, key: String, id: String) {
+/// A stream's place among its user's open streams: renewed while the stream lives,
+/// given back when it is dropped, and gone by itself within `STREAM_LEASE` if this
+/// process dies.
+pub struct StreamSlot {
+    leases: Leases,
+    number: u64,
+}
+
+/// Every `STREAM_LEASE / 3`, renews every place still held (the lease outlasts two
+/// missed renewals).
+async fn renew(book: Weak<LeaseBook>) {
     let mut every = tokio::time::interval(STREAM_LEASE / 3);
     every.tick().await;
     loop {
         every.tick().await;
+        let Some(book) = book.upgrade() else { return };
+        let numbers: Vec<u64> = book.held.lock().keys().copied().collect();
         let now = UnixTime::now();
         let expires_at = now.plus(STREAM_LEASE).millis();
-        if let Err(e) = store
-            .expiring_add(&key, &id, expires_at, now.millis())
-            .await
-        {
-            // The next tick tries again; the lease outlasts two missed renewals.
-            tracing::debug!(error = %e, "cannot renew an open stream's place");
-        }
+        futures_util::stream::iter(numbers)
+            .for_each_concurrent(RENEWALS_IN_FLIGHT, |number| {
+                let book = &book;
+                async move {
+                    // A place given back meanwhile is not taken again.
+                    let Some((key, id)) = book.held.lock().get(&number).cloned() else {
+                        return;
+                    };
+                    if let Err(e) = book
+                        .store
+                        .expiring_add(&key, &id, expires_at, now.millis())
+                        .await
+                    {
+                        tracing::debug!(error = %e, "cannot renew an open stream's place");
+                    }
+                }
+            })
+            .await;
     }
 }
 
+/// Renewals sent at once: they share one multiplexed connection.
+const RENEWALS_IN_FLIGHT: usize = 64;
+
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.renewal.abort();
-        let store = self.store.clone();
-        let (key, id) = (std::mem::take(&mut self.key), std::mem::take(&mut self.id));
+        let book = &self.leases.0;
+        let Some((key, id)) = book.held.lock().remove(&self.number) else {
+            return;
+        };
+        let store = book.store.clone();
         // Outside a runtime the lease frees the place by itself.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -347,7 +397,7 @@ pub async fn open(
     let limit = state.limiter.decided(policy, quota, decision, Cost::Take);
     shared::http::record_limit(req, limit);
     let slot = match admission {
-        Admission::Admitted => StreamSlot::held(&state.store, open_streams, place),
+        Admission::Admitted => state.leases.hold(open_streams, place),
         Admission::RateLimited => {
             return Err(limit
                 .check()
@@ -495,5 +545,25 @@ mod tests {
         assert!(!same_address("10.9.9.9", Some(v4)));
         assert!(!same_address("not an address", Some(v4)));
         assert!(!same_address("127.0.0.1", None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_places_are_renewed_by_one_task_and_given_back_when_dropped() {
+        let store = Store::memory("leases");
+        let leases = Leases::new(store.clone());
+        let count = || async { store.expiring_count("k", UnixTime::now().millis()).await };
+        let a = leases.hold("k".into(), "a".into());
+        let _b = leases.hold("k".into(), "b".into());
+        // `admit_stream` wrote the places; holding them writes nothing.
+        assert_eq!(count().await.unwrap(), 0);
+
+        tokio::time::sleep(STREAM_LEASE / 3 + Duration::from_secs(1)).await;
+        assert_eq!(count().await.unwrap(), 2, "both renewed");
+
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(count().await.unwrap(), 1, "given back");
+        tokio::time::sleep(STREAM_LEASE / 3).await;
+        assert_eq!(count().await.unwrap(), 1, "not renewed once given back");
     }
 }

@@ -14,6 +14,7 @@ use shared::rate_limit::RateLimiter;
 use shared::store::Store;
 use tokio::sync::watch;
 
+use crate::admission::Leases;
 use crate::config::Settings;
 use crate::hub::Hub;
 use crate::routes;
@@ -31,6 +32,7 @@ pub struct StreamState {
     pub(crate) validator: Validator,
     pub(crate) hub: Hub,
     pub(crate) limiter: RateLimiter,
+    pub(crate) leases: Leases,
     shutdown: watch::Sender<bool>,
 }
 
@@ -55,6 +57,7 @@ impl StreamState {
         Ok(Self {
             hub: Hub::new(store.clone(), settings.max_queued),
             limiter: settings.common.rate_limiter(store.clone()),
+            leases: Leases::new(store.clone()),
             validator,
             store,
             settings,
