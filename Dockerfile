@@ -14,15 +14,19 @@ COPY Cargo.toml Cargo.lock ./
 COPY shared/Cargo.toml shared/
 COPY auth-service/Cargo.toml auth-service/
 COPY stream-service/Cargo.toml stream-service/
-RUN mkdir -p src shared/src auth-service/src stream-service/src \
+COPY bench/Cargo.toml bench/
+# Patched dependencies (vendor/README.md) are dependencies: whole.
+COPY vendor vendor
+RUN mkdir -p src shared/src auth-service/src stream-service/src bench/src \
         tests/e2e tests/browser shared/tests/shared stream-service/tests/api \
-    && for crate in . auth-service stream-service; do \
+    && for crate in . auth-service stream-service bench; do \
         echo 'fn main() {}' > "$crate/src/main.rs"; touch "$crate/src/lib.rs"; \
     done \
     && touch shared/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
         shared/tests/shared/main.rs stream-service/tests/api/main.rs \
+        stream-service/tests/memory.rs \
     && cargo build --release --locked --workspace --bins \
-    && rm -rf src shared/src auth-service/src stream-service/src
+    && rm -rf src shared/src auth-service/src stream-service/src bench/src
 
 # 2. The workspace itself. The crate roots are touched so that cargo rebuilds them
 # rather than trusting the empty stand-ins compiled above.
@@ -30,6 +34,7 @@ COPY . .
 RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
         auth-service/src/lib.rs auth-service/src/main.rs \
         stream-service/src/lib.rs stream-service/src/main.rs \
+        bench/src/lib.rs bench/src/main.rs \
     && cargo build --release --locked --workspace --bins \
     && mkdir -p /out /out/keys \
     && cp target/release/auth-service target/release/stream-service target/release/authstream /out/
