@@ -356,6 +356,133 @@ mod tests {
         assert!(hasher.hash("correct horse".into()).await.is_ok());
     }
 
+    /// Argon2 as the code before the block pool made and checked hashes.
+    fn crate_argon2(algorithm: Algorithm, version: Version, m: u32, p: u32) -> Argon2<'static> {
+        Argon2::new(algorithm, version, Params::new(m, 2, p, None).unwrap())
+    }
+
+    fn crate_hash(argon2: &Argon2<'_>, password: &str) -> String {
+        use argon2::PasswordHasher as _;
+        argon2
+            .hash_password_with_salt(password.as_bytes(), b"sixteen byte slt")
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn hashes_stay_compatible_with_the_crates_own_in_both_directions() {
+        use argon2::PasswordVerifier as _;
+        let hasher = PasswordHasher::new(2, Duration::from_secs(5)).unwrap();
+        let ours = crate_argon2(Algorithm::Argon2id, Version::V0x13, 19 * 1024, 1);
+
+        // Stored by the old code path: still verifies.
+        let old = crate_hash(&ours, "correct horse");
+        assert!(old.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{old}");
+        let verify = |password: &str, hash: &str| {
+            hasher.verify(password.to_owned().into(), Some(hash.to_owned()))
+        };
+        assert!(verify("correct horse", &old).await.unwrap());
+        assert!(!verify("wrong horse", &old).await.unwrap());
+
+        // Made now: the same format, byte for byte, and the crate verifies it.
+        let new = hasher.hash("correct horse".into()).await.unwrap();
+        let fields: Vec<&str> = new.split('$').collect();
+        assert_eq!(
+            fields[..4],
+            ["", "argon2id", "v=19", "m=19456,t=2,p=1"],
+            "{new}"
+        );
+        // 16 bytes of salt and 32 of hash in unpadded B64.
+        assert_eq!(
+            (fields.len(), fields[4].len(), fields[5].len()),
+            (6, 22, 43),
+            "{new}"
+        );
+        let b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/';
+        assert!(fields[4..].iter().all(|f| f.chars().all(b64)), "{new}");
+        assert_eq!(PasswordHash::new(&new).unwrap().to_string(), new);
+        assert!(ours.verify_password(b"correct horse", new.as_str()).is_ok());
+        assert!(ours.verify_password(b"wrong horse", new.as_str()).is_err());
+
+        // Other parameters a stored hash may carry: an older version, less memory and
+        // more lanes, more memory than the pooled buffer holds, a longer output.
+        let others = [
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2id, Version::V0x10, 19 * 1024, 1),
+                "pw",
+            ),
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 8 * 1024, 2),
+                "pw",
+            ),
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 32 * 1024, 1),
+                "pw",
+            ),
+            crate_hash(
+                &Argon2::new(
+                    Algorithm::Argon2id,
+                    Version::V0x13,
+                    Params::new(19 * 1024, 2, 1, Some(64)).unwrap(),
+                ),
+                "pw",
+            ),
+        ];
+        for hash in others {
+            assert!(verify("pw", &hash).await.unwrap(), "{hash}");
+            assert!(!verify("pW", &hash).await.unwrap(), "{hash}");
+        }
+        assert_eq!(hasher.memory.allocated.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn anything_but_a_well_formed_argon2id_hash_is_a_mismatch() {
+        let hasher = PasswordHasher::new(2, Duration::from_secs(5)).unwrap();
+        let good = crate_hash(
+            &crate_argon2(Algorithm::Argon2id, Version::V0x13, 19 * 1024, 1),
+            "pw",
+        );
+        let (head, tail) = good.rsplit_once('$').unwrap();
+        let refused = [
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2i, Version::V0x13, 19 * 1024, 1),
+                "pw",
+            ),
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2d, Version::V0x13, 19 * 1024, 1),
+                "pw",
+            ),
+            // More memory than a stored hash may ask for: refused, not allocated, even
+            // with the right password.
+            crate_hash(
+                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 65 * 1024, 1),
+                "pw",
+            ),
+            good.replace("m=19456", "m=4194304"),
+            good.replace("v=19", "v=20"),
+            good.replace("t=2", "t=0"),
+            good.replace("p=1", "p=1,x=1"),
+            format!("{head}$"),
+            format!("{head}${}", &tail[..tail.len() - 1]),
+            head.to_owned(),
+            good.replacen("$argon2id$", "$scrypt$", 1),
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW".to_owned(),
+            "plain text".to_owned(),
+            String::new(),
+            "$".to_owned(),
+        ];
+        assert!(
+            hasher
+                .verify("pw".into(), Some(good.clone()))
+                .await
+                .unwrap()
+        );
+        for hash in refused {
+            let verified = hasher.verify("pw".into(), Some(hash.clone())).await;
+            assert!(!verified.unwrap(), "{hash}");
+        }
+    }
+
     /// Resident memory of this process, in KiB.
     #[cfg(target_os = "linux")]
     fn resident_kib() -> u64 {
