@@ -24,6 +24,23 @@ pub struct Sample {
     pub elapsed: Duration,
     /// CPU time the server used over the measured time, when its pid is known.
     pub server_cpu_seconds: Option<f64>,
+    /// The same for the Redis the tool started and for the tool itself: on one
+    /// machine the three share the cores.
+    pub redis_cpu_seconds: Option<f64>,
+    pub tool_cpu_seconds: Option<f64>,
+}
+
+/// The processes whose CPU time a run reads from `/proc`.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched {
+    pub server: Option<u32>,
+    pub redis: Option<u32>,
+}
+
+impl Watched {
+    fn pids(self) -> [Option<u32>; 3] {
+        [self.server, self.redis, Some(std::process::id())]
+    }
 }
 
 impl Sample {
@@ -55,18 +72,24 @@ pub async fn drive<W: Worker>(
     workers: Vec<W>,
     warmup: Duration,
     duration: Duration,
-    server_pid: Option<u32>,
+    watched: Watched,
 ) -> Sample {
     let start = Instant::now();
     let measure_from = start + warmup;
     let end = measure_from + duration;
-    let cpu = server_pid.map(|pid| {
-        tokio::spawn(async move {
-            tokio::time::sleep_until(measure_from.into()).await;
-            let before = ProcSample::read(pid).ok()?;
-            tokio::time::sleep_until(end.into()).await;
-            Some(ProcSample::read(pid).ok()?.cpu_seconds_since(&before))
-        })
+    let cpu = tokio::spawn(async move {
+        let read = || watched.pids().map(|pid| ProcSample::read(pid?).ok());
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = read();
+        tokio::time::sleep_until(end.into()).await;
+        let after = read();
+        let mut seconds = [None; 3];
+        for (k, (before, after)) in before.iter().zip(&after).enumerate() {
+            if let (Some(before), Some(after)) = (before, after) {
+                seconds[k] = Some(after.cpu_seconds_since(before));
+            }
+        }
+        seconds
     });
     let tasks: Vec<_> = workers
         .into_iter()
@@ -96,8 +119,10 @@ pub async fn drive<W: Worker>(
         }
     }
     total.elapsed = measure_from.elapsed();
-    if let Some(cpu) = cpu {
-        total.server_cpu_seconds = cpu.await.ok().flatten();
+    if let Ok([server, redis, tool]) = cpu.await {
+        total.server_cpu_seconds = server;
+        total.redis_cpu_seconds = redis;
+        total.tool_cpu_seconds = tool;
     }
     total
 }

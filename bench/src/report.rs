@@ -69,11 +69,14 @@ impl ScenarioReport {
         let mut details = Map::new();
         // What the server spent per operation: a figure that other load on the
         // machine disturbs far less than throughput.
-        if let Some(cpu) = sample.server_cpu_seconds.filter(|_| operations > 0) {
-            details.insert(
-                "server_cpu_us_per_op".to_owned(),
-                (cpu * 1e6 / operations as f64).into(),
-            );
+        for (name, cpu) in [
+            ("server_cpu_us_per_op", sample.server_cpu_seconds),
+            ("redis_cpu_us_per_op", sample.redis_cpu_seconds),
+            ("tool_cpu_us_per_op", sample.tool_cpu_seconds),
+        ] {
+            if let Some(cpu) = cpu.filter(|_| operations > 0) {
+                details.insert(name.to_owned(), (cpu * 1e6 / operations as f64).into());
+            }
         }
         let mut error_samples: Vec<_> = sample.error_kinds.into_iter().collect();
         error_samples.sort_by_key(|(_, count)| std::cmp::Reverse(*count));

@@ -34,6 +34,8 @@ pub struct Server {
     pub base_url: String,
     /// For `/proc/<pid>`: known when the tool started it or was told.
     pub pid: Option<u32>,
+    /// The redis-server the tool started, if it did.
+    pub redis_pid: Option<u32>,
     pub service_client: Option<(String, String)>,
     pub log: Option<PathBuf>,
     child: Option<Child>,
@@ -45,6 +47,7 @@ impl Server {
         Self {
             base_url: external.url.clone(),
             pid: external.pid,
+            redis_pid: None,
             service_client: external.service_client.clone(),
             log: None,
             child: None,
@@ -132,6 +135,7 @@ impl Server {
         let mut server = Self {
             base_url: String::new(),
             pid: Some(pid),
+            redis_pid: redis.pid(),
             service_client: Some((SERVICE_ID.to_owned(), SERVICE_SECRET.to_owned())),
             log: Some(log.clone()),
             child: None,

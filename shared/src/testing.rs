@@ -125,6 +125,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
+
     /// Kills the server (its data is gone, as after a crash).
     pub fn stop(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {

@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use tokio::sync::OnceCell;
 
 use crate::api::{Api, Pair};
-use crate::load::{Worker, bounded, drive};
+use crate::load::{Watched, Worker, bounded, drive};
 use crate::options::{Options, Scenario};
 use crate::report::ScenarioReport;
 use crate::server::Server;
@@ -100,12 +100,15 @@ pub async fn run(
     let api = &target.api;
     let n = options.connections;
     let (warmup, duration) = (options.warmup, options.duration);
-    let pid = target.server.pid;
+    let watched = Watched {
+        server: target.server.pid,
+        redis: target.server.redis_pid,
+    };
     let report = |unit: &str, sample| ScenarioReport::new(scenario.name(), unit, n, sample);
     Ok(match scenario {
         Scenario::Healthz => {
             let workers = (0..n).map(|_| Healthz(api.clone())).collect();
-            report("request", drive(workers, warmup, duration, pid).await)
+            report("request", drive(workers, warmup, duration, watched).await)
         }
         Scenario::Validate | Scenario::ValidateHs256 => {
             let tokens: Arc<Vec<String>> = Arc::new(
@@ -123,7 +126,7 @@ pub async fn run(
                     next: i,
                 })
                 .collect();
-            let mut r = report("request", drive(workers, warmup, duration, pid).await);
+            let mut r = report("request", drive(workers, warmup, duration, watched).await);
             r.detail("users", tokens.len());
             r
         }
@@ -143,7 +146,7 @@ pub async fn run(
                     next: i,
                 })
                 .collect();
-            report("request", drive(workers, warmup, duration, pid).await)
+            report("request", drive(workers, warmup, duration, watched).await)
         }
         Scenario::Refresh => {
             // A session per connection: rotation is sequential within a session.
@@ -166,7 +169,7 @@ pub async fn run(
                 })
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| anyhow!("setting up sessions: {e}"))?;
-            report("request", drive(workers, warmup, duration, pid).await)
+            report("request", drive(workers, warmup, duration, watched).await)
         }
         Scenario::MintOpen => {
             let workers = create_generations(target, options, n)
@@ -178,7 +181,10 @@ pub async fn run(
                     generation,
                 })
                 .collect();
-            report("mint + open", drive(workers, warmup, duration, pid).await)
+            report(
+                "mint + open",
+                drive(workers, warmup, duration, watched).await,
+            )
         }
         Scenario::Fanout => fanout::run(target, options).await?,
         Scenario::Idle => idle::run(target, options).await?,
