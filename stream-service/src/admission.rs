@@ -108,7 +108,6 @@ impl Leases {
             number,
         }
     }
-
 }
 
 /// A stream's place among its user's open streams: renewed while the stream lives,
