@@ -27,6 +27,9 @@ fn params() -> Result<Params, ApiError> {
 /// The most memory (KiB) a stored hash may ask Argon2 for: one asking for more is a
 /// mismatch, never an allocation of whatever the string says.
 const MAX_VERIFY_M_COST: u32 = 64 * 1024;
+/// The most passes a stored hash may ask for (ours use 2): one asking for more is a
+/// mismatch, never minutes of a hashing slot.
+const MAX_VERIFY_T_COST: u32 = 10;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -260,7 +263,7 @@ fn hash_into(memory: &mut Lease, password: &SecretString) -> Result<String, ApiE
 
 /// True when `password` matches the PHC string `hash`, computed with the parameters,
 /// version and salt it names. Anything but a well-formed Argon2id hash within
-/// `MAX_VERIFY_M_COST` is a mismatch.
+/// `MAX_VERIFY_M_COST` and `MAX_VERIFY_T_COST` is a mismatch.
 fn verify_into(memory: &mut Lease, password: &SecretString, hash: &str) -> Result<bool, ApiError> {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return Ok(false);
@@ -281,7 +284,7 @@ fn verify_into(memory: &mut Lease, password: &SecretString, hash: &str) -> Resul
     let Ok(params) = Params::try_from(&parsed) else {
         return Ok(false);
     };
-    if params.m_cost() > MAX_VERIFY_M_COST {
+    if params.m_cost() > MAX_VERIFY_M_COST || params.t_cost() > MAX_VERIFY_T_COST {
         return Ok(false);
     }
     let mut buffer = [0u8; Output::MAX_LENGTH];
@@ -461,6 +464,8 @@ mod tests {
             good.replace("m=19456", "m=4194304"),
             good.replace("v=19", "v=20"),
             good.replace("t=2", "t=0"),
+            // More passes than a stored hash may ask for: refused at once.
+            good.replace("t=2", "t=4294967295"),
             good.replace("p=1", "p=1,x=1"),
             format!("{head}$"),
             format!("{head}${}", &tail[..tail.len() - 1]),
