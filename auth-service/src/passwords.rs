@@ -372,6 +372,11 @@ mod tests {
             .to_string()
     }
 
+    /// The crate's own hash of "pw" with t = 2 and these parameters.
+    fn pw_hash(algorithm: Algorithm, version: Version, m: u32, p: u32) -> String {
+        crate_hash(&crate_argon2(algorithm, version, m, p), "pw")
+    }
+
     #[tokio::test]
     async fn hashes_stay_compatible_with_the_crates_own_in_both_directions() {
         use argon2::PasswordVerifier as _;
@@ -410,18 +415,9 @@ mod tests {
         // Other parameters a stored hash may carry: an older version, less memory and
         // more lanes, more memory than the pooled buffer holds, a longer output.
         let others = [
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2id, Version::V0x10, 19 * 1024, 1),
-                "pw",
-            ),
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 8 * 1024, 2),
-                "pw",
-            ),
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 32 * 1024, 1),
-                "pw",
-            ),
+            pw_hash(Algorithm::Argon2id, Version::V0x10, 19 * 1024, 1),
+            pw_hash(Algorithm::Argon2id, Version::V0x13, 8 * 1024, 2),
+            pw_hash(Algorithm::Argon2id, Version::V0x13, 32 * 1024, 1),
             crate_hash(
                 &Argon2::new(
                     Algorithm::Argon2id,
@@ -441,26 +437,14 @@ mod tests {
     #[tokio::test]
     async fn anything_but_a_well_formed_argon2id_hash_is_a_mismatch() {
         let hasher = PasswordHasher::new(2, Duration::from_secs(5)).unwrap();
-        let good = crate_hash(
-            &crate_argon2(Algorithm::Argon2id, Version::V0x13, 19 * 1024, 1),
-            "pw",
-        );
+        let good = pw_hash(Algorithm::Argon2id, Version::V0x13, 19 * 1024, 1);
         let (head, tail) = good.rsplit_once('$').unwrap();
         let refused = [
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2i, Version::V0x13, 19 * 1024, 1),
-                "pw",
-            ),
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2d, Version::V0x13, 19 * 1024, 1),
-                "pw",
-            ),
+            pw_hash(Algorithm::Argon2i, Version::V0x13, 19 * 1024, 1),
+            pw_hash(Algorithm::Argon2d, Version::V0x13, 19 * 1024, 1),
             // More memory than a stored hash may ask for: refused, not allocated, even
             // with the right password.
-            crate_hash(
-                &crate_argon2(Algorithm::Argon2id, Version::V0x13, 65 * 1024, 1),
-                "pw",
-            ),
+            pw_hash(Algorithm::Argon2id, Version::V0x13, 65 * 1024, 1),
             good.replace("m=19456", "m=4194304"),
             good.replace("v=19", "v=20"),
             good.replace("t=2", "t=0"),
