@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
-use shared::generation::{Generation, is_terminal};
+use shared::generation::Generation;
 use shared::http::{Authenticated, Caller};
 use shared::revocation::{self, StreamNotice};
 use shared::store::{AppendOutcome, Store};
@@ -516,13 +516,13 @@ pub(crate) async fn simulate(
             "this generation has already been started; create a new one to simulate",
         )
     };
-    if is_terminal(&generation.status) {
+    if generation.status.is_terminal() {
         return Err(ApiError::new(
             ErrorCode::GenerationFinished,
             "the generation has already completed or failed",
         ));
     }
-    if generation.status != "pending" {
+    if generation.status != GenerationStatus::Pending {
         return Err(already_started());
     }
     // One simulation per generation, even when two requests race.
