@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
-use shared::generation::{Generation, is_terminal};
+use shared::generation::Generation;
 use shared::http::{Authenticated, Caller};
 use shared::revocation::{self, StreamNotice};
 use shared::store::{AppendOutcome, Store};
@@ -187,10 +187,21 @@ pub(crate) struct SimulateBody {
     outcome: Option<String>,
 }
 
+/// How a simulated generation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Completed,
     Failed,
+}
+
+impl Outcome {
+    /// The status of the last event (and the request's `outcome`, as written).
+    fn status(self) -> GenerationStatus {
+        match self {
+            Self::Completed => GenerationStatus::Completed,
+            Self::Failed => GenerationStatus::Failed,
+        }
+    }
 }
 
 /// One scripted step: when it comes (a share of the whole duration, after the
@@ -462,11 +473,18 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
             format!("must be from {MIN_DURATION_MS} to {MAX_DURATION_MS}"),
         );
     }
-    let outcome = match body.outcome.as_deref() {
-        None | Some("completed") => Outcome::Completed,
-        Some("failed") => Outcome::Failed,
+    let outcome = match body.outcome.as_deref().map(GenerationStatus::parse) {
+        None | Some(Some(GenerationStatus::Completed)) => Outcome::Completed,
+        Some(Some(GenerationStatus::Failed)) => Outcome::Failed,
         Some(_) => {
-            errors.add("outcome", "must be completed or failed");
+            errors.add(
+                "outcome",
+                format!(
+                    "must be {} or {}",
+                    GenerationStatus::Completed,
+                    GenerationStatus::Failed
+                ),
+            );
             Outcome::Completed
         }
     };
@@ -516,13 +534,13 @@ pub(crate) async fn simulate(
             "this generation has already been started; create a new one to simulate",
         )
     };
-    if is_terminal(&generation.status) {
+    if generation.status.is_terminal() {
         return Err(ApiError::new(
             ErrorCode::GenerationFinished,
             "the generation has already completed or failed",
         ));
     }
-    if generation.status != "pending" {
+    if generation.status != GenerationStatus::Pending {
         return Err(already_started());
     }
     // One simulation per generation, even when two requests race.
@@ -588,10 +606,7 @@ pub(crate) async fn simulate(
             "generation_id": generation.generation_id,
             "events": events,
             "duration_ms": duration.as_millis() as u64,
-            "outcome": match outcome {
-                Outcome::Completed => "completed",
-                Outcome::Failed => "failed",
-            },
+            "outcome": outcome.status(),
         })))
 }
 
@@ -645,11 +660,7 @@ mod tests {
             assert!((12..=20).contains(&steps.len()));
             assert!(steps.windows(2).all(|w| w[0].progress <= w[1].progress));
             let last = steps.last().map(|s| s.status);
-            let expected = match outcome {
-                Outcome::Completed => GenerationStatus::Completed,
-                Outcome::Failed => GenerationStatus::Failed,
-            };
-            assert_eq!(last, Some(expected));
+            assert_eq!(last, Some(outcome.status()));
             assert!(
                 steps
                     .iter()

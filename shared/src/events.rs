@@ -109,7 +109,7 @@ pub async fn publish(
         .append_event(&NewEvent {
             generation_id: event.generation_id,
             data: &data,
-            status: event.status.as_str(),
+            status: event.status,
             progress: event.progress,
             stage: event.stage.as_deref(),
             now_ms: now.millis(),

@@ -43,9 +43,17 @@ impl std::fmt::Display for GenerationId {
     }
 }
 
-/// Whether a record's status ends the generation (see `GenerationStatus`).
-pub fn is_terminal(status: &str) -> bool {
-    GenerationStatus::parse(status).is_some_and(GenerationStatus::is_terminal)
+/// A record's status as stored, read once: `Pending` when the record has none (as
+/// the store's scripts read it), and, like a `progress` that does not parse, `Pending`
+/// when it is no known status (logged: only a corrupt record holds one).
+pub(crate) fn stored_status(id: &str, raw: Option<&str>) -> GenerationStatus {
+    match raw {
+        None => GenerationStatus::Pending,
+        Some(raw) => GenerationStatus::parse(raw).unwrap_or_else(|| {
+            tracing::warn!(generation_id = %id, status = %raw, "corrupt generation record: unknown status, read as pending");
+            GenerationStatus::Pending
+        }),
+    }
 }
 
 /// The public view of a generation record.
@@ -53,7 +61,8 @@ pub fn is_terminal(status: &str) -> bool {
 pub struct Generation {
     pub generation_id: String,
     pub owner_id: String,
-    pub status: String,
+    /// Serialised as its lowercase name, as stored.
+    pub status: GenerationStatus,
     pub progress: f64,
     pub stage: Option<String>,
     pub created_at: i64,
@@ -67,7 +76,7 @@ impl Generation {
         Some(Self {
             generation_id: id.as_str().to_owned(),
             owner_id: f.remove("owner_id")?,
-            status: f.remove("status").unwrap_or_else(|| "pending".to_owned()),
+            status: stored_status(id.as_str(), f.get("status").map(String::as_str)),
             progress: f
                 .remove("progress")
                 .and_then(|p| p.parse().ok())
@@ -90,7 +99,7 @@ pub async fn create(
     let now_ms = now.millis().to_string();
     let fields = [
         ("owner_id", owner_id.to_owned()),
-        ("status", "pending".to_owned()),
+        ("status", GenerationStatus::Pending.as_str().to_owned()),
         ("progress", "0".to_owned()),
         ("created_at", now_ms.clone()),
         ("updated_at", now_ms),
@@ -104,7 +113,7 @@ pub async fn create(
     Ok(Some(Generation {
         generation_id: id.as_str().to_owned(),
         owner_id: owner_id.to_owned(),
-        status: "pending".to_owned(),
+        status: GenerationStatus::Pending,
         progress: 0.0,
         stage: None,
         created_at: now.millis(),
@@ -120,8 +129,51 @@ pub async fn load(store: &Store, id: &GenerationId) -> StoreResult<Option<Genera
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn record(status: Option<&str>) -> HashMap<String, String> {
+        let mut fields: HashMap<String, String> = [
+            ("owner_id", "u-1"),
+            ("progress", "0.5"),
+            ("stage", "render"),
+            ("created_at", "1"),
+            ("updated_at", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        if let Some(status) = status {
+            fields.insert("status".to_owned(), status.to_owned());
+        }
+        fields
+    }
+
+    #[test]
+    fn the_stored_status_is_read_once_as_the_enum() {
+        let id = GenerationId::parse("g-1").unwrap();
+        for status in GenerationStatus::ALL {
+            let generation = Generation::from_fields(&id, record(Some(status.as_str()))).unwrap();
+            assert_eq!(generation.status, status);
+        }
+        // None stored, or none known (a corrupt record): pending, as a bad progress is 0.
+        for raw in [None, Some("paused"), Some(""), Some("Completed")] {
+            let generation = Generation::from_fields(&id, record(raw)).unwrap();
+            assert_eq!(generation.status, GenerationStatus::Pending, "{raw:?}");
+        }
+        assert_eq!(Generation::from_fields(&id, HashMap::new()), None);
+    }
+
+    #[test]
+    fn the_record_serialises_its_status_as_the_stored_string() {
+        let id = GenerationId::parse("g-1").unwrap();
+        let generation = Generation::from_fields(&id, record(Some("processing"))).unwrap();
+        assert_eq!(
+            serde_json::to_string(&generation).unwrap(),
+            r#"{"generation_id":"g-1","owner_id":"u-1","status":"processing","progress":0.5,"stage":"render","created_at":1,"updated_at":2}"#
+        );
+    }
 
     #[test]
     fn id_rules() {

@@ -15,7 +15,7 @@ use actix_web::http::header;
 use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use serde::Deserialize;
-use shared::generation::{GenerationId, is_terminal};
+use shared::generation::GenerationId;
 use shared::rate_limit::{Cost, Policy, Subject};
 use shared::store::{
     Admission, GrantFound, StreamAdmission, StreamOpened, StreamOpening, parse_event_id,
@@ -417,7 +417,7 @@ pub async fn open(
         }
     };
 
-    if resume_from.is_some() && is_terminal(&status) && page.events.is_empty() && !page.reset {
+    if resume_from.is_some() && status.is_terminal() && page.events.is_empty() && !page.reset {
         meters::stream_open(transport.as_str(), "finished");
         tracing::info!(generation_id = %generation_id, "reconnect after the terminal event: nothing more to send");
         return Ok(Open::Finished);

@@ -1,5 +1,7 @@
 //! The stream service's metrics, named in one place.
 
+use shared::events::GenerationStatus;
+
 /// `authstream_stream_opens_total{transport, result}`: `ok`, `resumed` (by the
 /// `as_resume` cookie), `finished` (204), or why the open was refused.
 pub fn stream_open(transport: &'static str, result: &'static str) {
@@ -22,12 +24,7 @@ pub fn lagged_disconnect() {
 }
 
 /// `authstream_events_published_total{status}`.
-pub fn event_published(status: &str) {
-    let status = match status {
-        "pending" => "pending",
-        "processing" => "processing",
-        "completed" => "completed",
-        _ => "failed",
-    };
-    metrics::counter!("authstream_events_published_total", "status" => status).increment(1);
+pub fn event_published(status: GenerationStatus) {
+    metrics::counter!("authstream_events_published_total", "status" => status.as_str())
+        .increment(1);
 }

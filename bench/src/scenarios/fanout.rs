@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use serde_json::{Value, json};
+use shared::events::GenerationStatus;
 
 use super::{Target, create_generations};
 use crate::api::{Api, Sse};
@@ -165,7 +166,11 @@ async fn publish(
         let last = Instant::now() >= end;
         let sent = clock.elapsed();
         let event = json!({
-            "status": if last { "completed" } else { "processing" },
+            "status": if last {
+                GenerationStatus::Completed
+            } else {
+                GenerationStatus::Processing
+            },
             "progress": if last { 1.0 } else { 0.5 },
             "message": "bench",
             "seq": out.count,
@@ -232,7 +237,8 @@ async fn receive(mut sse: Sse, clock: Instant, deadline: Instant) -> Received {
             std::cmp::Ordering::Less => r.duplicates += 1,
             std::cmp::Ordering::Greater => r.gaps += 1,
         }
-        if event.get("status").and_then(Value::as_str) == Some("completed") {
+        let status = event.get("status").and_then(Value::as_str);
+        if status.and_then(GenerationStatus::parse) == Some(GenerationStatus::Completed) {
             r.finished = true;
             return r;
         }

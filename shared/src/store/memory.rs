@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::events::GenerationStatus;
+use crate::generation::stored_status;
 use crate::rate_limit::{self, Cost, Decision, Gcra, TatUpdate};
 
 use super::{
@@ -530,12 +532,13 @@ impl MemoryStore {
             else {
                 return AppendOutcome::NoGeneration;
             };
-            match fields.get("status").map(String::as_str) {
+            // As the script reads it: a status it does not know ends nothing.
+            match fields.get("status").map(|s| GenerationStatus::parse(s)) {
                 None => return AppendOutcome::NoGeneration,
-                Some("completed" | "failed") => return AppendOutcome::Finished,
+                Some(Some(status)) if status.is_terminal() => return AppendOutcome::Finished,
                 Some(_) => {}
             }
-            fields.insert("status".into(), event.status.to_owned());
+            fields.insert("status".into(), event.status.as_str().to_owned());
             fields.insert("updated_at".into(), event.now_ms.to_string());
             if let Some(p) = event.progress {
                 fields.insert("progress".into(), p.to_string());
@@ -803,9 +806,10 @@ impl MemoryStore {
                 .await?;
             GrantFound::Open {
                 owner_id,
-                status: fields
-                    .remove("status")
-                    .unwrap_or_else(|| "pending".to_owned()),
+                status: stored_status(
+                    opening.generation_id,
+                    fields.get("status").map(String::as_str),
+                ),
                 page,
                 resume_ttl,
             }

@@ -26,6 +26,7 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::clock::UnixTime;
 use crate::error::{ApiError, ErrorCode};
+use crate::events::GenerationStatus;
 use crate::rate_limit::{Cost, Decision, Gcra};
 use crate::revocation::{Revocation, RevocationView, StreamNotice};
 use crate::stream_token::{PendingStats, Refusal};
@@ -106,7 +107,7 @@ pub struct NewEvent<'a> {
     pub generation_id: &'a str,
     /// The JSON object streamed to clients.
     pub data: &'a str,
-    pub status: &'a str,
+    pub status: GenerationStatus,
     pub progress: Option<f64>,
     pub stage: Option<&'a str>,
     pub now_ms: i64,
@@ -308,7 +309,7 @@ pub enum GrantFound {
     /// resume grant, stored for `resume_ttl`.
     Open {
         owner_id: String,
-        status: String,
+        status: GenerationStatus,
         page: EventPage,
         resume_ttl: Duration,
     },
@@ -398,12 +399,17 @@ pub struct PublishedEvent {
     pub generation_id: String,
     pub id: String,
     #[serde(rename = "s", default)]
-    pub status: Option<crate::events::GenerationStatus>,
+    pub status: Option<GenerationStatus>,
     #[serde(rename = "d")]
     pub data: Box<serde_json::value::RawValue>,
 }
 
-pub fn published_event_payload(generation_id: &str, id: &str, status: &str, data: &str) -> String {
+pub fn published_event_payload(
+    generation_id: &str,
+    id: &str,
+    status: GenerationStatus,
+    data: &str,
+) -> String {
     // Generation ids, stream ids and statuses hold no characters that need JSON escaping.
     format!(r#"{{"g":"{generation_id}","id":"{id}","s":"{status}","d":{data}}}"#)
 }

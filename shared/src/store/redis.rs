@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::clock::UnixTime;
 use crate::gcra_lua_function;
+use crate::generation::stored_status;
 use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
@@ -881,7 +882,7 @@ impl RedisStore {
             .key(history)
             .arg(event.data)
             .arg(event.max_len.max(1))
-            .arg(event.status)
+            .arg(event.status.as_str())
             .arg(event.now_ms)
             .arg(ms(event.ttl))
             .arg(channel)
@@ -1031,7 +1032,7 @@ impl RedisStore {
                     .collect();
                 GrantFound::Open {
                     owner_id: text(3),
-                    status: text(4),
+                    status: stored_status(opening.generation_id, Some(&text(4))),
                     page: EventPage {
                         events,
                         reset: number(5) == 1,

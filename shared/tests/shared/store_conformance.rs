@@ -48,6 +48,7 @@ store_suite!(
     append_event_ids_increase_and_update_the_record,
     append_event_without_record_is_no_generation,
     append_event_after_terminal_status_is_finished,
+    a_record_with_an_unknown_status_reads_as_pending_and_takes_events,
     append_event_caps_history_at_max_len,
     read_events_after_an_id_is_exclusive,
     read_events_after_a_trimmed_id_resets,
@@ -642,7 +643,12 @@ async fn new_generation(store: &Store) -> GenerationId {
     id
 }
 
-fn event<'a>(id: &'a GenerationId, data: &'a str, status: &'a str, max_len: usize) -> NewEvent<'a> {
+fn event<'a>(
+    id: &'a GenerationId,
+    data: &'a str,
+    status: GenerationStatus,
+    max_len: usize,
+) -> NewEvent<'a> {
     NewEvent {
         generation_id: id.as_str(),
         data,
@@ -667,7 +673,13 @@ async fn append_n(store: &Store, id: &GenerationId, n: usize, max_len: usize) ->
     let mut ids = Vec::new();
     for i in 0..n {
         let data = format!(r#"{{"n":{i}}}"#);
-        ids.push(append(store, &event(id, &data, "processing", max_len)).await);
+        ids.push(
+            append(
+                store,
+                &event(id, &data, GenerationStatus::Processing, max_len),
+            )
+            .await,
+        );
     }
     ids
 }
@@ -685,7 +697,7 @@ async fn append_event_ids_increase_and_update_the_record(store: Store) {
     let mut ids = Vec::new();
     for (i, stage) in ["parse", "schema_extraction", "render"].iter().enumerate() {
         let data = format!(r#"{{"event":"progress","n":{i}}}"#);
-        let mut e = event(&id, &data, "processing", 100);
+        let mut e = event(&id, &data, GenerationStatus::Processing, 100);
         e.progress = Some(0.25 * (i as f64 + 1.0));
         e.stage = Some(stage);
         ids.push(append(&store, &e).await);
@@ -709,7 +721,7 @@ async fn append_event_ids_increase_and_update_the_record(store: Store) {
     );
 
     let record = generation::load(&store, &id).await.unwrap().unwrap();
-    assert_eq!(record.status, "processing");
+    assert_eq!(record.status, GenerationStatus::Processing);
     assert_eq!(record.stage.as_deref(), Some("render"));
     assert!(
         (record.progress - 0.75).abs() < 1e-9,
@@ -723,7 +735,7 @@ async fn append_event_without_record_is_no_generation(store: Store) {
     let id = GenerationId::generate();
     assert_eq!(
         store
-            .append_event(&event(&id, "{}", "processing", 10))
+            .append_event(&event(&id, "{}", GenerationStatus::Processing, 10))
             .await
             .unwrap(),
         AppendOutcome::NoGeneration
@@ -746,13 +758,17 @@ async fn append_event_without_record_is_no_generation(store: Store) {
 }
 
 async fn append_event_after_terminal_status_is_finished(store: Store) {
-    for terminal in ["completed", "failed"] {
+    for terminal in [GenerationStatus::Completed, GenerationStatus::Failed] {
         let id = new_generation(&store).await;
-        append(&store, &event(&id, r#"{"n":1}"#, "processing", 10)).await;
+        append(
+            &store,
+            &event(&id, r#"{"n":1}"#, GenerationStatus::Processing, 10),
+        )
+        .await;
         append(&store, &event(&id, r#"{"n":2}"#, terminal, 10)).await;
         assert_eq!(
             store
-                .append_event(&event(&id, r#"{"n":3}"#, "processing", 10))
+                .append_event(&event(&id, r#"{"n":3}"#, GenerationStatus::Processing, 10))
                 .await
                 .unwrap(),
             AppendOutcome::Finished,
@@ -765,6 +781,36 @@ async fn append_event_after_terminal_status_is_finished(store: Store) {
             terminal
         );
     }
+}
+
+/// A status no version of the code wrote (a corrupt record) is read as `pending`, as
+/// a `progress` that does not parse is read as 0, and ends nothing: the next event
+/// overwrites it.
+async fn a_record_with_an_unknown_status_reads_as_pending_and_takes_events(store: Store) {
+    let id = GenerationId::generate();
+    let fields = [
+        ("owner_id", "owner-1".to_owned()),
+        ("status", "paused".to_owned()),
+        ("progress", "half".to_owned()),
+    ];
+    assert!(
+        store
+            .hash_create(
+                &store.keys().generation(id.as_str()),
+                &fields,
+                Duration::from_secs(60)
+            )
+            .await
+            .unwrap()
+    );
+    let record = generation::load(&store, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.progress),
+        (GenerationStatus::Pending, 0.0)
+    );
+    append(&store, &event(&id, "{}", GenerationStatus::Processing, 10)).await;
+    let record = generation::load(&store, &id).await.unwrap().unwrap();
+    assert_eq!(record.status, GenerationStatus::Processing);
 }
 
 async fn append_event_caps_history_at_max_len(store: Store) {
@@ -867,7 +913,7 @@ async fn append_event_publishes_a_published_event(store: Store) {
     let id = new_generation(&store).await;
     let mut rx = store.subscribe().await.unwrap();
     let data = r#"{"event":"progress","message":"Extracting \"schema\"…","progress":0.5}"#;
-    let event_id = append(&store, &event(&id, data, "processing", 10)).await;
+    let event_id = append(&store, &event(&id, data, GenerationStatus::Processing, 10)).await;
     let payload = next_message(&mut rx, &store.keys().events_channel()).await;
     let published: PublishedEvent = serde_json::from_str(&payload).unwrap();
     assert_eq!(published.generation_id, id.as_str());

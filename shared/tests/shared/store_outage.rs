@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use shared::claims::AccessClaims;
 use shared::clock::UnixTime;
+use shared::events::GenerationStatus;
 use shared::generation::GenerationId;
 use shared::jwt::TokenError;
 use shared::store::{NewEvent, PubSubMessage};
@@ -52,7 +53,7 @@ fn progress_event(id: &GenerationId) -> NewEvent<'_> {
     NewEvent {
         generation_id: id.as_str(),
         data: "{}",
-        status: "processing",
+        status: GenerationStatus::Processing,
         progress: None,
         stage: None,
         now_ms: UnixTime::now().millis(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shared::Store;
 use shared::clock::UnixTime;
+use shared::events::GenerationStatus;
 use shared::generation::{self, GenerationId};
 use shared::rate_limit::Quota;
 use shared::store::{
@@ -23,6 +24,7 @@ store_suite!(
     open_stream_resets_outside_the_kept_history,
     open_stream_has_one_winner_among_concurrent_opens,
     open_stream_reads_one_page_of_history,
+    open_stream_reads_the_status_as_the_record_parser_does,
     admit_stream_decides_in_order_and_takes_a_place,
     admit_stream_rereads_the_session_and_role_for_a_resume,
     mint_stream_token_answers_each_side_in_one_round_trip,
@@ -45,7 +47,7 @@ async fn new_generation(store: &Store, events: usize) -> (GenerationId, Vec<Stri
             .append_event(&NewEvent {
                 generation_id: id.as_str(),
                 data: &data,
-                status: "processing",
+                status: GenerationStatus::Processing,
                 progress: None,
                 stage: None,
                 now_ms: UnixTime::now().millis(),
@@ -134,7 +136,10 @@ async fn open_stream_takes_a_token_once_and_reads_the_history_after_the_point(st
         serde_json::from_str::<StreamGrant>(&raw).unwrap(),
         token_grant
     );
-    assert_eq!((owner_id.as_str(), status.as_str()), (OWNER, "processing"));
+    assert_eq!(
+        (owner_id.as_str(), status),
+        (OWNER, GenerationStatus::Processing)
+    );
     assert!(!page.reset);
     let events: Vec<(&str, &str)> = page
         .events
@@ -641,4 +646,38 @@ async fn open_stream_reads_one_page_of_history(store: Store) {
         (ids[2..4].to_vec(), false)
     );
     assert_eq!(page_of(Some("1-0".into())).await, (ids[..2].to_vec(), true));
+}
+
+/// The status found beside a taken grant is read as `Generation::from_fields` reads
+/// it: known ones as they are, none or an unknown one (a corrupt record) as `pending`.
+async fn open_stream_reads_the_status_as_the_record_parser_does(store: Store) {
+    for (stored, read) in [
+        (Some("completed"), GenerationStatus::Completed),
+        (None, GenerationStatus::Pending),
+        (Some("paused"), GenerationStatus::Pending),
+    ] {
+        let id = GenerationId::generate();
+        let mut fields = vec![("owner_id", OWNER.to_owned())];
+        fields.extend(stored.map(|s| ("status", s.to_owned())));
+        assert!(
+            store
+                .hash_create(
+                    &store.keys().generation(id.as_str()),
+                    &fields,
+                    Duration::from_secs(60)
+                )
+                .await
+                .unwrap()
+        );
+        let token = mint(&store, &grant(OWNER, &id, GrantKind::Token)).await;
+        let (opened, _) = open(&store, &id, Some(&token), None, None).await;
+        let StreamOpened::Taken {
+            found: GrantFound::Open { status, .. },
+            ..
+        } = opened
+        else {
+            panic!("not opened: {opened:?}");
+        };
+        assert_eq!(status, read, "stored {stored:?}");
+    }
 }

@@ -65,7 +65,7 @@ pub async fn publish(
     };
     match events::publish(&state.store, &event, limits, now).await? {
         AppendOutcome::Appended { id } => {
-            meters::event_published(event.status.as_str());
+            meters::event_published(event.status);
             tracing::info!(
                 generation_id = %generation_id,
                 event_id = %id,

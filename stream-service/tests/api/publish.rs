@@ -97,7 +97,7 @@ async fn the_streamed_object_holds_the_known_fields_then_the_extra_ones() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(record.status, "processing");
+    assert_eq!(record.status, shared::events::GenerationStatus::Processing);
     assert_eq!(record.stage.as_deref(), Some("schema_extraction"));
     assert_eq!(record.progress, 0.5);
 }
