@@ -148,7 +148,7 @@ pub async fn observe(
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     let labels = [
-        ("method", method.clone()),
+        ("method", method_label(&method).to_owned()),
         ("route", route.clone()),
         ("status", status.to_string()),
     ];
@@ -163,6 +163,21 @@ pub async fn observe(
         "request"
     );
     Ok(res)
+}
+
+/// The `method` label: the methods the routes take, and `other` for any token a
+/// client makes up (actix accepts any), so no request can add a series.
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 fn is_problem<B>(res: &ServiceResponse<B>) -> bool {
@@ -336,14 +351,23 @@ impl TrustedProxies {
     /// read as one list in order, walked from the right.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
-        if !self.trusts(peer) {
-            return Some(peer);
-        }
         let lines: Vec<&str> = req
             .headers()
             .get_all("x-forwarded-for")
             .map(|v| v.to_str().unwrap_or(""))
             .collect();
+        Some(self.client_of(peer, &lines))
+    }
+
+    /// `client_ip` on a peer and the `X-Forwarded-For` lines. IPv4-mapped IPv6
+    /// addresses are read as IPv4 before they are matched (a dual-stack listener sees
+    /// `::ffff:10.0.0.1` for a proxy configured as `10.0.0.0/8`), and a hop written
+    /// with a port (`203.0.113.7:4711`, `[2001:db8::1]:443`) is read without it.
+    fn client_of(&self, peer: IpAddr, lines: &[&str]) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.trusts(peer) {
+            return peer;
+        }
         let mut client = peer;
         for hop in lines
             .iter()
@@ -351,18 +375,31 @@ impl TrustedProxies {
             .flat_map(|line| line.rsplit(','))
             .map(str::trim)
         {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
+            match parse_hop(hop) {
+                Some(ip) => {
                     client = ip;
                     if !self.trusts(ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
-        Some(client)
+        client
     }
+}
+
+/// One `X-Forwarded-For` hop: an address, with or without a port, canonical.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let ip = hop.parse::<IpAddr>().ok().or_else(|| {
+        let host = match hop.strip_prefix('[') {
+            Some(bracketed) => bracketed.split_once(']')?.0,
+            // `a.b.c.d:port`: one colon. A bare IPv6 address parsed above.
+            None => hop.rsplit_once(':')?.0,
+        };
+        host.parse().ok()
+    })?;
+    Some(ip.to_canonical())
 }
 
 fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
@@ -800,6 +837,43 @@ mod tests {
         assert!(t.trusts("::1".parse().unwrap()));
         assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn mapped_peers_match_ipv4_proxies_and_hops_may_carry_ports() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A dual-stack listener sees the proxy as ::ffff:10.0.0.1.
+        assert_eq!(
+            t.client_of(ip("::ffff:10.0.0.1"), &["203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            t.client_of(ip("::ffff:192.0.2.1"), &["203.0.113.7"]),
+            ip("192.0.2.1")
+        );
+        // Ports are stripped instead of ending the walk at the proxy.
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["203.0.113.7:4711, 10.0.0.2:80"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["[2001:db8::1]:443"]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["2001:db8::1"]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["::ffff:198.51.100.2"]),
+            ip("198.51.100.2")
+        );
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["203.0.113.7, junk"]),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]

@@ -313,7 +313,7 @@ impl Subject<'_> {
     fn hash_tag(&self) -> String {
         match self {
             Self::User(id) => format!("u:{id}"),
-            Self::Address(Some(ip)) => format!("ip:{}", ip.to_canonical()),
+            Self::Address(Some(ip)) => address_tag(*ip),
             // No address known (not over TCP): one shared budget, never none.
             Self::Address(None) => "ip:unknown".to_owned(),
             Self::Email(email) => format!(
@@ -323,6 +323,19 @@ impl Subject<'_> {
                     email.as_bytes()
                 ))
             ),
+        }
+    }
+}
+
+/// The budget of an address: IPv4 (and IPv4-mapped IPv6) per address, other IPv6
+/// per /64, the smallest block a host is commonly given, so that one host cannot
+/// rotate through its block for a fresh budget per address.
+pub fn address_tag(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
     }
 }
@@ -586,6 +599,20 @@ mod tests {
         ] {
             assert!(Quota::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_budget_per_64_and_mapped_ones_are_ipv4() {
+        let tag = |s: &str| address_tag(s.parse().unwrap());
+        assert_eq!(
+            tag("2001:db8:1:2::1"),
+            tag("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(tag("2001:db8:1:2::1"), tag("2001:db8:1:3::1"));
+        assert_eq!(tag("2001:db8:1:2::1"), "ip6:2001:db8:1:2::/64");
+        assert_eq!(tag("::ffff:192.0.2.1"), tag("192.0.2.1"));
+        assert_eq!(tag("192.0.2.1"), "ip:192.0.2.1");
+        assert_ne!(tag("192.0.2.1"), tag("192.0.2.2"));
     }
 
     #[test]

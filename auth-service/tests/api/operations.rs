@@ -47,6 +47,61 @@ async fn health_readiness_and_metrics() {
     );
 }
 
+/// The series of `/metrics`: one line per sample, without the comments.
+async fn metric_series(app: &TestApp) -> std::collections::BTreeSet<String> {
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let app = spawn_app().await;
+    // Each label value a request can bring is seen once first.
+    let warm = |m: &str| reqwest::Method::from_bytes(m.as_bytes()).unwrap();
+    for method in ["FROBNICATE", "GET"] {
+        app.http
+            .request(warm(method), app.url("/nowhere-0"))
+            .send()
+            .await
+            .unwrap();
+    }
+    metric_series(&app).await;
+    let before = metric_series(&app).await;
+    for i in 0..150 {
+        let method = warm(&format!("MADEUP{i}"));
+        let res = app
+            .http
+            .request(method, app.url(&format!("/nowhere-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        app.get(&format!("/nowhere/{i}?x={i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = metric_series(&app).await;
+    let added: Vec<_> = after.difference(&before).collect();
+    assert!(added.is_empty(), "new series: {added:?}");
+    assert!(
+        after
+            .iter()
+            .any(|s| s.contains(r#"method="other",route="unmatched",status="404""#)),
+        "{after:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_jwks_verifies_issued_tokens() {
     let app = spawn_app().await;

@@ -474,3 +474,37 @@ async fn a_user_revocation_cut_off_by_an_outage_leaves_all_markers_or_none() {
         keys.len()
     );
 }
+
+/// The markers are written but the log entry is refused (an ACL takes `XADD` away):
+/// the revocation is not reported done, since other processes would never learn of
+/// it from the log; the retry writes both, and then they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_log_entry_fails_is_not_reported_done_and_a_retry_writes_it() {
+    let server = RedisServer::start();
+    let revoking = redis_store_at(&server.url());
+    let other = other_process(&revoking, &server.url());
+    let jwt = Jwt::new(other.clone());
+    let now = UnixTime::now();
+    let (token, _) = jwt.access("user-1", "sid-1", now);
+    assert_valid(&jwt, &token, now).await;
+    revocations_fresh(&other).await;
+    let log = revoking.keys().revocation_log();
+
+    server.acl_default_user("-xadd");
+    let failed = revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP).await;
+    assert!(failed.is_err(), "reported done without its log entry");
+    server.acl_default_user("+@all");
+    let logged = revoking.revocations_after("0-0").await.unwrap();
+    assert!(logged.is_empty(), "{log}: {logged:?}");
+
+    let mut notices = other.revocation_notices();
+    revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP)
+        .await
+        .unwrap();
+    assert_eq!(revoking.revocations_after("0-0").await.unwrap().len(), 1);
+    assert_eq!(
+        next_notice(&mut notices).await,
+        StreamNotice::revoked("user-1", Some("sid-1"))
+    );
+    assert_revoked(&jwt, &token, now).await;
+}
