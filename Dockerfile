@@ -36,15 +36,17 @@ RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
         stream-service/src/lib.rs stream-service/src/main.rs \
         bench/src/lib.rs bench/src/main.rs \
     && cargo build --release --locked --workspace --bins \
-    && mkdir -p /out /out/keys \
+    && mkdir -p /out /out/keys /out/clients \
     && cp target/release/auth-service target/release/stream-service target/release/authstream /out/
 
 # The runtime: glibc, CA certificates and a non-root user; no shell, no package
 # manager, no compiler. Health checks use `<binary> healthcheck`.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 COPY --from=build /out/auth-service /out/stream-service /out/authstream /usr/local/bin/
-# The signing-key volume's mount point, owned by the user the services run as.
+# The signing-key and service-client volumes' mount points, owned by the user the
+# services run as (a new named volume takes the ownership of its mount point).
 COPY --from=build --chown=65532:65532 /out/keys /keys
+COPY --from=build --chown=65532:65532 /out/clients /clients
 USER 65532:65532
 ENV LOG_FORMAT=json
 EXPOSE 8000 8081 8082

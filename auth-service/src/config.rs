@@ -106,15 +106,17 @@ fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
         ),
         (None, None) => return Ok(Vec::new()),
     };
-    // The message names the position, never echoes the text (it holds secrets).
-    let clients: Vec<ServiceClient> = serde_json::from_str(&raw).map_err(|e| {
-        ConfigError::new(
-            var,
-            format!(
-                "expected a JSON array of {{id, secret, scopes}} (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
+    parse_service_clients(&raw).map_err(|e| ConfigError::new(var, e))
+}
+
+/// A service-clients JSON array, checked: ids, no repeats, secrets of at least 16
+/// characters, known scopes. The message never echoes the text (it holds secrets).
+pub fn parse_service_clients(raw: &str) -> Result<Vec<ServiceClient>, String> {
+    let clients: Vec<ServiceClient> = serde_json::from_str(raw).map_err(|e| {
+        format!(
+            "expected a JSON array of {{id, secret, scopes}} (line {}, column {})",
+            e.line(),
+            e.column()
         )
     })?;
     let mut seen = std::collections::HashSet::new();
@@ -127,27 +129,18 @@ fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !id_ok {
-            return Err(ConfigError::new(
-                var,
-                format!(
-                    "client id {:?} must be 1-64 of A-Z a-z 0-9 - _ .",
-                    client.id
-                ),
+            return Err(format!(
+                "client id {:?} must be 1-64 of A-Z a-z 0-9 - _ .",
+                client.id
             ));
         }
         if !seen.insert(client.id.clone()) {
-            return Err(ConfigError::new(
-                var,
-                format!("client id {:?} appears twice", client.id),
-            ));
+            return Err(format!("client id {:?} appears twice", client.id));
         }
         if client.secret.expose_secret().len() < 16 {
-            return Err(ConfigError::new(
-                var,
-                format!(
-                    "the secret of client {:?} must be at least 16 characters",
-                    client.id
-                ),
+            return Err(format!(
+                "the secret of client {:?} must be at least 16 characters",
+                client.id
             ));
         }
         if let Some(bad) = client
@@ -155,10 +148,7 @@ fn service_clients(env: &dyn Env) -> Result<Vec<ServiceClient>, ConfigError> {
             .iter()
             .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
         {
-            return Err(ConfigError::new(
-                var,
-                format!("client {:?} has unknown scope {bad:?}", client.id),
-            ));
+            return Err(format!("client {:?} has unknown scope {bad:?}", client.id));
         }
     }
     Ok(clients)

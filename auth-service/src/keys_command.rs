@@ -24,6 +24,12 @@ pub const USAGE: &str = "usage:
                                                 named by its UTC creation time; it signs next.
                                                 --if-empty: only when DIR holds no key yet
   auth-service keys list --dir DIR              each key id, and which one signs
+  auth-service clients generate --file FILE [--id ID] [--scopes A,B] [--if-absent]
+                                                write a service-clients file (mode 0600) with one
+                                                client and a random 256-bit secret; default id
+                                                backend, scopes generations:write,events:publish
+                                                --if-absent: only when FILE does not exist yet
+  auth-service clients show --file FILE         print the file (its secrets) to standard output
   auth-service healthcheck                      exit 0 when the server on AUTH_BIND is ready";
 
 /// Runs `keys …` (the arguments after the program name) and returns what to print.

@@ -8,7 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // `auth-service keys …` manages the signing keys, `healthcheck` probes a running
+    // `auth-service keys …` manages the signing keys, `clients …` the service clients, `healthcheck` probes a running
     // server; no arguments serves.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(code) = shared::probe::run_if_asked(&args, || {
@@ -17,10 +17,11 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     if !args.is_empty() {
-        println!(
-            "{}",
-            auth_service::keys_command::run(&args, shared::UnixTime::now())?
-        );
+        let said = match args[0].as_str() {
+            "clients" => auth_service::clients_command::run(&args)?,
+            _ => auth_service::keys_command::run(&args, shared::UnixTime::now())?,
+        };
+        println!("{said}");
         return Ok(());
     }
     let settings = Settings::from_env(&ProcessEnv)?;

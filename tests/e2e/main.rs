@@ -5,6 +5,7 @@ mod helpers;
 
 mod bench_smoke;
 mod cross_service;
+mod deployment;
 mod embedded;
 mod openapi;
 mod rate_limits;
