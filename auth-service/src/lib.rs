@@ -4,6 +4,7 @@
 pub mod clients_command;
 pub mod config;
 pub mod demo;
+pub mod devices;
 pub mod domain;
 pub mod keys_command;
 pub mod openapi;

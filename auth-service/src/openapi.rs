@@ -173,6 +173,7 @@ pub struct DisconnectAnnounced {
         crate::routes::service_tokens::issue,
         crate::routes::admin::revoke_user,
         crate::routes::admin::update_user,
+        crate::routes::admin::clear_login_failures,
         crate::routes::generations::create,
         crate::routes::generations::get,
         crate::routes::stream_tokens::mint,

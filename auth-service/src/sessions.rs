@@ -120,7 +120,7 @@ pub async fn save_new(
     bounds: &SessionBounds,
     now: UnixTime,
     along: Option<Spend<'_>>,
-) -> Result<(usize, Option<Decision>), ApiError> {
+) -> Result<(usize, Vec<Decision>), ApiError> {
     let ttl = lifetime(session, bounds, now)
         .ok_or_else(|| ApiError::internal("a new session that has already expired"))?;
     let record = encode(session)?;

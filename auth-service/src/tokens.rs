@@ -22,6 +22,10 @@ pub struct TokenPair {
     pub expires_in: i64,
     pub refresh_expires_in: i64,
     pub session_id: String,
+    /// On login only: this device's token, to send back on later logins
+    /// (`X-Device-Token`) where no cookie is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 pub fn issue_pair(
@@ -71,5 +75,6 @@ pub fn issue_pair(
         expires_in: (access.reg.exp - now.secs()).max(0),
         refresh_expires_in: (refresh.reg.exp - now.secs()).max(0),
         session_id: session.session_id.clone(),
+        device_token: None,
     })
 }

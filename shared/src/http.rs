@@ -486,6 +486,7 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
             header::CONTENT_TYPE,
             header::IF_MATCH,
             header::HeaderName::from_static("last-event-id"),
+            header::HeaderName::from_static("x-device-token"),
         ])
         .expose_headers([
             header::ETAG,

@@ -72,6 +72,16 @@ pub struct KeySet {
     verifying: BTreeMap<String, DecodingKey>,
     public_jwks: Vec<Value>,
     ephemeral: bool,
+    /// The HMAC key of what the service signs that is not a JWT (device cookies),
+    /// derived from the signing key: every replica with the same keys agrees.
+    mac: Option<ring::hmac::Key>,
+}
+
+/// A MAC key of its own for the signing secret, so that no MAC is ever a signature.
+fn derive_mac(secret: &[u8]) -> ring::hmac::Key {
+    let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let derived = ring::hmac::sign(&derive, b"authstream mac key v1");
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derived.as_ref())
 }
 
 impl KeySet {
@@ -83,6 +93,7 @@ impl KeySet {
             verifying: BTreeMap::new(),
             public_jwks: Vec::new(),
             ephemeral: false,
+            mac: None,
         }
     }
 
@@ -145,6 +156,7 @@ impl KeySet {
         }
         let mut set = Self::empty(Algorithm::HS256);
         set.signing = Some(("hs256".to_owned(), EncodingKey::from_secret(secret)));
+        set.mac = Some(derive_mac(secret));
         set.verifying
             .insert("hs256".to_owned(), DecodingKey::from_secret(secret));
         Ok(set)
@@ -185,7 +197,22 @@ impl KeySet {
         }));
         // Files are added in sort order, so the last one added signs.
         self.signing = Some((kid, EncodingKey::from_ed_der(pkcs8_der)));
+        self.mac = Some(derive_mac(pkcs8_der));
         Ok(())
+    }
+
+    /// HMAC-SHA256 of `message` under the key derived from the signing key; `None`
+    /// for a verifier, which holds no private key.
+    pub fn mac(&self, message: &[u8]) -> Option<[u8; 32]> {
+        let tag = ring::hmac::sign(self.mac.as_ref()?, message);
+        tag.as_ref().try_into().ok()
+    }
+
+    /// Whether `tag` is `message`'s `mac`, compared in constant time.
+    pub fn mac_verifies(&self, message: &[u8], tag: &[u8]) -> bool {
+        self.mac
+            .as_ref()
+            .is_some_and(|key| ring::hmac::verify(key, message, tag).is_ok())
     }
 
     pub fn algorithm(&self) -> Algorithm {

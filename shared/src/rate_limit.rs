@@ -11,7 +11,7 @@ use crate::claims::Tier;
 use crate::config::{self, ConfigError, Env};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::TrustedProxies;
-use crate::store::{Read, ReadAnswer, Store, StoreError};
+use crate::store::{Budget, Read, ReadAnswer, Spend, Store, StoreError};
 
 /// `requests` a `window`, with bursts up to `requests`: written `60/60s` (or `m`, `h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +73,11 @@ pub struct RateLimits {
     pub paid: Quota,
     /// Per client address on the other anonymous routes.
     pub anon: Quota,
-    /// Failed logins per email.
+    /// Failed logins per email and address; failed service-token attempts per
+    /// client and address; failed logins per device.
     pub login: Quota,
+    /// Failed logins per email from all addresses.
+    pub login_account: Quota,
 }
 
 impl RateLimits {
@@ -88,6 +91,7 @@ impl RateLimits {
             paid: quota("RATE_LIMIT_PAID", "600/60s")?,
             anon: quota("RATE_LIMIT_ANON", "30/60s")?,
             login: quota("RATE_LIMIT_LOGIN", "10/300s")?,
+            login_account: quota("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s")?,
         })
     }
 }
@@ -164,31 +168,94 @@ fn ceil_secs(us: i64) -> u64 {
 macro_rules! gcra_lua_function {
     () => {
         r"
-local function gcra_decide(key, interval, capacity, cost)
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-  local tat = tonumber(redis.call('GET', key) or '0') or 0
+local function gcra_step(stored, now, interval, capacity, cost)
+  local tat = stored
   if tat < now then tat = now end
   local new_tat = tat + cost * interval
   if new_tat < now then new_tat = now end
   if cost > 0 and new_tat - now > capacity then
-    return {0, 0, tat - now, new_tat - capacity - now}
+    return {0, 0, tat - now, new_tat - capacity - now}, nil
   end
   if cost == 0 then
     local allowed = (tat + interval - now <= capacity) and 1 or 0
     local retry = allowed == 1 and 0 or (tat + interval - capacity - now)
-    return {allowed, math.floor((capacity - (tat - now)) / interval), tat - now, retry}
+    return {allowed, math.floor((capacity - (tat - now)) / interval), tat - now, retry}, nil
   end
-  if new_tat > now then
+  return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}, new_tat
+end
+local function gcra_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
+local function gcra_decide(key, interval, capacity, cost)
+  local now = gcra_now()
+  local decision, new_tat = gcra_step(tonumber(redis.call('GET', key) or '0') or 0, now, interval, capacity, cost)
+  if new_tat and new_tat > now then
     redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-  else
+  elseif new_tat then
     redis.call('DEL', key)
   end
-  return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0}
+  return decision
 end
 "
     };
 }
+
+/// Budgets kept as the fields of ONE hash (one key, so one slot): the failure
+/// budgets of an account or a service client. All or nothing: a take that any of
+/// them refuses spends none, and answers each budget's own decision (the refusing
+/// ones' refusals, the others' peeks). The hash lives as long as its longest budget;
+/// fields whose budget is back are pruned once it holds many. KEYS[1]: the hash.
+/// ARGV: cost, then field, interval µs, capacity µs per budget. Answers four
+/// numbers per budget, as `GCRA_SCRIPT`.
+pub const FIELDS_SCRIPT: &str = concat!(
+    gcra_lua_function!(),
+    r"
+local now = gcra_now()
+local cost = tonumber(ARGV[1])
+local n = (#ARGV - 1) / 3
+local tats, decisions, refused = {}, {}, false
+for i = 1, n do
+  local field, interval, capacity = ARGV[3 * i - 1], tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  tats[i] = tonumber(redis.call('HGET', KEYS[1], field) or '0') or 0
+  local d = gcra_step(tats[i], now, interval, capacity, cost)
+  if d[1] == 0 then refused = true end
+  decisions[i] = d
+end
+local out = {}
+if refused then
+  for i = 1, n do
+    local d = decisions[i]
+    if d[1] == 1 then d = gcra_step(tats[i], now, tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), 0) end
+    for _, v in ipairs(d) do table.insert(out, v) end
+  end
+  return out
+end
+local longest = 0
+for i = 1, n do
+  local field = ARGV[3 * i - 1]
+  local d, new_tat = gcra_step(tats[i], now, tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), cost)
+  if new_tat and new_tat > now then
+    redis.call('HSET', KEYS[1], field, string.format('%.0f', new_tat))
+    if new_tat - now > longest then longest = new_tat - now end
+  elseif new_tat then
+    redis.call('HDEL', KEYS[1], field)
+  end
+  for _, v in ipairs(d) do table.insert(out, v) end
+end
+if longest > 0 then
+  local ttl = math.ceil(longest / 1000)
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+if redis.call('HLEN', KEYS[1]) > 64 then
+  local all = redis.call('HGETALL', KEYS[1])
+  for j = 1, #all, 2 do
+    if (tonumber(all[j + 1]) or 0) <= now then redis.call('HDEL', KEYS[1], all[j]) end
+  end
+end
+return out
+"
+);
 
 /// One decision per call. KEYS[1]: the subject's key. ARGV: interval µs, capacity µs,
 /// cost.
@@ -272,13 +339,49 @@ pub fn gcra(
     }
 }
 
-/// The four policies, named as in the `RateLimit-Policy` header.
+/// The in-process twin of `FIELDS_SCRIPT`'s decisions: all or nothing, each budget
+/// answered as the script answers it. `stored` holds each budget's TAT.
+pub fn gcra_all(
+    stored: &[Option<i64>],
+    now_us: i64,
+    budgets: &[Gcra],
+    cost: Cost,
+) -> Vec<(Decision, TatUpdate)> {
+    let decided: Vec<_> = stored
+        .iter()
+        .zip(budgets)
+        .map(|(tat, g)| gcra(*tat, now_us, *g, cost))
+        .collect();
+    if decided.iter().all(|(d, _)| d.allowed) {
+        return decided;
+    }
+    decided
+        .into_iter()
+        .zip(stored.iter().zip(budgets))
+        .map(|((d, _), (tat, g))| {
+            if d.allowed {
+                (gcra(*tat, now_us, *g, Cost::Peek).0, TatUpdate::Keep)
+            } else {
+                (d, TatUpdate::Keep)
+            }
+        })
+        .collect()
+}
+
+/// The policies, named as in the `RateLimit-Policy` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     Free,
     Paid,
     Anon,
+    /// Failed logins per account and address; failed service-token attempts per
+    /// client and address.
     Login,
+    /// Failed logins per account from every address together.
+    LoginAccount,
+    /// Failed logins of an account from one device that signed in before (a device
+    /// cookie), instead of `LoginAccount`.
+    LoginDevice,
 }
 
 impl Policy {
@@ -295,6 +398,8 @@ impl Policy {
             Self::Paid => "paid",
             Self::Anon => "anon",
             Self::Login => "login",
+            Self::LoginAccount => "login_account",
+            Self::LoginDevice => "login_device",
         }
     }
 }
@@ -305,8 +410,6 @@ impl Policy {
 pub enum Subject<'a> {
     User(&'a str),
     Address(Option<IpAddr>),
-    /// A normalised email; the key holds only its SHA-256 digest.
-    Email(&'a str),
 }
 
 impl Subject<'_> {
@@ -316,15 +419,46 @@ impl Subject<'_> {
             Self::Address(Some(ip)) => address_tag(*ip),
             // No address known (not over TCP): one shared budget, never none.
             Self::Address(None) => "ip:unknown".to_owned(),
-            Self::Email(email) => format!(
-                "e:{}",
-                hex::encode(ring::digest::digest(
-                    &ring::digest::SHA256,
-                    email.as_bytes()
-                ))
-            ),
         }
     }
+}
+
+/// The hash tag of an account's failure budgets: only the SHA-256 digest of its
+/// normalised email, never the email itself.
+fn email_tag(email: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, email.as_bytes());
+    format!("e:{}", hex::encode(digest))
+}
+
+/// Budgets of failed attempts, kept as the fields of one hash (`FIELDS_SCRIPT`):
+/// spent all together before a secret is checked, or after a refusal, and given
+/// back together when it was right.
+#[derive(Debug, Clone)]
+pub struct Failures {
+    key: String,
+    budgets: Vec<(Policy, String, Quota)>,
+}
+
+impl Failures {
+    /// What to send along with another store operation (`Store::save_session`).
+    pub fn budgets(&self) -> Vec<Budget<'_>> {
+        self.budgets
+            .iter()
+            .map(|(_, field, quota)| Budget {
+                field,
+                gcra: quota.gcra(),
+            })
+            .collect()
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// An address's field in a hash of failure budgets.
+fn address_field(address: Option<IpAddr>) -> String {
+    address.map_or_else(|| "ip:unknown".to_owned(), address_tag)
 }
 
 /// The budget of an address: IPv4 (and IPv4-mapped IPv6) per address, other IPv6
@@ -415,7 +549,8 @@ impl RateLimiter {
             Policy::Free => self.limits.free,
             Policy::Paid => self.limits.paid,
             Policy::Anon => self.limits.anon,
-            Policy::Login => self.limits.login,
+            Policy::Login | Policy::LoginDevice => self.limits.login,
+            Policy::LoginAccount => self.limits.login_account,
         }
     }
 
@@ -463,6 +598,87 @@ impl RateLimiter {
             .keys()
             .rate_limit(&subject.hash_tag(), policy.as_str());
         (key, self.quota(policy))
+    }
+
+    /// The failed-login budgets of `email` at `address`: the address's own, and the
+    /// account's from every address, or instead of that, for a device that signed in
+    /// to this account before, that device's own (others' failures never lock the
+    /// owner out). Every budget of an account lives in one hash, which
+    /// `login_failures_key` names for clearing.
+    pub fn login_failures(
+        &self,
+        email: &str,
+        address: Option<IpAddr>,
+        device: Option<&str>,
+    ) -> Failures {
+        let address = address_field(address);
+        let wide = match device {
+            Some(device) => (Policy::LoginDevice, format!("d:{device}")),
+            None => (Policy::LoginAccount, "account".to_owned()),
+        };
+        Failures {
+            key: self.login_failures_key(email),
+            budgets: vec![
+                (Policy::Login, address, self.quota(Policy::Login)),
+                (wide.0, wide.1, self.quota(wide.0)),
+            ],
+        }
+    }
+
+    /// The hash of every failed-login budget of `email`.
+    pub fn login_failures_key(&self, email: &str) -> String {
+        self.store
+            .keys()
+            .rate_limit(&email_tag(email), "login_failures")
+    }
+
+    /// The failed service-token budget of `client_id` at `address`: a guesser's
+    /// address runs out, the real client's elsewhere does not.
+    pub fn client_failures(&self, client_id: &str, address: Option<IpAddr>) -> Failures {
+        Failures {
+            key: self
+                .store
+                .keys()
+                .rate_limit(&format!("c:{client_id}"), "failures"),
+            budgets: vec![(
+                Policy::Login,
+                address_field(address),
+                self.quota(Policy::Login),
+            )],
+        }
+    }
+
+    /// Spends (or gives back) `failures` all together, with `read` in the same round
+    /// trip; each decision as a `Limit`, counted like `decide`'s.
+    pub async fn spend_failures(
+        &self,
+        failures: &Failures,
+        cost: Cost,
+        read: Option<Read<'_>>,
+    ) -> Result<(Vec<Limit>, Option<ReadAnswer>), StoreError> {
+        let budgets = failures.budgets();
+        let spend = Spend {
+            key: &failures.key,
+            budgets: &budgets,
+            cost,
+        };
+        let (decisions, found) = self.store.rate_limit_fields(&spend, read).await?;
+        Ok((self.decided_failures(failures, &decisions, cost), found))
+    }
+
+    /// The decisions a store operation made on `failures` (in order), as `Limit`s.
+    pub fn decided_failures(
+        &self,
+        failures: &Failures,
+        decisions: &[Decision],
+        cost: Cost,
+    ) -> Vec<Limit> {
+        failures
+            .budgets
+            .iter()
+            .zip(decisions)
+            .map(|((policy, _, quota), d)| self.decided(*policy, *quota, *d, cost))
+            .collect()
     }
 
     /// A decision made on `budget`'s key, counted like `decide`'s.
@@ -622,5 +838,6 @@ mod tests {
         assert_eq!(limits.paid, Quota::parse("600/60s").unwrap());
         assert_eq!(limits.anon, Quota::parse("30/60s").unwrap());
         assert_eq!(limits.login, Quota::parse("10/300s").unwrap());
+        assert_eq!(limits.login_account, Quota::parse("100/300s").unwrap());
     }
 }

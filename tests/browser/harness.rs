@@ -241,6 +241,7 @@ impl Server {
             .env("RATE_LIMIT_ANON", "1000/60s")
             .env("RATE_LIMIT_FREE", "1000/60s")
             .env("RATE_LIMIT_LOGIN", "1000/60s")
+            .env("RATE_LIMIT_LOGIN_ACCOUNT", "1000/60s")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -8,11 +8,12 @@ use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
 use shared::http::{self, Anonymous, Authenticated, Pending};
-use shared::rate_limit::{Cost, Policy, Subject};
-use shared::store::{Read, Spend};
+use shared::rate_limit::{Cost, Failures, Limit};
+use shared::store::{Read, ReadAnswer, Spend};
 use shared::{ApiError, ErrorCode, UnixTime, revocation};
 
 use super::client_ip;
+use crate::devices::{self, DeviceToken};
 use crate::domain::{Email, Password};
 use crate::startup::AuthState;
 use crate::{sessions, tokens, users};
@@ -66,7 +67,7 @@ pub async fn register(
     tag = "accounts", summary = "Sign in: a new session and its token pair",
     request_body = Credentials,
     responses(
-        (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`)", body = crate::tokens::TokenPair),
+        (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`), and this device's token (also set as the `as_device` cookie): a later login that sends it back (cookie or `X-Device-Token`) is exempt from the account-wide failed-login cap", body = crate::tokens::TokenPair),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -89,49 +90,60 @@ pub async fn login(
     let index = users::login_index(&state.store, email.as_ref());
     let (_, user_id) = anon.admit_reading(Read::Get(&index)).await?;
     let user_id = user_id.into_value();
-    // Every attempt spends one of the email's failed-login budget before any hashing
-    // (so parallel guesses cannot all slip past a check), with the user record read
-    // in the same round trip; a success gives it back.
+    let now = UnixTime::now();
+    // A device that signed in to this account before spends its own budget instead
+    // of the account-wide one (`devices`).
+    let device = DeviceToken::presented(&req, &state.keys, now)
+        .filter(|d| user_id.as_deref() == Some(d.user_id.as_str()));
+    // Every attempt spends one of each failed-login budget before any hashing (so
+    // parallel guesses cannot all slip past a check), with the user record read in
+    // the same round trip; a success gives them back.
     let record = users::login_record(&state.store, user_id.as_deref());
-    let found = match &email {
-        Some(email) => {
-            let subject = Subject::Email(email.as_str());
-            http::spend_and_read(
-                &req,
-                &state.limiter,
-                Policy::Login,
-                subject,
-                Read::Get(&record),
-            )
-            .await?
+    let failures = email.as_ref().map(|email| {
+        let address = super::client_addr(&state, &req);
+        let device = device.as_ref().map(|d| d.device_id.as_str());
+        state
+            .limiter
+            .login_failures(email.as_str(), address, device)
+    });
+    let found = match &failures {
+        Some(failures) => {
+            let (limits, found) = state
+                .limiter
+                .spend_failures(failures, Cost::Take, Some(Read::Get(&record)))
+                .await?;
+            for limit in &limits {
+                http::record_limit(&req, *limit);
+            }
+            limits.iter().try_for_each(Limit::check)?;
+            found.map(ReadAnswer::into_value).unwrap_or_default()
         }
-        None => state.store.read(Read::Get(&record)).await?,
+        None => state.store.read(Read::Get(&record)).await?.into_value(),
     };
-    let user = users::for_login(user_id.as_deref(), found.into_value())?;
+    let user = users::for_login(user_id.as_deref(), found)?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.hasher.verify(body.password, hash).await? {
         tracing::info!("login refused");
         return Err(invalid());
     }
     let user = user.ok_or_else(invalid)?;
-    let now = UnixTime::now();
     let agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
-    // A successful login costs nothing of the failed-login budget: given back in the
+    // A successful login costs nothing of the failed-login budgets: given back in the
     // round trip that stores the session.
-    let budget = email.as_ref().map(|email| {
-        let subject = Subject::Email(email.as_str());
-        state.limiter.budget(Policy::Login, subject)
-    });
-    let along = budget.as_ref().map(|(key, quota)| Spend {
-        key,
-        gcra: quota.gcra(),
-        cost: Cost::GiveBack,
-    });
+    let budgets = failures.as_ref().map(Failures::budgets);
+    let along = failures
+        .as_ref()
+        .zip(budgets.as_deref())
+        .map(|(f, budgets)| Spend {
+            key: f.key(),
+            budgets,
+            cost: Cost::GiveBack,
+        });
     let (indexed, given_back) = sessions::save_new(
         &state.store,
         &session,
@@ -140,11 +152,13 @@ pub async fn login(
         along,
     )
     .await?;
-    if let (Some(decision), Some((_, quota))) = (given_back, budget) {
-        let limit = state
+    if let Some(failures) = &failures {
+        let limits = state
             .limiter
-            .decided(Policy::Login, quota, decision, Cost::GiveBack);
-        http::record_limit(&req, limit);
+            .decided_failures(failures, &given_back, Cost::GiveBack);
+        for limit in limits {
+            http::record_limit(&req, limit);
+        }
     }
     tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
     let cap = state.settings.sessions_max_per_user;
@@ -160,10 +174,19 @@ pub async fn login(
         tracing::info!(user_id = %user.user_id, session_id = %evicted, cap, "too many sessions: the least recently used one ends");
         end_session(&state, &user.user_id, &evicted).await?;
     }
-    let pair = tokens::issue_pair(&state, &user, &session, now)?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair))
+    let mut pair = tokens::issue_pair(&state, &user, &session, now)?;
+    // The device is known from now on (or again, keeping its budget).
+    let device = match device {
+        Some(known) => Some(known.renewed(now)),
+        None => DeviceToken::new(&user.user_id, now),
+    };
+    pair.device_token = device.and_then(|d| d.sign(&state.keys));
+    let mut answer = HttpResponse::Ok();
+    answer.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(token) = &pair.device_token {
+        answer.cookie(devices::cookie(token, state.settings.common.cookie_secure));
+    }
+    Ok(answer.json(pair))
 }
 
 #[utoipa::path(

@@ -1,6 +1,7 @@
-//! Administration of users: revoke everything, change tier and roles.
+//! Administration of users: revoke everything, change tier and roles, clear the
+//! failed-login budgets.
 
-use actix_web::{HttpResponse, patch, post, web};
+use actix_web::{HttpResponse, delete, patch, post, web};
 use serde::Deserialize;
 use shared::claims::Tier;
 use shared::error::FieldErrors;
@@ -38,6 +39,40 @@ pub async fn revoke_user(
         return Err(ApiError::not_found("user"));
     }
     revoke_everything(&state, &path, UnixTime::now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    tag = "admin", summary = "Clear a user's failed-login budgets",
+    description = "Clears every failed-login budget of the account (per address, account-wide and per device), so that a login refused with 429 may try again at once.",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The user")),
+    responses(
+        (status = 204, description = "The account's failed-login budgets are cleared"),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 403, response = shared::openapi::Forbidden),
+        (status = 404, response = shared::openapi::NotFound),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
+#[delete("/auth/users/{user_id}/login-failures")]
+pub async fn clear_login_failures(
+    state: web::Data<AuthState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_admin_or_scope(ADMIN_SCOPE)?;
+    let Some(loaded) = users::load(&state.store, &path).await? else {
+        return Err(ApiError::not_found("user"));
+    };
+    let key = state.limiter.login_failures_key(&loaded.user.email);
+    state.store.del(&key).await?;
+    let by = match &caller {
+        Caller::User(claims) => claims.user_id().to_owned(),
+        Caller::Service(claims) => claims.reg.sub.clone(),
+    };
+    tracing::info!(user_id = %path, cleared_by = %by, "failed-login budgets cleared");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(service_tokens::issue)
         .service(admin::revoke_user)
         .service(admin::update_user)
+        .service(admin::clear_login_failures)
         .service(generations::create)
         .service(generations::get)
         .service(stream_tokens::mint)
@@ -43,10 +44,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The client address as configured (`TRUSTED_PROXIES`), as text.
 fn client_ip(state: &AuthState, req: &HttpRequest) -> Option<String> {
-    state
-        .settings
-        .common
-        .trusted_proxies
-        .client_ip(req)
-        .map(|ip| ip.to_string())
+    client_addr(state, req).map(|ip| ip.to_string())
+}
+
+/// The client address, `TRUSTED_PROXIES` applied.
+fn client_addr(state: &AuthState, req: &HttpRequest) -> Option<std::net::IpAddr> {
+    state.settings.common.trusted_proxies.client_ip(req)
 }

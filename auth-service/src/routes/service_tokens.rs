@@ -10,10 +10,19 @@ use serde_json::json;
 use shared::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
 use shared::error::Challenge;
 use shared::jwt::new_jti;
+use shared::rate_limit::{Cost, Limit, Policy, Subject};
 use shared::{ApiError, ErrorCode, UnixTime};
 use subtle::ConstantTimeEq as _;
 
 use crate::startup::AuthState;
+
+/// Each decision into the answer's headers; the first refusal as 429.
+fn check_all(req: &HttpRequest, limits: &[Limit]) -> Result<(), ApiError> {
+    for limit in limits {
+        shared::http::record_limit(req, *limit);
+    }
+    limits.iter().try_for_each(Limit::check)
+}
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ClientCredentials {
@@ -53,6 +62,7 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
         (status = 403, response = shared::openapi::Forbidden),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable)
     )
 )]
@@ -80,14 +90,27 @@ pub async fn issue(
         (None, Some(id), Some(secret)) => (id, secret),
         _ => return Err(invalid()),
     };
+    let client = state.settings.service_clients.iter().find(|c| c.id == id);
+    // Failed attempts are counted per client and address (every unknown id shares one
+    // budget): an address that has spent it gets 429 before its secret is looked at,
+    // right or wrong, so a guesser is stopped while the real client, from its own
+    // address, is not. A success spends nothing.
+    let address = super::client_addr(&state, &req);
+    let failures = state
+        .limiter
+        .client_failures(client.map_or("?", |c| c.id.as_str()), address);
+    let (gate, _) = state
+        .limiter
+        .spend_failures(&failures, Cost::Peek, None)
+        .await?;
+    check_all(&req, &gate)?;
     // Compare digests in constant time; an unknown id is compared against a dummy so
     // both failures take the same time.
-    let client = state.settings.service_clients.iter().find(|c| c.id == id);
     let expected = digest(client.map_or("no such client: never matches", |c| {
         c.secret.expose_secret()
     }));
     let matches: bool = digest(secret.expose_secret()).ct_eq(&expected).into();
-    let client = client.filter(|_| matches).ok_or_else(|| {
+    let Some(client) = client.filter(|_| matches) else {
         // Only a configured id is named: what was sent may be a secret in the wrong field.
         match client {
             Some(known) => {
@@ -95,8 +118,19 @@ pub async fn issue(
             }
             None => tracing::info!("service token refused: unknown client"),
         }
-        invalid()
-    })?;
+        // The failure spends the address's anonymous budget and the failure budget,
+        // in one wave.
+        let (anon, (spent, _)) = tokio::try_join!(
+            state
+                .limiter
+                .decide(Policy::Anon, Subject::Address(address), Cost::Take),
+            state.limiter.spend_failures(&failures, Cost::Take, None),
+        )?;
+        shared::http::record_limit(&req, anon);
+        check_all(&req, &spent)?;
+        anon.check()?;
+        return Err(invalid());
+    };
 
     let scopes = match json.scope.as_deref().map(str::split_whitespace) {
         None => client.scopes.clone(),

@@ -262,7 +262,8 @@ async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -
 }
 
 #[tokio::test]
-async fn failed_logins_are_limited_per_email_from_any_address_before_any_hashing() {
+async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the_owner_gets_in_from_another()
+ {
     let app = spawn_app_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
@@ -277,43 +278,233 @@ async fn failed_logins_are_limited_per_email_from_any_address_before_any_hashing
     for _ in 0..4 {
         let ok = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
         assert_eq!(ok.status(), StatusCode::OK);
-        assert!(header(&ok, "ratelimit").ends_with(", \"login\";r=3;t=0"));
+        assert!(
+            header(&ok, "ratelimit").contains("\"login\";r=3;t=0, \"login_account\";r=100;t=0"),
+            "{}",
+            header(&ok, "ratelimit")
+        );
     }
-    for address in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
-        let res = login_from(&app, &email, "wrong password", address).await;
+    for _ in 0..3 {
+        let res = login_from(&app, &email, "wrong password", "203.0.113.1").await;
         assert_problem(res, 401, "invalid_credentials").await;
     }
     let verifications = app.metric("authstream_password_verifications_total").await;
-    let refused = login_from(&app, &email, "wrong password", "203.0.113.4").await;
+    let refused = login_from(&app, &email, "wrong password", "203.0.113.1").await;
     assert!(retry_after(&refused) >= 1);
     assert_eq!(
         header(&refused, "ratelimit-policy"),
-        "\"anon\";q=100000;w=60, \"login\";q=3;w=3"
+        "\"anon\";q=100000;w=60, \"login\";q=3;w=3, \"login_account\";q=100;w=300"
     );
     assert_problem(refused, 429, "rate_limited").await;
-    // The right password is refused too, and nothing was hashed for either.
-    let right = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
+    // The right password from that address is refused too, and nothing was hashed.
+    let right = login_from(&app, &email, PASSWORD, "203.0.113.1").await;
     assert_problem(right, 429, "rate_limited").await;
     assert_eq!(
         app.metric("authstream_password_verifications_total").await,
         verifications
     );
-    // Another email is not affected.
+    // The owner, from another address, is not locked out; nor is another account.
+    for (who, address) in [(&email, "198.51.100.1"), (&email, "203.0.113.2")] {
+        let res = login_from(&app, who, PASSWORD, address).await;
+        assert_eq!(res.status(), StatusCode::OK, "{address}");
+    }
     let (other, _, _) = new_user(&app).await;
-    assert_eq!(
-        login_from(&app, &other, PASSWORD, "203.0.113.4")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let res = login_from(&app, &other, PASSWORD, "203.0.113.1").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // IPv6 addresses are counted per /64: the next host of the block is no way round.
+    for i in 1..=3 {
+        let res = login_from(
+            &app,
+            &email,
+            "wrong password",
+            &format!("2001:db8:1:2::{i}"),
+        )
+        .await;
+        assert_problem(res, 401, "invalid_credentials").await;
+    }
+    let res = login_from(&app, &email, PASSWORD, "2001:db8:1:2::99").await;
+    assert_problem(res, 429, "rate_limited").await;
+    let res = login_from(&app, &email, PASSWORD, "2001:db8:1:3::1").await;
+    assert_eq!(res.status(), StatusCode::OK);
 
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(
-        login_from(&app, &email, PASSWORD, "203.0.113.5")
-            .await
-            .status(),
-        StatusCode::OK
+    let res = login_from(&app, &email, PASSWORD, "203.0.113.1").await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_the_account_cap_spent_a_device_that_signed_in_before_gets_in_and_an_admin_clears_the_cap()
+ {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_LOGIN", "2/60s"),
+        ("RATE_LIMIT_LOGIN_ACCOUNT", "3/60s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let email = unique_email();
+    let registered: Value = app.register(&email, PASSWORD).await.json().await.unwrap();
+    let user_id = registered["user_id"].as_str().unwrap().to_owned();
+    // The owner's device signs in once: its token in the body and as a cookie.
+    let first = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookie = first
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("as_device="))
+        .expect("a device cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/auth/login", "Secure"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let body: Value = first.json().await.unwrap();
+    let device = body["device_token"].as_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("as_device={device};")),
+        "{cookie}"
     );
+
+    // Guesses from many addresses spend the account-wide cap.
+    for i in 1..=3 {
+        let res = login_from(&app, &email, "wrong password", &format!("203.0.113.{i}")).await;
+        assert_problem(res, 401, "invalid_credentials").await;
+    }
+    let res = login_from(&app, &email, "wrong password", "203.0.113.9").await;
+    assert_problem(res, 429, "rate_limited").await;
+    let res = login_from(&app, &email, PASSWORD, "198.51.100.2").await;
+    assert_problem(res, 429, "rate_limited").await;
+
+    // The device that signed in before gets in, by header or by cookie, and its
+    // answer names its own budget.
+    let by_header = app
+        .post("/auth/login")
+        .header("x-forwarded-for", "198.51.100.2")
+        .header("x-device-token", &device)
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK);
+    assert!(header(&by_header, "ratelimit-policy").contains("\"login_device\";q=2;w=60"));
+    let by_cookie = app
+        .post("/auth/login")
+        .header("x-forwarded-for", "198.51.100.3")
+        .header("cookie", format!("as_device={device}"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), StatusCode::OK);
+    // A device token of another account, or a forged one, counts for nothing.
+    let (other, _, _) = new_user(&app).await;
+    let others: Value = login_from(&app, &other, PASSWORD, "198.51.100.4")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for token in [others["device_token"].as_str().unwrap(), "v1.x.y.1.zz"] {
+        let res = app
+            .post("/auth/login")
+            .header("x-forwarded-for", "198.51.100.2")
+            .header("x-device-token", token)
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 429, "rate_limited").await;
+    }
+
+    // An administrator clears the account's budgets: a login without a device gets in.
+    let admin = app.service_token(ADMIN_CLIENT).await;
+    let path = format!("/auth/users/{user_id}/login-failures");
+    let backend = app.service_token(BACKEND_CLIENT).await;
+    let res = app
+        .http
+        .delete(app.url(&path))
+        .bearer_auth(&backend)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "insufficient_scope").await;
+    let res = app
+        .http
+        .delete(app.url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = login_from(&app, &email, PASSWORD, "198.51.100.2").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let nobody = app
+        .http
+        .delete(app.url("/auth/users/nobody/login-failures"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(nobody, 404, "not_found").await;
+}
+
+async fn service_token_from(app: &TestApp, secret: &str, address: &str) -> Response {
+    app.post("/auth/service-token")
+        .header("x-forwarded-for", address)
+        .basic_auth(BACKEND_CLIENT.0, Some(secret))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn guessing_a_service_secret_is_stopped_per_address_while_the_real_client_elsewhere_is_not() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_LOGIN", "3/60s"),
+        ("RATE_LIMIT_ANON", "100/60s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    for _ in 0..3 {
+        let res = service_token_from(&app, "wrong-secret-0123456789", "203.0.113.7").await;
+        assert_problem(res, 401, "invalid_credentials").await;
+    }
+    // The guesser's address is stopped, whatever it sends: a right secret included,
+    // so a guess cannot be told right from wrong.
+    for secret in ["wrong-secret-0123456789", BACKEND_CLIENT.1] {
+        let res = service_token_from(&app, secret, "203.0.113.7").await;
+        assert!(retry_after(&res) >= 1);
+        assert!(header(&res, "ratelimit-policy").contains("\"login\";q=3;w=60"));
+        assert_problem(res, 429, "rate_limited").await;
+    }
+    // The failures spent the address's anonymous budget as well.
+    let res = app
+        .post("/auth/register")
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({"email": unique_email(), "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        header(&res, "ratelimit").contains("\"anon\";r=96;"),
+        "{}",
+        header(&res, "ratelimit")
+    );
+    // The real client, from its own address, renews freely: a success spends nothing.
+    for _ in 0..10 {
+        let res = service_token_from(&app, BACKEND_CLIENT.1, "198.51.100.7").await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // Made-up client ids share one failure budget per address.
+    for i in 0..4 {
+        let res = app
+            .post("/auth/service-token")
+            .header("x-forwarded-for", "203.0.113.8")
+            .basic_auth(format!("made-up-{i}"), Some("whatever-0123456789"))
+            .send()
+            .await
+            .unwrap();
+        let expected = if i < 3 { 401 } else { 429 };
+        assert_eq!(res.status().as_u16(), expected, "attempt {i}");
+    }
 }
 
 #[tokio::test]

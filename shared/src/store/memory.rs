@@ -22,6 +22,17 @@ use super::{
 };
 use crate::stream_token::{ISSUED, Refusal, USED};
 
+/// The wall clock in microseconds, as Redis's `TIME` gives it.
+fn wall_clock_us() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
 enum Value {
     Str(String),
     Set(BTreeSet<String>),
@@ -481,20 +492,63 @@ impl MemoryStore {
         })
     }
 
+    /// The twin of `FIELDS_SCRIPT`, under the one lock.
+    pub(super) async fn rate_limit_fields(
+        &self,
+        spend: &Spend<'_>,
+        read: Option<Read<'_>>,
+    ) -> StoreResult<(Vec<Decision>, Option<ReadAnswer>)> {
+        let now_us = wall_clock_us();
+        let decisions = self.with(|d, now| {
+            let (mut fields, expires_at) = match d.live(spend.key, now) {
+                Some(Entry {
+                    value: Value::Hash(h),
+                    expires_at,
+                }) => (h.clone(), *expires_at),
+                _ => (HashMap::new(), None),
+            };
+            let stored: Vec<Option<i64>> = spend
+                .budgets
+                .iter()
+                .map(|b| fields.get(b.field).and_then(|v| v.parse().ok()))
+                .collect();
+            let gcras: Vec<Gcra> = spend.budgets.iter().map(|b| b.gcra).collect();
+            let decided = rate_limit::gcra_all(&stored, now_us, &gcras, spend.cost);
+            let mut longest = expires_at.map_or(Duration::ZERO, |t| t - now);
+            for (budget, (_, update)) in spend.budgets.iter().zip(&decided) {
+                match update {
+                    TatUpdate::Keep => {}
+                    TatUpdate::Set { tat_us, ttl } => {
+                        fields.insert(budget.field.to_owned(), tat_us.to_string());
+                        longest = longest.max(*ttl);
+                    }
+                    TatUpdate::Delete => {
+                        fields.remove(budget.field);
+                    }
+                }
+            }
+            fields.retain(|_, tat| tat.parse::<i64>().is_ok_and(|t| t > now_us));
+            if fields.is_empty() || longest.is_zero() {
+                d.entries.remove(spend.key);
+            } else {
+                d.insert(spend.key, Value::Hash(fields), Some(longest), now);
+            }
+            decided.into_iter().map(|(decision, _)| decision).collect()
+        })?;
+        let found = match read {
+            Some(read) => Some(self.read(read).await?),
+            None => None,
+        };
+        Ok((decisions, found))
+    }
+
     pub(super) async fn rate_limit(
         &self,
         key: &str,
         gcra: Gcra,
         cost: Cost,
     ) -> StoreResult<Decision> {
-        // The wall clock in microseconds, as Redis's `TIME` gives it.
-        let now_us = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros(),
-        )
-        .unwrap_or(i64::MAX);
+        let now_us = wall_clock_us();
         self.with(|d, now| {
             let stored = match d.live(key, now) {
                 Some(Entry {
@@ -645,16 +699,16 @@ impl MemoryStore {
         index: &str,
         session: &NewSession<'_>,
         along: Option<Spend<'_>>,
-    ) -> StoreResult<(usize, Option<Decision>)> {
+    ) -> StoreResult<(usize, Vec<Decision>)> {
         self.set(record, session.record, Some(session.ttl)).await?;
         self.set_add(index, session.session_id, session.index_ttl)
             .await?;
         let count = self.set_members(index).await?.len();
-        let decision = match along {
-            Some(spend) => Some(self.rate_limit(spend.key, spend.gcra, spend.cost).await?),
-            None => None,
+        let decisions = match along {
+            Some(spend) => self.rate_limit_fields(&spend, None).await?.0,
+            None => Vec::new(),
         };
-        Ok((count, decision))
+        Ok((count, decisions))
     }
 
     /// The twin of the Redis script, step for step, under the one lock.

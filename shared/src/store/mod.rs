@@ -207,12 +207,19 @@ pub struct NewSession<'a> {
     pub index_ttl: Duration,
 }
 
-/// A rate-limit decision to send along with another operation: the budget's key,
-/// its GCRA parameters and the cost.
+/// One budget among the fields of a hash of budgets (`rate_limit::FIELDS_SCRIPT`).
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    pub field: &'a str,
+    pub gcra: Gcra,
+}
+
+/// Rate-limit decisions on the budgets of one hash, all or nothing
+/// (`Store::rate_limit_fields`), alone or along with another operation.
 #[derive(Debug, Clone, Copy)]
 pub struct Spend<'a> {
     pub key: &'a str,
-    pub gcra: Gcra,
+    pub budgets: &'a [Budget<'a>],
     pub cost: Cost,
 }
 
@@ -706,20 +713,32 @@ impl Store {
         dispatch!(self.rate_limit_and_read(key, gcra, cost, read))
     }
 
+    /// Decisions on budgets kept as the fields of one hash, all or nothing (one
+    /// script on its key: `rate_limit::FIELDS_SCRIPT` on Redis, `rate_limit::gcra_all`
+    /// in memory), with an optional read sent in the same round trip. One decision
+    /// per budget, in order.
+    pub async fn rate_limit_fields(
+        &self,
+        spend: &Spend<'_>,
+        read: Option<Read<'_>>,
+    ) -> StoreResult<(Vec<Decision>, Option<ReadAnswer>)> {
+        dispatch!(self.rate_limit_fields(spend, read))
+    }
+
     /// One `Read`, alone.
     pub async fn read(&self, read: Read<'_>) -> StoreResult<ReadAnswer> {
         dispatch!(self.read(read))
     }
 
     /// Stores a new session and adds it to the user's session index (one script on
-    /// the user's hash tag), with an optional rate-limit decision on another key sent
+    /// the user's hash tag), with optional rate-limit decisions on another key sent
     /// in the same round trip. Answers how many sessions the index holds now, and the
-    /// decision.
+    /// decisions.
     pub async fn save_session(
         &self,
         session: &NewSession<'_>,
         along: Option<Spend<'_>>,
-    ) -> StoreResult<(usize, Option<Decision>)> {
+    ) -> StoreResult<(usize, Vec<Decision>)> {
         let record = self.keys.session(session.user_id, session.session_id);
         let index = self.keys.sessions(session.user_id);
         dispatch!(self.save_session(&record, &index, session, along))

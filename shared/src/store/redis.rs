@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, watch};
 use crate::clock::UnixTime;
 use crate::gcra_lua_function;
 use crate::generation::stored_status;
-use crate::rate_limit::{Cost, Decision, GCRA_SCRIPT, Gcra};
+use crate::rate_limit::{Cost, Decision, FIELDS_SCRIPT, GCRA_SCRIPT, Gcra};
 use crate::revocation::{RevocationView, TAIL_POLL_INTERVAL};
 
 use super::{
@@ -315,6 +315,7 @@ struct Scripts {
     hash_create: Script,
     append_event: Script,
     gcra: Script,
+    fields: Script,
     rotate_session: Script,
     save_session: Script,
     open_stream: Script,
@@ -423,6 +424,7 @@ impl RedisStore {
                 hash_create: Script::new(HASH_CREATE),
                 append_event: Script::new(APPEND_EVENT),
                 gcra: Script::new(GCRA_SCRIPT),
+                fields: Script::new(FIELDS_SCRIPT),
                 rotate_session: Script::new(ROTATE_SESSION),
                 save_session: Script::new(SAVE_SESSION),
                 open_stream: Script::new(OPEN_STREAM),
@@ -796,7 +798,7 @@ impl RedisStore {
         index: &str,
         session: &NewSession<'_>,
         along: Option<Spend<'_>>,
-    ) -> StoreResult<(usize, Option<Decision>)> {
+    ) -> StoreResult<(usize, Vec<Decision>)> {
         let mut save = self.scripts.save_session.prepare_invoke();
         save.key(record)
             .key(index)
@@ -804,18 +806,58 @@ impl RedisStore {
             .arg(ms(session.ttl).max(1))
             .arg(session.session_id)
             .arg(ms(session.index_ttl).max(1));
-        let decide = along.map(|spend| self.gcra_invocation(spend.key, spend.gcra, spend.cost));
+        let decide = along.map(|spend| self.fields_invocation(&spend));
         let mut invocations = vec![&save];
         invocations.extend(decide.as_ref());
         let mut replies = self.invoke_all(&invocations).await?.into_iter();
         let count = redis::from_redis_value(replies.next().unwrap_or(redis::Value::Nil))
             .map_err(unavailable)?;
-        let decision = replies
-            .next()
-            .map(|reply| redis::from_redis_value(reply).map(to_decision))
-            .transpose()
-            .map_err(unavailable)?;
-        Ok((count, decision))
+        let decisions = match replies.next() {
+            Some(reply) => to_decisions(reply)?,
+            None => Vec::new(),
+        };
+        Ok((count, decisions))
+    }
+
+    /// `FIELDS_SCRIPT`, and the read in the same pipeline.
+    pub(super) async fn rate_limit_fields(
+        &self,
+        spend: &Spend<'_>,
+        read: Option<Read<'_>>,
+    ) -> StoreResult<(Vec<Decision>, Option<ReadAnswer>)> {
+        let inv = self.fields_invocation(spend);
+        let Some(read) = read else {
+            return Ok((to_decisions(self.invoke(inv).await?)?, None));
+        };
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.invoke_script(&inv);
+        pipe.add_command(read_command(read));
+        let (decisions, found): (redis::Value, redis::Value) = self
+            .bounded(async {
+                let mut conn = self.conn().await?;
+                let (mut decisions, found): (redis::Value, redis::Value) =
+                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                if let redis::Value::ServerError(e) = &decisions
+                    && e.kind() == Some(redis::ServerErrorKind::NoScript)
+                {
+                    decisions = inv.invoke_async(&mut conn).await.map_err(unavailable)?;
+                }
+                Ok((decisions, found))
+            })
+            .await?;
+        Ok((to_decisions(decisions)?, Some(read_answer(read, found)?)))
+    }
+
+    fn fields_invocation(&self, spend: &Spend<'_>) -> redis::ScriptInvocation<'_> {
+        let mut inv = self.scripts.fields.prepare_invoke();
+        inv.key(spend.key).arg(spend.cost.units());
+        for budget in spend.budgets {
+            inv.arg(budget.field)
+                .arg(budget.gcra.interval_us)
+                .arg(budget.gcra.capacity_us);
+        }
+        inv
     }
 
     fn gcra_invocation(&self, key: &str, gcra: Gcra, cost: Cost) -> redis::ScriptInvocation<'_> {
@@ -1281,6 +1323,15 @@ impl RedisStore {
 
 /// Appends one write to a pipeline; its reply is ignored.
 /// The GCRA script's answer: allowed, remaining, reset after µs, retry after µs.
+/// Four numbers per budget, as `FIELDS_SCRIPT` answers.
+fn to_decisions(reply: redis::Value) -> StoreResult<Vec<Decision>> {
+    let numbers: Vec<i64> = redis::from_redis_value(reply).map_err(unavailable)?;
+    Ok(numbers
+        .chunks_exact(4)
+        .map(|d| to_decision((d[0], d[1], d[2], d[3])))
+        .collect())
+}
+
 fn to_decision(
     (allowed, remaining, reset_after_us, retry_after_us): (i64, i64, i64, i64),
 ) -> Decision {
