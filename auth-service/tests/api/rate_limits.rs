@@ -266,6 +266,7 @@ async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the
  {
     let app = spawn_app_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
+        ("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ])
     .await;

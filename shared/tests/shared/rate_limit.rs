@@ -15,7 +15,81 @@ store_suite!(
     rate_limit_peek_spends_nothing_and_give_back_returns_one,
     rate_limit_concurrent_takes_never_exceed_the_quota,
     rate_limit_keys_are_tagged_by_subject_and_hold_no_email,
+    failure_budgets_are_spent_all_or_nothing_and_given_back_together,
 );
+
+/// An account's failure budgets (per address, account-wide, per device) are fields of
+/// one hash: a take that any refuses spends none; giving back returns each.
+async fn failure_budgets_are_spent_all_or_nothing_and_given_back_together(store: Store) {
+    let limits = RateLimits {
+        free: Quota::parse("1/60s").unwrap(),
+        paid: Quota::parse("1/60s").unwrap(),
+        anon: Quota::parse("1/60s").unwrap(),
+        login: Quota::parse("2/60s").unwrap(),
+        login_account: Quota::parse("3/60s").unwrap(),
+    };
+    let limiter = RateLimiter::new(store.clone(), limits, Default::default());
+    let email = "grace@example.com";
+    let at = |i: u8| Some(std::net::IpAddr::from([203, 0, 113, i]));
+    let take = |address, device: Option<&'static str>| {
+        let failures = limiter.login_failures(email, address, device);
+        let limiter = limiter.clone();
+        async move {
+            let (limits, _) = limiter
+                .spend_failures(&failures, Cost::Take, None)
+                .await
+                .unwrap();
+            limits
+                .iter()
+                .map(|l| (l.policy.as_str(), l.decision.allowed, l.decision.remaining))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        take(at(1), None).await,
+        [("login", true, 1), ("login_account", true, 2)]
+    );
+    assert_eq!(
+        take(at(1), None).await,
+        [("login", true, 0), ("login_account", true, 1)]
+    );
+    // The address is spent: refused, and the account's budget is left as it was.
+    assert_eq!(
+        take(at(1), None).await,
+        [("login", false, 0), ("login_account", true, 1)]
+    );
+    assert_eq!(
+        take(at(2), None).await,
+        [("login", true, 1), ("login_account", true, 0)]
+    );
+    // The account is spent: another address is refused, and spends nothing of its own.
+    assert_eq!(
+        take(at(3), None).await,
+        [("login", true, 2), ("login_account", false, 0)]
+    );
+    // A known device spends its own budget instead.
+    assert_eq!(
+        take(at(3), Some("dev")).await,
+        [("login", true, 1), ("login_device", true, 1)]
+    );
+    // Giving back returns every budget of the set.
+    let failures = limiter.login_failures(email, at(3), Some("dev"));
+    let (back, _) = limiter
+        .spend_failures(&failures, Cost::GiveBack, None)
+        .await
+        .unwrap();
+    let remaining: Vec<u32> = back.iter().map(|l| l.decision.remaining).collect();
+    assert_eq!(remaining, [2, 2]);
+    // One key holds them all, and clearing it clears them all.
+    let key = limiter.login_failures_key(email);
+    assert_eq!(store.hash_get_all(&key).await.unwrap().len(), 3);
+    assert!(store.pttl(&key).await.unwrap().is_some());
+    store.del(&key).await.unwrap();
+    assert_eq!(
+        take(at(1), None).await,
+        [("login", true, 1), ("login_account", true, 2)]
+    );
+}
 
 fn quota(raw: &str) -> Gcra {
     Quota::parse(raw).unwrap().gcra()
@@ -118,6 +192,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         paid: Quota::parse("2/60s").unwrap(),
         anon: Quota::parse("1/60s").unwrap(),
         login: Quota::parse("1/60s").unwrap(),
+        login_account: Quota::parse("5/60s").unwrap(),
     };
     let limiter = RateLimiter::new(store.clone(), limits, Default::default());
     let email = "ada@example.com";
@@ -126,11 +201,16 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         (Policy::Free, Subject::User("u1")),
         (Policy::Paid, Subject::User("u1")),
         (Policy::Anon, Subject::Address(ip)),
-        (Policy::Login, Subject::Email(email)),
     ] {
         let limit = limiter.decide(policy, subject, Cost::Take).await.unwrap();
         assert!(limit.decision.allowed, "{policy:?}");
     }
+    let failures = limiter.login_failures(email, ip, None);
+    let (limits, _) = limiter
+        .spend_failures(&failures, Cost::Take, None)
+        .await
+        .unwrap();
+    assert!(limits.iter().all(|l| l.decision.allowed));
     // One budget per policy: the free one is spent, the paid one is not.
     let free = limiter
         .decide(Policy::Free, Subject::User("u1"), Cost::Take)
@@ -150,8 +230,8 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
     let mut expected = vec![
         format!("{p}:{{u:u1}}:rl:free"),
         format!("{p}:{{u:u1}}:rl:paid"),
-        format!("{p}:{{ip:2001:db8::1}}:rl:anon"),
-        format!("{p}:{{e:{digest}}}:rl:login"),
+        format!("{p}:{{ip6:2001:db8:0:0::/64}}:rl:anon"),
+        format!("{p}:{{e:{digest}}}:rl:login_failures"),
     ];
     expected.sort();
     let dump = store.debug_dump().await.unwrap();
