@@ -166,6 +166,8 @@ impl Application {
                 "  store:       IN MEMORY: all users, sessions and events are lost on exit"
                     .to_owned(),
             );
+        } else if self.store_kind == "redis-cluster" {
+            lines.push("  store:       Redis Cluster (REDIS_CLUSTER_NODES)".to_owned());
         } else {
             lines.push("  store:       Redis (REDIS_URL)".to_owned());
         }

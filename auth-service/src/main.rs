@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = Settings::from_env(&ProcessEnv)?;
     shared::telemetry::init(&settings.common.logging);
-    if settings.common.redis_url.is_none() {
+    if settings.common.redis_url.is_none() && settings.common.redis_cluster_nodes.is_empty() {
         tracing::warn!(
             "REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service"
         );

@@ -19,6 +19,8 @@ pub const KEY_PREFIX: &str = "as";
 #[derive(Debug, Clone)]
 pub struct CommonSettings {
     pub redis_url: Option<String>,
+    /// Seeds of a Redis Cluster; when present, used instead of `redis_url`.
+    pub redis_cluster_nodes: Vec<String>,
     pub redis_timeout: Duration,
     pub jwt: JwtSettings,
     pub algorithm: Algorithm,
@@ -42,11 +44,21 @@ pub struct CommonSettings {
 
 impl CommonSettings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
-        if config::string(env, "REDIS_CLUSTER_NODES").is_some() {
-            return Err(ConfigError::new(
-                "REDIS_CLUSTER_NODES",
-                "Redis Cluster is not supported by this build yet; use REDIS_URL",
-            ));
+        let redis_cluster_nodes = config::list(env, "REDIS_CLUSTER_NODES");
+        for seed in &redis_cluster_nodes {
+            let url = match seed.contains("://") {
+                true => seed.clone(),
+                false => format!("redis://{seed}"),
+            };
+            let parsed = redis::parse_redis_url(&url)
+                .filter(|u| matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some());
+            if parsed.is_none() {
+                // Never echo it: a seed URL may carry a password.
+                return Err(ConfigError::new(
+                    "REDIS_CLUSTER_NODES",
+                    "each seed must be host:port or a redis:// or rediss:// URL",
+                ));
+            }
         }
         let algorithm = Algorithm::parse(&config::string_or(env, "JWT_ALGORITHM", "EdDSA"))
             .map_err(|e| ConfigError::new("JWT_ALGORITHM", e))?;
@@ -82,6 +94,7 @@ impl CommonSettings {
         }
         Ok(Self {
             redis_url: config::string(env, "REDIS_URL"),
+            redis_cluster_nodes,
             redis_timeout: Duration::from_millis(timeout_ms),
             jwt: JwtSettings {
                 issuer: config::string_or(env, "JWT_ISSUER", "authstream"),
@@ -109,8 +122,15 @@ impl CommonSettings {
         })
     }
 
-    /// The store: Redis when `REDIS_URL` is set, else in memory (one process only).
+    /// The store: a Redis Cluster when `REDIS_CLUSTER_NODES` is set, Redis when
+    /// `REDIS_URL` is, else in memory (one process only).
     pub fn store(&self) -> Result<Store, ConfigError> {
+        if !self.redis_cluster_nodes.is_empty() {
+            let store = RedisStore::connect_cluster(&self.redis_cluster_nodes, self.redis_timeout)
+                .map(|s| Store::redis(s, KEY_PREFIX))
+                .map_err(|e| ConfigError::new("REDIS_CLUSTER_NODES", e.to_string()))?;
+            return Ok(store.with_revocation_window(self.revocation_ttl()));
+        }
         let store = match &self.redis_url {
             Some(url) => RedisStore::connect(url, self.redis_timeout)
                 .map(|s| Store::redis(s, KEY_PREFIX))

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+mod cluster;
+pub use cluster::{CLUSTER_PASSWORD, ClusterNode, RedisCluster};
+
 use crate::config::LogFormat;
 use crate::store::{RedisStore, Store};
 
@@ -286,6 +289,15 @@ pub fn unique_prefix() -> String {
         "t{}x{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A store on a Redis Cluster (its `REDIS_CLUSTER_NODES` seeds) with a fresh prefix.
+pub fn cluster_store(seeds: &str) -> Store {
+    let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
+    Store::redis(
+        RedisStore::connect_cluster(&seeds, Duration::from_millis(1000)).unwrap(),
+        &unique_prefix(),
     )
 }
 

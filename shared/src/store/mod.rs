@@ -538,7 +538,8 @@ impl Store {
     }
 
     pub fn kind(&self) -> &'static str {
-        match self.backend {
+        match &self.backend {
+            Backend::Redis(r) if r.is_cluster() => "redis-cluster",
             Backend::Redis(_) => "redis",
             Backend::Memory(_) => "memory",
         }

@@ -324,10 +324,76 @@ struct Scripts {
     mint_stream_token: Script,
 }
 
+/// Where the store's commands go: one Redis, or a Redis Cluster.
+#[derive(Clone)]
+enum Target {
+    Single,
+    /// The cluster, and a plain client of each seed for what needs one node's
+    /// connection of its own (the subscription: a message published on any node of a
+    /// cluster reaches the subscribers of every node).
+    Cluster(redis::cluster::ClusterClient, Vec<redis::Client>),
+}
+
+/// A connection that commands go over. On a Cluster every command is routed by the
+/// slot of its key, and a pipeline is sent as one wave of concurrent commands, each
+/// to its own slot's node (cluster-async would send a whole pipeline to one node).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    /// A connection of its own to one Redis (the revocation tail's).
+    Dedicated(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Dedicated(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => {
+                let c = c.clone();
+                Box::pin(async move {
+                    let sent = pipeline.cmd_iter().map(|cmd| {
+                        let mut c = c.clone();
+                        async move { c.req_packed_command(cmd).await }
+                    });
+                    let replies = futures_util::future::try_join_all(sent).await?;
+                    Ok(replies.into_iter().skip(offset).take(count).collect())
+                })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Dedicated(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<SharedConnection>,
     client: redis::Client,
+    target: Target,
     timeout: Duration,
     scripts: Arc<Scripts>,
     pubsub: Arc<PubSubState>,
@@ -338,7 +404,7 @@ pub struct RedisStore {
 /// connection that a NAT or proxy forgot never errors, it only stays silent, so one
 /// that answers nothing for a whole timeout is replaced.
 struct SharedConnection {
-    current: Mutex<Option<(ConnectionManager, Instant)>>,
+    current: Mutex<Option<(Conn, Instant)>>,
     connecting: tokio::sync::Mutex<()>,
     since: Instant,
     /// When it last answered: milliseconds after `since`.
@@ -412,10 +478,51 @@ impl RedisStore {
     /// Connects lazily: a Redis that is down at start-up is not an error here.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
+        Ok(Self::with_target(client, Target::Single, timeout))
+    }
+
+    /// A Redis Cluster, from its seeds (`host:port`, or `redis://` / `rediss://` URLs
+    /// with an ACL user and password); connects lazily, as `connect`.
+    pub fn connect_cluster(seeds: &[String], timeout: Duration) -> Result<Self, StoreError> {
+        let urls: Vec<String> = seeds
+            .iter()
+            .map(|seed| match seed.contains("://") {
+                true => seed.clone(),
+                false => format!("redis://{seed}"),
+            })
+            .collect();
+        let seeds = urls
+            .iter()
+            .map(|url| redis::Client::open(url.as_str()).map_err(unavailable))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = seeds
+            .first()
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable("no cluster seeds".into()))?;
+        let cluster = redis::cluster::ClusterClientBuilder::new(urls.clone())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(2)
+            .build()
+            .map_err(unavailable)?;
+        Ok(Self::with_target(
+            client,
+            Target::Cluster(cluster, seeds),
+            timeout,
+        ))
+    }
+
+    /// True on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(..))
+    }
+
+    fn with_target(client: redis::Client, target: Target, timeout: Duration) -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Ok(Self {
+        Self {
             shared: Arc::new(SharedConnection::new()),
             client,
+            target,
             timeout,
             scripts: Arc::new(Scripts {
                 compare_and_swap: Script::new(COMPARE_AND_SWAP),
@@ -438,7 +545,7 @@ impl RedisStore {
                 live: watch::channel(false).0,
                 started: std::sync::Once::new(),
             }),
-        })
+        }
     }
 
     pub(super) fn set_channels(&self, channels: Vec<String>) {
@@ -462,13 +569,21 @@ impl RedisStore {
 
     /// The shared connection (a cheap handle). It reconnects in the background after
     /// a failure; meanwhile requests fail within the timeout.
-    async fn conn(&self) -> StoreResult<ConnectionManager> {
+    async fn conn(&self) -> StoreResult<Conn> {
         if let Some((manager, _)) = self.shared.current.lock().as_ref() {
             return Ok(manager.clone());
         }
         let _one_at_a_time = self.shared.connecting.lock().await;
         if let Some((manager, _)) = self.shared.current.lock().as_ref() {
             return Ok(manager.clone());
+        }
+        if let Target::Cluster(cluster, _) = &self.target {
+            // One multiplexed connection per node, routing by slot, the topology
+            // refreshed on MOVED / ASK and on connection errors.
+            let conn = Conn::Cluster(cluster.get_async_connection().await.map_err(unavailable)?);
+            *self.shared.current.lock() = Some((conn.clone(), Instant::now()));
+            self.shared.answered();
+            return Ok(conn);
         }
         // No response timeout of its own: `bounded` is the one timeout, and tells a
         // silent connection from a slow answer.
@@ -480,9 +595,10 @@ impl RedisStore {
         let manager = ConnectionManager::new_with_config(self.client.clone(), config)
             .await
             .map_err(unavailable)?;
-        *self.shared.current.lock() = Some((manager.clone(), Instant::now()));
+        let conn = Conn::Single(manager);
+        *self.shared.current.lock() = Some((conn.clone(), Instant::now()));
         self.shared.answered();
-        Ok(manager)
+        Ok(conn)
     }
 
     async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
@@ -1266,6 +1382,7 @@ impl RedisStore {
     pub(super) fn tail_revocations(&self, log: String, view: Weak<RevocationView>, page: usize) {
         tokio::spawn(run_revocation_tail(
             self.client.clone(),
+            self.target.clone(),
             self.timeout,
             log,
             view,
@@ -1281,11 +1398,11 @@ impl RedisStore {
     pub(super) async fn subscribe(&self) -> StoreResult<broadcast::Receiver<PubSubMessage>> {
         let receiver = self.pubsub.sender.subscribe();
         self.pubsub.started.call_once(|| {
-            tokio::spawn(run_subscription(
-                self.client.clone(),
-                self.pubsub.clone(),
-                self.timeout,
-            ));
+            let clients = match &self.target {
+                Target::Single => vec![self.client.clone()],
+                Target::Cluster(_, seeds) => seeds.clone(),
+            };
+            tokio::spawn(run_subscription(clients, self.pubsub.clone(), self.timeout));
         });
         let mut live = self.pubsub.live.subscribe();
         tokio::time::timeout(self.timeout, live.wait_for(|up| *up))
@@ -1451,6 +1568,7 @@ async fn read_log_on(
 /// reaches the end of the log marks the view fresh; a failed one marks it stale.
 async fn run_revocation_tail(
     client: redis::Client,
+    target: Target,
     timeout: Duration,
     log: String,
     view: Weak<RevocationView>,
@@ -1460,13 +1578,17 @@ async fn run_revocation_tail(
     let mut pruned_at = UnixTime::now();
     while view.strong_count() > 0 {
         let connected = tokio::time::timeout(timeout, async {
+            if let Target::Cluster(cluster, _) = &target {
+                // Its own connections, routed to the log's node.
+                return Ok(Conn::Cluster(cluster.get_async_connection().await?));
+            }
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("CLIENT")
                 .arg("SETNAME")
                 .arg("authstream-revocations")
                 .exec_async(&mut conn)
                 .await?;
-            Ok::<_, redis::RedisError>(conn)
+            Ok::<_, redis::RedisError>(Conn::Dedicated(conn))
         })
         .await;
         if let Ok(Ok(mut conn)) = connected {
@@ -1515,10 +1637,11 @@ async fn run_revocation_tail(
 }
 
 /// Keeps one subscription alive for the life of the process, reconnecting with backoff.
-async fn run_subscription(client: redis::Client, state: Arc<PubSubState>, timeout: Duration) {
+async fn run_subscription(clients: Vec<redis::Client>, state: Arc<PubSubState>, timeout: Duration) {
     let mut connected_before = false;
     let mut backoff = Duration::from_millis(50);
-    loop {
+    // On a cluster, each attempt tries the next seed: a dead node is passed over.
+    for client in clients.iter().cycle() {
         let channels = state.channels.lock().clone();
         let attempt = tokio::time::timeout(timeout, async {
             let mut pubsub = client.get_async_pubsub().await?;

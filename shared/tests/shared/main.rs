@@ -23,9 +23,17 @@ macro_rules! store_suite {
                 }
             )*
         }
+        /// This module's cases, for the one test that runs them all on a Redis Cluster.
+        pub fn cases() -> Vec<(&'static str, crate::Case)> {
+            vec![$((stringify!($name), |store| Box::pin($name(store)))),*]
+        }
     };
 }
 
+/// One case of a store suite, run on any store.
+type Case = fn(shared::Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+mod cluster;
 mod helpers;
 mod jwks;
 mod jwt_validation;

@@ -1,0 +1,224 @@
+//! A real Redis Cluster for tests: `masters` redis-server processes in cluster mode
+//! (and `replicas` per master) on free loopback ports, every node with a password,
+//! formed by `redis-cli --cluster create`. Nodes can be killed (SIGKILL) to test
+//! failover; a replica is promoted by the cluster itself within a few seconds.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::spawn_tied_to_this_process;
+
+/// The password every node of a test cluster requires.
+pub const CLUSTER_PASSWORD: &str = "cluster-test-password";
+
+/// One node of a test cluster.
+pub struct ClusterNode {
+    pub port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+/// A Redis Cluster of this test process; its nodes die with it.
+pub struct RedisCluster {
+    pub nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .args([
+            "--cluster-config-file",
+            &dir.join(format!("nodes-{port}.conf")).to_string_lossy(),
+        ])
+        // Fast failure detection, so failover tests take seconds.
+        .args(["--cluster-node-timeout", "1500"])
+        .args([
+            "--requirepass",
+            CLUSTER_PASSWORD,
+            "--masterauth",
+            CLUSTER_PASSWORD,
+        ])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--dir", &dir.to_string_lossy()])
+        .args(["--daemonize", "no", "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    spawn_tied_to_this_process(cmd).expect("cannot start redis-server in cluster mode")
+}
+
+impl RedisCluster {
+    /// Starts and forms a cluster; panics if it is not formed within 30 s.
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("as-cluster-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let count = masters * (1 + replicas);
+        let nodes: Vec<ClusterNode> = (0..count)
+            .map(|_| {
+                let port = free_cluster_port();
+                ClusterNode {
+                    port,
+                    child: Mutex::new(Some(spawn_node(port, &dir))),
+                }
+            })
+            .collect();
+        let cluster = Self { nodes, dir };
+        for node in &cluster.nodes {
+            cluster.wait(node.port, |_| true, "node did not start");
+        }
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args([
+                "-a",
+                CLUSTER_PASSWORD,
+                "--no-auth-warning",
+                "--cluster",
+                "create",
+            ])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "redis-cli --cluster create failed");
+        for node in &cluster.nodes {
+            cluster.wait(
+                node.port,
+                |info| info.contains("cluster_state:ok"),
+                "cluster did not form",
+            );
+        }
+        cluster
+    }
+
+    /// `CLUSTER INFO` of `port` must satisfy `ready` within 30 s.
+    fn wait(&self, port: u16, ready: impl Fn(&str) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self
+                .cli(port, &["CLUSTER", "INFO"])
+                .is_some_and(|i| ready(&i))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{what} (port {port})");
+    }
+
+    /// `redis-cli` against one node; `None` when it does not answer.
+    pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &port.to_string(),
+                "-a",
+                CLUSTER_PASSWORD,
+                "--no-auth-warning",
+            ])
+            .args(args)
+            .output()
+            .ok()?;
+        (out.status.success() && !out.stdout.is_empty())
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `REDIS_CLUSTER_NODES` for this cluster: two seeds, with the password.
+    pub fn seeds(&self) -> String {
+        self.nodes
+            .iter()
+            .take(2)
+            .map(|n| format!("redis://:{CLUSTER_PASSWORD}@127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The port of the master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let any = self.nodes.iter().find(|n| n.is_running()).unwrap().port;
+        let slot: u16 = self
+            .cli(any, &["CLUSTER", "KEYSLOT", key])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let nodes = self.cli(any, &["CLUSTER", "NODES"]).unwrap();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let port: u16 = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap();
+            for range in &fields[8..] {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
+                    && (lo..=hi).contains(&slot)
+                {
+                    return port;
+                }
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+
+    /// SIGKILLs the node on `port`.
+    pub fn kill(&self, port: u16) {
+        let node = self.nodes.iter().find(|n| n.port == port).unwrap();
+        if let Some(mut child) = node.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits until every live node sees the cluster as whole again (a replica
+    /// promoted for every killed master).
+    pub fn wait_healthy(&self) {
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            self.wait(
+                node.port,
+                |info| info.contains("cluster_state:ok"),
+                "cluster did not heal",
+            );
+        }
+    }
+}
+
+impl ClusterNode {
+    pub fn is_running(&self) -> bool {
+        self.child.lock().unwrap().is_some()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            if let Some(mut child) = node.child.lock().unwrap().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
