@@ -331,7 +331,7 @@ enum Target {
     /// The cluster, and a plain client of each seed for what needs one node's
     /// connection of its own (the subscription: a message published on any node of a
     /// cluster reaches the subscribers of every node).
-    Cluster(redis::cluster::ClusterClient, Vec<redis::Client>),
+    Cluster(Arc<(redis::cluster::ClusterClient, Vec<redis::Client>)>),
 }
 
 /// A connection that commands go over. On a Cluster every command is routed by the
@@ -507,7 +507,7 @@ impl RedisStore {
             .map_err(unavailable)?;
         Ok(Self::with_target(
             client,
-            Target::Cluster(cluster, seeds),
+            Target::Cluster(Arc::new((cluster, seeds))),
             timeout,
         ))
     }
@@ -577,7 +577,8 @@ impl RedisStore {
         if let Some((manager, _)) = self.shared.current.lock().as_ref() {
             return Ok(manager.clone());
         }
-        if let Target::Cluster(cluster, _) = &self.target {
+        if let Target::Cluster(cluster) = &self.target {
+            let (cluster, _) = &**cluster;
             // One multiplexed connection per node, routing by slot, the topology
             // refreshed on MOVED / ASK and on connection errors.
             let conn = Conn::Cluster(cluster.get_async_connection().await.map_err(unavailable)?);
@@ -1400,7 +1401,7 @@ impl RedisStore {
         self.pubsub.started.call_once(|| {
             let clients = match &self.target {
                 Target::Single => vec![self.client.clone()],
-                Target::Cluster(_, seeds) => seeds.clone(),
+                Target::Cluster(cluster) => cluster.1.clone(),
             };
             tokio::spawn(run_subscription(clients, self.pubsub.clone(), self.timeout));
         });
@@ -1578,7 +1579,8 @@ async fn run_revocation_tail(
     let mut pruned_at = UnixTime::now();
     while view.strong_count() > 0 {
         let connected = tokio::time::timeout(timeout, async {
-            if let Target::Cluster(cluster, _) = &target {
+            if let Target::Cluster(cluster) = &target {
+                let (cluster, _) = &**cluster;
                 // Its own connections, routed to the log's node.
                 return Ok(Conn::Cluster(cluster.get_async_connection().await?));
             }
