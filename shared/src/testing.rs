@@ -294,10 +294,15 @@ pub fn unique_prefix() -> String {
 
 /// A store on a Redis Cluster (its `REDIS_CLUSTER_NODES` seeds) with a fresh prefix.
 pub fn cluster_store(seeds: &str) -> Store {
+    cluster_store_sharing(seeds, &unique_prefix())
+}
+
+/// Another store on the cluster's keys under `prefix`: what another process sees.
+pub fn cluster_store_sharing(seeds: &str, prefix: &str) -> Store {
     let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
     Store::redis(
         RedisStore::connect_cluster(&seeds, Duration::from_millis(1000)).unwrap(),
-        &unique_prefix(),
+        prefix,
     )
 }
 

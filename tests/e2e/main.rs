@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bench_smoke;
+mod cluster;
 mod cross_service;
 mod deployment;
 mod embedded;
