@@ -535,6 +535,7 @@ async fn open_as(
             user_id: grant.user_id,
             session_id: grant.session_id,
             issued_at_secs,
+            session_ends_at_ms: grant.session_expires_at,
         },
         store: state.store.clone(),
         follow,
