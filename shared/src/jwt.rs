@@ -173,7 +173,9 @@ pub const JWKS_MAX_BYTES: usize = 64 * 1024;
 pub const JWKS_DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
 struct JwksCache {
-    url: String,
+    url: reqwest::Url,
+    /// `url` without its credentials and query: the only form that is logged.
+    shown: String,
     http: reqwest::Client,
     cached: RwLock<Arc<KeySet>>,
     /// When the last fetch was tried, and whether it failed.
@@ -208,8 +210,10 @@ impl RemoteKeys {
         let empty =
             KeySet::from_jwks(&serde_json::json!({ "keys": [] })).map_err(ApiError::internal)?;
         let max_refresh = max_refresh.max(min_refresh);
+        let url = jwks_url(auth_url).map_err(|e| ApiError::new(ErrorCode::ValidationFailed, e))?;
         let cache = Arc::new(JwksCache {
-            url: format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')),
+            shown: redacted_url(&url),
+            url,
             http,
             cached: RwLock::new(Arc::new(empty)),
             last_fetch: tokio::sync::Mutex::new(None),
@@ -302,7 +306,7 @@ impl JwksCache {
                 Ok(fresh)
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
+                tracing::warn!(url = %self.shown, error = %e, "cannot fetch the JWKS");
                 Err(())
             }
         }
@@ -310,7 +314,13 @@ impl JwksCache {
 
     /// The key set and the answer's `max-age`.
     async fn fetch(&self) -> anyhow_like::Result<(KeySet, Option<Duration>)> {
-        let mut res = self.http.get(&self.url).send().await?;
+        // reqwest's errors name the URL they were for: credentials and query included.
+        let mut res = self
+            .http
+            .get(self.url.clone())
+            .send()
+            .await
+            .map_err(reqwest::Error::without_url)?;
         if !res.status().is_success() {
             return Err(format!("the JWKS answered {}", res.status()).into());
         }
@@ -326,7 +336,7 @@ impl JwksCache {
             .and_then(|v| v.to_str().ok())
             .and_then(max_age);
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await? {
+        while let Some(chunk) = res.chunk().await.map_err(reqwest::Error::without_url)? {
             if body.len() + chunk.len() > JWKS_MAX_BYTES {
                 return Err("the JWKS is larger than 64 KiB".into());
             }
@@ -335,6 +345,34 @@ impl JwksCache {
         let doc: serde_json::Value = serde_json::from_slice(&body)?;
         Ok((KeySet::from_jwks(&doc)?, max_age))
     }
+}
+
+/// The JWKS URL under `auth_url` (`<auth_url>/.well-known/jwks.json`), parsed by the
+/// parser the HTTP client uses; its query, if any, is kept.
+/// The message of an error never quotes the URL (it may hold credentials).
+pub fn jwks_url(auth_url: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(auth_url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected an http:// or https:// URL with a host".to_owned());
+    }
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| "this URL cannot have a path".to_owned())?
+        .pop_if_empty()
+        .extend([".well-known", "jwks.json"]);
+    Ok(url)
+}
+
+/// `url` as it may be logged: without credentials (`user:password@`), query string or
+/// fragment, which may all carry secrets.
+pub fn redacted_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    // Only a URL that cannot have credentials refuses these: it has none to hide.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 /// `max-age` of a `Cache-Control` value; `no-cache` and `no-store` are zero.
@@ -572,4 +610,41 @@ pub async fn revoked(
     iat: i64,
 ) -> Result<bool, StoreError> {
     store.revoked(sub, jti, sid, iat).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jwks_url_is_under_the_auth_url_and_logged_without_secrets() {
+        for (auth_url, jwks) in [
+            (
+                "http://127.0.0.1:8081",
+                "http://127.0.0.1:8081/.well-known/jwks.json",
+            ),
+            (
+                "https://a.example/",
+                "https://a.example/.well-known/jwks.json",
+            ),
+            (
+                "https://u:p@a.example/base/?key=secret#f",
+                "https://u:p@a.example/base/.well-known/jwks.json?key=secret",
+            ),
+        ] {
+            assert_eq!(jwks_url(auth_url).unwrap().as_str(), jwks, "{auth_url}");
+        }
+        let url = jwks_url("https://user:pass@a.example/base?key=secret").unwrap();
+        assert_eq!(
+            redacted_url(&url),
+            "https://a.example/base/.well-known/jwks.json"
+        );
+        // What the HTTP client connects to, not what a hand-written split would see.
+        let lookalike = jwks_url(r"http://auth.example.com\@localhost:8081").unwrap();
+        assert_eq!(lookalike.host_str(), Some("auth.example.com"));
+        for bad in ["auth:8081", "ftp://a.example", "http://", "mailto:a@b.c"] {
+            let err = jwks_url(bad).unwrap_err();
+            assert!(!err.contains(bad), "{err}");
+        }
+    }
 }

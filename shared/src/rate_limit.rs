@@ -13,6 +13,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::TrustedProxies;
 use crate::store::{Budget, Read, ReadAnswer, Spend, Store, StoreError};
 
+mod spent;
+pub use spent::SpentBudgets;
+
 /// `requests` a `window`, with bursts up to `requests`: written `60/60s` (or `m`, `h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {

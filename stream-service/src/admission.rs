@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use shared::generation::GenerationId;
-use shared::rate_limit::{Cost, Policy, Subject};
+use shared::rate_limit::{Cost, Limit, Policy, Subject};
 use shared::store::{
     Admission, GrantFound, StreamAdmission, StreamOpened, StreamOpening, parse_event_id,
 };
@@ -232,6 +232,8 @@ struct Attempt<'a> {
     generation_id: &'a str,
     transport: Transport,
     store: &'a Store,
+    /// Set by a refusal that asked the store: it is charged to the client address.
+    charged: AtomicBool,
 }
 
 impl Attempt<'_> {
@@ -256,6 +258,9 @@ impl Attempt<'_> {
         // A junk token never reaches the store, not even to be counted there.
         if store_touched {
             stream_token::record_rejected(self.store);
+            if why != Refused::TooManyStreams {
+                self.charged.store(true, Ordering::Relaxed);
+            }
         }
         invalid_stream_token()
     }
@@ -266,6 +271,12 @@ impl Attempt<'_> {
 /// (take the grant, read the record and history, store the next resume grant), then
 /// `Store::admit_stream` on the user's (rate limit, revocation, session and role for a
 /// resume, a place among the user's streams).
+///
+/// A refused open that asked the store (`invalid_stream_token`) spends the client
+/// address's `anon` budget afterwards; when that budget is spent, the answer is 429,
+/// and until it comes back every open from that address is refused here, before the
+/// store is asked (`SpentBudgets`). A stream token cannot be checked without the store,
+/// so this gate is per address, not per token: users behind one NAT share it.
 pub async fn open(
     state: &StreamState,
     req: &HttpRequest,
@@ -274,14 +285,89 @@ pub async fn open(
     transport: Transport,
     now: UnixTime,
 ) -> Result<Open, ApiError> {
+    let client_ip = state.settings.common.trusted_proxies.client_ip(req);
+    let subject = Subject::Address(client_ip);
+    let (budget, quota) = state.limiter.budget(Policy::Anon, subject);
+    let clock = Instant::now();
+    if let Some(until) = state.spent_addresses.refused_until(&budget, clock) {
+        meters::stream_open(transport.as_str(), "address_limited");
+        tracing::debug!(
+            transport = transport.as_str(),
+            "stream open refused: this address spent its budget on refused opens"
+        );
+        let limit = Limit::refused(Policy::Anon, quota, until.saturating_duration_since(clock));
+        shared::http::record_limit(req, limit);
+        return Err(refusal_of(limit));
+    }
     let parsed_id = GenerationId::parse(raw_generation_id).ok();
     let attempt = Attempt {
         // A malformed id is not echoed into the log: it is whatever the client sent.
         generation_id: parsed_id.as_ref().map_or("(invalid)", GenerationId::as_str),
         transport,
         store: &state.store,
+        charged: AtomicBool::new(false),
     };
+    let opened = open_as(
+        state,
+        req,
+        &attempt,
+        parsed_id.as_ref(),
+        client_ip,
+        query,
+        now,
+    )
+    .await;
+    let refused = match opened {
+        Err(refused) if attempt.charged.load(Ordering::Relaxed) => refused,
+        other => return other,
+    };
+    // The refusal stands whatever the budget says; a spent budget makes it a 429.
+    match state
+        .limiter
+        .decide(Policy::Anon, subject, Cost::Take)
+        .await
+    {
+        Ok(limit) => {
+            shared::http::record_limit(req, limit);
+            if limit.decision.allowed {
+                return Err(refused);
+            }
+            let retry_after = u64::try_from(limit.decision.retry_after_us).unwrap_or(0);
+            state
+                .spent_addresses
+                .note(&budget, Duration::from_micros(retry_after), Instant::now());
+            tracing::info!(
+                transport = transport.as_str(),
+                retry_after_secs = limit.decision.retry_after_secs(),
+                "stream opens refused from this address until its budget comes back: it spent it on refused opens"
+            );
+            Err(refusal_of(limit))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot charge a refused stream open to its address");
+            Err(refused)
+        }
+    }
+}
 
+/// The 429 of a refused decision.
+fn refusal_of(limit: Limit) -> ApiError {
+    limit
+        .check()
+        .err()
+        .unwrap_or_else(|| ApiError::internal("a refused decision allowed"))
+}
+
+async fn open_as(
+    state: &StreamState,
+    req: &HttpRequest,
+    attempt: &Attempt<'_>,
+    parsed_id: Option<&GenerationId>,
+    client_ip: Option<IpAddr>,
+    query: &StreamQuery,
+    now: UnixTime,
+) -> Result<Open, ApiError> {
+    let transport = attempt.transport;
     // A JWT or junk is refused outright; it never reaches the store.
     let token = match query.token.as_deref().filter(|t| !t.is_empty()) {
         Some(raw) => match StreamSecret::parse(raw) {
@@ -301,7 +387,7 @@ pub async fn open(
         return Err(attempt.refuse(why, false));
     }
     // Every grant is stored under its generation: for a malformed id there is none.
-    let Some(generation_id) = &parsed_id else {
+    let Some(generation_id) = parsed_id else {
         return Err(attempt.refuse(Refused::OtherGeneration, false));
     };
 
@@ -347,11 +433,10 @@ pub async fn open(
     if grant.generation_id != generation_id.as_str() {
         return Err(attempt.refuse(Refused::OtherGeneration, true));
     }
-    if let Some(bound) = &grant.client_ip {
-        let client = state.settings.common.trusted_proxies.client_ip(req);
-        if !same_address(bound, client) {
-            return Err(attempt.refuse(Refused::OtherAddress, true));
-        }
+    if let Some(bound) = &grant.client_ip
+        && !same_address(bound, client_ip)
+    {
+        return Err(attempt.refuse(Refused::OtherAddress, true));
     }
     // Nothing outlives its session: not a grant, not the resume grant stored beside it.
     let (owner_id, status, page, resume_ttl) = match found {
@@ -397,12 +482,7 @@ pub async fn open(
     shared::http::record_limit(req, limit);
     let slot = match admission {
         Admission::Admitted => state.leases.hold(open_streams, place),
-        Admission::RateLimited => {
-            return Err(limit
-                .check()
-                .err()
-                .unwrap_or_else(|| ApiError::internal("a refused decision allowed")));
-        }
+        Admission::RateLimited => return Err(refusal_of(limit)),
         Admission::Revoked => return Err(attempt.refuse(Refused::Revoked, true)),
         Admission::SessionEnded => return Err(attempt.refuse(Refused::SessionEnded, true)),
         Admission::NotOwner => return Err(attempt.refuse(Refused::NotOwner, true)),
@@ -455,6 +535,7 @@ pub async fn open(
             user_id: grant.user_id,
             session_id: grant.session_id,
             issued_at_secs,
+            session_ends_at_ms: grant.session_expires_at,
         },
         store: state.store.clone(),
         follow,

@@ -42,13 +42,10 @@ impl Settings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_env(env)?;
         let auth_url = config::string(env, "AUTH_URL").map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &auth_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(ConfigError::new(
-                "AUTH_URL",
-                format!("expected an http:// or https:// URL, got {url:?}"),
-            ));
+        // Where the keys are fetched from is checked by `key_source`, which only a
+        // process that fetches them calls (not the single process, on its own keys).
+        if let Some(url) = &auth_url {
+            check_auth_url(url, &[], false)?;
         }
         if common.algorithm == Algorithm::EdDSA
             && auth_url.is_none()
@@ -109,7 +106,7 @@ impl Settings {
                 Ok(KeySource::Local(self.common.signing_keys()?))
             }
             (Algorithm::EdDSA, None, Some(url)) => {
-                check_jwks_transport(url, &self.jwks_allow_http_hosts)?;
+                check_auth_url(url, &self.jwks_allow_http_hosts, true)?;
                 RemoteKeys::with_refresh(url, JWKS_MIN_REFETCH, self.jwks_refresh)
                     .map(|keys| KeySource::Remote(keys.into()))
                     .map_err(|e| ConfigError::new("AUTH_URL", e.detail))
@@ -122,32 +119,42 @@ impl Settings {
     }
 }
 
-/// The keys that verify every token must not come over a network anyone on the path
+/// `AUTH_URL` must be an http(s) URL. When the keys that verify every token are
+/// fetched from it (`fetched`), they must not come over a network anyone on the path
 /// can rewrite: `https`, unless the host is this machine or named in
-/// `JWKS_ALLOW_HTTP_HOSTS` (a private network such as compose's).
-fn check_jwks_transport(auth_url: &str, allowed: &[String]) -> Result<(), ConfigError> {
-    let Some(rest) = auth_url.strip_prefix("http://") else {
+/// `JWKS_ALLOW_HTTP_HOSTS` (a private network such as compose's); and credentials in
+/// the URL (`user:password@`) only over `https`. The host checked is the one the HTTP
+/// client connects to: the URL is read by its parser (`http://a.example\@localhost`
+/// is `a.example`), never by hand.
+fn check_auth_url(auth_url: &str, allowed: &[String], fetched: bool) -> Result<(), ConfigError> {
+    let url = shared::jwt::jwks_url(auth_url).map_err(|e| ConfigError::new("AUTH_URL", e))?;
+    if !fetched || url.scheme() == "https" {
         return Ok(());
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host_port.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host_port.split(':').next().unwrap_or_default(),
     }
-    .to_ascii_lowercase();
-    let loopback = host == "localhost"
-        || host.ends_with(".localhost")
-        || host
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            "AUTH_URL",
+            "credentials in the URL would be sent over plain http: use https",
+        ));
+    }
+    // Normalised by the parser: lower-case names, IP addresses in their usual form.
+    let host = url.host_str().unwrap_or_default();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|v6| v6.strip_suffix(']'))
+        .unwrap_or(host);
+    let loopback = bare == "localhost"
+        || bare.ends_with(".localhost")
+        || bare
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback || allowed.contains(&host) {
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
+    if loopback || allowed.iter().any(|h| h == bare) {
         return Ok(());
     }
     Err(ConfigError::new(
         "AUTH_URL",
         format!(
-            "the JWKS would be fetched over plain http from {host:?}: use https, \
+            "the JWKS would be fetched over plain http from {bare:?}: use https, \
              or list the host in JWKS_ALLOW_HTTP_HOSTS (for a private network)"
         ),
     ))
@@ -186,13 +193,13 @@ mod tests {
 
     #[test]
     fn the_jwks_comes_over_https_unless_from_loopback_or_an_allowed_host() {
+        // Refused before the server is built: `main` stops before anything starts.
         let source = |url: &str, allowed: &str| {
             Settings::from_env(&vars(&[
                 ("AUTH_URL", url),
                 ("JWKS_ALLOW_HTTP_HOSTS", allowed),
             ]))
-            .unwrap()
-            .key_source()
+            .and_then(|s| s.key_source())
             .map(drop)
         };
         for (url, allowed) in [
@@ -203,7 +210,9 @@ mod tests {
             ("http://[::1]:8081", ""),
             ("http://auth:8081", "auth"),
             ("http://Auth:8081", "db, AUTH"),
-            ("http://user@auth/", "auth"),
+            ("http://0x7f.1:8081", ""),
+            ("http://[::ffff:127.0.0.1]:8081", ""),
+            ("https://user:pass@auth.example.com/?key=secret", ""),
         ] {
             assert!(source(url, allowed).is_ok(), "{url} with {allowed:?}");
         }
@@ -213,11 +222,30 @@ mod tests {
             ("http://localhost.evil.com", ""),
             ("http://127.0.0.1.evil.com", ""),
             ("http://10.0.0.5:8081", "10.0.0.6"),
-            ("http://auth@evil.com/", "auth"),
+            // Lookalikes: the HTTP client would connect to the first host, not the last.
+            (r"http://auth.example.com\@localhost:8081", ""),
+            (r"http://auth.example.com\@auth:8081", "auth"),
+            ("http://auth.example.com#@localhost:8081", ""),
+            ("http://auth.example.com?@localhost:8081", ""),
         ] {
             let err = source(url, allowed).unwrap_err();
             assert_eq!(err.var, "AUTH_URL", "{url}");
             assert!(err.to_string().contains("JWKS_ALLOW_HTTP_HOSTS"), "{err}");
+        }
+        // Credentials travel only over https, wherever the host is.
+        for (url, allowed) in [
+            ("http://auth@evil.com/", "auth"),
+            ("http://user@auth/", "auth"),
+            ("http://user:pass@127.0.0.1:8081", ""),
+        ] {
+            let err = source(url, allowed).unwrap_err();
+            assert_eq!(err.var, "AUTH_URL", "{url}");
+            assert!(err.to_string().contains("https"), "{err}");
+            assert!(!err.to_string().contains("pass"), "{err}");
+        }
+        for url in ["auth:8081", "ftp://auth", "http://", "http:///path"] {
+            let err = source(url, "auth").unwrap_err();
+            assert_eq!(err.var, "AUTH_URL", "{url}");
         }
         // A service that verifies with local keys fetches nothing: no check.
         let local = Settings::from_env(&vars(&[

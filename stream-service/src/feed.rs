@@ -1,11 +1,13 @@
 //! What one open stream sends, independent of the transport (SSE or WebSocket):
 //! `connected`, maybe `reset`, the history after the resume point, then live events,
-//! with duplicates dropped, until a terminal event, a revocation, a lag or shutdown.
+//! with duplicates dropped, until a terminal event, a revocation, the session's
+//! absolute end, a lag or shutdown.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde_json::json;
+use shared::UnixTime;
 use shared::events::StreamEvent;
 use shared::revocation::NoticeReason;
 use shared::store::{Store, parse_event_id};
@@ -64,6 +66,8 @@ pub enum End {
     Finished,
     /// The session or the user was revoked.
     Revoked,
+    /// The session reached its absolute end (`SESSION_MAX_AGE_SECS` after its login).
+    SessionEnded,
     /// The server dropped the stream without revoking anything; the client resumes.
     Disconnected,
     /// The client fell more than `SSE_MAX_QUEUED_EVENTS` behind.
@@ -77,6 +81,7 @@ impl End {
         match self {
             Self::Finished => "finished",
             Self::Revoked => "revoked",
+            Self::SessionEnded => "session_ended",
             Self::Disconnected => "disconnected",
             Self::Lagged => "lagged",
             Self::ShuttingDown => "shutting_down",
@@ -92,6 +97,9 @@ pub struct Holder {
     pub session_id: String,
     /// Unix seconds: everything of the user issued before a revocation ends.
     pub issued_at_secs: i64,
+    /// Unix milliseconds: the session's absolute end, carried by the stream token's
+    /// grant (the auth service learnt it at mint), so no store read tells it.
+    pub session_ends_at_ms: i64,
 }
 
 pub struct Feed {
@@ -159,6 +167,8 @@ impl Feed {
             needs_recheck: false,
             _open: OpenGauge::new(parts.transport),
         };
+        feed.follow
+            .watch_session_end(feed.holder.session_ends_at_ms);
         if parts.reset {
             feed.pending.push_back(Frame::Reset);
         }
@@ -205,6 +215,9 @@ impl Feed {
             }
             if *self.shutdown.borrow() {
                 break End::ShuttingDown;
+            }
+            if UnixTime::now().millis() >= self.holder.session_ends_at_ms {
+                break End::SessionEnded;
             }
             if self.needs_recheck {
                 let h = &self.holder;
@@ -274,6 +287,8 @@ impl Feed {
                 | Step::Control(Err(broadcast::error::RecvError::Lagged(_))) => {
                     self.needs_recheck = true;
                 }
+                // The loop compares this stream's own session end with the clock.
+                Step::Control(Ok(Control::SessionsEnded)) => {}
                 Step::Control(Err(broadcast::error::RecvError::Closed)) => {
                     break End::ShuttingDown;
                 }
@@ -307,6 +322,11 @@ impl Feed {
                 user_id = %self.holder.user_id,
                 "stream ended: session revoked"
             ),
+            End::SessionEnded => tracing::info!(
+                generation_id = %self.generation_id,
+                user_id = %self.holder.user_id,
+                "stream ended: its session reached its maximum age"
+            ),
             End::Disconnected => tracing::info!(
                 generation_id = %self.generation_id,
                 user_id = %self.holder.user_id,
@@ -316,6 +336,13 @@ impl Feed {
                 tracing::debug!(generation_id = %self.generation_id, end = end.as_str(), "stream ended")
             }
         }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.follow
+            .forget_session_end(self.holder.session_ends_at_ms);
     }
 }
 
@@ -353,6 +380,7 @@ mod tests {
                 user_id: "u".into(),
                 session_id: "s".into(),
                 issued_at_secs: 0,
+                session_ends_at_ms: i64::MAX,
             },
             store,
             follow,

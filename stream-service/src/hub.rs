@@ -3,18 +3,21 @@
 //! and a slow stream only ever lags on its own position.
 //! Revocation notices go to every open stream through one broadcast: revoked
 //! sessions and users from the store's revocation view, and while that view is not
-//! fresh, a recheck every `STALE_RECHECK_INTERVAL`.
+//! fresh, a recheck every `STALE_RECHECK_INTERVAL`. The same task keeps one timer for
+//! the absolute ends (`SESSION_MAX_AGE_SECS`) of the sessions of every open stream,
+//! not a timer per stream.
 //!
 //! A generation's channel holds no buffer up front: an event is kept only until every
 //! stream that was following when it came has taken it, and at most `capacity` + 1 of
 //! them (a stream further behind is cut off, and resumes by `Last-Event-ID`). An idle
 //! generation costs a few words, however large `SSE_MAX_QUEUED_EVENTS` is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use shared::UnixTime;
 use shared::events::StreamEvent;
 use shared::revocation::StreamNotice;
 use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError};
@@ -33,6 +36,9 @@ pub enum Control {
     Notice(Arc<StreamNotice>),
     /// Notices may have been missed: check the store.
     Recheck,
+    /// The absolute end of some open stream's session has come: each stream compares
+    /// its own session's end with the clock.
+    SessionsEnded,
 }
 
 /// Revocation notices are rare; this only needs to absorb a burst.
@@ -53,6 +59,53 @@ struct Inner {
     generations: Mutex<HashMap<String, Arc<Channel>>>,
     control: broadcast::Sender<Control>,
     started: OnceCell<()>,
+    session_ends: Arc<SessionEnds>,
+}
+
+/// The absolute ends of the sessions of the streams open here, for the one timer of
+/// `forward_revocations`: end (Unix milliseconds) -> how many open streams end then.
+/// A few words per distinct end, nothing per stream.
+#[derive(Default)]
+struct SessionEnds {
+    ends: Mutex<BTreeMap<i64, usize>>,
+    /// An earlier end than the timer waits for was added.
+    sooner: Notify,
+}
+
+impl SessionEnds {
+    fn add(&self, end_ms: i64) {
+        let mut ends = self.ends.lock();
+        let sooner = ends
+            .first_key_value()
+            .is_none_or(|(first, _)| end_ms < *first);
+        *ends.entry(end_ms).or_default() += 1;
+        if sooner {
+            self.sooner.notify_one();
+        }
+    }
+
+    fn remove(&self, end_ms: i64) {
+        let mut ends = self.ends.lock();
+        if let Some(count) = ends.get_mut(&end_ms) {
+            *count -= 1;
+            if *count == 0 {
+                ends.remove(&end_ms);
+            }
+        }
+    }
+
+    fn next(&self) -> Option<i64> {
+        self.ends.lock().first_key_value().map(|(end, _)| *end)
+    }
+
+    /// Forgets the ends up to `now_ms`; true when there were any.
+    fn pass(&self, now_ms: i64) -> bool {
+        let mut ends = self.ends.lock();
+        let later = ends.split_off(&now_ms.saturating_add(1));
+        let passed = !ends.is_empty();
+        *ends = later;
+        passed
+    }
 }
 
 /// One generation's events, shared by its streams.
@@ -208,12 +261,29 @@ pub struct Follow {
     pub events: Events,
     pub control: broadcast::Receiver<Control>,
     // Declared last so that it drops after `events`.
-    _guard: FollowGuard,
+    guard: FollowGuard,
 }
 
 struct FollowGuard {
     hub: Weak<Inner>,
     generation_id: String,
+}
+
+impl Follow {
+    /// This stream's session ends at `end_ms` (Unix milliseconds): from then on a
+    /// `Control::SessionsEnded` comes within the timer's precision. Given back with
+    /// `forget_session_end` when the stream ends.
+    pub fn watch_session_end(&self, end_ms: i64) {
+        if let Some(hub) = self.guard.hub.upgrade() {
+            hub.session_ends.add(end_ms);
+        }
+    }
+
+    pub fn forget_session_end(&self, end_ms: i64) {
+        if let Some(hub) = self.guard.hub.upgrade() {
+            hub.session_ends.remove(end_ms);
+        }
+    }
 }
 
 impl Drop for FollowGuard {
@@ -241,6 +311,7 @@ impl Hub {
                 generations: Mutex::new(HashMap::new()),
                 control: broadcast::channel(CONTROL_CAPACITY).0,
                 started: OnceCell::new(),
+                session_ends: Arc::default(),
             }),
         }
     }
@@ -267,6 +338,7 @@ impl Hub {
                     Arc::downgrade(&self.inner),
                     inner.store.revocation_notices(),
                     inner.store.clone(),
+                    inner.session_ends.clone(),
                 ));
                 Ok::<_, StoreError>(())
             })
@@ -284,7 +356,7 @@ impl Hub {
         Ok(Follow {
             events,
             control,
-            _guard: FollowGuard {
+            guard: FollowGuard {
                 hub: Arc::downgrade(&self.inner),
                 generation_id: generation_id.to_owned(),
             },
@@ -342,16 +414,24 @@ impl Inner {
     }
 }
 
-/// Tells the streams of revoked sessions and users, and every stream to recheck while
-/// the revocation view is not fresh, for as long as the hub lives.
+/// Tells the streams of revoked sessions and users, every stream to recheck while
+/// the revocation view is not fresh, and every stream when a session of one of them
+/// reaches its absolute end, for as long as the hub lives.
 async fn forward_revocations(
     hub: Weak<Inner>,
     mut notices: broadcast::Receiver<StreamNotice>,
     store: Store,
+    session_ends: Arc<SessionEnds>,
 ) {
     let mut recheck = tokio::time::interval(STALE_RECHECK_INTERVAL);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Wall-clock ends as a timer: recomputed on every turn (at least every
+        // `STALE_RECHECK_INTERVAL`), so a clock that steps is followed.
+        let next_end = session_ends.next().map(|end| {
+            let left = u64::try_from(end.saturating_sub(UnixTime::now().millis())).unwrap_or(0);
+            tokio::time::Instant::now() + Duration::from_millis(left).min(LONGEST_WAIT)
+        });
         let control = tokio::select! {
             notice = notices.recv() => match notice {
                 Ok(notice) => Some(Control::Notice(Arc::new(notice))),
@@ -359,12 +439,27 @@ async fn forward_revocations(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = recheck.tick() => (!store.revocations_fresh()).then_some(Control::Recheck),
+            () = session_ends.sooner.notified() => None,
+            () = sleep_until_some(next_end) => {
+                session_ends.pass(UnixTime::now().millis()).then_some(Control::SessionsEnded)
+            }
         };
         let Some(hub) = hub.upgrade() else { return };
         if let Some(control) = control {
             // No receivers is fine: no stream is open.
             let _ = hub.control.send(control);
         }
+    }
+}
+
+/// The longest the session-end timer sleeps before it looks again (a later end, or
+/// one decades away, is simply waited for in steps).
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use shared::config::ConfigError;
 use shared::jwt::{KeySource, Validator};
 use shared::openapi::ApiDocument;
-use shared::rate_limit::RateLimiter;
+use shared::rate_limit::{RateLimiter, SpentBudgets};
 use shared::store::Store;
 use tokio::sync::watch;
 
@@ -33,6 +33,8 @@ pub struct StreamState {
     pub(crate) hub: Hub,
     pub(crate) limiter: RateLimiter,
     pub(crate) leases: Leases,
+    /// Client addresses whose `anon` budget refused opens spent, until it comes back.
+    pub(crate) spent_addresses: SpentBudgets,
     shutdown: watch::Sender<bool>,
 }
 
@@ -58,6 +60,7 @@ impl StreamState {
             hub: Hub::new(store.clone(), settings.max_queued),
             limiter: settings.common.rate_limiter(store.clone()),
             leases: Leases::new(store.clone()),
+            spent_addresses: SpentBudgets::default(),
             validator,
             store,
             settings,

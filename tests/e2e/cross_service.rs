@@ -397,3 +397,37 @@ fn b64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+/// With `SESSION_MAX_AGE_SECS=3`, a stream opened on a fresh session ends within a
+/// second of the session's absolute end, as a revoked one does (the end travels in the
+/// stream token from the auth service: no store read tells the stream service).
+#[tokio::test]
+async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
+    let stack = spawn_stack_with(&[("SESSION_MAX_AGE_SECS", "3")]).await;
+    let user = stack.signup().await;
+    let sessions: Value = stack
+        .http
+        .get(format!("{}/auth/sessions", stack.auth))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created_at = sessions[0]["created_at"].as_i64().unwrap();
+    let ends_at = created_at + 3_000;
+    stack.create_generation(&user.access, "e2e-max-age").await;
+    let mut events = stack.stream(&user.access, "e2e-max-age").await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+    let now = shared::UnixTime::now().millis();
+    assert!(
+        now >= ends_at - 50 && now < ends_at + 1_000,
+        "the stream ended {} ms after its session",
+        now - ends_at
+    );
+}

@@ -199,3 +199,49 @@ async fn a_jwks_over_64_kib_is_refused_and_one_under_it_is_read() {
         .await
         .expect("a 60 KiB JWKS is read");
 }
+
+/// Every log line of the JWKS fetch names its URL without credentials or query
+/// string: neither the fetch's own message nor the HTTP client's error repeats them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jwks_fetch_logs_its_url_without_credentials_or_query() {
+    let logs = shared::testing::logs();
+    // A fetch that is answered (with a redirect, which is refused)...
+    let answered = FakeAuth::start(Answer::Redirect("/elsewhere/.well-known/jwks.json"));
+    let answered_port = answered.url.rsplit(':').next().unwrap().to_owned();
+    // ...and one that cannot connect at all.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let mut remotes = Vec::new();
+    for port in [&answered_port, &closed_port] {
+        let url = format!("http://jwks-user:hunter2@127.0.0.1:{port}/?key=s3cr3t&x=1");
+        remotes.push(RemoteKeys::new(&url, Duration::from_millis(100)).unwrap());
+    }
+    let lines = |port: &str| {
+        let needle = format!("127.0.0.1:{port}/");
+        logs.contents()
+            .lines()
+            .filter(|l| l.contains("cannot fetch the JWKS") && l.contains(&needle))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let started = Instant::now();
+    while (lines(&answered_port).is_empty() || lines(&closed_port).is_empty())
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The fetch kept the query: the fake auth service was asked.
+    assert!(answered.fetches.load(Ordering::SeqCst) >= 1);
+    for port in [&answered_port, &closed_port] {
+        let lines = lines(port);
+        assert!(!lines.is_empty(), "no log line of the fetch from {port}");
+        for line in lines {
+            assert!(line.contains(".well-known/jwks.json"), "{line}");
+            for secret in ["jwks-user", "hunter2", "s3cr3t", "key=", "x=1"] {
+                assert!(!line.contains(secret), "{secret} logged: {line}");
+            }
+        }
+    }
+    drop(remotes);
+}

@@ -66,7 +66,7 @@ pub async fn open_ws(
 fn close(end: End) -> CloseReason {
     let code = match end {
         End::Finished => CloseCode::Normal,
-        End::Revoked => CloseCode::Policy,
+        End::Revoked | End::SessionEnded => CloseCode::Policy,
         End::ShuttingDown | End::Disconnected => CloseCode::Away,
         End::Lagged | End::StoreUnavailable => CloseCode::Again,
     };

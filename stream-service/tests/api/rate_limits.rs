@@ -9,7 +9,7 @@ use shared::testing::header_text as header;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::helpers::{TestApp, assert_problem, grant, spawn_app_with};
+use crate::helpers::{TestApp, assert_problem, grant, spawn_app_with, unknown_secret};
 
 async fn token_of(app: &TestApp, user: &str, tier: Tier, generation: &str) -> String {
     let grant = shared::stream_token::StreamGrant {
@@ -73,4 +73,95 @@ async fn stream_and_websocket_opens_spend_the_users_tier_budget() {
         assert_eq!(res.status(), 202);
         assert!(!res.headers().contains_key("ratelimit"));
     }
+}
+
+/// An open over the WebSocket from `address` (through a trusted proxy): its status.
+async fn ws_status(app: &TestApp, generation: &str, token: &str, address: &str) -> u16 {
+    let url = format!(
+        "ws://127.0.0.1:{}/generations/generate/{generation}/ws?token={token}",
+        app.port
+    );
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", address.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("the WebSocket open failed: {other}"),
+    }
+}
+
+/// A refused open (unknown, used or expired token, a bad resume cookie) costs the store
+/// a call, so it spends the client address's `anon` budget; once that is spent, every
+/// open from that address is 429 without reaching the store, until it comes back,
+/// while other addresses open their streams.
+#[tokio::test]
+async fn a_flood_of_refused_opens_from_one_address_turns_into_429s_that_spare_the_store() {
+    const ATTACKER: &str = "198.51.100.66";
+    const USER: &str = "203.0.113.5";
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_ANON", "3/600s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let generation = app.create_generation("u").await;
+    let open_from = |address: &'static str, token: String| {
+        app.stream_request(&generation, &[("token", &token)])
+            .header("x-forwarded-for", address)
+            .send()
+    };
+
+    // Three refusals answer as always, each spending one of the address's budget: an
+    // unknown token, a used one over the WebSocket, an unknown resume cookie.
+    let res = open_from(ATTACKER, unknown_secret()).await.unwrap();
+    assert_eq!(header(&res, "ratelimit-policy"), "\"anon\";q=3;w=600");
+    assert_eq!(header(&res, "ratelimit"), "\"anon\";r=2;t=200");
+    assert_problem(res, 401, "invalid_stream_token").await;
+    let used = app.token("u", "s", &generation).await;
+    drop(app.sse(&generation, &used).await);
+    assert_eq!(ws_status(&app, &generation, &used, ATTACKER).await, 401);
+    let res = app
+        .stream_request(&generation, &[])
+        .header("x-forwarded-for", ATTACKER)
+        .header("cookie", format!("as_resume={}", unknown_secret()))
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&res, "ratelimit").starts_with("\"anon\";r=0;t="));
+    assert_problem(res, 401, "invalid_stream_token").await;
+
+    // The next refusal finds the budget spent: 429 (the first of the three comes back
+    // 200 s after it was spent).
+    let res = open_from(ATTACKER, unknown_secret()).await.unwrap();
+    let retry_after: u64 = header(&res, "retry-after").parse().unwrap();
+    assert!((190..=200).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        header(&res, "ratelimit"),
+        format!("\"anon\";r=0;t={retry_after}")
+    );
+    assert_problem(res, 429, "rate_limited").await;
+
+    // From now on that address's opens, valid token or not, SSE or WebSocket, are
+    // refused without a single store round trip.
+    let valid = app.token("u", "s", &generation).await;
+    let before = app.store.round_trips();
+    for token in [unknown_secret(), valid.clone(), unknown_secret()] {
+        let res = open_from(ATTACKER, token).await.unwrap();
+        assert_eq!(header(&res, "ratelimit-policy"), "\"anon\";q=3;w=600");
+        let retry_after: u64 = header(&res, "retry-after").parse().unwrap();
+        assert!((190..=200).contains(&retry_after), "{retry_after}");
+        assert_problem(res, 429, "rate_limited").await;
+    }
+    assert_eq!(ws_status(&app, &generation, &valid, ATTACKER).await, 429);
+    assert_eq!(app.store.round_trips(), before, "the store was asked");
+    assert_eq!(app.sse_opens("address_limited").await, 3.0);
+
+    // Another address opens its stream with the very token the gate left unused.
+    let res = open_from(USER, valid).await.unwrap();
+    let mut stream = app.sse_from(res);
+    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    // A refusal from there is still just a refusal.
+    let res = open_from(USER, unknown_secret()).await.unwrap();
+    assert_problem(res, 401, "invalid_stream_token").await;
 }

@@ -168,3 +168,56 @@ async fn without_the_revocation_log_a_revoked_stream_ends_at_the_next_recheck() 
     assert_eq!(ids(&kept.take(1).await), [id]);
     server.acl_default_user("+@all");
 }
+
+/// A stream ends at its session's absolute end (`SESSION_MAX_AGE_SECS` after the
+/// login, carried by the stream token), as a revoked one does: the event stream ends,
+/// the WebSocket closes with 1008, within a second. A stream of a later session of the
+/// same user goes on.
+#[tokio::test]
+async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
+    use crate::websocket::{next, ws_url};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let app = spawn_app().await;
+    let generation = app.create_generation("u").await;
+    let ends_at = UnixTime::now().millis() + 4_000;
+    let ending = shared::stream_token::StreamGrant {
+        session_expires_at: ends_at,
+        ..crate::helpers::grant("u", "old", &generation)
+    };
+    let token = app.mint(&ending, Duration::from_secs(60)).await;
+    let mut sse = app.sse(&generation, &token).await;
+    sse.take(1).await;
+    let token = app.mint(&ending, Duration::from_secs(60)).await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(ws_url(&app, &generation, &format!("token={token}")))
+            .await
+            .unwrap();
+    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    let mut kept = connected(&app, "u", "new", &generation).await;
+
+    // Nothing ends early: an event before the end still arrives.
+    let early = app.publish_ok(&generation, "processing", 0.25).await;
+    assert_eq!(ids(&sse.take(1).await), [early.as_str()]);
+    assert_eq!(next(&mut socket).await.unwrap()["id"], early.as_str());
+
+    assert!(sse.until_end().await.is_empty(), "the stream ended");
+    let late = UnixTime::now().millis() - ends_at;
+    assert!(
+        (0..WITHIN.as_millis() as i64).contains(&late),
+        "the event stream ended {late} ms after its session"
+    );
+    assert_eq!(
+        next(&mut socket).await.unwrap_err(),
+        Some(CloseCode::Policy)
+    );
+    let late = UnixTime::now().millis() - ends_at;
+    assert!(
+        late < WITHIN.as_millis() as i64,
+        "the WebSocket closed {late} ms after its session"
+    );
+
+    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    assert_eq!(ids(&kept.take(2).await), [early, id]);
+    app.assert_no_secrets_leaked().await;
+}
