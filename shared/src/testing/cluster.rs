@@ -46,6 +46,8 @@ fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
         ])
         // Fast failure detection, so failover tests take seconds.
         .args(["--cluster-node-timeout", "1500"])
+        // Replicas sync at once (a replica that never synced is never promoted).
+        .args(["--repl-diskless-sync-delay", "0"])
         .args([
             "--requirepass",
             CLUSTER_PASSWORD,
@@ -105,6 +107,21 @@ impl RedisCluster {
                 |info| info.contains("cluster_state:ok"),
                 "cluster did not form",
             );
+        }
+        // Every replica holds its master's data before a test may kill the master.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for node in &cluster.nodes {
+            while let Some(info) = cluster.cli(node.port, &["INFO", "replication"]) {
+                if !info.contains("role:slave") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {} did not sync",
+                    node.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         cluster
     }

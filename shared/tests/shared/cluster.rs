@@ -27,3 +27,59 @@ async fn every_store_suite_passes_on_a_redis_cluster() {
     let store = cluster_store(&seeds);
     assert_eq!(store.kind(), "redis-cluster");
 }
+
+/// A master is SIGKILLed: operations on its keys fail fast (an error, never a hang)
+/// while the cluster elects its replica, operations on other masters' keys go on,
+/// and everything works again within seconds of the election, with nothing of the
+/// process restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_fails_only_its_keys_fast_and_they_come_back_after_the_election() {
+    use std::time::{Duration, Instant};
+    let cluster = RedisCluster::start(3, 1);
+    let store = cluster_store(&cluster.seeds());
+    // Keys on every master.
+    let keys: Vec<String> = (0..30)
+        .map(|i| format!("{}:{{k{i}}}:v", store.keys().prefix()))
+        .collect();
+    for key in &keys {
+        store.set(key, "1", None).await.unwrap();
+    }
+    let victim = cluster.master_of(&keys[0]);
+    let (doomed, safe): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| cluster.master_of(k) == victim);
+    assert!(!safe.is_empty());
+    cluster.kill(victim);
+
+    // During the election: the victim's keys fail within the timeout; the others'
+    // answer.
+    let started = Instant::now();
+    let during = store.get(doomed[0]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = during; // an error, or already the promoted replica's answer
+    for key in &safe {
+        let asked = Instant::now();
+        assert_eq!(store.get(key).await.unwrap().as_deref(), Some("1"));
+        assert!(asked.elapsed() < Duration::from_secs(2));
+    }
+
+    // After the election, the same store (no reconnect by hand) reads and writes the
+    // victim's slots on the promoted replica.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let set = store.set(doomed[0], "2", None).await;
+        if set.is_ok() && store.get(doomed[0]).await.ok().flatten().as_deref() == Some("2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after the election");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        cluster.master_of(doomed[0]),
+        victim,
+        "a replica was promoted"
+    );
+}
