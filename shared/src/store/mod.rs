@@ -13,6 +13,7 @@
 mod keys;
 mod memory;
 mod redis;
+pub mod slot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -436,7 +437,7 @@ pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
 
 #[derive(Clone)]
 enum Backend {
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
     Memory(MemoryStore),
 }
 
@@ -483,7 +484,7 @@ impl Store {
         let keys = Keys::new(prefix);
         store.set_channels(vec![keys.events_channel(), keys.notices_channel()]);
         let store = Self {
-            backend: Backend::Redis(store),
+            backend: Backend::Redis(Box::new(store)),
             keys,
             revocations: Arc::new(RevocationView::tailed()),
             revocation_window: DEFAULT_REVOCATION_WINDOW,

@@ -392,6 +392,12 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 pub struct RedisStore {
     shared: Arc<SharedConnection>,
+    /// On a Cluster, the connection of writes that must be confirmed by a replica:
+    /// `WAIT` blocks the connection it is sent on, and counts the writes of that
+    /// connection only, so such a write and its `WAIT` go over one of their own.
+    confirming: Arc<SharedConnection>,
+    /// Whether the master of a slot has replicas, as last asked (`ROLE`).
+    replicated: Arc<Mutex<HashMap<u16, (bool, Instant)>>>,
     client: redis::Client,
     target: Target,
     timeout: Duration,
@@ -521,6 +527,8 @@ impl RedisStore {
         let (sender, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(SharedConnection::new()),
+            confirming: Arc::new(SharedConnection::new()),
+            replicated: Arc::new(Mutex::new(HashMap::new())),
             client,
             target,
             timeout,
@@ -569,6 +577,98 @@ impl RedisStore {
 
     /// The shared connection (a cheap handle). It reconnects in the background after
     /// a failure; meanwhile requests fail within the timeout.
+    /// This store on the connection of confirmed writes (itself on one Redis).
+    fn confirming(&self) -> Self {
+        match self.target {
+            Target::Single => self.clone(),
+            Target::Cluster(_) => Self {
+                shared: self.confirming.clone(),
+                ..self.clone()
+            },
+        }
+    }
+
+    /// On a Cluster, waits until a replica of the master of each of `keys`' slots
+    /// holds every write made so far on this connection (`WAIT 1`, on the connection
+    /// that wrote: call it on `confirming()`), where that master has replicas. A
+    /// write a failover could lose is reported as unavailable (503): a retry is safe.
+    /// Nothing on one Redis.
+    async fn confirm(&self, keys: &[&str]) -> StoreResult<()> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        if !self.is_cluster() {
+            return Ok(());
+        }
+        let slots: std::collections::BTreeSet<u16> =
+            keys.iter().map(|k| super::slot::key_slot(k)).collect();
+        let wait_ms = u64::try_from(self.timeout.as_millis() / 2)
+            .unwrap_or(500)
+            .max(1);
+        self.bounded(async {
+            let Conn::Cluster(conn) = self.conn().await? else {
+                return Ok(());
+            };
+            let waits = slots.into_iter().map(|slot| {
+                let mut conn = conn.clone();
+                async move {
+                    let to_master = || {
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                            slot,
+                            SlotAddr::Master,
+                        )))
+                    };
+                    if !self.has_replicas(slot, &mut conn, to_master()).await? {
+                        return Ok(());
+                    }
+                    let mut wait = redis::cmd("WAIT");
+                    wait.arg(1).arg(wait_ms);
+                    let reply = conn
+                        .route_command(wait, to_master())
+                        .await
+                        .map_err(unavailable)?;
+                    let acked = i64::from_redis_value(reply).map_err(unavailable)?;
+                    if acked < 1 {
+                        return Err(StoreError::Unavailable(
+                            "no replica confirmed the write in time".into(),
+                        ));
+                    }
+                    Ok(())
+                }
+            });
+            futures_util::future::try_join_all(waits).await.map(drop)
+        })
+        .await
+    }
+
+    /// Whether the master of `slot` has replicas: `ROLE`, asked at most once a second.
+    async fn has_replicas(
+        &self,
+        slot: u16,
+        conn: &mut redis::cluster_async::ClusterConnection,
+        route: redis::cluster_routing::RoutingInfo,
+    ) -> StoreResult<bool> {
+        if let Some((known, at)) = self.replicated.lock().get(&slot)
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(*known);
+        }
+        let role = conn
+            .route_command(redis::cmd("ROLE"), route)
+            .await
+            .map_err(unavailable)?;
+        // `master`, its offset, and one entry per replica.
+        let replicas = match role {
+            redis::Value::Array(parts) => match parts.get(2) {
+                Some(redis::Value::Array(replicas)) => !replicas.is_empty(),
+                _ => false,
+            },
+            _ => false,
+        };
+        self.replicated
+            .lock()
+            .insert(slot, (replicas, Instant::now()));
+        Ok(replicas)
+    }
+
     async fn conn(&self) -> StoreResult<Conn> {
         if let Some((manager, _)) = self.shared.current.lock().as_ref() {
             return Ok(manager.clone());
@@ -1048,7 +1148,10 @@ impl RedisStore {
             .arg(event.generation_id)
             .arg(event.progress.map(|p| p.to_string()).unwrap_or_default())
             .arg(event.stage.unwrap_or_default());
-        let reply: Vec<redis::Value> = self.invoke(inv).await?;
+        // An acknowledged event is on a replica before its 202 (on a Cluster).
+        let confirming = self.confirming();
+        let reply: Vec<redis::Value> = confirming.invoke(inv).await?;
+        confirming.confirm(&[record]).await?;
         let code = reply
             .first()
             .and_then(|v| i64::from_redis_value_ref(v).ok());
@@ -1159,7 +1262,11 @@ impl RedisStore {
             .arg(opening.now_ms)
             .arg(ms(opening.resume_ttl).max(1))
             .arg(opening.page_size.max(1));
-        let reply: Vec<redis::Value> = self.invoke(inv).await?;
+        // A consumed token is consumed on a replica too before the stream opens (on a
+        // Cluster): a failover cannot make it usable again.
+        let confirming = self.confirming();
+        let reply: Vec<redis::Value> = confirming.invoke(inv).await?;
+        confirming.confirm(&[keys[0].as_str()]).await?;
         let text = |i: usize| {
             reply
                 .get(i)
@@ -1361,7 +1468,14 @@ impl RedisStore {
             .arg("*")
             .arg("r")
             .arg(entry);
-        let (id,): (String,) = self.pipe(&pipe).await?;
+        // Confirmed by a replica of each master written (on a Cluster): a failover
+        // cannot undo a revocation that answered success.
+        let confirming = self.confirming();
+        let (id,): (String,) = confirming.pipe(&pipe).await?;
+        let mut written: Vec<&str> = vec![log];
+        written.extend(markers.first().map(|(key, _)| key.as_str()));
+        written.extend(write.records.first().map(String::as_str));
+        confirming.confirm(&written).await?;
         Ok(id)
     }
 

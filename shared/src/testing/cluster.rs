@@ -209,6 +209,36 @@ impl RedisCluster {
         }
     }
 
+    /// Stops the node on `port` without closing its connections (SIGSTOP), or lets it
+    /// go on (SIGCONT): a replica that falls behind, a hung host.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let node = self.nodes.iter().find(|n| n.port == port).unwrap();
+        if let Some(child) = node.child.lock().unwrap().as_ref() {
+            let status = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill {signal}");
+        }
+    }
+
+    /// The ports of the replicas of the master on `master_port`, each as it sees
+    /// itself (gossip may not have told the master yet).
+    pub fn replicas_of(&self, master_port: u16) -> Vec<u16> {
+        let myself = |port: u16| -> Option<Vec<String>> {
+            let nodes = self.cli(port, &["CLUSTER", "NODES"])?;
+            let line = nodes.lines().find(|l| l.contains("myself"))?;
+            Some(line.split_whitespace().map(str::to_owned).collect())
+        };
+        let id = myself(master_port).unwrap()[0].clone();
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running() && n.port != master_port)
+            .filter(|n| myself(n.port).is_some_and(|f| f.get(3) == Some(&id)))
+            .map(|n| n.port)
+            .collect()
+    }
+
     /// Waits until every live node sees the cluster as whole again (a replica
     /// promoted for every killed master).
     pub fn wait_healthy(&self) {

@@ -6,7 +6,8 @@ use shared::testing::{RedisCluster, cluster_store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_store_suite_passes_on_a_redis_cluster() {
-    let cluster = RedisCluster::start(3, 0);
+    // With a replica per master: every confirmed write waits for one.
+    let cluster = RedisCluster::start(3, 1);
     let seeds = cluster.seeds();
     let suites = [
         ("store_conformance", crate::store_conformance::cases()),
@@ -82,4 +83,61 @@ async fn a_master_killed_fails_only_its_keys_fast_and_they_come_back_after_the_e
         victim,
         "a replica was promoted"
     );
+}
+
+/// A revocation, a consumed stream token and an acknowledged event answer success
+/// only once a replica holds them: with the replica of their master stopped they
+/// fail (unavailable: the client retries), within the timeout; once it is back,
+/// the retry succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_a_failover_could_lose_fail_until_a_replica_confirms_them() {
+    use shared::clock::UnixTime;
+    use std::time::{Duration, Instant};
+    let cluster = RedisCluster::start(3, 1);
+    let store = cluster_store(&cluster.seeds());
+    let keep = Duration::from_secs(60);
+    // The session markers live in the user's slot; its master's replica stops.
+    let marker = store.keys().revoked_session("user-1", "sid-1");
+    let master = cluster.master_of(&marker);
+    let replicas = cluster.replicas_of(master);
+    assert_eq!(
+        replicas.len(),
+        1,
+        "{}",
+        cluster
+            .cli(master, &["CLUSTER", "NODES"])
+            .unwrap_or_default()
+    );
+    shared::revocation::revoke_session(&store, "user-1", "sid-0", keep)
+        .await
+        .unwrap();
+
+    cluster.signal(replicas[0], "-STOP");
+    let started = Instant::now();
+    let refused = shared::revocation::revoke_session(&store, "user-1", "sid-1", keep).await;
+    assert!(
+        refused.is_err(),
+        "a revocation no replica holds answered success"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    cluster.signal(replicas[0], "-CONT");
+
+    // The retry is confirmed, and the marker is on the replica.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared::revocation::revoke_session(&store, "user-1", "sid-1", keep)
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the retry never succeeded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let on_replica = cluster
+        .cli(replicas[0], &["-c", "EXISTS", &marker])
+        .unwrap_or_default();
+    assert_eq!(on_replica.trim(), "1", "the replica holds the marker");
+    let _ = UnixTime::now();
 }
