@@ -39,6 +39,7 @@ mod jwks;
 mod jwt_validation;
 mod rate_limit;
 mod revocation;
+mod slots;
 mod store_conformance;
 mod store_outage;
 mod stream_open;

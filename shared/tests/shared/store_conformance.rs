@@ -924,7 +924,12 @@ async fn append_event_publishes_a_published_event(store: Store) {
 
 async fn mget_returns_values_in_order(store: Store) {
     assert!(store.mget(&[]).await.unwrap().is_empty());
-    let (a, b, missing) = (key(&store, "a"), key(&store, "b"), key(&store, "missing"));
+    // One hash tag: a multi-key command touches one slot.
+    let (a, b, missing) = (
+        key(&store, "{m}:a"),
+        key(&store, "{m}:b"),
+        key(&store, "{m}:missing"),
+    );
     store.set(&a, "1", None).await.unwrap();
     store
         .set(&b, "2", Some(Duration::from_secs(60)))
