@@ -92,6 +92,7 @@ impl Server {
             "RATE_LIMIT_PAID",
             "RATE_LIMIT_ANON",
             "RATE_LIMIT_LOGIN",
+            "RATE_LIMIT_REFRESH",
         ] {
             command.env(name, UNLIMITED);
         }

@@ -64,7 +64,7 @@ impl fmt::Display for Quota {
     }
 }
 
-/// The four quotas of the contract.
+/// The quotas of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Per user with tier `free`.
@@ -75,6 +75,8 @@ pub struct RateLimits {
     pub anon: Quota,
     /// Failed logins per email.
     pub login: Quota,
+    /// Refreshes per session, decided by the rotation itself.
+    pub refresh: Quota,
 }
 
 impl RateLimits {
@@ -88,6 +90,7 @@ impl RateLimits {
             paid: quota("RATE_LIMIT_PAID", "600/60s")?,
             anon: quota("RATE_LIMIT_ANON", "30/60s")?,
             login: quota("RATE_LIMIT_LOGIN", "10/300s")?,
+            refresh: quota("RATE_LIMIT_REFRESH", "10/60s")?,
         })
     }
 }
@@ -272,13 +275,15 @@ pub fn gcra(
     }
 }
 
-/// The four policies, named as in the `RateLimit-Policy` header.
+/// The policies, named as in the `RateLimit-Policy` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     Free,
     Paid,
     Anon,
     Login,
+    /// Refreshes of one session.
+    Refresh,
 }
 
 impl Policy {
@@ -295,6 +300,7 @@ impl Policy {
             Self::Paid => "paid",
             Self::Anon => "anon",
             Self::Login => "login",
+            Self::Refresh => "refresh",
         }
     }
 }
@@ -307,12 +313,25 @@ pub enum Subject<'a> {
     Address(Option<IpAddr>),
     /// A normalised email; the key holds only its SHA-256 digest.
     Email(&'a str),
+    /// One session of a user (under the user's hash tag, beside the session record).
+    Session {
+        user_id: &'a str,
+        session_id: &'a str,
+    },
 }
 
 impl Subject<'_> {
+    /// The budget's name under its hash tag: the policy's, and a session's id.
+    fn budget_name(&self, policy: Policy) -> String {
+        match self {
+            Self::Session { session_id, .. } => format!("{}:{session_id}", policy.as_str()),
+            _ => policy.as_str().to_owned(),
+        }
+    }
+
     fn hash_tag(&self) -> String {
         match self {
-            Self::User(id) => format!("u:{id}"),
+            Self::User(id) | Self::Session { user_id: id, .. } => format!("u:{id}"),
             Self::Address(Some(ip)) => format!("ip:{}", ip.to_canonical()),
             // No address known (not over TCP): one shared budget, never none.
             Self::Address(None) => "ip:unknown".to_owned(),
@@ -403,6 +422,7 @@ impl RateLimiter {
             Policy::Paid => self.limits.paid,
             Policy::Anon => self.limits.anon,
             Policy::Login => self.limits.login,
+            Policy::Refresh => self.limits.refresh,
         }
     }
 
@@ -448,7 +468,7 @@ impl RateLimiter {
         let key = self
             .store
             .keys()
-            .rate_limit(&subject.hash_tag(), policy.as_str());
+            .rate_limit(&subject.hash_tag(), &subject.budget_name(policy));
         (key, self.quota(policy))
     }
 
@@ -595,5 +615,6 @@ mod tests {
         assert_eq!(limits.paid, Quota::parse("600/60s").unwrap());
         assert_eq!(limits.anon, Quota::parse("30/60s").unwrap());
         assert_eq!(limits.login, Quota::parse("10/300s").unwrap());
+        assert_eq!(limits.refresh, Quota::parse("10/60s").unwrap());
     }
 }

@@ -118,6 +118,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         paid: Quota::parse("2/60s").unwrap(),
         anon: Quota::parse("1/60s").unwrap(),
         login: Quota::parse("1/60s").unwrap(),
+        refresh: Quota::parse("1/60s").unwrap(),
     };
     let limiter = RateLimiter::new(store.clone(), limits, Default::default());
     let email = "ada@example.com";
@@ -127,6 +128,13 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         (Policy::Paid, Subject::User("u1")),
         (Policy::Anon, Subject::Address(ip)),
         (Policy::Login, Subject::Email(email)),
+        (
+            Policy::Refresh,
+            Subject::Session {
+                user_id: "u1",
+                session_id: "s1",
+            },
+        ),
     ] {
         let limit = limiter.decide(policy, subject, Cost::Take).await.unwrap();
         assert!(limit.decision.allowed, "{policy:?}");
@@ -152,6 +160,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         format!("{p}:{{u:u1}}:rl:paid"),
         format!("{p}:{{ip:2001:db8::1}}:rl:anon"),
         format!("{p}:{{e:{digest}}}:rl:login"),
+        format!("{p}:{{u:u1}}:rl:refresh:s1"),
     ];
     expected.sort();
     let dump = store.debug_dump().await.unwrap();
