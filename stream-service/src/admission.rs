@@ -612,7 +612,8 @@ mod tests {
         // `admit_stream` wrote the places; holding them writes nothing.
         assert_eq!(count().await.unwrap(), 0);
 
-        tokio::time::sleep(STREAM_LEASE / 3 + Duration::from_secs(1)).await;
+        // Half-way between two give-backs.
+        tokio::time::sleep(STREAM_LEASE / 3 + GIVE_BACK_INTERVAL / 2).await;
         assert_eq!(count().await.unwrap(), 2, "both renewed");
 
         drop(a);
