@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
 use shared::rate_limit::Decision;
-use shared::store::{NewSession, Rotation, SessionRotation, Spend};
+use shared::store::{KeySpend, NewSession, Rotation, SessionRotation, Spend};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::users::UserRecord;
@@ -82,6 +82,8 @@ pub enum Refreshed {
     Gone,
     /// The session reached its absolute expiry.
     Expired,
+    /// The session's refresh budget is spent: nothing changed.
+    Limited,
 }
 
 pub fn new_session(
@@ -207,7 +209,9 @@ pub async fn records(
 /// trip (one atomic script on the user's hash tag, so of two concurrent refreshes one
 /// rotates and the other sees the rotation and gets the grace answer). The user record
 /// comes back with the session: what the new access token says (tier, roles) is read
-/// in the same step.
+/// in the same step, and so is the session's refresh `budget` spent (for a current or
+/// just-retired token): its decision comes back beside.
+#[allow(clippy::too_many_arguments)]
 pub async fn refresh(
     store: &Store,
     user_id: &str,
@@ -216,9 +220,10 @@ pub async fn refresh(
     now: UnixTime,
     grace: Duration,
     bounds: &SessionBounds,
-) -> Result<Refreshed, ApiError> {
+    budget: KeySpend<'_>,
+) -> Result<(Refreshed, Option<Decision>), ApiError> {
     let (access_jti, refresh_jti) = (new_jti(), new_jti());
-    let rotation = store
+    let (rotation, decision) = store
         .rotate_session(&SessionRotation {
             user_id,
             session_id,
@@ -229,6 +234,7 @@ pub async fn refresh(
             grace,
             max_age: bounds.max_age,
             refresh_ttl: bounds.refresh_ttl,
+            budget: Some(budget),
         })
         .await?;
     let decode = |session: &str, user: Option<String>| -> Result<_, ApiError> {
@@ -238,7 +244,7 @@ pub async fn refresh(
             .transpose()?;
         Ok((session, user))
     };
-    Ok(match rotation {
+    let refreshed = match rotation {
         Rotation::Rotated { session, user } => {
             let (session, user) = decode(&session, user)?;
             Refreshed::Rotated(session, user)
@@ -250,5 +256,7 @@ pub async fn refresh(
         Rotation::Reused => Refreshed::Reused,
         Rotation::Gone => Refreshed::Gone,
         Rotation::Expired => Refreshed::Expired,
-    })
+        Rotation::Limited => Refreshed::Limited,
+    };
+    Ok((refreshed, decision))
 }

@@ -93,6 +93,7 @@ impl Server {
             "RATE_LIMIT_ANON",
             "RATE_LIMIT_LOGIN",
             "RATE_LIMIT_LOGIN_ACCOUNT",
+            "RATE_LIMIT_REFRESH",
         ] {
             command.env(name, UNLIMITED);
         }

@@ -67,7 +67,7 @@ impl fmt::Display for Quota {
     }
 }
 
-/// The four quotas of the contract.
+/// The quotas of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Per user with tier `free`.
@@ -81,6 +81,8 @@ pub struct RateLimits {
     pub login: Quota,
     /// Failed logins per email from all addresses.
     pub login_account: Quota,
+    /// Refreshes per session, decided by the rotation itself.
+    pub refresh: Quota,
 }
 
 impl RateLimits {
@@ -95,6 +97,7 @@ impl RateLimits {
             anon: quota("RATE_LIMIT_ANON", "30/60s")?,
             login: quota("RATE_LIMIT_LOGIN", "10/300s")?,
             login_account: quota("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s")?,
+            refresh: quota("RATE_LIMIT_REFRESH", "10/60s")?,
         })
     }
 }
@@ -385,6 +388,8 @@ pub enum Policy {
     /// Failed logins of an account from one device that signed in before (a device
     /// cookie), instead of `LoginAccount`.
     LoginDevice,
+    /// Refreshes of one session.
+    Refresh,
 }
 
 impl Policy {
@@ -403,6 +408,7 @@ impl Policy {
             Self::Login => "login",
             Self::LoginAccount => "login_account",
             Self::LoginDevice => "login_device",
+            Self::Refresh => "refresh",
         }
     }
 }
@@ -413,12 +419,25 @@ impl Policy {
 pub enum Subject<'a> {
     User(&'a str),
     Address(Option<IpAddr>),
+    /// One session of a user (under the user's hash tag, beside the session record).
+    Session {
+        user_id: &'a str,
+        session_id: &'a str,
+    },
 }
 
 impl Subject<'_> {
+    /// The budget's name under its hash tag: the policy's, and a session's id.
+    fn budget_name(&self, policy: Policy) -> String {
+        match self {
+            Self::Session { session_id, .. } => format!("{}:{session_id}", policy.as_str()),
+            _ => policy.as_str().to_owned(),
+        }
+    }
+
     fn hash_tag(&self) -> String {
         match self {
-            Self::User(id) => format!("u:{id}"),
+            Self::User(id) | Self::Session { user_id: id, .. } => format!("u:{id}"),
             Self::Address(Some(ip)) => address_tag(*ip),
             // No address known (not over TCP): one shared budget, never none.
             Self::Address(None) => "ip:unknown".to_owned(),
@@ -554,6 +573,7 @@ impl RateLimiter {
             Policy::Anon => self.limits.anon,
             Policy::Login | Policy::LoginDevice => self.limits.login,
             Policy::LoginAccount => self.limits.login_account,
+            Policy::Refresh => self.limits.refresh,
         }
     }
 
@@ -599,7 +619,7 @@ impl RateLimiter {
         let key = self
             .store
             .keys()
-            .rate_limit(&subject.hash_tag(), policy.as_str());
+            .rate_limit(&subject.hash_tag(), &subject.budget_name(policy));
         (key, self.quota(policy))
     }
 
@@ -842,5 +862,6 @@ mod tests {
         assert_eq!(limits.anon, Quota::parse("30/60s").unwrap());
         assert_eq!(limits.login, Quota::parse("10/300s").unwrap());
         assert_eq!(limits.login_account, Quota::parse("100/300s").unwrap());
+        assert_eq!(limits.refresh, Quota::parse("10/60s").unwrap());
     }
 }

@@ -208,6 +208,7 @@ mod tests {
             ("RATE_LIMIT_PAID", "0/60s"),
             ("RATE_LIMIT_ANON", "30/60d"),
             ("RATE_LIMIT_LOGIN", "ten/300s"),
+            ("RATE_LIMIT_REFRESH", "10/0s"),
         ] {
             let err = CommonSettings::from_env(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");

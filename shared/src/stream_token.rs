@@ -1,7 +1,8 @@
 //! Stream tokens and resume grants: 32 random bytes, URL-safe base64 without
 //! padding (43 characters). The store only ever sees their SHA-256 digest.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -77,9 +78,22 @@ pub struct StreamGrant {
     /// When the session ends at the latest (`SESSION_MAX_AGE_SECS` after its login),
     /// Unix milliseconds: no grant is honoured, and no resume grant minted, past it.
     pub session_expires_at: i64,
+    /// When a stream token expires, Unix milliseconds (set at mint; absent from grants
+    /// minted before it was added): the second its statistics count it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl StreamGrant {
+    /// When the token expires: `expires_at`, else (a grant minted before that field)
+    /// `issued_at` plus the configured lifetime `ttl`.
+    pub fn expiry(&self, ttl: Duration) -> crate::UnixTime {
+        crate::UnixTime(
+            self.expires_at
+                .unwrap_or_else(|| crate::UnixTime(self.issued_at).plus(ttl).millis()),
+        )
+    }
+
     /// How long a grant minted at `now` may live: `ttl`, but never past the session's
     /// end. `None` once the session has ended.
     pub fn lifetime_within_session(&self, ttl: Duration, now: crate::UnixTime) -> Option<Duration> {
@@ -141,6 +155,11 @@ pub async fn mint(
     ttl: Duration,
     now: crate::UnixTime,
 ) -> Result<StreamSecret, ApiError> {
+    let expires_at = now.plus(ttl);
+    let grant = &StreamGrant {
+        expires_at: Some(expires_at.millis()),
+        ..grant.clone()
+    };
     let value = serde_json::to_string(grant).map_err(ApiError::internal)?;
     let keys = store.keys();
     for _ in 0..3 {
@@ -163,7 +182,7 @@ pub async fn mint(
         ];
         if store.write_all(&writes).await? {
             if grant.kind == GrantKind::Token {
-                store.stream_stats().issued(digest, now.plus(ttl));
+                store.stream_stats().issued(expires_at);
             }
             return Ok(secret);
         }
@@ -232,9 +251,7 @@ pub async fn consume(
         return Ok(Err(Refusal::Unknown));
     };
     if grant.kind == GrantKind::Token {
-        store
-            .stream_stats()
-            .consumed(digest, crate::UnixTime::now());
+        store.stream_stats().consumed(grant.expiry(Duration::ZERO));
     }
     Ok(Ok(grant))
 }
@@ -242,57 +259,80 @@ pub async fn consume(
 /// How often each process adds its counted statistics to the store's counters.
 pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Stream token statistics counted in this process, added to the store's counters in
-/// the background every `STATS_FLUSH_INTERVAL` (one pipeline), so that no mint or open
-/// waits for them. Shared by every clone of a `Store`.
+/// Stream token statistics counted in this process, added to the store in the
+/// background every `STATS_FLUSH_INTERVAL` (ONE script on the `{stats}` slot, whatever
+/// the number of tokens), so that no mint or open waits for them and no token costs a
+/// write of its own. Shared by every clone of a `Store`.
+///
+/// `active` is kept without any state per token: tokens are counted by the second their
+/// lifetime ends in (`expiry_second`). A mint adds one to its second, a consumption
+/// takes one from it (the grant carries its expiry, so any replica knows the second);
+/// the store sums, per second, what every replica flushed, and `active` is the sum over
+/// the seconds still to come. An expired token leaves the count when its second
+/// begins, by itself: nothing is written when a token expires.
 #[derive(Default)]
 pub struct PendingStats {
-    issued: AtomicU64,
-    consumed: AtomicU64,
-    rejected: AtomicU64,
-    active: Mutex<ActiveChanges>,
+    counts: Mutex<Counts>,
     flushing: AtomicBool,
     /// One flush at a time: a reader's flush waits for a background flush that already
     /// took the counts, so what it reads afterwards includes them.
     flush_turn: tokio::sync::Mutex<()>,
 }
 
-/// Tokens minted (digest, expiry ms) and consumed (digest, when, ms) here since the
-/// last flush.
+/// What this process counted since its last flush.
 #[derive(Default)]
-struct ActiveChanges {
-    minted: Vec<(String, i64)>,
-    consumed: Vec<(String, i64)>,
+struct Counts {
+    issued: u64,
+    consumed: u64,
+    rejected: u64,
+    /// Expiry second -> tokens minted minus tokens consumed with that expiry.
+    live: HashMap<i64, i64>,
 }
 
-/// The background flush takes a consumed token out of the active set this long after
-/// its consumption: by then the process that minted it (maybe another) has flushed its
-/// mint, so the removal never comes first and leaves a stale member behind.
-const REMOVAL_DELAY: Duration = STATS_FLUSH_INTERVAL.saturating_mul(2);
-
-/// At most this many active-set changes wait for a flush; past it (a store down for
-/// long) the oldest are dropped: the set is a gauge that corrects itself as tokens expire.
-const MAX_PENDING_ACTIVE: usize = 100_000;
-
-impl PendingStats {
-    fn issued(&self, digest: String, expires_at: crate::UnixTime) {
-        self.issued.fetch_add(1, Ordering::Relaxed);
-        let mut active = self.active.lock();
-        if active.minted.len() < MAX_PENDING_ACTIVE {
-            active.minted.push((digest, expires_at.millis()));
-        }
+impl Counts {
+    fn take(&mut self) -> Self {
+        std::mem::take(self)
     }
 
-    fn consumed(&self, digest: String, now: crate::UnixTime) {
-        self.consumed.fetch_add(1, Ordering::Relaxed);
-        let mut active = self.active.lock();
-        if active.consumed.len() < MAX_PENDING_ACTIVE {
-            active.consumed.push((digest, now.millis()));
+    /// Puts counts that could not be flushed back, for the next flush.
+    fn restore(&mut self, failed: Self) {
+        self.issued += failed.issued;
+        self.consumed += failed.consumed;
+        self.rejected += failed.rejected;
+        for (second, delta) in failed.live {
+            *self.live.entry(second).or_default() += delta;
+        }
+        self.live.retain(|_, delta| *delta != 0);
+    }
+}
+
+/// The second a token expiring at `expires_at` is counted in: it stops counting as
+/// active when that second begins (at most one second before its actual expiry, never
+/// after it).
+pub fn expiry_second(expires_at: crate::UnixTime) -> i64 {
+    expires_at.millis().div_euclid(1000)
+}
+
+impl PendingStats {
+    fn issued(&self, expires_at: crate::UnixTime) {
+        let mut counts = self.counts.lock();
+        counts.issued += 1;
+        *counts.live.entry(expiry_second(expires_at)).or_default() += 1;
+    }
+
+    fn consumed(&self, expires_at: crate::UnixTime) {
+        let mut counts = self.counts.lock();
+        counts.consumed += 1;
+        let second = expiry_second(expires_at);
+        let left = counts.live.entry(second).or_default();
+        *left -= 1;
+        if *left == 0 {
+            counts.live.remove(&second);
         }
     }
 
     fn rejected(&self) {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.counts.lock().rejected += 1;
     }
 
     /// Starts the background flush once per store, when called inside a runtime.
@@ -308,11 +348,7 @@ impl PendingStats {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let now = crate::UnixTime::now();
-                let due = now
-                    .millis()
-                    .saturating_sub(i64::try_from(REMOVAL_DELAY.as_millis()).unwrap_or(i64::MAX));
-                if let Err(e) = flush(&store, now, due).await {
+                if let Err(e) = flush(&store, crate::UnixTime::now(), false).await {
                     tracing::debug!(error = %e, "cannot flush the stream token statistics yet");
                 }
             }
@@ -320,82 +356,74 @@ impl PendingStats {
     }
 }
 
-/// Adds what this process counted since the last flush to the store's counters, in one
-/// round trip (none when there is nothing). On failure the counts wait for the next.
+/// What one flush adds to the store's statistics (`Store::flush_stream_stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsFlush {
+    pub issued: u64,
+    pub consumed: u64,
+    pub rejected: u64,
+    /// (expiry second, change in live tokens). Seconds already begun at `now_ms` are
+    /// left out by the store: their tokens count no more.
+    pub live: Vec<(i64, i64)>,
+    pub now_ms: i64,
+}
+
+impl StatsFlush {
+    pub fn is_empty(&self) -> bool {
+        self.issued == 0 && self.consumed == 0 && self.rejected == 0 && self.live.is_empty()
+    }
+}
+
+/// Adds what this process counted since the last flush to the store's statistics, in
+/// one round trip (none when there is nothing). On failure the counts wait for the next.
 pub async fn flush_stats(
     store: &crate::Store,
     now: crate::UnixTime,
 ) -> Result<(), crate::StoreError> {
-    flush(store, now, i64::MAX).await
+    flush(store, now, false).await.map(drop)
 }
 
-/// `flush_stats`, taking out of the active set only the tokens consumed by `due_ms`.
+/// The flush, and with `read` the statistics after it, in the same round trip.
 async fn flush(
     store: &crate::Store,
     now: crate::UnixTime,
-    due_ms: i64,
-) -> Result<(), crate::StoreError> {
+    read: bool,
+) -> Result<Option<Stats>, crate::StoreError> {
     let pending = store.stream_stats();
     let _turn = pending.flush_turn.lock().await;
-    let counts = [
-        ("issued", pending.issued.swap(0, Ordering::Relaxed)),
-        ("consumed", pending.consumed.swap(0, Ordering::Relaxed)),
-        ("rejected", pending.rejected.swap(0, Ordering::Relaxed)),
-    ];
-    let (added, removed) = {
-        let mut active = pending.active.lock();
-        let (removed, later) = std::mem::take(&mut active.consumed)
-            .into_iter()
-            .partition::<Vec<_>, _>(|(_, at)| *at <= due_ms);
-        active.consumed = later;
-        (std::mem::take(&mut active.minted), removed)
+    let counts = pending.counts.lock().take();
+    let mut live: Vec<(i64, i64)> = counts.live.iter().map(|(s, d)| (*s, *d)).collect();
+    live.sort_unstable();
+    let batch = StatsFlush {
+        issued: counts.issued,
+        consumed: counts.consumed,
+        rejected: counts.rejected,
+        live,
+        now_ms: now.millis(),
     };
-    let keys = store.keys();
-    let names = counts.map(|(name, n)| (keys.stream_stats(name), n));
-    let active = keys.stream_stats("active");
-    let mut writes: Vec<Write<'_>> = names
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(key, n)| Write::IncrBy {
-            key,
-            by: i64::try_from(*n).unwrap_or(i64::MAX),
-        })
-        .collect();
-    writes.extend(
-        added
-            .iter()
-            .map(|(digest, expires_at_ms)| Write::ExpiringAdd {
-                key: &active,
-                member: digest,
-                expires_at_ms: *expires_at_ms,
-                now_ms: now.millis(),
-            }),
-    );
-    writes.extend(removed.iter().map(|(digest, _)| Write::ExpiringRemove {
-        key: &active,
-        member: digest,
-    }));
-    if let Err(e) = store.write_all_in_background(&writes).await {
-        // Counted again next time; the active-set changes are given up (it is a gauge
-        // that corrects itself as its members expire).
-        pending.issued.fetch_add(counts[0].1, Ordering::Relaxed);
-        pending.consumed.fetch_add(counts[1].1, Ordering::Relaxed);
-        pending.rejected.fetch_add(counts[2].1, Ordering::Relaxed);
-        return Err(e);
+    let result = if read {
+        store.flush_and_read_stream_stats(&batch).await.map(Some)
+    } else if batch.is_empty() {
+        Ok(None)
+    } else {
+        store.flush_stream_stats(&batch).await.map(|()| None)
+    };
+    if result.is_err() {
+        pending.counts.lock().restore(counts);
     }
-    Ok(())
+    result
 }
 
-/// Counts a stream token minted by `Store::mint_stream_token` (in this process; flushed
-/// in the background).
-pub fn record_issued(store: &crate::Store, digest: String, expires_at: crate::UnixTime) {
-    store.stream_stats().issued(digest, expires_at);
+/// Counts a stream token minted by `Store::mint_stream_token`, expiring at
+/// `expires_at` (in this process; flushed in the background).
+pub fn record_issued(store: &crate::Store, expires_at: crate::UnixTime) {
+    store.stream_stats().issued(expires_at);
 }
 
-/// Counts a stream token taken by a stream open (in this process; flushed in the
-/// background).
-pub fn record_consumed(store: &crate::Store, digest: String, now: crate::UnixTime) {
-    store.stream_stats().consumed(digest, now);
+/// Counts a stream token, expiring at `expires_at`, taken by a stream open (in this
+/// process; flushed in the background).
+pub fn record_consumed(store: &crate::Store, expires_at: crate::UnixTime) {
+    store.stream_stats().consumed(expires_at);
 }
 
 /// Counts a refused stream open (in this process; flushed in the background).
@@ -404,7 +432,7 @@ pub fn record_rejected(store: &crate::Store) {
 }
 
 /// Stream token statistics: counts only, no user data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Stats {
     pub active: u64,
     pub issued_total: u64,
@@ -412,33 +440,9 @@ pub struct Stats {
     pub rejected_total: u64,
 }
 
-/// The store's counters, after adding this process's pending counts (so a process
-/// sees its own mints and opens at once, and other processes' within
-/// `STATS_FLUSH_INTERVAL`).
+/// The store's statistics at `now`, this process's pending counts added first in the
+/// same round trip (so a process sees its own mints and opens at once, and other
+/// processes' within `STATS_FLUSH_INTERVAL`).
 pub async fn stats(store: &crate::Store, now: crate::UnixTime) -> Result<Stats, crate::StoreError> {
-    flush_stats(store, now).await?;
-    let keys = store.keys();
-    let counters = store
-        .mget(&[
-            keys.stream_stats("issued"),
-            keys.stream_stats("consumed"),
-            keys.stream_stats("rejected"),
-        ])
-        .await?;
-    let n = |i: usize| {
-        counters
-            .get(i)
-            .cloned()
-            .flatten()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(Stats {
-        active: store
-            .expiring_count(&keys.stream_stats("active"), now.millis())
-            .await?,
-        issued_total: n(0),
-        consumed_total: n(1),
-        rejected_total: n(2),
-    })
+    Ok(flush(store, now, true).await?.unwrap_or_default())
 }

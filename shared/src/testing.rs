@@ -265,12 +265,13 @@ pub fn shared_redis() -> &'static RedisServer {
 
 /// Rate limits no ordinary test reaches (the production defaults would refuse many
 /// of them); tests of the limits set small quotas of their own.
-pub const GENEROUS_RATE_LIMITS: [(&str, &str); 5] = [
+pub const GENEROUS_RATE_LIMITS: [(&str, &str); 6] = [
     ("RATE_LIMIT_FREE", "100000/60s"),
     ("RATE_LIMIT_PAID", "100000/60s"),
     ("RATE_LIMIT_ANON", "100000/60s"),
     ("RATE_LIMIT_LOGIN", "100000/60s"),
     ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60s"),
+    ("RATE_LIMIT_REFRESH", "100000/60s"),
 ];
 
 /// The text of a response header; empty when it is absent.

@@ -81,6 +81,8 @@ struct LeaseBook {
     store: Store,
     /// Place number -> (the user's set of places, the place's id).
     held: Mutex<HashMap<u64, (String, String)>>,
+    /// Places of closed streams not yet given back: the user's set -> place ids.
+    released: Mutex<HashMap<String, Vec<String>>>,
     next: AtomicU64,
     renewing: Once,
 }
@@ -90,6 +92,7 @@ impl Leases {
         Self(Arc::new(LeaseBook {
             store,
             held: Mutex::new(HashMap::new()),
+            released: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
             renewing: Once::new(),
         }))
@@ -98,9 +101,11 @@ impl Leases {
     /// The place `id` in `key`, taken by `Store::admit_stream`: renewed from now on.
     fn hold(&self, key: String, id: String) -> StreamSlot {
         let book = &self.0;
-        // Started by the first stream, inside the runtime; it ends with the book.
-        book.renewing
-            .call_once(|| drop(tokio::spawn(renew(Arc::downgrade(book)))));
+        // Started by the first stream, inside the runtime; they end with the book.
+        book.renewing.call_once(|| {
+            drop(tokio::spawn(renew(Arc::downgrade(book))));
+            drop(tokio::spawn(give_back(Arc::downgrade(book))));
+        });
         let number = book.next.fetch_add(1, Ordering::Relaxed);
         book.held.lock().insert(number, (key, id));
         StreamSlot {
@@ -110,8 +115,57 @@ impl Leases {
     }
 }
 
+impl Leases {
+    /// The places of `key` (a user's set) given back since the last `GIVE_BACK_INTERVAL`,
+    /// taken out of the book: the user's next admission here removes them in its own
+    /// script, so a user's next stream finds its closed ones gone at no cost of its own.
+    fn take_released(&self, key: &str) -> Vec<String> {
+        self.0.released.lock().remove(key).unwrap_or_default()
+    }
+
+    /// Places taken by `take_released` that the store did not get: for the next time.
+    fn keep_released(&self, key: String, places: Vec<String>) {
+        if !places.is_empty() {
+            self.0
+                .released
+                .lock()
+                .entry(key)
+                .or_default()
+                .extend(places);
+        }
+    }
+}
+
+/// How long a closed stream's place waits to be given back with the user's next
+/// admission in this process before it is given back on its own (one command per user
+/// for all of theirs closed meanwhile).
+const GIVE_BACK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every `GIVE_BACK_INTERVAL`, gives back the places of the streams closed meanwhile:
+/// one `ZREM` per user, whatever the number of streams.
+async fn give_back(book: Weak<LeaseBook>) {
+    let mut every = tokio::time::interval(GIVE_BACK_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(book) = book.upgrade() else { return };
+        let released = std::mem::take(&mut *book.released.lock());
+        futures_util::stream::iter(released)
+            .for_each_concurrent(RENEWALS_IN_FLIGHT, |(key, places)| {
+                let book = &book;
+                async move {
+                    if let Err(e) = book.store.expiring_remove_all(&key, &places).await {
+                        tracing::debug!(error = %e, "cannot give back closed streams' places; they expire");
+                    }
+                }
+            })
+            .await;
+    }
+}
+
 /// A stream's place among its user's open streams: renewed while the stream lives,
-/// given back when it is dropped, and gone by itself within `STREAM_LEASE` if this
+/// given back once it is dropped (with the user's next admission in this process, else
+/// within `GIVE_BACK_INTERVAL`), and gone by itself within `STREAM_LEASE` if this
 /// process dies.
 pub struct StreamSlot {
     leases: Leases,
@@ -159,15 +213,7 @@ impl Drop for StreamSlot {
         let Some((key, id)) = book.held.lock().remove(&self.number) else {
             return;
         };
-        let store = book.store.clone();
-        // Outside a runtime the lease frees the place by itself.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = store.expiring_remove(&key, &id).await {
-                    tracing::debug!(error = %e, "cannot give back a closed stream's place; it expires");
-                }
-            });
-        }
+        book.released.lock().entry(key).or_default().push(id);
     }
 }
 
@@ -424,12 +470,13 @@ async fn open_as(
             found,
         } => (grant, via_cookie, found),
     };
-    if let (false, Some(digest)) = (via_cookie, token_digest) {
-        stream_token::record_consumed(&state.store, digest, now);
-    }
     let Ok(grant) = serde_json::from_str::<StreamGrant>(&raw_grant) else {
         return Err(attempt.refuse(Refused::Unknown, true));
     };
+    if !via_cookie {
+        let ttl = state.settings.common.stream_token_ttl;
+        stream_token::record_consumed(&state.store, grant.expiry(ttl));
+    }
     if grant.generation_id != generation_id.as_str() {
         return Err(attempt.refuse(Refused::OtherGeneration, true));
     }
@@ -463,7 +510,8 @@ async fn open_as(
     let place = shared::jwt::new_jti();
     let issued_at_secs = grant.issued_at.div_euclid(1000);
     let max_streams = state.settings.max_streams_per_user;
-    let (decision, admission) = state
+    let released = state.leases.take_released(&open_streams);
+    let admitted = state
         .store
         .admit_stream(&StreamAdmission {
             user_id: &grant.user_id,
@@ -476,8 +524,16 @@ async fn open_as(
             place_expires_at_ms: now.plus(STREAM_LEASE).millis(),
             max_streams,
             now_ms: now.millis(),
+            released: &released,
         })
-        .await?;
+        .await;
+    let (decision, admission) = match admitted {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            state.leases.keep_released(open_streams, released);
+            return Err(e.into());
+        }
+    };
     let limit = state.limiter.decided(policy, quota, decision, Cost::Take);
     shared::http::record_limit(req, limit);
     let slot = match admission {
@@ -637,12 +693,22 @@ mod tests {
         // `admit_stream` wrote the places; holding them writes nothing.
         assert_eq!(count().await.unwrap(), 0);
 
-        tokio::time::sleep(STREAM_LEASE / 3 + Duration::from_secs(1)).await;
+        // Half-way between two give-backs.
+        tokio::time::sleep(STREAM_LEASE / 3 + GIVE_BACK_INTERVAL / 2).await;
         assert_eq!(count().await.unwrap(), 2, "both renewed");
 
         drop(a);
         tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            count().await.unwrap(),
+            2,
+            "not yet: it waits for a next admission"
+        );
+        assert_eq!(leases.take_released("k"), ["a"]);
+        leases.keep_released("k".into(), vec!["a".into()]);
+        tokio::time::sleep(GIVE_BACK_INTERVAL).await;
         assert_eq!(count().await.unwrap(), 1, "given back");
+        assert!(leases.take_released("k").is_empty());
         tokio::time::sleep(STREAM_LEASE / 3).await;
         assert_eq!(count().await.unwrap(), 1, "not renewed once given back");
     }

@@ -104,6 +104,7 @@ async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
             tier: Default::default(),
             kind: GrantKind::Token,
             session_expires_at: now.millis() + 600_000,
+            expires_at: None,
         };
         let token = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
             .await

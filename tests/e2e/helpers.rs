@@ -149,6 +149,7 @@ pub struct User {
     pub user_id: String,
     pub email: String,
     pub access: String,
+    pub refresh: String,
 }
 
 impl Stack {
@@ -185,6 +186,7 @@ impl Stack {
             user_id: String::new(),
             email: email.to_owned(),
             access: body["access_token"].as_str().unwrap().to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
         }
     }
 

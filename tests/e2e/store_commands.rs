@@ -1,28 +1,19 @@
-//! What a stream costs the store, counted by Redis itself (`MONITOR`): the commands the
-//! two services send, not the ones their scripts run inside Redis.
+//! What requests cost the store, counted by Redis itself (`MONITOR`): the commands the
+//! two services send, not the ones their scripts run inside Redis (`[0 lua]` lines),
+//! background writes included.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::Command;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
-use crate::helpers::spawn_stack;
+use crate::helpers::{Stack, spawn_stack};
 
-/// Mint (auth service), open and read `connected`, close (stream service): at most 5
-/// commands, everything included (the rate limits, the statistics markers, the place
-/// among the user's streams and its release). Left out: the revocation log's tail and
-/// the statistics flush, which run on their own clock whatever the traffic.
-#[tokio::test]
-async fn a_mint_open_and_close_send_at_most_five_commands() {
-    let stack = spawn_stack().await;
-    let user = stack.signup().await;
-    stack.create_generation(&user.access, "g-cost").await;
-    // Once before counting: the session's end learnt, the scripts loaded, the
-    // subscription started, the first place given back.
-    drop(stack.stream(&user.access, "g-cost").await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
+/// `MONITOR` on the tests' Redis, live once this returns.
+async fn monitor() -> (Child, Lines<BufReader<ChildStdout>>) {
     let port = shared::testing::shared_redis().port().to_string();
     let mut monitor = Command::new("redis-cli")
         .args(["-p", &port, "monitor"])
@@ -32,37 +23,150 @@ async fn a_mint_open_and_close_send_at_most_five_commands() {
         .unwrap();
     let mut lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
     assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("OK"));
+    (monitor, lines)
+}
 
-    drop(stack.stream(&user.access, "g-cost").await);
-    // The place is given back once the stream is dropped; then nothing more comes.
+/// The commands of this stack's services seen until `quiet` passes without one more
+/// (the revocation log's tail left out: it polls on its own clock whatever the
+/// traffic), by name.
+async fn commands_until_quiet(
+    stack: &Stack,
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    quiet: Duration,
+) -> Vec<String> {
     let prefix = stack.store.keys().prefix().to_owned();
-    let streams_key = stack.store.keys().open_streams(&user.user_id);
     let mut sent = Vec::new();
-    let read = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
+    while let Ok(line) = tokio::time::timeout(quiet, async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap();
             let ours = line.contains(&prefix) && !line.contains(" lua]");
-            let background = line.contains("{revocations}") || line.contains("{stats}");
-            if ours && !background {
-                let released = line.contains("\"ZREM\"") && line.contains(&streams_key);
-                sent.push(line);
-                if released {
-                    return;
-                }
+            if ours && !line.contains("{revocations}") {
+                return line;
             }
         }
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .expect("the stream's place was never given back");
-    let commands: Vec<&str> = sent
-        .iter()
-        .filter_map(|line| line.split('"').nth(1))
-        .collect();
-    println!("{} commands: {commands:?}", sent.len());
+    })
+    .await
+    {
+        sent.push(line);
+    }
+    sent
+}
+
+fn by_name(sent: &[String]) -> BTreeMap<String, usize> {
+    let mut names = BTreeMap::new();
+    for line in sent {
+        let name = line.split('"').nth(1).unwrap_or_default().to_owned();
+        *names.entry(name).or_default() += 1;
+    }
+    names
+}
+
+/// Mint (auth service), open and read `connected`, close (stream service), 30 times
+/// over three users, one stream after another as browsers do: at most 5 commands a
+/// pair, EVERYTHING included: the rate limits, the places among the users' streams
+/// and their release (with the user's next open, or in the background), and both
+/// services' statistics flushes (one script per service per second, however many
+/// tokens; no write per token).
+#[tokio::test]
+async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes_included() {
+    const PAIRS: usize = 30;
+    let stack = spawn_stack().await;
+    let mut users = Vec::new();
+    for i in 0..3 {
+        let user = stack.signup().await;
+        let generation = format!("g-cost-{i}");
+        stack.create_generation(&user.access, &generation).await;
+        // Once before counting: the session's end learnt, the scripts loaded, the
+        // subscription started.
+        drop(stack.stream(&user.access, &generation).await);
+        users.push((user, generation));
+    }
+    // The warm-up's statistics and places are written.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let (_monitor, mut lines) = monitor().await;
+    for i in 0..PAIRS {
+        let (user, generation) = &users[i % users.len()];
+        drop(stack.stream(&user.access, generation).await);
+    }
+    // Everything the pairs leave to the background is sent within two seconds.
+    let sent = commands_until_quiet(&stack, &mut lines, Duration::from_millis(2500)).await;
+    let names = by_name(&sent);
+    println!("{} commands for {PAIRS} pairs: {names:?}", sent.len());
     assert!(
-        sent.len() <= 5,
-        "{} commands: {commands:?}\n{sent:#?}",
+        sent.len() <= 5 * PAIRS,
+        "{} commands for {PAIRS} pairs: {names:?}\n{sent:#?}",
         sent.len()
     );
-    assert_eq!(commands.last(), Some(&"ZREM"), "{commands:?}");
+    // The statistics were flushed, and counted above: not a command per token.
+    let flushes = sent.iter().filter(|l| l.contains("{stats}")).count();
+    assert!((1..=8).contains(&flushes), "{flushes} flushes: {sent:#?}");
+    // The last streams' places were given back.
+    for (user, _) in &users {
+        let places = stack.store.keys().open_streams(&user.user_id);
+        let left = stack
+            .store
+            .expiring_count(&places, shared::UnixTime::now().millis())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{places}");
+    }
+    let stats: Value = stats(&stack).await;
+    assert_eq!(stats["active"], 0, "{stats}");
+    assert_eq!(stats["consumed_total"], PAIRS + 3, "{stats}");
+}
+
+async fn stats(stack: &Stack) -> Value {
+    let admin = stack.service_token(crate::helpers::ADMIN).await;
+    stack
+        .http
+        .get(format!("{}/admin/stream-tokens/stats", stack.auth))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A refresh is ONE command: the rotation script spends the session's refresh budget
+/// itself; the address's budget is not asked.
+#[tokio::test]
+async fn a_refresh_sends_one_command() {
+    const REFRESHES: usize = 10;
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    let mut token = user.refresh.clone();
+    let refresh = |token: String| {
+        let stack = &stack;
+        async move {
+            let res = stack
+                .http
+                .post(format!("{}/auth/refresh", stack.auth))
+                .json(&serde_json::json!({ "refresh_token": token }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            body["refresh_token"].as_str().unwrap().to_owned()
+        }
+    };
+    // Once before counting: the script loaded.
+    token = refresh(token).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (_monitor, mut lines) = monitor().await;
+    for _ in 0..REFRESHES {
+        token = refresh(token).await;
+    }
+    let sent = commands_until_quiet(&stack, &mut lines, Duration::from_millis(1500)).await;
+    let names = by_name(&sent);
+    println!(
+        "{} commands for {REFRESHES} refreshes: {names:?}",
+        sent.len()
+    );
+    assert_eq!(sent.len(), REFRESHES, "{names:?}\n{sent:#?}");
+    assert_eq!(names.get("EVALSHA"), Some(&REFRESHES), "{names:?}");
 }

@@ -79,6 +79,7 @@ pub async fn mint(
         tier: claims.tier,
         kind: GrantKind::Token,
         session_expires_at,
+        expires_at: Some(now.plus(common.stream_token_ttl).millis()),
     };
     let mut admitted = false;
     for _ in 0..4 {
@@ -130,11 +131,7 @@ pub async fn mint(
         }
         match (outcome.minted, grant) {
             (Some(Minted::Stored), Some(grant)) => {
-                stream_token::record_issued(
-                    &state.store,
-                    digest,
-                    now.plus(common.stream_token_ttl),
-                );
+                stream_token::record_issued(&state.store, grant.expiry(common.stream_token_ttl));
                 metrics::counter!("authstream_stream_tokens_issued_total").increment(1);
                 tracing::info!(generation_id = %grant.generation_id, user_id = %grant.user_id, "stream token issued");
                 return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
@@ -176,7 +173,7 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
     tag = "admin", summary = "Stream-token statistics",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Counts only: this process's at once, other processes' within a second (a token consumed elsewhere leaves `active` within three)", body = crate::openapi::StreamTokenStats),
+        (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = crate::openapi::StreamTokenStats),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 429, response = shared::openapi::TooManyRequests),

@@ -678,3 +678,86 @@ async fn a_login_flood_waits_at_most_the_queue_bound_and_the_excess_is_told_to_c
     let slowest = answers.iter().map(|a| a.2).max().unwrap();
     assert!(slowest < bound, "slowest {slowest:?}, bound {bound:?}");
 }
+
+/// `POST /auth/refresh` from `address` (through the trusted proxy).
+async fn refresh_from(app: &TestApp, address: &str, token: &str) -> Response {
+    app.post("/auth/refresh")
+        .header("x-forwarded-for", address)
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The refresh token of a successful refresh.
+async fn next_refresh(res: Response) -> String {
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    body["refresh_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn each_session_has_its_own_refresh_budget_and_only_refused_refreshes_cost_the_address() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_REFRESH", "10/60s"),
+        ("RATE_LIMIT_ANON", "4/600s"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    // Register and two logins: three of the test's own address's `anon` budget.
+    let first = app.signup().await;
+    let second = app.login(&first.email).await;
+    let (a, b) = ("203.0.113.50", "203.0.113.51");
+
+    // Ten refreshes of one session in a minute, counted down in the headers; none
+    // spends the address's budget.
+    let mut token = first.refresh.clone();
+    for left in (0..10).rev() {
+        let res = refresh_from(&app, a, &token).await;
+        assert_eq!(header(&res, "ratelimit-policy"), "\"refresh\";q=10;w=60");
+        let state = header(&res, "ratelimit");
+        assert!(
+            state.starts_with(&format!("\"refresh\";r={left};t=")),
+            "{state}"
+        );
+        token = next_refresh(res).await;
+    }
+    // The eleventh is refused, with the usual headers, and changes nothing: the same
+    // token works once the budget is back.
+    let refused = refresh_from(&app, a, &token).await;
+    assert_eq!(retry_after(&refused), 6);
+    assert_eq!(
+        header(&refused, "ratelimit-policy"),
+        "\"refresh\";q=10;w=60"
+    );
+    assert_eq!(header(&refused, "ratelimit"), "\"refresh\";r=0;t=6");
+    assert_problem(refused, 429, "rate_limited").await;
+
+    // Another session of the same user, from the same address, is not affected.
+    let other = next_refresh(refresh_from(&app, a, &second.refresh).await).await;
+
+    // Refused refreshes (junk, an access token, a reused refresh token) spend the
+    // address's `anon` budget afterwards: 401 while it lasts, then 429.
+    for junk in [
+        "junk",
+        first.access.as_str(),
+        first.refresh.as_str(),
+        "junk",
+    ] {
+        let res = refresh_from(&app, b, junk).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{junk}");
+        assert_eq!(header(&res, "ratelimit-policy"), "\"anon\";q=4;w=600");
+    }
+    let spent = refresh_from(&app, b, "junk").await;
+    assert_eq!(header(&spent, "ratelimit-policy"), "\"anon\";q=4;w=600");
+    assert_problem(spent, 429, "rate_limited").await;
+    // A valid refresh passes from that address all the same.
+    let res = refresh_from(&app, b, &other).await;
+    assert_eq!(header(&res, "ratelimit-policy"), "\"refresh\";q=10;w=60");
+    next_refresh(res).await;
+    // The valid refreshes from the first address spent none of its budget.
+    assert_eq!(
+        refresh_from(&app, a, "junk").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

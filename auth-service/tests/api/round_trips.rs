@@ -140,12 +140,13 @@ fn table(costs: &[(&str, u64)]) -> String {
         .collect()
 }
 
-/// Rate-limit decisions included: the `anon` one of the address on register, login,
-/// refresh and revoke, the user's own on every Bearer route (pipelined with the
-/// route's script where the route has one on the user's slot).
+/// Rate-limit decisions included: the `anon` one of the address on register, login
+/// and revoke, the session's own refresh budget inside the rotation, the user's own on
+/// every Bearer route (pipelined with the route's script where the route has one on
+/// the user's slot).
 const BUDGET: &[(&str, u64)] = &[
     ("POST /auth/login", 3),
-    ("POST /auth/refresh", 2),
+    ("POST /auth/refresh", 1),
     ("POST /auth/validate", 0),
     ("POST /auth/revoke", 2),
     ("GET /auth/me", 1),

@@ -20,7 +20,42 @@ use super::{
     SessionRotation, Spend, StoreResult, StreamAdmission, StreamOpened, StreamOpening, Taken,
     Write, parse_event_id, published_event_payload,
 };
-use crate::stream_token::{ISSUED, Refusal, USED};
+use crate::stream_token::{ISSUED, Refusal, Stats, StatsFlush, USED};
+
+/// The twin of `GCRA_SCRIPT` on the wall clock in microseconds, as Redis's `TIME`
+/// gives it.
+fn decide(d: &mut Data, key: &str, gcra: Gcra, cost: Cost, now: Instant) -> Decision {
+    let now_us = wall_clock_us();
+    let stored = match d.live(key, now) {
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => s.parse().ok(),
+        _ => None,
+    };
+    let (decision, update) = rate_limit::gcra(stored, now_us, gcra, cost);
+    match update {
+        TatUpdate::Keep => {}
+        TatUpdate::Set { tat_us, ttl } => {
+            d.insert(key, Value::Str(tat_us.to_string()), Some(ttl), now);
+        }
+        TatUpdate::Delete => {
+            d.entries.remove(key);
+        }
+    }
+    decision
+}
+
+/// A counter's value (0 when missing or not a number).
+fn counter(d: &mut Data, key: &str, now: Instant) -> u64 {
+    match d.live(key, now) {
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
 
 /// The wall clock in microseconds, as Redis's `TIME` gives it.
 fn wall_clock_us() -> i64 {
@@ -450,6 +485,24 @@ impl MemoryStore {
         })
     }
 
+    pub(super) async fn expiring_remove_all(
+        &self,
+        key: &str,
+        members: &[String],
+    ) -> StoreResult<()> {
+        self.with(|d, now| {
+            if let Some(Entry {
+                value: Value::Expiring(z),
+                ..
+            }) = d.live(key, now)
+            {
+                for member in members {
+                    z.remove(member);
+                }
+            }
+        })
+    }
+
     pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
         self.with(|d, now| match d.live(key, now) {
             Some(Entry {
@@ -460,6 +513,99 @@ impl MemoryStore {
                 z.len() as u64
             }
             _ => 0,
+        })
+    }
+
+    /// The twin of Redis's `STREAM_STATS` script, step for step.
+    pub(super) async fn stream_stats(
+        &self,
+        keys: &[String; 4],
+        flush: &StatsFlush,
+        read: bool,
+    ) -> StoreResult<Stats> {
+        let counted = |second: i64| second.saturating_mul(1000) > flush.now_ms;
+        self.with(|d, now| {
+            let [issued, consumed, rejected, live] = keys;
+            for (key, by) in [
+                (issued, flush.issued),
+                (consumed, flush.consumed),
+                (rejected, flush.rejected),
+            ] {
+                if by == 0 {
+                    continue;
+                }
+                let total = counter(d, key, now).saturating_add(by);
+                d.insert(key, Value::Str(total.to_string()), None, now);
+            }
+            let last = flush
+                .live
+                .iter()
+                .map(|(s, _)| *s)
+                .filter(|s| counted(*s))
+                .max();
+            if let Some(last) = last {
+                if !matches!(
+                    d.live(live, now),
+                    Some(Entry {
+                        value: Value::Hash(_),
+                        ..
+                    })
+                ) {
+                    d.insert(live, Value::Hash(HashMap::new()), None, now);
+                }
+                let until = now
+                    + Duration::from_millis(
+                        u64::try_from(last.saturating_mul(1000) - flush.now_ms).unwrap_or(0),
+                    );
+                if let Some(entry) = d.entries.get_mut(live.as_str()) {
+                    if let Value::Hash(fields) = &mut entry.value {
+                        for (second, change) in &flush.live {
+                            if !counted(*second) {
+                                continue;
+                            }
+                            let field = second.to_string();
+                            let left = fields
+                                .get(&field)
+                                .and_then(|v| v.parse::<i64>().ok())
+                                .unwrap_or(0)
+                                + change;
+                            if left == 0 {
+                                fields.remove(&field);
+                            } else {
+                                fields.insert(field, left.to_string());
+                            }
+                        }
+                        fields.retain(|field, _| field.parse().is_ok_and(counted));
+                    }
+                    entry.expires_at = Some(entry.expires_at.map_or(until, |t| t.max(until)));
+                }
+                if matches!(
+                    d.live(live, now),
+                    Some(Entry { value: Value::Hash(h), .. }) if h.is_empty()
+                ) {
+                    d.entries.remove(live.as_str());
+                }
+            }
+            if !read {
+                return Stats::default();
+            }
+            let active = match d.live(live, now) {
+                Some(Entry {
+                    value: Value::Hash(fields),
+                    ..
+                }) => fields
+                    .iter()
+                    .filter(|(field, _)| field.parse().is_ok_and(counted))
+                    .filter_map(|(_, v)| v.parse::<i64>().ok())
+                    .sum::<i64>(),
+                _ => 0,
+            };
+            Stats {
+                active: u64::try_from(active).unwrap_or(0),
+                issued_total: counter(d, issued, now),
+                consumed_total: counter(d, consumed, now),
+                rejected_total: counter(d, rejected, now),
+            }
         })
     }
 
@@ -548,27 +694,7 @@ impl MemoryStore {
         gcra: Gcra,
         cost: Cost,
     ) -> StoreResult<Decision> {
-        let now_us = wall_clock_us();
-        self.with(|d, now| {
-            let stored = match d.live(key, now) {
-                Some(Entry {
-                    value: Value::Str(s),
-                    ..
-                }) => s.parse().ok(),
-                _ => None,
-            };
-            let (decision, update) = rate_limit::gcra(stored, now_us, gcra, cost);
-            match update {
-                TatUpdate::Keep => {}
-                TatUpdate::Set { tat_us, ttl } => {
-                    d.insert(key, Value::Str(tat_us.to_string()), Some(ttl), now);
-                }
-                TatUpdate::Delete => {
-                    d.entries.remove(key);
-                }
-            }
-            decision
-        })
+        self.with(|d, now| decide(d, key, gcra, cost, now))
     }
 
     pub(super) async fn append_event(
@@ -718,8 +844,9 @@ impl MemoryStore {
         index: &str,
         user: &str,
         r: &SessionRotation<'_>,
-    ) -> StoreResult<Rotation> {
+    ) -> StoreResult<(Rotation, Option<Decision>)> {
         self.with(|d, now| {
+            let mut decision = None;
             let text = |d: &mut Data, key: &str| match d.live(key, now) {
                 Some(Entry {
                     value: Value::Str(s),
@@ -728,10 +855,10 @@ impl MemoryStore {
                 _ => None,
             };
             let Some(raw) = text(d, session) else {
-                return Rotation::Gone;
+                return (Rotation::Gone, None);
             };
             let Ok(serde_json::Value::Object(mut record)) = serde_json::from_str(&raw) else {
-                return Rotation::Gone;
+                return (Rotation::Gone, None);
             };
             let number = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_i64);
             let now_ms = r.now.millis();
@@ -741,21 +868,30 @@ impl MemoryStore {
                 .saturating_add(max_age)
                 .saturating_sub(now_ms);
             if left <= 0 {
-                return Rotation::Expired;
+                return (Rotation::Expired, None);
             }
-            let current = record.get("refresh_jti").and_then(|v| v.as_str());
-            if current != Some(r.presented_jti) {
-                let grace = i64::try_from(r.grace.as_millis()).unwrap_or(i64::MAX);
-                let retired = record.get("previous_refresh_jti").and_then(|v| v.as_str());
-                let in_grace = retired == Some(r.presented_jti)
-                    && number(record.get("rotated_at")).is_some_and(|at| now_ms - at <= grace);
-                if in_grace {
-                    return Rotation::Grace {
-                        session: raw,
-                        user: text(d, user),
-                    };
+            let current =
+                record.get("refresh_jti").and_then(|v| v.as_str()) == Some(r.presented_jti);
+            let grace = i64::try_from(r.grace.as_millis()).unwrap_or(i64::MAX);
+            let retired = record.get("previous_refresh_jti").and_then(|v| v.as_str());
+            let in_grace = retired == Some(r.presented_jti)
+                && number(record.get("rotated_at")).is_some_and(|at| now_ms - at <= grace);
+            if !current && !in_grace {
+                return (Rotation::Reused, None);
+            }
+            if let Some(budget) = &r.budget {
+                let spent = decide(d, budget.key, budget.gcra, budget.cost, now);
+                decision = Some(spent);
+                if !spent.allowed {
+                    return (Rotation::Limited, decision);
                 }
-                return Rotation::Reused;
+            }
+            if !current {
+                let rotation = Rotation::Grace {
+                    session: raw,
+                    user: text(d, user),
+                };
+                return (rotation, decision);
             }
             let retired = record.get("refresh_jti").cloned();
             record.insert("previous_refresh_jti".into(), retired.unwrap_or_default());
@@ -783,10 +919,11 @@ impl MemoryStore {
                 }
                 entry.expires_at = Some(now + r.refresh_ttl);
             }
-            Rotation::Rotated {
+            let rotation = Rotation::Rotated {
                 session: rotated,
                 user: text(d, user),
-            }
+            };
+            (rotation, decision)
         })
     }
 
@@ -938,6 +1075,8 @@ impl MemoryStore {
             user,
             open_streams,
         ] = keys;
+        self.expiring_remove_all(open_streams, admission.released)
+            .await?;
         let decision = self.rate_limit(budget, admission.gcra, Cost::Take).await?;
         let verdict = 'verdict: {
             if !decision.allowed {

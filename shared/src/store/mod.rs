@@ -30,7 +30,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::events::GenerationStatus;
 use crate::rate_limit::{Cost, Decision, Gcra};
 use crate::revocation::{Revocation, RevocationView, StreamNotice};
-use crate::stream_token::{PendingStats, Refusal};
+use crate::stream_token::{PendingStats, Refusal, Stats, StatsFlush};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -208,6 +208,15 @@ pub struct NewSession<'a> {
     pub index_ttl: Duration,
 }
 
+/// A rate-limit decision on one key, sent along with another operation (the
+/// rotation's per-session budget): the key, its GCRA parameters and the cost.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpend<'a> {
+    pub key: &'a str,
+    pub gcra: Gcra,
+    pub cost: Cost,
+}
+
 /// One budget among the fields of a hash of budgets (`rate_limit::FIELDS_SCRIPT`).
 #[derive(Debug, Clone, Copy)]
 pub struct Budget<'a> {
@@ -244,6 +253,10 @@ pub struct SessionRotation<'a> {
     pub max_age: Duration,
     /// A refresh token's lifetime: the record lives that long after each rotation.
     pub refresh_ttl: Duration,
+    /// The session's refresh budget (a key under the user's hash tag): a current or
+    /// just-retired token spends one request of it before anything changes, and is
+    /// `Limited` when there is none left. Other tokens never touch it.
+    pub budget: Option<KeySpend<'a>>,
 }
 
 /// What `Store::rotate_session` did. `session` and `user` are the stored JSON of the
@@ -266,6 +279,9 @@ pub enum Rotation {
     Gone,
     /// The session is past its maximum age: nothing changed.
     Expired,
+    /// The token was current or just retired, but the session's refresh budget is
+    /// spent: nothing changed.
+    Limited,
 }
 
 /// What a stream open asks of its generation's slot, in one step (`Store::open_stream`).
@@ -341,6 +357,8 @@ pub struct StreamAdmission<'a> {
     pub place_expires_at_ms: i64,
     pub max_streams: usize,
     pub now_ms: i64,
+    /// Places of the user's closed streams to give back first, whatever the decision.
+    pub released: &'a [String],
 }
 
 /// What `Store::admit_stream` decided, in the order it checks.
@@ -682,9 +700,39 @@ impl Store {
         dispatch!(self.expiring_remove(key, member))
     }
 
+    /// Removes these members (one command), for work no request waits for (closed
+    /// streams' places given back in the background): not counted as a request's
+    /// round trip.
+    pub async fn expiring_remove_all(&self, key: &str, members: &[String]) -> StoreResult<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        dispatch_uncounted!(self.expiring_remove_all(key, members))
+    }
+
     /// Drops members expired at `now_ms` and counts the rest.
     pub async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
         dispatch!(self.expiring_count(key, now_ms))
+    }
+
+    /// Adds a process's stream token statistics to the store's (one script on the
+    /// `{stats}` slot), for the periodic flush no request waits for: not counted as a
+    /// request's round trip.
+    pub async fn flush_stream_stats(&self, flush: &StatsFlush) -> StoreResult<()> {
+        let keys = self.stream_stats_keys();
+        dispatch_uncounted!(self.stream_stats(&keys, flush, false)).map(drop)
+    }
+
+    /// `flush_stream_stats`, then the statistics at `flush.now_ms`, in one round trip.
+    pub async fn flush_and_read_stream_stats(&self, flush: &StatsFlush) -> StoreResult<Stats> {
+        let keys = self.stream_stats_keys();
+        dispatch!(self.stream_stats(&keys, flush, true))
+    }
+
+    /// The counters `issued`, `consumed`, `rejected` and the hash of live tokens by
+    /// expiry second, under one hash tag.
+    fn stream_stats_keys(&self) -> [String; 4] {
+        ["issued", "consumed", "rejected", "live"].map(|name| self.keys.stream_stats(name))
     }
 
     /// Creates a hash with these fields unless the key exists. True when created.
@@ -752,8 +800,12 @@ impl Store {
     /// script runs alone), updates `last_seen_at`, the record's lifetime and the
     /// user's session index; the just-retired one within the grace gets `Grace`;
     /// any other is `Reused`. The user record comes back with the session, so the
-    /// new pair needs no second read.
-    pub async fn rotate_session(&self, rotation: &SessionRotation<'_>) -> StoreResult<Rotation> {
+    /// new pair needs no second read. With a budget, a current or just-retired token
+    /// spends it first (`Limited` when spent): the decision comes back beside.
+    pub async fn rotate_session(
+        &self,
+        rotation: &SessionRotation<'_>,
+    ) -> StoreResult<(Rotation, Option<Decision>)> {
         let session = self.keys.session(rotation.user_id, rotation.session_id);
         let index = self.keys.sessions(rotation.user_id);
         let user = self.keys.user(rotation.user_id);
@@ -818,8 +870,8 @@ impl Store {
         dispatch!(self.open_stream(&keys, opening))
     }
 
-    /// The user's side of a stream open in ONE atomic step on their hash tag: the rate
-    /// limit, revocation, for a resume the session and the role, and a place among the
+    /// The user's side of a stream open in ONE atomic step on their hash tag: the
+    /// places of the user's closed streams given back, then the rate limit, revocation, for a resume the session and the role, and a place among the
     /// user's open streams. The decision is the rate limit's (for the headers).
     pub async fn admit_stream(
         &self,

@@ -27,7 +27,7 @@ use super::{
     SessionRotation, Spend, StoreError, StoreResult, StreamAdmission, StreamOpened, StreamOpening,
     Taken, Write, parse_event_id,
 };
-use crate::stream_token::Refusal;
+use crate::stream_token::{Refusal, Stats, StatsFlush};
 
 const COMPARE_AND_SWAP: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -217,18 +217,41 @@ return {'open', value, via, record[1], record[2] or 'pending', reset, ttl, event
 // not-before marker, the session's revocation marker, the session record, the user
 // record, the open streams. ARGV: GCRA interval µs, capacity µs, the grant's issue time
 // (Unix s), the generation's owner for a resume ('' for a stream token), the user id,
-// the stream's place id, its expiry ms, now ms, the most streams a user may hold.
+// the stream's place id, its expiry ms, now ms, the most streams a user may hold, then
+// the places of the user's closed streams to give back first, whatever follows.
 // Decides in the order a refusal is told: rate limit, revocation, (for a resume) the
 // session and the role read again, then the place among the user's streams.
+//
+// The place is new (a fresh id), so it is added without looking for it first; expired
+// places are swept only when the set is at the cap (below it they refuse nobody, and
+// the set never holds more than the cap), and the set's expiry is set once (a new set)
+// or moved later: the fewest commands inside the script for one decision.
 const ADMIT_STREAM: &str = concat!(
     gcra_lua_function!(),
-    capped_add_lua_function!(),
     r"
+local function take_place(key, expires_at, now, member, max)
+  local places = redis.call('ZCARD', key)
+  if places >= max then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    places = redis.call('ZCARD', key)
+    if places >= max then return 0 end
+  end
+  redis.call('ZADD', key, expires_at, member)
+  local lives_for = math.max(tonumber(expires_at) - tonumber(now), 1)
+  if places == 0 then
+    redis.call('PEXPIRE', key, lives_for)
+  else
+    redis.call('PEXPIRE', key, lives_for, 'GT')
+  end
+  return 1
+end
+if #ARGV > 9 then redis.call('ZREM', KEYS[6], unpack(ARGV, 10)) end
 local d = gcra_decide(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
 local function verdict(v) return {v, d[1], d[2], d[3], d[4]} end
 if d[1] == 0 then return verdict('limited') end
-local nbf = tonumber(redis.call('GET', KEYS[2]) or '')
-if (nbf and tonumber(ARGV[3]) < nbf) or redis.call('EXISTS', KEYS[3]) == 1 then
+local markers = redis.call('MGET', KEYS[2], KEYS[3])
+local nbf = tonumber(markers[1] or '')
+if (nbf and tonumber(ARGV[3]) < nbf) or markers[2] then
   return verdict('revoked')
 end
 if ARGV[4] ~= '' then
@@ -244,7 +267,7 @@ if ARGV[4] ~= '' then
   end
   if ARGV[5] ~= ARGV[4] and not admin then return verdict('not_owner') end
 end
-if capped_add(KEYS[6], ARGV[7], ARGV[8], ARGV[6], ARGV[9]) == 0 then
+if take_place(KEYS[6], ARGV[7], ARGV[8], ARGV[6], tonumber(ARGV[9])) == 0 then
   return verdict('too_many_streams')
 end
 return verdict('admitted')"
@@ -270,24 +293,37 @@ if not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) then return 'col
 redis.call('SET', KEYS[3], 'issued', 'NX', 'PX', tonumber(ARGV[4]) * 2)
 return 'stored'";
 
-// KEYS: the session record, the user's session index, the user record (one hash tag).
-// ARGV: presented jti, now ms, grace ms, max age ms, refresh ttl ms, new access jti,
-// new refresh jti, now s, session id. The record's numbers are milliseconds or
-// seconds, exact in cjson's 14 significant digits.
-const ROTATE_SESSION: &str = r"
+// KEYS: the session record, the user's session index, the user record, and the
+// session's refresh budget if it has one (one hash tag). ARGV: presented jti, now ms,
+// grace ms, max age ms, refresh ttl ms, new access jti, new refresh jti, now s,
+// session id, the budget's GCRA interval µs, capacity µs and cost. A current or
+// just-retired token spends the budget first; nothing changes when it is spent. The
+// record's numbers are milliseconds or seconds, exact in cjson's 14 significant digits.
+// Answers the verdict, the session and user records, and the decision (-1s: none).
+const ROTATE_SESSION: &str = concat!(
+    gcra_lua_function!(),
+    r"
+local none = {1, -1, -1, -1}
+local function answer(verdict, session, user, d)
+  return {verdict, session, user, d[1], d[2], d[3], d[4]}
+end
 local raw = redis.call('GET', KEYS[1])
-if not raw then return {'gone', false, false} end
+if not raw then return answer('gone', false, false, none) end
 local s = cjson.decode(raw)
 local now = tonumber(ARGV[2])
 local left = tonumber(s.created_at) + tonumber(ARGV[4]) - now
-if left <= 0 then return {'expired', false, false} end
-if s.refresh_jti ~= ARGV[1] then
-  if s.previous_refresh_jti == ARGV[1] and type(s.rotated_at) == 'number'
-     and now - s.rotated_at <= tonumber(ARGV[3]) then
-    return {'grace', raw, redis.call('GET', KEYS[3]) or false}
-  end
-  return {'reused', false, false}
+if left <= 0 then return answer('expired', false, false, none) end
+local current = s.refresh_jti == ARGV[1]
+if not current and not (s.previous_refresh_jti == ARGV[1] and type(s.rotated_at) == 'number'
+     and now - s.rotated_at <= tonumber(ARGV[3])) then
+  return answer('reused', false, false, none)
 end
+local d = none
+if KEYS[4] then
+  d = gcra_decide(KEYS[4], tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]))
+  if d[1] == 0 then return answer('limited', false, false, d) end
+end
+if not current then return answer('grace', raw, redis.call('GET', KEYS[3]) or false, d) end
 s.previous_refresh_jti = s.refresh_jti
 s.rotated_at = now
 s.last_seen_at = now
@@ -298,7 +334,8 @@ local rotated = cjson.encode(s)
 redis.call('SET', KEYS[1], rotated, 'PX', string.format('%.0f', math.min(left, tonumber(ARGV[5]))))
 redis.call('SADD', KEYS[2], ARGV[9])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-return {'rotated', rotated, redis.call('GET', KEYS[3]) or false}";
+return answer('rotated', rotated, redis.call('GET', KEYS[3]) or false, d)"
+);
 
 // KEYS: the session record, the user's session index (one hash tag). ARGV: the
 // record, its lifetime in ms, the session id, the index's lifetime in ms.
@@ -307,6 +344,48 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return redis.call('SCARD', KEYS[2])";
+
+// Stream token statistics, on the `{stats}` hash tag. KEYS: the issued, consumed and
+// rejected counters, the hash of live tokens by expiry second. ARGV: now ms, read
+// ('1'/'0'), the three counts to add, then (expiry second, change) pairs. A second
+// already begun is left out (its tokens count no more); a second that comes to zero
+// is deleted, and so are the seconds past. The hash expires with its last second.
+// With read, answers active, issued, consumed, rejected.
+const STREAM_STATS: &str = r"
+local now = tonumber(ARGV[1])
+for i = 1, 3 do
+  if ARGV[i + 2] ~= '0' then redis.call('INCRBY', KEYS[i], ARGV[i + 2]) end
+end
+local last = 0
+for i = 6, #ARGV - 1, 2 do
+  local second = tonumber(ARGV[i])
+  if second * 1000 > now then
+    if redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]) == 0 then
+      redis.call('HDEL', KEYS[4], ARGV[i])
+    end
+    if second > last then last = second end
+  end
+end
+if last > 0 then
+  local past = {}
+  for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+    local second = tonumber(field)
+    if not second or second * 1000 <= now then past[#past + 1] = field end
+  end
+  if #past > 0 then redis.call('HDEL', KEYS[4], unpack(past)) end
+  redis.call('PEXPIREAT', KEYS[4], last * 1000, 'GT')
+  redis.call('PEXPIREAT', KEYS[4], last * 1000, 'NX')
+end
+if ARGV[2] ~= '1' then return 0 end
+local active = 0
+local live = redis.call('HGETALL', KEYS[4])
+for i = 1, #live, 2 do
+  local second = tonumber(live[i])
+  if second and second * 1000 > now then active = active + tonumber(live[i + 1]) end
+end
+local totals = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+return {math.max(active, 0), tonumber(totals[1]) or 0, tonumber(totals[2]) or 0,
+  tonumber(totals[3]) or 0}";
 
 struct Scripts {
     compare_and_swap: Script,
@@ -322,6 +401,7 @@ struct Scripts {
     admit_stream: Script,
     admit_mint: Script,
     mint_stream_token: Script,
+    stream_stats: Script,
 }
 
 /// Where the store's commands go: one Redis, or a Redis Cluster.
@@ -546,6 +626,7 @@ impl RedisStore {
                 admit_stream: Script::new(ADMIT_STREAM),
                 admit_mint: Script::new(ADMIT_MINT),
                 mint_stream_token: Script::new(MINT_STREAM_TOKEN),
+                stream_stats: Script::new(STREAM_STATS),
             }),
             pubsub: Arc::new(PubSubState {
                 channels: Mutex::new(Vec::new()),
@@ -934,6 +1015,15 @@ impl RedisStore {
             .map(drop)
     }
 
+    pub(super) async fn expiring_remove_all(
+        &self,
+        key: &str,
+        members: &[String],
+    ) -> StoreResult<()> {
+        self.query::<()>(redis::cmd("ZREM").arg(key).arg(members))
+            .await
+    }
+
     pub(super) async fn expiring_count(&self, key: &str, now_ms: i64) -> StoreResult<u64> {
         let mut pipe = redis::pipe();
         pipe.cmd("ZREMRANGEBYSCORE")
@@ -1097,12 +1187,13 @@ impl RedisStore {
         index: &str,
         user: &str,
         r: &SessionRotation<'_>,
-    ) -> StoreResult<Rotation> {
+    ) -> StoreResult<(Rotation, Option<Decision>)> {
         let mut inv = self.scripts.rotate_session.prepare_invoke();
-        inv.key(session)
-            .key(index)
-            .key(user)
-            .arg(r.presented_jti)
+        inv.key(session).key(index).key(user);
+        if let Some(budget) = &r.budget {
+            inv.key(budget.key);
+        }
+        inv.arg(r.presented_jti)
             .arg(r.now.millis())
             .arg(ms(r.grace))
             .arg(ms(r.max_age))
@@ -1111,10 +1202,18 @@ impl RedisStore {
             .arg(r.refresh_jti)
             .arg(r.now.secs())
             .arg(r.session_id);
-        let (verdict, session, user): (String, Option<String>, Option<String>) =
+        if let Some(budget) = &r.budget {
+            inv.arg(budget.gcra.interval_us)
+                .arg(budget.gcra.capacity_us)
+                .arg(budget.cost.units());
+        }
+        type Reply = (String, Option<String>, Option<String>, i64, i64, i64, i64);
+        let (verdict, session, user, allowed, remaining, reset_after_us, retry_after_us): Reply =
             self.invoke(inv).await?;
+        let decision = (remaining >= 0)
+            .then(|| to_decision((allowed, remaining, reset_after_us, retry_after_us)));
         let session = || session.clone().unwrap_or_default();
-        Ok(match verdict.as_str() {
+        let rotation = match verdict.as_str() {
             "rotated" => Rotation::Rotated {
                 session: session(),
                 user,
@@ -1125,8 +1224,10 @@ impl RedisStore {
             },
             "reused" => Rotation::Reused,
             "expired" => Rotation::Expired,
+            "limited" => Rotation::Limited,
             _ => Rotation::Gone,
-        })
+        };
+        Ok((rotation, decision))
     }
 
     pub(super) async fn append_event(
@@ -1332,7 +1433,8 @@ impl RedisStore {
             .arg(admission.place)
             .arg(admission.place_expires_at_ms)
             .arg(admission.now_ms)
-            .arg(admission.max_streams);
+            .arg(admission.max_streams)
+            .arg(admission.released);
         let (verdict, allowed, remaining, reset_after_us, retry_after_us): (
             String,
             i64,
@@ -1424,6 +1526,38 @@ impl RedisStore {
             });
         }
         Ok(outcome)
+    }
+
+    pub(super) async fn stream_stats(
+        &self,
+        keys: &[String; 4],
+        flush: &StatsFlush,
+        read: bool,
+    ) -> StoreResult<Stats> {
+        let mut inv = self.scripts.stream_stats.prepare_invoke();
+        for key in keys {
+            inv.key(key.as_str());
+        }
+        inv.arg(flush.now_ms)
+            .arg(if read { "1" } else { "0" })
+            .arg(flush.issued)
+            .arg(flush.consumed)
+            .arg(flush.rejected);
+        for (second, change) in &flush.live {
+            inv.arg(*second).arg(*change);
+        }
+        if !read {
+            let _: i64 = self.invoke(inv).await?;
+            return Ok(Stats::default());
+        }
+        let (active, issued_total, consumed_total, rejected_total): (u64, u64, u64, u64) =
+            self.invoke(inv).await?;
+        Ok(Stats {
+            active,
+            issued_total,
+            consumed_total,
+            rejected_total,
+        })
     }
 
     pub(super) async fn revoke(

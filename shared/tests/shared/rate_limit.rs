@@ -27,6 +27,7 @@ async fn failure_budgets_are_spent_all_or_nothing_and_given_back_together(store:
         anon: Quota::parse("1/60s").unwrap(),
         login: Quota::parse("2/60s").unwrap(),
         login_account: Quota::parse("3/60s").unwrap(),
+        refresh: Quota::parse("1/60s").unwrap(),
     };
     let limiter = RateLimiter::new(store.clone(), limits, Default::default());
     let email = "grace@example.com";
@@ -193,6 +194,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         anon: Quota::parse("1/60s").unwrap(),
         login: Quota::parse("1/60s").unwrap(),
         login_account: Quota::parse("5/60s").unwrap(),
+        refresh: Quota::parse("1/60s").unwrap(),
     };
     let limiter = RateLimiter::new(store.clone(), limits, Default::default());
     let email = "ada@example.com";
@@ -201,6 +203,13 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         (Policy::Free, Subject::User("u1")),
         (Policy::Paid, Subject::User("u1")),
         (Policy::Anon, Subject::Address(ip)),
+        (
+            Policy::Refresh,
+            Subject::Session {
+                user_id: "u1",
+                session_id: "s1",
+            },
+        ),
     ] {
         let limit = limiter.decide(policy, subject, Cost::Take).await.unwrap();
         assert!(limit.decision.allowed, "{policy:?}");
@@ -232,6 +241,7 @@ async fn rate_limit_keys_are_tagged_by_subject_and_hold_no_email(store: Store) {
         format!("{p}:{{u:u1}}:rl:paid"),
         format!("{p}:{{ip6:2001:db8:0:0::/64}}:rl:anon"),
         format!("{p}:{{e:{digest}}}:rl:login_failures"),
+        format!("{p}:{{u:u1}}:rl:refresh:s1"),
     ];
     expected.sort();
     let dump = store.debug_dump().await.unwrap();

@@ -68,6 +68,8 @@ store_suite!(
     rotate_session_rotates_the_current_token_once_and_returns_the_user,
     rotate_session_grace_reuse_expiry_and_gone,
     concurrent_rotate_session_has_one_winner,
+    rotate_session_spends_the_budget_of_a_current_or_just_retired_token_only,
+    stream_stats_count_live_tokens_by_expiry_second_without_a_key_per_token,
     revoking_a_session_ends_its_record_in_the_same_round_trip,
     revoking_a_user_ends_every_indexed_session_in_one_round_trip,
     rate_limit_and_read_decide_and_read_in_one_round_trip,
@@ -1131,6 +1133,7 @@ fn rotation<'a>(presented: &'a str, next: &'a str, now: UnixTime) -> SessionRota
         grace: Duration::from_secs(10),
         max_age: Duration::from_secs(3600),
         refresh_ttl: Duration::from_secs(60),
+        budget: None,
     }
 }
 
@@ -1155,7 +1158,8 @@ async fn rotate_session_rotates_the_current_token_once_and_returns_the_user(stor
     let rotated = store
         .rotate_session(&rotation("r0", "r1", now))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(store.round_trips() - before, 1, "one round trip");
     let Rotation::Rotated { session, user } = rotated else {
         panic!("not rotated: {rotated:?}");
@@ -1195,7 +1199,8 @@ async fn rotate_session_rotates_the_current_token_once_and_returns_the_user(stor
     let again = store
         .rotate_session(&rotation("r0", "r2", now))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(
         again,
         Rotation::Grace {
@@ -1221,7 +1226,8 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("unknown", "x", now))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Reused,
         "a token that was never current"
     );
@@ -1229,14 +1235,16 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r0", "r1", now))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Rotated { user: None, .. }
     ));
     assert!(matches!(
         store
             .rotate_session(&rotation("r1", "r2", now))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Rotated { .. }
     ));
     // Two rotations back: theft even within the grace.
@@ -1244,7 +1252,8 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r0", "x", now))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Reused
     );
     // The just-retired one after the grace: theft.
@@ -1253,14 +1262,16 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r1", "x", later))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Reused
     );
     assert!(matches!(
         store
             .rotate_session(&rotation("r1", "x", UnixTime(now.millis() + 10_000)))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Grace { .. }
     ));
     // Past the maximum age: expired, even the current token, and nothing changes.
@@ -1270,7 +1281,8 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r2", "x", past))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Expired
     );
     assert_eq!(store.get(&key).await.unwrap(), stored);
@@ -1280,7 +1292,8 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r2", "r3", near))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Rotated { .. }
     ));
     let left = store.pttl(&key).await.unwrap().unwrap();
@@ -1290,7 +1303,8 @@ async fn rotate_session_grace_reuse_expiry_and_gone(store: Store) {
         store
             .rotate_session(&rotation("r3", "x", now))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         Rotation::Gone
     );
 }
@@ -1314,6 +1328,7 @@ async fn concurrent_rotate_session_has_one_winner(store: Store) {
                 .rotate_session(&rotation("r0", &next, now))
                 .await
                 .unwrap()
+                .0
         });
     }
     let mut rotated = Vec::new();
@@ -1330,6 +1345,174 @@ async fn concurrent_rotate_session_has_one_winner(store: Store) {
         graced.iter().all(|s| *s == rotated[0]),
         "every loser sees the winner's pair"
     );
+}
+
+async fn rotate_session_spends_the_budget_of_a_current_or_just_retired_token_only(store: Store) {
+    let keys = store.keys().clone();
+    let now = UnixTime::now();
+    store
+        .set(
+            &keys.session("u1", "s1"),
+            &session_record(now.millis()).to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let budget = keys.rate_limit("u:u1", "refresh:s1");
+    let gcra = shared::rate_limit::Quota::parse("2/60s").unwrap().gcra();
+    let with_budget = |presented, next| SessionRotation {
+        budget: Some(shared::store::KeySpend {
+            key: &budget,
+            gcra,
+            cost: Cost::Take,
+        }),
+        ..rotation(presented, next, now)
+    };
+    // Another token of the session touches no budget.
+    let (reused, decision) = store
+        .rotate_session(&with_budget("unknown", "x"))
+        .await
+        .unwrap();
+    assert_eq!((reused, decision), (Rotation::Reused, None));
+    assert!(!store.exists(&budget).await.unwrap());
+
+    let before = store.round_trips();
+    let (rotated, decision) = store
+        .rotate_session(&with_budget("r0", "r1"))
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips() - before, 1, "one round trip");
+    assert!(matches!(rotated, Rotation::Rotated { .. }), "{rotated:?}");
+    let decision = decision.unwrap();
+    assert!(decision.allowed && decision.remaining == 1, "{decision:?}");
+    // The just-retired token within the grace spends too.
+    let (graced, decision) = store.rotate_session(&with_budget("r0", "x")).await.unwrap();
+    assert!(matches!(graced, Rotation::Grace { .. }), "{graced:?}");
+    assert_eq!(decision.unwrap().remaining, 0);
+    // Spent: nothing changes, and the decision says when to come back.
+    let stored = store.get(&keys.session("u1", "s1")).await.unwrap();
+    let (limited, decision) = store
+        .rotate_session(&with_budget("r1", "r2"))
+        .await
+        .unwrap();
+    assert_eq!(limited, Rotation::Limited);
+    let decision = decision.unwrap();
+    assert!(
+        !decision.allowed && decision.retry_after_us > 0,
+        "{decision:?}"
+    );
+    assert_eq!(store.get(&keys.session("u1", "s1")).await.unwrap(), stored);
+    // Another session's budget is its own.
+    store
+        .set(
+            &keys.session("u1", "s2"),
+            &session_record(now.millis()).to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let other = keys.rate_limit("u:u1", "refresh:s2");
+    let (rotated, _) = store
+        .rotate_session(&SessionRotation {
+            session_id: "s2",
+            budget: Some(shared::store::KeySpend {
+                key: &other,
+                gcra,
+                cost: Cost::Take,
+            }),
+            ..rotation("r0", "r1", now)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(rotated, Rotation::Rotated { .. }), "{rotated:?}");
+}
+
+async fn stream_stats_count_live_tokens_by_expiry_second_without_a_key_per_token(store: Store) {
+    use shared::stream_token::{Stats, StatsFlush};
+    let now_ms = UnixTime::now().millis();
+    let second = |after_ms: i64| (now_ms + after_ms).div_euclid(1000);
+    let before = store.round_trips();
+    store
+        .flush_stream_stats(&StatsFlush {
+            issued: 5,
+            consumed: 1,
+            rejected: 2,
+            // 3 tokens live for 30 s, 2 for 60 s (1 of them consumed), and one
+            // already expired: left out.
+            live: vec![
+                (second(-2_000), 1),
+                (second(30_000), 3),
+                (second(60_000), 1),
+            ],
+            now_ms,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.round_trips(), before, "a background flush");
+    let read = |at_ms: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .flush_and_read_stream_stats(&StatsFlush {
+                    now_ms: at_ms,
+                    ..StatsFlush::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let totals = |active| Stats {
+        active,
+        issued_total: 5,
+        consumed_total: 1,
+        rejected_total: 2,
+    };
+    assert_eq!(read(now_ms).await, totals(4));
+    assert_eq!(store.round_trips() - before, 1, "a read is one round trip");
+    // A token leaves `active` when its expiry second begins.
+    assert_eq!(read(second(30_000) * 1000 - 1).await, totals(4));
+    assert_eq!(read(second(30_000) * 1000).await, totals(1));
+    assert_eq!(read(second(60_000) * 1000).await, totals(0));
+    // Another process's consumption of a live token, and one of a token whose second
+    // has begun (changes nothing).
+    let consumed = store
+        .flush_and_read_stream_stats(&StatsFlush {
+            consumed: 2,
+            live: vec![(second(30_000), -1), (second(-2_000), -1)],
+            now_ms,
+            ..StatsFlush::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        consumed,
+        Stats {
+            active: 3,
+            consumed_total: 3,
+            ..totals(3)
+        }
+    );
+    // Three counters and one hash, whatever the number of tokens; the hash goes
+    // with its last second.
+    let keys = store.keys();
+    let stats_keys: Vec<String> = store
+        .debug_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.contains("{stats}"))
+        .collect();
+    let mut expected: Vec<String> = ["consumed", "issued", "live", "rejected"]
+        .map(|n| keys.stream_stats(n))
+        .to_vec();
+    expected.sort();
+    assert_eq!(stats_keys, expected);
+    let left = store
+        .pttl(&keys.stream_stats("live"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(left <= Duration::from_secs(61), "{left:?}");
 }
 
 /// Session records of `user` and its session index, as logins leave them.

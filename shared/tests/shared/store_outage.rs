@@ -164,6 +164,7 @@ async fn tokens_are_not_accepted_unchecked_while_redis_is_down() {
         tier: Default::default(),
         kind: GrantKind::Token,
         session_expires_at: now.millis() + 3_600_000,
+        expires_at: None,
     };
     let secret = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
         .await

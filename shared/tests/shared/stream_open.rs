@@ -75,6 +75,7 @@ fn grant(user: &str, generation: &GenerationId, kind: GrantKind) -> StreamGrant 
         tier: Default::default(),
         kind,
         session_expires_at: UnixTime::now().millis() + 3_600_000,
+        expires_at: None,
     }
 }
 
@@ -132,8 +133,13 @@ async fn open_stream_takes_a_token_once_and_reads_the_history_after_the_point(st
     else {
         panic!("not opened: {opened:?}");
     };
+    let taken = serde_json::from_str::<StreamGrant>(&raw).unwrap();
+    assert!(taken.expires_at.is_some(), "the mint wrote its expiry");
     assert_eq!(
-        serde_json::from_str::<StreamGrant>(&raw).unwrap(),
+        StreamGrant {
+            expires_at: None,
+            ..taken
+        },
         token_grant
     );
     assert_eq!(
@@ -362,6 +368,7 @@ struct Admit<'a> {
     place: &'a str,
     max_streams: usize,
     quota: &'a str,
+    released: &'a [String],
 }
 
 async fn admit(store: &Store, a: Admit<'_>) -> Admission {
@@ -380,6 +387,7 @@ async fn admit(store: &Store, a: Admit<'_>) -> Admission {
             place_expires_at_ms: now.millis() + 60_000,
             max_streams: a.max_streams,
             now_ms: now.millis(),
+            released: a.released,
         })
         .await
         .unwrap();
@@ -397,12 +405,12 @@ async fn admit_stream_decides_in_order_and_takes_a_place(store: Store) {
         place,
         max_streams: 1,
         quota: "3/60s",
+        released: &[],
     };
     assert_eq!(admit(&store, base("a")).await, Admission::Admitted);
     let open_streams = store.keys().open_streams("u-1");
     assert_eq!(store.expiring_count(&open_streams, 0).await.unwrap(), 1);
     assert_eq!(admit(&store, base("b")).await, Admission::TooManyStreams);
-    store.expiring_remove(&open_streams, "a").await.unwrap();
     // A user-wide revocation after the grant was issued refuses it; one before does not.
     store
         .set(
@@ -412,11 +420,17 @@ async fn admit_stream_decides_in_order_and_takes_a_place(store: Store) {
         )
         .await
         .unwrap();
-    assert_eq!(admit(&store, base("c")).await, Admission::Revoked);
+    // The place of the user's closed stream goes first, whatever the decision.
+    let closed = ["a".to_owned()];
+    let after_close = Admit {
+        released: &closed,
+        ..base("c")
+    };
+    assert_eq!(admit(&store, after_close).await, Admission::Revoked);
     assert_eq!(
         store.expiring_count(&open_streams, 0).await.unwrap(),
         0,
-        "a refused open takes no place"
+        "a refused open takes no place, and the closed stream's is given back"
     );
     // The budget of 3 is spent (a refused admission spent it too): rate limited first.
     assert_eq!(admit(&store, base("d")).await, Admission::RateLimited);
@@ -442,6 +456,7 @@ async fn admit_stream_rereads_the_session_and_role_for_a_resume(store: Store) {
         place: "p",
         max_streams: 5,
         quota: "100/60s",
+        released: &[],
     };
     let keys = store.keys();
     // No session: ended.

@@ -123,6 +123,7 @@ pub fn grant(user_id: &str, session_id: &str, generation_id: &str) -> StreamGran
         tier: Default::default(),
         kind: GrantKind::Token,
         session_expires_at: UnixTime::now().millis() + 3_600_000,
+        expires_at: None,
     }
 }
 
