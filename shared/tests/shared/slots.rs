@@ -82,6 +82,7 @@ async fn every_script_multi_key_command_and_pipeline_part_stays_in_one_slot() {
     store.set("{end}:marker", "1", None).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let _ = monitor.kill();
+    let _ = monitor.wait();
     let lines = reader.join().unwrap();
 
     let mut checked = (0, 0, 0);
