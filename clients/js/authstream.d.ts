@@ -319,6 +319,12 @@ export interface TokenPair {
   /** Seconds. */
   refresh_expires_in: number;
   session_id: string;
+  /**
+   * On login only: this device's token. Browsers keep it as the `as_device` cookie;
+   * other clients send it back on later logins as `X-Device-Token`, which exempts the
+   * login from the account-wide failed-login cap.
+   */
+  device_token?: string;
 }
 
 /** The caller's profile (`AuthClient#me`). */
