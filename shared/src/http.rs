@@ -433,13 +433,24 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the store answers.
+/// `GET /readyz`: the store answers. On a Cluster, 503 only when no node answers: a
+/// master being replaced leaves every replica of the service degraded, not unready
+/// (taking them all out of the load balancer would turn one shard's failover into a
+/// full outage); the body names each master and whether it answered.
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers", responses(
-    (status = 200, description = "The store answers", body = Object, example = json!({"status": "ready", "store": "redis"})),
+    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve)", body = Object, example = json!({"status": "ready", "store": "redis"})),
     (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    store.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "store": store.kind() })))
+    let nodes = store.nodes().await?;
+    let status = match nodes.iter().all(|n| n.up) {
+        true => "ready",
+        false => "degraded",
+    };
+    let mut body = json!({ "status": status, "store": store.kind() });
+    if !nodes.is_empty() {
+        body["nodes"] = json!(nodes);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -60,6 +60,8 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
             .await
             .unwrap();
         assert_eq!(ready["store"], "redis-cluster");
+        assert_eq!(ready["status"], "ready");
+        assert_eq!(ready["nodes"].as_array().unwrap().len(), 3, "{ready}");
     }
 
     // Signed in on one auth replica, refreshed on the other, with the rotation rules.

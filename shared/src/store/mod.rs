@@ -197,6 +197,14 @@ struct EveryIndexedSession {
     marker_prefix: String,
 }
 
+/// One Cluster master in `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeHealth {
+    /// `host:port`, as the cluster names it.
+    pub node: String,
+    pub up: bool,
+}
+
 /// A new session for `Store::save_session`: its record (stored as it is) and the
 /// lifetimes of the record and of the user's session index.
 #[derive(Debug, Clone)]
@@ -566,6 +574,27 @@ impl Store {
 
     pub async fn ping(&self) -> StoreResult<()> {
         dispatch!(self.ping())
+    }
+
+    /// Readiness: an error when the store cannot be reached as a whole; otherwise,
+    /// on a Cluster, each master that serves slots and whether it answered (one
+    /// electing a new master is down while the rest serve: degraded, not unready).
+    /// Empty for one Redis or memory once they answer.
+    pub async fn nodes(&self) -> StoreResult<Vec<NodeHealth>> {
+        match &self.backend {
+            Backend::Redis(s) if s.is_cluster() => {
+                let nodes = s.masters().await?;
+                for node in &nodes {
+                    metrics::gauge!("authstream_store_node_up", "node" => node.node.clone())
+                        .set(if node.up { 1.0 } else { 0.0 });
+                }
+                if !nodes.is_empty() && nodes.iter().all(|n| !n.up) {
+                    return Err(StoreError::Unavailable("no cluster node answers".into()));
+                }
+                Ok(nodes)
+            }
+            _ => self.ping().await.map(|()| Vec::new()),
+        }
     }
 
     pub async fn get(&self, key: &str) -> StoreResult<Option<String>> {

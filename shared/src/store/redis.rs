@@ -835,6 +835,62 @@ impl RedisStore {
         .await
     }
 
+    /// The masters that serve slots (`CLUSTER NODES`, asked of any node that
+    /// answers), each pinged on its own within the timeout.
+    pub(super) async fn masters(&self) -> StoreResult<Vec<super::NodeHealth>> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let Conn::Cluster(conn) = self.conn().await? else {
+            return Ok(Vec::new());
+        };
+        let mut text = None;
+        for _ in 0..3 {
+            let asked = tokio::time::timeout(
+                self.timeout,
+                conn.clone().route_command(
+                    redis::cmd("CLUSTER").arg("NODES").to_owned(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                ),
+            )
+            .await;
+            if let Ok(Ok(reply)) = asked {
+                text = String::from_redis_value(reply).ok();
+                break;
+            }
+        }
+        let text = text.ok_or_else(|| StoreError::Unavailable("no cluster node answers".into()))?;
+        let masters: Vec<(String, u16)> = text
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let serves = fields.len() > 8;
+                let master = fields.get(2).is_some_and(|f| f.contains("master"));
+                let address = fields.get(1)?.split('@').next()?;
+                let (host, port) = address.rsplit_once(':')?;
+                let port: u16 = port.parse().ok()?;
+                (serves && master).then(|| (host.to_owned(), port))
+            })
+            .collect();
+        let pings = masters.into_iter().map(|(host, port)| {
+            let mut conn = conn.clone();
+            async move {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port,
+                });
+                let answered = tokio::time::timeout(
+                    self.timeout,
+                    conn.route_command(redis::cmd("PING"), route),
+                )
+                .await;
+                super::NodeHealth {
+                    node: format!("{host}:{port}"),
+                    up: matches!(answered, Ok(Ok(_))),
+                }
+            }
+        });
+        Ok(futures_util::future::join_all(pings).await)
+    }
+
     pub(super) async fn ping(&self) -> StoreResult<()> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
     }

@@ -49,7 +49,21 @@ async fn a_master_killed_fails_only_its_keys_fast_and_they_come_back_after_the_e
     let (doomed, safe): (Vec<&String>, Vec<&String>) =
         keys.iter().partition(|k| cluster.master_of(k) == victim);
     assert!(!safe.is_empty());
+    let nodes = store.nodes().await.unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n.up));
     cluster.kill(victim);
+    // Readiness: degraded, not unready; the body names the node that is down.
+    let nodes = store
+        .nodes()
+        .await
+        .expect("ready while one master is replaced");
+    let down: Vec<&str> = nodes
+        .iter()
+        .filter(|n| !n.up)
+        .map(|n| n.node.as_str())
+        .collect();
+    assert_eq!(down, [format!("127.0.0.1:{victim}")], "{nodes:?}");
 
     // During the election: the victim's keys fail within the timeout; the others'
     // answer.
@@ -108,9 +122,17 @@ async fn writes_a_failover_could_lose_fail_until_a_replica_confirms_them() {
             .cli(master, &["CLUSTER", "NODES"])
             .unwrap_or_default()
     );
-    shared::revocation::revoke_session(&store, "user-1", "sid-0", keep)
+    // Confirmed while the replica runs (a loaded machine may need a second try).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shared::revocation::revoke_session(&store, "user-1", "sid-0", keep)
         .await
-        .unwrap();
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never confirmed with the replica up"
+        );
+    }
 
     cluster.signal(replicas[0], "-STOP");
     let started = Instant::now();
