@@ -258,5 +258,6 @@ mod tests {
         assert_eq!(embedded.var("DEMO").as_deref(), Some("false"));
         let auth = auth_service::config::Settings::from_env(&embedded).unwrap();
         assert!(!auth.common.demo);
+        assert_eq!(auth.public_url, "http://127.0.0.1:9000", "AUTH_PUBLIC_URL");
     }
 }
