@@ -259,6 +259,12 @@ impl RevocationFeed {
         })
     }
 
+    /// Broadcasts `item` as the tail would (tests of slow followers).
+    #[cfg(test)]
+    pub(crate) fn send(&self, item: Item) {
+        let _ = self.sender.send(item);
+    }
+
     /// Starts the tail unless it runs.
     fn ensure_tail(self: &Arc<Self>) {
         if !self.running.swap(true, Ordering::SeqCst) {

@@ -198,3 +198,51 @@ fn events(
         Some((Ok(event), follower))
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::feed::{MAX_QUEUED, RevocationFeed};
+
+    fn follower(feed: &Arc<crate::feed::RevocationFeed>, subscription: Subscription) -> Follower {
+        Follower {
+            queue: VecDeque::new(),
+            subscription,
+            shutdown: feed.shutdown_signal(),
+            expiry: Box::pin(tokio::time::sleep(Duration::from_secs(60))),
+            own_jti: "own".into(),
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_is_disconnected_and_shutdown_ends_the_others() {
+        let feed = RevocationFeed::new(shared::Store::memory("lag"), Duration::from_secs(60));
+        let wait = Duration::from_secs(5);
+        let slow = feed.subscribe(None, wait).await.unwrap();
+        let mut slow = follower(&feed, slow);
+        let mut keeping_up = follower(&feed, feed.subscribe(None, wait).await.unwrap());
+        slow.start();
+        keeping_up.start();
+        let (first, second) = (slow.next().await.unwrap(), keeping_up.next().await.unwrap());
+        assert!(matches!(first, sse::Event::Data(_)) && matches!(second, sse::Event::Data(_)));
+        for _ in 0..=MAX_QUEUED * 2 {
+            feed.send(Item::Heartbeat {
+                position: Arc::from("0-0"),
+                time: 1,
+            });
+        }
+        // Whatever it may still take, it ends instead of skipping events.
+        let mut taken = 0;
+        while slow.next().await.is_some() {
+            taken += 1;
+            assert!(taken <= MAX_QUEUED, "never more than the queue");
+        }
+        feed.shutdown();
+        assert!(
+            keeping_up.next().await.is_none(),
+            "shutdown ends the stream"
+        );
+    }
+}
