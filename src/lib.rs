@@ -83,6 +83,7 @@ pub fn routes(
 pub struct Application {
     port: u16,
     server: Server,
+    auth: web::Data<auth_service::AuthState>,
     stream: web::Data<StreamState>,
     store_kind: &'static str,
     ephemeral_key: bool,
@@ -118,6 +119,7 @@ impl Application {
         let send_timeout = stream.send_timeout;
         let stream_state = web::Data::new(StreamState::new(stream, store, KeySource::Local(keys))?);
         let stream = stream_state.clone();
+        let auth_handle = auth_state.clone();
         let document = ApiDocument::new(&document(demo))?;
         let server = HttpServer::new(move || {
             App::new()
@@ -139,6 +141,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            auth: auth_handle,
             stream,
             store_kind,
             ephemeral_key,
@@ -188,11 +191,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let stream = self.stream.clone();
+        let auth = self.auth.clone();
         let signals = tokio::spawn(async move {
             shared::shutdown::signal().await;
             tracing::info!("shutdown signal received: ending open streams and stopping");
             let stopping = handle.stop(true);
             stream.shutdown();
+            auth.shutdown();
             tokio::time::timeout(Duration::from_secs(15), stopping)
                 .await
                 .ok();
@@ -255,5 +260,6 @@ mod tests {
         assert_eq!(embedded.var("DEMO").as_deref(), Some("false"));
         let auth = auth_service::config::Settings::from_env(&embedded).unwrap();
         assert!(!auth.common.demo);
+        assert_eq!(auth.public_url, "http://127.0.0.1:9000", "AUTH_PUBLIC_URL");
     }
 }

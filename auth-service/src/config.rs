@@ -9,12 +9,20 @@ use shared::settings::CommonSettings;
 
 use crate::sessions::SessionBounds;
 
-pub const KNOWN_SCOPES: [&str; 3] = ["generations:write", "events:publish", "users:admin"];
+pub const KNOWN_SCOPES: [&str; 4] = [
+    "generations:write",
+    "events:publish",
+    "users:admin",
+    "revocations:read",
+];
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: CommonSettings,
     pub bind: String,
+    /// `AUTH_PUBLIC_URL`: this service's URL as callers reach it (no trailing `/`), the
+    /// base of the absolute URLs it publishes (the discovery document).
+    pub public_url: String,
     pub stream_public_url: String,
     pub refresh_reuse_grace: Duration,
     pub service_clients: Vec<ServiceClient>,
@@ -40,8 +48,10 @@ pub struct ServiceClient {
 impl Settings {
     pub fn from_env(env: &dyn Env) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_env(env)?;
+        let bind = config::bind_addr(env, "AUTH_BIND", "0.0.0.0:8081")?;
         Ok(Self {
-            bind: config::bind_addr(env, "AUTH_BIND", "0.0.0.0:8081")?,
+            public_url: public_url(env, &bind)?,
+            bind,
             stream_public_url: config::string_or(env, "STREAM_PUBLIC_URL", "")
                 .trim_end_matches('/')
                 .to_owned(),
@@ -66,6 +76,29 @@ impl Settings {
             max_age: self.session_max_age,
         }
     }
+}
+
+/// `AUTH_PUBLIC_URL`, default `http://` + `AUTH_BIND`: an absolute `http` or `https`
+/// URL with a host, maybe a path, no query or fragment; kept without a trailing `/`.
+fn public_url(env: &dyn Env, bind: &str) -> Result<String, ConfigError> {
+    let Some(url) = config::string(env, "AUTH_PUBLIC_URL") else {
+        return Ok(format!("http://{bind}"));
+    };
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or_default());
+    let ok = host.is_some_and(|h| !h.is_empty() && !h.contains('@'))
+        && !url.contains(['?', '#'])
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(ConfigError::new(
+            "AUTH_PUBLIC_URL",
+            "must be an absolute http:// or https:// URL with a host and no query, fragment or credentials",
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 fn at_least_one(env: &dyn Env, name: &str, default: usize) -> Result<usize, ConfigError> {
@@ -189,6 +222,37 @@ mod tests {
         }
         let default = Settings::from_env(&vars(&[])).unwrap();
         assert_eq!(default.password_queue_timeout, Duration::from_secs(2));
+        assert_eq!(
+            Settings::from_env(&vars(&[(
+                "SERVICE_CLIENTS",
+                r#"[{"id":"verifier","secret":"0123456789abcdef","scopes":["revocations:read"]}]"#,
+            )]))
+            .unwrap()
+            .service_clients[0]
+                .scopes,
+            ["revocations:read"]
+        );
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_bind_address_and_is_checked() {
+        let s = Settings::from_env(&vars(&[("AUTH_BIND", "127.0.0.1:9001")])).unwrap();
+        assert_eq!(s.public_url, "http://127.0.0.1:9001");
+        let s =
+            Settings::from_env(&vars(&[("AUTH_PUBLIC_URL", "https://auth.example/id/")])).unwrap();
+        assert_eq!(s.public_url, "https://auth.example/id");
+        for bad in [
+            "auth.example",
+            "ftp://auth.example",
+            "https://",
+            "https://auth.example/?x=1",
+            "https://auth.example/#top",
+            "https://user:pw@auth.example",
+            "https://auth example",
+        ] {
+            let err = Settings::from_env(&vars(&[("AUTH_PUBLIC_URL", bad)])).unwrap_err();
+            assert_eq!(err.var, "AUTH_PUBLIC_URL", "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod demo;
 pub mod devices;
 pub mod domain;
+pub mod feed;
 pub mod keys_command;
 pub mod openapi;
 pub mod passwords;

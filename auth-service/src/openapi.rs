@@ -48,19 +48,57 @@ pub struct SessionView {
 
 /// The claims of a valid token (`sub`, `exp`, `jti`, `token_type`, and `sid`, `tier`,
 /// `roles` for access tokens or `scopes` for service tokens), with `active: true`.
+/// `POST /auth/introspect` answers `{"active": false}` alone for a token that is not
+/// valid, and adds `scope` and `client_id` for a service token.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Introspection {
-    /// Always `true`: a refused token is a 401
+    /// `true` for a valid token (`/auth/validate` answers 401 otherwise;
+    /// `/auth/introspect` answers `{"active": false}`)
     active: bool,
-    sub: String,
-    iss: String,
-    aud: String,
-    exp: i64,
-    iat: i64,
-    jti: String,
+    sub: Option<String>,
+    iss: Option<String>,
+    aud: Option<String>,
+    exp: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
     /// `access` or `service`
-    token_type: String,
+    token_type: Option<String>,
+    /// `/auth/introspect`, service tokens: space-separated scopes
+    scope: Option<String>,
+    /// `/auth/introspect`, service tokens: the client id
+    client_id: Option<String>,
+}
+
+/// Authorization server metadata (RFC 8414), the same at
+/// `/.well-known/oauth-authorization-server` and `/.well-known/openid-configuration`.
+/// Absolute URLs start with `AUTH_PUBLIC_URL`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ServerMetadata {
+    /// `JWT_ISSUER`: the `iss` of every token
+    issuer: String,
+    jwks_uri: String,
+    /// `/auth/service-token`
+    token_endpoint: String,
+    /// `/auth/revoke`
+    revocation_endpoint: String,
+    /// `/auth/introspect`
+    introspection_endpoint: String,
+    /// `["client_credentials"]`
+    grant_types_supported: Vec<String>,
+    /// `[]`: there is no authorization endpoint
+    response_types_supported: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`
+    token_endpoint_auth_methods_supported: Vec<String>,
+    /// `["none"]`: anyone holding a token may revoke it
+    revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// `["client_secret_basic"]`
+    introspection_endpoint_auth_methods_supported: Vec<String>,
+    scopes_supported: Vec<String>,
+    /// The algorithm of every JWT this server signs (`EdDSA` or `HS256`); an authstream
+    /// extension
+    token_signing_alg_values_supported: Vec<String>,
 }
 
 /// A service token.
@@ -170,6 +208,10 @@ pub struct DisconnectAnnounced {
         crate::routes::tokens::validate_post,
         crate::routes::tokens::validate_get,
         crate::routes::tokens::revoke,
+        crate::routes::tokens::introspect_form,
+        crate::routes::revocations::follow,
+        crate::routes::discovery::oauth_metadata,
+        crate::routes::discovery::openid_configuration,
         crate::routes::service_tokens::issue,
         crate::routes::admin::revoke_user,
         crate::routes::admin::update_user,
@@ -180,6 +222,7 @@ pub struct DisconnectAnnounced {
         crate::routes::stream_tokens::stats,
         crate::routes::jwks::jwks,
     ),
+    components(schemas(crate::feed::FeedRevocation)),
     modifiers(&SharedComponents),
     tags(
         (name = "accounts", description = "Registration, login, refresh, logout"),

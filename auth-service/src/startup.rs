@@ -12,6 +12,7 @@ use shared::rate_limit::RateLimiter;
 use shared::{ApiError, Store, http};
 
 use crate::config::Settings;
+use crate::feed::RevocationFeed;
 use crate::passwords::PasswordHasher;
 
 /// Request bodies of the auth service are small JSON documents.
@@ -28,6 +29,8 @@ pub struct AuthState {
     pub limiter: RateLimiter,
     /// When sessions end, for stream token mints (`routes::stream_tokens`).
     pub session_ends: crate::routes::SessionEnds,
+    /// The revocation feed (`GET /auth/revocations`): one tail of the log per process.
+    pub feed: Arc<RevocationFeed>,
 }
 
 impl AuthState {
@@ -47,11 +50,17 @@ impl AuthState {
             )?,
             limiter: settings.common.rate_limiter(store.clone()),
             session_ends: crate::routes::session_ends(settings.session_max_age),
+            feed: RevocationFeed::new(store.clone(), settings.common.revocation_ttl()),
             validator,
             keys,
             store,
             settings,
         })
+    }
+
+    /// Tells every open revocation feed to end (shutdown).
+    pub fn shutdown(&self) {
+        self.feed.shutdown();
     }
 }
 
@@ -81,6 +90,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>, docume
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AuthState>,
 }
 
 impl Application {
@@ -102,24 +112,49 @@ impl Application {
         let cors_origins = settings.common.cors_origins.clone();
         let document = ApiDocument::new(&crate::openapi::document(settings.common.demo))?;
         let state = web::Data::new(AuthState::new(settings, store, keys)?);
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(middleware::from_fn(http::observe))
-                .configure(|cfg| routes(cfg, &state, &document))
+                .configure(|cfg| routes(cfg, &app_state, &document))
                 .default_service(web::to(http::not_found))
         })
         .listen(listener)?
+        // Signals are handled in `run_until_stopped`: revocation feeds are told to go first.
+        .disable_signals()
         .shutdown_timeout(10)
         .run();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The state of the running service (tests stop its feeds with `shutdown`).
+    pub fn state(&self) -> web::Data<AuthState> {
+        self.state.clone()
+    }
+
+    /// Runs until SIGTERM or Ctrl-C: stops accepting, ends open revocation feeds,
+    /// finishes in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let signals = tokio::spawn(async move {
+            shared::shutdown::signal().await;
+            tracing::info!("shutdown signal received: ending revocation feeds and stopping");
+            let stopping = handle.stop(true);
+            state.shutdown();
+            stopping.await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        result
     }
 }

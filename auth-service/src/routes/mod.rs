@@ -2,9 +2,11 @@
 
 pub(crate) mod account;
 pub(crate) mod admin;
+pub(crate) mod discovery;
 pub(crate) mod generations;
 pub(crate) mod jwks;
 pub(crate) mod me;
+pub(crate) mod revocations;
 pub(crate) mod service_tokens;
 pub(crate) mod sessions;
 pub(crate) mod stream_tokens;
@@ -31,6 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::validate_post)
         .service(tokens::validate_get)
         .service(tokens::revoke)
+        .service(tokens::introspect_form)
+        .service(discovery::oauth_metadata)
+        .service(discovery::openid_configuration)
         .service(service_tokens::issue)
         .service(admin::revoke_user)
         .service(admin::update_user)
@@ -39,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(generations::get)
         .service(stream_tokens::mint)
         .service(stream_tokens::stats)
+        .service(revocations::follow)
         .service(jwks::jwks);
 }
 

@@ -14,6 +14,7 @@ use shared::rate_limit::{Cost, Limit, Policy, Subject};
 use shared::{ApiError, ErrorCode, UnixTime};
 use subtle::ConstantTimeEq as _;
 
+use crate::config::ServiceClient;
 use crate::startup::AuthState;
 
 /// Each decision into the answer's headers; the first refusal as 429.
@@ -33,6 +34,20 @@ pub struct ClientCredentials {
     scope: Option<String>,
 }
 
+/// The RFC 6749 §4.4 client credentials grant, as a form
+/// (`application/x-www-form-urlencoded`); the credentials as HTTP Basic or in
+/// `client_id` and `client_secret`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct ClientCredentialsForm {
+    /// `client_credentials`, the only grant type of this endpoint
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    client_secret: Option<SecretString>,
+    /// Optional narrowing: space-separated scopes, each one the client has.
+    scope: Option<String>,
+}
+
 fn digest(secret: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
     let mut out = [0u8; 32];
@@ -40,8 +55,9 @@ fn digest(secret: &str) -> [u8; 32] {
     out
 }
 
-/// `client_id:client_secret` from HTTP Basic.
-fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
+/// `client_id:client_secret` from HTTP Basic, as sent (see `authenticate` for the
+/// form-urlencoding of RFC 6749 §2.3.1).
+pub(crate) fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -52,10 +68,112 @@ fn basic(req: &HttpRequest) -> Option<(String, SecretString)> {
     Some((id.to_owned(), SecretString::from(secret.to_owned())))
 }
 
+/// `part` form-urlencoding decoded, when it holds any encoding (`%`, `+`).
+fn form_decoded(part: &str) -> Option<String> {
+    if !part.contains(['%', '+']) {
+        return None;
+    }
+    // `a=` makes it a form of one field; the value is the part, decoded.
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("a={part}"))
+        .ok()?
+        .pop()
+        .map(|(_, v)| v)
+}
+
+/// The invalid-credentials answer of a client authentication, with `WWW-Authenticate: Basic`.
+pub(crate) fn invalid_client() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "unknown client or wrong secret",
+    )
+    .with_challenge(Challenge::Basic)
+}
+
+/// A configured service client, by its id and secret, under its failure budgets:
+/// failed attempts are counted per client and address (every unknown id shares one
+/// budget); an address that has spent it gets 429 before its secret is looked at,
+/// right or wrong, so a guesser is stopped while the real client, from its own
+/// address, is not. A success spends nothing.
+pub(crate) async fn authenticate<'s>(
+    state: &'s AuthState,
+    req: &HttpRequest,
+    id: &str,
+    secret: &SecretString,
+) -> Result<&'s ServiceClient, ApiError> {
+    let client = state.settings.service_clients.iter().find(|c| c.id == id);
+    let address = super::client_addr(state, req);
+    let failures = state
+        .limiter
+        .client_failures(client.map_or("?", |c| c.id.as_str()), address);
+    let (gate, _) = state
+        .limiter
+        .spend_failures(&failures, Cost::Peek, None)
+        .await?;
+    // Looked at, not spent: its headers only go on a refusal.
+    if gate.iter().any(|l| !l.decision.allowed) {
+        check_all(req, &gate)?;
+    }
+    // Compare digests in constant time; an unknown id is compared against a dummy so
+    // both failures take the same time.
+    let expected = digest(client.map_or("no such client: never matches", |c| {
+        c.secret.expose_secret()
+    }));
+    // RFC 6749 §2.3.1 has clients form-urlencode the secret in HTTP Basic (standard
+    // libraries do); others send it as it is: either matches.
+    let decoded = form_decoded(secret.expose_secret()).unwrap_or_default();
+    let matches: bool = (digest(secret.expose_secret()).ct_eq(&expected)
+        | digest(&decoded).ct_eq(&expected))
+    .into();
+    if let Some(client) = client.filter(|_| matches) {
+        return Ok(client);
+    }
+    // Only a configured id is named: what was sent may be a secret in the wrong field.
+    match client {
+        Some(known) => {
+            tracing::info!(client_id = %known.id, "client authentication refused: wrong secret")
+        }
+        None => tracing::info!("client authentication refused: unknown client"),
+    }
+    // The failure spends the address's anonymous budget and the failure budget, in
+    // one wave.
+    let (anon, (spent, _)) = tokio::try_join!(
+        state
+            .limiter
+            .decide(Policy::Anon, Subject::Address(address), Cost::Take),
+        state.limiter.spend_failures(&failures, Cost::Take, None),
+    )?;
+    shared::http::record_limit(req, anon);
+    check_all(req, &spent)?;
+    anon.check()?;
+    Err(invalid_client())
+}
+
+/// True when the body is a form (`application/x-www-form-urlencoded`).
+pub(crate) fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// A form body; `validation_failed` naming `body` when it is not one (never echoed).
+pub(crate) fn from_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(raw)
+        .map_err(|_| ApiError::field("body", "is not a form of the expected fields"))
+}
+
 #[utoipa::path(
     tag = "tokens", summary = "A service token for a configured client",
+    description = "Client credentials as HTTP Basic, or in a JSON body, or the RFC 6749 §4.4 form (`grant_type=client_credentials`, with HTTP Basic or `client_id` and `client_secret` fields). A form with another `grant_type` is 422 `validation_failed` naming `grant_type`.",
     security(("basic" = []), ()),
-    request_body(content = Option<ClientCredentials>, description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
+    request_body(content(
+        (Option<ClientCredentials> = "application/json"),
+        (ClientCredentialsForm = "application/x-www-form-urlencoded"),
+    ), description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
     responses(
         (status = 200, description = "A service token (`Cache-Control: no-store`)", body = crate::openapi::ServiceToken),
         (status = 401, response = shared::openapi::Unauthorized),
@@ -72,14 +190,24 @@ pub async fn issue(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = || {
-        ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "unknown client or wrong secret",
-        )
-        .with_challenge(Challenge::Basic)
-    };
-    let json: ClientCredentials = if body.is_empty() {
+    let json: ClientCredentials = if is_form(&req) {
+        let form: ClientCredentialsForm = from_form(&body)?;
+        match form.grant_type.as_deref() {
+            Some("client_credentials") => {}
+            Some(_) => {
+                return Err(ApiError::field(
+                    "grant_type",
+                    "must be client_credentials, the only grant type of this endpoint",
+                ));
+            }
+            None => return Err(ApiError::field("grant_type", "is required")),
+        }
+        ClientCredentials {
+            client_id: form.client_id,
+            client_secret: form.client_secret,
+            scope: form.scope,
+        }
+    } else if body.is_empty() {
         ClientCredentials::default()
     } else {
         shared::http::from_json_object(&body)
@@ -88,52 +216,9 @@ pub async fn issue(
     let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {
         (Some(pair), _, _) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
-        _ => return Err(invalid()),
+        _ => return Err(invalid_client()),
     };
-    let client = state.settings.service_clients.iter().find(|c| c.id == id);
-    // Failed attempts are counted per client and address (every unknown id shares one
-    // budget): an address that has spent it gets 429 before its secret is looked at,
-    // right or wrong, so a guesser is stopped while the real client, from its own
-    // address, is not. A success spends nothing.
-    let address = super::client_addr(&state, &req);
-    let failures = state
-        .limiter
-        .client_failures(client.map_or("?", |c| c.id.as_str()), address);
-    let (gate, _) = state
-        .limiter
-        .spend_failures(&failures, Cost::Peek, None)
-        .await?;
-    // Looked at, not spent: its headers only go on a refusal.
-    if gate.iter().any(|l| !l.decision.allowed) {
-        check_all(&req, &gate)?;
-    }
-    // Compare digests in constant time; an unknown id is compared against a dummy so
-    // both failures take the same time.
-    let expected = digest(client.map_or("no such client: never matches", |c| {
-        c.secret.expose_secret()
-    }));
-    let matches: bool = digest(secret.expose_secret()).ct_eq(&expected).into();
-    let Some(client) = client.filter(|_| matches) else {
-        // Only a configured id is named: what was sent may be a secret in the wrong field.
-        match client {
-            Some(known) => {
-                tracing::info!(client_id = %known.id, "service token refused: wrong secret")
-            }
-            None => tracing::info!("service token refused: unknown client"),
-        }
-        // The failure spends the address's anonymous budget and the failure budget,
-        // in one wave.
-        let (anon, (spent, _)) = tokio::try_join!(
-            state
-                .limiter
-                .decide(Policy::Anon, Subject::Address(address), Cost::Take),
-            state.limiter.spend_failures(&failures, Cost::Take, None),
-        )?;
-        shared::http::record_limit(&req, anon);
-        check_all(&req, &spent)?;
-        anon.check()?;
-        return Err(invalid());
-    };
+    let client = authenticate(&state, &req, &id, &secret).await?;
 
     let scopes = match json.scope.as_deref().map(str::split_whitespace) {
         None => client.scopes.clone(),

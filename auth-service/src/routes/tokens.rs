@@ -11,6 +11,7 @@ use shared::store::KeySpend;
 use shared::{ApiError, UnixTime, http, revocation};
 
 use super::account::end_session;
+use super::service_tokens::{authenticate, basic, from_form, invalid_client, is_form};
 use crate::sessions::{self, Refreshed};
 use crate::startup::AuthState;
 use crate::tokens;
@@ -128,6 +129,15 @@ pub struct TokenBody {
     token: Option<String>,
 }
 
+/// A token as an RFC 7009 / RFC 7662 form (`application/x-www-form-urlencoded`).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct TokenForm {
+    token: Option<String>,
+    /// `access_token` or `refresh_token`: a hint only, every kind is looked at
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ValidateQuery {
@@ -223,7 +233,10 @@ pub async fn validate_get(
 /// RFC 7009: 200 whether or not the token was valid, so it reveals nothing.
 #[utoipa::path(
     tag = "tokens", summary = "Revoke a token (RFC 7009)",
-    request_body = TokenBody,
+    request_body(content(
+        (TokenBody = "application/json"),
+        (TokenForm = "application/x-www-form-urlencoded"),
+    ), description = "The token, as JSON or as the RFC 7009 form"),
     responses(
         (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = Object, example = json!({})),
         (status = 413, response = shared::openapi::PayloadTooLarge),
@@ -235,10 +248,18 @@ pub async fn validate_get(
 #[post("/auth/revoke")]
 pub async fn revoke(
     state: web::Data<AuthState>,
+    req: HttpRequest,
     _: Anonymous,
-    body: shared::http::JsonObject<TokenBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(token) = body.into_inner().token.filter(|t| !t.is_empty()) else {
+    let token = if is_form(&req) {
+        from_form::<TokenForm>(&body)?.token
+    } else {
+        shared::http::from_json_object::<TokenBody>(&body)
+            .map_err(|e| ApiError::field("body", http::json_problem(&e)))?
+            .token
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::field("token", "is required"));
     };
     let now = UnixTime::now();
@@ -260,6 +281,76 @@ pub async fn revoke(
         Err(_) => {}
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
+/// RFC 7662: the claims of a valid access or service token with `active: true`
+/// (plus `scope` and `client_id` for a service token), `{"active": false}` for
+/// anything else. Only a configured service client may ask.
+#[utoipa::path(
+    tag = "tokens", summary = "Introspect a token (RFC 7662)",
+    description = "For configured service clients (HTTP Basic). The same checks as `/auth/validate`, revocation included; any token that is not a valid access or service token (invalid, expired, revoked, a refresh token) is `{\"active\": false}`.",
+    security(("basic" = [])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token`, and an optional `token_type_hint`"),
+    responses(
+        (status = 200, description = "`{\"active\": true, ...the claims}` or `{\"active\": false}` (`Cache-Control: no-store`)", body = crate::openapi::Introspection),
+        (status = 401, response = shared::openapi::Unauthorized),
+        (status = 413, response = shared::openapi::PayloadTooLarge),
+        (status = 422, response = shared::openapi::Unprocessable),
+        (status = 429, response = shared::openapi::TooManyRequests),
+        (status = 503, response = shared::openapi::Unavailable)
+    )
+)]
+#[post("/auth/introspect")]
+pub async fn introspect_form(
+    state: web::Data<AuthState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let Some((id, secret)) = basic(&req) else {
+        return Err(invalid_client());
+    };
+    authenticate(&state, &req, &id, &secret).await?;
+    let form: TokenForm = from_form(&body)?;
+    let Some(token) = form.token.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::field("token", "is required"));
+    };
+    let now = UnixTime::now();
+    let v = &state.validator;
+    let answer = match v.validate::<AccessClaims>(&token, now).await {
+        Ok(claims) => active(serde_json::to_value(claims), None),
+        Err(TokenError::WrongType(t)) if t == "service" => {
+            match v.validate::<ServiceClaims>(&token, now).await {
+                Ok(claims) => {
+                    let extra = (claims.scopes.join(" "), claims.client_id().to_owned());
+                    active(serde_json::to_value(claims), Some(extra))
+                }
+                Err(TokenError::Store(e)) => return Err(e.into()),
+                Err(_) => serde_json::json!({"active": false}),
+            }
+        }
+        Err(TokenError::Store(e)) => return Err(e.into()),
+        Err(_) => serde_json::json!({"active": false}),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(answer))
+}
+
+/// A valid token's claims with `active: true`; a service token's with its `scope`
+/// (space-separated, RFC 7662) and `client_id`.
+fn active(
+    claims: Result<serde_json::Value, serde_json::Error>,
+    service: Option<(String, String)>,
+) -> serde_json::Value {
+    let Ok(mut body) = claims else {
+        return serde_json::json!({"active": false});
+    };
+    body["active"] = serde_json::Value::Bool(true);
+    if let Some((scope, client_id)) = service {
+        body["scope"] = scope.into();
+        body["client_id"] = client_id.into();
+    }
+    body
 }
 
 async fn revoke_one<C: Claims>(

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use auth_service::Application;
 use auth_service::config::Settings;
+use auth_service::{Application, AuthState};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use shared::Store;
@@ -12,11 +12,15 @@ use shared::keys::KeySet;
 pub const PASSWORD: &str = "correct horse battery";
 pub const ADMIN_CLIENT: (&str, &str) = ("admin-tool", "admin-secret-0123456789");
 pub const BACKEND_CLIENT: (&str, &str) = ("backend", "backend-secret-0123456789");
+/// A verifier following the revocation feed.
+pub const FEED_CLIENT: (&str, &str) = ("verifier", "verifier-secret-0123456789");
 
 pub struct TestApp {
     pub address: String,
     pub store: Store,
     pub http: reqwest::Client,
+    /// The running service's state (to stop its feeds as shutdown does).
+    pub state: Arc<AuthState>,
 }
 
 pub struct Session {
@@ -40,6 +44,7 @@ pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
     let clients = json!([
         {"id": ADMIN_CLIENT.0, "secret": ADMIN_CLIENT.1, "scopes": ["users:admin", "generations:write"]},
         {"id": BACKEND_CLIENT.0, "secret": BACKEND_CLIENT.1, "scopes": ["generations:write", "events:publish"]},
+        {"id": FEED_CLIENT.0, "secret": FEED_CLIENT.1, "scopes": ["revocations:read"]},
     ]);
     let mut env: HashMap<String, String> = HashMap::from([
         ("SERVICE_CLIENTS".to_owned(), clients.to_string()),
@@ -60,11 +65,13 @@ pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
     let app =
         Application::with_listener(settings, store.clone(), keys.clone(), listener).expect("app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().into_inner();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         store,
         http: reqwest::Client::new(),
+        state,
     }
 }
 
@@ -100,6 +107,13 @@ impl TestApp {
 
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.http.post(self.url(path))
+    }
+
+    /// `POST path` with a form body (`application/x-www-form-urlencoded`).
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> RequestBuilder {
+        self.post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap())
     }
 
     /// The JSON body of `GET path` with a Bearer token.

@@ -472,7 +472,7 @@ enum Backend {
 const DEFAULT_REVOCATION_WINDOW: Duration = Duration::from_secs(604_800 + 5);
 
 /// How many revocation log entries one read takes at most.
-const REVOCATION_PAGE: usize = 1000;
+pub const REVOCATION_PAGE: usize = 1000;
 
 /// The store handle; cheap to clone. Clones share one local view of revocations.
 #[derive(Clone)]

@@ -1,0 +1,380 @@
+//! The revocation feed behind `GET /auth/revocations`: one tail of the revocation log
+//! per process, shared by every subscriber through a broadcast channel.
+//!
+//! The tail reads the log (`Store::revocations_after`) every `POLL_INTERVAL` while at
+//! least one subscriber is connected, keeps a copy of the retained log in memory (the
+//! entries of the last revocation window, as the log itself keeps them), broadcasts
+//! each new entry, and after every read that reached the end of the log a heartbeat
+//! with the log position. A subscriber starts from that copy (the entries after its
+//! `Last-Event-ID`, or a `reset` with a snapshot), then follows the broadcast: no
+//! store round trip per subscriber.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use shared::UnixTime;
+use shared::revocation::Revocation;
+use shared::store::{REVOCATION_PAGE, Store, parse_event_id};
+use tokio::sync::{broadcast, watch};
+
+/// How often the tail reads the log (as the process-local view's tail does: an idle
+/// Redis ends a short blocking read only at its `hz` tick, too rarely for the heartbeat).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long the tail waits after a failed read before the next.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(50);
+
+/// How many events a subscriber may fall behind (about ten seconds of heartbeats)
+/// before it is disconnected; it resumes by `Last-Event-ID`.
+pub const MAX_QUEUED: usize = 1024;
+
+/// How often the copy of the log drops the entries the log has trimmed.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// A log entry id, comparable.
+pub type LogId = (u64, u64);
+
+/// One revocation as the feed sends it (the `data` of a `revocation` event, and each
+/// item of a `reset`'s snapshot). Only ids that are already in the tokens: no email.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeedRevocation {
+    /// The log entry id (`<ms>-<seq>`), also the event's `id:`
+    pub id: String,
+    /// `token`: the token `jti` of `sub`; `session`: every token with `sid` of `sub`;
+    /// `user`: every token of `sub` issued (`iat`) before `not_before`, and every token
+    /// of the sessions in `sids`
+    pub kind: String,
+    /// The tokens' `sub`: a user id, or `service:<client id>` for a service token
+    pub sub: String,
+    /// `token` only
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `session` only
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// `user` only: Unix seconds, compared with `iat`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    /// `user` only: sessions it names (it also ends every other session the user
+    /// had, whose tokens `not_before` covers except those of that very second)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sids: Option<Vec<String>>,
+    /// Unix milliseconds: when every token it covers has expired (plus the leeway);
+    /// after that it can be forgotten
+    pub until: i64,
+}
+
+impl FeedRevocation {
+    fn new(id: &str, revocation: Revocation) -> Self {
+        let base = |kind: &str, sub: String, until: i64| Self {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            sub,
+            jti: None,
+            sid: None,
+            not_before: None,
+            sids: None,
+            until,
+        };
+        match revocation {
+            Revocation::Token { sub, jti, until_ms } => Self {
+                jti: Some(jti),
+                ..base("token", sub, until_ms)
+            },
+            Revocation::Session {
+                user_id,
+                session_id,
+                until_ms,
+            } => Self {
+                sid: Some(session_id),
+                ..base("session", user_id, until_ms)
+            },
+            Revocation::User {
+                user_id,
+                not_before,
+                sessions,
+                until_ms,
+            } => Self {
+                not_before: Some(not_before),
+                sids: Some(sessions),
+                ..base("user", user_id, until_ms)
+            },
+        }
+    }
+}
+
+/// One log entry, ready to send.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: LogId,
+    pub id: String,
+    pub until: i64,
+    /// The token it revokes (`token` entries), to end a subscriber's own feed.
+    pub jti: Option<String>,
+    /// The `FeedRevocation` as JSON.
+    pub json: String,
+}
+
+/// What the tail broadcasts.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Entry(Arc<Entry>),
+    /// The log was read to its end (`position`, `0-0` for an empty log) by a read sent
+    /// at `time` (Unix ms).
+    Heartbeat {
+        position: Arc<str>,
+        time: i64,
+    },
+}
+
+impl Item {
+    pub fn heartbeat_json(position: &str, time: i64) -> String {
+        // Log ids are digits and one `-`: nothing to escape.
+        format!(r#"{{"position":"{position}","time":{time}}}"#)
+    }
+}
+
+/// The tail's copy of the retained log.
+struct Copy {
+    entries: VecDeque<Arc<Entry>>,
+    /// The last id read (`0-0`: none yet).
+    position: String,
+    position_key: LogId,
+    /// Read to the end at least once.
+    ready: bool,
+    trimmed_at: i64,
+}
+
+/// Where a new subscriber starts.
+pub enum Start {
+    /// Its `Last-Event-ID` is within the copy: the entries after it.
+    Resume(Vec<Arc<Entry>>),
+    /// No id, or one the copy cannot continue from: a snapshot (the `reset` event's
+    /// data) and the position it covers.
+    Reset { json: String, position: String },
+}
+
+/// A subscriber: where it starts, then the broadcast.
+pub struct Subscription {
+    pub start: Start,
+    pub receiver: broadcast::Receiver<Item>,
+    /// Entries up to this id are in `start` (or were trimmed): skip them when they come
+    /// again through the broadcast.
+    pub delivered: LogId,
+}
+
+/// The process's revocation feed.
+pub struct RevocationFeed {
+    store: Store,
+    /// How long the log keeps entries (`MINID` on every append).
+    window: Duration,
+    copy: Mutex<Copy>,
+    sender: broadcast::Sender<Item>,
+    ready: watch::Sender<bool>,
+    running: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl RevocationFeed {
+    pub fn new(store: Store, window: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            window,
+            copy: Mutex::new(Copy {
+                entries: VecDeque::new(),
+                position: "0-0".to_owned(),
+                position_key: (0, 0),
+                ready: false,
+                trimmed_at: 0,
+            }),
+            sender: broadcast::channel(MAX_QUEUED).0,
+            ready: watch::channel(false).0,
+            running: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
+        })
+    }
+
+    /// Ends every feed (shutdown): subscribers are told to go, the tail stops.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// A new subscriber from `last` (its `Last-Event-ID`), once the tail has read the
+    /// log to its end; `None` when that took longer than `wait` (the store is down).
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        last: Option<LogId>,
+        wait: Duration,
+    ) -> Option<Subscription> {
+        let receiver = self.sender.subscribe();
+        self.ensure_tail();
+        let mut ready = self.ready.subscribe();
+        tokio::time::timeout(wait, ready.wait_for(|r| *r))
+            .await
+            .ok()?
+            .ok()?;
+        let now = UnixTime::now().millis();
+        let copy = self.copy.lock();
+        let resumable = last.filter(|&k| {
+            k == copy.position_key
+                || copy
+                    .entries
+                    .front()
+                    .is_some_and(|first| first.key <= k && k < copy.position_key)
+        });
+        let start = match resumable {
+            Some(k) => {
+                let from = copy.entries.partition_point(|e| e.key <= k);
+                Start::Resume(copy.entries.range(from..).cloned().collect())
+            }
+            None => {
+                let items: Vec<&str> = copy
+                    .entries
+                    .iter()
+                    .filter(|e| e.until > now)
+                    .map(|e| e.json.as_str())
+                    .collect();
+                Start::Reset {
+                    json: format!(
+                        r#"{{"position":"{}","time":{now},"revocations":[{}]}}"#,
+                        copy.position,
+                        items.join(",")
+                    ),
+                    position: copy.position.clone(),
+                }
+            }
+        };
+        Some(Subscription {
+            start,
+            receiver,
+            delivered: copy.position_key,
+        })
+    }
+
+    /// Broadcasts `item` as the tail would (tests of slow followers).
+    #[cfg(test)]
+    pub(crate) fn send(&self, item: Item) {
+        let _ = self.sender.send(item);
+    }
+
+    /// Starts the tail unless it runs.
+    fn ensure_tail(self: &Arc<Self>) {
+        if !self.running.swap(true, Ordering::SeqCst) {
+            tokio::spawn(Arc::clone(self).tail());
+        }
+    }
+
+    /// Reads the log while anyone listens, until shutdown.
+    async fn tail(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut failing = false;
+        loop {
+            if *shutdown.borrow() {
+                self.running.store(false, Ordering::SeqCst);
+                return;
+            }
+            if self.sender.receiver_count() == 0 {
+                self.running.store(false, Ordering::SeqCst);
+                // A subscriber that came meanwhile saw it running: carry on for it,
+                // unless it started a tail of its own.
+                if self.sender.receiver_count() == 0 || self.running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+            let asked = UnixTime::now();
+            let after = self.copy.lock().position.clone();
+            let pause = match self.store.revocations_after(&after).await {
+                Ok(page) => {
+                    if failing {
+                        tracing::info!("revocation feed: reading the log again");
+                        failing = false;
+                    }
+                    let caught_up = page.len() < REVOCATION_PAGE;
+                    self.take(page, caught_up, asked);
+                    caught_up.then_some(POLL_INTERVAL)
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "revocation feed: cannot read the log; no heartbeats until it can");
+                        failing = true;
+                    }
+                    Some(RETRY_AFTER_FAILURE)
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Adds what a read returned to the copy and broadcasts it, then (when the read
+    /// reached the end of the log) a heartbeat.
+    fn take(&self, page: Vec<(String, String)>, caught_up: bool, asked: UnixTime) {
+        let mut copy = self.copy.lock();
+        for (id, raw) in page {
+            let Some(key) = parse_event_id(&id) else {
+                continue;
+            };
+            copy.position_key = key;
+            copy.position.clone_from(&id);
+            let Ok(revocation) = serde_json::from_str::<Revocation>(&raw) else {
+                tracing::warn!("revocation feed: ignoring an unreadable log entry");
+                continue;
+            };
+            let until = revocation.until_ms();
+            let jti = match &revocation {
+                Revocation::Token { jti, .. } => Some(jti.clone()),
+                _ => None,
+            };
+            let wire = FeedRevocation::new(&id, revocation);
+            let Ok(json) = serde_json::to_string(&wire) else {
+                continue;
+            };
+            let entry = Arc::new(Entry {
+                key,
+                id,
+                until,
+                jti,
+                json,
+            });
+            copy.entries.push_back(entry.clone());
+            if copy.ready {
+                // No receivers is fine: the tail stops at its next turn.
+                let _ = self.sender.send(Item::Entry(entry));
+            }
+        }
+        if !caught_up {
+            return;
+        }
+        if !copy.ready {
+            copy.ready = true;
+            self.ready.send_replace(true);
+        }
+        let _ = self.sender.send(Item::Heartbeat {
+            position: Arc::from(copy.position.as_str()),
+            time: asked.millis(),
+        });
+        // Drops what the log has trimmed (or will at its next append): entries older
+        // than the window, as `MINID` does.
+        let now = asked.millis();
+        if now - copy.trimmed_at > TRIM_EVERY.as_millis() as i64 {
+            copy.trimmed_at = now;
+            let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
+            let oldest = u64::try_from(now.saturating_sub(window)).unwrap_or(0);
+            while copy.entries.front().is_some_and(|e| e.key.0 < oldest) {
+                copy.entries.pop_front();
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! `GET /auth/revocations`: the revocation feed for services that verify tokens
+//! themselves: who may follow it, its events, resuming, the reset, the heartbeat.
+
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use eventsource_stream::{Event, Eventsource as _};
+use futures_util::{Stream, StreamExt as _};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::UnixTime;
+use shared::revocation::Revocation;
+
+use crate::helpers::*;
+
+type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    let mut req = app.get("/auth/revocations").bearer_auth(token);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    req.send().await.unwrap()
+}
+
+async fn follow(app: &TestApp, last_event_id: Option<&str>) -> Events {
+    let token = app.service_token(FEED_CLIENT).await;
+    let res = open(app, &token, last_event_id).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    Box::pin(
+        res.bytes_stream()
+            .eventsource()
+            .map(|e| e.expect("a well-formed event")),
+    )
+}
+
+async fn next(events: &mut Events) -> Event {
+    tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event within 5 s")
+        .expect("the stream goes on")
+}
+
+/// The next event that is not a heartbeat.
+async fn next_revocation(events: &mut Events) -> Event {
+    loop {
+        let event = next(events).await;
+        if event.event != "heartbeat" {
+            return event;
+        }
+    }
+}
+
+/// Every event up to and including the first heartbeat.
+async fn until_heartbeat(events: &mut Events) -> Vec<Event> {
+    let mut seen = Vec::new();
+    loop {
+        let event = next(events).await;
+        let done = event.event == "heartbeat";
+        seen.push(event);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn data(event: &Event) -> Value {
+    serde_json::from_str(&event.data).unwrap()
+}
+
+#[tokio::test]
+async fn only_service_clients_with_the_scope_may_follow() {
+    let app = spawn_app().await;
+    let res = app.get("/auth/revocations").send().await.unwrap();
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_problem(res, 401, "missing_token").await;
+    let user = app.signup().await;
+    assert_problem(open(&app, &user.access, None).await, 403, "forbidden").await;
+    let admin = app.admin().await;
+    assert_problem(open(&app, &admin.access, None).await, 403, "forbidden").await;
+    let backend = app.service_token(BACKEND_CLIENT).await;
+    assert_problem(open(&app, &backend, None).await, 403, "insufficient_scope").await;
+    let feed = app.service_token(FEED_CLIENT).await;
+    assert_problem(
+        open(&app, &feed, Some("yesterday")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let res = app
+        .get("/auth/revocations?last_event_id=1-2-3")
+        .bearer_auth(&feed)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 422, "validation_failed").await;
+}
+
+#[tokio::test]
+async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_when_too_old() {
+    let app = spawn_app().await;
+    let mut events = follow(&app, None).await;
+    let reset = next(&mut events).await;
+    assert_eq!(reset.event, "reset");
+    let snapshot = data(&reset);
+    assert_eq!(snapshot["revocations"], json!([]), "a fresh log");
+    assert_eq!(snapshot["position"], "0-0");
+    assert_eq!(reset.id, "0-0");
+
+    // A token, a session, a user.
+    let user = app.signup().await;
+    let res = app
+        .post("/auth/revoke")
+        .json(&json!({"token": user.access}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let second = app.login(&user.email).await;
+    let res = app
+        .post("/auth/logout")
+        .bearer_auth(&second.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let admin = app.service_token(ADMIN_CLIENT).await;
+    let res = app
+        .post(&format!("/auth/users/{}/revoke", user.user_id))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
+    let now = UnixTime::now().millis();
+    let token = next_revocation(&mut events).await;
+    let session = next_revocation(&mut events).await;
+    let everything = next_revocation(&mut events).await;
+    for event in [&token, &session, &everything] {
+        assert_eq!(event.event, "revocation");
+        let body = data(event);
+        assert_eq!(body["id"], event.id.as_str());
+        assert_eq!(body["sub"], user.user_id.as_str());
+        assert!(body["until"].as_i64().unwrap() > now, "{body}");
+        assert!(!event.data.contains('@'), "no email: {}", event.data);
+        assert!(!event.data.contains(&user.email), "{}", event.data);
+    }
+    assert!(token.id < session.id && session.id < everything.id);
+    let jti = data(&token);
+    assert_eq!(jti["kind"], "token");
+    let validated: Value = app.validate(&second.access).await.json().await.unwrap();
+    assert_eq!(validated["code"], "token_revoked");
+    assert!(jti["jti"].as_str().unwrap().len() >= 16);
+    assert_eq!(data(&session)["kind"], "session");
+    assert_eq!(data(&session)["sid"], second.session_id.as_str());
+    let user_entry = data(&everything);
+    assert_eq!(user_entry["kind"], "user");
+    let not_before = user_entry["not_before"].as_i64().unwrap();
+    assert!((now / 1000 - not_before).abs() <= 2, "{user_entry}");
+
+    // The heartbeat names the last entry.
+    let beat = until_heartbeat(&mut events).await.pop().unwrap();
+    assert_eq!(data(&beat)["position"], everything.id.as_str());
+
+    // Resumed after the first: exactly the two later ones, then the heartbeat.
+    let mut resumed = follow(&app, Some(&token.id)).await;
+    let seen = until_heartbeat(&mut resumed).await;
+    let kinds: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|e| (e.event.as_str(), e.id.as_str()))
+        .collect();
+    // (The client keeps the last id for the heartbeat, which has none of its own.)
+    assert_eq!(
+        kinds,
+        [
+            ("revocation", session.id.as_str()),
+            ("revocation", everything.id.as_str()),
+            ("heartbeat", everything.id.as_str())
+        ]
+    );
+    assert_eq!(seen[0].data, session.data);
+    // Resumed at the end: nothing but heartbeats.
+    let mut current = follow(&app, Some(&everything.id)).await;
+    assert_eq!(until_heartbeat(&mut current).await.len(), 1);
+    // By the query parameter, for clients that cannot send the header.
+    let feed = app.service_token(FEED_CLIENT).await;
+    let res = app
+        .get(&format!("/auth/revocations?last_event_id={}", session.id))
+        .bearer_auth(&feed)
+        .send()
+        .await
+        .unwrap();
+    let mut by_query: Events = Box::pin(res.bytes_stream().eventsource().map(|e| e.unwrap()));
+    assert_eq!(next(&mut by_query).await.id, everything.id);
+
+    // Older than the log (or an id it never had): a reset with everything in force.
+    let shortlived = Revocation::Token {
+        sub: "user-x".into(),
+        jti: "expires-soon".into(),
+        until_ms: UnixTime::now().millis() + 100,
+    };
+    app.store
+        .revoke(&shortlived, UnixTime::now())
+        .await
+        .unwrap();
+    let last = next_revocation(&mut events).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for too_old in ["1-0", "99999999999999-0"] {
+        let mut again = follow(&app, Some(too_old)).await;
+        let reset = next(&mut again).await;
+        assert_eq!(reset.event, "reset", "{too_old}");
+        assert_eq!(reset.id, last.id);
+        let snapshot = data(&reset);
+        assert_eq!(snapshot["position"], last.id.as_str());
+        let held: Vec<Value> = snapshot["revocations"].as_array().unwrap().clone();
+        assert_eq!(
+            held,
+            vec![data(&token), data(&session), data(&everything)],
+            "everything in force, not what has expired"
+        );
+        assert!(next(&mut again).await.event == "heartbeat");
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_come_at_least_every_25_ms_with_the_position() {
+    let app = spawn_app().await;
+    let user = app.signup().await;
+    let res = app
+        .post("/auth/revoke")
+        .json(&json!({"token": user.access}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut events = follow(&app, None).await;
+    let reset = next(&mut events).await;
+    assert_eq!(reset.event, "reset");
+    assert_eq!(data(&reset)["revocations"].as_array().unwrap().len(), 1);
+    // What a follower relies on: the time of the read each heartbeat reports.
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        let event = next(&mut events).await;
+        assert_eq!(event.event, "heartbeat");
+        let body = data(&event);
+        assert_eq!(body["position"], reset.id.as_str());
+        let time = body["time"].as_i64().unwrap();
+        assert!(time <= UnixTime::now().millis());
+        times.push(time);
+    }
+    let gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let max_gap = gaps.iter().copied().max().unwrap();
+    let mean = gaps.iter().sum::<i64>() as f64 / gaps.len() as f64;
+    println!(
+        "{} heartbeats, gaps: max {max_gap} ms, mean {mean:.1} ms",
+        times.len()
+    );
+    // About every 10 ms; the bound leaves room for a loaded test machine.
+    assert!(max_gap < 100, "max gap {max_gap} ms");
+    assert!(mean < 25.0, "mean gap {mean} ms");
+}
+
+#[tokio::test]
+async fn a_follower_on_the_memory_store_sees_revocations_and_heartbeats() {
+    let app = spawn_app_on(shared::Store::memory("feed-test"), &[]).await;
+    let mut events = follow(&app, None).await;
+    assert_eq!(next(&mut events).await.event, "reset");
+    assert_eq!(next(&mut events).await.event, "heartbeat");
+    let user = app.signup().await;
+    let res = app
+        .post("/auth/logout")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let session = next_revocation(&mut events).await;
+    assert_eq!(data(&session)["sid"], user.session_id.as_str());
+}
+
+#[tokio::test]
+async fn the_feed_ends_at_shutdown_and_when_the_followers_token_is_revoked() {
+    let app = spawn_app().await;
+    let token = app.service_token(FEED_CLIENT).await;
+    let res = open(&app, &token, None).await;
+    let mut own: Events = Box::pin(res.bytes_stream().eventsource().map(|e| e.unwrap()));
+    assert_eq!(next(&mut own).await.event, "reset");
+    let res = app
+        .post("/auth/revoke")
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let last = next_revocation(&mut own).await;
+    assert_eq!(data(&last)["sub"], "service:verifier");
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while own.next().await.is_some() {}
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the stream ends after its own token's revocation"
+    );
+
+    let mut events = follow(&app, None).await;
+    assert_eq!(next(&mut events).await.event, "reset");
+    app.state.shutdown();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(end.is_ok(), "the stream ends at shutdown");
+}
