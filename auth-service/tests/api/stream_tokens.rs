@@ -207,7 +207,10 @@ async fn minting_needs_a_signed_in_owner_of_an_existing_generation() {
 
 #[tokio::test]
 async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
-    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
+    // Long enough to read the statistics on a loaded machine (a token stops counting
+    // when the second it expires in begins), short enough to see them expire.
+    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "3")]).await;
+    let admin = app.admin().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-3").await;
     let results =
@@ -225,7 +228,6 @@ async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
     }
     assert_eq!(tokens.len(), 10);
 
-    let admin = app.admin().await;
     let stats: Value = app
         .get_json("/admin/stream-tokens/stats", &admin.access)
         .await;
@@ -239,7 +241,7 @@ async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
         "counts only, no user data: {stats}"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     let stats: Value = app
         .get_json("/admin/stream-tokens/stats", &admin.access)
         .await;
