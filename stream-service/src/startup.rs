@@ -57,7 +57,8 @@ impl StreamState {
             store.clone(),
         );
         Ok(Self {
-            hub: Hub::new(store.clone(), settings.max_queued),
+            hub: Hub::new(store.clone(), settings.max_queued)
+                .with_linger(settings.subscription_linger),
             limiter: settings.common.rate_limiter(store.clone()),
             leases: Leases::new(store.clone()),
             spent_addresses: SpentBudgets::default(),
