@@ -719,6 +719,23 @@ mod tests {
         assert_eq!(channel.ring.lock().receivers, 1);
     }
 
+    #[test]
+    fn an_event_not_newer_than_the_last_one_is_dropped() {
+        // While upgrading, each event comes twice (its generation's channel and the
+        // old one), in either order.
+        let channel = Arc::new(Channel::new(10));
+        let mut follower = Events::subscribe(channel.clone());
+        for n in [1, 1, 2, 1, 3, 2, 3] {
+            channel.send(event(n));
+        }
+        channel.send(HubEvent::Resync);
+        let mut got = Vec::new();
+        while let Some(e) = Events::try_recv(&follower.channel, &mut follower.next).unwrap() {
+            got.push(id(e));
+        }
+        assert_eq!(got, ["1-0", "2-0", "3-0", "resync"]);
+    }
+
     #[tokio::test]
     async fn recv_waits_for_the_next_event() {
         let channel = Arc::new(Channel::new(4));
