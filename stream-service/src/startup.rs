@@ -50,6 +50,7 @@ impl StreamState {
                 "the verification keys are of another algorithm",
             ));
         }
+        let store = store.with_legacy_fanout(settings.common.legacy_fanout);
         let validator = Validator::new(
             settings.common.algorithm,
             keys,
