@@ -736,6 +736,41 @@ mod tests {
         assert_eq!(got, ["1-0", "2-0", "3-0", "resync"]);
     }
 
+    /// A publisher of the release before sends on the one old channel only: heard
+    /// while `STREAM_LEGACY_FANOUT` is on, ignored once it is off; the generation's
+    /// own channel is heard either way, and a copy on both is one event.
+    #[tokio::test]
+    async fn the_old_channel_is_heard_only_while_upgrading() {
+        for legacy in [true, false] {
+            let store = Store::memory("t").with_legacy_fanout(legacy);
+            let hub = Hub::new(store.clone(), 8);
+            let mut follow = hub.follow("g").await.unwrap();
+            let message = |n: u64| format!(r#"{{"g":"g","id":"{n}-0","s":"processing","d":{{}}}}"#);
+            let old = store.keys().events_channel();
+            let own = store.keys().generation_channel("g");
+            store.publish(&old, &message(1)).await.unwrap();
+            store.publish(&own, &message(2)).await.unwrap();
+            store.publish(&old, &message(2)).await.unwrap();
+            store.publish(&own, &message(3)).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < if legacy { 3 } else { 2 } {
+                let event = tokio::time::timeout(Duration::from_secs(2), follow.events.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                got.push(id(event));
+            }
+            let want: &[&str] = if legacy {
+                &["1-0", "2-0", "3-0"]
+            } else {
+                &["2-0", "3-0"]
+            };
+            assert_eq!(got, want, "legacy {legacy}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(follow.events.queued(), 0, "nothing doubled");
+        }
+    }
+
     #[tokio::test]
     async fn recv_waits_for_the_next_event() {
         let channel = Arc::new(Channel::new(4));
