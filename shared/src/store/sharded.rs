@@ -483,6 +483,8 @@ async fn manage(
                 }
                 Some(NodeEvent::Down(addr)) => {
                     nodes.remove(&addr);
+                    metrics::gauge!("authstream_store_sharded_subscriptions", "node" => addr.clone())
+                        .set(0.0);
                     for want in wanted.values_mut() {
                         if want.node.as_ref().is_some_and(|(a, _)| *a == addr) {
                             lose(want);
