@@ -35,6 +35,8 @@ pub struct AuthState {
 
 impl AuthState {
     pub fn new(settings: Settings, store: Store, keys: Arc<KeySet>) -> Result<Self, ApiError> {
+        // The demo publishes events: on the old channel too while upgrading.
+        let store = store.with_legacy_fanout(settings.common.legacy_fanout);
         let jwt = settings.common.jwt.clone();
         let validator = Validator::new(
             keys.algorithm(),

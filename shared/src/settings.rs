@@ -22,6 +22,9 @@ pub struct CommonSettings {
     /// Seeds of a Redis Cluster; when present, used instead of `redis_url`.
     pub redis_cluster_nodes: Vec<String>,
     pub redis_timeout: Duration,
+    /// `STREAM_LEGACY_FANOUT`, default true: appends also publish on the one channel
+    /// of the release before, and streams also listen there (a rolling upgrade).
+    pub legacy_fanout: bool,
     pub jwt: JwtSettings,
     pub algorithm: Algorithm,
     pub jwt_secret: Option<SecretString>,
@@ -96,6 +99,7 @@ impl CommonSettings {
             redis_url: config::string(env, "REDIS_URL"),
             redis_cluster_nodes,
             redis_timeout: Duration::from_millis(timeout_ms),
+            legacy_fanout: config::boolean(env, "STREAM_LEGACY_FANOUT", true)?,
             jwt: JwtSettings {
                 issuer: config::string_or(env, "JWT_ISSUER", "authstream"),
                 audience: config::string_or(env, "JWT_AUDIENCE", "authstream"),
@@ -129,7 +133,9 @@ impl CommonSettings {
             let store = RedisStore::connect_cluster(&self.redis_cluster_nodes, self.redis_timeout)
                 .map(|s| Store::redis(s, KEY_PREFIX))
                 .map_err(|e| ConfigError::new("REDIS_CLUSTER_NODES", e.to_string()))?;
-            return Ok(store.with_revocation_window(self.revocation_ttl()));
+            return Ok(store
+                .with_revocation_window(self.revocation_ttl())
+                .with_legacy_fanout(self.legacy_fanout));
         }
         let store = match &self.redis_url {
             Some(url) => RedisStore::connect(url, self.redis_timeout)
@@ -137,7 +143,9 @@ impl CommonSettings {
                 .map_err(|e| ConfigError::new("REDIS_URL", e.to_string()))?,
             None => Store::memory(KEY_PREFIX),
         };
-        Ok(store.with_revocation_window(self.revocation_ttl()))
+        Ok(store
+            .with_revocation_window(self.revocation_ttl())
+            .with_legacy_fanout(self.legacy_fanout))
     }
 
     /// The rate limiter on `store`: every service and replica on one store shares
@@ -191,6 +199,7 @@ mod tests {
         assert_eq!(s.stream_token_ttl, Duration::from_secs(60));
         assert_eq!(s.jwt.leeway, Duration::from_secs(5));
         assert!(s.cookie_secure && !s.stream_token_bind_ip && s.redis_url.is_none());
+        assert!(s.legacy_fanout, "on for the release that upgrades");
     }
 
     #[test]
@@ -201,6 +210,7 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECS", "soon"),
             ("JWT_ALGORITHM", "RS256"),
             ("COOKIE_SECURE", "maybe"),
+            ("STREAM_LEGACY_FANOUT", "later"),
             ("TRUSTED_PROXIES", "nonsense"),
             ("LOG_FORMAT", "xml"),
             ("RUST_LOG", "info,auth_service=loud"),

@@ -36,6 +36,9 @@ pub struct Settings {
     /// `STREAM_MAX_PER_USER`, default 20: open streams and WebSockets per user, counted
     /// in the store across every replica.
     pub max_streams_per_user: usize,
+    /// `STREAM_SUBSCRIPTION_LINGER_MS`, default 5000: a generation stays subscribed
+    /// this long after its last stream here closed, so a reconnect does not churn.
+    pub subscription_linger: Duration,
 }
 
 impl Settings {
@@ -55,6 +58,30 @@ impl Settings {
                 "AUTH_URL",
                 "required with JWT_ALGORITHM=EdDSA (where the auth service publishes its JWKS), \
                  unless JWT_SIGNING_KEYS_DIR holds the keys",
+            ));
+        }
+        // The generations' sharded subscriptions use connections of their own, over
+        // plain TCP only.
+        if common
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                "rediss:// (TLS) is not supported by the stream service yet: its sharded \
+                 subscriptions connect over plain TCP",
+            ));
+        }
+        if common
+            .redis_cluster_nodes
+            .iter()
+            .any(|u| u.starts_with("rediss://"))
+        {
+            return Err(ConfigError::new(
+                "REDIS_CLUSTER_NODES",
+                "rediss:// (TLS) is not supported by the stream service yet: its sharded \
+                 subscriptions connect over plain TCP",
             ));
         }
         let max_queued: usize = config::parsed(env, "SSE_MAX_QUEUED_EVENTS", 256)?;
@@ -90,6 +117,11 @@ impl Settings {
                 }
                 n => n,
             },
+            subscription_linger: Duration::from_millis(config::parsed(
+                env,
+                "STREAM_SUBSCRIPTION_LINGER_MS",
+                crate::hub::DEFAULT_LINGER.as_millis() as u64,
+            )?),
             common,
         })
     }
@@ -287,6 +319,10 @@ mod tests {
             ("AUTH_URL", "auth:8081"),
             ("STREAM_RESUME_TTL_SECS", "0"),
             ("EVENT_HISTORY_MAX", "lots"),
+            ("STREAM_SUBSCRIPTION_LINGER_MS", "soon"),
+            ("STREAM_LEGACY_FANOUT", "perhaps"),
+            ("REDIS_URL", "rediss://redis:6380"),
+            ("REDIS_CLUSTER_NODES", "rediss://a:7000"),
         ] {
             let err = Settings::from_env(&vars(&[AUTH, (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");

@@ -1,6 +1,13 @@
-//! Fan-out. ONE store subscription per process feeds a map generation id → channel,
-//! so the number of Redis connections does not grow with the number of open streams,
-//! and a slow stream only ever lags on its own position.
+//! Fan-out. A generation's events come on its own channel, in its slot
+//! (`SSUBSCRIBE`, on one connection per store node, owned by the store): this replica
+//! subscribes to a generation when its first stream here opens, and lets go
+//! `linger` after its last one closed, so a reconnect does not churn. Everything
+//! arrives through ONE store broadcast per process, which feeds a map generation id
+//! → channel, so the number of Redis connections does not grow with the number of
+//! open streams, and a slow stream only ever lags on its own position. While
+//! `STREAM_LEGACY_FANOUT` is on, the one channel of the release before is listened
+//! to as well; an event whose id is not newer than the last one of its generation
+//! is dropped, so each comes once.
 //! Revocation notices go to every open stream through one broadcast: revoked
 //! sessions and users from the store's revocation view, and while that view is not
 //! fresh, a recheck every `STALE_RECHECK_INTERVAL`. The same task keeps one timer for
@@ -13,6 +20,7 @@
 //! generation costs a few words, however large `SSE_MAX_QUEUED_EVENTS` is.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -20,7 +28,7 @@ use parking_lot::Mutex;
 use shared::UnixTime;
 use shared::events::StreamEvent;
 use shared::revocation::StreamNotice;
-use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError};
+use shared::store::{PubSubMessage, PublishedEvent, Store, StoreError, parse_event_id};
 use tokio::sync::{Notify, OnceCell, broadcast};
 
 #[derive(Debug, Clone)]
@@ -48,6 +56,10 @@ const CONTROL_CAPACITY: usize = 1024;
 /// rechecks its session in the store this often, and ends if it was revoked.
 pub const STALE_RECHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long a generation stays subscribed after its last stream here closed, unless
+/// `STREAM_SUBSCRIPTION_LINGER_MS` says otherwise.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -60,6 +72,9 @@ struct Inner {
     control: broadcast::Sender<Control>,
     started: OnceCell<()>,
     session_ends: Arc<SessionEnds>,
+    linger: Duration,
+    /// Events on the channel of the release before are delivered too.
+    legacy: bool,
 }
 
 /// The absolute ends of the sessions of the streams open here, for the one timer of
@@ -116,6 +131,11 @@ struct Channel {
     /// Most events kept for one stream: one more than the limit, so that the limit
     /// itself is checked by the stream (`Events::queued`) before anything is lost.
     max_kept: usize,
+    /// Set once the store confirmed this replica's subscription to the generation.
+    subscribed: OnceCell<()>,
+    /// Counts the follows, so a linger that began before the last one lets go of
+    /// nothing.
+    follows: AtomicU64,
 }
 
 #[derive(Default)]
@@ -125,6 +145,9 @@ struct Ring {
     /// The position of `slots[0]`; positions count every event ever sent.
     head: u64,
     receivers: usize,
+    /// The id of the newest event sent: one not newer (a second copy, from the other
+    /// channel while upgrading) is dropped.
+    last: Option<(u64, u64)>,
 }
 
 struct Slot {
@@ -157,12 +180,23 @@ impl Channel {
             ring: Mutex::new(Ring::default()),
             arrived: Notify::new(),
             max_kept,
+            subscribed: OnceCell::new(),
+            follows: AtomicU64::new(0),
         }
     }
 
     fn send(&self, event: HubEvent) {
         {
             let mut ring = self.ring.lock();
+            if let HubEvent::Event(e) = &event {
+                let Some(id) = parse_event_id(&e.id) else {
+                    return;
+                };
+                if ring.last.is_some_and(|last| id <= last) {
+                    return;
+                }
+                ring.last = Some(id);
+            }
             if ring.receivers == 0 {
                 return;
             }
@@ -291,12 +325,27 @@ impl Drop for FollowGuard {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        let mut generations = hub.generations.lock();
-        if generations
-            .get(&self.generation_id)
-            .is_some_and(|c| c.ring.lock().receivers == 0)
-        {
-            generations.remove(&self.generation_id);
+        let channel = {
+            let generations = hub.generations.lock();
+            match generations.get(&self.generation_id) {
+                Some(c) if c.ring.lock().receivers == 0 => c.clone(),
+                _ => return,
+            }
+        };
+        let follows = channel.follows.load(Ordering::SeqCst);
+        let generation_id = self.generation_id.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if !hub.linger.is_zero() => {
+                let linger = hub.linger;
+                let hub = self.hub.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep(linger).await;
+                    if let Some(hub) = hub.upgrade() {
+                        hub.let_go(&generation_id, &channel, follows);
+                    }
+                });
+            }
+            _ => hub.let_go(&generation_id, &channel, follows),
         }
     }
 }
@@ -306,22 +355,35 @@ impl Hub {
     pub fn new(store: Store, capacity: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
                 capacity: capacity.max(1),
                 generations: Mutex::new(HashMap::new()),
                 control: broadcast::channel(CONTROL_CAPACITY).0,
                 started: OnceCell::new(),
                 session_ends: Arc::default(),
+                linger: DEFAULT_LINGER,
+                legacy: store.legacy_fanout(),
+                store,
             }),
         }
+    }
+
+    /// How long a generation stays subscribed after its last stream here closed.
+    /// Call before the first `follow`.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.linger = linger;
+        }
+        self
     }
 
     pub fn capacity(&self) -> usize {
         self.inner.capacity
     }
 
-    /// Follows a generation. Returns once the store subscription is live, so that
-    /// nothing published after this returns is missed; unavailable otherwise.
+    /// Follows a generation. Returns once the store subscriptions are live (the
+    /// process's, and this generation's channel: subscribed on its first stream
+    /// here), so that nothing published after this returns is missed; unavailable
+    /// otherwise.
     pub async fn follow(&self, generation_id: &str) -> Result<Follow, StoreError> {
         let inner = &self.inner;
         inner
@@ -346,30 +408,100 @@ impl Hub {
         // Waits for the (shared) subscription to be live again after an outage.
         inner.store.subscribe().await.map(drop)?;
         let control = inner.control.subscribe();
-        let events = {
+        let (events, channel) = {
             let mut generations = inner.generations.lock();
             let channel = generations
                 .entry(generation_id.to_owned())
-                .or_insert_with(|| Arc::new(Channel::new(inner.capacity + 1)));
-            Events::subscribe(channel.clone())
+                .or_insert_with(|| Arc::new(Channel::new(inner.capacity + 1)))
+                .clone();
+            channel.follows.fetch_add(1, Ordering::SeqCst);
+            (Events::subscribe(channel.clone()), channel)
         };
-        Ok(Follow {
+        let follow = Follow {
             events,
             control,
             guard: FollowGuard {
                 hub: Arc::downgrade(&self.inner),
                 generation_id: generation_id.to_owned(),
             },
-        })
+        };
+        // The first follower subscribes; the others wait for the same confirmation.
+        // On failure the follow drops, and the next one tries again.
+        channel
+            .subscribed
+            .get_or_try_init(|| inner.store.subscribe_generation(generation_id))
+            .await?;
+        inner.count_subscriptions();
+        Ok(follow)
     }
 
     /// How many generations have at least one open stream here (for tests).
     pub fn followed_generations(&self) -> usize {
-        self.inner.generations.lock().len()
+        self.inner
+            .generations
+            .lock()
+            .values()
+            .filter(|c| c.ring.lock().receivers > 0)
+            .count()
+    }
+
+    /// How many generations this replica is subscribed to (open streams, or
+    /// lingering after the last one).
+    pub fn subscribed_generations(&self) -> usize {
+        self.inner.subscribed_generations()
     }
 }
 
 impl Inner {
+    fn subscribed_generations(&self) -> usize {
+        self.generations
+            .lock()
+            .values()
+            .filter(|c| c.subscribed.initialized())
+            .count()
+    }
+
+    /// `authstream_stream_subscribed_generations`: generations this replica is
+    /// subscribed to.
+    fn count_subscriptions(&self) {
+        metrics::gauge!("authstream_stream_subscribed_generations")
+            .set(self.subscribed_generations() as f64);
+    }
+
+    /// The linger of a generation's last stream is over: unless a stream followed it
+    /// since, the channel goes and so does the subscription.
+    fn let_go(&self, generation_id: &str, channel: &Arc<Channel>, follows: u64) {
+        {
+            let mut generations = self.generations.lock();
+            let idle = generations
+                .get(generation_id)
+                .is_some_and(|c| Arc::ptr_eq(c, channel))
+                && channel.ring.lock().receivers == 0
+                && channel.follows.load(Ordering::SeqCst) == follows;
+            if !idle {
+                return;
+            }
+            generations.remove(generation_id);
+            // Under the lock: a follow that comes next subscribes after this.
+            if channel.subscribed.initialized() {
+                self.store.unsubscribe_generation(generation_id);
+            }
+        }
+        self.count_subscriptions();
+    }
+
+    /// The subscription to one generation's channel was lost and is back: its
+    /// streams re-read the history after their last event.
+    fn resync_channel(&self, channel: &str) {
+        let Some(generation_id) = self.store.keys().generation_of_channel(channel) else {
+            return;
+        };
+        let channel = self.generations.lock().get(generation_id).cloned();
+        if let Some(channel) = channel {
+            channel.send(HubEvent::Resync);
+        }
+    }
+
     fn dispatch_event(&self, payload: &str) {
         let Ok(published) = serde_json::from_str::<PublishedEvent>(payload) else {
             tracing::warn!("ignoring an unreadable message on the events channel");
@@ -472,13 +604,18 @@ async fn pump(hub: Weak<Inner>, mut messages: broadcast::Receiver<PubSubMessage>
         let Some(hub) = hub.upgrade() else { return };
         match message {
             Ok(PubSubMessage::Message { channel, payload }) => {
-                if *channel == *events_channel {
-                    hub.dispatch_event(&payload);
-                } else if *channel == *notices_channel {
+                if *channel == *notices_channel {
                     hub.dispatch_notice(&payload);
+                } else if *channel == *events_channel {
+                    if hub.legacy {
+                        hub.dispatch_event(&payload);
+                    }
+                } else if store.keys().generation_of_channel(&channel).is_some() {
+                    hub.dispatch_event(&payload);
                 }
             }
             Ok(PubSubMessage::Reconnected) => hub.resync_all(),
+            Ok(PubSubMessage::Resubscribed { channel }) => hub.resync_channel(&channel),
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
@@ -580,6 +717,58 @@ mod tests {
         channel.send(event(5));
         assert_eq!(kept(&channel), 1);
         assert_eq!(channel.ring.lock().receivers, 1);
+    }
+
+    #[test]
+    fn an_event_not_newer_than_the_last_one_is_dropped() {
+        // While upgrading, each event comes twice (its generation's channel and the
+        // old one), in either order.
+        let channel = Arc::new(Channel::new(10));
+        let mut follower = Events::subscribe(channel.clone());
+        for n in [1, 1, 2, 1, 3, 2, 3] {
+            channel.send(event(n));
+        }
+        channel.send(HubEvent::Resync);
+        let mut got = Vec::new();
+        while let Some(e) = Events::try_recv(&follower.channel, &mut follower.next).unwrap() {
+            got.push(id(e));
+        }
+        assert_eq!(got, ["1-0", "2-0", "3-0", "resync"]);
+    }
+
+    /// A publisher of the release before sends on the one old channel only: heard
+    /// while `STREAM_LEGACY_FANOUT` is on, ignored once it is off; the generation's
+    /// own channel is heard either way, and a copy on both is one event.
+    #[tokio::test]
+    async fn the_old_channel_is_heard_only_while_upgrading() {
+        for legacy in [true, false] {
+            let store = Store::memory("t").with_legacy_fanout(legacy);
+            let hub = Hub::new(store.clone(), 8);
+            let mut follow = hub.follow("g").await.unwrap();
+            let message = |n: u64| format!(r#"{{"g":"g","id":"{n}-0","s":"processing","d":{{}}}}"#);
+            let old = store.keys().events_channel();
+            let own = store.keys().generation_channel("g");
+            store.publish(&old, &message(1)).await.unwrap();
+            store.publish(&own, &message(2)).await.unwrap();
+            store.publish(&old, &message(2)).await.unwrap();
+            store.publish(&own, &message(3)).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < if legacy { 3 } else { 2 } {
+                let event = tokio::time::timeout(Duration::from_secs(2), follow.events.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                got.push(id(event));
+            }
+            let want: &[&str] = if legacy {
+                &["1-0", "2-0", "3-0"]
+            } else {
+                &["2-0", "3-0"]
+            };
+            assert_eq!(got, want, "legacy {legacy}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(follow.events.queued(), 0, "nothing doubled");
+        }
     }
 
     #[tokio::test]

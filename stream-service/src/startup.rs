@@ -50,6 +50,7 @@ impl StreamState {
                 "the verification keys are of another algorithm",
             ));
         }
+        let store = store.with_legacy_fanout(settings.common.legacy_fanout);
         let validator = Validator::new(
             settings.common.algorithm,
             keys,
@@ -57,7 +58,8 @@ impl StreamState {
             store.clone(),
         );
         Ok(Self {
-            hub: Hub::new(store.clone(), settings.max_queued),
+            hub: Hub::new(store.clone(), settings.max_queued)
+                .with_linger(settings.subscription_linger),
             limiter: settings.common.rate_limiter(store.clone()),
             leases: Leases::new(store.clone()),
             spent_addresses: SpentBudgets::default(),

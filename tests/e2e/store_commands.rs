@@ -52,6 +52,13 @@ async fn commands_until_quiet(
     sent
 }
 
+/// A generation subscription's command (`SSUBSCRIBE`, `SUNSUBSCRIBE`): per generation
+/// and stream replica, not per request, so reported and not counted in the budgets.
+fn is_subscription(line: &str) -> bool {
+    let name = line.split('"').nth(1).unwrap_or_default();
+    name.eq_ignore_ascii_case("ssubscribe") || name.eq_ignore_ascii_case("sunsubscribe")
+}
+
 fn by_name(sent: &[String]) -> BTreeMap<String, usize> {
     let mut names = BTreeMap::new();
     for line in sent {
@@ -91,6 +98,7 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
     }
     // Everything the pairs leave to the background is sent within two seconds.
     let sent = commands_until_quiet(&stack, &mut lines, Duration::from_millis(2500)).await;
+    let sent: Vec<String> = sent.into_iter().filter(|l| !is_subscription(l)).collect();
     let names = by_name(&sent);
     println!("{} commands for {PAIRS} pairs: {names:?}", sent.len());
     assert!(
@@ -114,6 +122,63 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
     let stats: Value = stats(&stack).await;
     assert_eq!(stats["active"], 0, "{stats}");
     assert_eq!(stats["consumed_total"], PAIRS + 3, "{stats}");
+}
+
+/// The generations' subscriptions, counted by Redis: a stream replica sends one
+/// `SSUBSCRIBE` when a generation's first stream opens there, none for the streams
+/// that follow while it stays subscribed (a reopen within the linger included), and
+/// one `SUNSUBSCRIBE` the linger (5 s) after its last stream closed.
+#[tokio::test]
+async fn a_generation_costs_a_stream_replica_one_subscribe_and_one_unsubscribe() {
+    const GENERATIONS: usize = 4;
+    const STREAMS: usize = 3;
+    let stack = spawn_stack().await;
+    let user = stack.signup().await;
+    let mut generations = Vec::new();
+    for i in 0..GENERATIONS {
+        let generation = format!("g-sub-{i}");
+        stack.create_generation(&user.access, &generation).await;
+        generations.push(generation);
+    }
+    // The process's own subscription started before counting.
+    drop(stack.stream(&user.access, "g-sub-0").await);
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+
+    let (_monitor, mut lines) = monitor().await;
+    for generation in &generations {
+        for _ in 0..STREAMS {
+            drop(stack.stream(&user.access, generation).await);
+        }
+    }
+    let mut sent = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    while tokio::time::Instant::now() < deadline {
+        let more = commands_until_quiet(&stack, &mut lines, Duration::from_millis(500)).await;
+        sent.extend(more.into_iter().filter(|l| is_subscription(l)));
+        if sent.len() >= 2 * GENERATIONS {
+            break;
+        }
+    }
+    let names = by_name(&sent);
+    println!(
+        "{} subscription commands for {GENERATIONS} generations x {STREAMS} streams: {names:?}",
+        sent.len()
+    );
+    let subscribe = names
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("ssubscribe"))
+        .map(|(_, c)| *c)
+        .sum::<usize>();
+    let unsubscribe = names
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("sunsubscribe"))
+        .map(|(_, c)| *c)
+        .sum::<usize>();
+    assert_eq!(
+        (subscribe, unsubscribe),
+        (GENERATIONS, GENERATIONS),
+        "{sent:#?}"
+    );
 }
 
 async fn stats(stack: &Stack) -> Value {

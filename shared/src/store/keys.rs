@@ -93,6 +93,22 @@ impl Keys {
         format!("{}:{{{hash_tag}}}:rl:{policy}", self.prefix)
     }
 
+    /// Where a generation's events are published (`SPUBLISH`): under the hash tag of
+    /// its keys, so in their slot, and on a Cluster on the node that holds them.
+    pub fn generation_channel(&self, generation_id: &str) -> String {
+        format!("{}:{{g:{generation_id}}}:events-ch", self.prefix)
+    }
+
+    /// The generation whose channel this is.
+    pub fn generation_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel
+            .strip_prefix(&*self.prefix)?
+            .strip_prefix(":{g:")?
+            .strip_suffix("}:events-ch")
+    }
+
+    /// The one channel of every event, of the release before: published to and
+    /// listened on while `STREAM_LEGACY_FANOUT` is on.
     pub fn events_channel(&self) -> String {
         format!("{}:events", self.prefix)
     }

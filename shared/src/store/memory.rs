@@ -701,7 +701,7 @@ impl MemoryStore {
         &self,
         record: &str,
         history: &str,
-        channel: &str,
+        channels: (&str, &str),
         event: &NewEvent<'_>,
     ) -> StoreResult<AppendOutcome> {
         let appended = self.with(|d, now| {
@@ -749,7 +749,11 @@ impl MemoryStore {
         if let AppendOutcome::Appended { id } = &appended {
             let payload =
                 published_event_payload(event.generation_id, id, event.status, event.data);
-            self.publish(channel, &payload).await?;
+            // The generation's own channel, then (while upgrading) the old one.
+            self.publish(channels.0, &payload).await?;
+            if !channels.1.is_empty() {
+                self.publish(channels.1, &payload).await?;
+            }
         }
         Ok(appended)
     }

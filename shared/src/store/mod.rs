@@ -13,6 +13,7 @@
 mod keys;
 mod memory;
 mod redis;
+pub mod sharded;
 pub mod slot;
 
 use std::collections::HashMap;
@@ -59,6 +60,9 @@ pub enum PubSubMessage {
     },
     /// The subscription was re-established; messages may have been missed meanwhile.
     Reconnected,
+    /// The subscription to this one channel (a generation's) was lost and is live
+    /// again, maybe on another node; its messages may have been missed meanwhile.
+    Resubscribed { channel: Arc<str> },
 }
 
 /// One write of a batch (`Store::write_all`).
@@ -485,6 +489,8 @@ pub struct Store {
     round_trips: Arc<AtomicU64>,
     /// Stream token statistics counted here, flushed in the background.
     stream_stats: Arc<PendingStats>,
+    /// `STREAM_LEGACY_FANOUT`: appends also publish on `Keys::events_channel`.
+    legacy_fanout: bool,
 }
 
 /// One round trip: counted, then sent to the backend.
@@ -516,6 +522,7 @@ impl Store {
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
             stream_stats: Arc::default(),
+            legacy_fanout: true,
         };
         store.follow_revocations();
         store
@@ -531,6 +538,7 @@ impl Store {
             revocation_window: DEFAULT_REVOCATION_WINDOW,
             round_trips: Arc::default(),
             stream_stats: Arc::default(),
+            legacy_fanout: true,
         }
     }
 
@@ -853,8 +861,12 @@ impl Store {
     pub async fn append_event(&self, event: &NewEvent<'_>) -> StoreResult<AppendOutcome> {
         let record = self.keys.generation(event.generation_id);
         let history = self.keys.events(event.generation_id);
-        let channel = self.keys.events_channel();
-        dispatch!(self.append_event(&record, &history, &channel, event))
+        let channel = self.keys.generation_channel(event.generation_id);
+        let legacy = match self.legacy_fanout {
+            true => self.keys.events_channel(),
+            false => String::new(),
+        };
+        dispatch!(self.append_event(&record, &history, (&channel, &legacy), event))
     }
 
     /// The kept events of a generation after `after` (exclusive), or all of them.
@@ -950,6 +962,54 @@ impl Store {
 
     pub async fn publish(&self, channel: &str, payload: &str) -> StoreResult<()> {
         dispatch!(self.publish(channel, payload))
+    }
+
+    /// Subscribes this process to one generation's events (`SSUBSCRIBE` on its slot's
+    /// node, on a connection of its own per node); returns once the node confirmed,
+    /// so nothing published after this returns is missed. Its messages come through
+    /// `subscribe`'s receiver. Not counted: once per generation and process.
+    pub async fn subscribe_generation(&self, generation_id: &str) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Redis(s) => {
+                s.subscribe_channel(&self.keys.generation_channel(generation_id))
+                    .await
+            }
+            Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Ends this process's subscription to a generation's events.
+    pub fn unsubscribe_generation(&self, generation_id: &str) {
+        if let Backend::Redis(s) = &self.backend {
+            s.unsubscribe_channel(&self.keys.generation_channel(generation_id));
+        }
+    }
+
+    /// This process's confirmed generation subscriptions, per node address.
+    pub fn generation_subscriptions(&self) -> std::collections::HashMap<String, usize> {
+        match &self.backend {
+            Backend::Redis(s) => s.sharded_subscriptions(),
+            Backend::Memory(_) => std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether appends also publish on the channel of the release before (and
+    /// streams listen there): `STREAM_LEGACY_FANOUT`, on by default for one release.
+    pub fn with_legacy_fanout(mut self, on: bool) -> Self {
+        self.legacy_fanout = on;
+        if let Backend::Redis(s) = &self.backend {
+            // After the upgrade nobody publishes there: not listened to.
+            let mut channels = vec![self.keys.notices_channel()];
+            if on {
+                channels.push(self.keys.events_channel());
+            }
+            s.set_channels(channels);
+        }
+        self
+    }
+
+    pub fn legacy_fanout(&self) -> bool {
+        self.legacy_fanout
     }
 
     /// Every message of the events and stream-notices channels, through one shared

@@ -42,8 +42,10 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1";
 
-// KEYS: record, history. ARGV: data, max_len, status, now_ms, ttl_ms, channel,
-// generation id, progress ('' = unchanged), stage ('' = unchanged).
+// KEYS: record, history. ARGV: data, max_len, status, now_ms, ttl_ms, the
+// generation's channel (in its slot: `SPUBLISH`), generation id, progress ('' =
+// unchanged), stage ('' = unchanged), the channel of the release before ('' = none:
+// `PUBLISH` there too while upgrading).
 const APPEND_EVENT: &str = r#"
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0} end
@@ -54,7 +56,9 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'stage', ARGV[9]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[6], '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"s\":\"' .. ARGV[3] .. '\",\"d\":' .. ARGV[1] .. '}')
+local message = '{\"g\":\"' .. ARGV[7] .. '\",\"id\":\"' .. id .. '\",\"s\":\"' .. ARGV[3] .. '\",\"d\":' .. ARGV[1] .. '}'
+redis.call('SPUBLISH', ARGV[6], message)
+if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], message) end
 return {2, id}"#;
 
 // KEYS: the markers of one revocation, then the session records it ends, then (for a
@@ -483,6 +487,8 @@ pub struct RedisStore {
     timeout: Duration,
     scripts: Arc<Scripts>,
     pubsub: Arc<PubSubState>,
+    /// The generations' channels (`SSUBSCRIBE`), on connections of their own.
+    sharded: Arc<super::sharded::Sharded>,
 }
 
 /// The one connection every command shares. Connected on first use, so a Redis that
@@ -540,6 +546,14 @@ struct PubSubState {
     /// True while the subscription is live; the task starts on the first subscriber.
     live: watch::Sender<bool>,
     started: std::sync::Once,
+}
+
+/// `host:port`, bracketing an IPv6 host.
+fn address(host: &str, port: u16) -> String {
+    match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -634,6 +648,7 @@ impl RedisStore {
                 live: watch::channel(false).0,
                 started: std::sync::Once::new(),
             }),
+            sharded: Arc::new(super::sharded::Sharded::new()),
         }
     }
 
@@ -1290,7 +1305,7 @@ impl RedisStore {
         &self,
         record: &str,
         history: &str,
-        channel: &str,
+        channels: (&str, &str),
         event: &NewEvent<'_>,
     ) -> StoreResult<AppendOutcome> {
         let mut inv = self.scripts.append_event.prepare_invoke();
@@ -1301,10 +1316,11 @@ impl RedisStore {
             .arg(event.status.as_str())
             .arg(event.now_ms)
             .arg(ms(event.ttl))
-            .arg(channel)
+            .arg(channels.0)
             .arg(event.generation_id)
             .arg(event.progress.map(|p| p.to_string()).unwrap_or_default())
-            .arg(event.stage.unwrap_or_default());
+            .arg(event.stage.unwrap_or_default())
+            .arg(channels.1);
         // An acknowledged event is on a replica before its 202 (on a Cluster).
         let confirming = self.confirming();
         let reply: Vec<redis::Value> = confirming.invoke(inv).await?;
@@ -1715,6 +1731,65 @@ impl RedisStore {
             .map_err(|_| StoreError::Unavailable("subscription not live".into()))?
             .map_err(unavailable)?;
         Ok(receiver)
+    }
+
+    /// Subscribes this process to a generation's channel (`SSUBSCRIBE` on the node of
+    /// its slot) and returns once the node confirmed it.
+    pub(super) async fn subscribe_channel(&self, channel: &str) -> StoreResult<()> {
+        let slot = super::slot::key_slot(channel);
+        let store = self.clone();
+        self.sharded
+            .subscribe(channel, slot, self.timeout, move || {
+                let info = store.client.get_connection_info();
+                let login = super::sharded::Login {
+                    username: info
+                        .redis_settings()
+                        .username()
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_owned),
+                    password: info.redis_settings().password().map(str::to_owned),
+                };
+                let single = match info.addr() {
+                    redis::ConnectionAddr::Tcp(host, port) => Ok(address(host, *port)),
+                    _ => {
+                        Err("only redis:// (plain TCP) is supported for the sharded subscriptions")
+                    }
+                };
+                let host = match info.addr() {
+                    redis::ConnectionAddr::Tcp(host, _) => host.clone(),
+                    _ => String::new(),
+                };
+                let sender = store.pubsub.sender.clone();
+                let timeout = store.timeout;
+                let locate: super::sharded::Locate = Arc::new(move || {
+                    let store = store.clone();
+                    let single = single.clone();
+                    let host = host.clone();
+                    Box::pin(async move {
+                        if !store.is_cluster() {
+                            return single
+                                .map(super::sharded::SlotMap::single)
+                                .map_err(|e| StoreError::Unavailable(e.into()));
+                        }
+                        let reply: redis::Value =
+                            store.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+                        super::sharded::SlotMap::from_cluster_slots(&reply, &host)
+                            .ok_or_else(|| unavailable("unreadable CLUSTER SLOTS reply"))
+                    })
+                });
+                (locate, login, sender, timeout)
+            })
+            .await
+    }
+
+    /// Ends this process's subscription to a generation's channel.
+    pub(super) fn unsubscribe_channel(&self, channel: &str) {
+        self.sharded.unsubscribe(channel);
+    }
+
+    /// Confirmed sharded subscriptions per node address.
+    pub(super) fn sharded_subscriptions(&self) -> HashMap<String, usize> {
+        self.sharded.per_node()
     }
 
     pub(super) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {

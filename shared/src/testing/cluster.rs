@@ -158,6 +158,88 @@ impl RedisCluster {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The id of the node at `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        self.cli(port, &["CLUSTER", "MYID"])
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// The ports of the masters that are up.
+    pub fn masters(&self) -> Vec<u16> {
+        let any = self.nodes.iter().find(|n| n.is_running()).unwrap().port;
+        let nodes = self.cli(any, &["CLUSTER", "NODES"]).unwrap();
+        nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.len() >= 8 && fields[2].contains("master") && !fields[2].contains("fail"))
+                    .then(|| fields[1].split(['@', ':']).nth(1)?.parse().ok())
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// Moves `slot` with its keys from its master to the master at `to`, the way an
+    /// operator resharding does: `SETSLOT IMPORTING`/`MIGRATING`, `MIGRATE` of every
+    /// key, then `SETSLOT NODE` on every master.
+    pub fn move_slot(&self, slot: u16, to: u16) {
+        let slot_s = slot.to_string();
+        let from = self
+            .masters()
+            .into_iter()
+            .find(|port| self.serves(*port, slot))
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"));
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let ok = |port: u16, args: &[&str]| {
+            let out = self.cli(port, args).unwrap_or_default();
+            assert!(out.trim() == "OK", "{args:?} on {port}: {out}");
+        };
+        ok(to, &["CLUSTER", "SETSLOT", &slot_s, "IMPORTING", &from_id]);
+        ok(from, &["CLUSTER", "SETSLOT", &slot_s, "MIGRATING", &to_id]);
+        loop {
+            let keys = self
+                .cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot_s, "100"])
+                .unwrap_or_default();
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut args = vec![
+                "MIGRATE",
+                "127.0.0.1",
+                &port,
+                "",
+                "0",
+                "5000",
+                "AUTH",
+                CLUSTER_PASSWORD,
+                "KEYS",
+            ];
+            args.extend(keys);
+            ok(from, &args);
+        }
+        for port in self.masters() {
+            ok(port, &["CLUSTER", "SETSLOT", &slot_s, "NODE", &to_id]);
+        }
+    }
+
+    /// Whether the node at `port` serves `slot` by its own view.
+    fn serves(&self, port: u16, slot: u16) -> bool {
+        let nodes = self.cli(port, &["CLUSTER", "NODES"]).unwrap_or_default();
+        nodes
+            .lines()
+            .filter(|l| l.contains("myself"))
+            .flat_map(|l| l.split_whitespace().skip(8).collect::<Vec<_>>())
+            .any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
+            })
+    }
+
     /// `REDIS_CLUSTER_NODES` for this cluster: two seeds, with the password.
     pub fn seeds(&self) -> String {
         self.nodes

@@ -69,6 +69,7 @@ async fn operations_fail_fast_while_redis_is_down_and_recover_after_restart() {
     let k = key(&store, "k");
     store.set(&k, "v", None).await.unwrap();
     let mut before_outage = store.subscribe().await.unwrap();
+    store.subscribe_generation("followed").await.unwrap();
 
     server.stop();
     let g = GenerationId::generate();
@@ -109,19 +110,32 @@ async fn operations_fail_fast_while_redis_is_down_and_recover_after_restart() {
     store.set(&k, "after", None).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some("after"));
 
-    // The subscription re-establishes itself and says so to existing receivers.
+    // The subscriptions re-establish themselves and say so to existing receivers:
+    // the process's, and each generation's (subscribed again, on its own
+    // connection), so that its streams re-read what they missed.
+    let followed = store.keys().generation_channel("followed");
     let reconnected = async {
-        loop {
+        let (mut process, mut generation) = (false, false);
+        while !(process && generation) {
             match before_outage.recv().await {
-                Ok(PubSubMessage::Reconnected) => return,
+                Ok(PubSubMessage::Reconnected) => process = true,
+                Ok(PubSubMessage::Resubscribed { channel }) => {
+                    assert_eq!(*channel, *followed);
+                    generation = true;
+                }
                 Ok(PubSubMessage::Message { .. }) => {}
                 Err(e) => panic!("subscription ended: {e}"),
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), reconnected)
+    tokio::time::timeout(Duration::from_secs(10), reconnected)
         .await
-        .expect("no Reconnected within 5 s");
+        .expect("no Reconnected and Resubscribed within 10 s");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while store.generation_subscriptions().values().sum::<usize>() != 1 {
+        assert!(std::time::Instant::now() < deadline, "not counted again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut after_outage = eventually("subscribe after restart", || store.subscribe()).await;
     let channel = store.keys().events_channel();
     store.publish(&channel, "back").await.unwrap();

@@ -13,6 +13,7 @@ mod rate_limits;
 mod resilience;
 mod resume;
 mod revocation;
+mod sharded;
 mod shutdown;
 mod sse;
 mod tokens;
