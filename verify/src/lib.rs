@@ -1,0 +1,82 @@
+//! Verify [authstream](https://github.com/authstream/authstream) tokens inside your own
+//! service: signatures with the auth service's JWKS, revocations from its revocation
+//! feed, and **zero network calls per verification**.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use authstream_verify::Verifier;
+//!
+//! let verifier = Verifier::builder("https://auth.example.com")
+//!     .service_credentials("backend", "a-secret-with-revocations-read")
+//!     .build()
+//!     .await?;
+//! match verifier.verify("eyJ…").await {
+//!     Ok(claims) => println!("hello {}", claims.sub),
+//!     Err(e) => println!("refused: {}", e.code()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The checks and error codes are those of the auth service's `/auth/validate`: the
+//! algorithm is pinned to the JWKS's (EdDSA; a deployment signing with HS256 publishes
+//! no verifying key and cannot be verified by this crate), then `iss`, `aud`,
+//! `token_type`, `exp` and `nbf` with the leeway, then revocation of the token, its
+//! session and its user.
+//!
+//! It **fails closed**: while the feed's last heartbeat is older than the staleness
+//! bound (100 ms by default), [`Verifier::verify`] answers [`VerifyError::Unavailable`]
+//! rather than a verdict it could not check. It reconnects and resumes by itself.
+#![warn(missing_docs)]
+
+mod claims;
+mod error;
+mod feed;
+mod keys;
+mod verifier;
+
+#[cfg(feature = "actix")]
+pub mod actix;
+#[cfg(feature = "tower")]
+pub mod tower;
+
+pub use claims::Claims;
+pub use error::{BuildError, VerifyError};
+pub use verifier::{Verifier, VerifierBuilder};
+
+/// The problem+json body, status and `WWW-Authenticate` challenge of a refusal, shared
+/// by the adapters.
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub(crate) fn problem(e: &VerifyError) -> (u16, String, Option<String>) {
+    let status = e.status();
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": e.title(),
+        "status": status,
+        "detail": e.to_string(),
+        "code": e.code(),
+    })
+    .to_string();
+    let challenge = (status == 401).then(|| {
+        if matches!(e, VerifyError::Missing) {
+            "Bearer".to_owned()
+        } else {
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                e.code()
+            )
+        }
+    });
+    (status, body, challenge)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value; `""` when absent.
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub(crate) fn bearer(value: Option<&[u8]>) -> &str {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or("")
+}
