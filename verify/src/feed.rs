@@ -205,6 +205,20 @@ pub(crate) fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The `exp` of a JWT, read without verification (our own service token, to know when
+/// to renew it).
+fn expiry(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_i64()
+}
+
 type Events = Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, String>> + Send>>;
 
 /// Why a request failed: refused (4xx: do not retry blindly) or not answered.
@@ -255,7 +269,8 @@ impl Connector {
         let status = res.status();
         if status.is_client_error() {
             return Err(Failure::Refused(format!(
-                "the auth service answered {status}"
+                "the auth service answered {status} (are the credentials right, and does the \
+                 client have the scope {SCOPE}?)"
             )));
         }
         if !status.is_success() {
@@ -272,11 +287,17 @@ impl Connector {
             .json()
             .await
             .map_err(|e| Failure::Unreachable(e.without_url().to_string()))?;
-        // Renew at three quarters of its life: the stream ends when it expires.
-        let life = Duration::from_secs(answer.expires_in);
+        // Renew at three quarters of its life: the stream ends when it expires. `exp`
+        // is whole seconds, so the life left can be up to a second below `expires_in`.
+        let mut life = Duration::from_secs(answer.expires_in);
+        if let Some(exp) = expiry(&answer.access_token) {
+            let left =
+                u64::try_from(exp.saturating_mul(1000).saturating_sub(unix_ms())).unwrap_or(0);
+            life = life.min(Duration::from_millis(left));
+        }
         Ok(Token {
             value: answer.access_token,
-            renew_at: tokio::time::Instant::now() + (life * 3 / 4).max(Duration::from_millis(500)),
+            renew_at: tokio::time::Instant::now() + (life * 3 / 4).max(Duration::from_millis(200)),
         })
     }
 

@@ -1,5 +1,6 @@
 //! authstream-verify against real auth services on a real redis-server, through
 //! services built from the examples.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
 
@@ -39,7 +40,10 @@ async fn refused_within_100ms(service: &str, token: &str, what: &str) {
     })
     .await;
     let took = took.unwrap_or_else(|| panic!("{what}: never refused"));
-    assert!(took < Duration::from_millis(100), "{what}: refused after {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "{what}: refused after {took:?}"
+    );
 }
 
 /// A valid token passes; the token revoked, its session ended, its user signed out
@@ -55,19 +59,42 @@ async fn the_service_follows_revocations(service: &str, auth: &Auth) {
 
     // No token, a token that is not one: 401 problem+json with a Bearer challenge.
     let (status, body, headers) = me(service, "").await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("missing_token")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("missing_token"))
+    );
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     assert_eq!(body["type"], "about:blank");
     assert_eq!(body["status"], 401);
     let (status, body, headers) = me(service, "not.a.token").await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_token")));
-    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     let (status, body, _) = me(service, a["refresh_token"].as_str().unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("wrong_token_type")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("wrong_token_type"))
+    );
 
     // The token itself.
-    assert_eq!(auth.post("/auth/revoke", "", Some(json!({"token": at}))).await, 200);
+    assert_eq!(
+        auth.post("/auth/revoke", "", Some(json!({"token": at})))
+            .await,
+        200
+    );
     refused_within_100ms(service, at, "a revoked token").await;
 
     // Its session.
@@ -87,8 +114,12 @@ async fn the_service_follows_revocations(service: &str, auth: &Auth) {
     let ct = other["access_token"].as_str().unwrap();
     assert_eq!(me(service, ct).await.0, 200);
     assert_eq!(
-        auth.post("/auth/logout-all", c["access_token"].as_str().unwrap(), None)
-            .await,
+        auth.post(
+            "/auth/logout-all",
+            c["access_token"].as_str().unwrap(),
+            None
+        )
+        .await,
         204
     );
     refused_within_100ms(service, ct, "a token of a user signed out everywhere").await;
@@ -129,7 +160,10 @@ async fn without_the_auth_service_verifications_are_unavailable_and_recover_when
     let stopped = Instant::now();
     auth.stop().await;
     let took = within(Duration::from_secs(2), || async {
-        verifier.verify(&token).await == Err(VerifyError::Unavailable("the revocation feed is not current"))
+        verifier.verify(&token).await
+            == Err(VerifyError::Unavailable(
+                "the revocation feed is not current",
+            ))
     })
     .await
     .expect("never unavailable");
@@ -142,7 +176,10 @@ async fn without_the_auth_service_verifications_are_unavailable_and_recover_when
     let err = verifier.verify(&token).await.unwrap_err();
     assert_eq!((err.code(), err.status()), ("store_unavailable", 503));
     let (status, body, _) = me(&service, &token).await;
-    assert_eq!((status, body["code"].as_str()), (503, Some("store_unavailable")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
     // Still no verdict a second later: it never guesses.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(matches!(
@@ -198,9 +235,37 @@ async fn made_up_key_ids_fetch_the_jwks_at_most_once_per_interval() {
         let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": format!("made-up-{i}")});
         let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
         let err = verifier.verify(&forged).await.unwrap_err();
-        assert_eq!((err.clone(), err.code()), (VerifyError::UnknownKey, "invalid_token"));
+        assert_eq!(
+            (err.clone(), err.code()),
+            (VerifyError::UnknownKey, "invalid_token")
+        );
     }
-    assert_eq!(proxy.requests_for(jwks), 2, "one refetch for 50 unknown kids");
+    // The first fetch was less than 5 s ago: no refetch at all yet.
+    assert_eq!(
+        proxy.requests_for(jwks),
+        1,
+        "no refetch within the interval"
+    );
+    // After the interval, one refetch for any number of unknown kids.
+    let quick = authstream_verify::Verifier::builder(&proxy.url)
+        .service_credentials(helpers::VERIFIER.0, helpers::VERIFIER.1)
+        .jwks_min_refresh(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(proxy.requests_for(jwks), 2);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for i in 0..50 {
+        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": format!("other-{i}")});
+        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
+        assert_eq!(quick.verify(&forged).await, Err(VerifyError::UnknownKey));
+    }
+    assert_eq!(
+        proxy.requests_for(jwks),
+        3,
+        "one refetch for 50 unknown kids"
+    );
+    assert!(quick.verify(token).await.is_ok());
     // Another algorithm is refused without looking at keys.
     let header = json!({"alg": "HS256", "typ": "JWT", "kid": "x"});
     let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header.to_string()));
@@ -216,7 +281,10 @@ async fn made_up_key_ids_fetch_the_jwks_at_most_once_per_interval() {
         "{head}.{}.{sig}",
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    assert_eq!(verifier.verify(&forged).await, Err(VerifyError::BadSignature));
+    assert_eq!(
+        verifier.verify(&forged).await,
+        Err(VerifyError::BadSignature)
+    );
     // An access token is not a service token.
     assert_eq!(
         verifier.verify_service(token).await.unwrap_err().code(),
