@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 
 use crate::{Claims, Verifier, VerifyError};
@@ -38,11 +38,10 @@ impl ResponseError for Refused {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (_, body, challenge) = crate::problem(&self.0);
+        let (_, body, headers) = crate::problem(&self.0);
         let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((CONTENT_TYPE, "application/problem+json"));
-        if let Some(challenge) = challenge {
-            res.insert_header((WWW_AUTHENTICATE, challenge));
+        for header in headers {
+            res.insert_header(header);
         }
         res.body(body)
     }

@@ -43,10 +43,11 @@ pub use claims::Claims;
 pub use error::{BuildError, VerifyError};
 pub use verifier::{Verifier, VerifierBuilder};
 
-/// The problem+json body, status and `WWW-Authenticate` challenge of a refusal, shared
-/// by the adapters.
+/// The status, problem+json body and headers of a refusal, shared by the adapters:
+/// `WWW-Authenticate: Bearer` on 401 (RFC 6750's `error="invalid_token"` for a token
+/// that was presented), `Retry-After` on 503, never cached.
 #[cfg(any(feature = "actix", feature = "tower"))]
-pub(crate) fn problem(e: &VerifyError) -> (u16, String, Option<String>) {
+pub(crate) fn problem(e: &VerifyError) -> (u16, String, Vec<(&'static str, String)>) {
     let status = e.status();
     let body = serde_json::json!({
         "type": "about:blank",
@@ -56,17 +57,23 @@ pub(crate) fn problem(e: &VerifyError) -> (u16, String, Option<String>) {
         "code": e.code(),
     })
     .to_string();
-    let challenge = (status == 401).then(|| {
-        if matches!(e, VerifyError::Missing) {
-            "Bearer".to_owned()
-        } else {
-            format!(
-                "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                e.code()
-            )
-        }
-    });
-    (status, body, challenge)
+    let mut headers = vec![
+        ("content-type", "application/problem+json".to_owned()),
+        ("cache-control", "no-store".to_owned()),
+    ];
+    if status == 401 {
+        let error = match e {
+            VerifyError::Missing => "",
+            _ => ", error=\"invalid_token\"",
+        };
+        headers.push((
+            "www-authenticate",
+            format!("Bearer realm=\"authstream\"{error}"),
+        ));
+    } else {
+        headers.push(("retry-after", "1".to_owned()));
+    }
+    (status, body, headers)
 }
 
 /// The token of an `Authorization: Bearer <token>` header value; `""` when absent.

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 
 use crate::{Verifier, VerifyError};
@@ -110,15 +110,13 @@ where
 
 /// The problem+json answer of a refusal.
 pub fn refusal<B: From<String>>(e: &VerifyError) -> Response<B> {
-    let (status, body, challenge) = crate::problem(e);
+    let (status, body, headers) = crate::problem(e);
     let mut res = Response::new(B::from(body));
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        res.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            res.headers_mut().insert(name, value);
+        }
     }
     res
 }

@@ -9,7 +9,9 @@ use crate::keys::{Keys, refresh_forever};
 use crate::{BuildError, Claims, VerifyError};
 
 /// Verifies authstream tokens locally. Cheap to clone (one shared state); the
-/// background tasks (JWKS refresh, revocation feed) stop when the last clone is dropped.
+/// background tasks (JWKS refresh, revocation feed) run on a thread of their own, so
+/// that a busy application runtime cannot delay heartbeats into false staleness; they
+/// stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
@@ -22,15 +24,8 @@ struct Inner {
     audience: String,
     leeway: i64,
     staleness: Duration,
-    tasks: Vec<tokio::task::AbortHandle>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// Dropped with the last clone: the background thread's runtime then stops.
+    _stop: oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -231,18 +226,26 @@ impl VerifierBuilder {
         let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
             &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
         );
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            // A redirect could point a fetch anywhere (and over plain http).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| BuildError::Config(e.to_string()))?;
+        let client = |pooled: bool| {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(3))
+                // A redirect could point a fetch anywhere (and over plain http).
+                .redirect(reqwest::redirect::Policy::none());
+            if !pooled {
+                // Used from the application's runtime and the background one: no
+                // connection outlives the runtime that made it.
+                builder = builder.pool_max_idle_per_host(0);
+            }
+            builder
+                .build()
+                .map_err(|e| BuildError::Config(e.to_string()))
+        };
         let jwks = endpoint(&base, &[".well-known", "jwks.json"])?;
-        let keys = Keys::fetch_first(jwks, http.clone(), self.jwks_min_refresh)
+        let keys = Keys::fetch_first(jwks, client(false)?, self.jwks_min_refresh)
             .await
             .map_err(BuildError::Jwks)?;
         let connector = Arc::new(Connector {
-            http,
+            http: client(true)?,
             token_url: endpoint(&base, &["auth", "service-token"])?,
             feed_url: endpoint(&base, &["auth", "revocations"])?,
             client_id,
@@ -250,9 +253,20 @@ impl VerifierBuilder {
         });
         let feed = Arc::new(Feed::new());
         let (ready_tx, ready_rx) = oneshot::channel();
-        let follower = tokio::spawn(crate::feed::follow(feed.clone(), connector, ready_tx));
-        let refresher = tokio::spawn(refresh_forever(Arc::downgrade(&keys)));
-        let tasks = vec![follower.abort_handle(), refresher.abort_handle()];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| BuildError::Config(format!("cannot start a runtime: {e}")))?;
+        runtime.spawn(crate::feed::follow(feed.clone(), connector, ready_tx));
+        runtime.spawn(refresh_forever(Arc::downgrade(&keys)));
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("authstream-verify".to_owned())
+            .spawn(move || {
+                // Until the verifier is dropped; dropping the runtime ends its tasks.
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|e| BuildError::Config(format!("cannot start a thread: {e}")))?;
         let verifier = Verifier {
             inner: Arc::new(Inner {
                 keys,
@@ -261,7 +275,7 @@ impl VerifierBuilder {
                 audience: self.audience,
                 leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
                 staleness: self.staleness,
-                tasks,
+                _stop: stop,
             }),
         };
         match tokio::time::timeout(self.ready_timeout, ready_rx).await {
