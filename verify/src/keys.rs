@@ -198,6 +198,43 @@ mod tests {
         assert_eq!(max_age("public"), None);
     }
 
+    fn jwk(kid: &str) -> Value {
+        serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+            "kid": kid, "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})
+    }
+
+    #[tokio::test]
+    async fn a_key_dropped_from_the_jwks_stops_verifying_at_the_next_refresh() {
+        let published = Arc::new(parking_lot::Mutex::new(
+            serde_json::json!({"keys": [jwk("a")]}),
+        ));
+        let served = published.clone();
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let doc = served.lock().to_string();
+                async move { ([("cache-control", "public, max-age=0")], doc) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let min_refresh = Duration::from_millis(100);
+        let keys = Keys::fetch_first(url.parse().unwrap(), reqwest::Client::new(), min_refresh)
+            .await
+            .unwrap();
+        tokio::spawn(refresh_forever(Arc::downgrade(&keys)));
+        assert!(keys.key("a").await.is_ok());
+        *published.lock() = serde_json::json!({"keys": [jwk("b")]});
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(keys.key("a").await.err(), Some(VerifyError::UnknownKey));
+        assert!(keys.key("b").await.is_ok());
+    }
+
     #[test]
     fn only_ed25519_signing_keys_are_taken() {
         let doc = serde_json::json!({"keys": [
