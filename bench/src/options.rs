@@ -12,6 +12,9 @@ usage: bench <scenario>... [flags]
 scenarios (healthz, the baseline, always runs first):
   healthz         GET /healthz
   validate        GET /auth/validate with a user's access token (EdDSA), many users
+  verify          the same tokens verified in this process by authstream-verify (JWKS and
+                  revocation feed; the service client needs revocations:read): tool_cpu
+                  is the CPU per verification
   validate-hs256  the same against a server signing with HS256
   refresh         POST /auth/refresh, each connection rotating its own session
   mint-open       mint a stream token, open the SSE stream, read `connected`, close
@@ -44,6 +47,7 @@ flags:
 pub enum Scenario {
     Healthz,
     Validate,
+    Verify,
     ValidateHs256,
     Refresh,
     MintOpen,
@@ -53,9 +57,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Healthz,
         Self::Validate,
+        Self::Verify,
         Self::ValidateHs256,
         Self::Refresh,
         Self::MintOpen,
@@ -68,6 +73,7 @@ impl Scenario {
         match self {
             Self::Healthz => "healthz",
             Self::Validate => "validate",
+            Self::Verify => "verify",
             Self::ValidateHs256 => "validate-hs256",
             Self::Login => "login",
             Self::Refresh => "refresh",

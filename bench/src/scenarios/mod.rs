@@ -130,6 +130,39 @@ pub async fn run(
             r.detail("users", tokens.len());
             r
         }
+        Scenario::Verify => {
+            let (id, secret) =
+                target.server.service_client.clone().ok_or_else(|| {
+                    anyhow!("verify needs --service-client with revocations:read")
+                })?;
+            let verifier = authstream_verify::Verifier::builder(&target.server.base_url)
+                .service_credentials(id, secret)
+                .build()
+                .await
+                .map_err(|e| anyhow!("verify: {e}"))?;
+            let tokens: Arc<Vec<String>> = Arc::new(
+                target
+                    .users(options)
+                    .await?
+                    .iter()
+                    .map(|u| u.tokens.access_token.clone())
+                    .collect(),
+            );
+            let workers = (0..n)
+                .map(|i| Verify {
+                    verifier: verifier.clone(),
+                    tokens: tokens.clone(),
+                    next: i,
+                })
+                .collect();
+            let mut r = report(
+                "verification",
+                drive(workers, warmup, duration, watched).await,
+            );
+            r.detail("users", tokens.len());
+            r.detail("in_process", true);
+            r
+        }
         Scenario::Login => {
             let emails: Arc<Vec<String>> = Arc::new(
                 target
@@ -209,6 +242,25 @@ impl Worker for Validate {
     async fn step(&mut self) -> Result<(), String> {
         self.next = (self.next + 1) % self.tokens.len();
         self.api.validate(&self.tokens[self.next]).await
+    }
+}
+
+/// A verification in this process: no request.
+struct Verify {
+    verifier: authstream_verify::Verifier,
+    tokens: Arc<Vec<String>>,
+    next: usize,
+}
+
+impl Worker for Verify {
+    async fn step(&mut self) -> Result<(), String> {
+        self.next = (self.next + 1) % self.tokens.len();
+        let verified = self.verifier.verify(&self.tokens[self.next]).await;
+        // A verification never waits: let the tool's other tasks (its CPU sampling) run.
+        tokio::task::yield_now().await;
+        verified
+            .map(drop)
+            .map_err(|e| format!("verify {}", e.code()))
     }
 }
 
