@@ -1,15 +1,19 @@
-//! The revocation feed behind `GET /auth/revocations`: one tail of the revocation log
+//! The revocation feed behind `GET /auth/revocations`: one tail of the revocation logs
 //! per process, shared by every subscriber through a broadcast channel.
 //!
-//! The tail reads the log (`Store::revocations_after`) every `POLL_INTERVAL` while at
-//! least one subscriber is connected, keeps a copy of the retained log in memory (the
-//! entries of the last revocation window, as the log itself keeps them), broadcasts
-//! each new entry, and after every read that reached the end of the log a heartbeat
-//! with the log position. A subscriber starts from that copy (the entries after its
-//! `Last-Event-ID`, or a `reset` with a snapshot), then follows the broadcast: no
-//! store round trip per subscriber.
+//! The tail reads every log (the shards by user, and the legacy log while it is on:
+//! `Store::revocation_log_indexes`, `Store::revocations_after`), all at once, every
+//! `POLL_INTERVAL` while at least one subscriber is connected, keeps a copy of the
+//! retained logs in memory (the entries of the last revocation window, as the logs
+//! themselves keep them), broadcasts each new entry, and after every wave that reached
+//! the end of every log a heartbeat with the position. A position is the last id read
+//! of each log (`Position`); each event's id is the position just after it, so a
+//! `Last-Event-ID` resumes exactly on any replica. A subscriber starts from that copy
+//! (the entries after its `Last-Event-ID`, or a `reset` with a snapshot), then follows
+//! the broadcast: no store round trip per subscriber.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -38,11 +42,79 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// A log entry id, comparable.
 pub type LogId = (u64, u64);
 
+/// Where a reader of every log stands: the last id read of each log, in the order of
+/// `Store::revocation_log_indexes`. Written as the ids joined by commas
+/// (`<ms>-<seq>,<ms>-<seq>,…`); clients treat it as opaque.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position(Vec<LogId>);
+
+impl Position {
+    /// Nothing read of any of `logs` logs.
+    pub fn start(logs: usize) -> Self {
+        Self(vec![(0, 0); logs])
+    }
+
+    /// A position as written, or `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        text.split(',')
+            .map(parse_event_id)
+            .collect::<Option<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// The last id read of log `log` (by its place in the position).
+    pub fn of(&self, log: usize) -> LogId {
+        self.0.get(log).copied().unwrap_or((0, 0))
+    }
+
+    /// Whether the entry `key` of log `log` is at or before this position.
+    pub fn covers(&self, log: usize, key: LogId) -> bool {
+        key <= self.of(log)
+    }
+
+    fn advance(&mut self, log: usize, key: LogId) {
+        if let Some(at) = self.0.get_mut(log) {
+            *at = key;
+        }
+    }
+
+    /// Each log at the later of the two.
+    pub fn max(&self, other: &Self) -> Self {
+        if self.0.len() != other.0.len() {
+            return self.clone();
+        }
+        Self(
+            self.0
+                .iter()
+                .zip(&other.0)
+                .map(|(a, b)| *a.max(b))
+                .collect(),
+        )
+    }
+
+    pub fn logs(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (ms, seq)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{ms}-{seq}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One revocation as the feed sends it (the `data` of a `revocation` event, and each
 /// item of a `reset`'s snapshot). Only ids that are already in the tokens: no email.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FeedRevocation {
-    /// The log entry id (`<ms>-<seq>`), also the event's `id:`
+    /// The feed position just after this entry (the event's `id:`; opaque: send it
+    /// back as `Last-Event-ID`)
     pub id: String,
     /// `token`: the token `jti` of `sub`; `session`: every token with `sid` of `sub`;
     /// `user`: every token of `sub` issued (`iat`) before `not_before`, and every token
@@ -110,7 +182,10 @@ impl FeedRevocation {
 /// One log entry, ready to send.
 #[derive(Debug)]
 pub struct Entry {
+    /// Its log's place in a `Position`, and its id there.
+    pub log: usize,
     pub key: LogId,
+    /// The position just after it.
     pub id: String,
     pub until: i64,
     /// The token it revokes (`token` entries), to end a subscriber's own feed.
@@ -123,30 +198,45 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub enum Item {
     Entry(Arc<Entry>),
-    /// The log was read to its end (`position`, `0-0` for an empty log) by a read sent
-    /// at `time` (Unix ms).
+    /// Every log was read to its end (`position`) by reads sent at `time` (Unix ms).
     Heartbeat {
-        position: Arc<str>,
+        position: Arc<Position>,
         time: i64,
     },
 }
 
 impl Item {
-    pub fn heartbeat_json(position: &str, time: i64) -> String {
-        // Log ids are digits and one `-`: nothing to escape.
+    pub fn heartbeat_json(position: &Position, time: i64) -> String {
+        // Log ids are digits, `-` and `,`: nothing to escape.
         format!(r#"{{"position":"{position}","time":{time}}}"#)
     }
 }
 
-/// The tail's copy of the retained log.
+/// The tail's copy of the retained logs, in the order it read them.
 struct Copy {
     entries: VecDeque<Arc<Entry>>,
-    /// The last id read (`0-0`: none yet).
-    position: String,
-    position_key: LogId,
+    /// The last id read of each log.
+    position: Position,
     /// Read to the end at least once.
     ready: bool,
     trimmed_at: i64,
+}
+
+impl Copy {
+    /// Whether the copy holds every entry after `last`: of each log, `last` is where
+    /// the copy stands, or within what it still holds.
+    fn continues(&self, last: &Position) -> bool {
+        last.logs() == self.position.logs()
+            && (0..last.logs()).all(|log| {
+                let (at, now) = (last.of(log), self.position.of(log));
+                at == now
+                    || self
+                        .entries
+                        .iter()
+                        .find(|e| e.log == log)
+                        .is_some_and(|first| first.key <= at && at < now)
+            })
+    }
 }
 
 /// Where a new subscriber starts.
@@ -162,14 +252,16 @@ pub enum Start {
 pub struct Subscription {
     pub start: Start,
     pub receiver: broadcast::Receiver<Item>,
-    /// Entries up to this id are in `start` (or were trimmed): skip them when they come
-    /// again through the broadcast.
-    pub delivered: LogId,
+    /// Entries up to this position are in `start` (or were trimmed): skip them when
+    /// they come again through the broadcast.
+    pub delivered: Position,
 }
 
 /// The process's revocation feed.
 pub struct RevocationFeed {
     store: Store,
+    /// The logs read, by `Store::revocation_log_indexes` (fixed for the process).
+    logs: Vec<usize>,
     /// How long the log keeps entries (`MINID` on every append).
     window: Duration,
     copy: Mutex<Copy>,
@@ -181,16 +273,17 @@ pub struct RevocationFeed {
 
 impl RevocationFeed {
     pub fn new(store: Store, window: Duration) -> Arc<Self> {
+        let logs = store.revocation_log_indexes();
         Arc::new(Self {
-            store,
-            window,
             copy: Mutex::new(Copy {
                 entries: VecDeque::new(),
-                position: "0-0".to_owned(),
-                position_key: (0, 0),
+                position: Position::start(logs.len()),
                 ready: false,
                 trimmed_at: 0,
             }),
+            store,
+            logs,
+            window,
             sender: broadcast::channel(MAX_QUEUED).0,
             ready: watch::channel(false).0,
             running: AtomicBool::new(false),
@@ -211,7 +304,7 @@ impl RevocationFeed {
     /// log to its end; `None` when that took longer than `wait` (the store is down).
     pub async fn subscribe(
         self: &Arc<Self>,
-        last: Option<LogId>,
+        last: Option<Position>,
         wait: Duration,
     ) -> Option<Subscription> {
         let receiver = self.sender.subscribe();
@@ -223,18 +316,14 @@ impl RevocationFeed {
             .ok()?;
         let now = UnixTime::now().millis();
         let copy = self.copy.lock();
-        let resumable = last.filter(|&k| {
-            k == copy.position_key
-                || copy
-                    .entries
-                    .front()
-                    .is_some_and(|first| first.key <= k && k < copy.position_key)
-        });
-        let start = match resumable {
-            Some(k) => {
-                let from = copy.entries.partition_point(|e| e.key <= k);
-                Start::Resume(copy.entries.range(from..).cloned().collect())
-            }
+        let start = match last.filter(|last| copy.continues(last)) {
+            Some(last) => Start::Resume(
+                copy.entries
+                    .iter()
+                    .filter(|e| !last.covers(e.log, e.key))
+                    .cloned()
+                    .collect(),
+            ),
             None => {
                 let items: Vec<&str> = copy
                     .entries
@@ -248,14 +337,14 @@ impl RevocationFeed {
                         copy.position,
                         items.join(",")
                     ),
-                    position: copy.position.clone(),
+                    position: copy.position.to_string(),
                 }
             }
         };
         Some(Subscription {
             start,
             receiver,
-            delivered: copy.position_key,
+            delivered: copy.position.clone(),
         })
     }
 
@@ -291,19 +380,27 @@ impl RevocationFeed {
             }
             let asked = UnixTime::now();
             let after = self.copy.lock().position.clone();
-            let pause = match self.store.revocations_after(&after).await {
-                Ok(page) => {
+            let reads = self.logs.iter().enumerate().map(|(place, &log)| {
+                let (ms, seq) = after.of(place);
+                let store = &self.store;
+                async move { store.revocations_after(log, &format!("{ms}-{seq}")).await }
+            });
+            let pages = futures_util::future::join_all(reads).await;
+            let pause = match pages.into_iter().collect::<Result<Vec<_>, _>>() {
+                Ok(pages) => {
                     if failing {
-                        tracing::info!("revocation feed: reading the log again");
+                        tracing::info!("revocation feed: reading the logs again");
                         failing = false;
                     }
-                    let caught_up = page.len() < REVOCATION_PAGE;
-                    self.take(page, caught_up, asked);
+                    let caught_up = pages.iter().all(|page| page.len() < REVOCATION_PAGE);
+                    self.take(pages, caught_up, asked);
                     caught_up.then_some(POLL_INTERVAL)
                 }
                 Err(e) => {
+                    // What the logs that answered hold comes with the next wave that
+                    // reads them all: entries stay in order per log.
                     if !failing {
-                        tracing::warn!(error = %e, "revocation feed: cannot read the log; no heartbeats until it can");
+                        tracing::warn!(error = %e, "revocation feed: cannot read every log; no heartbeats until it can");
                         failing = true;
                     }
                     Some(RETRY_AFTER_FAILURE)
@@ -318,16 +415,20 @@ impl RevocationFeed {
         }
     }
 
-    /// Adds what a read returned to the copy and broadcasts it, then (when the read
-    /// reached the end of the log) a heartbeat.
-    fn take(&self, page: Vec<(String, String)>, caught_up: bool, asked: UnixTime) {
+    /// Adds what a wave of reads returned (a page per log) to the copy and broadcasts
+    /// it, then (when every read reached the end of its log) a heartbeat.
+    fn take(&self, pages: Vec<Vec<(String, String)>>, caught_up: bool, asked: UnixTime) {
         let mut copy = self.copy.lock();
-        for (id, raw) in page {
-            let Some(key) = parse_event_id(&id) else {
+        let entries = pages
+            .into_iter()
+            .enumerate()
+            .flat_map(|(log, page)| page.into_iter().map(move |entry| (log, entry)));
+        for (log, (log_id, raw)) in entries {
+            let Some(key) = parse_event_id(&log_id) else {
                 continue;
             };
-            copy.position_key = key;
-            copy.position.clone_from(&id);
+            copy.position.advance(log, key);
+            let id = copy.position.to_string();
             let Ok(revocation) = serde_json::from_str::<Revocation>(&raw) else {
                 tracing::warn!("revocation feed: ignoring an unreadable log entry");
                 continue;
@@ -342,6 +443,7 @@ impl RevocationFeed {
                 continue;
             };
             let entry = Arc::new(Entry {
+                log,
                 key,
                 id,
                 until,
@@ -362,7 +464,7 @@ impl RevocationFeed {
             self.ready.send_replace(true);
         }
         let _ = self.sender.send(Item::Heartbeat {
-            position: Arc::from(copy.position.as_str()),
+            position: Arc::new(copy.position.clone()),
             time: asked.millis(),
         });
         // Drops what the log has trimmed (or will at its next append): entries older

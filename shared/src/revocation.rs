@@ -1,18 +1,21 @@
 //! Revocations: writing them, and knowing them without asking the store.
 //!
 //! Every revocation (token, session, user) writes its markers under the subject's hash
-//! tag and is appended to one revocation log (a Redis stream) in the same round trip.
+//! tag and is appended to its user's revocation log (a Redis stream; one of
+//! `REVOCATION_LOG_SHARDS`, by user, `Keys::revocation_shard`) in the same round trip.
 //! Each process keeps a local view of what is revoked: the process that revokes
-//! applies it at once, and every process tails the log (a read every
-//! `TAIL_POLL_INTERVAL` on a connection of its own). Each answer proves the view is
-//! complete as of that moment; the view is used only while its last answer is at
-//! most `FRESH_WITHIN` old, and otherwise the check asks the store (`Store::revoked`),
-//! which answers 503 when it is down: never a verdict that could not be checked.
+//! applies it at once, and every process tails every log (a read of each every
+//! `TAIL_POLL_INTERVAL`, concurrently, on a connection of its own). Each answer proves
+//! the view is complete for that log's users as of that moment; a user's verdict comes
+//! from the view only while the last answer of the user's log is at most
+//! `FRESH_WITHIN` old, and otherwise the check asks the store (`Store::revoked`), which
+//! answers 503 when it is down: never a verdict that could not be checked. So while one
+//! log's master is replaced, only that shard's users wait for the store.
 //! Open streams learn of revoked sessions and users from the same view
 //! (`Store::revocation_notices`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::{Duration, Instant};
 
@@ -21,7 +24,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::clock::UnixTime;
-use crate::store::{Keys, Store, StoreResult};
+use crate::store::{Keys, REVOCATION_LOG_SHARDS, Store, StoreResult};
+
+/// The tail's index of the legacy log (`Keys::legacy_revocation_log`), after the shards.
+pub const LEGACY_LOG: usize = REVOCATION_LOG_SHARDS;
+
+/// Every log a view can tail: the shards, then the legacy log.
+const LOGS: usize = REVOCATION_LOG_SHARDS + 1;
 
 /// How old the tail's last answer may be for the local view to be trusted: the
 /// bound within which a revocation reaches every other process.
@@ -63,6 +72,14 @@ pub enum Revocation {
 }
 
 impl Revocation {
+    /// The user (or service subject) whose tokens it covers: its log shard's key.
+    pub fn subject(&self) -> &str {
+        match self {
+            Self::Token { sub, .. } => sub,
+            Self::Session { user_id, .. } | Self::User { user_id, .. } => user_id,
+        }
+    }
+
     pub fn until_ms(&self) -> i64 {
         match self {
             Self::Token { until_ms, .. }
@@ -238,9 +255,14 @@ struct Revoked {
 enum Liveness {
     /// Every revocation passes through this process (the in-memory store).
     Complete,
-    /// Complete as of the tail's last answer: milliseconds after `since`, plus one
-    /// (zero: not now).
-    Tailed { since: Instant, heard: AtomicU64 },
+    /// Complete, for each log's users, as of the tail's last answer from that log:
+    /// milliseconds after `since`, plus one (zero: not now). The legacy log counts
+    /// while `legacy` is on (its entries cover every user).
+    Tailed {
+        since: Instant,
+        heard: [AtomicU64; LOGS],
+        legacy: AtomicBool,
+    },
 }
 
 impl RevocationView {
@@ -249,13 +271,34 @@ impl RevocationView {
         Self::new(Liveness::Complete)
     }
 
-    /// A view kept current by tailing the revocation log; stale until the tail has
-    /// read all of it.
+    /// A view kept current by tailing the revocation logs; stale for a log's users
+    /// until the tail has read all of that log.
     pub fn tailed() -> Self {
         Self::new(Liveness::Tailed {
             since: Instant::now(),
-            heard: AtomicU64::new(0),
+            heard: std::array::from_fn(|_| AtomicU64::new(0)),
+            legacy: AtomicBool::new(false),
         })
+    }
+
+    /// Whether the legacy log is tailed (and counts for every user's freshness).
+    pub fn set_legacy(&self, on: bool) {
+        if let Liveness::Tailed { legacy, .. } = &self.liveness {
+            legacy.store(on, Ordering::Release);
+        }
+    }
+
+    /// True while the legacy log is written and tailed (never for a complete view:
+    /// no process of an older release shares it).
+    pub fn legacy(&self) -> bool {
+        matches!(&self.liveness, Liveness::Tailed { legacy, .. } if legacy.load(Ordering::Acquire))
+    }
+
+    /// The logs to read: every shard, and the legacy log while it is on.
+    pub fn tailed_logs(&self) -> Vec<usize> {
+        (0..REVOCATION_LOG_SHARDS)
+            .chain(self.legacy().then_some(LEGACY_LOG))
+            .collect()
     }
 
     fn new(liveness: Liveness) -> Self {
@@ -268,23 +311,40 @@ impl RevocationView {
         }
     }
 
-    /// True when the view holds every revocation made more than `FRESH_WITHIN` ago.
+    /// True when the view holds every revocation made more than `FRESH_WITHIN` ago,
+    /// of every user.
     pub fn is_fresh(&self) -> bool {
+        (0..REVOCATION_LOG_SHARDS).all(|shard| self.is_fresh_for_shard(shard))
+    }
+
+    /// True when the view holds every revocation of `sub` made more than
+    /// `FRESH_WITHIN` ago: its log (and the legacy log, while on) was read since.
+    pub fn is_fresh_for(&self, sub: &str) -> bool {
+        self.is_fresh_for_shard(Keys::revocation_shard(sub))
+    }
+
+    fn is_fresh_for_shard(&self, shard: usize) -> bool {
         match &self.liveness {
             Liveness::Complete => true,
-            Liveness::Tailed { since, heard } => match heard.load(Ordering::Acquire) {
-                0 => false,
-                heard => {
-                    let now = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    now.saturating_sub(heard - 1) < FRESH_WITHIN.as_millis() as u64
-                }
-            },
+            Liveness::Tailed {
+                since,
+                heard,
+                legacy,
+            } => {
+                let now = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let fresh = |log: usize| match heard[log].load(Ordering::Acquire) {
+                    0 => false,
+                    heard => now.saturating_sub(heard - 1) < FRESH_WITHIN.as_millis() as u64,
+                };
+                fresh(shard) && (!legacy.load(Ordering::Acquire) || fresh(LEGACY_LOG))
+            }
         }
     }
 
-    /// The verdict of the local view, or `None` when it is not fresh (ask the store).
+    /// The verdict of the local view, or `None` when it is not fresh for `sub` (ask
+    /// the store).
     pub fn check(&self, sub: &str, jti: &str, sid: Option<&str>, iat: i64) -> Option<bool> {
-        if !self.is_fresh() {
+        if !self.is_fresh_for(sub) {
             return None;
         }
         let r = self.revoked.read();
@@ -364,22 +424,29 @@ impl RevocationView {
         }
     }
 
-    /// The tail has read the log to its end with a read sent at `asked` (the view is
-    /// complete as of then, not as of when the answer came).
-    pub fn heard(&self, asked: Instant) {
-        if let Liveness::Tailed { since, heard } = &self.liveness {
+    /// The tail has read log `log` (a shard, or `LEGACY_LOG`) to its end with a read
+    /// sent at `asked` (the view is complete as of then, not as of when the answer
+    /// came).
+    pub fn heard(&self, log: usize, asked: Instant) {
+        if let Liveness::Tailed { since, heard, .. } = &self.liveness
+            && let Some(heard) = heard.get(log)
+        {
             let at = asked.saturating_duration_since(*since).as_millis();
             let at = u64::try_from(at).unwrap_or(u64::MAX);
-            heard.fetch_max(at.saturating_add(1), Ordering::AcqRel);
-            metrics::gauge!("authstream_revocation_feed_up").set(1.0);
+            if heard.fetch_max(at.saturating_add(1), Ordering::AcqRel) == 0 {
+                metrics::gauge!("authstream_revocation_feed_up", "log" => log_label(log)).set(1.0);
+            }
         }
     }
 
-    /// The tail lost its connection: stale until it has read the log again.
-    pub fn lost(&self) {
-        if let Liveness::Tailed { heard, .. } = &self.liveness {
+    /// The tail could not read log `log`: its users are stale until it has read the
+    /// log again.
+    pub fn lost(&self, log: usize) {
+        if let Liveness::Tailed { heard, .. } = &self.liveness
+            && let Some(heard) = heard.get(log)
+        {
             heard.store(0, Ordering::Release);
-            metrics::gauge!("authstream_revocation_feed_up").set(0.0);
+            metrics::gauge!("authstream_revocation_feed_up", "log" => log_label(log)).set(0.0);
         }
     }
 
@@ -404,6 +471,12 @@ impl RevocationView {
     }
 }
 
+/// The metric label of a log: its shard number, or `legacy` (a closed set).
+fn log_label(log: usize) -> &'static str {
+    const LABELS: [&str; LOGS] = ["0", "1", "2", "3", "4", "5", "6", "7", "legacy"];
+    LABELS.get(log).copied().unwrap_or("legacy")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,19 +492,45 @@ mod tests {
     #[test]
     fn a_tailed_view_answers_only_between_a_read_and_the_freshness_bound() {
         let view = RevocationView::tailed();
+        let shard = Keys::revocation_shard("u");
         view.apply(&session("u", "s", i64::MAX));
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "never read");
-        view.heard(Instant::now());
+        view.heard(shard, Instant::now());
         assert_eq!(view.check("u", "j", Some("s"), 0), Some(true));
         std::thread::sleep(FRESH_WITHIN + Duration::from_millis(20));
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "too old");
-        view.heard(Instant::now());
-        view.lost();
+        view.heard(shard, Instant::now());
+        view.lost(shard);
         assert_eq!(view.check("u", "j", Some("s"), 0), None, "connection lost");
         assert_eq!(
             RevocationView::complete().check("u", "j", None, 0),
             Some(false)
         );
+    }
+
+    #[test]
+    fn a_stale_log_makes_only_its_own_users_ask_the_store() {
+        let view = RevocationView::tailed();
+        let a = "user-a";
+        let b = (0..)
+            .map(|i| format!("user-{i}"))
+            .find(|u| Keys::revocation_shard(u) != Keys::revocation_shard(a))
+            .unwrap();
+        for shard in 0..REVOCATION_LOG_SHARDS {
+            view.heard(shard, Instant::now());
+        }
+        assert!(view.is_fresh());
+        view.lost(Keys::revocation_shard(a));
+        assert!(!view.is_fresh());
+        assert_eq!(view.check(a, "j", None, 0), None, "its log is stale");
+        assert_eq!(view.check(&b, "j", None, 0), Some(false), "another log");
+        // The legacy log, while on, counts for everyone.
+        view.heard(Keys::revocation_shard(a), Instant::now());
+        view.set_legacy(true);
+        assert_eq!(view.tailed_logs().last(), Some(&LEGACY_LOG));
+        assert_eq!(view.check(&b, "j", None, 0), None, "legacy never read");
+        view.heard(LEGACY_LOG, Instant::now());
+        assert_eq!(view.check(&b, "j", None, 0), Some(false));
     }
 
     #[test]

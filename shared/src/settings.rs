@@ -25,6 +25,9 @@ pub struct CommonSettings {
     /// `STREAM_LEGACY_FANOUT`, default true: appends also publish on the one channel
     /// of the release before, and streams also listen there (a rolling upgrade).
     pub legacy_fanout: bool,
+    /// `REVOCATION_LEGACY_LOG`, default true: revocations also go to the one log of
+    /// the release before, and every process also tails it (a rolling upgrade).
+    pub legacy_revocation_log: bool,
     pub jwt: JwtSettings,
     pub algorithm: Algorithm,
     pub jwt_secret: Option<SecretString>,
@@ -100,6 +103,7 @@ impl CommonSettings {
             redis_cluster_nodes,
             redis_timeout: Duration::from_millis(timeout_ms),
             legacy_fanout: config::boolean(env, "STREAM_LEGACY_FANOUT", true)?,
+            legacy_revocation_log: config::boolean(env, "REVOCATION_LEGACY_LOG", true)?,
             jwt: JwtSettings {
                 issuer: config::string_or(env, "JWT_ISSUER", "authstream"),
                 audience: config::string_or(env, "JWT_AUDIENCE", "authstream"),
@@ -135,7 +139,8 @@ impl CommonSettings {
                 .map_err(|e| ConfigError::new("REDIS_CLUSTER_NODES", e.to_string()))?;
             return Ok(store
                 .with_revocation_window(self.revocation_ttl())
-                .with_legacy_fanout(self.legacy_fanout));
+                .with_legacy_fanout(self.legacy_fanout)
+                .with_legacy_revocation_log(self.legacy_revocation_log));
         }
         let store = match &self.redis_url {
             Some(url) => RedisStore::connect(url, self.redis_timeout)
@@ -145,7 +150,8 @@ impl CommonSettings {
         };
         Ok(store
             .with_revocation_window(self.revocation_ttl())
-            .with_legacy_fanout(self.legacy_fanout))
+            .with_legacy_fanout(self.legacy_fanout)
+            .with_legacy_revocation_log(self.legacy_revocation_log))
     }
 
     /// The rate limiter on `store`: every service and replica on one store shares
@@ -200,6 +206,7 @@ mod tests {
         assert_eq!(s.jwt.leeway, Duration::from_secs(5));
         assert!(s.cookie_secure && !s.stream_token_bind_ip && s.redis_url.is_none());
         assert!(s.legacy_fanout, "on for the release that upgrades");
+        assert!(s.legacy_revocation_log, "on for the release that upgrades");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, ContentEncoding};
@@ -11,11 +10,10 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_lab::sse;
 use serde::Deserialize;
 use shared::http::Caller;
-use shared::store::parse_event_id;
 use shared::{ApiError, ErrorCode, UnixTime};
 use tokio::sync::{broadcast, watch};
 
-use crate::feed::{Item, LogId, Start, Subscription};
+use crate::feed::{Item, Position, Start, Subscription};
 use crate::startup::AuthState;
 
 pub const SCOPE: &str = "revocations:read";
@@ -27,13 +25,13 @@ const RETRY: Duration = Duration::from_secs(1);
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// Where to resume, for clients that cannot send the `Last-Event-ID` header (the
-    /// header wins): a log entry id `<ms>-<seq>`
+    /// header wins): an event's id, as received
     last_event_id: Option<String>,
 }
 
 #[utoipa::path(
     tag = "tokens", summary = "Follow every revocation (Server-Sent Events)",
-    description = "For services that verify tokens themselves. Events: `revocation` (`id:` the log entry id, data a `FeedRevocation`), `reset` (first, when there is no `Last-Event-ID` or it is older than the kept log: `id:` the position it covers, data `{position, time, revocations: [FeedRevocation]}`, everything still in force: drop what you held), `heartbeat` (about every 10 ms, at most 25 ms apart while the log can be read: data `{position, time}`, the last log entry id read and the Unix ms of the read that found nothing after it). The stream ends when the caller's token expires or is revoked, when the caller falls more than 1024 events behind, and at shutdown; resume with `Last-Event-ID`.",
+    description = "For services that verify tokens themselves. Events: `revocation` (`id:` the feed position just after it, data a `FeedRevocation`), `reset` (first, when there is no `Last-Event-ID` or it is older than the kept log: `id:` the position it covers, data `{position, time, revocations: [FeedRevocation]}`, everything still in force: drop what you held), `heartbeat` (about every 10 ms, at most 25 ms apart while every log can be read: data `{position, time}`, the position and the Unix ms of the reads that found nothing after it). A position is opaque (the last id read of each of the revocation log's shards, comma-separated): send it back as it came. The stream ends when the caller's token expires or is revoked, when the caller falls more than 1024 events behind, and at shutdown; resume with `Last-Event-ID`.",
     security(("bearer" = [])),
     params(
         FeedQuery,
@@ -73,13 +71,15 @@ pub async fn follow(
         .headers()
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let last = match header_id.or(query.last_event_id.as_deref()) {
-        None | Some("") => None,
-        Some(id) => Some(parse_event_id(id.trim()).ok_or_else(|| {
-            ApiError::field("Last-Event-ID", "must be a log entry id <ms>-<seq>")
-        })?),
-    };
+    let last =
+        match header_id.or(query.last_event_id.as_deref()) {
+            None | Some("") => None,
+            Some(id) => Some(Position::parse(id.trim()).ok_or_else(|| {
+                ApiError::field("Last-Event-ID", "must be an event id of this feed")
+            })?),
+        };
     let wait = state.settings.common.redis_timeout;
+    let resumed = last.is_some();
     let Some(subscription) = state.feed.subscribe(last, wait).await else {
         return Err(ApiError::new(
             ErrorCode::StoreUnavailable,
@@ -88,7 +88,7 @@ pub async fn follow(
     };
     let now = UnixTime::now();
     let expires_in = now.until(UnixTime::from_secs(claims.reg.exp));
-    tracing::info!(client_id = %claims.client_id(), resumed = last.is_some(), "revocation feed opened");
+    tracing::info!(client_id = %claims.client_id(), resumed, "revocation feed opened");
     let follower = Follower {
         queue: VecDeque::new(),
         subscription,
@@ -156,16 +156,19 @@ impl Follower {
             };
             match item {
                 Ok(Item::Entry(entry)) => {
-                    if entry.key <= self.subscription.delivered {
+                    let delivered = &mut self.subscription.delivered;
+                    if delivered.covers(entry.log, entry.key) {
                         continue;
                     }
-                    self.subscription.delivered = entry.key;
+                    *delivered = Position::parse(&entry.id).unwrap_or_else(|| delivered.clone());
                     // The caller's own token revoked: this is its last event.
                     self.done = entry.jti.as_deref() == Some(self.own_jti.as_str());
                     return Some(revocation_event(&entry.id, &entry.json));
                 }
                 Ok(Item::Heartbeat { position, time }) => {
-                    let position = max_position(&position, self.subscription.delivered);
+                    // A heartbeat queued before this follower started may name an
+                    // older position than it has: it says the newer, just as current.
+                    let position = position.max(&self.subscription.delivered);
                     return Some(sse::Event::Data(
                         sse::Data::new(Item::heartbeat_json(&position, time)).event("heartbeat"),
                     ));
@@ -177,15 +180,6 @@ impl Follower {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-}
-
-/// A heartbeat that was queued before this follower's start may name an older position
-/// than what it already has: it says the newer one, which is just as current.
-fn max_position(position: &Arc<str>, delivered: LogId) -> String {
-    match parse_event_id(position) {
-        Some(key) if key >= delivered => position.to_string(),
-        _ => format!("{}-{}", delivered.0, delivered.1),
     }
 }
 
@@ -202,6 +196,8 @@ fn events(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::feed::{MAX_QUEUED, RevocationFeed};
 
@@ -229,7 +225,7 @@ mod tests {
         assert!(matches!(first, sse::Event::Data(_)) && matches!(second, sse::Event::Data(_)));
         for _ in 0..=MAX_QUEUED * 2 {
             feed.send(Item::Heartbeat {
-                position: Arc::from("0-0"),
+                position: Arc::new(Position::start(8)),
                 time: 1,
             });
         }

@@ -1,7 +1,30 @@
 //! Key names. Keys that one operation touches together share a hash tag (`{u:..}`,
 //! `{g:..}`) so they live in one Redis Cluster slot.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// How many revocation logs the revocations are sharded into, by user. Fixed: every
+/// process must agree on where a user's revocations are.
+pub const REVOCATION_LOG_SHARDS: usize = 8;
+
+/// The hash tag of shard `shard`'s log: `revocations:<shard>:<k>`, the first `k` whose
+/// slot lies in the shard's share of the slot range.
+fn log_tag(shard: usize) -> &'static str {
+    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        (0..REVOCATION_LOG_SHARDS)
+            .map(|shard| {
+                let share = 16_384 / REVOCATION_LOG_SHARDS;
+                let range = shard * share..(shard + 1) * share;
+                (0..)
+                    .map(|k| format!("revocations:{shard}:{k}"))
+                    .find(|tag| range.contains(&usize::from(super::slot::key_slot(tag))))
+                    .unwrap_or_default()
+            })
+            .collect()
+    });
+    &tags[shard % REVOCATION_LOG_SHARDS]
+}
 
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -113,14 +136,66 @@ impl Keys {
         format!("{}:events", self.prefix)
     }
 
-    /// Every revocation, in order (a Redis stream), which each process tails into its
-    /// local view. One key: the one thing every process reads.
-    pub fn revocation_log(&self) -> String {
+    /// The revocations of the users of one shard (`revocation_shard`), in order (a
+    /// Redis stream), which every process tails into its local view. Each shard's hash
+    /// tag falls in its own eighth of the slot range, so that on a Cluster whose
+    /// masters split the slots evenly the logs spread over them: one master's failover
+    /// leaves the other shards' users validating.
+    pub fn revocation_log(&self, shard: usize) -> String {
+        format!("{}:{{{}}}:log", self.prefix, log_tag(shard))
+    }
+
+    /// The one revocation log of the release before, written and tailed besides the
+    /// shards while `REVOCATION_LEGACY_LOG` is on (a rolling upgrade).
+    pub fn legacy_revocation_log(&self) -> String {
         format!("{}:{{revocations}}:log", self.prefix)
+    }
+
+    /// The shard of the log that holds every revocation of `sub` (a token names its
+    /// user, so a validation knows which shard's freshness it depends on).
+    pub fn revocation_shard(sub: &str) -> usize {
+        usize::from(super::slot::crc16_xmodem(sub.as_bytes())) % REVOCATION_LOG_SHARDS
     }
 
     /// Where `revocation::StreamNotice`s are published.
     pub fn notices_channel(&self) -> String {
         format!("{}:stream-notices", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::slot::key_slot;
+
+    const PINNED: [&str; REVOCATION_LOG_SHARDS] = [
+        "as:{revocations:0:1}:log",
+        "as:{revocations:1:41}:log",
+        "as:{revocations:2:41}:log",
+        "as:{revocations:3:1}:log",
+        "as:{revocations:4:40}:log",
+        "as:{revocations:5:1}:log",
+        "as:{revocations:6:1}:log",
+        "as:{revocations:7:40}:log",
+    ];
+
+    #[test]
+    fn each_revocation_log_lies_in_its_own_share_of_the_slots_and_users_spread_over_them() {
+        let keys = Keys::new("as");
+        let share = 16_384 / REVOCATION_LOG_SHARDS;
+        for shard in 0..REVOCATION_LOG_SHARDS {
+            let slot = usize::from(key_slot(&keys.revocation_log(shard)));
+            assert_eq!(slot / share, shard, "{}", keys.revocation_log(shard));
+        }
+        // Every process of every release must find the same logs.
+        let names: Vec<String> = (0..REVOCATION_LOG_SHARDS)
+            .map(|shard| keys.revocation_log(shard))
+            .collect();
+        assert_eq!(names, PINNED, "the log names changed");
+        let mut users = [0usize; REVOCATION_LOG_SHARDS];
+        for i in 0..8000 {
+            users[Keys::revocation_shard(&format!("user-{i}"))] += 1;
+        }
+        assert!(users.iter().all(|&n| (800..1200).contains(&n)), "{users:?}");
     }
 }

@@ -1139,7 +1139,7 @@ impl MemoryStore {
     pub(super) async fn revoke(
         &self,
         write: &RevocationWrite,
-        log: &str,
+        logs: &[String],
         entry: &str,
         now_ms: i64,
         oldest_kept_ms: i64,
@@ -1185,20 +1185,23 @@ impl MemoryStore {
                     }
                 }
             }
-            if d.live(log, now).is_none() {
-                d.insert(log, Value::Stream(Stream::default()), None, now);
-            }
-            let Some(Entry {
-                value: Value::Stream(stream),
-                ..
-            }) = d.entries.get_mut(log)
-            else {
-                return String::new();
-            };
-            let oldest = u64::try_from(oldest_kept_ms).unwrap_or(0);
-            stream.entries.retain(|((ms, _), _)| *ms >= oldest);
-            let (ms, seq) = stream.push(now_ms, entry);
-            format!("{ms}-{seq}")
+            let mut ids = logs.iter().map(|log| {
+                if d.live(log, now).is_none() {
+                    d.insert(log, Value::Stream(Stream::default()), None, now);
+                }
+                let Some(Entry {
+                    value: Value::Stream(stream),
+                    ..
+                }) = d.entries.get_mut(log)
+                else {
+                    return String::new();
+                };
+                let oldest = u64::try_from(oldest_kept_ms).unwrap_or(0);
+                stream.entries.retain(|((ms, _), _)| *ms >= oldest);
+                let (ms, seq) = stream.push(now_ms, entry);
+                format!("{ms}-{seq}")
+            });
+            ids.next().unwrap_or_default()
         })
     }
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-pub use self::keys::Keys;
+pub use self::keys::{Keys, REVOCATION_LOG_SHARDS};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::clock::UnixTime;
@@ -1022,11 +1022,12 @@ impl Store {
     /// Writes a revocation's markers (one script on the subject's hash tag: all of
     /// them or none), ends the session records it covers (a revoked session's; a
     /// revoked user's listed sessions and every session in the user's index, each
-    /// marked revoked, deleted and taken out of the index, in the same script) and appends it to the revocation log, in one round trip, then
-    /// applies it to this process's view at once. The log append is a second command
-    /// of the same pipeline (the log is one key, in another slot): if it fails, the
-    /// call fails, and the caller retries; the markers alone already refuse the
-    /// tokens to every validation that asks the store.
+    /// marked revoked, deleted and taken out of the index, in the same script) and
+    /// appends it to its user's revocation log (and the legacy log while on), in one
+    /// round trip, then applies it to this process's view at once. Each log append is
+    /// another part of the same wave (each log is one key, in its own slot): if one
+    /// fails, the call fails, and the caller retries; the markers alone already refuse
+    /// the tokens to every validation that asks the store.
     pub async fn revoke(&self, revocation: &Revocation, now: UnixTime) -> StoreResult<()> {
         let keep_for = now.until(UnixTime(revocation.until_ms()));
         if keep_for.is_zero() {
@@ -1057,10 +1058,10 @@ impl Store {
         };
         let entry = serde_json::to_string(revocation).unwrap_or_default();
         let window = i64::try_from(self.revocation_window.as_millis()).unwrap_or(i64::MAX);
-        let log = self.keys.revocation_log();
+        let logs = self.revocation_logs_of(revocation.subject());
         let written = dispatch!(self.revoke(
             &write,
-            &log,
+            &logs,
             &entry,
             now.millis(),
             now.millis().saturating_sub(window)
@@ -1082,11 +1083,49 @@ impl Store {
         }
     }
 
-    /// Revocation log entries after `after` (`0-0` for all), oldest first, at most
-    /// `REVOCATION_PAGE` of them: `(id, entry)`.
-    pub async fn revocations_after(&self, after: &str) -> StoreResult<Vec<(String, String)>> {
-        let log = self.keys.revocation_log();
+    /// The logs a revocation of `sub` is appended to: its shard's, and the legacy
+    /// log while it is on.
+    fn revocation_logs_of(&self, sub: &str) -> Vec<String> {
+        let shard = self.keys.revocation_log(Keys::revocation_shard(sub));
+        let legacy = self
+            .revocations
+            .legacy()
+            .then(|| self.keys.legacy_revocation_log());
+        [shard].into_iter().chain(legacy).collect()
+    }
+
+    /// The key of log `log` (a shard, or `revocation::LEGACY_LOG`).
+    fn revocation_log(&self, log: usize) -> String {
+        if log == crate::revocation::LEGACY_LOG {
+            self.keys.legacy_revocation_log()
+        } else {
+            self.keys.revocation_log(log)
+        }
+    }
+
+    /// The logs to read for every revocation: each shard, and the legacy log while on.
+    pub fn revocation_log_indexes(&self) -> Vec<usize> {
+        self.revocations.tailed_logs()
+    }
+
+    /// Entries of log `log` (see `revocation_log_indexes`) after `after` (`0-0` for
+    /// all), oldest first, at most `REVOCATION_PAGE` of them: `(id, entry)`.
+    pub async fn revocations_after(
+        &self,
+        log: usize,
+        after: &str,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let log = self.revocation_log(log);
         dispatch!(self.read_log(&log, after, REVOCATION_PAGE))
+    }
+
+    /// Whether revocations also go to (and are read from) the one log of the release
+    /// before: `REVOCATION_LEGACY_LOG`, on by default for one release. Without it, a
+    /// process of the release before would miss every revocation made by this one.
+    #[must_use]
+    pub fn with_legacy_revocation_log(self, on: bool) -> Self {
+        self.revocations.set_legacy(on);
+        self
     }
 
     /// True when the token `jti` of `sub`, its session `sid`, or everything of `sub`
@@ -1133,9 +1172,15 @@ impl Store {
     }
 
     /// True while this process's view of revocations is known to be complete: in
-    /// memory always; on Redis while its log was read within the freshness bound.
+    /// memory always; on Redis while every log was read within the freshness bound.
     pub fn revocations_fresh(&self) -> bool {
         self.revocations.is_fresh()
+    }
+
+    /// True while this process's view holds every revocation of `sub` (its log was
+    /// read within the freshness bound).
+    pub fn revocations_fresh_for(&self, sub: &str) -> bool {
+        self.revocations.is_fresh_for(sub)
     }
 
     /// Revoked sessions and users, as this process learns of them, for open streams.
@@ -1151,7 +1196,8 @@ impl Store {
             && tokio::runtime::Handle::try_current().is_ok()
         {
             self.revocations.start_tail(|view| {
-                redis.tail_revocations(self.keys.revocation_log(), view, REVOCATION_PAGE);
+                let logs = std::array::from_fn(|log| self.revocation_log(log));
+                redis.tail_revocations(logs, view, REVOCATION_PAGE);
             });
         }
     }

@@ -17,7 +17,7 @@ pub fn key_slot(key: &str) -> u16 {
     crc16_xmodem(tagged) % 16_384
 }
 
-fn crc16_xmodem(data: &[u8]) -> u16 {
+pub(crate) fn crc16_xmodem(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in data {
         crc ^= u16::from(byte) << 8;

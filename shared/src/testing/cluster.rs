@@ -158,6 +158,22 @@ impl RedisCluster {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `CONFIG SET <name> <value>` on every node that runs, e.g.
+    /// `cluster-require-full-coverage no`, with which the other masters go on serving
+    /// their slots while one is replaced (by default the whole cluster answers
+    /// `CLUSTERDOWN` until the replica takes over).
+    pub fn config_set(&self, name: &str, value: &str) {
+        for node in self.nodes.iter().filter(|n| n.is_running()) {
+            let reply = self.cli(node.port, &["CONFIG", "SET", name, value]);
+            assert_eq!(
+                reply.as_deref().map(str::trim),
+                Some("OK"),
+                "{name} on {}",
+                node.port
+            );
+        }
+    }
+
     /// The id of the node at `port`.
     pub fn node_id(&self, port: u16) -> String {
         self.cli(port, &["CLUSTER", "MYID"])
@@ -252,6 +268,13 @@ impl RedisCluster {
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no master serves the slot of {key}"))
+    }
+
+    /// The port of the master serving `key`'s slot, unless it failed and no replica
+    /// has taken over yet.
+    pub fn serving(&self, key: &str) -> Option<u16> {
         let any = self.nodes.iter().find(|n| n.is_running()).unwrap().port;
         let slot: u16 = self
             .cli(any, &["CLUSTER", "KEYSLOT", key])
@@ -275,11 +298,11 @@ impl RedisCluster {
                 if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
                     && (lo..=hi).contains(&slot)
                 {
-                    return port;
+                    return Some(port);
                 }
             }
         }
-        panic!("no master serves slot {slot}");
+        None
     }
 
     /// SIGKILLs the node on `port`.

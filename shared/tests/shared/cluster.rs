@@ -161,3 +161,101 @@ async fn writes_a_failover_could_lose_fail_until_a_replica_confirms_them() {
         .unwrap_or_default();
     assert_eq!(on_replica.trim(), "1", "the replica holds the marker");
 }
+
+/// The master holding one revocation log shard is SIGKILLed. While the cluster elects
+/// its replica, validations of users whose log lives on another master go on from
+/// the local view, without a store round trip; only that shard's users depend on the
+/// store (an answer, or 503 while their keys' master is away too); after the election
+/// every shard is fresh again. (With Redis's default `cluster-require-full-coverage
+/// yes`, every node answers `CLUSTERDOWN` from the moment the master is marked failed
+/// until its replica takes over, and every shard goes stale: the README says to turn
+/// it off.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_of_one_revocation_log_shard_costs_only_its_own_users() {
+    use std::time::{Duration, Instant};
+
+    use shared::clock::UnixTime;
+    use shared::store::Keys;
+    use shared::testing::revocations_fresh;
+
+    let cluster = RedisCluster::start(3, 1);
+    cluster.config_set("cluster-require-full-coverage", "no");
+    let store = cluster_store(&cluster.seeds());
+    let jwt = crate::helpers::Jwt::new(store.clone());
+    revocations_fresh(&store).await;
+    let keys = store.keys().clone();
+    let log_master =
+        |user: &str| cluster.master_of(&keys.revocation_log(Keys::revocation_shard(user)));
+    let victim = log_master("user-0");
+    let (doomed, safe): (Vec<String>, Vec<String>) = (0..40)
+        .map(|i| format!("user-{i}"))
+        .filter(|user| cluster.master_of(&keys.user(user)) != victim || log_master(user) == victim)
+        .partition(|user| log_master(user) == victim);
+    assert!(!safe.is_empty() && !doomed.is_empty());
+    let now = UnixTime::now();
+    let tokens: Vec<String> = safe
+        .iter()
+        .map(|user| jwt.access(user, "sid", now).0)
+        .collect();
+    let doomed_token = jwt.access(&doomed[0], "sid", now).0;
+
+    cluster.kill(victim);
+    // Until the replica is promoted (and a while after, the tail catching up), every
+    // other shard's user validates from the view. (Their own keys live elsewhere too,
+    // so a view a loaded machine let go stale for a moment can ask the store.)
+    let started = Instant::now();
+    let mut during = 0;
+    let mut doomed_stale = false;
+    let doomed_log = keys.revocation_log(Keys::revocation_shard(&doomed[0]));
+    while cluster
+        .serving(&doomed_log)
+        .is_none_or(|port| port == victim)
+        || started.elapsed() < Duration::from_secs(1)
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no election");
+        for (user, token) in safe.iter().zip(&tokens) {
+            let before = store.round_trips();
+            let asked = Instant::now();
+            let fresh = store.revocations_fresh_for(user);
+            let checked = jwt
+                .validator
+                .validate::<shared::claims::AccessClaims>(token, now)
+                .await;
+            assert!(
+                checked.is_ok(),
+                "a user of a healthy shard (fresh: {fresh}) was refused after {:?}: {checked:?}",
+                started.elapsed()
+            );
+            // A loaded machine may let the view age past the bound now and then; a
+            // stale view asks the store, which must then answer (those keys' masters
+            // are up, or the store's answer is a 503 we would see above).
+            if store.round_trips() == before {
+                during += 1;
+            }
+            assert!(asked.elapsed() < Duration::from_secs(2));
+        }
+        doomed_stale |= !store.revocations_fresh();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(doomed_stale, "the victim's shard never went stale");
+    assert!(
+        during > tokens.len(),
+        "validations from the view during the election: {during}"
+    );
+
+    // After the election, every shard is fresh again and the victim's users validate.
+    revocations_fresh(&store).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while jwt
+        .validator
+        .validate::<shared::claims::AccessClaims>(&doomed_token, now)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the victim's users never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -9,6 +9,7 @@ use shared::claims::{AccessClaims, RefreshClaims, ServiceClaims};
 use shared::clock::UnixTime;
 use shared::jwt::TokenError;
 use shared::revocation::{self, StreamNotice};
+use shared::store::Keys;
 use shared::testing::{
     RedisServer, redis_store, redis_store_at, redis_store_sharing, revocations_fresh,
     revocations_stale, shared_redis,
@@ -488,23 +489,110 @@ async fn a_revocation_whose_log_entry_fails_is_not_reported_done_and_a_retry_wri
     let (token, _) = jwt.access("user-1", "sid-1", now);
     assert_valid(&jwt, &token, now).await;
     revocations_fresh(&other).await;
-    let log = revoking.keys().revocation_log();
+    let log = revoking
+        .keys()
+        .revocation_log(Keys::revocation_shard("user-1"));
 
     server.acl_default_user("-xadd");
     let failed = revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP).await;
     assert!(failed.is_err(), "reported done without its log entry");
     server.acl_default_user("+@all");
-    let logged = revoking.revocations_after("0-0").await.unwrap();
+    let logged = revoking
+        .revocations_after(Keys::revocation_shard("user-1"), "0-0")
+        .await
+        .unwrap();
     assert!(logged.is_empty(), "{log}: {logged:?}");
 
     let mut notices = other.revocation_notices();
     revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP)
         .await
         .unwrap();
-    assert_eq!(revoking.revocations_after("0-0").await.unwrap().len(), 1);
+    assert_eq!(
+        revoking
+            .revocations_after(Keys::revocation_shard("user-1"), "0-0")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         next_notice(&mut notices).await,
         StreamNotice::revoked("user-1", Some("sid-1"))
     );
     assert_revoked(&jwt, &token, now).await;
+}
+
+/// While `REVOCATION_LEGACY_LOG` is on (a rolling upgrade), a revocation also goes to
+/// the one log of the release before, which its processes tail, and what a process of
+/// that release appends there (it knows no other log) reaches this release's views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_upgrading_revocations_cross_the_legacy_log_both_ways() {
+    let server = shared_redis();
+    let revoking = redis_store().with_legacy_revocation_log(true);
+    let other = other_process(&revoking, &server.url()).with_legacy_revocation_log(true);
+    let now = UnixTime::now();
+
+    // This release to the one before: in the user's shard and in the legacy log.
+    revocation::revoke_session(&revoking, "user-1", "sid-1", KEEP)
+        .await
+        .unwrap();
+    let shard = Keys::revocation_shard("user-1");
+    for log in [shard, revocation::LEGACY_LOG] {
+        let entries = revoking.revocations_after(log, "0-0").await.unwrap();
+        assert_eq!(entries.len(), 1, "log {log}: {entries:?}");
+    }
+
+    // The release before to this one: an entry only in the legacy log.
+    let jwt = Jwt::new(other.clone());
+    let (token, _) = jwt.access("user-2", "sid-2", now);
+    revocations_fresh(&other).await;
+    assert_valid(&jwt, &token, now).await;
+    let entry = serde_json::to_string(&revocation::Revocation::Session {
+        user_id: "user-2".into(),
+        session_id: "sid-2".into(),
+        until_ms: now.plus(KEEP).millis(),
+    })
+    .unwrap();
+    let legacy = revoking.keys().legacy_revocation_log();
+    let added = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "XADD",
+            &legacy,
+            "*",
+            "r",
+            &entry,
+        ])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    // The view alone can know it (the release before wrote its markers; this entry
+    // has none).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(other.revocations_fresh()
+        && other
+            .revoked("user-2", "any", Some("sid-2"), now.secs())
+            .await
+            .unwrap())
+    {
+        assert!(Instant::now() < deadline, "the legacy entry never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_revoked(&jwt, &token, now).await;
+
+    // After the upgrade (the setting off) the legacy log is neither written nor read.
+    let upgraded = redis_store_sharing(&server.url(), revoking.keys().prefix());
+    assert_eq!(
+        upgraded.revocation_log_indexes().len(),
+        shared::store::REVOCATION_LOG_SHARDS
+    );
+    revocation::revoke_session(&upgraded, "user-3", "sid-3", KEEP)
+        .await
+        .unwrap();
+    let legacy_entries = revoking
+        .revocations_after(revocation::LEGACY_LOG, "0-0")
+        .await
+        .unwrap();
+    assert_eq!(legacy_entries.len(), 2, "{legacy_entries:?}");
 }

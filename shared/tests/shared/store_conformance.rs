@@ -10,8 +10,8 @@ use shared::generation::{self, GenerationId};
 use shared::rate_limit::Cost;
 use shared::revocation::Revocation;
 use shared::store::{
-    AppendOutcome, EventPage, NewEvent, NewSession, PublishedEvent, Read, ReadAnswer, Rotation,
-    SessionRotation, Spend, Taken, Write, parse_event_id,
+    AppendOutcome, EventPage, Keys, NewEvent, NewSession, PublishedEvent, Read, ReadAnswer,
+    Rotation, SessionRotation, Spend, Taken, Write, parse_event_id,
 };
 use shared::{Store, StoreError};
 use tokio::task::JoinSet;
@@ -1049,7 +1049,10 @@ async fn revoke_writes_the_markers_and_appends_to_the_log_in_one_round_trip(stor
         [Some("1".to_owned()), Some("1".into()), Some("1".into())]
     );
     assert_eq!(values[3], Some(now.secs().to_string()));
-    let entries = store.revocations_after("0-0").await.unwrap();
+    let entries = store
+        .revocations_after(Keys::revocation_shard("u1"), "0-0")
+        .await
+        .unwrap();
     assert_eq!(logged(&entries), [revocation]);
     assert!(parse_event_id(&entries[0].0).is_some(), "{}", entries[0].0);
 
@@ -1070,16 +1073,28 @@ async fn revocation_log_reads_after_an_id_in_order(store: Store) {
     for revocation in &made {
         store.revoke(revocation, now).await.unwrap();
     }
-    let all = store.revocations_after("0-0").await.unwrap();
+    let all = store
+        .revocations_after(Keys::revocation_shard("u1"), "0-0")
+        .await
+        .unwrap();
     assert_eq!(logged(&all), made);
     let ids: Vec<_> = all
         .iter()
         .map(|(id, _)| parse_event_id(id).unwrap())
         .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    let rest = store.revocations_after(&all[1].0).await.unwrap();
+    let rest = store
+        .revocations_after(Keys::revocation_shard("u1"), &all[1].0)
+        .await
+        .unwrap();
     assert_eq!(logged(&rest), made[2..]);
-    assert!(store.revocations_after(&all[4].0).await.unwrap().is_empty());
+    assert!(
+        store
+            .revocations_after(Keys::revocation_shard("u1"), &all[4].0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn revocation_log_keeps_only_the_revocation_window(store: Store) {
@@ -1090,7 +1105,10 @@ async fn revocation_log_keeps_only_the_revocation_window(store: Store) {
     tokio::time::sleep(PAST_SHORT).await;
     let new = session_revocation("u1", "new", UnixTime::now(), keep);
     store.revoke(&new, UnixTime::now()).await.unwrap();
-    let kept = store.revocations_after("0-0").await.unwrap();
+    let kept = store
+        .revocations_after(Keys::revocation_shard("u1"), "0-0")
+        .await
+        .unwrap();
     assert_eq!(logged(&kept), [new], "older than the window: trimmed");
 }
 
@@ -1100,7 +1118,13 @@ async fn revoke_after_every_covered_token_expired_writes_nothing(store: Store) {
     let expired = session_revocation("u1", "s1", now, Duration::ZERO);
     store.revoke(&expired, now).await.unwrap();
     assert_eq!(store.round_trips(), before);
-    assert!(store.revocations_after("0-0").await.unwrap().is_empty());
+    assert!(
+        store
+            .revocations_after(Keys::revocation_shard("u1"), "0-0")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.debug_keys().await.unwrap().is_empty());
 }
 
@@ -1594,7 +1618,10 @@ async fn revoking_a_user_ends_every_indexed_session_in_one_round_trip(store: Sto
         kept, expected,
         "the sessions are gone, their markers written"
     );
-    let entries = store.revocations_after("0-0").await.unwrap();
+    let entries = store
+        .revocations_after(Keys::revocation_shard("u1"), "0-0")
+        .await
+        .unwrap();
     assert_eq!(logged(&entries), [revocation]);
     // The markers expire with the revocation.
     tokio::time::sleep(PAST_SHORT).await;
