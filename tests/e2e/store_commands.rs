@@ -40,7 +40,7 @@ async fn commands_until_quiet(
         loop {
             let line = lines.next_line().await.unwrap().unwrap();
             let ours = line.contains(&prefix) && !line.contains(" lua]");
-            if ours && !line.contains("{revocations}") {
+            if ours && !line.contains("{revocations") {
                 return line;
             }
         }
