@@ -116,7 +116,7 @@ pub(crate) struct Feed {
     base: Instant,
     /// Nanoseconds after `base` of the last heartbeat; 0 before the first.
     last_heartbeat: AtomicU64,
-    /// The last log id applied: where a new connection resumes.
+    /// The last feed position applied (opaque): where a new connection resumes.
     position: Mutex<Option<String>>,
     last_prune: Mutex<Instant>,
 }
