@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use crate::error::{ApiError, Challenge, ErrorCode};
 use crate::rate_limit::{Cost, Limit, Policy, RateLimiter, Subject};
-use crate::store::{Read, ReadAnswer, Store};
+use crate::store::{NodeHealth, Read, ReadAnswer, Store};
 use crate::telemetry;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -436,12 +436,49 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the store answers. On a Cluster, 503 only when no node answers: a
 /// master being replaced leaves every replica of the service degraded, not unready
 /// (taking them all out of the load balancer would turn one shard's failover into a
-/// full outage); the body names each master and whether it answered.
-#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers", responses(
-    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve)", body = Object, example = json!({"status": "ready", "store": "redis"})),
+/// full outage); the body names each master and whether it answered. On a stream
+/// replica (which watches its subscriptions with a canary per node) also 503 when a
+/// node answers but this replica's subscription to it delivered nothing for
+/// `STALL_AFTER`: a fault of this replica's own, which a restart or another replica
+/// fixes. Read from memory: no round trip beyond the store check.
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers (and, on a stream replica, delivers)", responses(
+    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = Object, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
     (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
-    let nodes = store.nodes().await?;
+    let mut nodes = store.nodes().await?;
+    if let Some(delivery) = store.delivery() {
+        let stalled: Vec<&str> = delivery
+            .iter()
+            .filter(|d| d.stalled)
+            .map(|d| d.node.as_str())
+            .collect();
+        if !stalled.is_empty() {
+            tracing::warn!(nodes = ?stalled, "this replica's subscriptions deliver nothing from nodes that answer");
+            return Err(ApiError::new(
+                ErrorCode::StoreUnavailable,
+                format!(
+                    "this replica's subscription to {} has delivered nothing for {} s while the node answers",
+                    stalled.join(", "),
+                    crate::store::STALL_AFTER.as_secs()
+                ),
+            ));
+        }
+        // One Redis answered the ping: its one node is up. On a Cluster, a node the
+        // canary knows and `CLUSTER NODES` not yet (or no more) is up if it answers.
+        let single = nodes.is_empty();
+        for d in &delivery {
+            if !nodes.iter().any(|n| n.node == d.node) {
+                nodes.push(NodeHealth {
+                    node: d.node.clone(),
+                    up: single || d.answers,
+                    delivering: None,
+                });
+            }
+        }
+        for node in &mut nodes {
+            node.delivering = Some(delivery.iter().any(|d| d.node == node.node && d.delivering));
+        }
+    }
     let status = match nodes.iter().all(|n| n.up) {
         true => "ready",
         false => "degraded",

@@ -51,6 +51,9 @@ impl StreamState {
             ));
         }
         let store = store.with_legacy_fanout(settings.common.legacy_fanout);
+        // `/readyz` tells a node that is down from this replica's subscription to it
+        // not delivering: a canary per node, through the same subscriptions.
+        store.watch_delivery();
         let validator = Validator::new(
             settings.common.algorithm,
             keys,

@@ -27,8 +27,8 @@ async fn monitor() -> (Child, Lines<BufReader<ChildStdout>>) {
 }
 
 /// The commands of this stack's services seen until `quiet` passes without one more
-/// (the revocation log's tail left out: it polls on its own clock whatever the
-/// traffic), by name.
+/// (the revocation log's tail and the stream replica's readiness canary left out:
+/// they run on their own clocks whatever the traffic), by name.
 async fn commands_until_quiet(
     stack: &Stack,
     lines: &mut Lines<BufReader<ChildStdout>>,
@@ -40,7 +40,7 @@ async fn commands_until_quiet(
         loop {
             let line = lines.next_line().await.unwrap().unwrap();
             let ours = line.contains(&prefix) && !line.contains(" lua]");
-            if ours && !line.contains("{revocations") {
+            if ours && !line.contains("{revocations") && !line.contains("{canary:") {
                 return line;
             }
         }

@@ -122,6 +122,13 @@ impl Keys {
         format!("{}:{{g:{generation_id}}}:events-ch", self.prefix)
     }
 
+    /// A stream replica's canary channel with hash tag `{canary:<k>}` (`k` picked so
+    /// that the tag's slot lives on the node it checks); `replica` tells the replicas'
+    /// canaries apart, so each hears only its own.
+    pub fn canary_channel(&self, k: u32, replica: &str) -> String {
+        format!("{}:{{canary:{k}}}:canary:{replica}", self.prefix)
+    }
+
     /// The generation whose channel this is.
     pub fn generation_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel

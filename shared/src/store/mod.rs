@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 pub use self::keys::{Keys, REVOCATION_LOG_SHARDS};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
+pub use self::sharded::{Delivery, STALL_AFTER};
 use crate::clock::UnixTime;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::GenerationStatus;
@@ -207,6 +208,10 @@ pub struct NodeHealth {
     /// `host:port`, as the cluster names it.
     pub node: String,
     pub up: bool,
+    /// On a stream replica: its subscription to this node delivered the canary
+    /// within the last 3 s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivering: Option<bool>,
 }
 
 /// A new session for `Store::save_session`: its record (stored as it is) and the
@@ -982,6 +987,29 @@ impl Store {
     pub fn unsubscribe_generation(&self, generation_id: &str) {
         if let Backend::Redis(s) = &self.backend {
             s.unsubscribe_channel(&self.keys.generation_channel(generation_id));
+        }
+    }
+
+    /// Checks this process's subscriptions per node from now on (the stream service
+    /// does): a canary channel on every master, subscribed like the generations'
+    /// channels and published to every second. Redis only; inside a runtime.
+    pub fn watch_delivery(&self) {
+        if let Backend::Redis(s) = &self.backend
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let keys = self.keys.clone();
+            let replica = uuid::Uuid::new_v4().simple().to_string();
+            let replica = replica.get(..12).unwrap_or(&replica).to_owned();
+            s.watch_delivery(Arc::new(move |k| keys.canary_channel(k, &replica)));
+        }
+    }
+
+    /// Each master's canary delivery as last seen, from memory (no round trip);
+    /// `None` when `watch_delivery` was not called (or not on Redis).
+    pub fn delivery(&self) -> Option<Vec<Delivery>> {
+        match &self.backend {
+            Backend::Redis(s) => s.delivery(),
+            Backend::Memory(_) => None,
         }
     }
 

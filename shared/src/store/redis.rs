@@ -900,6 +900,7 @@ impl RedisStore {
                 super::NodeHealth {
                     node: format!("{host}:{port}"),
                     up: matches!(answered, Ok(Ok(_))),
+                    delivering: None,
                 }
             }
         });
@@ -1745,49 +1746,129 @@ impl RedisStore {
     /// its slot) and returns once the node confirmed it.
     pub(super) async fn subscribe_channel(&self, channel: &str) -> StoreResult<()> {
         let slot = super::slot::key_slot(channel);
-        let store = self.clone();
         self.sharded
-            .subscribe(channel, slot, self.timeout, move || {
-                let info = store.client.get_connection_info();
-                let login = super::sharded::Login {
-                    username: info
-                        .redis_settings()
-                        .username()
-                        .filter(|u| !u.is_empty())
-                        .map(str::to_owned),
-                    password: info.redis_settings().password().map(str::to_owned),
-                };
-                let single = match info.addr() {
-                    redis::ConnectionAddr::Tcp(host, port) => Ok(address(host, *port)),
-                    _ => {
-                        Err("only redis:// (plain TCP) is supported for the sharded subscriptions")
-                    }
-                };
-                let host = match info.addr() {
-                    redis::ConnectionAddr::Tcp(host, _) => host.clone(),
-                    _ => String::new(),
-                };
-                let sender = store.pubsub.sender.clone();
-                let timeout = store.timeout;
-                let locate: super::sharded::Locate = Arc::new(move || {
-                    let store = store.clone();
-                    let single = single.clone();
-                    let host = host.clone();
-                    Box::pin(async move {
-                        if !store.is_cluster() {
-                            return single
-                                .map(super::sharded::SlotMap::single)
-                                .map_err(|e| StoreError::Unavailable(e.into()));
-                        }
-                        let reply: redis::Value =
-                            store.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
-                        super::sharded::SlotMap::from_cluster_slots(&reply, &host)
-                            .ok_or_else(|| unavailable("unreadable CLUSTER SLOTS reply"))
-                    })
-                });
-                (locate, login, sender, timeout)
-            })
+            .subscribe(channel, slot, self.timeout, self.sharded_setup())
             .await
+    }
+
+    /// What the sharded subscriptions' task needs, made when it starts.
+    fn sharded_setup(
+        &self,
+    ) -> impl FnOnce() -> (
+        super::sharded::Locate,
+        super::sharded::Login,
+        broadcast::Sender<PubSubMessage>,
+        Duration,
+    ) + use<> {
+        let store = self.clone();
+        move || {
+            let info = store.client.get_connection_info();
+            let login = super::sharded::Login {
+                username: info
+                    .redis_settings()
+                    .username()
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned),
+                password: info.redis_settings().password().map(str::to_owned),
+            };
+            let single = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port) => Ok(address(host, *port)),
+                _ => Err("only redis:// (plain TCP) is supported for the sharded subscriptions"),
+            };
+            let host = match info.addr() {
+                redis::ConnectionAddr::Tcp(host, _) => host.clone(),
+                _ => String::new(),
+            };
+            let sender = store.pubsub.sender.clone();
+            let timeout = store.timeout;
+            let locate: super::sharded::Locate = Arc::new(move || {
+                let store = store.clone();
+                let single = single.clone();
+                let host = host.clone();
+                Box::pin(async move {
+                    if !store.is_cluster() {
+                        return single
+                            .map(super::sharded::SlotMap::single)
+                            .map_err(|e| StoreError::Unavailable(e.into()));
+                    }
+                    let reply: redis::Value =
+                        store.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+                    super::sharded::SlotMap::from_cluster_slots(&reply, &host)
+                        .ok_or_else(|| unavailable("unreadable CLUSTER SLOTS reply"))
+                })
+            });
+            (locate, login, sender, timeout)
+        }
+    }
+
+    /// Starts this process's canary (once): a channel of its own on every master,
+    /// subscribed through the generations' connections, and `SPUBLISH`ed to each
+    /// master every `CANARY_EVERY` through the shared connection.
+    pub(super) fn watch_delivery(&self, name: super::sharded::CanaryName) {
+        if !self.sharded.watch_delivery(name, self.sharded_setup()) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(super::sharded::CANARY_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sent: u64 = 0;
+            loop {
+                tick.tick().await;
+                sent += 1;
+                let payload = sent.to_string();
+                let publishes = store.sharded.canary_targets().into_iter().map(
+                    |(node, channel)| {
+                        let (store, payload) = (&store, &payload);
+                        async move {
+                            let answered = store.publish_at(&node, &channel, payload).await;
+                            if let Err(e) = &answered {
+                                tracing::debug!(%node, error = %e, "the canary was not published");
+                            }
+                            (node, answered.is_ok())
+                        }
+                    },
+                );
+                let answers = futures_util::future::join_all(publishes).await;
+                store.sharded.canary_answers(&answers);
+            }
+        });
+    }
+
+    /// `SPUBLISH` on the shared connection, to the node at `node` itself on a
+    /// Cluster (the question is whether that node answers). Not a request's round trip.
+    async fn publish_at(&self, node: &str, channel: &str, payload: &str) -> StoreResult<()> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let mut spublish = redis::cmd("SPUBLISH");
+        spublish.arg(channel).arg(payload);
+        if !self.is_cluster() {
+            return self.query::<i64>(&spublish).await.map(drop);
+        }
+        let (host, port) = node
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+            .ok_or_else(|| unavailable("not a host:port"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        self.bounded(async {
+            let Conn::Cluster(mut conn) = self.conn().await? else {
+                return Ok(());
+            };
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+            let reply = conn
+                .route_command(spublish, route)
+                .await
+                .map_err(unavailable)?;
+            i64::from_redis_value(reply).map(drop).map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Each master's canary delivery, from memory; `None` without a canary.
+    pub(super) fn delivery(&self) -> Option<Vec<super::sharded::Delivery>> {
+        self.sharded.delivery()
     }
 
     /// Ends this process's subscription to a generation's channel.

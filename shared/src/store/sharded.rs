@@ -11,6 +11,11 @@
 //! subscribed again after it was lost is announced as `PubSubMessage::Resubscribed`, so
 //! its streams re-read the history after their last event.
 //!
+//! A per-node canary rides on the same connections (`watch_delivery`): a channel of
+//! this replica's own in a slot each master serves, so that `/readyz` can tell a node
+//! that is down (degraded) from this replica's subscription to it not delivering
+//! (unready).
+//!
 //! `rediss://` is not supported here (plain TCP only): the stream service refuses it
 //! at start-up.
 
@@ -275,6 +280,104 @@ enum Request {
     Unsubscribe {
         channel: Arc<str>,
     },
+    /// Keep a canary subscribed on every master (`name(k)`: the channel of hash tag k).
+    Canary {
+        name: CanaryName,
+    },
+}
+
+/// The canary channel with hash tag number `k` (`Keys::canary_channel`).
+pub(super) type CanaryName = Arc<dyn Fn(u32) -> String + Send + Sync>;
+
+/// How often the canary is published to each node.
+pub const CANARY_EVERY: Duration = Duration::from_secs(1);
+
+/// A node that answers the canary's publishes while this replica's subscription to it
+/// delivered nothing for this long (counted from its last (re)subscription, or from
+/// when the node answered again) is stalled: `/readyz` answers 503.
+pub const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// Delivered within this (three canaries): the subscription is delivering now.
+const DELIVERING_WITHIN: Duration = Duration::from_secs(3);
+
+/// What the canary knows of one master.
+#[derive(Debug, Clone)]
+struct CanaryNode {
+    channel: Arc<str>,
+    /// When the canary began to be wanted on this node.
+    since: Instant,
+    /// When its subscription was last confirmed.
+    subscribed: Option<Instant>,
+    delivered: Option<Instant>,
+    /// Whether the node answered the last publish, and since when it answers.
+    answers: bool,
+    answering_since: Option<Instant>,
+}
+
+impl CanaryNode {
+    fn delivery(&self, node: &str, now: Instant) -> Delivery {
+        let delivering = self
+            .delivered
+            .is_some_and(|at| now.saturating_duration_since(at) <= DELIVERING_WITHIN);
+        // A new subscription, or a node back from an outage, gets the whole window.
+        let fresh = [
+            Some(self.since),
+            self.subscribed,
+            self.delivered,
+            self.answering_since,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(self.since);
+        Delivery {
+            node: node.to_owned(),
+            answers: self.answers,
+            delivering,
+            stalled: self.answers
+                && !delivering
+                && now.saturating_duration_since(fresh) > STALL_AFTER,
+        }
+    }
+}
+
+/// One master as this replica's canary sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `host:port`, as the slot map names it.
+    pub node: String,
+    /// The node answered the last canary publish.
+    pub answers: bool,
+    /// This replica's subscription delivered a canary within the last 3 s.
+    pub delivering: bool,
+    /// The node answers, but the subscription delivered nothing for `STALL_AFTER`.
+    pub stalled: bool,
+}
+
+/// The canaries of every master, shared by the manager (which places them), the node
+/// connections (which see them delivered) and the publisher.
+#[derive(Default)]
+struct Canaries {
+    watched: bool,
+    nodes: BTreeMap<String, CanaryNode>,
+    /// Channel → node.
+    channels: HashMap<Arc<str>, String>,
+}
+
+impl Canaries {
+    /// A message on `channel` came through `addr`'s connection: true when it was a
+    /// canary (which goes no further).
+    fn delivered(&mut self, addr: &str, channel: &str) -> bool {
+        let Some(node) = self.channels.get(channel) else {
+            return false;
+        };
+        if node == addr
+            && let Some(canary) = self.nodes.get_mut(node)
+        {
+            canary.delivered = Some(Instant::now());
+        }
+        true
+    }
 }
 
 /// The handle the store keeps: requests go to one task that owns every connection.
@@ -283,6 +386,7 @@ pub(super) struct Sharded {
     inbox: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     /// Confirmed subscriptions per node (for metrics and tests).
     counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
+    canaries: Arc<parking_lot::Mutex<Canaries>>,
 }
 
 impl Sharded {
@@ -292,6 +396,7 @@ impl Sharded {
             requests,
             inbox: parking_lot::Mutex::new(Some(inbox)),
             counts: Arc::default(),
+            canaries: Arc::default(),
         }
     }
 
@@ -309,6 +414,7 @@ impl Sharded {
                 sender,
                 timeout,
                 self.counts.clone(),
+                self.canaries.clone(),
             ));
         }
     }
@@ -345,9 +451,71 @@ impl Sharded {
         });
     }
 
-    /// Confirmed subscriptions per node address.
+    /// Confirmed subscriptions per node address (the canaries not counted).
     pub(super) fn per_node(&self) -> HashMap<String, usize> {
         self.counts.lock().clone()
+    }
+
+    /// Keeps a canary subscribed on every master, on the connections of the
+    /// generations' channels. Once per store; true the first time.
+    pub(super) fn watch_delivery(
+        &self,
+        name: CanaryName,
+        start: impl FnOnce() -> (Locate, Login, broadcast::Sender<PubSubMessage>, Duration),
+    ) -> bool {
+        {
+            let mut canaries = self.canaries.lock();
+            if canaries.watched {
+                return false;
+            }
+            canaries.watched = true;
+        }
+        self.start(start);
+        let _ = self.requests.send(Request::Canary { name });
+        true
+    }
+
+    /// Each master's canary channel, to publish on.
+    pub(super) fn canary_targets(&self) -> Vec<(String, Arc<str>)> {
+        self.canaries
+            .lock()
+            .nodes
+            .iter()
+            .map(|(node, c)| (node.clone(), c.channel.clone()))
+            .collect()
+    }
+
+    /// Records which nodes answered the canary's publishes, and exports each node's
+    /// delivery (`authstream_stream_subscription_delivering{node}`).
+    pub(super) fn canary_answers(&self, answers: &[(String, bool)]) {
+        let now = Instant::now();
+        let mut canaries = self.canaries.lock();
+        for (node, answered) in answers {
+            if let Some(canary) = canaries.nodes.get_mut(node) {
+                if *answered && !canary.answers {
+                    canary.answering_since = Some(now);
+                }
+                canary.answers = *answered;
+            }
+        }
+        for (node, canary) in &canaries.nodes {
+            let delivering = canary.delivery(node, now).delivering;
+            metrics::gauge!("authstream_stream_subscription_delivering", "node" => node.clone())
+                .set(if delivering { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Each master's delivery, from memory; `None` when no canary is watched.
+    pub(super) fn delivery(&self) -> Option<Vec<Delivery>> {
+        let canaries = self.canaries.lock();
+        let now = Instant::now();
+        canaries.watched.then(|| {
+            canaries
+                .nodes
+                .iter()
+                .map(|(node, c)| c.delivery(node, now))
+                .collect()
+        })
     }
 }
 
@@ -369,6 +537,8 @@ struct Want {
     /// It was confirmed once: when confirmed again, its streams resynchronise.
     lost: bool,
     waiters: Vec<oneshot::Sender<()>>,
+    /// A node's canary: not counted among the generations' subscriptions.
+    canary: bool,
 }
 
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -382,8 +552,10 @@ async fn manage(
     sender: broadcast::Sender<PubSubMessage>,
     timeout: Duration,
     counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
+    canaries: Arc<parking_lot::Mutex<Canaries>>,
 ) {
     let (events_tx, mut events) = mpsc::unbounded_channel::<NodeEvent>();
+    let mut canary_name: Option<CanaryName> = None;
     let mut wanted: HashMap<Arc<str>, Want> = HashMap::new();
     let mut nodes: HashMap<String, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
     let mut slots = SlotMap::default();
@@ -406,6 +578,7 @@ async fn manage(
                         confirmed: false,
                         lost: false,
                         waiters: Vec::new(),
+                        canary: false,
                     });
                     if want.confirmed {
                         let _ = done.send(());
@@ -422,6 +595,11 @@ async fn manage(
                         let _ = node.send(encode(&[b"SUNSUBSCRIBE", channel.as_bytes()]));
                     }
                 }
+                Some(Request::Canary { name }) => {
+                    canary_name = Some(name);
+                    stale = true;
+                    dirty = true;
+                }
             },
             event = events.recv() => match event {
                 None => return,
@@ -429,7 +607,13 @@ async fn manage(
                     if let Some(want) = wanted.get_mut(&channel)
                         && want.node.as_ref().is_some_and(|(a, _)| *a == addr)
                     {
-                        if !want.confirmed && want.lost {
+                        if want.canary {
+                            if let Some(canary) = canaries.lock().nodes.get_mut(&addr)
+                                && canary.channel == channel
+                            {
+                                canary.subscribed = Some(Instant::now());
+                            }
+                        } else if !want.confirmed && want.lost {
                             let _ = sender.send(PubSubMessage::Resubscribed {
                                 channel: channel.clone(),
                             });
@@ -514,12 +698,17 @@ async fn manage(
                     .as_ref()
                     .is_none_or(|(_, sent)| sent.elapsed() >= timeout)
         });
+        // The canaries are placed once the masters are known.
+        let waiting = waiting || (canary_name.is_some() && canaries.lock().nodes.is_empty());
         if stale && (waiting || last_refresh.elapsed() >= RECONCILE_EVERY) {
             last_refresh = Instant::now();
             match tokio::time::timeout(timeout, locate()).await {
                 Ok(Ok(map)) => {
                     slots = map;
                     stale = false;
+                    if let Some(name) = &canary_name {
+                        place_canaries(&slots, name, &mut wanted, &nodes, &canaries);
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "the slot map could not be read");
@@ -575,6 +764,7 @@ async fn manage(
                     events_tx.clone(),
                     sender.clone(),
                     timeout,
+                    canaries.clone(),
                 ));
                 tx
             });
@@ -583,7 +773,7 @@ async fn manage(
             let _ = node.send(encode(&args));
         }
         let mut per_node: HashMap<String, usize> = HashMap::new();
-        for want in wanted.values().filter(|w| w.confirmed) {
+        for want in wanted.values().filter(|w| w.confirmed && !w.canary) {
             if let Some((addr, _)) = &want.node {
                 *per_node.entry(addr.clone()).or_default() += 1;
             }
@@ -594,6 +784,78 @@ async fn manage(
                 .set(n as f64);
         }
         *counts.lock() = per_node;
+    }
+}
+
+/// One canary per master, on a channel in a slot it serves: a master new to the map
+/// gets one; a canary whose node left the map, or whose slot moved away, goes (and
+/// its node, if still a master, gets another).
+fn place_canaries(
+    slots: &SlotMap,
+    name: &CanaryName,
+    wanted: &mut HashMap<Arc<str>, Want>,
+    nodes: &HashMap<String, mpsc::UnboundedSender<Vec<u8>>>,
+    canaries: &parking_lot::Mutex<Canaries>,
+) {
+    let masters: std::collections::BTreeSet<&str> =
+        slots.0.values().map(|(_, addr)| addr.as_str()).collect();
+    let mut book = canaries.lock();
+    let gone: Vec<String> = book
+        .nodes
+        .iter()
+        .filter(|(addr, c)| slots.node_of(super::slot::key_slot(&c.channel)) != Some(addr.as_str()))
+        .map(|(addr, _)| addr.clone())
+        .collect();
+    for addr in gone {
+        let Some(canary) = book.nodes.remove(&addr) else {
+            continue;
+        };
+        book.channels.remove(&canary.channel);
+        if let Some(want) = wanted.remove(&canary.channel)
+            && let Some((at, _)) = want.node
+            && let Some(node) = nodes.get(&at)
+        {
+            let _ = node.send(encode(&[b"SUNSUBSCRIBE", canary.channel.as_bytes()]));
+        }
+        metrics::gauge!("authstream_stream_subscription_delivering", "node" => addr).set(0.0);
+    }
+    for addr in masters {
+        if book.nodes.contains_key(addr) {
+            continue;
+        }
+        // The first tag whose slot this master serves: a few tries for a master of a
+        // third of the slots; bounded for one that serves a handful.
+        let Some((channel, slot)) = (0..1_000_000u32).find_map(|k| {
+            let channel = name(k);
+            let slot = super::slot::key_slot(&channel);
+            (slots.node_of(slot) == Some(addr)).then_some((channel, slot))
+        }) else {
+            continue;
+        };
+        let channel: Arc<str> = channel.into();
+        book.channels.insert(channel.clone(), addr.to_owned());
+        book.nodes.insert(
+            addr.to_owned(),
+            CanaryNode {
+                channel: channel.clone(),
+                since: Instant::now(),
+                subscribed: None,
+                delivered: None,
+                answers: false,
+                answering_since: None,
+            },
+        );
+        wanted.insert(
+            channel,
+            Want {
+                slot,
+                node: None,
+                confirmed: false,
+                lost: false,
+                waiters: Vec::new(),
+                canary: true,
+            },
+        );
     }
 }
 
@@ -613,8 +875,19 @@ async fn run_node(
     events: mpsc::UnboundedSender<NodeEvent>,
     sender: broadcast::Sender<PubSubMessage>,
     timeout: Duration,
+    canaries: Arc<parking_lot::Mutex<Canaries>>,
 ) {
-    match serve_node(&addr, &login, &mut commands, &events, &sender, timeout).await {
+    let outcome = serve_node(
+        &addr,
+        &login,
+        &mut commands,
+        &events,
+        &sender,
+        timeout,
+        &canaries,
+    )
+    .await;
+    match outcome {
         Ok(()) => {}
         Err(e) => tracing::warn!(node = %addr, error = %e, "sharded subscription connection lost"),
     }
@@ -628,6 +901,7 @@ async fn serve_node(
     events: &mpsc::UnboundedSender<NodeEvent>,
     sender: &broadcast::Sender<PubSubMessage>,
     timeout: Duration,
+    canaries: &parking_lot::Mutex<Canaries>,
 ) -> Result<(), String> {
     let mut socket = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
@@ -676,6 +950,13 @@ async fn serve_node(
                     at += used;
                     let event = match classify(&frame) {
                         Push::Message { channel, payload } => {
+                            // A canary is noted and goes no further (cheap test first:
+                            // most messages are events).
+                            if channel.contains("{canary:")
+                                && canaries.lock().delivered(addr, &channel)
+                            {
+                                continue;
+                            }
                             // No receivers is fine: nobody is streaming right now.
                             let _ = sender.send(PubSubMessage::Message {
                                 channel: channel.into(),
@@ -812,6 +1093,52 @@ mod tests {
             encode(&[b"SSUBSCRIBE", b"a"]),
             b"*2\r\n$10\r\nSSUBSCRIBE\r\n$1\r\na\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn a_node_is_stalled_only_when_it_answers_and_the_whole_window_passed_undelivered() {
+        let start = Instant::now();
+        let node = CanaryNode {
+            channel: "c".into(),
+            since: start,
+            subscribed: None,
+            delivered: None,
+            answers: true,
+            answering_since: Some(start),
+        };
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let seen = |n: &CanaryNode, secs| n.delivery("a:1", at(secs));
+        assert!(!seen(&node, 9).stalled, "within the window");
+        assert!(seen(&node, 11).stalled, "never delivered");
+        let down = CanaryNode {
+            answers: false,
+            ..node.clone()
+        };
+        assert!(
+            !seen(&down, 60).stalled,
+            "a node that does not answer is down"
+        );
+        let delivered = CanaryNode {
+            delivered: Some(at(20)),
+            ..node.clone()
+        };
+        assert!(seen(&delivered, 22).delivering);
+        assert!(!seen(&delivered, 25).delivering && !seen(&delivered, 25).stalled);
+        assert!(seen(&delivered, 31).stalled);
+        let resubscribed = CanaryNode {
+            subscribed: Some(at(28)),
+            ..delivered.clone()
+        };
+        assert!(
+            !seen(&resubscribed, 31).stalled,
+            "a new subscription's window"
+        );
+        assert!(seen(&resubscribed, 39).stalled);
+        let back = CanaryNode {
+            answering_since: Some(at(35)),
+            ..resubscribed
+        };
+        assert!(!seen(&back, 39).stalled, "a node back from an outage");
     }
 
     #[test]

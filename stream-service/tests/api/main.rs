@@ -10,6 +10,7 @@ mod logs;
 mod openapi;
 mod publish;
 mod rate_limits;
+mod readiness;
 mod resilience;
 mod resume;
 mod revocation;
