@@ -15,8 +15,9 @@ use shared::openapi::{self, ApiDocument, OperationsDoc};
 use stream_service::StreamState;
 use utoipa::OpenApi as _;
 
-/// The environment with the defaults of the single process: demo mode on, and the
-/// stream routes finding the auth routes in the same process.
+/// The environment with the defaults of the single process: demo mode on, one bind
+/// address for both services (the stream routes verify with the same process's keys:
+/// no `AUTH_URL`).
 pub struct EmbeddedEnv<'a> {
     env: &'a dyn Env,
     defaults: HashMap<&'static str, String>,
@@ -29,7 +30,6 @@ impl<'a> EmbeddedEnv<'a> {
             ("AUTHSTREAM_BIND", bind.clone()),
             ("AUTH_BIND", bind.clone()),
             ("STREAM_BIND", bind.clone()),
-            ("AUTH_URL", format!("http://{bind}")),
             ("DEMO", "true".to_owned()),
         ]);
         Ok(Self { env, defaults })

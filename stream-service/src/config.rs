@@ -50,16 +50,9 @@ impl Settings {
         if let Some(url) = &auth_url {
             check_auth_url(url, &[], false)?;
         }
-        if common.algorithm == Algorithm::EdDSA
-            && auth_url.is_none()
-            && common.signing_keys_dir.is_none()
-        {
-            return Err(ConfigError::new(
-                "AUTH_URL",
-                "required with JWT_ALGORITHM=EdDSA (where the auth service publishes its JWKS), \
-                 unless JWT_SIGNING_KEYS_DIR holds the keys",
-            ));
-        }
+        // Whether `AUTH_URL` is needed (EdDSA without local keys: a remote JWKS) is for
+        // `key_source` to say: a process with keys of its own (the single process) needs
+        // none.
         // The generations' sharded subscriptions use connections of their own, over
         // plain TCP only.
         if common
@@ -145,7 +138,8 @@ impl Settings {
             }
             (Algorithm::EdDSA, None, None) => Err(ConfigError::new(
                 "AUTH_URL",
-                "required with JWT_ALGORITHM=EdDSA unless JWT_SIGNING_KEYS_DIR is set",
+                "required with JWT_ALGORITHM=EdDSA (where the auth service publishes its JWKS), \
+                 unless JWT_SIGNING_KEYS_DIR holds the keys",
             )),
         }
     }
@@ -291,7 +285,9 @@ mod tests {
 
     #[test]
     fn eddsa_without_a_key_source_names_auth_url() {
-        let err = Settings::from_env(&vars(&[])).unwrap_err();
+        // Only where keys are needed from the auth service: settings alone are fine.
+        let settings = Settings::from_env(&vars(&[])).unwrap();
+        let err = settings.key_source().err().unwrap();
         assert_eq!(err.var, "AUTH_URL");
     }
 
