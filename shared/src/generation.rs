@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::events::GenerationStatus;
+pub(crate) use crate::store::events::stored_status;
 use crate::store::{Store, StoreResult};
 
 /// 1–128 of `A-Z a-z 0-9 . _ ~ : -`.
@@ -40,19 +41,6 @@ impl GenerationId {
 impl std::fmt::Display for GenerationId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// A record's status as stored, read once: `Pending` when the record has none (as
-/// the store's scripts read it), and, like a `progress` that does not parse, `Pending`
-/// when it is no known status (logged: only a corrupt record holds one).
-pub(crate) fn stored_status(id: &str, raw: Option<&str>) -> GenerationStatus {
-    match raw {
-        None => GenerationStatus::Pending,
-        Some(raw) => GenerationStatus::parse(raw).unwrap_or_else(|| {
-            tracing::warn!(generation_id = %id, status = %raw, "corrupt generation record: unknown status, read as pending");
-            GenerationStatus::Pending
-        }),
     }
 }
 
