@@ -149,4 +149,25 @@ impl MemoryStore {
             entry.map(f)
         })
     }
+
+    pub(crate) async fn debug_dump(&self, prefix: &str) -> StoreResult<Vec<(String, String)>> {
+        self.with(|d, now| {
+            d.entries
+                .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+            d.entries
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, e)| {
+                    let v = match &e.value {
+                        Value::Str(s) => s.clone(),
+                        Value::Set(s) => format!("{s:?}"),
+                        Value::Expiring(z) => format!("{:?}", z.keys().collect::<Vec<_>>()),
+                        Value::Hash(h) => format!("{h:?}"),
+                        Value::Stream(s) => format!("{:?}", s.entries),
+                    };
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+    }
 }
