@@ -113,34 +113,6 @@ pub enum GrantKind {
     Resume,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_secrets_are_43_url_safe_characters_and_parse_back() {
-        let s = StreamSecret::generate().unwrap();
-        assert_eq!(s.expose().len(), 43);
-        assert!(StreamSecret::parse(s.expose()).is_some());
-        assert_eq!(s.digest().len(), 64);
-        assert!(!s.digest().contains(s.expose()));
-        assert!(format!("{s:?}").contains(".."));
-    }
-
-    #[test]
-    fn jwts_and_junk_do_not_parse() {
-        for raw in [
-            "",
-            "abc",
-            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
-            &"a".repeat(44),
-            &"+".repeat(43),
-        ] {
-            assert!(StreamSecret::parse(raw).is_none(), "{raw}");
-        }
-    }
-}
-
 /// Stores a grant under the digest of a fresh secret with `SET NX`, beside its state
 /// marker, under its generation's hash tag: ONE round trip. Retries on the
 /// (practically impossible) collision, and returns the secret. The statistics are
@@ -216,4 +188,32 @@ pub async fn consume(
         store.stream_stats().consumed(grant.expiry(Duration::ZERO));
     }
     Ok(Ok(grant))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_secrets_are_43_url_safe_characters_and_parse_back() {
+        let s = StreamSecret::generate().unwrap();
+        assert_eq!(s.expose().len(), 43);
+        assert!(StreamSecret::parse(s.expose()).is_some());
+        assert_eq!(s.digest().len(), 64);
+        assert!(!s.digest().contains(s.expose()));
+        assert!(format!("{s:?}").contains(".."));
+    }
+
+    #[test]
+    fn jwts_and_junk_do_not_parse() {
+        for raw in [
+            "",
+            "abc",
+            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
+            &"a".repeat(44),
+            &"+".repeat(43),
+        ] {
+            assert!(StreamSecret::parse(raw).is_none(), "{raw}");
+        }
+    }
 }

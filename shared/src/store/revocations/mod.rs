@@ -243,7 +243,7 @@ impl Store {
 
     /// The key of log `log` (a shard, or `revocation::LEGACY_LOG`).
     pub(crate) fn revocation_log(&self, log: usize) -> String {
-        if log == crate::revocation::LEGACY_LOG {
+        if log == LEGACY_LOG {
             self.keys.legacy_revocation_log()
         } else {
             self.keys.revocation_log(log)
