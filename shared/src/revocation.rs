@@ -2,13 +2,14 @@
 //! What a revocation writes, the logs every process tails and the local view they
 //! feed live with the store (`store::revocations`), re-exported here.
 
+use std::time::Duration;
+
 use crate::clock::UnixTime;
 pub use crate::store::revocations::{
     FRESH_WITHIN, LEGACY_LOG, NoticeReason, Revocation, RevocationView, StreamNotice,
     TAIL_POLL_INTERVAL,
 };
 use crate::store::{Store, StoreResult};
-use std::time::Duration;
 
 /// Publishes a notice to every replica of the stream service (the demo's cut; revoked
 /// sessions and users reach the streams through the revocation log).

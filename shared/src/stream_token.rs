@@ -216,4 +216,60 @@ mod tests {
             assert!(StreamSecret::parse(raw).is_none(), "{raw}");
         }
     }
+
+    /// The grant's fields the open script reads and writes (`grant.<field>`) are the
+    /// serde names of `StreamGrant`, and the kinds it compares are `GrantKind`'s.
+    #[test]
+    fn the_open_script_reads_the_grant_by_its_serde_names() {
+        let lua = include_str!("store/streams/lua/open_stream.lua");
+        let read: std::collections::BTreeSet<&str> = lua
+            .match_indices("grant.")
+            .map(|(at, _)| {
+                let rest = &lua[at + "grant.".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "admin",
+                "issued_at",
+                "kind",
+                "session_expires_at",
+                "user_id"
+            ]
+            .into(),
+            "the script's fields changed: update this list"
+        );
+        let grant = StreamGrant {
+            user_id: "u".into(),
+            session_id: "s".into(),
+            generation_id: "g".into(),
+            issued_at: 1,
+            client_ip: None,
+            admin: false,
+            tier: crate::claims::Tier::default(),
+            kind: GrantKind::Token,
+            session_expires_at: 2,
+            expires_at: None,
+        };
+        let value = serde_json::to_value(&grant).unwrap();
+        for field in &read {
+            assert!(
+                value.get(field).is_some(),
+                "StreamGrant has no field {field:?}"
+            );
+        }
+        for kind in [GrantKind::Token, GrantKind::Resume] {
+            let name = serde_json::to_value(kind).unwrap();
+            let name = name.as_str().unwrap();
+            assert!(
+                lua.contains(&format!("'{name}'")),
+                "the script never names {name:?}"
+            );
+        }
+    }
 }

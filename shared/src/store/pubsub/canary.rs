@@ -20,24 +20,24 @@ pub const CANARY_EVERY: Duration = Duration::from_secs(1);
 pub const STALL_AFTER: Duration = Duration::from_secs(10);
 
 /// Delivered within this (three canaries): the subscription is delivering now.
-pub(crate) const DELIVERING_WITHIN: Duration = Duration::from_secs(3);
+pub(super) const DELIVERING_WITHIN: Duration = Duration::from_secs(3);
 
 /// What the canary knows of one master.
 #[derive(Debug, Clone)]
-pub(crate) struct CanaryNode {
-    pub(crate) channel: Arc<str>,
+pub(super) struct CanaryNode {
+    pub(super) channel: Arc<str>,
     /// When the canary began to be wanted on this node.
-    pub(crate) since: Instant,
+    pub(super) since: Instant,
     /// When its subscription was last confirmed.
-    pub(crate) subscribed: Option<Instant>,
-    pub(crate) delivered: Option<Instant>,
+    pub(super) subscribed: Option<Instant>,
+    pub(super) delivered: Option<Instant>,
     /// Whether the node answered the last publish, and since when it answers.
-    pub(crate) answers: bool,
-    pub(crate) answering_since: Option<Instant>,
+    pub(super) answers: bool,
+    pub(super) answering_since: Option<Instant>,
 }
 
 impl CanaryNode {
-    pub(crate) fn delivery(&self, node: &str, now: Instant) -> Delivery {
+    pub(super) fn delivery(&self, node: &str, now: Instant) -> Delivery {
         let delivering = self
             .delivered
             .is_some_and(|at| now.saturating_duration_since(at) <= DELIVERING_WITHIN);
@@ -79,17 +79,17 @@ pub struct Delivery {
 /// The canaries of every master, shared by the manager (which places them), the node
 /// connections (which see them delivered) and the publisher.
 #[derive(Default)]
-pub(crate) struct Canaries {
-    pub(crate) watched: bool,
-    pub(crate) nodes: BTreeMap<String, CanaryNode>,
+pub(super) struct Canaries {
+    pub(super) watched: bool,
+    pub(super) nodes: BTreeMap<String, CanaryNode>,
     /// Channel → node.
-    pub(crate) channels: HashMap<Arc<str>, String>,
+    pub(super) channels: HashMap<Arc<str>, String>,
 }
 
 impl Canaries {
     /// A message on `channel` came through `addr`'s connection: true when it was a
     /// canary (which goes no further).
-    pub(crate) fn delivered(&mut self, addr: &str, channel: &str) -> bool {
+    pub(super) fn delivered(&mut self, addr: &str, channel: &str) -> bool {
         let Some(node) = self.channels.get(channel) else {
             return false;
         };

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -14,10 +15,9 @@ use super::resp::SlotMap;
 use super::resp::encode;
 use super::sharded::{Locate, Login, Request};
 use crate::store::PubSubMessage;
-use tokio::sync::oneshot;
 
 /// What a node connection reports to the manager.
-pub(crate) enum NodeEvent {
+pub(super) enum NodeEvent {
     Subscribed(String, Arc<str>),
     Unsubscribed(String, Arc<str>),
     Moved(String, u16, String),
@@ -26,26 +26,26 @@ pub(crate) enum NodeEvent {
     Down(String),
 }
 
-pub(crate) struct Want {
-    pub(crate) slot: u16,
+pub(super) struct Want {
+    pub(super) slot: u16,
     /// Where it was sent, and when; `None` while not placed.
-    pub(crate) node: Option<(String, Instant)>,
-    pub(crate) confirmed: bool,
+    pub(super) node: Option<(String, Instant)>,
+    pub(super) confirmed: bool,
     /// It was confirmed once: when confirmed again, its streams resynchronise.
-    pub(crate) lost: bool,
-    pub(crate) waiters: Vec<oneshot::Sender<()>>,
+    pub(super) lost: bool,
+    pub(super) waiters: Vec<oneshot::Sender<()>>,
     /// A node's canary: not counted among the generations' subscriptions.
-    pub(crate) canary: bool,
+    pub(super) canary: bool,
 }
 
-pub(crate) const PING_EVERY: Duration = Duration::from_secs(5);
+pub(super) const PING_EVERY: Duration = Duration::from_secs(5);
 
-pub(crate) const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+pub(super) const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
 /// One canary per master, on a channel in a slot it serves: a master new to the map
 /// gets one; a canary whose node left the map, or whose slot moved away, goes (and
 /// its node, if still a master, gets another).
-pub(crate) fn place_canaries(
+pub(super) fn place_canaries(
     slots: &SlotMap,
     name: &CanaryName,
     wanted: &mut HashMap<Arc<str>, Want>,
@@ -117,7 +117,7 @@ pub(crate) fn place_canaries(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn manage(
+pub(super) async fn manage(
     mut inbox: mpsc::UnboundedReceiver<Request>,
     locate: Locate,
     login: Login,
@@ -359,7 +359,7 @@ pub(crate) async fn manage(
     }
 }
 
-pub(crate) fn lose(want: &mut Want) {
+pub(super) fn lose(want: &mut Want) {
     if want.confirmed {
         want.lost = true;
     }

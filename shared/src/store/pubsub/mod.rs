@@ -34,12 +34,10 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-pub(crate) use self::canary::CanaryName;
 pub use self::canary::{CANARY_EVERY, Delivery, STALL_AFTER};
 pub(crate) use self::redis::PubSubState;
 pub use self::resp::{Frame, Malformed, Push, SlotMap, classify, encode, parse};
 pub(crate) use self::sharded::Sharded;
-pub(crate) use self::sharded::{Locate, Login};
 use super::{Backend, Store, StoreResult};
 
 /// A message from the store's publish/subscribe fan-out.

@@ -7,17 +7,17 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
 
 use super::canary::Canaries;
 use super::manager::NodeEvent;
 use super::manager::PING_EVERY;
 use super::resp::{Frame, Push, classify, encode, parse};
+use super::sharded::Login;
 use crate::store::PubSubMessage;
-use crate::store::pubsub::Login;
-use tokio::time::Instant;
 
 /// One node's subscription connection, until it fails or the manager goes.
-pub(crate) async fn run_node(
+pub(super) async fn run_node(
     addr: String,
     login: Login,
     mut commands: mpsc::UnboundedReceiver<Vec<u8>>,
@@ -43,7 +43,7 @@ pub(crate) async fn run_node(
     let _ = events.send(NodeEvent::Down(addr));
 }
 
-pub(crate) async fn serve_node(
+pub(super) async fn serve_node(
     addr: &str,
     login: &Login,
     commands: &mut mpsc::UnboundedReceiver<Vec<u8>>,
@@ -127,7 +127,7 @@ pub(crate) async fn serve_node(
     }
 }
 
-pub(crate) async fn read_frame(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Frame, String> {
+pub(super) async fn read_frame(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Frame, String> {
     let mut chunk = [0u8; 1024];
     loop {
         if let Some((frame, used)) = parse(buf).map_err(|e| e.0.to_owned())? {

@@ -10,6 +10,9 @@ use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
+use super::canary::{CanaryName, Delivery};
+use super::resp::SlotMap;
+use super::sharded::{Locate, Login};
 use crate::store::redis::{Conn, RedisStore, Target, address, unavailable};
 use crate::store::{PubSubMessage, StoreError, StoreResult};
 
@@ -58,18 +61,13 @@ impl RedisStore {
     }
 
     /// What the sharded subscriptions' task needs, made when it starts.
-    pub(crate) fn sharded_setup(
+    fn sharded_setup(
         &self,
-    ) -> impl FnOnce() -> (
-        crate::store::pubsub::Locate,
-        crate::store::pubsub::Login,
-        broadcast::Sender<PubSubMessage>,
-        Duration,
-    ) + use<> {
+    ) -> impl FnOnce() -> (Locate, Login, broadcast::Sender<PubSubMessage>, Duration) + use<> {
         let store = self.clone();
         move || {
             let info = store.client.get_connection_info();
-            let login = crate::store::pubsub::Login {
+            let login = Login {
                 username: info
                     .redis_settings()
                     .username()
@@ -87,19 +85,19 @@ impl RedisStore {
             };
             let sender = store.pubsub.sender.clone();
             let timeout = store.timeout;
-            let locate: crate::store::pubsub::Locate = Arc::new(move || {
+            let locate: Locate = Arc::new(move || {
                 let store = store.clone();
                 let single = single.clone();
                 let host = host.clone();
                 Box::pin(async move {
                     if !store.is_cluster() {
                         return single
-                            .map(crate::store::pubsub::SlotMap::single)
+                            .map(SlotMap::single)
                             .map_err(|e| StoreError::Unavailable(e.into()));
                     }
                     let reply: redis::Value =
                         store.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
-                    crate::store::pubsub::SlotMap::from_cluster_slots(&reply, &host)
+                    SlotMap::from_cluster_slots(&reply, &host)
                         .ok_or_else(|| unavailable("unreadable CLUSTER SLOTS reply"))
                 })
             });
@@ -110,7 +108,7 @@ impl RedisStore {
     /// Starts this process's canary (once): a channel of its own on every master,
     /// subscribed through the generations' connections, and `SPUBLISH`ed to each
     /// master every `CANARY_EVERY` through the shared connection.
-    pub(crate) fn watch_delivery(&self, name: crate::store::pubsub::CanaryName) {
+    pub(crate) fn watch_delivery(&self, name: CanaryName) {
         if !self.sharded.watch_delivery(name, self.sharded_setup()) {
             return;
         }
@@ -178,7 +176,7 @@ impl RedisStore {
     }
 
     /// Each master's canary delivery, from memory; `None` without a canary.
-    pub(crate) fn delivery(&self) -> Option<Vec<crate::store::pubsub::Delivery>> {
+    pub(crate) fn delivery(&self) -> Option<Vec<Delivery>> {
         self.sharded.delivery()
     }
 

@@ -20,7 +20,7 @@ pub enum Frame {
 pub struct Malformed(pub &'static str);
 
 /// Longest bulk string or array accepted from a server (a message payload is an event).
-pub(crate) const MAX_LEN: usize = 512 * 1024 * 1024;
+pub(super) const MAX_LEN: usize = 512 * 1024 * 1024;
 
 /// Parses one frame from the start of `buf`: the frame and how many bytes it took, or
 /// `None` when `buf` does not hold a whole frame yet.
@@ -28,20 +28,20 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>, Malformed> {
     parse_at(buf, 0, 0)
 }
 
-pub(crate) fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+pub(super) fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let rest = buf.get(at..)?;
     let end = rest.windows(2).position(|w| w == b"\r\n")?;
     Some((&rest[..end], at + end + 2))
 }
 
-pub(crate) fn number(text: &[u8]) -> Result<i64, Malformed> {
+pub(super) fn number(text: &[u8]) -> Result<i64, Malformed> {
     std::str::from_utf8(text)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
         .ok_or(Malformed("bad number"))
 }
 
-pub(crate) fn length(n: i64) -> Result<Option<usize>, Malformed> {
+pub(super) fn length(n: i64) -> Result<Option<usize>, Malformed> {
     match n {
         -1 => Ok(None),
         n if n < -1 => Err(Malformed("negative length")),
@@ -55,7 +55,7 @@ pub(crate) fn length(n: i64) -> Result<Option<usize>, Malformed> {
     }
 }
 
-pub(crate) fn parse_at(
+pub(super) fn parse_at(
     buf: &[u8],
     at: usize,
     depth: usize,
@@ -140,7 +140,7 @@ pub enum Push {
     Other,
 }
 
-pub(crate) fn text(frame: Option<&Frame>) -> Option<String> {
+pub(super) fn text(frame: Option<&Frame>) -> Option<String> {
     match frame? {
         Frame::Bulk(Some(b)) => Some(String::from_utf8_lossy(b).into_owned()),
         Frame::Simple(s) => Some(s.clone()),

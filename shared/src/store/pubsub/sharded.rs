@@ -3,28 +3,28 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::canary::{Canaries, CanaryName, Delivery};
 use super::manager::manage;
 use super::resp::SlotMap;
 use crate::store::{PubSubMessage, StoreError, StoreResult};
-use std::time::Duration;
-use tokio::time::Instant;
 
 /// Where a node is and how to log in.
 #[derive(Clone, Debug)]
-pub(crate) struct Login {
+pub(super) struct Login {
     pub username: Option<String>,
     pub password: Option<String>,
 }
 
 /// Finds which node serves each slot: `None` means the topology is unknown now.
-pub(crate) type Locate =
+pub(super) type Locate =
     Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, StoreResult<SlotMap>> + Send + Sync>;
 
-pub(crate) enum Request {
+pub(super) enum Request {
     Subscribe {
         channel: Arc<str>,
         slot: u16,
@@ -41,11 +41,11 @@ pub(crate) enum Request {
 
 /// The handle the store keeps: requests go to one task that owns every connection.
 pub(crate) struct Sharded {
-    pub(crate) requests: mpsc::UnboundedSender<Request>,
-    pub(crate) inbox: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
+    pub(super) requests: mpsc::UnboundedSender<Request>,
+    pub(super) inbox: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<Request>>>,
     /// Confirmed subscriptions per node (for metrics and tests).
-    pub(crate) counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
-    pub(crate) canaries: Arc<parking_lot::Mutex<Canaries>>,
+    pub(super) counts: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
+    pub(super) canaries: Arc<parking_lot::Mutex<Canaries>>,
 }
 
 impl Sharded {
@@ -60,7 +60,7 @@ impl Sharded {
     }
 
     /// Starts the task on the first use (inside a runtime).
-    pub(crate) fn start(
+    pub(super) fn start(
         &self,
         locate: impl FnOnce() -> (Locate, Login, broadcast::Sender<PubSubMessage>, Duration),
     ) {
@@ -79,7 +79,7 @@ impl Sharded {
     }
 
     /// Subscribes to `channel` (in `slot`) and waits until the node confirmed it.
-    pub(crate) async fn subscribe(
+    pub(super) async fn subscribe(
         &self,
         channel: &str,
         slot: u16,
@@ -104,20 +104,20 @@ impl Sharded {
     }
 
     /// Ends the subscription to `channel` (without waiting).
-    pub(crate) fn unsubscribe(&self, channel: &str) {
+    pub(super) fn unsubscribe(&self, channel: &str) {
         let _ = self.requests.send(Request::Unsubscribe {
             channel: channel.into(),
         });
     }
 
     /// Confirmed subscriptions per node address (the canaries not counted).
-    pub(crate) fn per_node(&self) -> HashMap<String, usize> {
+    pub(super) fn per_node(&self) -> HashMap<String, usize> {
         self.counts.lock().clone()
     }
 
     /// Keeps a canary subscribed on every master, on the connections of the
     /// generations' channels. Once per store; true the first time.
-    pub(crate) fn watch_delivery(
+    pub(super) fn watch_delivery(
         &self,
         name: CanaryName,
         start: impl FnOnce() -> (Locate, Login, broadcast::Sender<PubSubMessage>, Duration),
@@ -135,7 +135,7 @@ impl Sharded {
     }
 
     /// Each master's canary channel, to publish on.
-    pub(crate) fn canary_targets(&self) -> Vec<(String, Arc<str>)> {
+    pub(super) fn canary_targets(&self) -> Vec<(String, Arc<str>)> {
         self.canaries
             .lock()
             .nodes
@@ -146,7 +146,7 @@ impl Sharded {
 
     /// Records which nodes answered the canary's publishes, and exports each node's
     /// delivery (`authstream_stream_subscription_delivering{node}`).
-    pub(crate) fn canary_answers(&self, answers: &[(String, bool)]) {
+    pub(super) fn canary_answers(&self, answers: &[(String, bool)]) {
         let now = Instant::now();
         let mut canaries = self.canaries.lock();
         for (node, answered) in answers {
@@ -165,7 +165,7 @@ impl Sharded {
     }
 
     /// Each master's delivery, from memory; `None` when no canary is watched.
-    pub(crate) fn delivery(&self) -> Option<Vec<Delivery>> {
+    pub(super) fn delivery(&self) -> Option<Vec<Delivery>> {
         let canaries = self.canaries.lock();
         let now = Instant::now();
         canaries.watched.then(|| {

@@ -1,13 +1,14 @@
 //! The in-memory twin of the rate-limit scripts, on the wall clock as Redis's `TIME`
 //! gives it.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::{Cost, Decision, Gcra, Spend, TatUpdate};
 use crate::store::memory::{Data, Entry, MemoryStore, Value, wall_clock_us};
 use crate::store::{Read, ReadAnswer, StoreResult};
-use std::collections::HashMap;
-use std::time::Duration;
 
 /// The twin of `GCRA_SCRIPT` on the wall clock in microseconds, as Redis's `TIME`
 /// gives it.

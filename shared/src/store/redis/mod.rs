@@ -9,8 +9,6 @@
 mod confirm;
 mod primitives;
 
-pub(crate) use self::primitives::{read_answer, read_command};
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +20,8 @@ use deadpool_redis::redis::{self, FromRedisValue};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
-use super::pubsub::PubSubState;
+pub(crate) use self::primitives::{read_answer, read_command};
+use super::pubsub::{PubSubState, Sharded};
 use super::{StoreError, StoreResult};
 
 /// Where the store's commands go: one Redis, or a Redis Cluster.
@@ -104,7 +103,7 @@ pub struct RedisStore {
     pub(crate) timeout: Duration,
     pub(crate) pubsub: Arc<PubSubState>,
     /// The generations' channels (`SSUBSCRIBE`), on connections of their own.
-    pub(crate) sharded: Arc<crate::store::pubsub::Sharded>,
+    pub(crate) sharded: Arc<Sharded>,
 }
 
 /// The one connection every command shares. Connected on first use, so a Redis that
@@ -240,7 +239,7 @@ impl RedisStore {
                 live: watch::channel(false).0,
                 started: std::sync::Once::new(),
             }),
-            sharded: Arc::new(crate::store::pubsub::Sharded::new()),
+            sharded: Arc::new(Sharded::new()),
         }
     }
 

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::{self};
 
 use super::{RevocationView, TAIL_POLL_INTERVAL};
 use crate::clock::UnixTime;
 use crate::store::redis::{Conn, Target, unavailable};
 use crate::store::{REVOCATION_LOG_SHARDS, StoreResult};
-use deadpool_redis::redis::aio::ConnectionLike;
 
 /// Log entries after `after`, oldest first: `(id, entry)`.
 pub(crate) async fn read_log_on(

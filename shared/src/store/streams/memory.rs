@@ -1,5 +1,6 @@
 //! The in-memory twin of the stream token scripts, step for step.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{
@@ -10,7 +11,6 @@ use crate::store::StoreResult;
 use crate::store::events::stored_status;
 use crate::store::memory::{Entry, MemoryStore, Value, counter};
 use crate::store::{Cost, Decision, Taken};
-use std::collections::HashMap;
 
 impl MemoryStore {
     /// The twin of Redis's `OPEN_STREAM` script, step for step. Only the take is

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use serde::Serialize;
 
 use crate::store::{Store, StoreResult};
-use serde::Serialize;
 
 /// How often each process adds its counted statistics to the store's counters.
 pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
