@@ -183,7 +183,7 @@ fn email_tag(email: &str) -> String {
     format!("e:{}", hex::encode(digest))
 }
 
-/// Budgets of failed attempts, kept as the fields of one hash (`FIELDS_SCRIPT`):
+/// Budgets of failed attempts, kept as the fields of one hash (`store/rate_limits/lua/fields.lua`):
 /// spent all together before a secret is checked, or after a refusal, and given
 /// back together when it was right.
 #[derive(Debug, Clone)]

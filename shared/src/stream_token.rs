@@ -272,4 +272,27 @@ mod tests {
             );
         }
     }
+
+    /// A grant goes through the view the in-memory open works on unchanged.
+    #[test]
+    fn a_grant_goes_through_the_twins_view_unchanged() {
+        for client_ip in [None, Some("203.0.113.7".to_owned())] {
+            let grant = StreamGrant {
+                user_id: "u".into(),
+                session_id: "s".into(),
+                generation_id: "g".into(),
+                issued_at: 1,
+                client_ip,
+                admin: true,
+                tier: crate::claims::Tier::default(),
+                kind: GrantKind::Resume,
+                session_expires_at: 2,
+                expires_at: Some(3),
+            };
+            let value = serde_json::to_value(&grant).unwrap();
+            let view: crate::store::streams::Granting =
+                serde_json::from_value(value.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&view).unwrap(), value);
+        }
+    }
 }

@@ -77,7 +77,7 @@ impl RateLimiter {
     }
 
     /// The key and quota of `subject`'s budget under `policy`, for a script that makes
-    /// the decision in the same round trip as its own work (`gcra_lua_function!`);
+    /// the decision in the same round trip as its own work (`store/rate_limits/lua/gcra_function.lua`);
     /// `decided` then reports it.
     pub fn budget(&self, policy: Policy, subject: Subject<'_>) -> (String, Quota) {
         let key = self

@@ -77,7 +77,7 @@ pub enum TatUpdate {
     Delete,
 }
 
-/// The in-process twin of `GCRA_SCRIPT`, step for step.
+/// The in-process twin of `lua/gcra.lua`, step for step.
 pub fn gcra(
     stored_tat_us: Option<i64>,
     now_us: i64,
@@ -140,7 +140,7 @@ pub fn gcra(
     }
 }
 
-/// The in-process twin of `FIELDS_SCRIPT`'s decisions: all or nothing, each budget
+/// The in-process twin of `lua/fields.lua`'s decisions: all or nothing, each budget
 /// answered as the script answers it. `stored` holds each budget's TAT.
 pub fn gcra_all(
     stored: &[Option<i64>],

@@ -10,7 +10,7 @@ use super::{Cost, Decision, Gcra, Spend, TatUpdate};
 use crate::store::memory::{Data, Entry, MemoryStore, Value, wall_clock_us};
 use crate::store::{Read, ReadAnswer, StoreResult};
 
-/// The twin of `GCRA_SCRIPT` on the wall clock in microseconds, as Redis's `TIME`
+/// The twin of `lua/gcra.lua` on the wall clock in microseconds, as Redis's `TIME`
 /// gives it.
 pub(crate) fn decide(d: &mut Data, key: &str, gcra: Gcra, cost: Cost, now: Instant) -> Decision {
     let now_us = wall_clock_us();
@@ -35,7 +35,7 @@ pub(crate) fn decide(d: &mut Data, key: &str, gcra: Gcra, cost: Cost, now: Insta
 }
 
 impl MemoryStore {
-    /// The twin of `FIELDS_SCRIPT`, under the one lock.
+    /// The twin of `lua/fields.lua`, under the one lock.
     pub(crate) async fn rate_limit_fields(
         &self,
         spend: &Spend<'_>,

@@ -21,7 +21,7 @@ pub struct KeySpend<'a> {
     pub cost: Cost,
 }
 
-/// One budget among the fields of a hash of budgets (`rate_limit::FIELDS_SCRIPT`).
+/// One budget among the fields of a hash of budgets (`lua/fields.lua`).
 #[derive(Debug, Clone, Copy)]
 pub struct Budget<'a> {
     pub field: &'a str,
@@ -52,7 +52,7 @@ impl Store {
     }
 
     /// Decisions on budgets kept as the fields of one hash, all or nothing (one
-    /// script on its key: `rate_limit::FIELDS_SCRIPT` on Redis, `rate_limit::gcra_all`
+    /// script on its key: `lua/fields.lua` on Redis, `gcra_all`
     /// in memory), with an optional read sent in the same round trip. One decision
     /// per budget, in order.
     pub async fn rate_limit_fields(
@@ -64,7 +64,7 @@ impl Store {
     }
 
     /// One GCRA rate-limit decision on `key`, atomic, on the store's own clock
-    /// (`rate_limit::GCRA_SCRIPT` on Redis, `rate_limit::gcra` in memory).
+    /// (`lua/gcra.lua` on Redis, `gcra` in memory).
     pub async fn rate_limit(&self, key: &str, gcra: Gcra, cost: Cost) -> StoreResult<Decision> {
         dispatch!(self.rate_limit(key, gcra, cost))
     }

@@ -69,7 +69,7 @@ impl RedisStore {
         Ok((to_decision(decision), read_answer(read, found)?))
     }
 
-    /// `FIELDS_SCRIPT`, and the read in the same pipeline.
+    /// `lua/fields.lua`, and the read in the same pipeline.
     pub(crate) async fn rate_limit_fields(
         &self,
         spend: &Spend<'_>,
@@ -127,7 +127,7 @@ impl RedisStore {
 
 /// Appends one write to a pipeline; its reply is ignored.
 /// The GCRA script's answer: allowed, remaining, reset after µs, retry after µs.
-/// Four numbers per budget, as `FIELDS_SCRIPT` answers.
+/// Four numbers per budget, as `lua/fields.lua` answers.
 pub(crate) fn to_decisions(reply: redis::Value) -> StoreResult<Vec<Decision>> {
     let numbers: Vec<i64> = redis::from_redis_value(reply).map_err(unavailable)?;
     Ok(numbers

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{
-    Admission, GrantFound, ISSUED, MintAdmission, MintOutcome, Minted, NewStreamToken, Refusal,
-    Stats, StatsFlush, StreamAdmission, StreamOpened, StreamOpening, USED,
+    Admission, GrantFound, Granting, ISSUED, MintAdmission, MintOutcome, Minted, NewStreamToken,
+    Refusal, Stats, StatsFlush, StreamAdmission, StreamOpened, StreamOpening, USED,
 };
 use crate::store::StoreResult;
 use crate::store::events::stored_status;
@@ -13,7 +13,7 @@ use crate::store::memory::{Entry, MemoryStore, Value, counter};
 use crate::store::{Cost, Decision, Taken};
 
 impl MemoryStore {
-    /// The twin of Redis's `OPEN_STREAM` script, step for step. Only the take is
+    /// The twin of `lua/open_stream.lua`, step for step. Only the take is
     /// atomic here, and only it needs to be: the rest reads, or writes a fresh key.
     pub(crate) async fn open_stream(
         &self,
@@ -61,12 +61,10 @@ impl MemoryStore {
             let Some(owner_id) = fields.remove("owner_id") else {
                 break 'found GrantFound::Gone;
             };
-            if grant["user_id"].as_str() != Some(owner_id.as_str())
-                && grant["admin"].as_bool() != Some(true)
-            {
+            if grant.user_id.as_deref() != Some(owner_id.as_str()) && grant.admin != Some(true) {
                 break 'found GrantFound::NotOwner;
             }
-            let left = grant["session_expires_at"].as_i64().unwrap_or(0) - opening.now_ms;
+            let left = grant.session_expires_at.unwrap_or(0) - opening.now_ms;
             let Some(left) = u64::try_from(left).ok().filter(|&ms| ms > 0) else {
                 break 'found GrantFound::SessionEnded;
             };
@@ -74,9 +72,10 @@ impl MemoryStore {
                 .read_events(history, opening.after, Some(opening.page_size.max(1)))
                 .await?;
             let resume_ttl = opening.resume_ttl.min(Duration::from_millis(left));
-            grant["kind"] = "resume".into();
-            grant["issued_at"] = opening.now_ms.into();
-            if !self.set_nx(resume, &grant.to_string(), resume_ttl).await? {
+            grant.kind = Some("resume".into());
+            grant.issued_at = Some(opening.now_ms);
+            let next = serde_json::to_string(&grant).unwrap_or_default();
+            if !self.set_nx(resume, &next, resume_ttl).await? {
                 break 'found GrantFound::Collision;
             }
             self.set_nx(resume_state, ISSUED, resume_ttl.saturating_mul(2))
@@ -98,7 +97,7 @@ impl MemoryStore {
         })
     }
 
-    /// The twin of the pipelined `ADMIT_MINT` and `MINT_STREAM_TOKEN` scripts.
+    /// The twin of the pipelined `lua/admit_mint.lua` and `lua/mint_stream_token.lua`.
     pub(crate) async fn mint_stream_token(
         &self,
         user: Option<(&MintAdmission<'_>, &[String; 2])>,
@@ -134,20 +133,18 @@ impl MemoryStore {
         key: &str,
         state: &str,
         kind: &str,
-    ) -> StoreResult<Result<(String, serde_json::Value), Refusal>> {
+    ) -> StoreResult<Result<(String, Granting), Refusal>> {
         Ok(match self.get_del_marking(key, state, USED).await? {
-            Taken::Value(value) => match serde_json::from_str::<serde_json::Value>(&value) {
-                Ok(grant) if grant.is_object() && grant["kind"].as_str() == Some(kind) => {
-                    Ok((value, grant))
-                }
-                Ok(grant) if grant.is_object() => Err(Refusal::WrongKind),
-                _ => Err(Refusal::Unknown),
+            Taken::Value(value) => match serde_json::from_str::<Granting>(&value) {
+                Ok(grant) if grant.kind.as_deref() == Some(kind) => Ok((value, grant)),
+                Ok(_) => Err(Refusal::WrongKind),
+                Err(_) => Err(Refusal::Unknown),
             },
             Taken::Missing { marker } => Err(Refusal::of_marker(marker.as_deref())),
         })
     }
 
-    /// The twin of Redis's `ADMIT_STREAM` script, in the same order.
+    /// The twin of `lua/admit_stream.lua`, in the same order.
     pub(crate) async fn admit_stream(
         &self,
         keys: &[String; 6],
@@ -218,7 +215,7 @@ impl MemoryStore {
         Ok((decision, verdict))
     }
 
-    /// The twin of Redis's `STREAM_STATS` script, step for step.
+    /// The twin of `lua/stream_stats.lua`, step for step.
     pub(crate) async fn stream_stats(
         &self,
         keys: &[String; 4],

@@ -3,12 +3,14 @@
 //! grant and reads the history, the user's side admits the stream), the refusals, and
 //! the statistics (`stats`). Scripts in `lua/`, twins in `memory.rs`.
 
+mod grant;
 mod memory;
 mod redis;
 mod stats;
 
 use std::time::Duration;
 
+pub(crate) use self::grant::Granting;
 pub use self::stats::{
     PendingStats, STATS_FLUSH_INTERVAL, Stats, StatsFlush, expiry_second, flush_stats,
     record_consumed, record_issued, record_rejected, stats,

@@ -4,7 +4,7 @@
 -- ones' refusals, the others' peeks). The hash lives as long as its longest budget;
 -- fields whose budget is back are pruned once it holds many. KEYS[1]: the hash.
 -- ARGV: cost, then field, interval µs, capacity µs per budget. Answers four
--- numbers per budget, as `GCRA_SCRIPT`.
+-- numbers per budget, as `gcra.lua`.
 local now = gcra_now()
 local cost = tonumber(ARGV[1])
 local n = (#ARGV - 1) / 3
