@@ -172,4 +172,38 @@ mod tests {
             assert!(GenerationId::parse(bad).is_err(), "{bad}");
         }
     }
+
+    /// The record's fields the scripts read and write by name (`HGET`, `HMGET`, `HSET`)
+    /// are the fields of `Generation`, as `create` writes them and `from_fields` reads.
+    #[test]
+    fn the_scripts_name_the_records_fields() {
+        let scripts = [
+            include_str!("store/events/lua/append_event.lua"),
+            include_str!("store/streams/lua/open_stream.lua"),
+            include_str!("store/streams/lua/mint_stream_token.lua"),
+        ];
+        let mut named = std::collections::BTreeSet::new();
+        for line in scripts.iter().flat_map(|lua| lua.lines()) {
+            for call in ["'HGET'", "'HMGET'", "'HSET'"] {
+                if let Some(at) = line.find(call) {
+                    let args = &line[at + call.len()..];
+                    named.extend(args.split('\'').skip(1).step_by(2));
+                }
+            }
+        }
+        assert_eq!(
+            named,
+            ["owner_id", "progress", "stage", "status", "updated_at"].into(),
+            "the scripts' fields changed: update this list"
+        );
+        let id = GenerationId::generate();
+        let generation = Generation::from_fields(&id, record(Some("pending"))).unwrap();
+        let fields = serde_json::to_value(&generation).unwrap();
+        for name in &named {
+            assert!(
+                fields.get(name).is_some(),
+                "Generation has no field {name:?}"
+            );
+        }
+    }
 }
