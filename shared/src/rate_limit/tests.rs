@@ -1,3 +1,5 @@
+//! Tests of GCRA as the limiter uses it, the quotas, the headers and client address tags.
+
 use super::*;
 
 const SECOND: i64 = 1_000_000;

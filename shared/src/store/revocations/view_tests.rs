@@ -1,3 +1,5 @@
+//! Tests of the local revocation view: freshness per log, matching, pruning, notices.
+
 use super::*;
 
 fn session(user: &str, sid: &str, until_ms: i64) -> Revocation {
