@@ -6,40 +6,14 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use shared::jwt::new_jti;
 use shared::rate_limit::Decision;
+/// The record, typed once in the store (its scripts and twin read the same fields).
+pub use shared::store::SessionRecord;
 use shared::store::{KeySpend, NewSession, Rotation, SessionRotation, Spend};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::users::UserRecord;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub session_id: String,
-    pub user_id: String,
-    /// The rotation family: every refresh token of this session carries it.
-    pub family: String,
-    pub created_at: i64,
-    pub last_seen_at: i64,
-    pub user_agent: String,
-    pub ip: Option<String>,
-    /// The pair currently issued: its jtis and issue time (Unix seconds).
-    pub access_jti: String,
-    pub refresh_jti: String,
-    pub issued_at: i64,
-    /// The refresh token this pair replaced, and when (ms): the grace window.
-    pub previous_refresh_jti: Option<String>,
-    pub rotated_at: Option<i64>,
-}
-
-impl SessionRecord {
-    /// When the session ends however often it is refreshed (Unix ms):
-    /// `SESSION_MAX_AGE_SECS` after it began.
-    pub fn expires_at(&self, max_age: Duration) -> UnixTime {
-        UnixTime(self.created_at).plus(max_age)
-    }
-}
 
 /// How long a session record is kept from `now`: as long as a refresh token can live,
 /// never past the session's absolute expiry. `None` once that has passed.

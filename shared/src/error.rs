@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::store::StoreError;
+
 /// Declares `ErrorCode` and `ErrorCode::ALL` from one list, so that no code can be
 /// left out of the list (the OpenAPI `code` enum is built from it).
 macro_rules! error_codes {
@@ -241,5 +243,15 @@ impl FieldErrors {
             err.fields = self.0;
             Err(err)
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store unavailable");
+        ApiError::new(
+            ErrorCode::StoreUnavailable,
+            "the store is unavailable, try again shortly",
+        )
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::clock::UnixTime;
 use crate::events::GenerationStatus;
+pub(crate) use crate::store::events::stored_status;
 use crate::store::{Store, StoreResult};
 
 /// 1–128 of `A-Z a-z 0-9 . _ ~ : -`.
@@ -40,19 +41,6 @@ impl GenerationId {
 impl std::fmt::Display for GenerationId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// A record's status as stored, read once: `Pending` when the record has none (as
-/// the store's scripts read it), and, like a `progress` that does not parse, `Pending`
-/// when it is no known status (logged: only a corrupt record holds one).
-pub(crate) fn stored_status(id: &str, raw: Option<&str>) -> GenerationStatus {
-    match raw {
-        None => GenerationStatus::Pending,
-        Some(raw) => GenerationStatus::parse(raw).unwrap_or_else(|| {
-            tracing::warn!(generation_id = %id, status = %raw, "corrupt generation record: unknown status, read as pending");
-            GenerationStatus::Pending
-        }),
     }
 }
 
@@ -182,6 +170,40 @@ mod tests {
         assert!(GenerationId::parse(&"x".repeat(128)).is_ok());
         for bad in ["", "a b", "a/b", "ü", "{x}", &"x".repeat(129)] {
             assert!(GenerationId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The record's fields the scripts read and write by name (`HGET`, `HMGET`, `HSET`)
+    /// are the fields of `Generation`, as `create` writes them and `from_fields` reads.
+    #[test]
+    fn the_scripts_name_the_records_fields() {
+        let scripts = [
+            include_str!("store/events/lua/append_event.lua"),
+            include_str!("store/streams/lua/open_stream.lua"),
+            include_str!("store/streams/lua/mint_stream_token.lua"),
+        ];
+        let mut named = std::collections::BTreeSet::new();
+        for line in scripts.iter().flat_map(|lua| lua.lines()) {
+            for call in ["'HGET'", "'HMGET'", "'HSET'"] {
+                if let Some(at) = line.find(call) {
+                    let args = &line[at + call.len()..];
+                    named.extend(args.split('\'').skip(1).step_by(2));
+                }
+            }
+        }
+        assert_eq!(
+            named,
+            ["owner_id", "progress", "stage", "status", "updated_at"].into(),
+            "the scripts' fields changed: update this list"
+        );
+        let id = GenerationId::generate();
+        let generation = Generation::from_fields(&id, record(Some("pending"))).unwrap();
+        let fields = serde_json::to_value(&generation).unwrap();
+        for name in &named {
+            assert!(
+                fields.get(name).is_some(),
+                "Generation has no field {name:?}"
+            );
         }
     }
 }

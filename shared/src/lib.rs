@@ -2,6 +2,7 @@
 //! the store (Redis or in-memory), error codes, configuration helpers and telemetry.
 
 pub mod claims;
+pub mod client_address;
 pub mod clock;
 pub mod config;
 pub mod error;

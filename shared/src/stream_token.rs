@@ -1,17 +1,19 @@
 //! Stream tokens and resume grants: 32 random bytes, URL-safe base64 without
 //! padding (43 characters). The store only ever sees their SHA-256 digest.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use parking_lot::Mutex;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::store::streams::{ISSUED, USED};
+pub use crate::store::streams::{
+    PendingStats, Refusal, STATS_FLUSH_INTERVAL, Stats, StatsFlush, expiry_second, flush_stats,
+    record_consumed, record_issued, record_rejected, stats,
+};
 use crate::store::{Taken, Write};
 
 pub const STREAM_TOKEN_LEN: usize = 43;
@@ -111,40 +113,6 @@ pub enum GrantKind {
     Resume,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_secrets_are_43_url_safe_characters_and_parse_back() {
-        let s = StreamSecret::generate().unwrap();
-        assert_eq!(s.expose().len(), 43);
-        assert!(StreamSecret::parse(s.expose()).is_some());
-        assert_eq!(s.digest().len(), 64);
-        assert!(!s.digest().contains(s.expose()));
-        assert!(format!("{s:?}").contains(".."));
-    }
-
-    #[test]
-    fn jwts_and_junk_do_not_parse() {
-        for raw in [
-            "",
-            "abc",
-            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
-            &"a".repeat(44),
-            &"+".repeat(43),
-        ] {
-            assert!(StreamSecret::parse(raw).is_none(), "{raw}");
-        }
-    }
-}
-
-/// A token's state marker (`Keys::stream_token_state`): `issued` at mint, `used` once
-/// consumed. It lives twice the token's lifetime, so that a token presented after
-/// its expiry, or again, is told apart from one never issued, and then goes too.
-pub(crate) const ISSUED: &str = "issued";
-pub(crate) const USED: &str = "used";
-
 /// Stores a grant under the digest of a fresh secret with `SET NX`, beside its state
 /// marker, under its generation's hash tag: ONE round trip. Retries on the
 /// (practically impossible) collision, and returns the secret. The statistics are
@@ -190,40 +158,6 @@ pub async fn mint(
     Err(ApiError::internal("three stream token collisions in a row"))
 }
 
-/// Why a presented stream token was not accepted (for logs and metrics only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// Never issued (or so long ago that its state marker is gone too).
-    Unknown,
-    /// Issued, never consumed, and past its lifetime.
-    Expired,
-    /// Already consumed once: a replay.
-    Replay,
-    /// A grant of the other kind (a resume grant presented as a token, or the reverse).
-    WrongKind,
-}
-
-impl Refusal {
-    /// What a missing grant's state marker says.
-    pub(crate) fn of_marker(marker: Option<&str>) -> Self {
-        match marker {
-            Some(USED) => Self::Replay,
-            Some(ISSUED) => Self::Expired,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// The name the store's open script gives a refusal.
-    pub(crate) fn named(name: &str) -> Self {
-        match name {
-            "replay" => Self::Replay,
-            "expired" => Self::Expired,
-            "wrong_kind" => Self::WrongKind,
-            _ => Self::Unknown,
-        }
-    }
-}
-
 /// Consumes a grant of `generation_id` with ONE `GETDEL`, which in the same atomic
 /// step marks it used (keeping the marker's expiry) or, on a miss, reads the marker. A
 /// refused token is told apart (unknown, expired or replay) for the log, never for the
@@ -256,193 +190,109 @@ pub async fn consume(
     Ok(Ok(grant))
 }
 
-/// How often each process adds its counted statistics to the store's counters.
-pub const STATS_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Stream token statistics counted in this process, added to the store in the
-/// background every `STATS_FLUSH_INTERVAL` (ONE script on the `{stats}` slot, whatever
-/// the number of tokens), so that no mint or open waits for them and no token costs a
-/// write of its own. Shared by every clone of a `Store`.
-///
-/// `active` is kept without any state per token: tokens are counted by the second their
-/// lifetime ends in (`expiry_second`). A mint adds one to its second, a consumption
-/// takes one from it (the grant carries its expiry, so any replica knows the second);
-/// the store sums, per second, what every replica flushed, and `active` is the sum over
-/// the seconds still to come. An expired token leaves the count when its second
-/// begins, by itself: nothing is written when a token expires.
-#[derive(Default)]
-pub struct PendingStats {
-    counts: Mutex<Counts>,
-    flushing: AtomicBool,
-    /// One flush at a time: a reader's flush waits for a background flush that already
-    /// took the counts, so what it reads afterwards includes them.
-    flush_turn: tokio::sync::Mutex<()>,
-}
-
-/// What this process counted since its last flush.
-#[derive(Default)]
-struct Counts {
-    issued: u64,
-    consumed: u64,
-    rejected: u64,
-    /// Expiry second -> tokens minted minus tokens consumed with that expiry.
-    live: HashMap<i64, i64>,
-}
-
-impl Counts {
-    fn take(&mut self) -> Self {
-        std::mem::take(self)
+    #[test]
+    fn generated_secrets_are_43_url_safe_characters_and_parse_back() {
+        let s = StreamSecret::generate().unwrap();
+        assert_eq!(s.expose().len(), 43);
+        assert!(StreamSecret::parse(s.expose()).is_some());
+        assert_eq!(s.digest().len(), 64);
+        assert!(!s.digest().contains(s.expose()));
+        assert!(format!("{s:?}").contains(".."));
     }
 
-    /// Puts counts that could not be flushed back, for the next flush.
-    fn restore(&mut self, failed: Self) {
-        self.issued += failed.issued;
-        self.consumed += failed.consumed;
-        self.rejected += failed.rejected;
-        for (second, delta) in failed.live {
-            *self.live.entry(second).or_default() += delta;
-        }
-        self.live.retain(|_, delta| *delta != 0);
-    }
-}
-
-/// The second a token expiring at `expires_at` is counted in: it stops counting as
-/// active when that second begins (at most one second before its actual expiry, never
-/// after it).
-pub fn expiry_second(expires_at: crate::UnixTime) -> i64 {
-    expires_at.millis().div_euclid(1000)
-}
-
-impl PendingStats {
-    fn issued(&self, expires_at: crate::UnixTime) {
-        let mut counts = self.counts.lock();
-        counts.issued += 1;
-        *counts.live.entry(expiry_second(expires_at)).or_default() += 1;
-    }
-
-    fn consumed(&self, expires_at: crate::UnixTime) {
-        let mut counts = self.counts.lock();
-        counts.consumed += 1;
-        let second = expiry_second(expires_at);
-        let left = counts.live.entry(second).or_default();
-        *left -= 1;
-        if *left == 0 {
-            counts.live.remove(&second);
+    #[test]
+    fn jwts_and_junk_do_not_parse() {
+        for raw in [
+            "",
+            "abc",
+            "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln",
+            &"a".repeat(44),
+            &"+".repeat(43),
+        ] {
+            assert!(StreamSecret::parse(raw).is_none(), "{raw}");
         }
     }
 
-    fn rejected(&self) {
-        self.counts.lock().rejected += 1;
-    }
-
-    /// Starts the background flush once per store, when called inside a runtime.
-    pub(crate) fn follow(&self, store: &crate::Store) {
-        if tokio::runtime::Handle::try_current().is_err()
-            || self.flushing.swap(true, Ordering::Relaxed)
-        {
-            return;
+    /// The grant's fields the open script reads and writes (`grant.<field>`) are the
+    /// serde names of `StreamGrant`, and the kinds it compares are `GrantKind`'s.
+    #[test]
+    fn the_open_script_reads_the_grant_by_its_serde_names() {
+        let lua = include_str!("store/streams/lua/open_stream.lua");
+        let read: std::collections::BTreeSet<&str> = lua
+            .match_indices("grant.")
+            .map(|(at, _)| {
+                let rest = &lua[at + "grant.".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [
+                "admin",
+                "issued_at",
+                "kind",
+                "session_expires_at",
+                "user_id"
+            ]
+            .into(),
+            "the script's fields changed: update this list"
+        );
+        let grant = StreamGrant {
+            user_id: "u".into(),
+            session_id: "s".into(),
+            generation_id: "g".into(),
+            issued_at: 1,
+            client_ip: None,
+            admin: false,
+            tier: crate::claims::Tier::default(),
+            kind: GrantKind::Token,
+            session_expires_at: 2,
+            expires_at: None,
+        };
+        let value = serde_json::to_value(&grant).unwrap();
+        for field in &read {
+            assert!(
+                value.get(field).is_some(),
+                "StreamGrant has no field {field:?}"
+            );
         }
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(STATS_FLUSH_INTERVAL);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if let Err(e) = flush(&store, crate::UnixTime::now(), false).await {
-                    tracing::debug!(error = %e, "cannot flush the stream token statistics yet");
-                }
-            }
-        });
+        for kind in [GrantKind::Token, GrantKind::Resume] {
+            let name = serde_json::to_value(kind).unwrap();
+            let name = name.as_str().unwrap();
+            assert!(
+                lua.contains(&format!("'{name}'")),
+                "the script never names {name:?}"
+            );
+        }
     }
-}
 
-/// What one flush adds to the store's statistics (`Store::flush_stream_stats`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatsFlush {
-    pub issued: u64,
-    pub consumed: u64,
-    pub rejected: u64,
-    /// (expiry second, change in live tokens). Seconds already begun at `now_ms` are
-    /// left out by the store: their tokens count no more.
-    pub live: Vec<(i64, i64)>,
-    pub now_ms: i64,
-}
-
-impl StatsFlush {
-    pub fn is_empty(&self) -> bool {
-        self.issued == 0 && self.consumed == 0 && self.rejected == 0 && self.live.is_empty()
+    /// A grant goes through the view the in-memory open works on unchanged.
+    #[test]
+    fn a_grant_goes_through_the_twins_view_unchanged() {
+        for client_ip in [None, Some("203.0.113.7".to_owned())] {
+            let grant = StreamGrant {
+                user_id: "u".into(),
+                session_id: "s".into(),
+                generation_id: "g".into(),
+                issued_at: 1,
+                client_ip,
+                admin: true,
+                tier: crate::claims::Tier::default(),
+                kind: GrantKind::Resume,
+                session_expires_at: 2,
+                expires_at: Some(3),
+            };
+            let value = serde_json::to_value(&grant).unwrap();
+            let view: crate::store::streams::Granting =
+                serde_json::from_value(value.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&view).unwrap(), value);
+        }
     }
-}
-
-/// Adds what this process counted since the last flush to the store's statistics, in
-/// one round trip (none when there is nothing). On failure the counts wait for the next.
-pub async fn flush_stats(
-    store: &crate::Store,
-    now: crate::UnixTime,
-) -> Result<(), crate::StoreError> {
-    flush(store, now, false).await.map(drop)
-}
-
-/// The flush, and with `read` the statistics after it, in the same round trip.
-async fn flush(
-    store: &crate::Store,
-    now: crate::UnixTime,
-    read: bool,
-) -> Result<Option<Stats>, crate::StoreError> {
-    let pending = store.stream_stats();
-    let _turn = pending.flush_turn.lock().await;
-    let counts = pending.counts.lock().take();
-    let mut live: Vec<(i64, i64)> = counts.live.iter().map(|(s, d)| (*s, *d)).collect();
-    live.sort_unstable();
-    let batch = StatsFlush {
-        issued: counts.issued,
-        consumed: counts.consumed,
-        rejected: counts.rejected,
-        live,
-        now_ms: now.millis(),
-    };
-    let result = if read {
-        store.flush_and_read_stream_stats(&batch).await.map(Some)
-    } else if batch.is_empty() {
-        Ok(None)
-    } else {
-        store.flush_stream_stats(&batch).await.map(|()| None)
-    };
-    if result.is_err() {
-        pending.counts.lock().restore(counts);
-    }
-    result
-}
-
-/// Counts a stream token minted by `Store::mint_stream_token`, expiring at
-/// `expires_at` (in this process; flushed in the background).
-pub fn record_issued(store: &crate::Store, expires_at: crate::UnixTime) {
-    store.stream_stats().issued(expires_at);
-}
-
-/// Counts a stream token, expiring at `expires_at`, taken by a stream open (in this
-/// process; flushed in the background).
-pub fn record_consumed(store: &crate::Store, expires_at: crate::UnixTime) {
-    store.stream_stats().consumed(expires_at);
-}
-
-/// Counts a refused stream open (in this process; flushed in the background).
-pub fn record_rejected(store: &crate::Store) {
-    store.stream_stats().rejected();
-}
-
-/// Stream token statistics: counts only, no user data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Stats {
-    pub active: u64,
-    pub issued_total: u64,
-    pub consumed_total: u64,
-    pub rejected_total: u64,
-}
-
-/// The store's statistics at `now`, this process's pending counts added first in the
-/// same round trip (so a process sees its own mints and opens at once, and other
-/// processes' within `STATS_FLUSH_INTERVAL`).
-pub async fn stats(store: &crate::Store, now: crate::UnixTime) -> Result<Stats, crate::StoreError> {
-    Ok(flush(store, now, true).await?.unwrap_or_default())
 }

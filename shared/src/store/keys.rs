@@ -18,7 +18,7 @@ fn log_tag(shard: usize) -> &'static str {
                 let range = shard * share..(shard + 1) * share;
                 (0..)
                     .map(|k| format!("revocations:{shard}:{k}"))
-                    .find(|tag| range.contains(&usize::from(super::slot::key_slot(tag))))
+                    .find(|tag| range.contains(&usize::from(crate::store::slot::key_slot(tag))))
                     .unwrap_or_default()
             })
             .collect()
@@ -161,7 +161,7 @@ impl Keys {
     /// The shard of the log that holds every revocation of `sub` (a token names its
     /// user, so a validation knows which shard's freshness it depends on).
     pub fn revocation_shard(sub: &str) -> usize {
-        usize::from(super::slot::crc16_xmodem(sub.as_bytes())) % REVOCATION_LOG_SHARDS
+        usize::from(crate::store::slot::crc16_xmodem(sub.as_bytes())) % REVOCATION_LOG_SHARDS
     }
 
     /// Where `revocation::StreamNotice`s are published.
