@@ -252,34 +252,42 @@ impl RedisCluster {
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
-        let any = self.nodes.iter().find(|n| n.is_running()).unwrap().port;
+        self.try_master_of(key)
+            .unwrap_or_else(|| panic!("no master serves the slot of {key}"))
+    }
+
+    /// The port of the master serving `key`'s slot by `CLUSTER NODES` of a live node,
+    /// `None` while none does (a failed master not yet replaced) or no node answers.
+    pub fn try_master_of(&self, key: &str) -> Option<u16> {
+        let any = self.nodes.iter().find(|n| n.is_running())?.port;
         let slot: u16 = self
-            .cli(any, &["CLUSTER", "KEYSLOT", key])
-            .unwrap()
+            .cli(any, &["CLUSTER", "KEYSLOT", key])?
             .trim()
             .parse()
-            .unwrap();
-        let nodes = self.cli(any, &["CLUSTER", "NODES"]).unwrap();
+            .ok()?;
+        let nodes = self.cli(any, &["CLUSTER", "NODES"])?;
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
                 continue;
             }
-            let port: u16 = fields[1]
+            let Some(port) = fields[1]
                 .split(['@', ':'])
                 .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap();
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
             for range in &fields[8..] {
                 let (lo, hi) = range.split_once('-').unwrap_or((range, range));
                 if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
                     && (lo..=hi).contains(&slot)
                 {
-                    return port;
+                    return Some(port);
                 }
             }
         }
-        panic!("no master serves slot {slot}");
+        None
     }
 
     /// SIGKILLs the node on `port`.
