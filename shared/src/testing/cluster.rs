@@ -123,6 +123,27 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        // ...and every master counts its replicas online: after a full sync a master
+        // waits for the replica's first `REPLCONF ACK` (sent once a second) before it
+        // streams to it and counts it in `WAIT`, so until then every confirmed write
+        // there answers 503, however healthy the cluster looks.
+        for node in &cluster.nodes {
+            while let Some(info) = cluster.cli(node.port, &["INFO", "replication"]) {
+                let online = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                    .count();
+                if !info.contains("role:master") || online >= replicas {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "master {} does not count its replicas online",
+                    node.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         cluster
     }
 
