@@ -367,6 +367,11 @@ impl ClusterNode {
     pub fn is_running(&self) -> bool {
         self.child.lock().unwrap().is_some()
     }
+
+    /// The process id of the node, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
+    }
 }
 
 impl Drop for RedisCluster {
