@@ -172,6 +172,18 @@ impl Api {
         Ok(token.access_token)
     }
 
+    /// RFC 7009 revocation of `token` (200 whatever the token was).
+    pub async fn revoke(&self, token: &str) -> Result<(), String> {
+        let res = self
+            .request(Method::POST, "/auth/revoke")
+            .json(&json!({ "token": token }))
+            .send()
+            .await;
+        expect(res, StatusCode::OK, "POST /auth/revoke")
+            .await
+            .map(drop)
+    }
+
     pub async fn publish(
         &self,
         service_token: &str,

@@ -48,8 +48,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<ScenarioReport>> {
                     (None, Some(binary)) => {
                         let binary = binary.clone();
                         let env = options.server_env.clone();
-                        tokio::task::spawn_blocking(move || Server::start(&binary, algorithm, &env))
-                            .await??
+                        let cluster = options.cluster;
+                        tokio::task::spawn_blocking(move || {
+                            Server::start(&binary, algorithm, cluster, &env)
+                        })
+                        .await??
                     }
                     (None, None) => anyhow::bail!("no server to drive"),
                 };

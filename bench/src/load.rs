@@ -31,16 +31,35 @@ pub struct Sample {
 }
 
 /// The processes whose CPU time a run reads from `/proc`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Watched {
     pub server: Option<u32>,
-    pub redis: Option<u32>,
+    /// The redis-server processes the tool started: one, or every node of a cluster
+    /// (their CPU times are added up).
+    pub redis: Vec<u32>,
 }
 
 impl Watched {
-    fn pids(self) -> [Option<u32>; 3] {
-        [self.server, self.redis, Some(std::process::id())]
+    /// The server, the Redis processes, the tool.
+    fn groups(&self) -> [Vec<u32>; 3] {
+        [
+            self.server.into_iter().collect(),
+            self.redis.clone(),
+            vec![std::process::id()],
+        ]
     }
+}
+
+/// The CPU seconds of `pids` together between two readings of each.
+fn cpu_of(before: &[Option<ProcSample>], after: &[Option<ProcSample>]) -> Option<f64> {
+    if before.is_empty() {
+        return None;
+    }
+    before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| Some(after.as_ref()?.cpu_seconds_since(before.as_ref()?)))
+        .sum()
 }
 
 impl Sample {
@@ -78,18 +97,19 @@ pub async fn drive<W: Worker>(
     let measure_from = start + warmup;
     let end = measure_from + duration;
     let cpu = tokio::spawn(async move {
-        let read = || watched.pids().map(|pid| ProcSample::read(pid?).ok());
+        let groups = watched.groups();
+        let read = || {
+            groups.clone().map(|pids| {
+                pids.into_iter()
+                    .map(|pid| ProcSample::read(pid).ok())
+                    .collect::<Vec<_>>()
+            })
+        };
         tokio::time::sleep_until(measure_from.into()).await;
         let before = read();
         tokio::time::sleep_until(end.into()).await;
         let after = read();
-        let mut seconds = [None; 3];
-        for (k, (before, after)) in before.iter().zip(&after).enumerate() {
-            if let (Some(before), Some(after)) = (before, after) {
-                seconds[k] = Some(after.cpu_seconds_since(before));
-            }
-        }
-        seconds
+        [0, 1, 2].map(|k| cpu_of(&before[k], &after[k]))
     });
     let tasks: Vec<_> = workers
         .into_iter()

@@ -18,6 +18,9 @@ scenarios (healthz, the baseline, always runs first):
   validate-hs256  the same against a server signing with HS256
   refresh         POST /auth/refresh, each connection rotating its own session
   mint-open       mint a stream token, open the SSE stream, read `connected`, close
+  publish         POST /generations/{id}/events, each connection to its own generation
+  revoke          POST /auth/revoke of an access token (each connection its own session's;
+                  every request writes the revocation again)
   fanout          --streams over --generations, --rate events/s published for --duration:
                   publish-to-receive latency, every event exactly once and in order
   idle            --streams open SSE streams over --generations: server resident memory
@@ -36,6 +39,9 @@ flags:
   --json PATH          also write the JSON report there
   --binary PATH        the authstream binary to start (default: built by cargo, same profile)
   --server-env K=V     extra environment for the started server (repeatable)
+  --cluster M:R        start a Redis Cluster of M masters with R replicas each (password on
+                       every node) instead of one redis-server: the server gets
+                       REDIS_CLUSTER_NODES; redis_cpu adds up every node
   --url URL            drive a running server instead of starting one (no redis-server started)
   --service-client ID:SECRET   its service client (fanout publishes with it)
   --pid PID            its process id (idle reads /proc/PID)
@@ -51,19 +57,23 @@ pub enum Scenario {
     ValidateHs256,
     Refresh,
     MintOpen,
+    Publish,
+    Revoke,
     Fanout,
     Idle,
     Login,
 }
 
 impl Scenario {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Healthz,
         Self::Validate,
         Self::Verify,
         Self::ValidateHs256,
         Self::Refresh,
         Self::MintOpen,
+        Self::Publish,
+        Self::Revoke,
         Self::Fanout,
         Self::Idle,
         Self::Login,
@@ -78,6 +88,8 @@ impl Scenario {
             Self::Login => "login",
             Self::Refresh => "refresh",
             Self::MintOpen => "mint-open",
+            Self::Publish => "publish",
+            Self::Revoke => "revoke",
             Self::Fanout => "fanout",
             Self::Idle => "idle",
         }
@@ -110,6 +122,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     pub binary: Option<PathBuf>,
     pub server_env: Vec<(String, String)>,
+    /// A Redis Cluster to start instead of one redis-server: (masters, replicas each).
+    pub cluster: Option<(usize, usize)>,
     pub external: Option<External>,
 }
 
@@ -137,6 +151,7 @@ impl Options {
             json: None,
             binary: None,
             server_env: Vec::new(),
+            cluster: None,
             external: None,
         }
     }
@@ -195,6 +210,17 @@ impl Options {
                         .with_context(context)?;
                     options.server_env.push((k.to_owned(), v.to_owned()));
                 }
+                "--cluster" => {
+                    let (masters, replicas) = value
+                        .split_once(':')
+                        .ok_or_else(|| anyhow!("must be MASTERS:REPLICAS"))
+                        .with_context(context)?;
+                    let replicas = replicas
+                        .parse::<usize>()
+                        .map_err(|_| anyhow!("replicas must be a whole number"))
+                        .with_context(context)?;
+                    options.cluster = Some((positive(masters).with_context(context)?, replicas));
+                }
                 "--url" => url = Some(value.trim_end_matches('/').to_owned()),
                 "--service-client" => {
                     let (id, secret) = value
@@ -206,6 +232,9 @@ impl Options {
                 "--pid" => pid = Some(positive(&value).with_context(context)? as u32),
                 _ => bail!("unknown flag {flag}"),
             }
+        }
+        if url.is_some() && options.cluster.is_some() {
+            bail!("--cluster starts the store of a started server; --url drives a running one");
         }
         match url {
             Some(url) => {
@@ -277,5 +306,12 @@ mod tests {
             "--pid without --url"
         );
         assert!(parse(&["healthz", "--rate"]).is_err());
+        assert_eq!(
+            parse(&["revoke", "--cluster", "3:1"]).unwrap().cluster,
+            Some((3, 1))
+        );
+        assert!(parse(&["revoke", "--cluster", "3"]).is_err());
+        assert!(parse(&["revoke", "--cluster", "0:1"]).is_err());
+        assert!(parse(&["healthz", "--cluster", "3:1", "--url", "http://x"]).is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! The server under test: the `authstream` binary on a fresh `redis-server`, both on
-//! free ports and both ended with this process, or a running server given by URL.
+//! The server under test: the `authstream` binary on a fresh `redis-server` (or a
+//! fresh Redis Cluster), all on free ports and all ended with this process, or a
+//! running server given by URL.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -9,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use shared::testing::{RedisServer, announced_port, spawn_tied_to_this_process};
+use shared::testing::{RedisCluster, RedisServer, announced_port, spawn_tied_to_this_process};
 
 use crate::options::External;
 
@@ -34,12 +35,18 @@ pub struct Server {
     pub base_url: String,
     /// For `/proc/<pid>`: known when the tool started it or was told.
     pub pid: Option<u32>,
-    /// The redis-server the tool started, if it did.
-    pub redis_pid: Option<u32>,
+    /// The redis-server processes the tool started (every node of a cluster).
+    pub redis_pids: Vec<u32>,
     pub service_client: Option<(String, String)>,
     pub log: Option<PathBuf>,
     child: Option<Child>,
-    _redis: Option<RedisServer>,
+    _redis: Option<Store>,
+}
+
+/// What the started server uses: one Redis, or a cluster.
+enum Store {
+    Single(RedisServer),
+    Cluster(RedisCluster),
 }
 
 impl Server {
@@ -47,7 +54,7 @@ impl Server {
         Self {
             base_url: external.url.clone(),
             pid: external.pid,
-            redis_pid: None,
+            redis_pids: Vec::new(),
             service_client: external.service_client.clone(),
             log: None,
             child: None,
@@ -55,13 +62,32 @@ impl Server {
         }
     }
 
-    /// Starts `binary` on a fresh redis-server; returns once it listens.
+    /// Starts `binary` on a fresh redis-server, or on a fresh cluster of `masters`
+    /// with `replicas` each (`cluster`); returns once it listens.
     pub fn start(
         binary: &Path,
         algorithm: Algorithm,
+        cluster: Option<(usize, usize)>,
         extra_env: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let redis = RedisServer::start();
+        let (store_var, store_value, redis) = match cluster {
+            None => {
+                let redis = RedisServer::start();
+                ("REDIS_URL", redis.url(), Store::Single(redis))
+            }
+            Some((masters, replicas)) => {
+                let cluster = RedisCluster::start(masters, replicas);
+                (
+                    "REDIS_CLUSTER_NODES",
+                    cluster.seeds(),
+                    Store::Cluster(cluster),
+                )
+            }
+        };
+        let redis_pids: Vec<u32> = match &redis {
+            Store::Single(redis) => redis.pid().into_iter().collect(),
+            Store::Cluster(cluster) => cluster.nodes.iter().filter_map(|n| n.pid()).collect(),
+        };
         let log = std::env::temp_dir().join(format!(
             "authstream-bench-{}-{}.log",
             std::process::id(),
@@ -73,7 +99,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AUTHSTREAM_BIND", "127.0.0.1:0")
-            .env("REDIS_URL", redis.url())
+            .env(store_var, store_value)
             .env("DEMO", "false")
             // Access lines for every request would measure the log pipe.
             .env("RUST_LOG", "warn")
@@ -137,7 +163,7 @@ impl Server {
         let mut server = Self {
             base_url: String::new(),
             pid: Some(pid),
-            redis_pid: redis.pid(),
+            redis_pids,
             service_client: Some((SERVICE_ID.to_owned(), SERVICE_SECRET.to_owned())),
             log: Some(log.clone()),
             child: None,

@@ -30,6 +30,8 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
             "validate-hs256",
             "refresh",
             "mint-open",
+            "publish",
+            "revoke",
             "fanout",
             "idle",
             "login"
@@ -73,7 +75,8 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
         );
     }
 
-    let fanout = &reports[6].details;
+    let by_name = |name: &str| &reports.iter().find(|r| r.scenario == name).unwrap().details;
+    let fanout = by_name("fanout");
     assert_eq!(fanout["streams"], 6);
     assert_eq!(fanout["streams_incomplete"], 0);
     assert_eq!(fanout["duplicates"], 0);
@@ -84,7 +87,7 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
         fanout["deliveries_expected"].as_u64().unwrap(),
         2 * fanout["events_published"].as_u64().unwrap()
     );
-    let idle = &reports[7].details;
+    let idle = by_name("idle");
     assert_eq!(idle["streams"], 6);
     assert!(idle["rss_after_kib"].as_u64().unwrap() > 0);
     assert!(idle["rss_per_stream_kib"].is_number());
@@ -114,4 +117,31 @@ async fn every_scenario_runs_against_the_binary_and_reports_without_errors() {
         table.lines().filter(|l| l.starts_with("fanout ")).count(),
         1
     );
+}
+
+/// The tool on a Redis Cluster it starts (three masters, a replica each): the paths a
+/// replica must confirm run without errors, and the Redis CPU adds up every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmed_paths_run_on_a_cluster_the_tool_starts() {
+    let mut options = Options::new(&[Scenario::MintOpen, Scenario::Publish, Scenario::Revoke]);
+    options.binary = Some(env!("CARGO_BIN_EXE_authstream").into());
+    options.cluster = Some((3, 1));
+    options.connections = 2;
+    options.duration = Duration::from_millis(300);
+    options.warmup = Duration::from_millis(200);
+    options.users = 2;
+
+    let reports = bench::run(&options).await.expect("the run");
+    let names: Vec<&str> = reports.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(names, ["healthz", "mint-open", "publish", "revoke"]);
+    for r in &reports {
+        assert_eq!(r.errors, 0, "{}: {:?}", r.scenario, r.error_samples);
+        assert!(r.operations > 0, "{}: nothing done", r.scenario);
+        assert!(
+            r.details["redis_cpu_us_per_op"].is_number(),
+            "{}: {:?}",
+            r.scenario,
+            r.details
+        );
+    }
 }

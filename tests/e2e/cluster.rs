@@ -16,7 +16,7 @@ use crate::helpers::*;
 
 /// Two auth and two stream replicas on one cluster, as `(a, b)`: `a` is auth 1 with
 /// stream 1, `b` auth 2 with stream 2.
-async fn two_replicas_each(cluster: &RedisCluster) -> (Stack, Stack) {
+pub(crate) async fn two_replicas_each(cluster: &RedisCluster) -> (Stack, Stack) {
     shared::testing::logs();
     let seeds = cluster.seeds();
     let prefix = unique_prefix();

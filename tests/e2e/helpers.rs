@@ -150,6 +150,7 @@ pub struct User {
     pub email: String,
     pub access: String,
     pub refresh: String,
+    pub session_id: String,
 }
 
 impl Stack {
@@ -173,21 +174,69 @@ impl Stack {
     }
 
     pub async fn login(&self, email: &str) -> User {
-        let res = self
-            .http
+        let res = self.try_login(email).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        User::signed_in(email, res.json().await.unwrap())
+    }
+
+    /// `POST /auth/login` with the test password, whatever it answers.
+    pub async fn try_login(&self, email: &str) -> reqwest::Response {
+        self.http
             .post(format!("{}/auth/login", self.auth))
             .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let body: Value = res.json().await.unwrap();
-        User {
-            user_id: String::new(),
-            email: email.to_owned(),
-            access: body["access_token"].as_str().unwrap().to_owned(),
-            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-        }
+            .unwrap()
+    }
+
+    /// `GET /auth/validate` with `token`, whatever it answers.
+    pub async fn validate(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/auth/validate", self.auth))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /auth/refresh`, whatever it answers.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/auth/refresh", self.auth))
+            .json(&json!({"refresh_token": refresh_token}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /auth/logout` with `access`, whatever it answers.
+    pub async fn logout(&self, access: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/auth/logout", self.auth))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /auth/revoke` (RFC 7009) of `token`, whatever it answers.
+    pub async fn revoke(&self, token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/auth/revoke", self.auth))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE /auth/sessions/{session_id}` as `access`, whatever it answers.
+    pub async fn delete_session(&self, access: &str, session_id: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}/auth/sessions/{session_id}", self.auth))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn service_token(&self, client: (&str, &str)) -> String {
@@ -218,8 +267,17 @@ impl Stack {
     }
 
     pub async fn stream_token(&self, access: &str, id: &str) -> String {
-        let res = self
-            .http
+        let res = self.mint(access, id).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()["sse_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A stream-token request, whatever it answers.
+    pub async fn mint(&self, access: &str, id: &str) -> reqwest::Response {
+        self.http
             .post(format!(
                 "{}/generations/generate/{id}/stream-token",
                 self.auth
@@ -227,12 +285,26 @@ impl Stack {
             .bearer_auth(access)
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        res.json::<Value>().await.unwrap()["sse_token"]
-            .as_str()
             .unwrap()
-            .to_owned()
+    }
+
+    /// Opens the stream with `token`, resuming after `last_event_id` (the
+    /// `Last-Event-ID` header, as a browser sends it), whatever it answers.
+    pub async fn open_after(
+        &self,
+        id: &str,
+        token: &str,
+        last_event_id: &str,
+    ) -> reqwest::Response {
+        self.http
+            .get(format!(
+                "{}/generations/generate/{id}/stream?token={token}",
+                self.stream
+            ))
+            .header("Last-Event-ID", last_event_id)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn open(&self, id: &str, token: &str) -> reqwest::Response {
@@ -277,6 +349,29 @@ impl Stack {
             .await
             .unwrap()
     }
+}
+
+impl User {
+    /// The user of a login's 200 body.
+    pub fn signed_in(email: &str, body: Value) -> Self {
+        let text = |field: &str| body[field].as_str().unwrap().to_owned();
+        Self {
+            user_id: String::new(),
+            email: email.to_owned(),
+            access: text("access_token"),
+            refresh: text("refresh_token"),
+            session_id: text("session_id"),
+        }
+    }
+}
+
+/// Events of an SSE response.
+pub fn events_of(res: reqwest::Response) -> impl Stream<Item = Event> + Unpin + use<> {
+    Box::pin(
+        res.bytes_stream()
+            .eventsource()
+            .filter_map(|e| async move { e.ok() }),
+    )
 }
 
 /// The next event within 5 s (`None` when the stream ended).

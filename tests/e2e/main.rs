@@ -8,6 +8,7 @@ mod cluster;
 mod cross_service;
 mod deployment;
 mod embedded;
+mod failover;
 mod openapi;
 mod rate_limits;
 mod store_commands;

@@ -102,7 +102,7 @@ pub async fn run(
     let (warmup, duration) = (options.warmup, options.duration);
     let watched = Watched {
         server: target.server.pid,
-        redis: target.server.redis_pid,
+        redis: target.server.redis_pids.clone(),
     };
     let report = |unit: &str, sample| ScenarioReport::new(scenario.name(), unit, n, sample);
     Ok(match scenario {
@@ -219,6 +219,52 @@ pub async fn run(
                 drive(workers, warmup, duration, watched).await,
             )
         }
+        Scenario::Publish => {
+            let (id, secret) = target
+                .server
+                .service_client
+                .clone()
+                .ok_or_else(|| anyhow!("publish needs --service-client with events:publish"))?;
+            let service = api
+                .service_token(&id, &secret)
+                .await
+                .map_err(|e| anyhow!("service token: {e}"))?;
+            let workers = create_generations(target, options, n)
+                .await?
+                .into_iter()
+                .map(|(generation, _)| Publish {
+                    api: api.clone(),
+                    service: service.clone(),
+                    generation,
+                })
+                .collect();
+            report("request", drive(workers, warmup, duration, watched).await)
+        }
+        Scenario::Revoke => {
+            // A session per connection, of the users in turn; each step revokes its
+            // access token again (the session itself lives on: the other scenarios'
+            // tokens are untouched).
+            let users = target.users(options).await?;
+            let jobs = (0..n)
+                .map(|i| {
+                    let api = api.clone();
+                    let email = users[i % users.len()].email.clone();
+                    async move { api.login(&email).await }
+                })
+                .collect();
+            let workers = bounded(SETUP_CONCURRENCY, jobs)
+                .await
+                .into_iter()
+                .map(|pair| {
+                    Ok(Revoke {
+                        api: api.clone(),
+                        access_token: pair?.access_token,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| anyhow!("setting up sessions: {e}"))?;
+            report("request", drive(workers, warmup, duration, watched).await)
+        }
         Scenario::Fanout => fanout::run(target, options).await?,
         Scenario::Idle => idle::run(target, options).await?,
     })
@@ -303,5 +349,39 @@ impl Worker for MintOpen {
             .mint_and_open(&self.access, &self.generation)
             .await
             .map(drop)
+    }
+}
+
+/// An event published to the connection's own generation (never a terminal one).
+struct Publish {
+    api: Api,
+    service: String,
+    generation: String,
+}
+
+impl Worker for Publish {
+    async fn step(&mut self) -> Result<(), String> {
+        let event = serde_json::json!({
+            "status": "processing",
+            "stage": "bench",
+            "progress": 0.5,
+            "message": "bench",
+        });
+        self.api
+            .publish(&self.service, &self.generation, &event)
+            .await
+    }
+}
+
+/// A revocation: the same access token each time, each time written (and, on a
+/// Cluster with replicas, confirmed) again.
+struct Revoke {
+    api: Api,
+    access_token: String,
+}
+
+impl Worker for Revoke {
+    async fn step(&mut self) -> Result<(), String> {
+        self.api.revoke(&self.access_token).await
     }
 }

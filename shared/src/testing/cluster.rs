@@ -123,6 +123,27 @@ impl RedisCluster {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        // ...and every master counts its replicas online: after a full sync a master
+        // waits for the replica's first `REPLCONF ACK` (sent once a second) before it
+        // streams to it and counts it in `WAIT`, so until then every confirmed write
+        // there answers 503, however healthy the cluster looks.
+        for node in &cluster.nodes {
+            while let Some(info) = cluster.cli(node.port, &["INFO", "replication"]) {
+                let online = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                    .count();
+                if !info.contains("role:master") || online >= replicas {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "master {} does not count its replicas online",
+                    node.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         cluster
     }
 
@@ -268,31 +289,32 @@ impl RedisCluster {
 
     /// The port of the master serving `key`'s slot.
     pub fn master_of(&self, key: &str) -> u16 {
-        self.serving(key)
+        self.try_master_of(key)
             .unwrap_or_else(|| panic!("no master serves the slot of {key}"))
     }
 
-    /// The port of the master serving `key`'s slot, unless it failed and no replica
-    /// has taken over yet.
-    pub fn serving(&self, key: &str) -> Option<u16> {
-        let any = self.nodes.iter().find(|n| n.is_running()).unwrap().port;
+    /// The port of the master serving `key`'s slot by `CLUSTER NODES` of a live node,
+    /// `None` while none does (a failed master not yet replaced) or no node answers.
+    pub fn try_master_of(&self, key: &str) -> Option<u16> {
+        let any = self.nodes.iter().find(|n| n.is_running())?.port;
         let slot: u16 = self
-            .cli(any, &["CLUSTER", "KEYSLOT", key])
-            .unwrap()
+            .cli(any, &["CLUSTER", "KEYSLOT", key])?
             .trim()
             .parse()
-            .unwrap();
-        let nodes = self.cli(any, &["CLUSTER", "NODES"]).unwrap();
+            .ok()?;
+        let nodes = self.cli(any, &["CLUSTER", "NODES"])?;
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
                 continue;
             }
-            let port: u16 = fields[1]
+            let Some(port) = fields[1]
                 .split(['@', ':'])
                 .nth(1)
-                .and_then(|p| p.parse().ok())
-                .unwrap();
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
             for range in &fields[8..] {
                 let (lo, hi) = range.split_once('-').unwrap_or((range, range));
                 if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>())
@@ -360,6 +382,11 @@ impl RedisCluster {
 impl ClusterNode {
     pub fn is_running(&self) -> bool {
         self.child.lock().unwrap().is_some()
+    }
+
+    /// The process id of the node, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().unwrap().as_ref().map(Child::id)
     }
 }
 
