@@ -208,7 +208,7 @@ async fn a_failover_of_one_revocation_log_shard_costs_only_its_own_users() {
     let mut doomed_stale = false;
     let doomed_log = keys.revocation_log(Keys::revocation_shard(&doomed[0]));
     while cluster
-        .serving(&doomed_log)
+        .try_master_of(&doomed_log)
         .is_none_or(|port| port == victim)
         || started.elapsed() < Duration::from_secs(1)
     {
