@@ -2,7 +2,6 @@
 //! against a `now` passed in, then checks revocation (in the local view while it is
 //! fresh, else in ONE store round trip). A token's signature is verified once: its
 //! claims are kept by the SHA-256 of its bytes until it expires.
-
 //!
 //! One file per part: `error` (why a token was refused), `signer`, `remote` (the
 //! auth service's JWKS), `validator`. Everything is re-exported here.
