@@ -8,8 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_lab::sse;
 use shared::{ApiError, UnixTime};
 
-use crate::admission::{self, Open, StreamQuery, StreamSlot, Transport};
+use super::StreamQuery;
 use crate::feed::Feed;
+use crate::open::{Open, StreamSlot, Transport};
 use crate::startup::StreamState;
 
 /// What `retry:` tells a browser to wait before reconnecting.
@@ -39,7 +40,7 @@ pub async fn open_stream(
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
-    let opened = match admission::open(&state, &req, &path, &query, Transport::Sse, now).await? {
+    let opened = match super::open_stream(&state, &req, &path, &query, Transport::Sse, now).await? {
         // Tells a browser's EventSource to stop reconnecting.
         Open::Finished => {
             return Ok(HttpResponse::NoContent()
