@@ -15,6 +15,7 @@ use shared::{ApiError, ErrorCode, UnixTime, revocation};
 use super::client_ip;
 use crate::devices::{self, DeviceToken};
 use crate::domain::{Email, Password};
+use crate::sessions::end_session;
 use crate::startup::AuthState;
 use crate::{sessions, tokens, users};
 
@@ -226,24 +227,6 @@ pub async fn logout_all(
 ) -> Result<HttpResponse, ApiError> {
     revoke_everything(&state, caller.0.user_id(), UnixTime::now()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Revokes one session: its refresh token, every access token of it, its open
-/// streams; its record goes in the same step (one round trip).
-pub async fn end_session(
-    state: &AuthState,
-    user_id: &str,
-    session_id: &str,
-) -> Result<(), ApiError> {
-    revocation::revoke_session(
-        &state.store,
-        user_id,
-        session_id,
-        state.settings.common.revocation_ttl(),
-    )
-    .await?;
-    tracing::info!(%user_id, %session_id, "session revoked");
-    Ok(())
 }
 
 /// Revokes every session and token of a user issued before `now`, in one round trip:
