@@ -13,6 +13,7 @@ pub mod passwords;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
+pub mod stream_tokens;
 pub mod tokens;
 pub mod users;
 
