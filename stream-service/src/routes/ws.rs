@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use shared::{ApiError, UnixTime};
 
-use super::StreamQuery;
+use super::stream::{StreamQuery, open_for};
 use crate::feed::{End, Feed};
 use crate::open::{self, Open, Transport};
 use crate::startup::StreamState;
@@ -41,7 +41,7 @@ pub async fn open_ws(
     // The handshake is checked first, so that a plain GET does not use up a token.
     let (mut response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|_| ApiError::field("upgrade", "a WebSocket upgrade request is required"))?;
-    match super::open_stream(&state, &req, &path, &query, Transport::WebSocket, now).await? {
+    match open_for(&state, &req, &path, &query, Transport::WebSocket, now).await? {
         Open::Finished => {
             actix_web::rt::spawn(async move {
                 let _ = session.close(Some(close(End::Finished))).await;
