@@ -1,6 +1,7 @@
 //! The auth service: users and passwords, JWTs, sessions, service clients,
 //! generation ownership and stream tokens.
 
+pub mod account;
 pub mod clients_command;
 pub mod config;
 pub mod demo;
@@ -13,6 +14,7 @@ pub mod passwords;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
+pub mod stream_tokens;
 pub mod tokens;
 pub mod users;
 

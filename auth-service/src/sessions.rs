@@ -234,3 +234,21 @@ pub async fn refresh(
     };
     Ok((refreshed, decision))
 }
+
+/// Revokes one session: its refresh token, every access token of it, its open
+/// streams; its record goes in the same step (one round trip).
+pub async fn end_session(
+    state: &crate::startup::AuthState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    shared::revocation::revoke_session(
+        &state.store,
+        user_id,
+        session_id,
+        state.settings.common.revocation_ttl(),
+    )
+    .await?;
+    tracing::info!(%user_id, %session_id, "session revoked");
+    Ok(())
+}

@@ -108,3 +108,55 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     }
     rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        assert!(t.trusts("10.1.2.3".parse().unwrap()));
+        assert!(!t.trusts("11.0.0.1".parse().unwrap()));
+        assert!(t.trusts("::1".parse().unwrap()));
+        assert!(TrustedProxies::parse(&["nonsense".into()]).is_err());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn mapped_peers_match_ipv4_proxies_and_hops_may_carry_ports() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A dual-stack listener sees the proxy as ::ffff:10.0.0.1.
+        assert_eq!(
+            t.client_of(ip("::ffff:10.0.0.1"), &["203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            t.client_of(ip("::ffff:192.0.2.1"), &["203.0.113.7"]),
+            ip("192.0.2.1")
+        );
+        // Ports are stripped instead of ending the walk at the proxy.
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["203.0.113.7:4711, 10.0.0.2:80"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["[2001:db8::1]:443"]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["2001:db8::1"]),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["::ffff:198.51.100.2"]),
+            ip("198.51.100.2")
+        );
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(
+            t.client_of(ip("10.0.0.1"), &["203.0.113.7, junk"]),
+            ip("10.0.0.1")
+        );
+    }
+}

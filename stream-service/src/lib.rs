@@ -2,11 +2,11 @@
 //! events over SSE and WebSocket (history, then live, resumable by event id), and
 //! accepts events from services holding the `events:publish` scope.
 
-pub mod admission;
 pub mod config;
 pub mod feed;
 pub mod hub;
 mod meters;
+pub mod open;
 pub mod routes;
 pub mod startup;
 

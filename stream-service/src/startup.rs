@@ -14,9 +14,9 @@ use shared::rate_limit::{RateLimiter, SpentBudgets};
 use shared::store::Store;
 use tokio::sync::watch;
 
-use crate::admission::Leases;
 use crate::config::Settings;
 use crate::hub::Hub;
+use crate::open::Leases;
 use crate::routes;
 
 /// Event bodies larger than this are refused with 413.

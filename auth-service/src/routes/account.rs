@@ -8,15 +8,16 @@ use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
 use shared::http::{self, Anonymous, Authenticated, Pending};
-use shared::rate_limit::{Cost, Failures, Limit};
-use shared::store::{Read, ReadAnswer, Spend};
-use shared::{ApiError, ErrorCode, UnixTime, revocation};
+use shared::store::Read;
+use shared::{ApiError, UnixTime, revocation};
 
 use super::client_ip;
+use crate::account;
 use crate::devices::{self, DeviceToken};
 use crate::domain::{Email, Password};
+use crate::sessions::end_session;
 use crate::startup::AuthState;
-use crate::{sessions, tokens, users};
+use crate::users;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
@@ -82,105 +83,33 @@ pub async fn login(
     anon: Pending<Anonymous>,
     body: shared::http::JsonObject<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong email or password");
     // A malformed email cannot belong to anyone: answer like an unknown one.
     let body = body.into_inner();
     let email = Email::parse(&body.email).ok();
     // The address's budget, with the email index read in the same round trip.
     let index = users::login_index(&state.store, email.as_ref());
     let (_, user_id) = anon.admit_reading(Read::Get(&index)).await?;
-    let user_id = user_id.into_value();
     let now = UnixTime::now();
-    // A device that signed in to this account before spends its own budget instead
-    // of the account-wide one (`devices`).
-    let device = DeviceToken::presented(&req, &state.keys, now)
-        .filter(|d| user_id.as_deref() == Some(d.user_id.as_str()));
-    // Every attempt spends one of each failed-login budget before any hashing (so
-    // parallel guesses cannot all slip past a check), with the user record read in
-    // the same round trip; a success gives them back.
-    let record = users::login_record(&state.store, user_id.as_deref());
-    let failures = email.as_ref().map(|email| {
-        let address = super::client_addr(&state, &req);
-        let device = device.as_ref().map(|d| d.device_id.as_str());
-        state
-            .limiter
-            .login_failures(email.as_str(), address, device)
-    });
-    let found = match &failures {
-        Some(failures) => {
-            let (limits, found) = state
-                .limiter
-                .spend_failures(failures, Cost::Take, Some(Read::Get(&record)))
-                .await?;
-            for limit in &limits {
-                http::record_limit(&req, *limit);
-            }
-            limits.iter().try_for_each(Limit::check)?;
-            found.map(ReadAnswer::into_value).unwrap_or_default()
-        }
-        None => state.store.read(Read::Get(&record)).await?.into_value(),
-    };
-    let user = users::for_login(user_id.as_deref(), found)?;
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !state.hasher.verify(body.password, hash).await? {
-        tracing::info!("login refused");
-        return Err(invalid());
-    }
-    let user = user.ok_or_else(invalid)?;
-    let agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown");
-    let session = sessions::new_session(&user.user_id, agent, client_ip(&state, &req), now);
-    // A successful login costs nothing of the failed-login budgets: given back in the
-    // round trip that stores the session.
-    let budgets = failures.as_ref().map(Failures::budgets);
-    let along = failures
-        .as_ref()
-        .zip(budgets.as_deref())
-        .map(|(f, budgets)| Spend {
-            key: f.key(),
-            budgets,
-            cost: Cost::GiveBack,
-        });
-    let (indexed, given_back) = sessions::save_new(
-        &state.store,
-        &session,
-        &state.settings.session_bounds(),
+    let request = account::Login {
+        email,
+        password: body.password,
+        user_id: user_id.into_value(),
+        device: DeviceToken::presented(&req, &state.keys, now),
+        client_addr: super::client_addr(&state, &req),
+        client_ip: client_ip(&state, &req),
+        agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         now,
-        along,
-    )
-    .await?;
-    if let Some(failures) = &failures {
-        let limits = state
-            .limiter
-            .decided_failures(failures, &given_back, Cost::GiveBack);
-        for limit in limits {
-            http::record_limit(&req, limit);
-        }
-    }
-    tracing::info!(user_id = %user.user_id, session_id = %session.session_id, "login");
-    let cap = state.settings.sessions_max_per_user;
-    let evicted = sessions::beyond_cap(
-        &state.store,
-        &user.user_id,
-        &session.session_id,
-        cap,
-        indexed,
-    )
-    .await?;
-    for evicted in evicted {
-        tracing::info!(user_id = %user.user_id, session_id = %evicted, cap, "too many sessions: the least recently used one ends");
-        end_session(&state, &user.user_id, &evicted).await?;
-    }
-    let mut pair = tokens::issue_pair(&state, &user, &session, now)?;
-    // The device is known from now on (or again, keeping its budget).
-    let device = match device {
-        Some(known) => Some(known.renewed(now)),
-        None => DeviceToken::new(&user.user_id, now),
     };
-    pair.device_token = device.and_then(|d| d.sign(&state.keys));
+    let mut decisions = Vec::new();
+    let pair = account::login(&state, request, &mut decisions).await;
+    for limit in decisions {
+        http::record_limit(&req, limit);
+    }
+    let pair = pair?;
     let mut answer = HttpResponse::Ok();
     answer.insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some(token) = &pair.device_token {
@@ -226,24 +155,6 @@ pub async fn logout_all(
 ) -> Result<HttpResponse, ApiError> {
     revoke_everything(&state, caller.0.user_id(), UnixTime::now()).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Revokes one session: its refresh token, every access token of it, its open
-/// streams; its record goes in the same step (one round trip).
-pub async fn end_session(
-    state: &AuthState,
-    user_id: &str,
-    session_id: &str,
-) -> Result<(), ApiError> {
-    revocation::revoke_session(
-        &state.store,
-        user_id,
-        session_id,
-        state.settings.common.revocation_ttl(),
-    )
-    .await?;
-    tracing::info!(%user_id, %session_id, "session revoked");
-    Ok(())
 }
 
 /// Revokes every session and token of a user issued before `now`, in one round trip:

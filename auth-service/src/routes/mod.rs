@@ -12,7 +12,7 @@ pub(crate) mod sessions;
 pub(crate) mod stream_tokens;
 pub(crate) mod tokens;
 
-pub use stream_tokens::{SessionEnds, session_ends};
+pub use crate::stream_tokens::{SessionEnds, session_ends};
 
 use actix_web::{HttpRequest, web};
 

@@ -7,8 +7,8 @@ use shared::claims::AccessClaims;
 use shared::http::Pending;
 use shared::store::Read;
 
-use super::account::end_session;
 use crate::sessions;
+use crate::sessions::end_session;
 use crate::startup::AuthState;
 
 #[utoipa::path(

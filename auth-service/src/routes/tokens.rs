@@ -6,13 +6,10 @@ use serde::Deserialize;
 use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
 use shared::http::Anonymous;
 use shared::jwt::TokenError;
-use shared::rate_limit::{Cost, Policy, Subject};
-use shared::store::KeySpend;
 use shared::{ApiError, UnixTime, http, revocation};
 
-use super::account::end_session;
 use super::service_tokens::{authenticate, basic, from_form, invalid_client, is_form};
-use crate::sessions::{self, Refreshed};
+use crate::sessions::end_session;
 use crate::startup::AuthState;
 use crate::tokens;
 
@@ -40,88 +37,19 @@ pub async fn refresh(
     req: HttpRequest,
     body: shared::http::JsonObject<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let refused = match rotate(&state, &req, &body.refresh_token).await {
-        Ok(pair) => return Ok(pair),
-        Err(e) if e.status() == 401 => e,
-        Err(e) => return Err(e),
+    let request = tokens::refresh::Refresh {
+        token: &body.refresh_token,
+        client_ip: state.limiter.trusted_proxies().client_ip(&req),
+        now: UnixTime::now(),
     };
-    // A refused token costs the address, afterwards: a valid refresh never waits for
-    // this budget, and an address that spent it gets 429 instead.
-    let client_ip = state.limiter.trusted_proxies().client_ip(&req);
-    http::spend(
-        &req,
-        &state.limiter,
-        Policy::Anon,
-        Subject::Address(client_ip),
-    )
-    .await?;
-    Err(refused)
-}
-
-/// The refresh itself: one store round trip when the token is valid (the rotation
-/// script spends the session's refresh budget too).
-async fn rotate(
-    state: &AuthState,
-    req: &HttpRequest,
-    token: &str,
-) -> Result<HttpResponse, ApiError> {
-    let now = UnixTime::now();
-    let claims: RefreshClaims = state.validator.validate(token, now).await?;
-    let user_id = &claims.reg.sub;
-    let (budget, quota) = state.limiter.budget(
-        Policy::Refresh,
-        Subject::Session {
-            user_id,
-            session_id: &claims.sid,
-        },
-    );
-    let (outcome, decision) = sessions::refresh(
-        &state.store,
-        user_id,
-        &claims.sid,
-        &claims.reg.jti,
-        now,
-        state.settings.refresh_reuse_grace,
-        &state.settings.session_bounds(),
-        KeySpend {
-            key: &budget,
-            gcra: quota.gcra(),
-            cost: Cost::Take,
-        },
-    )
-    .await?;
-    if let Some(decision) = decision {
-        let limit = state
-            .limiter
-            .decided(Policy::Refresh, quota, decision, Cost::Take);
-        http::record_limit(req, limit);
-        limit.check()?;
+    let mut decisions = Vec::new();
+    let pair = tokens::refresh::refresh(&state, &request, &mut decisions).await;
+    for limit in decisions {
+        http::record_limit(&req, limit);
     }
-    let (session, user) = match outcome {
-        Refreshed::Rotated(session, user) | Refreshed::Grace(session, user) => (session, user),
-        Refreshed::Limited => {
-            return Err(ApiError::internal(
-                "a refused refresh came without its decision",
-            ));
-        }
-        // Not revoked (that was checked above): it ended at its maximum age.
-        Refreshed::Gone => return Err(sessions::ended()),
-        Refreshed::Expired => {
-            tracing::info!(%user_id, session_id = %claims.sid, "session at its maximum age: ended");
-            end_session(state, user_id, &claims.sid).await?;
-            return Err(sessions::ended());
-        }
-        Refreshed::Reused => {
-            tracing::warn!(%user_id, session_id = %claims.sid, "refresh token reused outside the grace window: session revoked");
-            end_session(state, user_id, &claims.sid).await?;
-            return Err(TokenError::Revoked.into());
-        }
-    };
-    let user = user.ok_or(TokenError::Revoked)?;
-    let pair = tokens::issue_pair(state, &user, &session, now)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair))
+        .json(pair?))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

@@ -1,4 +1,6 @@
-//! One module per resource.
+//! One module per resource. The two stream routes (`stream`: SSE, `ws`: WebSocket)
+//! read what an open needs from the request (`stream::open_request`) and call
+//! `crate::open::open`.
 
 pub mod events;
 pub mod openapi;

@@ -1,4 +1,6 @@
 //! `GET /generations/generate/{generation_id}/stream?token=`: Server-Sent Events.
+//! The handler reads what an open needs from the request (`open_request`, shared
+//! with `ws.rs`) and calls the rule, `crate::open::open` (`open/mod.rs`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -6,10 +8,11 @@ use std::time::Duration;
 use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_lab::sse;
+use serde::Deserialize;
 use shared::{ApiError, UnixTime};
 
-use crate::admission::{self, Open, StreamQuery, StreamSlot, Transport};
 use crate::feed::Feed;
+use crate::open::{self, Open, OpenRequest, RESUME_COOKIE, StreamSlot, Transport};
 use crate::startup::StreamState;
 
 /// What `retry:` tells a browser to wait before reconnecting.
@@ -39,7 +42,7 @@ pub async fn open_stream(
     query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
-    let opened = match admission::open(&state, &req, &path, &query, Transport::Sse, now).await? {
+    let opened = match open_for(&state, &req, &path, &query, Transport::Sse, now).await? {
         // Tells a browser's EventSource to stop reconnecting.
         Open::Finished => {
             return Ok(HttpResponse::NoContent()
@@ -77,4 +80,58 @@ fn events(
         }
         Some((Ok(sse::Event::Data(data)), (feed, slot)))
     })
+}
+
+/// The query of a stream open.
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    pub token: Option<String>,
+    pub last_event_id: Option<String>,
+}
+
+/// What a stream open needs from its request: the rule never sees the request.
+fn open_request(
+    state: &StreamState,
+    req: &HttpRequest,
+    generation_id: &str,
+    query: &StreamQuery,
+) -> OpenRequest {
+    let headers = req.headers();
+    OpenRequest {
+        generation_id: generation_id.to_owned(),
+        token: query.token.clone(),
+        resume_cookie: req.cookie(RESUME_COOKIE).map(|c| c.value().to_owned()),
+        last_event_id: headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .or(query.last_event_id.as_deref())
+            .map(str::to_owned),
+        client_ip: state.settings.common.trusted_proxies.client_ip(req),
+        origin: headers
+            .get(header::ORIGIN)
+            .map(|v| v.to_str().unwrap_or_default().to_owned()),
+        host: headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// Opens the stream a route was asked for (`crate::open::open`), and writes the
+/// rate-limit decisions it made into the answer's headers.
+pub(super) async fn open_for(
+    state: &StreamState,
+    req: &HttpRequest,
+    generation_id: &str,
+    query: &StreamQuery,
+    transport: Transport,
+    now: UnixTime,
+) -> Result<Open, ApiError> {
+    let request = open_request(state, req, generation_id, query);
+    let mut decisions = Vec::new();
+    let opened = open::open(state, &request, transport, now, &mut decisions).await;
+    for limit in decisions {
+        shared::http::record_limit(req, limit);
+    }
+    opened
 }

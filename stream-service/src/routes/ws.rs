@@ -7,8 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use shared::{ApiError, UnixTime};
 
-use crate::admission::{self, Open, StreamQuery, Transport};
+use super::stream::{StreamQuery, open_for};
 use crate::feed::{End, Feed};
+use crate::open::{self, Open, Transport};
 use crate::startup::StreamState;
 
 #[utoipa::path(
@@ -40,8 +41,7 @@ pub async fn open_ws(
     // The handshake is checked first, so that a plain GET does not use up a token.
     let (mut response, session, messages) = actix_ws::handle(&req, body)
         .map_err(|_| ApiError::field("upgrade", "a WebSocket upgrade request is required"))?;
-    admission::check_origin(&state, &req)?;
-    match admission::open(&state, &req, &path, &query, Transport::WebSocket, now).await? {
+    match open_for(&state, &req, &path, &query, Transport::WebSocket, now).await? {
         Open::Finished => {
             actix_web::rt::spawn(async move {
                 let _ = session.close(Some(close(End::Finished))).await;
@@ -52,7 +52,7 @@ pub async fn open_ws(
                 .add_cookie(&opened.cookie)
                 .map_err(ApiError::internal)?;
             let keepalive = state.settings().keepalive;
-            let admission::Opened { feed, slot, .. } = *opened;
+            let open::Opened { feed, slot, .. } = *opened;
             actix_web::rt::spawn(async move {
                 run(feed, session, messages, keepalive).await;
                 // The place among the user's open streams is given back once it ends.

@@ -1,8 +1,11 @@
 //! Issuing the token pair of a session. The pair is a pure function of the user and
 //! the session record, so re-issuing within the refresh grace window yields the very
-//! same tokens.
+//! same tokens. `refresh` rotates a pair (`POST /auth/refresh`, whose handler is in
+//! `routes/tokens.rs` and tests in `tests/api/refresh.rs`).
 
 use std::time::Duration;
+
+pub mod refresh;
 
 use serde::Serialize;
 use shared::claims::{AccessClaims, RefreshClaims, TokenType};
