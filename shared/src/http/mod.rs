@@ -11,12 +11,12 @@ mod limits;
 mod middleware;
 mod problem;
 
+pub use crate::client_address::TrustedProxies;
 pub use body::{
     JsonObject, extractor_config, from_json_object, json_config, json_problem, path_config,
     query_config,
 };
 pub use caller::{Anonymous, Authenticated, Caller, Pending, Validated, bearer_token};
-pub use crate::client_address::TrustedProxies;
 pub use health::*;
 pub use limits::{record_limit, spend, spend_and_read};
 pub use middleware::{cors, observe, origin_of};

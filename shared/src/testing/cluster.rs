@@ -108,41 +108,38 @@ impl RedisCluster {
                 "cluster did not form",
             );
         }
-        // Every replica holds its master's data before a test may kill the master.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for node in &cluster.nodes {
-            while let Some(info) = cluster.cli(node.port, &["INFO", "replication"]) {
-                if !info.contains("role:slave") || info.contains("master_link_status:up") {
-                    break;
+        // Every replica holds its master's data before a test may kill the master, and
+        // every master counts its replicas online: after a full sync a master waits for
+        // the replica's first `REPLCONF ACK` (sent once a second) before it streams to
+        // it and counts it in `WAIT`, so until then every confirmed write there answers
+        // 503, however healthy the cluster looks. Asked of all nodes together: a node
+        // meant to be a replica may still call itself a master for a moment.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (mut synced, mut counted) = (0, 0);
+            for node in &cluster.nodes {
+                let info = cluster
+                    .cli(node.port, &["INFO", "replication"])
+                    .unwrap_or_default();
+                if info.contains("role:slave") && info.contains("master_link_status:up") {
+                    synced += 1;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "replica {} did not sync",
-                    node.port
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        // ...and every master counts its replicas online: after a full sync a master
-        // waits for the replica's first `REPLCONF ACK` (sent once a second) before it
-        // streams to it and counts it in `WAIT`, so until then every confirmed write
-        // there answers 503, however healthy the cluster looks.
-        for node in &cluster.nodes {
-            while let Some(info) = cluster.cli(node.port, &["INFO", "replication"]) {
                 let online = info
                     .lines()
                     .filter(|l| l.starts_with("slave") && l.contains("state=online"))
                     .count();
-                if !info.contains("role:master") || online >= replicas {
-                    break;
+                if info.contains("role:master") && online >= replicas {
+                    counted += 1;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "master {} does not count its replicas online",
-                    node.port
-                );
-                std::thread::sleep(Duration::from_millis(50));
             }
+            if synced == masters * replicas && counted == masters {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas not in sync and counted online: {synced} synced, {counted} masters counting theirs"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
         cluster
     }
