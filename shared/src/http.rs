@@ -11,7 +11,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
-use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::error::{ApiError, Challenge, ErrorCode};
@@ -27,16 +26,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({
-            "type": "about:blank",
-            "title": self.code.title(),
-            "status": self.status(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if !self.fields.is_empty() {
-            body["fields"] = json!(self.fields);
-        }
+        let body = authstream_proto::Problem {
+            fields: self.fields.clone(),
+            ..authstream_proto::Problem::new(self.code, self.detail.clone())
+        };
         let mut res = HttpResponse::build(self.status_code());
         res.content_type(PROBLEM_JSON)
             .insert_header((header::CACHE_CONTROL, "no-store"));
@@ -58,7 +51,7 @@ impl ResponseError for ApiError {
                 format!("{scheme} realm=\"authstream\"{error}"),
             ));
         }
-        res.body(body.to_string())
+        res.body(serde_json::to_string(&body).unwrap_or_default())
     }
 }
 
@@ -428,9 +421,9 @@ pub fn origin_of(url: &str) -> Option<&str> {
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
-    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
+    responses((status = 200, description = "The process is up", body = authstream_proto::ops::Health, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(authstream_proto::ops::Health::ok())
 }
 
 /// `GET /readyz`: the store answers. On a Cluster, 503 only when no node answers: a
@@ -442,7 +435,7 @@ pub async fn healthz() -> HttpResponse {
 /// `STALL_AFTER`: a fault of this replica's own, which a restart or another replica
 /// fixes. Read from memory: no round trip beyond the store check.
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers (and, on a stream replica, delivers)", responses(
-    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = Object, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
+    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = authstream_proto::ops::Readiness, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
     (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let mut nodes = store.nodes().await?;
@@ -479,15 +472,24 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
             node.delivering = Some(delivery.iter().any(|d| d.node == node.node && d.delivering));
         }
     }
+    use authstream_proto::ops::{NodeReadiness, ReadyStatus, Readiness};
     let status = match nodes.iter().all(|n| n.up) {
-        true => "ready",
-        false => "degraded",
+        true => ReadyStatus::Ready,
+        false => ReadyStatus::Degraded,
     };
-    let mut body = json!({ "status": status, "store": store.kind() });
-    if !nodes.is_empty() {
-        body["nodes"] = json!(nodes);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let nodes: Vec<NodeReadiness> = nodes
+        .into_iter()
+        .map(|n| NodeReadiness {
+            node: n.node,
+            up: n.up,
+            delivering: n.delivering,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Readiness {
+        status,
+        store: store.kind().to_owned(),
+        nodes: (!nodes.is_empty()).then_some(nodes),
+    }))
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -830,12 +832,12 @@ impl Caller {
         matches!(self, Self::User(c) if c.is_admin())
     }
 
-    pub fn has_scope(&self, scope: &str) -> bool {
+    pub fn has_scope(&self, scope: crate::claims::Scope) -> bool {
         matches!(self, Self::Service(c) if c.has_scope(scope))
     }
 
     /// An admin user or a service client with `scope`; otherwise 403.
-    pub fn require_admin_or_scope(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require_admin_or_scope(&self, scope: crate::claims::Scope) -> Result<(), ApiError> {
         match self {
             _ if self.is_admin() || self.has_scope(scope) => Ok(()),
             Self::Service(_) => Err(ApiError::new(
@@ -856,7 +858,7 @@ impl Caller {
             .await
         {
             Ok(claims) => Ok(Self::User(claims)),
-            Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
+            Err(crate::jwt::TokenError::WrongType(crate::claims::TokenType::Service)) => {
                 Ok(Self::Service(validator.validate(token, now).await?))
             }
             Err(e) => Err(e.into()),
