@@ -2,7 +2,9 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde_json::json;
+use authstream_proto::Scope;
+use authstream_proto::auth::{StreamTokenAnswer, StreamTokenStats};
+use authstream_proto::paths;
 use shared::claims::AccessClaims;
 use shared::generation::GenerationId;
 use shared::http::{Caller, Validated, record_limit};
@@ -36,7 +38,7 @@ pub fn session_ends(max_age: std::time::Duration) -> SessionEnds {
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
-        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = crate::openapi::StreamTokenAnswer),
+        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = authstream_proto::auth::StreamTokenAnswer),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -134,12 +136,20 @@ pub async fn mint(
                 stream_token::record_issued(&state.store, grant.expiry(common.stream_token_ttl));
                 metrics::counter!("authstream_stream_tokens_issued_total").increment(1);
                 tracing::info!(generation_id = %grant.generation_id, user_id = %grant.user_id, "stream token issued");
-                return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({
-                    "sse_token": secret.expose(),
-                    "expires_in": common.stream_token_ttl.as_secs(),
-                    "stream_url": format!("{}/generations/generate/{}/stream", state.settings.stream_public_url, grant.generation_id),
-                    "generation_id": grant.generation_id,
-                })));
+                let generation_id =
+                    GenerationId::parse(&grant.generation_id).map_err(ApiError::internal)?;
+                return Ok(HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .json(StreamTokenAnswer {
+                        sse_token: secret.expose().to_owned(),
+                        expires_in: common.stream_token_ttl.as_secs(),
+                        stream_url: format!(
+                            "{}{}",
+                            state.settings.stream_public_url,
+                            paths::generation_stream(&generation_id)
+                        ),
+                        generation_id,
+                    }));
             }
             (Some(Minted::Gone), _) => return Err(ApiError::not_found("generation")),
             (Some(Minted::NotOwner), _) => {
@@ -173,7 +183,7 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
     tag = "admin", summary = "Stream-token statistics",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = crate::openapi::StreamTokenStats),
+        (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = authstream_proto::auth::StreamTokenStats),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 429, response = shared::openapi::TooManyRequests),
@@ -182,8 +192,14 @@ fn bound_address(bind: bool, client: Option<String>) -> Result<Option<String>, A
 )]
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require_admin_or_scope("users:admin")?;
-    Ok(HttpResponse::Ok().json(stream_token::stats(&state.store, UnixTime::now()).await?))
+    caller.require_admin_or_scope(Scope::UsersAdmin)?;
+    let stats = stream_token::stats(&state.store, UnixTime::now()).await?;
+    Ok(HttpResponse::Ok().json(StreamTokenStats {
+        active: stats.active,
+        issued_total: stats.issued_total,
+        consumed_total: stats.consumed_total,
+        rejected_total: stats.rejected_total,
+    }))
 }
 
 #[cfg(test)]
