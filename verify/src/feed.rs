@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use authstream_proto::Scope;
+use authstream_proto::auth::ServiceToken;
+use authstream_proto::feed::{FeedHeartbeat, FeedReset, FeedRevocation, RevocationKind};
 use eventsource_stream::Eventsource as _;
 use futures_util::{Stream, StreamExt as _};
 use parking_lot::{Mutex, RwLock};
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{BuildError, Claims};
@@ -21,34 +23,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often entries past their `until` are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// The scope the feed needs.
-const SCOPE: &str = "revocations:read";
+const SCOPE: Scope = Scope::RevocationsRead;
 
 /// One `revocation` event (also each entry of a `reset`).
-#[derive(Debug, Deserialize)]
-struct Revocation {
-    kind: String,
-    sub: String,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    sid: Option<String>,
-    #[serde(default)]
-    not_before: Option<i64>,
-    #[serde(default)]
-    sids: Option<Vec<String>>,
-    until: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct Reset {
-    position: String,
-    revocations: Vec<Revocation>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Heartbeat {
-    position: String,
-}
+type Revocation = FeedRevocation;
+type Reset = FeedReset;
+type Heartbeat = FeedHeartbeat;
 
 /// What is revoked, each until its `until` (Unix ms).
 #[derive(Default)]
@@ -65,18 +45,18 @@ impl View {
             let at = map.entry(key).or_insert(until);
             *at = (*at).max(until);
         };
-        match r.kind.as_str() {
-            "token" => {
+        match r.kind {
+            RevocationKind::Token => {
                 if let Some(jti) = r.jti {
                     keep(&mut self.tokens, jti, r.until);
                 }
             }
-            "session" => {
+            RevocationKind::Session => {
                 if let Some(sid) = r.sid {
                     keep(&mut self.sessions, sid, r.until);
                 }
             }
-            "user" => {
+            RevocationKind::User => {
                 for sid in r.sids.unwrap_or_default() {
                     keep(&mut self.sessions, sid, r.until);
                 }
@@ -85,7 +65,6 @@ impl View {
                     *at = (at.0.max(not_before), at.1.max(r.until));
                 }
             }
-            other => tracing::warn!(kind = other, "authstream-verify: unknown revocation kind"),
         }
     }
 
@@ -261,7 +240,10 @@ impl Connector {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body("grant_type=client_credentials&scope=revocations%3Aread")
+            .body(format!(
+                "grant_type=client_credentials&scope={}",
+                SCOPE.as_str().replace(':', "%3A")
+            ))
             .timeout(Duration::from_secs(10))
             .send()
             .await
@@ -278,12 +260,7 @@ impl Connector {
                 "the auth service answered {status}"
             )));
         }
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: String,
-            expires_in: u64,
-        }
-        let answer: Answer = res
+        let answer: ServiceToken = res
             .json()
             .await
             .map_err(|e| Failure::Unreachable(e.without_url().to_string()))?;
