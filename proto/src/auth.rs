@@ -113,8 +113,9 @@ pub struct ClientCredentials {
     pub scope: Option<String>,
 }
 
-/// The RFC 6749 client-credentials form (`application/x-www-form-urlencoded`) of
-/// `POST /auth/service-token`.
+/// The RFC 6749 §4.4 client credentials grant, as a form
+/// (`application/x-www-form-urlencoded`); the credentials as HTTP Basic or in
+/// `client_id` and `client_secret`.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientCredentialsForm {

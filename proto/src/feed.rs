@@ -34,7 +34,6 @@ impl RevocationKind {
 pub struct FeedRevocation {
     /// The feed position just after this entry (the event's `id:`; opaque: send it
     /// back as `Last-Event-ID`)
-    #[serde(default)]
     pub id: String,
     /// `token`: the token `jti` of `sub`; `session`: every token with `sid` of `sub`;
     /// `user`: every token of `sub` issued (`iat`) before `not_before`, and every token
