@@ -521,3 +521,90 @@ pub struct DisconnectAnnounced {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub generation_id: GenerationId,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::claims::Registered as RegisteredClaims;
+
+    fn reg(token_type: TokenType) -> RegisteredClaims {
+        RegisteredClaims {
+            iss: "i".to_owned(),
+            aud: "a".to_owned(),
+            sub: "service:backend".to_owned(),
+            iat: 1,
+            nbf: 1,
+            exp: 2,
+            jti: "j".to_owned(),
+            token_type,
+        }
+    }
+
+    #[test]
+    fn an_introspection_is_the_claims_with_active() {
+        let access = AccessClaims {
+            reg: reg(TokenType::Access),
+            email: "e".to_owned(),
+            roles: vec![],
+            tier: Tier::Free,
+            sid: "s".to_owned(),
+        };
+        let mut expected = serde_json::to_value(&access).unwrap();
+        expected["active"] = json!(true);
+        assert_eq!(
+            serde_json::to_value(Introspection::access(access)).unwrap(),
+            expected
+        );
+
+        let service = ServiceClaims {
+            reg: reg(TokenType::Service),
+            scopes: vec!["events:publish".to_owned(), "users:admin".to_owned()],
+        };
+        let mut expected = serde_json::to_value(&service).unwrap();
+        expected["active"] = json!(true);
+        assert_eq!(
+            serde_json::to_value(Introspection::service(service.clone())).unwrap(),
+            expected
+        );
+        expected["scope"] = json!("events:publish users:admin");
+        expected["client_id"] = json!("backend");
+        assert_eq!(
+            serde_json::to_value(Introspection::service_with_client(service)).unwrap(),
+            expected
+        );
+        assert_eq!(
+            serde_json::to_value(Introspection::inactive()).unwrap(),
+            json!({"active": false})
+        );
+    }
+
+    #[test]
+    fn absent_fields_of_answers_are_null_where_they_were() {
+        let profile = Profile {
+            user_id: "u".to_owned(),
+            email: "e".to_owned(),
+            tier: Tier::Paid,
+            roles: vec![],
+            display_name: None,
+            preferences: Map::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(profile).unwrap(),
+            json!({"user_id": "u", "email": "e", "tier": "paid", "roles": [],
+                "display_name": null, "preferences": {}})
+        );
+        assert_eq!(serde_json::to_string(&Revoked {}).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_profile_patch_tells_null_from_absent() {
+        let patch: ProfilePatch = serde_json::from_str(r#"{"display_name": null}"#).unwrap();
+        assert_eq!(patch.display_name, Some(None));
+        let patch: ProfilePatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(patch.display_name, None);
+        assert!(serde_json::from_str::<ProfilePatch>(r#"{"other": 1}"#).is_err());
+    }
+}

@@ -150,6 +150,12 @@ impl SessionId {
     }
 }
 
+impl From<IdError> for String {
+    fn from(e: IdError) -> Self {
+        e.0.to_owned()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -174,14 +180,8 @@ mod tests {
             id
         );
         assert!(serde_json::from_str::<GenerationId>(r#""a/b""#).is_err());
-        assert!(UserId::parse(&UserId::generate().to_string()).is_ok());
+        assert!(UserId::parse(UserId::generate().as_str()).is_ok());
         assert!(ClientId::parse("backend").is_ok());
         assert!(ClientId::parse("a:b").is_err());
-    }
-}
-
-impl From<IdError> for String {
-    fn from(e: IdError) -> Self {
-        e.0.to_owned()
     }
 }

@@ -175,3 +175,30 @@ impl StreamEvent {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_events_hold_their_kind_and_generation_alone() {
+        let event = StreamEvent::control(StreamEventKind::Connected, "g-1");
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"event":"connected","generation_id":"g-1"}"#
+        );
+    }
+
+    #[test]
+    fn progress_events_keep_what_the_publisher_added() {
+        let raw = r#"{"event":"progress","generation_id":"g","status":"processing","timestamp":5,"seq":3}"#;
+        let event: StreamEvent = serde_json::from_str(raw).unwrap();
+        assert_eq!(event.status, Some(GenerationStatus::Processing));
+        assert_eq!(event.extra["seq"], 3);
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::from_str::<Value>(raw).unwrap()
+        );
+    }
+}

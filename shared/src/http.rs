@@ -472,7 +472,7 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
             node.delivering = Some(delivery.iter().any(|d| d.node == node.node && d.delivering));
         }
     }
-    use authstream_proto::ops::{NodeReadiness, ReadyStatus, Readiness};
+    use authstream_proto::ops::{NodeReadiness, Readiness, ReadyStatus};
     let status = match nodes.iter().all(|n| n.up) {
         true => ReadyStatus::Ready,
         false => ReadyStatus::Degraded,

@@ -202,7 +202,7 @@ pub async fn issue(
             let asked: Vec<String> = asked.map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|s| !client.scopes.contains(s)) {
                 // Named only when it is a scope we know: never echo arbitrary input.
-                let detail = match authstream_proto::Scope::parse(&extra).is_some() {
+                let detail = match authstream_proto::Scope::parse(extra).is_some() {
                     true => format!("the client does not have the scope {extra}"),
                     false => "the client does not have a scope it asked for".to_owned(),
                 };

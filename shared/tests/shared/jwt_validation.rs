@@ -606,7 +606,10 @@ async fn the_jwks_verifies_the_tokens_of_its_key_set() {
     assert_eq!(code, "invalid_token");
 
     // An HS256 secret is never published.
-    assert_eq!(hs256(jwt.store.clone()).keys.jwks_json(), json!({"keys": []}));
+    assert_eq!(
+        hs256(jwt.store.clone()).keys.jwks_json(),
+        json!({"keys": []})
+    );
 }
 
 /// A fixture with one access token, validated once and so kept as verified.
