@@ -16,21 +16,24 @@ COPY auth-service/Cargo.toml auth-service/
 COPY stream-service/Cargo.toml stream-service/
 COPY bench/Cargo.toml bench/
 COPY verify/Cargo.toml verify/
+COPY proto/Cargo.toml proto/
 # Patched dependencies (vendor/README.md) are dependencies: whole.
 COPY vendor vendor
 RUN mkdir -p src shared/src auth-service/src stream-service/src bench/src \
         tests/e2e tests/browser shared/tests/shared stream-service/tests/api \
-        verify/src verify/examples verify/tests/verify \
+        verify/src verify/examples verify/tests/verify proto/src \
     && for crate in . auth-service stream-service bench; do \
         echo 'fn main() {}' > "$crate/src/main.rs"; touch "$crate/src/lib.rs"; \
     done \
     && touch shared/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
         shared/tests/shared/main.rs stream-service/tests/api/main.rs \
         stream-service/tests/memory.rs verify/src/lib.rs verify/tests/verify/main.rs \
+        proto/src/lib.rs \
     && echo 'fn main() {}' > verify/examples/axum_service.rs \
     && echo 'fn main() {}' > verify/examples/actix_service.rs \
     && cargo build --release --locked --workspace --bins \
-    && rm -rf src shared/src auth-service/src stream-service/src bench/src verify/src verify/examples
+    && rm -rf src shared/src auth-service/src stream-service/src bench/src verify/src verify/examples \
+        proto/src
 
 # 2. The workspace itself. The crate roots are touched so that cargo rebuilds them
 # rather than trusting the empty stand-ins compiled above.
@@ -38,7 +41,7 @@ COPY . .
 RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
         auth-service/src/lib.rs auth-service/src/main.rs \
         stream-service/src/lib.rs stream-service/src/main.rs \
-        bench/src/lib.rs bench/src/main.rs verify/src/lib.rs \
+        bench/src/lib.rs bench/src/main.rs verify/src/lib.rs proto/src/lib.rs \
     && cargo build --release --locked --workspace --bins \
     && mkdir -p /out /out/keys /out/clients \
     && cp target/release/auth-service target/release/stream-service target/release/authstream /out/

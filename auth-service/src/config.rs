@@ -9,13 +9,6 @@ use shared::settings::CommonSettings;
 
 use crate::sessions::SessionBounds;
 
-pub const KNOWN_SCOPES: [&str; 4] = [
-    "generations:write",
-    "events:publish",
-    "users:admin",
-    "revocations:read",
-];
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: CommonSettings,
@@ -179,7 +172,7 @@ pub fn parse_service_clients(raw: &str) -> Result<Vec<ServiceClient>, String> {
         if let Some(bad) = client
             .scopes
             .iter()
-            .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+            .find(|s| authstream_proto::Scope::parse(s).is_none())
         {
             return Err(format!("client {:?} has unknown scope {bad:?}", client.id));
         }

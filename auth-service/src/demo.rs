@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use authstream_proto::auth::{DisconnectAnnounced, SimulateBody, SimulationStarted};
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
 use shared::generation::Generation;
@@ -179,13 +178,6 @@ fn content_security_policy(stream_public_url: &str) -> String {
 
 // ---------------------------------------------------------------------------------
 // The simulated generation.
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SimulateBody {
-    duration_ms: Option<u64>,
-    outcome: Option<String>,
-}
 
 /// How a simulated generation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -508,7 +500,7 @@ async fn owned_generation(
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     request_body(content = Option<SimulateBody>, description = "Optional: how long (500-60000 ms, default 8000) and how it ends (`completed` or `failed`)"),
     responses(
-        (status = 202, description = "The simulation started", body = crate::openapi::SimulationStarted),
+        (status = 202, description = "The simulation started", body = authstream_proto::auth::SimulationStarted),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -547,7 +539,7 @@ pub(crate) async fn simulate(
     let lock = state
         .store
         .keys()
-        .demo_simulation(&generation.generation_id);
+        .demo_simulation(generation.generation_id.as_str());
     if !state
         .store
         .set_nx(&lock, "1", duration + Duration::from_secs(60))
@@ -564,7 +556,7 @@ pub(crate) async fn simulate(
     }
     let simulation = Simulation {
         store: state.store.clone(),
-        generation_id: generation.generation_id.clone(),
+        generation_id: generation.generation_id.to_string(),
         steps,
         due,
         history: HistoryLimits {
@@ -602,12 +594,12 @@ pub(crate) async fn simulate(
     tokio::spawn(simulation.run(started));
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "generation_id": generation.generation_id,
-            "events": events,
-            "duration_ms": duration.as_millis() as u64,
-            "outcome": outcome.status(),
-        })))
+        .json(SimulationStarted {
+            generation_id: generation.generation_id,
+            events: events as u64,
+            duration_ms: duration.as_millis() as u64,
+            outcome: outcome.status(),
+        }))
 }
 
 /// `POST /demo/generations/{generation_id}/disconnect`: the server drops the open
@@ -621,7 +613,7 @@ pub(crate) async fn simulate(
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     responses(
-        (status = 202, description = "This session's streams of the generation are told to drop (nothing is revoked)", body = crate::openapi::DisconnectAnnounced),
+        (status = 202, description = "This session's streams of the generation are told to drop (nothing is revoked)", body = authstream_proto::auth::DisconnectAnnounced),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -636,7 +628,11 @@ pub(crate) async fn disconnect(
 ) -> Result<HttpResponse, ApiError> {
     let claims = caller.0;
     let generation = owned_generation(&state, &claims, &path).await?;
-    let notice = StreamNotice::disconnect(claims.user_id(), &claims.sid, &generation.generation_id);
+    let notice = StreamNotice::disconnect(
+        claims.user_id(),
+        &claims.sid,
+        generation.generation_id.as_str(),
+    );
     revocation::announce(&state.store, &notice).await?;
     tracing::info!(
         generation_id = %generation.generation_id,
@@ -645,7 +641,9 @@ pub(crate) async fn disconnect(
     );
     Ok(HttpResponse::Accepted()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({ "generation_id": generation.generation_id })))
+        .json(DisconnectAnnounced {
+            generation_id: generation.generation_id,
+        }))
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub struct MintedToken {
     /// Seconds.
     pub expires_in: u64,
     pub stream_url: String,
-    pub generation_id: String,
+    pub generation_id: GenerationId,
 }
 
 /// Mints a stream token in ONE store round trip once this process knows the session's
@@ -138,14 +138,17 @@ pub async fn mint(
                 stream_token::record_issued(&state.store, grant.expiry(common.stream_token_ttl));
                 metrics::counter!("authstream_stream_tokens_issued_total").increment(1);
                 tracing::info!(generation_id = %grant.generation_id, user_id = %grant.user_id, "stream token issued");
+                let generation_id =
+                    GenerationId::parse(&grant.generation_id).map_err(ApiError::internal)?;
                 return Ok(MintedToken {
                     secret,
                     expires_in: common.stream_token_ttl.as_secs(),
                     stream_url: format!(
-                        "{}/generations/generate/{}/stream",
-                        state.settings.stream_public_url, grant.generation_id
+                        "{}{}",
+                        state.settings.stream_public_url,
+                        authstream_proto::paths::generation_stream(&generation_id)
                     ),
-                    generation_id: grant.generation_id,
+                    generation_id,
                 });
             }
             (Some(Minted::Gone), _) => return Err(ApiError::not_found("generation")),

@@ -28,15 +28,15 @@ impl UserRecord {
     }
 
     /// The profile as `/auth/me` shows it.
-    pub fn profile(&self) -> serde_json::Value {
-        serde_json::json!({
-            "user_id": self.user_id,
-            "email": self.email,
-            "tier": self.tier,
-            "roles": self.roles,
-            "display_name": self.display_name,
-            "preferences": self.preferences,
-        })
+    pub fn profile(&self) -> authstream_proto::auth::Profile {
+        authstream_proto::auth::Profile {
+            user_id: self.user_id.clone(),
+            email: self.email.clone(),
+            tier: self.tier,
+            roles: self.roles.clone(),
+            display_name: self.display_name.clone(),
+            preferences: self.preferences.clone(),
+        }
     }
 }
 

@@ -109,7 +109,7 @@ impl Server {
                 serde_json::json!([{
                     "id": SERVICE_ID,
                     "secret": SERVICE_SECRET,
-                    "scopes": ["generations:write", "events:publish", "users:admin", "revocations:read"],
+                    "scopes": authstream_proto::Scope::ALL,
                 }])
                 .to_string(),
             );

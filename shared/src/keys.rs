@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Once;
 
+use authstream_proto::auth::{Jwk, Jwks};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use ring::signature::{Ed25519KeyPair, KeyPair as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -70,7 +71,7 @@ pub struct KeySet {
     algorithm: Algorithm,
     signing: Option<(String, EncodingKey)>,
     verifying: BTreeMap<String, DecodingKey>,
-    public_jwks: Vec<Value>,
+    public_jwks: Vec<Jwk>,
     ephemeral: bool,
     /// The HMAC key of what the service signs that is not a JWT (device cookies),
     /// derived from the signing key: every replica with the same keys agrees.
@@ -180,7 +181,8 @@ impl KeySet {
             let decoding =
                 DecodingKey::from_ed_components(x).map_err(|e| KeyError::BadJwks(e.to_string()))?;
             set.verifying.insert(kid.to_owned(), decoding);
-            set.public_jwks.push(key.clone());
+            set.public_jwks
+                .push(Jwk::ed25519(kid.to_owned(), x.to_owned()));
         }
         Ok(set)
     }
@@ -191,10 +193,8 @@ impl KeySet {
         let public = pair.public_key().as_ref();
         self.verifying
             .insert(kid.clone(), DecodingKey::from_ed_der(public));
-        self.public_jwks.push(json!({
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-            "kid": kid, "x": URL_SAFE_NO_PAD.encode(public),
-        }));
+        self.public_jwks
+            .push(Jwk::ed25519(kid.clone(), URL_SAFE_NO_PAD.encode(public)));
         // Files are added in sort order, so the last one added signs.
         self.signing = Some((kid, EncodingKey::from_ed_der(pkcs8_der)));
         self.mac = Some(derive_mac(pkcs8_der));
@@ -237,8 +237,15 @@ impl KeySet {
     }
 
     /// The JWKS document of the public keys (empty for HS256).
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": self.public_jwks })
+    pub fn jwks(&self) -> Jwks {
+        Jwks {
+            keys: self.public_jwks.clone(),
+        }
+    }
+
+    /// The JWKS document as JSON (what `from_jwks` reads).
+    pub fn jwks_json(&self) -> Value {
+        serde_json::to_value(self.jwks()).unwrap_or_default()
     }
 }
 
@@ -276,8 +283,8 @@ mod tests {
         let set = KeySet::from_dir(&dir).unwrap();
         assert_eq!(set.signing_key().unwrap().0, "2026-11");
         assert!(set.verifying_key("2026-10").is_some());
-        assert_eq!(set.jwks()["keys"].as_array().unwrap().len(), 2);
-        let again = KeySet::from_jwks(&set.jwks()).unwrap();
+        assert_eq!(set.jwks_json()["keys"].as_array().unwrap().len(), 2);
+        let again = KeySet::from_jwks(&set.jwks_json()).unwrap();
         assert!(again.verifying_key("2026-10").is_some() && again.signing_key().is_none());
     }
 

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde_json::json;
+use authstream_proto::stream::{StreamEvent as WireEvent, StreamEventKind};
 use shared::UnixTime;
 use shared::events::StreamEvent;
 use shared::revocation::NoticeReason;
@@ -25,14 +25,17 @@ pub enum Frame {
     Event(Arc<StreamEvent>),
 }
 
+/// The JSON object of a control frame: its kind and generation alone.
+fn control(kind: StreamEventKind, generation_id: &str) -> String {
+    serde_json::to_string(&WireEvent::control(kind, generation_id)).unwrap_or_default()
+}
+
 impl Frame {
     /// The JSON object of a control frame (`connected`, `reset`) or the stored event.
     pub fn data(&self, generation_id: &str) -> String {
         match self {
-            Self::Connected => {
-                json!({ "event": "connected", "generation_id": generation_id }).to_string()
-            }
-            Self::Reset => json!({ "event": "reset", "generation_id": generation_id }).to_string(),
+            Self::Connected => control(StreamEventKind::Connected, generation_id),
+            Self::Reset => control(StreamEventKind::Reset, generation_id),
             Self::Event(event) => event.data.to_string(),
         }
     }

@@ -39,7 +39,7 @@ pub struct Claims {
 impl Claims {
     /// True when the roles name `admin`.
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
+        self.roles.iter().any(|r| r == authstream_proto::ROLE_ADMIN)
     }
 
     /// True when a service token holds `scope`.

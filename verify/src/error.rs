@@ -1,3 +1,5 @@
+use authstream_proto::ErrorCode;
+
 /// Why a token was refused, or could not be checked.
 ///
 /// [`VerifyError::code`] is the stable code the auth service's `/auth/validate` answers
@@ -49,34 +51,30 @@ impl VerifyError {
     /// The stable code: `missing_token`, `invalid_token`, `token_expired`,
     /// `token_revoked`, `wrong_token_type` or `store_unavailable`.
     pub fn code(&self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The [`ErrorCode`] (of `authstream-proto`) the auth service answers for the
+    /// same token.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Self::Missing => "missing_token",
-            Self::Expired => "token_expired",
-            Self::Revoked => "token_revoked",
-            Self::WrongType(_) => "wrong_token_type",
-            Self::Unavailable(_) => "store_unavailable",
-            _ => "invalid_token",
+            Self::Missing => ErrorCode::MissingToken,
+            Self::Expired => ErrorCode::TokenExpired,
+            Self::Revoked => ErrorCode::TokenRevoked,
+            Self::WrongType(_) => ErrorCode::WrongTokenType,
+            Self::Unavailable(_) => ErrorCode::StoreUnavailable,
+            _ => ErrorCode::InvalidToken,
         }
     }
 
     /// The HTTP status the auth service answers with: 401, or 503 for `Unavailable`.
     pub fn status(&self) -> u16 {
-        match self {
-            Self::Unavailable(_) => 503,
-            _ => 401,
-        }
+        self.error_code().status()
     }
 
     /// The problem+json `title` of [`code`](Self::code).
     pub fn title(&self) -> &'static str {
-        match self {
-            Self::Missing => "Authentication required",
-            Self::Expired => "Token expired",
-            Self::Revoked => "Token revoked",
-            Self::WrongType(_) => "Wrong token type",
-            Self::Unavailable(_) => "Store unavailable",
-            _ => "Invalid token",
-        }
+        self.error_code().title()
     }
 }
 

@@ -49,14 +49,11 @@ pub use verifier::{Verifier, VerifierBuilder};
 #[cfg(any(feature = "actix", feature = "tower"))]
 pub(crate) fn problem(e: &VerifyError) -> (u16, String, Vec<(&'static str, String)>) {
     let status = e.status();
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": e.title(),
-        "status": status,
-        "detail": e.to_string(),
-        "code": e.code(),
-    })
-    .to_string();
+    let body = serde_json::to_string(&authstream_proto::Problem::new(
+        e.error_code(),
+        e.to_string(),
+    ))
+    .unwrap_or_default();
     let mut headers = vec![
         ("content-type", "application/problem+json".to_owned()),
         ("cache-control", "no-store".to_owned()),

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_proto::TokenType;
 use jsonwebtoken::{Algorithm, Validation};
 use tokio::sync::oneshot;
 
@@ -75,12 +76,12 @@ impl Verifier {
     /// `token_type` `access`, `exp`, `nbf`, then revocation. No network call, except
     /// a JWKS refetch for a `kid` it does not know (at most once per 5 s).
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
-        self.verify_as(token, "access").await
+        self.verify_as(token, TokenType::Access).await
     }
 
     /// [`verify`](Self::verify) for a service token (`token_type` `service`).
     pub async fn verify_service(&self, token: &str) -> Result<Claims, VerifyError> {
-        self.verify_as(token, "service").await
+        self.verify_as(token, TokenType::Service).await
     }
 
     /// True while the revocation feed is current (a heartbeat within the bound):
@@ -89,7 +90,7 @@ impl Verifier {
         self.inner.feed.fresh(self.inner.staleness)
     }
 
-    async fn verify_as(&self, token: &str, token_type: &str) -> Result<Claims, VerifyError> {
+    async fn verify_as(&self, token: &str, token_type: TokenType) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
         if token.is_empty() {
             return Err(VerifyError::Missing);
@@ -124,11 +125,11 @@ impl Verifier {
             .get("token_type")
             .and_then(|t| t.as_str())
             .ok_or(VerifyError::BadClaims)?;
-        if actual != token_type {
+        if actual != token_type.as_str() {
             return Err(VerifyError::WrongType(actual.to_owned()));
         }
         let claims: Claims = serde_json::from_value(raw).map_err(|_| VerifyError::BadClaims)?;
-        if token_type == "access" && claims.sid.is_none() {
+        if token_type == TokenType::Access && claims.sid.is_none() {
             return Err(VerifyError::BadClaims);
         }
         if claims.iss != inner.issuer || claims.aud != inner.audience {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+pub use authstream_proto::feed::{FeedRevocation, RevocationKind};
 use shared::revocation::Revocation;
 use shared::store::parse_event_id;
 
@@ -79,72 +79,41 @@ impl fmt::Display for Position {
 }
 
 /// One revocation as the feed sends it (the `data` of a `revocation` event, and each
-/// item of a `reset`'s snapshot). Only ids that are already in the tokens: no email.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FeedRevocation {
-    /// The feed position just after this entry (the event's `id:`; opaque: send it
-    /// back as `Last-Event-ID`)
-    pub id: String,
-    /// `token`: the token `jti` of `sub`; `session`: every token with `sid` of `sub`;
-    /// `user`: every token of `sub` issued (`iat`) before `not_before`, and every token
-    /// of the sessions in `sids`
-    pub kind: String,
-    /// The tokens' `sub`: a user id, or `service:<client id>` for a service token
-    pub sub: String,
-    /// `token` only
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// `session` only
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
-    /// `user` only: Unix seconds, compared with `iat`
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_before: Option<i64>,
-    /// `user` only: sessions it names (it also ends every other session the user
-    /// had, whose tokens `not_before` covers except those of that very second)
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sids: Option<Vec<String>>,
-    /// Unix milliseconds: when every token it covers has expired (plus the leeway);
-    /// after that it can be forgotten
-    pub until: i64,
-}
-
-impl FeedRevocation {
-    pub(super) fn new(id: &str, revocation: Revocation) -> Self {
-        let base = |kind: &str, sub: String, until: i64| Self {
-            id: id.to_owned(),
-            kind: kind.to_owned(),
-            sub,
-            jti: None,
-            sid: None,
-            not_before: None,
-            sids: None,
-            until,
-        };
-        match revocation {
-            Revocation::Token { sub, jti, until_ms } => Self {
-                jti: Some(jti),
-                ..base("token", sub, until_ms)
-            },
-            Revocation::Session {
-                user_id,
-                session_id,
-                until_ms,
-            } => Self {
-                sid: Some(session_id),
-                ..base("session", user_id, until_ms)
-            },
-            Revocation::User {
-                user_id,
-                not_before,
-                sessions,
-                until_ms,
-            } => Self {
-                not_before: Some(not_before),
-                sids: Some(sessions),
-                ..base("user", user_id, until_ms)
-            },
-        }
+/// item of a `reset`'s snapshot): the wire type, from a log entry.
+pub fn feed_revocation(id: &str, revocation: Revocation) -> FeedRevocation {
+    let base = |kind: RevocationKind, sub: String, until: i64| FeedRevocation {
+        id: id.to_owned(),
+        kind,
+        sub,
+        jti: None,
+        sid: None,
+        not_before: None,
+        sids: None,
+        until,
+    };
+    match revocation {
+        Revocation::Token { sub, jti, until_ms } => FeedRevocation {
+            jti: Some(jti),
+            ..base(RevocationKind::Token, sub, until_ms)
+        },
+        Revocation::Session {
+            user_id,
+            session_id,
+            until_ms,
+        } => FeedRevocation {
+            sid: Some(session_id),
+            ..base(RevocationKind::Session, user_id, until_ms)
+        },
+        Revocation::User {
+            user_id,
+            not_before,
+            sessions,
+            until_ms,
+        } => FeedRevocation {
+            not_before: Some(not_before),
+            sids: Some(sessions),
+            ..base(RevocationKind::User, user_id, until_ms)
+        },
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, watch};
 
 mod entry;
 
-pub use entry::{Entry, FeedRevocation, Item, LogId, Position};
+pub use entry::{Entry, FeedRevocation, Item, LogId, Position, feed_revocation};
 
 /// How often the tail reads the log (as the process-local view's tail does: an idle
 /// Redis ends a short blocking read only at its `hz` tick, too rarely for the heartbeat).
@@ -269,7 +269,7 @@ impl RevocationFeed {
                 Revocation::Token { jti, .. } => Some(jti.clone()),
                 _ => None,
             };
-            let wire = FeedRevocation::new(&id, revocation);
+            let wire = feed_revocation(&id, revocation);
             let Ok(json) = serde_json::to_string(&wire) else {
                 continue;
             };

@@ -2,9 +2,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use authstream_proto::auth::{Credentials, Registered};
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::json;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
 use shared::http::{self, Anonymous, Authenticated, Pending};
@@ -19,19 +18,13 @@ use crate::sessions::end_session;
 use crate::startup::AuthState;
 use crate::users;
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct Credentials {
-    #[schema(example = "ada@example.com")]
-    email: String,
-    /// 8 to 1024 characters
-    #[schema(value_type = String, example = "correct horse")]
-    password: SecretString,
-}
-
 fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
     let mut errors = FieldErrors::default();
     let email = errors.check("email", Email::parse(&body.email));
-    let password = errors.check("password", Password::parse(body.password));
+    let password = errors.check(
+        "password",
+        Password::parse(SecretString::from(body.password)),
+    );
     errors.into_result()?;
     email
         .zip(password)
@@ -42,7 +35,7 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
     tag = "accounts", summary = "Register a user",
     request_body = Credentials,
     responses(
-        (status = 201, description = "Registered", body = crate::openapi::Registered),
+        (status = 201, description = "Registered", body = authstream_proto::auth::Registered),
         (status = 409, response = shared::openapi::Conflict),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -60,15 +53,18 @@ pub async fn register(
     let hash = state.hasher.hash(password.secret().clone()).await?;
     let user = users::create(&state.store, &email, hash, UnixTime::now()).await?;
     tracing::info!(user_id = %user.user_id, "user registered");
-    Ok(HttpResponse::Created()
-        .json(json!({ "user_id": user.user_id, "email": user.email, "tier": user.tier })))
+    Ok(HttpResponse::Created().json(Registered {
+        user_id: user.user_id,
+        email: user.email,
+        tier: user.tier,
+    }))
 }
 
 #[utoipa::path(
     tag = "accounts", summary = "Sign in: a new session and its token pair",
     request_body = Credentials,
     responses(
-        (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`), and this device's token (also set as the `as_device` cookie): a later login that sends it back (cookie or `X-Device-Token`) is exempt from the account-wide failed-login cap", body = crate::tokens::TokenPair),
+        (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`), and this device's token (also set as the `as_device` cookie): a later login that sends it back (cookie or `X-Device-Token`) is exempt from the account-wide failed-login cap", body = authstream_proto::auth::TokenPair),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -92,7 +88,7 @@ pub async fn login(
     let now = UnixTime::now();
     let request = account::Login {
         email,
-        password: body.password,
+        password: SecretString::from(body.password),
         user_id: user_id.into_value(),
         device: DeviceToken::presented(&req, &state.keys, now),
         client_addr: super::client_addr(&state, &req),

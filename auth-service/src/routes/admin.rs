@@ -2,7 +2,8 @@
 //! failed-login budgets.
 
 use actix_web::{HttpResponse, delete, patch, post, web};
-use serde::Deserialize;
+use authstream_proto::Scope;
+use authstream_proto::auth::UserPatch;
 use shared::claims::Tier;
 use shared::error::FieldErrors;
 use shared::http::Caller;
@@ -13,7 +14,7 @@ use crate::domain::Role;
 use crate::startup::AuthState;
 use crate::users;
 
-const ADMIN_SCOPE: &str = "users:admin";
+const ADMIN_SCOPE: Scope = Scope::UsersAdmin;
 
 #[utoipa::path(
     tag = "admin", summary = "Revoke every session and token of a user",
@@ -76,21 +77,13 @@ pub async fn clear_login_failures(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserPatch {
-    /// `free` or `paid`
-    tier: Option<String>,
-    roles: Option<Vec<String>>,
-}
-
 #[utoipa::path(
     tag = "admin", summary = "Change a user's tier or roles",
     security(("bearer" = [])),
     params(("user_id" = String, Path, description = "The user")),
     request_body = UserPatch,
     responses(
-        (status = 200, description = "The changed user", body = crate::openapi::Profile),
+        (status = 200, description = "The changed user", body = authstream_proto::auth::Profile),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),

@@ -1,8 +1,8 @@
 //! Generations and who owns them.
 
 use actix_web::{HttpResponse, get, post, web};
-use serde::Deserialize;
-use serde_json::json;
+use authstream_proto::Scope;
+use authstream_proto::auth::NewGeneration;
 use shared::generation::{self, Generation, GenerationId};
 use shared::http::{Caller, Pending};
 use shared::store::Read;
@@ -10,20 +10,12 @@ use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::startup::AuthState;
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewGeneration {
-    /// Generated (UUID v4) when left out
-    generation_id: Option<String>,
-    owner_id: Option<String>,
-}
-
 #[utoipa::path(
     tag = "generations", summary = "Create a generation",
     security(("bearer" = [])),
     request_body = NewGeneration,
     responses(
-        (status = 201, description = "Created", body = crate::openapi::CreatedGeneration),
+        (status = 201, description = "Created", body = authstream_proto::auth::CreatedGeneration),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 409, response = shared::openapi::Conflict),
@@ -68,12 +60,7 @@ pub async fn create(
         )
     })?;
     tracing::info!(generation_id = %id, %owner_id, "generation created");
-    Ok(HttpResponse::Created().json(json!({
-        "generation_id": created.generation_id,
-        "owner_id": created.owner_id,
-        "status": created.status,
-        "created_at": created.created_at,
-    })))
+    Ok(HttpResponse::Created().json(created.created()))
 }
 
 /// The id and owner of a generation the caller asks for, or why it may not.
@@ -93,7 +80,7 @@ fn new_generation(
                 "only an admin may create generations for others",
             ));
         }
-        (Caller::Service(_), _) if !caller.has_scope("generations:write") => {
+        (Caller::Service(_), _) if !caller.has_scope(Scope::GenerationsWrite) => {
             return Err(ApiError::new(
                 ErrorCode::InsufficientScope,
                 "the scope generations:write is required",
@@ -137,7 +124,7 @@ fn seen_by(caller: &Caller, generation: Option<Generation>) -> Result<Generation
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
-        (status = 200, description = "The generation", body = crate::openapi::GenerationView),
+        (status = 200, description = "The generation", body = authstream_proto::auth::GenerationView),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -158,6 +145,6 @@ pub async fn get(
     // Admitted together with the record's read: one round trip.
     let key = state.store.keys().generation(id.as_str());
     let (caller, fields) = caller.admit_reading(Read::HashGetAll(&key)).await?;
-    let generation = Generation::from_fields(&id, fields.into_hash());
+    let generation = generation::from_fields(&id, fields.into_hash());
     Ok(HttpResponse::Ok().json(seen_by(&caller, generation)?))
 }

@@ -7,7 +7,7 @@ use crate::startup::AuthState;
 #[utoipa::path(
     tag = "tokens", summary = "The public verification keys (JWKS)",
     responses(
-        (status = 200, description = "The public keys (`Cache-Control: public, max-age=300`)", body = crate::openapi::Jwks),
+        (status = 200, description = "The public keys (`Cache-Control: public, max-age=300`)", body = authstream_proto::auth::Jwks),
 
     )
 )]

@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, web};
-use serde::Deserialize;
+use authstream_proto::auth::ProfilePatch;
 use shared::claims::AccessClaims;
 use shared::error::FieldErrors;
 use shared::http::Pending;
@@ -34,7 +34,7 @@ async fn admit_and_load(
     tag = "sessions", summary = "The caller's profile",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The profile version, for If-Match"))),
+        (status = 200, description = "The caller's profile", body = authstream_proto::auth::Profile, headers(("ETag" = String, description = "The profile version, for If-Match"))),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 404, response = shared::openapi::NotFound),
         (status = 429, response = shared::openapi::TooManyRequests),
@@ -49,35 +49,13 @@ pub async fn get(
     Ok(respond(&admit_and_load(&state, caller).await?.user))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    /// Absent: unchanged; `null`: cleared.
-    #[serde(default, with = "serde_with_null")]
-    #[schema(value_type = Option<String>)]
-    display_name: Option<Option<String>>,
-    #[schema(value_type = Option<Object>)]
-    preferences: Option<serde_json::Value>,
-}
-
-/// Tells an absent field from an explicit `null`.
-mod serde_with_null {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
-    }
-}
-
 #[utoipa::path(
     tag = "sessions", summary = "Change the profile (If-Match)",
     security(("bearer" = [])),
     params(("If-Match" = Option<String>, Header, description = "The ETag of GET /auth/me (or `*`); without it the answer is 428")),
     request_body = ProfilePatch,
     responses(
-        (status = 200, description = "The changed profile", body = crate::openapi::Profile, headers(("ETag" = String, description = "The new version"))),
+        (status = 200, description = "The changed profile", body = authstream_proto::auth::Profile, headers(("ETag" = String, description = "The new version"))),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 404, response = shared::openapi::NotFound),
         (status = 412, response = shared::openapi::PreconditionFailed),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_lab::sse;
+use authstream_proto::Scope;
 use serde::Deserialize;
 use shared::http::Caller;
 use shared::{ApiError, ErrorCode, UnixTime};
@@ -16,7 +17,7 @@ use tokio::sync::{broadcast, watch};
 use crate::feed::{Item, Position, Start, Subscription};
 use crate::startup::AuthState;
 
-pub const SCOPE: &str = "revocations:read";
+pub const SCOPE: Scope = Scope::RevocationsRead;
 
 /// What `retry:` tells a reconnecting client to wait.
 const RETRY: Duration = Duration::from_secs(1);

@@ -2,11 +2,10 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use authstream_proto::auth::{ClientCredentials, ClientCredentialsForm, ServiceToken};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
-use serde_json::json;
 use shared::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
 use shared::error::Challenge;
 use shared::jwt::new_jti;
@@ -23,29 +22,6 @@ fn check_all(req: &HttpRequest, limits: &[Limit]) -> Result<(), ApiError> {
         shared::http::record_limit(req, *limit);
     }
     limits.iter().try_for_each(Limit::check)
-}
-
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct ClientCredentials {
-    client_id: Option<String>,
-    #[schema(value_type = Option<String>)]
-    client_secret: Option<SecretString>,
-    /// Optional narrowing: space-separated scopes, each one the client has.
-    scope: Option<String>,
-}
-
-/// The RFC 6749 §4.4 client credentials grant, as a form
-/// (`application/x-www-form-urlencoded`); the credentials as HTTP Basic or in
-/// `client_id` and `client_secret`.
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct ClientCredentialsForm {
-    /// `client_credentials`, the only grant type of this endpoint
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    #[schema(value_type = Option<String>)]
-    client_secret: Option<SecretString>,
-    /// Optional narrowing: space-separated scopes, each one the client has.
-    scope: Option<String>,
 }
 
 fn digest(secret: &str) -> [u8; 32] {
@@ -175,7 +151,7 @@ pub(crate) fn from_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T,
         (ClientCredentialsForm = "application/x-www-form-urlencoded"),
     ), description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
     responses(
-        (status = 200, description = "A service token (`Cache-Control: no-store`)", body = crate::openapi::ServiceToken),
+        (status = 200, description = "A service token (`Cache-Control: no-store`)", body = authstream_proto::auth::ServiceToken),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 413, response = shared::openapi::PayloadTooLarge),
@@ -215,7 +191,7 @@ pub async fn issue(
     };
     let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {
         (Some(pair), _, _) => pair,
-        (None, Some(id), Some(secret)) => (id, secret),
+        (None, Some(id), Some(secret)) => (id, SecretString::from(secret)),
         _ => return Err(invalid_client()),
     };
     let client = authenticate(&state, &req, &id, &secret).await?;
@@ -226,7 +202,7 @@ pub async fn issue(
             let asked: Vec<String> = asked.map(str::to_owned).collect();
             if let Some(extra) = asked.iter().find(|s| !client.scopes.contains(s)) {
                 // Named only when it is a scope we know: never echo arbitrary input.
-                let detail = match crate::config::KNOWN_SCOPES.contains(&extra.as_str()) {
+                let detail = match authstream_proto::Scope::parse(extra).is_some() {
                     true => format!("the client does not have the scope {extra}"),
                     false => "the client does not have a scope it asked for".to_owned(),
                 };
@@ -251,10 +227,10 @@ pub async fn issue(
     tracing::info!(client_id = %client.id, "service token issued");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": ttl.as_secs(),
-            "scope": claims.scopes.join(" "),
-        })))
+        .json(ServiceToken {
+            access_token: token,
+            token_type: "Bearer".to_owned(),
+            expires_in: ttl.as_secs(),
+            scope: claims.scopes.join(" "),
+        }))
 }

@@ -1,7 +1,7 @@
 //! The caller's sessions: list and revoke.
 
 use actix_web::{HttpResponse, delete, get, web};
-use serde_json::json;
+use authstream_proto::auth::SessionView;
 use shared::ApiError;
 use shared::claims::AccessClaims;
 use shared::http::Pending;
@@ -15,7 +15,7 @@ use crate::startup::AuthState;
     tag = "sessions", summary = "List the caller's sessions",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's sessions", body = Vec<crate::openapi::SessionView>),
+        (status = 200, description = "The caller's sessions", body = Vec<authstream_proto::auth::SessionView>),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 429, response = shared::openapi::TooManyRequests),
         (status = 503, response = shared::openapi::Unavailable)
@@ -30,17 +30,15 @@ pub async fn list(
     let index = state.store.keys().sessions(caller.presented().user_id());
     let (claims, ids) = caller.admit_reading(Read::SetMembers(&index)).await?;
     let sessions = sessions::records(&state.store, claims.user_id(), ids.into_members()).await?;
-    let body: Vec<_> = sessions
-        .iter()
-        .map(|s| {
-            json!({
-                "session_id": s.session_id,
-                "created_at": s.created_at,
-                "last_seen_at": s.last_seen_at,
-                "user_agent": s.user_agent,
-                "ip": s.ip,
-                "current": s.session_id == claims.sid,
-            })
+    let body: Vec<SessionView> = sessions
+        .into_iter()
+        .map(|s| SessionView {
+            current: s.session_id == claims.sid,
+            session_id: s.session_id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            user_agent: s.user_agent,
+            ip: s.ip,
         })
         .collect();
     Ok(HttpResponse::Ok().json(body))

@@ -2,7 +2,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde_json::json;
+use authstream_proto::Scope;
+use authstream_proto::auth::{StreamTokenAnswer, StreamTokenStats};
 use shared::claims::AccessClaims;
 use shared::http::{Caller, Validated, record_limit};
 use shared::stream_token;
@@ -21,7 +22,7 @@ use crate::stream_tokens::{self, MintRequest};
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
-        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = crate::openapi::StreamTokenAnswer),
+        (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = authstream_proto::auth::StreamTokenAnswer),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -50,19 +51,19 @@ pub async fn mint(
     let minted = minted?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "sse_token": minted.secret.expose(),
-            "expires_in": minted.expires_in,
-            "stream_url": minted.stream_url,
-            "generation_id": minted.generation_id,
-        })))
+        .json(StreamTokenAnswer {
+            sse_token: minted.secret.expose().to_owned(),
+            expires_in: minted.expires_in,
+            stream_url: minted.stream_url,
+            generation_id: minted.generation_id,
+        }))
 }
 
 #[utoipa::path(
     tag = "admin", summary = "Stream-token statistics",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = crate::openapi::StreamTokenStats),
+        (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = authstream_proto::auth::StreamTokenStats),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 429, response = shared::openapi::TooManyRequests),
@@ -71,6 +72,12 @@ pub async fn mint(
 )]
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require_admin_or_scope("users:admin")?;
-    Ok(HttpResponse::Ok().json(stream_token::stats(&state.store, UnixTime::now()).await?))
+    caller.require_admin_or_scope(Scope::UsersAdmin)?;
+    let stats = stream_token::stats(&state.store, UnixTime::now()).await?;
+    Ok(HttpResponse::Ok().json(StreamTokenStats {
+        active: stats.active,
+        issued_total: stats.issued_total,
+        consumed_total: stats.consumed_total,
+        rejected_total: stats.rejected_total,
+    }))
 }

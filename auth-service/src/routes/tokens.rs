@@ -2,8 +2,9 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use authstream_proto::auth::{Introspection, RefreshBody, Revoked, TokenBody, TokenForm};
 use serde::Deserialize;
-use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims};
+use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims, TokenType};
 use shared::http::Anonymous;
 use shared::jwt::TokenError;
 use shared::{ApiError, UnixTime, http, revocation};
@@ -13,17 +14,12 @@ use crate::sessions::end_session;
 use crate::startup::AuthState;
 use crate::tokens;
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub struct RefreshBody {
-    refresh_token: String,
-}
-
 #[utoipa::path(
     tag = "accounts", summary = "Rotate the token pair with the refresh token",
     description = "Limited per session (`RATE_LIMIT_REFRESH`, the `refresh` policy), decided by the rotation itself in the same store round trip. A refused refresh (an invalid, unknown, reused or expired refresh token: 401) is charged to the client address's `anon` budget afterwards, and answers 429 once that is spent.",
     request_body = RefreshBody,
     responses(
-        (status = 200, description = "A new token pair; the presented refresh token is retired", body = crate::tokens::TokenPair),
+        (status = 200, description = "A new token pair; the presented refresh token is retired", body = authstream_proto::auth::TokenPair),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -52,20 +48,6 @@ pub async fn refresh(
         .json(pair?))
 }
 
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct TokenBody {
-    token: Option<String>,
-}
-
-/// A token as an RFC 7009 / RFC 7662 form (`application/x-www-form-urlencoded`).
-#[derive(Deserialize, Default, utoipa::ToSchema)]
-pub struct TokenForm {
-    token: Option<String>,
-    /// `access_token` or `refresh_token`: a hint only, every kind is looked at
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ValidateQuery {
@@ -80,11 +62,11 @@ async fn introspect(
     token_type: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let now = UnixTime::now();
-    let claims = match token_type {
+    let body = match token_type {
         None | Some("access") => {
-            serde_json::to_value(state.validator.validate::<AccessClaims>(token, now).await?)
+            Introspection::access(state.validator.validate::<AccessClaims>(token, now).await?)
         }
-        Some("service") => serde_json::to_value(
+        Some("service") => Introspection::service(
             state
                 .validator
                 .validate::<ServiceClaims>(token, now)
@@ -92,8 +74,6 @@ async fn introspect(
         ),
         Some(_) => return Err(ApiError::field("token_type", "must be access or service")),
     };
-    let mut body = claims.map_err(ApiError::internal)?;
-    body["active"] = serde_json::Value::Bool(true);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(body))
@@ -105,7 +85,7 @@ async fn introspect(
     params(ValidateQuery),
     request_body(content = Option<TokenBody>, description = "The token to check; without a body, the Bearer token is checked"),
     responses(
-        (status = 200, description = "The token is valid: its claims", body = crate::openapi::Introspection),
+        (status = 200, description = "The token is valid: its claims", body = authstream_proto::auth::Introspection),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -138,7 +118,7 @@ pub async fn validate_post(
     security(("bearer" = [])),
     params(ValidateQuery),
     responses(
-        (status = 200, description = "The Bearer token is valid: its claims", body = crate::openapi::Introspection),
+        (status = 200, description = "The Bearer token is valid: its claims", body = authstream_proto::auth::Introspection),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 422, response = shared::openapi::Unprocessable),
         (status = 503, response = shared::openapi::Unavailable)
@@ -166,7 +146,7 @@ pub async fn validate_get(
         (TokenForm = "application/x-www-form-urlencoded"),
     ), description = "The token, as JSON or as the RFC 7009 form"),
     responses(
-        (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = Object, example = json!({})),
+        (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = authstream_proto::auth::Revoked, example = json!({})),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
         (status = 429, response = shared::openapi::TooManyRequests),
@@ -195,12 +175,12 @@ pub async fn revoke(
     let v = &state.validator;
     match v.decode::<AccessClaims>(&token, now).await {
         Ok(c) => revoke_one(&state, &c, now, leeway).await?,
-        Err(TokenError::WrongType(t)) if t == "refresh" => {
+        Err(TokenError::WrongType(TokenType::Refresh)) => {
             if let Ok(c) = v.decode::<RefreshClaims>(&token, now).await {
                 end_session(&state, &c.reg.sub, &c.sid).await?;
             }
         }
-        Err(TokenError::WrongType(t)) if t == "service" => {
+        Err(TokenError::WrongType(TokenType::Service)) => {
             if let Ok(c) = v.decode::<ServiceClaims>(&token, now).await {
                 revoke_one(&state, &c, now, leeway).await?;
             }
@@ -208,7 +188,7 @@ pub async fn revoke(
         Err(TokenError::Store(e)) => return Err(e.into()),
         Err(_) => {}
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+    Ok(HttpResponse::Ok().json(Revoked {}))
 }
 
 /// RFC 7662: the claims of a valid access or service token with `active: true`
@@ -220,7 +200,7 @@ pub async fn revoke(
     security(("basic" = [])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token`, and an optional `token_type_hint`"),
     responses(
-        (status = 200, description = "`{\"active\": true, ...the claims}` or `{\"active\": false}` (`Cache-Control: no-store`)", body = crate::openapi::Introspection),
+        (status = 200, description = "`{\"active\": true, ...the claims}` or `{\"active\": false}` (`Cache-Control: no-store`)", body = authstream_proto::auth::Introspection),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 413, response = shared::openapi::PayloadTooLarge),
         (status = 422, response = shared::openapi::Unprocessable),
@@ -245,40 +225,20 @@ pub async fn introspect_form(
     let now = UnixTime::now();
     let v = &state.validator;
     let answer = match v.validate::<AccessClaims>(&token, now).await {
-        Ok(claims) => active(serde_json::to_value(claims), None),
-        Err(TokenError::WrongType(t)) if t == "service" => {
+        Ok(claims) => Introspection::access(claims),
+        Err(TokenError::WrongType(TokenType::Service)) => {
             match v.validate::<ServiceClaims>(&token, now).await {
-                Ok(claims) => {
-                    let extra = (claims.scopes.join(" "), claims.client_id().to_owned());
-                    active(serde_json::to_value(claims), Some(extra))
-                }
+                Ok(claims) => Introspection::service_with_client(claims),
                 Err(TokenError::Store(e)) => return Err(e.into()),
-                Err(_) => serde_json::json!({"active": false}),
+                Err(_) => Introspection::inactive(),
             }
         }
         Err(TokenError::Store(e)) => return Err(e.into()),
-        Err(_) => serde_json::json!({"active": false}),
+        Err(_) => Introspection::inactive(),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))
-}
-
-/// A valid token's claims with `active: true`; a service token's with its `scope`
-/// (space-separated, RFC 7662) and `client_id`.
-fn active(
-    claims: Result<serde_json::Value, serde_json::Error>,
-    service: Option<(String, String)>,
-) -> serde_json::Value {
-    let Ok(mut body) = claims else {
-        return serde_json::json!({"active": false});
-    };
-    body["active"] = serde_json::Value::Bool(true);
-    if let Some((scope, client_id)) = service {
-        body["scope"] = scope.into();
-        body["client_id"] = client_id.into();
-    }
-    body
 }
 
 async fn revoke_one<C: Claims>(

@@ -7,29 +7,13 @@ use std::time::Duration;
 
 pub mod refresh;
 
-use serde::Serialize;
+pub use authstream_proto::auth::TokenPair;
 use shared::claims::{AccessClaims, RefreshClaims, TokenType};
 use shared::{ApiError, UnixTime};
 
 use crate::sessions::SessionRecord;
 use crate::startup::AuthState;
 use crate::users::UserRecord;
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenPair {
-    pub access_token: String,
-    pub refresh_token: String,
-    /// `Bearer`
-    #[schema(value_type = String)]
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub refresh_expires_in: i64,
-    pub session_id: String,
-    /// On login only: this device's token, to send back on later logins
-    /// (`X-Device-Token`) where no cookie is kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_token: Option<String>,
-}
 
 pub fn issue_pair(
     state: &AuthState,
@@ -74,7 +58,7 @@ pub fn issue_pair(
     Ok(TokenPair {
         access_token: state.signer.sign(&access)?,
         refresh_token: state.signer.sign(&refresh)?,
-        token_type: "Bearer",
+        token_type: "Bearer".to_owned(),
         expires_in: (access.reg.exp - now.secs()).max(0),
         refresh_expires_in: (refresh.reg.exp - now.secs()).max(0),
         session_id: session.session_id.clone(),

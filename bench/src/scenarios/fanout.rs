@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use serde_json::{Value, json};
-use shared::events::GenerationStatus;
+use authstream_proto::GenerationStatus;
+use authstream_proto::stream::NewEventBody;
+use serde_json::Value;
 
 use super::{Target, create_generations};
 use crate::api::{Api, Sse};
@@ -165,17 +166,17 @@ async fn publish(
         ticks.tick().await;
         let last = Instant::now() >= end;
         let sent = clock.elapsed();
-        let event = json!({
-            "status": if last {
-                GenerationStatus::Completed
-            } else {
-                GenerationStatus::Processing
-            },
-            "progress": if last { 1.0 } else { 0.5 },
-            "message": "bench",
-            "seq": out.count,
-            "sent_us": sent.as_micros() as u64,
+        let mut event = NewEventBody::new(if last {
+            GenerationStatus::Completed
+        } else {
+            GenerationStatus::Processing
         });
+        event.progress = Some(if last { 1.0 } else { 0.5 });
+        event.message = Some("bench".to_owned());
+        event.extra.insert("seq".to_owned(), out.count.into());
+        event
+            .extra
+            .insert("sent_us".to_owned(), (sent.as_micros() as u64).into());
         match api.publish(&token, &generation_id, &event).await {
             Ok(()) => out.count += 1,
             Err(e) => out.errors.push(e),

@@ -7,6 +7,7 @@ mod idle;
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use authstream_proto::stream::{GenerationStatus, NewEventBody};
 use tokio::sync::OnceCell;
 
 use crate::api::{Api, Pair};
@@ -361,12 +362,12 @@ struct Publish {
 
 impl Worker for Publish {
     async fn step(&mut self) -> Result<(), String> {
-        let event = serde_json::json!({
-            "status": "processing",
-            "stage": "bench",
-            "progress": 0.5,
-            "message": "bench",
-        });
+        let event = NewEventBody {
+            stage: Some("bench".to_owned()),
+            progress: Some(0.5),
+            message: Some("bench".to_owned()),
+            ..NewEventBody::new(GenerationStatus::Processing)
+        };
         self.api
             .publish(&self.service, &self.generation, &event)
             .await

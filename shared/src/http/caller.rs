@@ -255,12 +255,12 @@ impl Caller {
         matches!(self, Self::User(c) if c.is_admin())
     }
 
-    pub fn has_scope(&self, scope: &str) -> bool {
+    pub fn has_scope(&self, scope: crate::claims::Scope) -> bool {
         matches!(self, Self::Service(c) if c.has_scope(scope))
     }
 
     /// An admin user or a service client with `scope`; otherwise 403.
-    pub fn require_admin_or_scope(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require_admin_or_scope(&self, scope: crate::claims::Scope) -> Result<(), ApiError> {
         match self {
             _ if self.is_admin() || self.has_scope(scope) => Ok(()),
             Self::Service(_) => Err(ApiError::new(
@@ -281,7 +281,7 @@ impl Caller {
             .await
         {
             Ok(claims) => Ok(Self::User(claims)),
-            Err(crate::jwt::TokenError::WrongType(t)) if t == "service" => {
+            Err(crate::jwt::TokenError::WrongType(crate::claims::TokenType::Service)) => {
                 Ok(Self::Service(validator.validate(token, now).await?))
             }
             Err(e) => Err(e.into()),

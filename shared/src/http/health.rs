@@ -2,7 +2,6 @@
 //! replica delivers) and `/metrics`.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{NodeHealth, Store};
@@ -10,9 +9,9 @@ use crate::telemetry;
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
-    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"}))))]
+    responses((status = 200, description = "The process is up", body = authstream_proto::ops::Health, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(authstream_proto::ops::Health::ok())
 }
 
 /// `GET /readyz`: the store answers. On a Cluster, 503 only when no node answers: a
@@ -24,7 +23,7 @@ pub async fn healthz() -> HttpResponse {
 /// `STALL_AFTER`: a fault of this replica's own, which a restart or another replica
 /// fixes. Read from memory: no round trip beyond the store check.
 #[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers (and, on a stream replica, delivers)", responses(
-    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = Object, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
+    (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = authstream_proto::ops::Readiness, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
     (status = 503, response = crate::openapi::Unavailable)))]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let mut nodes = store.nodes().await?;
@@ -61,15 +60,24 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
             node.delivering = Some(delivery.iter().any(|d| d.node == node.node && d.delivering));
         }
     }
+    use authstream_proto::ops::{NodeReadiness, Readiness, ReadyStatus};
     let status = match nodes.iter().all(|n| n.up) {
-        true => "ready",
-        false => "degraded",
+        true => ReadyStatus::Ready,
+        false => ReadyStatus::Degraded,
     };
-    let mut body = json!({ "status": status, "store": store.kind() });
-    if !nodes.is_empty() {
-        body["nodes"] = json!(nodes);
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let nodes: Vec<NodeReadiness> = nodes
+        .into_iter()
+        .map(|n| NodeReadiness {
+            node: n.node,
+            up: n.up,
+            delivering: n.delivering,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Readiness {
+        status,
+        store: store.kind().to_owned(),
+        nodes: (!nodes.is_empty()).then_some(nodes),
+    }))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -6,7 +6,6 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
 
 use crate::error::{ApiError, Challenge, ErrorCode};
 
@@ -18,16 +17,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({
-            "type": "about:blank",
-            "title": self.code.title(),
-            "status": self.status(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if !self.fields.is_empty() {
-            body["fields"] = json!(self.fields);
-        }
+        let body = authstream_proto::Problem {
+            fields: self.fields.clone(),
+            ..authstream_proto::Problem::new(self.code, self.detail.clone())
+        };
         let mut res = HttpResponse::build(self.status_code());
         res.content_type(PROBLEM_JSON)
             .insert_header((header::CACHE_CONTROL, "no-store"));
@@ -49,7 +42,7 @@ impl ResponseError for ApiError {
                 format!("{scheme} realm=\"authstream\"{error}"),
             ));
         }
-        res.body(body.to_string())
+        res.body(serde_json::to_string(&body).unwrap_or_default())
     }
 }
 

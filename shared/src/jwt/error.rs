@@ -29,7 +29,7 @@ pub enum TokenError {
     #[error("expired")]
     Expired,
     #[error("wrong token type: {0}")]
-    WrongType(String),
+    WrongType(crate::claims::TokenType),
     #[error("revoked")]
     Revoked,
     #[error(transparent)]

@@ -156,8 +156,10 @@ impl Validator {
             .get("token_type")
             .and_then(|t| t.as_str())
             .ok_or(TokenError::BadClaims)?;
-        if token_type != C::TYPE.as_str() {
-            return Err(TokenError::WrongType(token_type.to_owned()));
+        let token_type =
+            crate::claims::TokenType::parse(token_type).ok_or(TokenError::BadClaims)?;
+        if token_type != C::TYPE {
+            return Err(TokenError::WrongType(token_type));
         }
         let claims: C = serde_json::from_value(raw).map_err(|_| TokenError::BadClaims)?;
         let reg = claims.registered();

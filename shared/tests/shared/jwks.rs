@@ -88,7 +88,7 @@ impl FakeAuth {
 
 fn keys(jwt: &Jwt, cache_control: &'static str) -> Answer {
     Answer::Keys {
-        jwks: jwt.keys.jwks(),
+        jwks: jwt.keys.jwks_json(),
         cache_control,
     }
 }
@@ -175,7 +175,7 @@ async fn the_jwks_fetch_follows_no_redirect() {
 async fn a_jwks_over_64_kib_is_refused_and_one_under_it_is_read() {
     let jwt = Jwt::new(redis_store());
     let padded = |bytes: usize| {
-        let mut jwks = jwt.keys.jwks();
+        let mut jwks = jwt.keys.jwks_json();
         jwks["padding"] = json!("x".repeat(bytes));
         Answer::Keys {
             jwks,

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
-use shared::claims::{AccessClaims, RefreshClaims, ServiceClaims, TokenType};
+use shared::claims::{AccessClaims, RefreshClaims, Scope, ServiceClaims, TokenType};
 use shared::clock::UnixTime;
 use shared::jwt::{JwtSettings, KeySource, Signer, TokenError, Validator, new_jti};
 use shared::keys::{Algorithm, KeySet};
@@ -224,7 +224,7 @@ async fn an_hs256_token_signed_with_the_public_key_is_refused() {
     let jwt = fixture();
     let now = UnixTime::now();
     let claims = claims_json(&jwt.access_claims("user-1", "sid-1", now));
-    let jwk = jwt.keys.jwks()["keys"][0].clone();
+    let jwk = jwt.keys.jwks_json()["keys"][0].clone();
     let x = jwk["x"].as_str().unwrap().to_owned();
     let public_key = URL_SAFE_NO_PAD.decode(&x).unwrap();
     assert_eq!(public_key.len(), 32);
@@ -537,14 +537,15 @@ async fn a_service_token_carries_its_client_and_scopes() {
         .unwrap();
     assert_eq!(got, claims);
     assert_eq!(got.client_id(), "backend");
-    assert!(got.has_scope("generations:write"));
-    assert!(got.has_scope("events:publish"));
-    assert!(!got.has_scope("users:admin"));
+    assert!(got.has_scope(Scope::GenerationsWrite));
+    assert!(got.has_scope(Scope::EventsPublish));
+    assert!(!got.has_scope(Scope::UsersAdmin));
+    let mut prefix = got.clone();
+    prefix.scopes = vec!["events".to_owned(), String::new()];
     assert!(
-        !got.has_scope("events"),
+        !prefix.has_scope(Scope::EventsPublish),
         "scopes match whole, not by prefix"
     );
-    assert!(!got.has_scope(""));
     assert_eq!(
         decode_part(&parts(&token)[1])["scopes"],
         json!(["generations:write", "events:publish"])
@@ -573,7 +574,7 @@ async fn the_jwks_verifies_the_tokens_of_its_key_set() {
     let now = UnixTime::now();
     let (token, claims) = jwt.access("user-1", "sid-1", now);
 
-    let jwks = jwt.keys.jwks();
+    let jwks = jwt.keys.jwks_json();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = keys[0].as_object().unwrap();
@@ -598,14 +599,17 @@ async fn the_jwks_verifies_the_tokens_of_its_key_set() {
     );
 
     // Another key set's document does not verify our tokens.
-    let stranger = KeySet::from_jwks(&KeySet::ephemeral().unwrap().jwks()).unwrap();
+    let stranger = KeySet::from_jwks(&KeySet::ephemeral().unwrap().jwks_json()).unwrap();
     let stranger = Jwt::with_keys(Arc::new(stranger), jwt.store.clone());
     let (code, err) = refused(&stranger, &token, now).await;
     assert!(matches!(err, TokenError::UnknownKey), "{err:?}");
     assert_eq!(code, "invalid_token");
 
     // An HS256 secret is never published.
-    assert_eq!(hs256(jwt.store.clone()).keys.jwks(), json!({"keys": []}));
+    assert_eq!(
+        hs256(jwt.store.clone()).keys.jwks_json(),
+        json!({"keys": []})
+    );
 }
 
 /// A fixture with one access token, validated once and so kept as verified.

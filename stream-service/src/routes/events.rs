@@ -3,6 +3,8 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use authstream_proto::Scope;
+use authstream_proto::stream::Published;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
 use shared::claims::ServiceClaims;
@@ -16,7 +18,7 @@ use shared::{ApiError, ErrorCode, UnixTime};
 use crate::meters;
 use crate::startup::{MAX_EVENT_BYTES, StreamState};
 
-pub const PUBLISH_SCOPE: &str = "events:publish";
+pub const PUBLISH_SCOPE: Scope = Scope::EventsPublish;
 const MAX_STAGE_CHARS: usize = 128;
 const MAX_MESSAGE_CHARS: usize = 1024;
 
@@ -27,9 +29,9 @@ const MAX_MESSAGE_CHARS: usize = 1024;
     tag = "events", summary = "Publish a progress event",
     params(("generation_id" = String, Path, description = "The generation")),
     security(("bearer" = [])),
-    request_body(content = crate::routes::openapi::NewEventBody, description = "At most 16 KiB"),
+    request_body(content = authstream_proto::stream::NewEventBody, description = "At most 16 KiB"),
     responses(
-        (status = 202, description = "Stored and sent to every open stream", body = crate::routes::openapi::Published),
+        (status = 202, description = "Stored and sent to every open stream", body = authstream_proto::stream::Published),
         (status = 401, response = shared::openapi::Unauthorized),
         (status = 403, response = shared::openapi::Forbidden),
         (status = 404, response = shared::openapi::NotFound),
@@ -75,7 +77,7 @@ pub async fn publish(
             );
             Ok(HttpResponse::Accepted()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(serde_json::json!({ "id": id })))
+                .json(Published { id }))
         }
         AppendOutcome::NoGeneration => Err(ApiError::not_found("generation")),
         AppendOutcome::Finished => Err(ApiError::new(

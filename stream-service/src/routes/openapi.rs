@@ -1,55 +1,13 @@
 //! The stream service's OpenAPI 3.1 document, generated from the `#[utoipa::path]`
-//! attributes of its handlers.
+//! attributes of its handlers and the `authstream_proto` bodies they answer with.
 
 use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi};
 
 use shared::openapi::{OperationsDoc, SharedComponents};
-
-/// One progress event to publish. Fields other than these pass through to the
-/// streams; `event`, `generation_id` and `id` are the server's.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct NewEventBody {
-    /// `pending`, `processing`, `completed` or `failed`; after `completed` or `failed`
-    /// the generation takes no more events
-    #[schema(example = "processing")]
-    status: String,
-    /// At most 128 characters
-    #[schema(example = "schema_extraction")]
-    stage: Option<String>,
-    /// 0.0 to 1.0
-    #[schema(minimum = 0.0, maximum = 1.0, example = 0.5)]
-    progress: Option<f64>,
-    /// At most 1024 characters
-    #[schema(example = "Extracting schema...")]
-    message: Option<String>,
-    /// Unix milliseconds; now when left out
-    timestamp: Option<i64>,
-}
-
-/// `202` of a publish: the id of the stored event (what `Last-Event-ID` resumes after).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Published {
-    #[schema(example = "1732212345678-0")]
-    id: String,
-}
-
-/// One event on the stream (the `data:` of an SSE event, or a WebSocket text frame);
-/// progress events carry the published fields too.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct StreamEvent {
-    /// `connected`, `progress` or `reset`
-    event: String,
-    generation_id: String,
-    /// WebSocket frames of progress events (SSE carries it in `id:`)
-    id: Option<String>,
-}
 
 /// The query and header parameters of both ways to open a stream (SSE and WebSocket);
 /// `generation_id` is named in each route's attribute.
@@ -95,7 +53,7 @@ impl IntoParams for OpenStreamParams {
         crate::routes::ws::open_ws,
         crate::routes::events::publish,
     ),
-    components(schemas(StreamEvent)),
+    components(schemas(authstream_proto::stream::StreamEvent)),
     modifiers(&SharedComponents),
     tags(
         (name = "streams", description = "Following a generation's events"),

@@ -5,9 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_proto::auth::ServiceToken;
 use eventsource_stream::Eventsource as _;
 use futures_util::{Stream, StreamExt as _};
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::BuildError;
@@ -70,7 +70,10 @@ impl Connector {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body("grant_type=client_credentials&scope=revocations%3Aread")
+            .body(format!(
+                "grant_type=client_credentials&scope={}",
+                SCOPE.as_str().replace(':', "%3A")
+            ))
             .timeout(Duration::from_secs(10))
             .send()
             .await
@@ -87,12 +90,7 @@ impl Connector {
                 "the auth service answered {status}"
             )));
         }
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: String,
-            expires_in: u64,
-        }
-        let answer: Answer = res
+        let answer: ServiceToken = res
             .json()
             .await
             .map_err(|e| Failure::Unreachable(e.without_url().to_string()))?;

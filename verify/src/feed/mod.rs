@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use authstream_proto::Scope;
+use authstream_proto::feed::{FeedHeartbeat, FeedReset, FeedRevocation, RevocationKind};
 use parking_lot::{Mutex, RwLock};
-use serde::Deserialize;
 
 use crate::Claims;
 
@@ -23,34 +24,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often entries past their `until` are forgotten.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 /// The scope the feed needs.
-const SCOPE: &str = "revocations:read";
+const SCOPE: Scope = Scope::RevocationsRead;
 
 /// One `revocation` event (also each entry of a `reset`).
-#[derive(Debug, Deserialize)]
-struct Revocation {
-    kind: String,
-    sub: String,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    sid: Option<String>,
-    #[serde(default)]
-    not_before: Option<i64>,
-    #[serde(default)]
-    sids: Option<Vec<String>>,
-    until: i64,
-}
-
-#[derive(Debug, Deserialize)]
-struct Reset {
-    position: String,
-    revocations: Vec<Revocation>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Heartbeat {
-    position: String,
-}
+type Revocation = FeedRevocation;
+type Reset = FeedReset;
+type Heartbeat = FeedHeartbeat;
 
 /// What is revoked, each until its `until` (Unix ms).
 #[derive(Default)]
@@ -67,18 +46,18 @@ impl View {
             let at = map.entry(key).or_insert(until);
             *at = (*at).max(until);
         };
-        match r.kind.as_str() {
-            "token" => {
+        match r.kind {
+            RevocationKind::Token => {
                 if let Some(jti) = r.jti {
                     keep(&mut self.tokens, jti, r.until);
                 }
             }
-            "session" => {
+            RevocationKind::Session => {
                 if let Some(sid) = r.sid {
                     keep(&mut self.sessions, sid, r.until);
                 }
             }
-            "user" => {
+            RevocationKind::User => {
                 for sid in r.sids.unwrap_or_default() {
                     keep(&mut self.sessions, sid, r.until);
                 }
@@ -87,7 +66,6 @@ impl View {
                     *at = (at.0.max(not_before), at.1.max(r.until));
                 }
             }
-            other => tracing::warn!(kind = other, "authstream-verify: unknown revocation kind"),
         }
     }
 

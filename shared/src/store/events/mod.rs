@@ -7,51 +7,9 @@ mod redis;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::{Store, StoreResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GenerationStatus {
-    Pending,
-    Processing,
-    Completed,
-    Failed,
-}
-
-impl GenerationStatus {
-    pub const ALL: [Self; 4] = [
-        Self::Pending,
-        Self::Processing,
-        Self::Completed,
-        Self::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Processing => "processing",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-
-    /// Nothing can follow a completed or failed generation.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
-    }
-}
-
-impl std::fmt::Display for GenerationStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use authstream_proto::GenerationStatus;
 
 /// A record's status as stored, read once: `Pending` when the record has none (as
 /// the store's scripts read it), and, like a `progress` that does not parse, `Pending`
