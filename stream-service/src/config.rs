@@ -53,30 +53,6 @@ impl Settings {
         // Whether `AUTH_URL` is needed (EdDSA without local keys: a remote JWKS) is for
         // `key_source` to say: a process with keys of its own (the single process) needs
         // none.
-        // The generations' sharded subscriptions use connections of their own, over
-        // plain TCP only.
-        if common
-            .redis_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("rediss://"))
-        {
-            return Err(ConfigError::new(
-                "REDIS_URL",
-                "rediss:// (TLS) is not supported by the stream service yet: its sharded \
-                 subscriptions connect over plain TCP",
-            ));
-        }
-        if common
-            .redis_cluster_nodes
-            .iter()
-            .any(|u| u.starts_with("rediss://"))
-        {
-            return Err(ConfigError::new(
-                "REDIS_CLUSTER_NODES",
-                "rediss:// (TLS) is not supported by the stream service yet: its sharded \
-                 subscriptions connect over plain TCP",
-            ));
-        }
         let max_queued: usize = config::parsed(env, "SSE_MAX_QUEUED_EVENTS", 256)?;
         if max_queued == 0 {
             return Err(ConfigError::new(
@@ -301,6 +277,26 @@ mod tests {
         assert!(matches!(s.key_source().unwrap(), KeySource::Local(_)));
     }
 
+    /// TLS to Redis: the sharded subscriptions' own connections speak it too.
+    #[test]
+    fn rediss_urls_are_accepted() {
+        let s = Settings::from_env(&vars(&[AUTH, ("REDIS_URL", "rediss://app:pw@redis:6380")]))
+            .unwrap();
+        assert_eq!(
+            s.common.redis_url.as_deref(),
+            Some("rediss://app:pw@redis:6380")
+        );
+        let s = Settings::from_env(&vars(&[
+            AUTH,
+            (
+                "REDIS_CLUSTER_NODES",
+                "rediss://app:pw@a:7000,rediss://app:pw@b:7000",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.common.redis_cluster_nodes.len(), 2);
+    }
+
     #[test]
     fn bad_values_name_the_variable() {
         for (var, value) in [
@@ -317,8 +313,6 @@ mod tests {
             ("EVENT_HISTORY_MAX", "lots"),
             ("STREAM_SUBSCRIPTION_LINGER_MS", "soon"),
             ("STREAM_LEGACY_FANOUT", "perhaps"),
-            ("REDIS_URL", "rediss://redis:6380"),
-            ("REDIS_CLUSTER_NODES", "rediss://a:7000"),
         ] {
             let err = Settings::from_env(&vars(&[AUTH, (var, value)])).unwrap_err();
             assert_eq!(err.var, var, "{var}={value}: {err}");

@@ -47,6 +47,7 @@ pub mod revocations;
 pub mod sessions;
 pub mod slot;
 pub mod streams;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

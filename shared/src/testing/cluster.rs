@@ -2,13 +2,14 @@
 //! (and `replicas` per master) on free loopback ports, every node with a password,
 //! formed by `redis-cli --cluster create`. Nodes can be killed (SIGKILL) to test
 //! failover; a replica is promoted by the cluster itself within a few seconds.
+//! `start_tls` makes one that speaks TLS only, on its client ports and its bus.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::spawn_tied_to_this_process;
+use super::{spawn_tied_to_this_process, test_tls};
 
 /// The password every node of a test cluster requires.
 pub const CLUSTER_PASSWORD: &str = "cluster-test-password";
@@ -23,6 +24,7 @@ pub struct ClusterNode {
 pub struct RedisCluster {
     pub nodes: Vec<ClusterNode>,
     dir: PathBuf,
+    tls: bool,
 }
 
 /// A free port whose cluster bus port (port + 10000) is free too.
@@ -36,9 +38,19 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
+fn spawn_node(port: u16, dir: &std::path::Path, tls: bool) -> Child {
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    match tls {
+        // The bus port is then the TLS port + 10000.
+        true => cmd.args(test_tls().server_args(port)).args([
+            "--tls-cluster",
+            "yes",
+            "--tls-replication",
+            "yes",
+        ]),
+        false => cmd.args(["--port", &port.to_string()]),
+    };
+    cmd.args(["--bind", "127.0.0.1"])
         .args(["--cluster-enabled", "yes"])
         .args([
             "--cluster-config-file",
@@ -65,6 +77,17 @@ fn spawn_node(port: u16, dir: &std::path::Path) -> Child {
 impl RedisCluster {
     /// Starts and forms a cluster; panics if it is not formed within 30 s.
     pub fn start(masters: usize, replicas: usize) -> Self {
+        Self::start_with(masters, replicas, false)
+    }
+
+    /// A cluster that speaks TLS only: to its clients (`rediss://` seeds, a
+    /// certificate of `test_tls()`'s CA, which a client must trust: `TestTls::trust`),
+    /// and between its nodes (`tls-cluster`, `tls-replication`).
+    pub fn start_tls(masters: usize, replicas: usize) -> Self {
+        Self::start_with(masters, replicas, true)
+    }
+
+    fn start_with(masters: usize, replicas: usize, tls: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("as-cluster-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let count = masters * (1 + replicas);
@@ -73,11 +96,11 @@ impl RedisCluster {
                 let port = free_cluster_port();
                 ClusterNode {
                     port,
-                    child: Mutex::new(Some(spawn_node(port, &dir))),
+                    child: Mutex::new(Some(spawn_node(port, &dir, tls))),
                 }
             })
             .collect();
-        let cluster = Self { nodes, dir };
+        let cluster = Self { nodes, dir, tls };
         for node in &cluster.nodes {
             cluster.wait(node.port, |_| true, "node did not start");
         }
@@ -87,6 +110,7 @@ impl RedisCluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let status = Command::new("redis-cli")
+            .args(cluster.cli_tls())
             .args([
                 "-a",
                 CLUSTER_PASSWORD,
@@ -162,6 +186,7 @@ impl RedisCluster {
     /// `redis-cli` against one node; `None` when it does not answer.
     pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
         let out = Command::new("redis-cli")
+            .args(self.cli_tls())
             .args([
                 "-p",
                 &port.to_string(),
@@ -174,6 +199,14 @@ impl RedisCluster {
             .ok()?;
         (out.status.success() && !out.stdout.is_empty())
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `redis-cli`'s TLS arguments, for a TLS cluster.
+    fn cli_tls(&self) -> Vec<String> {
+        match self.tls {
+            true => test_tls().cli_args(),
+            false => Vec::new(),
+        }
     }
 
     /// `CONFIG SET <name> <value>` on every node that runs, e.g.
@@ -279,7 +312,10 @@ impl RedisCluster {
         self.nodes
             .iter()
             .take(2)
-            .map(|n| format!("redis://:{CLUSTER_PASSWORD}@127.0.0.1:{}", n.port))
+            .map(|n| {
+                let scheme = if self.tls { "rediss" } else { "redis" };
+                format!("{scheme}://:{CLUSTER_PASSWORD}@127.0.0.1:{}", n.port)
+            })
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -2,7 +2,8 @@
 //! its tests), a fresh key prefix per test, and a capture of the log output.
 //!
 //! One file per part: `redis` (the server and stores on it), `cluster`, `proxy`,
-//! `logs`, `routes` (the OpenAPI check); small helpers here.
+//! `logs`, `routes` (the OpenAPI check), `tls` (a CA for `rediss://`); small helpers
+//! here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,12 +13,14 @@ mod logs;
 mod proxy;
 mod redis;
 mod routes;
+mod tls;
 
 pub use cluster::{CLUSTER_PASSWORD, ClusterNode, RedisCluster};
 pub use logs::*;
 pub use proxy::*;
 pub use redis::*;
 pub use routes::*;
+pub use tls::*;
 
 /// Rate limits no ordinary test reaches (the production defaults would refuse many
 /// of them); tests of the limits set small quotas of their own.

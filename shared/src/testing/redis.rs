@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::{RedisStore, Store};
 
-use super::unique_prefix;
+use super::{test_tls, unique_prefix};
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
@@ -41,22 +41,18 @@ pub fn spawn_tied_to_this_process(command: Command) -> std::io::Result<Child> {
     rx.recv().unwrap()
 }
 
-/// A redis-server on `port`, killed with the test process.
-fn spawn(port: u16) -> Child {
+/// A redis-server on `port` (its TLS port only, with `tls`), killed with the test
+/// process.
+fn spawn(port: u16, tls: bool) -> Child {
     let mut cmd = Command::new("redis-server");
-    cmd.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ])
-    .args(["--daemonize", "no", "--loglevel", "warning"])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    match tls {
+        true => cmd.args(test_tls().server_args(port)),
+        false => cmd.args(["--port", &port.to_string()]),
+    };
+    cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--daemonize", "no", "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     match spawn_tied_to_this_process(cmd) {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -75,15 +71,36 @@ fn ping(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// `PING` over TLS, with `redis-cli`.
+fn ping_tls(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(test_tls().cli_args())
+        .args(["-p", &port.to_string(), "PING"])
+        .output()
+        .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
+}
+
 /// A redis-server of this test process.
 pub struct RedisServer {
     port: u16,
+    tls: bool,
     child: Mutex<Option<Child>>,
 }
 
 impl RedisServer {
     /// Starts a new server on a free port.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a new server that speaks TLS only (`rediss://`, a certificate of
+    /// `test_tls()`'s CA, no client certificate asked for). A client of it must trust
+    /// that CA (`TestTls::trust`).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -92,7 +109,8 @@ impl RedisServer {
                 .port();
             let server = Self {
                 port,
-                child: Mutex::new(Some(spawn(port))),
+                tls,
+                child: Mutex::new(Some(spawn(port, tls))),
             };
             if server.wait_ready() {
                 return server;
@@ -104,7 +122,11 @@ impl RedisServer {
     fn wait_ready(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            let ready = match self.tls {
+                true => ping_tls(self.port),
+                false => ping(self.port),
+            };
+            if ready {
                 return true;
             }
             if let Some(child) = self.child.lock().unwrap().as_mut()
@@ -118,7 +140,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            true => format!("rediss://127.0.0.1:{}", self.port),
+            false => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -174,7 +199,7 @@ impl RedisServer {
     /// Starts it again on the same port.
     pub fn restart(&self) {
         self.stop();
-        *self.child.lock().unwrap() = Some(spawn(self.port));
+        *self.child.lock().unwrap() = Some(spawn(self.port, self.tls));
         assert!(self.wait_ready(), "redis-server did not restart");
     }
 }

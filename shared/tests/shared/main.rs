@@ -44,3 +44,4 @@ mod store_conformance;
 mod store_outage;
 mod stream_open;
 mod stream_tokens;
+mod tls;

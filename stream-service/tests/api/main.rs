@@ -17,5 +17,6 @@ mod revocation;
 mod sharded;
 mod shutdown;
 mod sse;
+mod tls;
 mod tokens;
 mod websocket;

@@ -16,8 +16,7 @@
 //! that is down (degraded) from this replica's subscription to it not delivering
 //! (unready).
 //!
-//! `rediss://` is not supported here (plain TCP only): the stream service refuses it
-//! at start-up.
+//! Over `rediss://` the connections are TLS (`store::tls`), as the redis crate's.
 //!
 //! Also the process's one legacy subscription (`PUBLISH`/`SUBSCRIBE` on the events and
 //! stream-notices channels, `redis.rs`) and the facade both feed (`Store::subscribe`).

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
@@ -52,18 +51,14 @@ pub(super) async fn serve_node(
     timeout: Duration,
     canaries: &parking_lot::Mutex<Canaries>,
 ) -> Result<(), String> {
-    let mut socket = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let _ = socket.set_nodelay(true);
+    let mut socket = crate::store::tls::connect(addr, login.tls, timeout).await?;
     let mut buf = Vec::with_capacity(4096);
     if let Some(password) = &login.password {
         let auth = match &login.username {
             Some(user) => encode(&[b"AUTH", user.as_bytes(), password.as_bytes()]),
             None => encode(&[b"AUTH", password.as_bytes()]),
         };
-        socket.write_all(&auth).await.map_err(|e| e.to_string())?;
+        socket.send(&auth).await.map_err(|e| e.to_string())?;
         let reply = tokio::time::timeout(timeout, read_frame(&mut socket, &mut buf))
             .await
             .map_err(|_| "AUTH timed out".to_owned())??;
@@ -78,14 +73,14 @@ pub(super) async fn serve_node(
     loop {
         tokio::select! {
             command = commands.recv() => match command {
-                Some(command) => socket.write_all(&command).await.map_err(|e| e.to_string())?,
+                Some(command) => socket.send(&command).await.map_err(|e| e.to_string())?,
                 None => return Ok(()),
             },
             _ = ping.tick() => {
                 if heard.elapsed() > PING_EVERY * 2 + timeout {
                     return Err("the node answered nothing".into());
                 }
-                socket.write_all(&encode(&[b"PING"])).await.map_err(|e| e.to_string())?;
+                socket.send(&encode(&[b"PING"])).await.map_err(|e| e.to_string())?;
             }
             read = socket.read(&mut chunk) => {
                 let n = read.map_err(|e| e.to_string())?;
@@ -127,7 +122,10 @@ pub(super) async fn serve_node(
     }
 }
 
-pub(super) async fn read_frame(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Frame, String> {
+pub(super) async fn read_frame(
+    socket: &mut crate::store::tls::NodeStream,
+    buf: &mut Vec<u8>,
+) -> Result<Frame, String> {
     let mut chunk = [0u8; 1024];
     loop {
         if let Some((frame, used)) = parse(buf).map_err(|e| e.0.to_owned())? {

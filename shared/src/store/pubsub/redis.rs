@@ -74,15 +74,14 @@ impl RedisStore {
                     .filter(|u| !u.is_empty())
                     .map(str::to_owned),
                 password: info.redis_settings().password().map(str::to_owned),
+                tls: crate::store::redis::is_tls(info),
             };
             let single = match info.addr() {
-                redis::ConnectionAddr::Tcp(host, port) => Ok(address(host, *port)),
-                _ => Err("only redis:// (plain TCP) is supported for the sharded subscriptions"),
+                redis::ConnectionAddr::Tcp(host, port)
+                | redis::ConnectionAddr::TcpTls { host, port, .. } => Ok(address(host, *port)),
+                _ => Err("a unix socket is not supported for the sharded subscriptions"),
             };
-            let host = match info.addr() {
-                redis::ConnectionAddr::Tcp(host, _) => host.clone(),
-                _ => String::new(),
-            };
+            let host = crate::store::redis::host_of(info.addr()).to_owned();
             let sender = store.pubsub.sender.clone();
             let timeout = store.timeout;
             let locate: Locate = Arc::new(move || {

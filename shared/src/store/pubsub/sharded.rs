@@ -18,6 +18,8 @@ use crate::store::{PubSubMessage, StoreError, StoreResult};
 pub(super) struct Login {
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `rediss://`: TLS to every node.
+    pub tls: bool,
 }
 
 /// Finds which node serves each slot: `None` means the topology is unknown now.

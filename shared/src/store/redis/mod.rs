@@ -163,6 +163,19 @@ pub(crate) fn address(host: &str, port: u16) -> String {
     }
 }
 
+/// `rediss://`.
+pub(crate) fn is_tls(info: &redis::ConnectionInfo) -> bool {
+    matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+}
+
+/// The host of a TCP or TLS address; empty for a unix socket.
+pub(crate) fn host_of(addr: &redis::ConnectionAddr) -> &str {
+    match addr {
+        redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => host,
+        _ => "",
+    }
+}
+
 pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -225,6 +238,8 @@ impl RedisStore {
     }
 
     pub(crate) fn with_target(client: redis::Client, target: Target, timeout: Duration) -> Self {
+        // Before any `rediss://` connection.
+        crate::store::tls::install_crypto_provider();
         let (sender, _) = broadcast::channel(4096);
         Self {
             shared: Arc::new(SharedConnection::new()),

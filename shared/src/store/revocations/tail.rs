@@ -184,12 +184,9 @@ impl TailConnection {
                     .await
             })
             .await;
-            let host = match node.get_connection_info().addr() {
-                redis::ConnectionAddr::Tcp(host, _) => host.clone(),
-                _ => String::new(),
-            };
+            let host = crate::store::redis::host_of(node.get_connection_info().addr());
             if let Ok(Ok(reply)) = asked
-                && let Some(map) = crate::store::pubsub::SlotMap::from_cluster_slots(&reply, &host)
+                && let Some(map) = crate::store::pubsub::SlotMap::from_cluster_slots(&reply, host)
             {
                 let mut slots = self.slots.lock();
                 slots.map = map;
@@ -200,18 +197,30 @@ impl TailConnection {
     }
 }
 
-/// A client of the node at `addr` (`host:port`), logging in as `template` does.
+/// A client of the node at `addr` (`host:port`), logging in as `template` does, over
+/// TLS (with its parameters) when it does.
 pub(crate) fn client_at(template: &redis::Client, addr: &str) -> Option<redis::Client> {
     let (host, port) = addr.rsplit_once(':')?;
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let info = template
-        .get_connection_info()
-        .clone()
-        .set_addr(redis::ConnectionAddr::Tcp(host, port.parse().ok()?));
-    redis::Client::open(info).ok()
+    let port = port.parse().ok()?;
+    let info = template.get_connection_info().clone();
+    let at = match info.addr() {
+        redis::ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => redis::ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => redis::ConnectionAddr::Tcp(host, port),
+    };
+    redis::Client::open(info.set_addr(at)).ok()
 }
 
 /// Reads log `log` into the view, from the start, then every `TAIL_POLL_INTERVAL`
