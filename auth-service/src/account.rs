@@ -13,7 +13,7 @@ use shared::{ApiError, ErrorCode, UnixTime};
 use crate::devices::DeviceToken;
 use crate::domain::Email;
 use crate::sessions::{self, end_session};
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::tokens::{self, TokenPair};
 use crate::users;
 

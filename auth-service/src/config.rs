@@ -7,8 +7,6 @@ use serde::Deserialize;
 use shared::config::{self, ConfigError, Env};
 use shared::settings::CommonSettings;
 
-use crate::sessions::SessionBounds;
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub common: CommonSettings,
@@ -178,6 +176,15 @@ pub fn parse_service_clients(raw: &str) -> Result<Vec<ServiceClient>, String> {
         }
     }
     Ok(clients)
+}
+
+/// The lifetimes that bound a session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionBounds {
+    /// A refresh token's lifetime: the session record lives that long after each refresh.
+    pub refresh_ttl: Duration,
+    /// `SESSION_MAX_AGE_SECS`: the absolute bound from `created_at`.
+    pub max_age: Duration,
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ pub mod passwords;
 pub mod routes;
 pub mod sessions;
 pub mod startup;
+pub mod state;
 pub mod stream_tokens;
 pub mod tokens;
 pub mod users;
 
-pub use startup::{Application, AuthState, mount};
+pub use startup::{Application, mount};
+pub use state::AuthState;

@@ -10,6 +10,8 @@ use shared::jwt::new_jti;
 use shared::rate_limit::Decision;
 /// The record, typed once in the store (its scripts and twin read the same fields).
 pub use shared::store::SessionRecord;
+
+pub use crate::config::SessionBounds;
 use shared::store::{KeySpend, NewSession, Rotation, SessionRotation, Spend};
 use shared::{ApiError, ErrorCode, Store, UnixTime};
 
@@ -25,15 +27,6 @@ pub fn lifetime(
     let left = session.expires_at(bounds.max_age).millis() - now.millis();
     let left = Duration::from_millis(u64::try_from(left).ok().filter(|&ms| ms > 0)?);
     Some(left.min(bounds.refresh_ttl))
-}
-
-/// The lifetimes that bound a session.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionBounds {
-    /// A refresh token's lifetime: the session record lives that long after each refresh.
-    pub refresh_ttl: Duration,
-    /// `SESSION_MAX_AGE_SECS`: the absolute bound from `created_at`.
-    pub max_age: Duration,
 }
 
 /// The answer for a token whose session ended on its own (its maximum age).
@@ -238,7 +231,7 @@ pub async fn refresh(
 /// Revokes one session: its refresh token, every access token of it, its open
 /// streams; its record goes in the same step (one round trip).
 pub async fn end_session(
-    state: &crate::startup::AuthState,
+    state: &crate::state::AuthState,
     user_id: &str,
     session_id: &str,
 ) -> Result<(), ApiError> {

@@ -5,66 +5,15 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
-use shared::jwt::{KeySource, Signer, Validator};
 use shared::keys::KeySet;
 use shared::openapi::{self, ApiDocument};
-use shared::rate_limit::RateLimiter;
-use shared::{ApiError, Store, http};
+use shared::{Store, http};
 
 use crate::config::Settings;
-use crate::feed::RevocationFeed;
-use crate::passwords::PasswordHasher;
+pub use crate::state::AuthState;
 
 /// Request bodies of the auth service are small JSON documents.
 pub const JSON_LIMIT: usize = 64 * 1024;
-
-/// Everything a handler of the auth service needs.
-pub struct AuthState {
-    pub settings: Settings,
-    pub store: Store,
-    pub keys: Arc<KeySet>,
-    pub signer: Signer,
-    pub validator: Validator,
-    pub hasher: PasswordHasher,
-    pub limiter: RateLimiter,
-    /// When sessions end, for stream token mints (`routes::stream_tokens`).
-    pub session_ends: crate::routes::SessionEnds,
-    /// The revocation feed (`GET /auth/revocations`): one tail of the log per process.
-    pub feed: Arc<RevocationFeed>,
-}
-
-impl AuthState {
-    pub fn new(settings: Settings, store: Store, keys: Arc<KeySet>) -> Result<Self, ApiError> {
-        // The demo publishes events: on the old channel too while upgrading.
-        let store = store.with_legacy_fanout(settings.common.legacy_fanout);
-        let jwt = settings.common.jwt.clone();
-        let validator = Validator::new(
-            keys.algorithm(),
-            KeySource::Local(keys.clone()),
-            jwt.clone(),
-            store.clone(),
-        );
-        Ok(Self {
-            signer: Signer::new(keys.clone(), jwt),
-            hasher: PasswordHasher::new(
-                settings.max_concurrent_hashes,
-                settings.password_queue_timeout,
-            )?,
-            limiter: settings.common.rate_limiter(store.clone()),
-            session_ends: crate::routes::session_ends(settings.session_max_age),
-            feed: RevocationFeed::new(store.clone(), settings.common.revocation_ttl()),
-            validator,
-            keys,
-            store,
-            settings,
-        })
-    }
-
-    /// Tells every open revocation feed to end (shutdown).
-    pub fn shutdown(&self) {
-        self.feed.shutdown();
-    }
-}
 
 /// Registers the state and every auth route (not the health routes) on an app; the
 /// single-process `authstream` mounts the stream service beside it.

@@ -11,19 +11,7 @@ use shared::stream_token::{self, GrantKind, StreamGrant, StreamSecret};
 use shared::{ApiError, UnixTime};
 
 use crate::sessions;
-use crate::startup::AuthState;
-
-/// When each session ends (`SESSION_MAX_AGE_SECS` after its login): a fact that never
-/// changes for a session, kept here so that a mint need not read the session before
-/// storing its token. Whether the session still exists is read on every mint.
-pub type SessionEnds = moka::sync::Cache<(String, String), i64>;
-
-pub fn session_ends(max_age: std::time::Duration) -> SessionEnds {
-    moka::sync::Cache::builder()
-        .max_capacity(100_000)
-        .time_to_live(max_age)
-        .build()
-}
+use crate::state::AuthState;
 
 /// What a mint needs from its request.
 #[derive(Clone, Copy)]

@@ -5,10 +5,12 @@
 pub mod config;
 pub mod feed;
 pub mod hub;
+pub mod leases;
 mod meters;
 pub mod open;
 pub mod routes;
 pub mod startup;
+pub mod state;
 
 pub use config::Settings;
 pub use routes::openapi::{openapi, routes_document};

@@ -32,7 +32,7 @@ pub use pages::*;
 use script::{Outcome, schedule, script};
 use simulation::Simulation;
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// Default length of a simulated generation, and its bounds.
 pub const DEFAULT_DURATION_MS: u64 = 8_000;

@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// A file served from memory, with a strong ETag of its content.
 struct Asset {

@@ -15,7 +15,7 @@ use crate::account;
 use crate::devices::{self, DeviceToken};
 use crate::domain::{Email, Password};
 use crate::sessions::end_session;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::users;
 
 fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {

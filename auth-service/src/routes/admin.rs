@@ -11,7 +11,7 @@ use shared::{ApiError, ErrorCode, UnixTime};
 
 use super::account::revoke_everything;
 use crate::domain::Role;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::users;
 
 const ADMIN_SCOPE: Scope = Scope::UsersAdmin;

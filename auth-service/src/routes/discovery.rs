@@ -7,7 +7,7 @@ use authstream_proto::Scope;
 use authstream_proto::auth::ServerMetadata;
 use authstream_proto::paths;
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// How long clients and caches may keep the document.
 const MAX_AGE_SECS: u32 = 300;

@@ -8,7 +8,7 @@ use shared::http::{Caller, Pending};
 use shared::store::Read;
 use shared::{ApiError, ErrorCode, UnixTime};
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 #[utoipa::path(
     tag = "generations", summary = "Create a generation",

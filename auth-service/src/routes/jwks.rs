@@ -1,7 +1,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// The public verification keys; cacheable, since new keys are added before they sign.
 #[utoipa::path(

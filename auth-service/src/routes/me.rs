@@ -10,7 +10,7 @@ use shared::store::Read;
 use shared::{ApiError, ErrorCode};
 
 use crate::domain::{DisplayName, Preferences};
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::users::{self, UserRecord};
 
 fn respond(user: &UserRecord) -> HttpResponse {

@@ -12,13 +12,13 @@ pub(crate) mod sessions;
 pub(crate) mod stream_tokens;
 pub(crate) mod tokens;
 
-pub use crate::stream_tokens::{SessionEnds, session_ends};
+pub use crate::state::{SessionEnds, session_ends};
 
 use actix_web::{HttpRequest, web};
 
 pub(crate) use generations::visible;
 
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(account::register)

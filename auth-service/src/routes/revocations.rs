@@ -15,7 +15,7 @@ use shared::{ApiError, ErrorCode, UnixTime};
 use tokio::sync::{broadcast, watch};
 
 use crate::feed::{Item, Position, Start, Subscription};
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 pub const SCOPE: Scope = Scope::RevocationsRead;
 

@@ -14,7 +14,7 @@ use shared::{ApiError, ErrorCode, UnixTime};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::ServiceClient;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// Each decision into the answer's headers; the first refusal as 429.
 fn check_all(req: &HttpRequest, limits: &[Limit]) -> Result<(), ApiError> {

@@ -9,7 +9,7 @@ use shared::store::Read;
 
 use crate::sessions;
 use crate::sessions::end_session;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 #[utoipa::path(
     tag = "sessions", summary = "List the caller's sessions",

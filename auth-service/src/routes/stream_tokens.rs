@@ -10,7 +10,7 @@ use shared::stream_token;
 use shared::{ApiError, UnixTime};
 
 use super::client_ip;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::stream_tokens::{self, MintRequest};
 
 /// Mints a stream token in ONE store round trip once this process knows the session's

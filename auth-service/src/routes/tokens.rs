@@ -11,7 +11,7 @@ use shared::{ApiError, UnixTime, http, revocation};
 
 use super::service_tokens::{authenticate, basic, from_form, invalid_client, is_form};
 use crate::sessions::end_session;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::tokens;
 
 #[utoipa::path(

@@ -12,7 +12,7 @@ use shared::claims::{AccessClaims, RefreshClaims, TokenType};
 use shared::{ApiError, UnixTime};
 
 use crate::sessions::SessionRecord;
-use crate::startup::AuthState;
+use crate::state::AuthState;
 use crate::users::UserRecord;
 
 pub fn issue_pair(

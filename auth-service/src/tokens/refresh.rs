@@ -15,7 +15,7 @@ use shared::{ApiError, UnixTime};
 
 use super::TokenPair;
 use crate::sessions::{self, Refreshed};
-use crate::startup::AuthState;
+use crate::state::AuthState;
 
 /// What a refresh needs from its request.
 #[derive(Debug, Clone, Copy)]

@@ -13,12 +13,12 @@ use shared::store::{
 use shared::stream_token::{self, StreamGrant, StreamSecret};
 use shared::{ApiError, ErrorCode, UnixTime};
 
-use super::leases::STREAM_LEASE;
+use crate::leases::STREAM_LEASE;
 use super::refusal::{Attempt, Refused, refusal_of};
 use super::{Decisions, Open, OpenRequest, Opened, RESUME_COOKIE};
 use crate::feed::{Feed, FeedParts, Holder};
 use crate::meters;
-use crate::startup::StreamState;
+use crate::state::StreamState;
 
 /// What a refused open is told to wait: places come back as streams close.
 const TOO_MANY_STREAMS_RETRY_SECS: u64 = 10;

@@ -6,7 +6,7 @@
 //! The route (`routes/stream.rs`, `routes/ws.rs`) reads what an open needs from the
 //! request into an `OpenRequest` and calls `open`, here: the per-address gate and
 //! charge. The store steps are in `grant`, the refusals in `refusal`, the places in
-//! `leases`, the WebSocket `Origin` check in `origin`. Tests: `stream-service/tests/api/admission.rs`.
+//! `crate::leases`, the WebSocket `Origin` check in `origin`. Tests: `stream-service/tests/api/admission.rs`.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,14 +19,13 @@ use shared::{ApiError, UnixTime};
 
 use crate::feed::Feed;
 use crate::meters;
-use crate::startup::StreamState;
+use crate::state::StreamState;
 
 mod grant;
-mod leases;
 mod origin;
 mod refusal;
 
-pub use leases::{Leases, StreamSlot};
+pub use crate::leases::{Leases, StreamSlot};
 use refusal::{Attempt, refusal_of};
 
 /// The cookie that lets a plain browser `EventSource` reconnect.

@@ -4,7 +4,7 @@ use shared::ApiError;
 
 use super::Transport;
 use crate::meters;
-use crate::startup::StreamState;
+use crate::state::StreamState;
 
 /// A WebSocket upgrade is a cross-site request no CORS preflight guards, so a
 /// browser's `Origin` must be one of `CORS_ALLOWED_ORIGINS` or the service's own

@@ -16,7 +16,10 @@ use shared::store::AppendOutcome;
 use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::meters;
-use crate::startup::{MAX_EVENT_BYTES, StreamState};
+use crate::state::StreamState;
+
+/// Event bodies larger than this are refused with 413.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 
 pub const PUBLISH_SCOPE: Scope = Scope::EventsPublish;
 const MAX_STAGE_CHARS: usize = 128;

@@ -10,10 +10,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_lab::sse;
 use serde::Deserialize;
 use shared::{ApiError, UnixTime};
+use utoipa::IntoParams;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::feed::Feed;
 use crate::open::{self, Open, OpenRequest, RESUME_COOKIE, StreamSlot, Transport};
-use crate::startup::StreamState;
+use crate::state::StreamState;
 
 /// What `retry:` tells a browser to wait before reconnecting.
 const RETRY: Duration = Duration::from_secs(3);
@@ -24,7 +28,7 @@ const RETRY: Duration = Duration::from_secs(3);
     tag = "streams", summary = "Follow a generation's events (Server-Sent Events)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
-        crate::routes::openapi::OpenStreamParams
+        OpenStreamParams
     ),
     security(("stream_token" = []), ("resume_cookie" = [])),
     responses(
@@ -134,4 +138,40 @@ pub(super) async fn open_for(
         shared::http::record_limit(req, limit);
     }
     opened
+}
+
+/// The query and header parameters of both ways to open a stream (SSE and WebSocket);
+/// `generation_id` is named in each route's attribute.
+pub struct OpenStreamParams;
+
+impl IntoParams for OpenStreamParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let param = |name: &str, location: ParameterIn, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(location)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        vec![
+            param(
+                "token",
+                ParameterIn::Query,
+                "A single-use stream token from the auth service (never a JWT); may be left \
+                 out when the `as_resume` cookie is sent",
+            ),
+            param(
+                "last_event_id",
+                ParameterIn::Query,
+                "Resume after this event id (the `Last-Event-ID` header takes precedence)",
+            ),
+            param(
+                "Last-Event-ID",
+                ParameterIn::Header,
+                "Resume after this event id (a browser's EventSource sends it)",
+            ),
+        ]
+    }
 }

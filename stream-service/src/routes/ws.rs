@@ -10,7 +10,7 @@ use shared::{ApiError, UnixTime};
 use super::stream::{StreamQuery, open_for};
 use crate::feed::{End, Feed};
 use crate::open::{self, Open, Transport};
-use crate::startup::StreamState;
+use crate::state::StreamState;
 
 #[utoipa::path(
     get,
@@ -18,7 +18,7 @@ use crate::startup::StreamState;
     tag = "streams", summary = "Follow a generation's events (WebSocket)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
-        crate::routes::openapi::OpenStreamParams
+        crate::routes::stream::OpenStreamParams
     ),
     security(("stream_token" = []), ("resume_cookie" = [])),
     responses(
