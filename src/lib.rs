@@ -10,8 +10,9 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use shared::config::{self, ConfigError, Env};
 use shared::http;
+use shared::http::OperationsDoc;
 use shared::jwt::KeySource;
-use shared::openapi::{self, ApiDocument, OperationsDoc};
+use shared::openapi::{self, ApiDocument};
 use stream_service::StreamState;
 use utoipa::OpenApi as _;
 

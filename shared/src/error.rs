@@ -8,6 +8,9 @@ pub use authstream_proto::ErrorCode;
 
 use crate::store::StoreError;
 
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// An error answer: a code, a human detail (never containing a secret), and for
 /// `validation_failed` the bad fields.
 #[derive(Debug, Clone, PartialEq)]

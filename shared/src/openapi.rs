@@ -20,7 +20,7 @@ use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
 use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::ErrorCode;
-use crate::http::PROBLEM_JSON;
+use crate::error::PROBLEM_JSON;
 
 /// Security scheme names the operations refer to.
 pub const BEARER: &str = "bearer";
@@ -269,14 +269,3 @@ pub fn serve(cfg: &mut web::ServiceConfig, document: &ApiDocument) {
                 .service(swagger),
         );
 }
-
-/// The paths of the routes every server has (health, metrics, this document), for
-/// the `paths(...)` of each service's document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    crate::http::healthz,
-    crate::http::readyz,
-    crate::http::metrics,
-    openapi_json
-))]
-pub struct OperationsDoc;

@@ -101,3 +101,9 @@ pub fn health_routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
 }
+
+/// The paths of the routes every server has (health, metrics, this document), for
+/// the `paths(...)` of each service's document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics, crate::openapi::openapi_json))]
+pub struct OperationsDoc;

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::{ApiError, Challenge, ErrorCode};
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use crate::error::PROBLEM_JSON;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {

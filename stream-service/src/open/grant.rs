@@ -13,10 +13,10 @@ use shared::store::{
 use shared::stream_token::{self, StreamGrant, StreamSecret};
 use shared::{ApiError, ErrorCode, UnixTime};
 
-use crate::leases::STREAM_LEASE;
 use super::refusal::{Attempt, Refused, refusal_of};
 use super::{Decisions, Open, OpenRequest, Opened, RESUME_COOKIE};
 use crate::feed::{Feed, FeedParts, Holder};
+use crate::leases::STREAM_LEASE;
 use crate::meters;
 use crate::state::StreamState;
 

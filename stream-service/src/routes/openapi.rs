@@ -4,7 +4,8 @@
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 
-use shared::openapi::{OperationsDoc, SharedComponents};
+use shared::http::OperationsDoc;
+use shared::openapi::SharedComponents;
 
 #[derive(OpenApi)]
 #[openapi(
