@@ -78,6 +78,9 @@ fn retry_after(res: &Response) -> u64 {
 
 #[tokio::test]
 async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_second() {
+    // Counts the process's `free` decisions, which every test's Bearer requests move:
+    // alone under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
     let (_, access, _) = new_user(&app).await;
     let started = Instant::now();
@@ -179,6 +182,9 @@ async fn refresh_burst(app: &TestApp, address: &str, n: usize) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_served() {
+    // Counts the process's `anon` refusals, which other tests' floods move: alone under
+    // `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_ANON", "10/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
@@ -264,6 +270,9 @@ async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -
 #[tokio::test]
 async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the_owner_gets_in_from_another()
  {
+    // Counts the process's password verifications, which every test's logins move:
+    // alone under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s"),

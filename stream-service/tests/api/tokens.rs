@@ -147,6 +147,9 @@ async fn a_token_bound_to_an_address_works_only_from_it() {
 
 #[tokio::test]
 async fn fifty_concurrent_opens_with_one_token_let_exactly_one_in() {
+    // Counts the process's `replay` refusals, which other tests' replays move: alone
+    // under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
@@ -300,6 +303,9 @@ async fn odd_generation_ids_on_the_stream_and_publish_routes() {
 /// The client hears the same 401 whatever the reason; the metric tells them apart.
 #[tokio::test]
 async fn each_refusal_is_counted_under_its_reason() {
+    // Counts the process's refusals by reason, which other tests' refusals move: alone
+    // under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let other = app.create_generation("u").await;
