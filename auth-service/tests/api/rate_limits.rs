@@ -82,6 +82,10 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
     // alone under `cargo test` (`shared::testing::turns`).
     let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
+    let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
+    // What the tests before this one in the process counted.
+    let (limited_before, allowed_before) = (app.metric(limited).await, app.metric(allowed).await);
     let (_, access, _) = new_user(&app).await;
     let started = Instant::now();
     let refused = exhaust(&app, &access, "free", 5, 60).await;
@@ -105,10 +109,8 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
     let sessions = app.get("/auth/sessions").bearer_auth(&access).send().await;
     assert_problem(sessions.unwrap(), 429, "rate_limited").await;
 
-    let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
-    let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
-    assert_eq!(app.metric(limited).await, 3.0);
-    assert_eq!(app.metric(allowed).await, 5.0);
+    assert_eq!(app.metric(limited).await - limited_before, 3.0);
+    assert_eq!(app.metric(allowed).await - allowed_before, 5.0);
 }
 
 #[tokio::test]
@@ -205,13 +207,15 @@ async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_s
         }
         statuses
     };
+    let metric = "authstream_rate_limit_decisions_total{policy=\"anon\",decision=\"limited\"}";
+    // What the tests before this one in the process counted.
+    let limited_before = app.metric(metric).await;
     let (burst, other) = tokio::join!(refresh_burst(&app, "203.0.113.9", 1000), other);
     let passed = burst.iter().filter(|s| **s == 401).count();
     let limited = burst.iter().filter(|s| **s == 429).count();
     assert_eq!((passed, limited), (10, 990), "{burst:?}");
     assert_eq!(other, [201, 201, 201]);
-    let metric = "authstream_rate_limit_decisions_total{policy=\"anon\",decision=\"limited\"}";
-    assert_eq!(app.metric(metric).await, 990.0);
+    assert_eq!(app.metric(metric).await - limited_before, 990.0);
 }
 
 #[tokio::test]
