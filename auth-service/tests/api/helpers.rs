@@ -21,6 +21,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The running service's state (to stop its feeds as shutdown does).
     pub state: Arc<AuthState>,
+    /// This test's turn on the process-wide metrics (`shared::testing::turns`).
+    _turn: shared::testing::turns::MetricsTurn,
 }
 
 pub struct Session {
@@ -41,6 +43,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
     shared::testing::logs();
+    let turn = shared::testing::turns::shared().await;
     let clients = json!([
         {"id": ADMIN_CLIENT.0, "secret": ADMIN_CLIENT.1, "scopes": ["users:admin", "generations:write"]},
         {"id": BACKEND_CLIENT.0, "secret": BACKEND_CLIENT.1, "scopes": ["generations:write", "events:publish"]},
@@ -72,6 +75,7 @@ pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
         store,
         http: reqwest::Client::new(),
         state,
+        _turn: turn,
     }
 }
 

@@ -78,7 +78,14 @@ fn retry_after(res: &Response) -> u64 {
 
 #[tokio::test]
 async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_second() {
+    // Counts the process's `free` decisions, which every test's Bearer requests move:
+    // alone under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
+    let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
+    // What the tests before this one in the process counted.
+    let (limited_before, allowed_before) = (app.metric(limited).await, app.metric(allowed).await);
     let (_, access, _) = new_user(&app).await;
     let started = Instant::now();
     let refused = exhaust(&app, &access, "free", 5, 60).await;
@@ -102,10 +109,8 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
     let sessions = app.get("/auth/sessions").bearer_auth(&access).send().await;
     assert_problem(sessions.unwrap(), 429, "rate_limited").await;
 
-    let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
-    let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
-    assert_eq!(app.metric(limited).await, 3.0);
-    assert_eq!(app.metric(allowed).await, 5.0);
+    assert_eq!(app.metric(limited).await - limited_before, 3.0);
+    assert_eq!(app.metric(allowed).await - allowed_before, 5.0);
 }
 
 #[tokio::test]
@@ -179,6 +184,9 @@ async fn refresh_burst(app: &TestApp, address: &str, n: usize) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_served() {
+    // Counts the process's `anon` refusals, which other tests' floods move: alone under
+    // `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_ANON", "10/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
@@ -199,13 +207,15 @@ async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_s
         }
         statuses
     };
+    let metric = "authstream_rate_limit_decisions_total{policy=\"anon\",decision=\"limited\"}";
+    // What the tests before this one in the process counted.
+    let limited_before = app.metric(metric).await;
     let (burst, other) = tokio::join!(refresh_burst(&app, "203.0.113.9", 1000), other);
     let passed = burst.iter().filter(|s| **s == 401).count();
     let limited = burst.iter().filter(|s| **s == 429).count();
     assert_eq!((passed, limited), (10, 990), "{burst:?}");
     assert_eq!(other, [201, 201, 201]);
-    let metric = "authstream_rate_limit_decisions_total{policy=\"anon\",decision=\"limited\"}";
-    assert_eq!(app.metric(metric).await, 990.0);
+    assert_eq!(app.metric(metric).await - limited_before, 990.0);
 }
 
 #[tokio::test]
@@ -264,6 +274,9 @@ async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -
 #[tokio::test]
 async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the_owner_gets_in_from_another()
  {
+    // Counts the process's password verifications, which every test's logins move:
+    // alone under `cargo test` (`shared::testing::turns`).
+    let _alone = shared::testing::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s"),

@@ -2,8 +2,8 @@
 //! its tests), a fresh key prefix per test, and a capture of the log output.
 //!
 //! One file per part: `redis` (the server and stores on it), `cluster`, `proxy`,
-//! `logs`, `routes` (the OpenAPI check), `tls` (a CA for `rediss://`); small helpers
-//! here.
+//! `logs`, `routes` (the OpenAPI check), `tls` (a CA for `rediss://`), `turns` (on the
+//! process-wide metrics recorder); small helpers here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ mod proxy;
 mod redis;
 mod routes;
 mod tls;
+pub mod turns;
 
 pub use cluster::{CLUSTER_PASSWORD, ClusterNode, RedisCluster};
 pub use logs::*;

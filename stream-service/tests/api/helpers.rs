@@ -35,6 +35,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Every stream token and resume grant this test saw: none may reach the store or the logs.
     secrets: Mutex<Vec<String>>,
+    /// This test's turn on the process-wide metrics (`shared::testing::turns`).
+    _turn: testing::turns::MetricsTurn,
 }
 
 /// A stream-service with the default test configuration.
@@ -62,6 +64,7 @@ pub async fn spawn_patient_app_with(env: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)]) -> TestApp {
     // Installed before anything logs, so that every line is captured.
     testing::logs();
+    let turn = testing::turns::shared().await;
     let mut vars: HashMap<String, String> = [
         ("STREAM_BIND", "127.0.0.1:0"),
         // Never fetched: the keys are local.
@@ -98,6 +101,7 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
             .build()
             .unwrap(),
         secrets: Mutex::new(Vec::new()),
+        _turn: turn,
     }
 }
 
