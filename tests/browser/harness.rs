@@ -98,10 +98,23 @@ impl Process {
     /// returns it with that port: the port of this child, not of whoever else listens.
     async fn start(
         name: &'static str,
-        mut command: Command,
+        command: Command,
         log: PathBuf,
         announce: &'static str,
     ) -> (Self, u16) {
+        Self::try_start(name, command, log, announce)
+            .await
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// `start`, telling a child that exited before it listened (the reason, with the
+    /// end of its output) from one that answered.
+    async fn try_start(
+        name: &'static str,
+        mut command: Command,
+        log: PathBuf,
+        announce: &'static str,
+    ) -> Result<(Self, u16), String> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -144,13 +157,13 @@ impl Process {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(port) = rx.try_recv() {
-                return (process, port);
+                return Ok((process, port));
             }
             if process.exited() || Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "{name} did not say where it listens within 30 s:\n{}",
                     process.tail(40)
-                );
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -288,15 +301,27 @@ impl Driver {
         let chromedriver = program("CHROMEDRIVER", &["chromedriver"]);
         let dir = TempDir::new("chromedriver");
         let chromium = tied_to_parent(&chromium, dir.path());
-        let mut command = Command::new(&chromedriver);
-        command.arg("--port=0");
-        let (mut process, port) = Process::start(
-            "chromedriver",
-            command,
-            dir.path().join("chromedriver.log"),
-            "started successfully on port ",
-        )
-        .await;
+        // With `--port=0` chromedriver picks a port, then binds it on IPv4 and IPv6
+        // apart, and exits when the other family has it taken ("bind() failed: Address
+        // already in use"): another pick then serves.
+        let mut attempts = 0;
+        let (mut process, port) = loop {
+            let mut command = Command::new(&chromedriver);
+            command.arg("--port=0");
+            attempts += 1;
+            match Process::try_start(
+                "chromedriver",
+                command,
+                dir.path().join("chromedriver.log"),
+                "started successfully on port ",
+            )
+            .await
+            {
+                Ok(started) => break started,
+                Err(why) if attempts < 3 && why.contains("bind() failed") => continue,
+                Err(why) => panic!("{why}"),
+            }
+        };
         let url = format!("http://127.0.0.1:{port}");
         let ready = |status: &Value| status["value"]["ready"].as_bool().unwrap_or(false);
         process.wait_until_up(&format!("{url}/status"), ready).await;
