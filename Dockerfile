@@ -11,7 +11,11 @@ WORKDIR /src
 
 # 1. Dependencies: the manifests, and empty targets where the sources will go.
 COPY Cargo.toml Cargo.lock ./
-COPY shared/Cargo.toml shared/
+COPY runtime/Cargo.toml runtime/
+COPY store/Cargo.toml store/
+COPY security/Cargo.toml security/
+COPY web/Cargo.toml web/
+COPY testkit/Cargo.toml testkit/
 COPY auth-service/Cargo.toml auth-service/
 COPY stream-service/Cargo.toml stream-service/
 COPY bench/Cargo.toml bench/
@@ -19,26 +23,29 @@ COPY verify/Cargo.toml verify/
 COPY proto/Cargo.toml proto/
 # Patched dependencies (vendor/README.md) are dependencies: whole.
 COPY vendor vendor
-RUN mkdir -p src shared/src auth-service/src stream-service/src bench/src \
-        tests/e2e tests/browser shared/tests/shared stream-service/tests/api \
+RUN mkdir -p src runtime/src store/src security/src web/src testkit/src \
+        auth-service/src stream-service/src bench/src tests/e2e tests/browser \
+        store/tests/store security/tests/security stream-service/tests/api \
         verify/src verify/examples verify/tests/verify proto/src \
     && for crate in . auth-service stream-service bench; do \
         echo 'fn main() {}' > "$crate/src/main.rs"; touch "$crate/src/lib.rs"; \
     done \
-    && touch shared/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
-        shared/tests/shared/main.rs stream-service/tests/api/main.rs \
+    && touch runtime/src/lib.rs store/src/lib.rs security/src/lib.rs web/src/lib.rs \
+        testkit/src/lib.rs tests/e2e/main.rs tests/browser/main.rs \
+        store/tests/store/main.rs security/tests/security/main.rs stream-service/tests/api/main.rs \
         stream-service/tests/memory.rs verify/src/lib.rs verify/tests/verify/main.rs \
         proto/src/lib.rs \
     && echo 'fn main() {}' > verify/examples/axum_service.rs \
     && echo 'fn main() {}' > verify/examples/actix_service.rs \
     && cargo build --release --locked --workspace --bins \
-    && rm -rf src shared/src auth-service/src stream-service/src bench/src verify/src verify/examples \
+    && rm -rf src runtime/src store/src security/src web/src testkit/src auth-service/src stream-service/src bench/src verify/src verify/examples \
         proto/src
 
 # 2. The workspace itself. The crate roots are touched so that cargo rebuilds them
 # rather than trusting the empty stand-ins compiled above.
 COPY . .
-RUN touch src/lib.rs src/main.rs shared/src/lib.rs \
+RUN touch src/lib.rs src/main.rs runtime/src/lib.rs store/src/lib.rs security/src/lib.rs \
+        web/src/lib.rs testkit/src/lib.rs \
         auth-service/src/lib.rs auth-service/src/main.rs \
         stream-service/src/lib.rs stream-service/src/main.rs \
         bench/src/lib.rs bench/src/main.rs verify/src/lib.rs proto/src/lib.rs \

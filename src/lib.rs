@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
-use shared::config::{self, ConfigError, Env};
-use shared::http;
-use shared::http::OperationsDoc;
-use shared::jwt::KeySource;
-use shared::openapi::{self, ApiDocument};
+use authstream_runtime::config::{self, ConfigError, Env};
+use authstream_security::jwt::KeySource;
+use authstream_web::http;
+use authstream_web::http::OperationsDoc;
+use authstream_web::openapi::{self, ApiDocument};
 use stream_service::StreamState;
 use utoipa::OpenApi as _;
 
@@ -194,7 +194,7 @@ impl Application {
         let stream = self.stream.clone();
         let auth = self.auth.clone();
         let signals = tokio::spawn(async move {
-            shared::shutdown::signal().await;
+            authstream_runtime::shutdown::signal().await;
             tracing::info!("shutdown signal received: ending open streams and stopping");
             let stopping = handle.stop(true);
             stream.shutdown();

@@ -5,10 +5,12 @@
 
 use std::net::IpAddr;
 
+use authstream_runtime::UnixTime;
+use authstream_store::{Read, ReadAnswer, Spend};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::rate_limit::{Cost, Failures, Limit};
 use secrecy::SecretString;
-use shared::rate_limit::{Cost, Failures, Limit};
-use shared::store::{Read, ReadAnswer, Spend};
-use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::devices::DeviceToken;
 use crate::domain::Email;

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use authstream_runtime::config::{self, ConfigError, Env};
+use authstream_web::settings::CommonSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
-use shared::config::{self, ConfigError, Env};
-use shared::settings::CommonSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -191,7 +191,7 @@ pub struct SessionBounds {
 mod tests {
 
     use super::*;
-    use shared::config::vars;
+    use authstream_runtime::config::vars;
 
     #[test]
     fn service_clients_are_checked_and_secrets_never_echoed() {

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
+use authstream_runtime::UnixTime;
+use authstream_security::keys::KeySet;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SecureRandom as _;
-use shared::UnixTime;
-use shared::keys::KeySet;
 
 pub const COOKIE: &str = "as_device";
 pub const HEADER: &str = "x-device-token";

@@ -11,11 +11,11 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use authstream_runtime::UnixTime;
+use authstream_security::keys::KeySet;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::signature::Ed25519KeyPair;
-use shared::UnixTime;
-use shared::keys::KeySet;
 
 pub const USAGE: &str = "usage:
   auth-service                                  serve (configured by the environment)
@@ -155,7 +155,7 @@ fn list(dir: &Path) -> anyhow::Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::basic_utc;
-    use shared::UnixTime;
+    use authstream_runtime::UnixTime;
 
     #[test]
     fn names_are_utc_to_the_second_and_sort_by_time() {

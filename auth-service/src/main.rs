@@ -1,6 +1,6 @@
 use auth_service::Application;
 use auth_service::config::Settings;
-use shared::config::ProcessEnv;
+use authstream_runtime::config::ProcessEnv;
 
 /// mimalloc rather than glibc malloc: less CPU per request (BENCHMARKS.md).
 #[global_allocator]
@@ -11,21 +11,21 @@ async fn main() -> anyhow::Result<()> {
     // `auth-service keys …` manages the signing keys, `clients …` the service clients, `healthcheck` probes a running
     // server; no arguments serves.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(code) = shared::probe::run_if_asked(&args, || {
-        shared::config::string_or(&ProcessEnv, "AUTH_BIND", "0.0.0.0:8081")
+    if let Some(code) = authstream_runtime::probe::run_if_asked(&args, || {
+        authstream_runtime::config::string_or(&ProcessEnv, "AUTH_BIND", "0.0.0.0:8081")
     }) {
         std::process::exit(code);
     }
     if !args.is_empty() {
         let said = match args[0].as_str() {
             "clients" => auth_service::clients_command::run(&args)?,
-            _ => auth_service::keys_command::run(&args, shared::UnixTime::now())?,
+            _ => auth_service::keys_command::run(&args, authstream_runtime::UnixTime::now())?,
         };
         println!("{said}");
         return Ok(());
     }
     let settings = Settings::from_env(&ProcessEnv)?;
-    shared::telemetry::init(&settings.common.logging);
+    authstream_runtime::telemetry::init(&settings.common.logging);
     if settings.common.redis_url.is_none() && settings.common.redis_cluster_nodes.is_empty() {
         tracing::warn!(
             "REDIS_URL is not set: state is in memory, lost on exit, and invisible to a separate stream-service"

@@ -5,8 +5,8 @@
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
 
-use shared::http::OperationsDoc;
-use shared::openapi::SharedComponents;
+use authstream_web::http::OperationsDoc;
+use authstream_web::openapi::SharedComponents;
 
 #[derive(OpenApi)]
 #[openapi(

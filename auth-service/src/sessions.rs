@@ -6,14 +6,17 @@
 
 use std::time::Duration;
 
-use shared::jwt::new_jti;
-use shared::rate_limit::Decision;
+use authstream_security::jwt::new_jti;
 /// The record, typed once in the store (its scripts and twin read the same fields).
-pub use shared::store::SessionRecord;
+pub use authstream_store::SessionRecord;
+use authstream_web::rate_limit::Decision;
 
 pub use crate::config::SessionBounds;
-use shared::store::{KeySpend, NewSession, Rotation, SessionRotation, Spend};
-use shared::{ApiError, ErrorCode, Store, UnixTime};
+use authstream_runtime::UnixTime;
+use authstream_store::Store;
+use authstream_store::{KeySpend, NewSession, Rotation, SessionRotation, Spend};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
 
 use crate::users::UserRecord;
 
@@ -235,7 +238,7 @@ pub async fn end_session(
     user_id: &str,
     session_id: &str,
 ) -> Result<(), ApiError> {
-    shared::revocation::revoke_session(
+    authstream_store::revocations::revoke_session(
         &state.store,
         user_id,
         session_id,

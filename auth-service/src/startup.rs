@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
-use shared::keys::KeySet;
-use shared::openapi::{self, ApiDocument};
-use shared::{Store, http};
+use authstream_security::keys::KeySet;
+use authstream_store::Store;
+use authstream_web::http;
+use authstream_web::openapi::{self, ApiDocument};
 
 use crate::config::Settings;
 pub use crate::state::AuthState;
@@ -98,7 +99,7 @@ impl Application {
         let handle = self.server.handle();
         let state = self.state.clone();
         let signals = tokio::spawn(async move {
-            shared::shutdown::signal().await;
+            authstream_runtime::shutdown::signal().await;
             tracing::info!("shutdown signal received: ending revocation feeds and stopping");
             let stopping = handle.stop(true);
             state.shutdown();

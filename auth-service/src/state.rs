@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use shared::jwt::{KeySource, Signer, Validator};
-use shared::keys::KeySet;
-use shared::rate_limit::RateLimiter;
-use shared::{ApiError, Store};
+use authstream_security::jwt::{KeySource, Signer, Validator};
+use authstream_security::keys::KeySet;
+use authstream_store::Store;
+use authstream_web::ApiError;
+use authstream_web::rate_limit::RateLimiter;
 
 use crate::config::Settings;
 use crate::feed::RevocationFeed;

@@ -3,12 +3,13 @@
 //! (`routes/stream_tokens.rs`) reads the request into a `MintRequest`; tests are in
 //! `tests/api/stream_tokens.rs`.
 
-use shared::claims::AccessClaims;
-use shared::generation::GenerationId;
-use shared::rate_limit::{Cost, Limit, Policy, Subject};
-use shared::store::{MintAdmission, Minted, NewStreamToken};
-use shared::stream_token::{self, GrantKind, StreamGrant, StreamSecret};
-use shared::{ApiError, UnixTime};
+use authstream_proto::claims::AccessClaims;
+use authstream_runtime::UnixTime;
+use authstream_store::generations::GenerationId;
+use authstream_store::streams::{self, GrantKind, StreamGrant, StreamSecret};
+use authstream_store::{MintAdmission, Minted, NewStreamToken};
+use authstream_web::ApiError;
+use authstream_web::rate_limit::{Cost, Limit, Policy, Subject};
 
 use crate::sessions;
 use crate::state::AuthState;
@@ -123,7 +124,7 @@ pub async fn mint(
         }
         match (outcome.minted, grant) {
             (Some(Minted::Stored), Some(grant)) => {
-                stream_token::record_issued(&state.store, grant.expiry(common.stream_token_ttl));
+                streams::record_issued(&state.store, grant.expiry(common.stream_token_ttl));
                 metrics::counter!("authstream_stream_tokens_issued_total").increment(1);
                 tracing::info!(generation_id = %grant.generation_id, user_id = %grant.user_id, "stream token issued");
                 let generation_id =

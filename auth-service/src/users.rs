@@ -1,9 +1,12 @@
 //! Users in the store: a JSON record under `{u:<id>}:user` and an email index.
 //! Updates are compare-and-swap on the whole record, which is also the ETag source.
 
+use authstream_proto::claims::Tier;
+use authstream_runtime::UnixTime;
+use authstream_store::Store;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
 use serde::{Deserialize, Serialize};
-use shared::claims::Tier;
-use shared::{ApiError, ErrorCode, Store, UnixTime};
 
 use crate::domain::Email;
 

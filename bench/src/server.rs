@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use shared::testing::{RedisCluster, RedisServer, announced_port, spawn_tied_to_this_process};
+use authstream_testkit::{RedisCluster, RedisServer, announced_port, spawn_tied_to_this_process};
 
 use crate::options::External;
 

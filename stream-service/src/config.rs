@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use shared::config::{self, ConfigError, Env};
-use shared::jwt::{KeySource, RemoteKeys};
-use shared::keys::Algorithm;
-use shared::settings::CommonSettings;
+use authstream_runtime::config::{self, ConfigError, Env};
+use authstream_security::jwt::{KeySource, RemoteKeys};
+use authstream_security::keys::Algorithm;
+use authstream_web::settings::CommonSettings;
 
 /// How often, at most, an unknown `kid` makes us fetch the auth service's JWKS again.
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
@@ -71,7 +71,7 @@ impl Settings {
                 .into_iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
-            public_origin: shared::http::origin_of(&config::string_or(
+            public_origin: authstream_web::http::origin_of(&config::string_or(
                 env,
                 "STREAM_PUBLIC_URL",
                 "",
@@ -110,7 +110,7 @@ impl Settings {
                 check_auth_url(url, &self.jwks_allow_http_hosts, true)?;
                 RemoteKeys::with_refresh(url, JWKS_MIN_REFETCH, self.jwks_refresh)
                     .map(|keys| KeySource::Remote(keys.into()))
-                    .map_err(|e| ConfigError::new("AUTH_URL", e.detail))
+                    .map_err(|e| ConfigError::new("AUTH_URL", e))
             }
             (Algorithm::EdDSA, None, None) => Err(ConfigError::new(
                 "AUTH_URL",
@@ -129,7 +129,8 @@ impl Settings {
 /// client connects to: the URL is read by its parser (`http://a.example\@localhost`
 /// is `a.example`), never by hand.
 fn check_auth_url(auth_url: &str, allowed: &[String], fetched: bool) -> Result<(), ConfigError> {
-    let url = shared::jwt::jwks_url(auth_url).map_err(|e| ConfigError::new("AUTH_URL", e))?;
+    let url = authstream_security::jwt::jwks_url(auth_url)
+        .map_err(|e| ConfigError::new("AUTH_URL", e))?;
     if !fetched || url.scheme() == "https" {
         return Ok(());
     }
@@ -166,7 +167,7 @@ fn check_auth_url(auth_url: &str, allowed: &[String], fetched: bool) -> Result<(
 mod tests {
 
     use super::*;
-    use shared::config::vars;
+    use authstream_runtime::config::vars;
 
     const AUTH: (&str, &str) = ("AUTH_URL", "http://auth:8081/");
 

@@ -7,10 +7,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use authstream_proto::stream::{StreamEvent as WireEvent, StreamEventKind};
-use shared::UnixTime;
-use shared::events::StreamEvent;
-use shared::revocation::NoticeReason;
-use shared::store::{Store, parse_event_id};
+use authstream_runtime::UnixTime;
+use authstream_store::events::StreamEvent;
+use authstream_store::revocations::NoticeReason;
+use authstream_store::{Store, parse_event_id};
 use tokio::sync::{broadcast, watch};
 
 use crate::hub::{Control, Follow, HubEvent, Lagged};
@@ -225,7 +225,7 @@ impl Feed {
             if self.needs_recheck {
                 let h = &self.holder;
                 // Boxed, like the page read below: see there.
-                match Box::pin(shared::jwt::revoked(
+                match Box::pin(authstream_security::jwt::revoked(
                     &self.store,
                     &h.user_id,
                     "-",

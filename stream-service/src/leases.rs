@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
 
+use authstream_runtime::UnixTime;
+use authstream_store::Store;
 use futures_util::StreamExt as _;
 use parking_lot::Mutex;
-use shared::{Store, UnixTime};
 
 /// How long a stream's place among its user's open streams lasts unless renewed:
 /// the places of a replica that died are free again after this.

@@ -1,6 +1,6 @@
 //! `stream-service`: read the configuration, set up logs, serve until SIGTERM.
 
-use shared::config::ProcessEnv;
+use authstream_runtime::config::ProcessEnv;
 use stream_service::{Application, Settings};
 
 /// mimalloc rather than glibc malloc: less CPU per request (BENCHMARKS.md).
@@ -11,13 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     // `stream-service healthcheck` probes a running server (container health checks).
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(code) = shared::probe::run_if_asked(&args, || {
-        shared::config::string_or(&ProcessEnv, "STREAM_BIND", "0.0.0.0:8082")
+    if let Some(code) = authstream_runtime::probe::run_if_asked(&args, || {
+        authstream_runtime::config::string_or(&ProcessEnv, "STREAM_BIND", "0.0.0.0:8082")
     }) {
         std::process::exit(code);
     }
     let settings = Settings::from_env(&ProcessEnv)?;
-    shared::telemetry::init(&settings.common.logging);
+    authstream_runtime::telemetry::init(&settings.common.logging);
     Application::build(settings)
         .await?
         .run_until_stopped()

@@ -1,6 +1,6 @@
 //! The stream service's metrics, named in one place.
 
-use shared::events::GenerationStatus;
+use authstream_store::events::GenerationStatus;
 
 /// `authstream_stream_opens_total{transport, result}`: `ok`, `resumed` (by the
 /// `as_resume` cookie), `finished` (204), or why the open was refused.

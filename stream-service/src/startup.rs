@@ -7,9 +7,9 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use shared::jwt::KeySource;
-use shared::openapi::ApiDocument;
-use shared::store::Store;
+use authstream_security::jwt::KeySource;
+use authstream_store::Store;
+use authstream_web::openapi::ApiDocument;
 
 use crate::config::Settings;
 use crate::routes;
@@ -47,10 +47,10 @@ pub fn routes(
     state: &web::Data<StreamState>,
     document: &ApiDocument,
 ) {
-    shared::http::extractor_config(cfg, MAX_EVENT_BYTES);
+    authstream_web::http::extractor_config(cfg, MAX_EVENT_BYTES);
     cfg.app_data(web::Data::new(state.store.clone()));
-    shared::http::health_routes(cfg);
-    shared::openapi::serve(cfg, document);
+    authstream_web::http::health_routes(cfg);
+    authstream_web::openapi::serve(cfg, document);
     mount(cfg, state);
 }
 
@@ -77,7 +77,7 @@ impl Application {
     /// With a given store and keys (tests use a fresh key prefix and local keys).
     pub fn build_with(settings: Settings, store: Store, keys: KeySource) -> anyhow::Result<Self> {
         // Installed before anything is counted, or early counts are lost.
-        shared::telemetry::metrics_handle();
+        authstream_runtime::telemetry::metrics_handle();
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
@@ -86,10 +86,10 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(shared::http::cors(&cors_origins))
-                .wrap(from_fn(shared::http::observe))
+                .wrap(authstream_web::http::cors(&cors_origins))
+                .wrap(from_fn(authstream_web::http::observe))
                 .configure(|cfg| self::routes(cfg, &app_state, &document))
-                .default_service(web::to(shared::http::not_found))
+                .default_service(web::to(authstream_web::http::not_found))
         })
         .on_connect(send_timeout(state.settings().send_timeout))
         // A stream client never half-closes on purpose: its EOF means it is gone, so the
@@ -128,7 +128,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
         let signals = tokio::spawn(async move {
-            shared::shutdown::signal().await;
+            authstream_runtime::shutdown::signal().await;
             tracing::info!("shutdown signal received: ending open streams and stopping");
             stopper.stop().await;
         });

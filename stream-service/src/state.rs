@@ -2,10 +2,10 @@
 //! validator, the hub of followed generations, the rate limiter, the user's stream
 //! places and the shutdown signal. Built once by `startup`.
 
-use shared::config::ConfigError;
-use shared::jwt::{KeySource, Validator};
-use shared::rate_limit::{RateLimiter, SpentBudgets};
-use shared::store::Store;
+use authstream_runtime::config::ConfigError;
+use authstream_security::jwt::{KeySource, Validator};
+use authstream_store::Store;
+use authstream_web::rate_limit::{RateLimiter, SpentBudgets};
 use tokio::sync::watch;
 
 use crate::config::Settings;

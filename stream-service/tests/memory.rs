@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::KeySource;
+use authstream_security::keys::KeySet;
+use authstream_store::generations::{self, GenerationId};
+use authstream_store::streams::{self, GrantKind, StreamGrant};
 use serde_json::json;
-use shared::UnixTime;
-use shared::generation::{self, GenerationId};
-use shared::jwt::KeySource;
-use shared::keys::KeySet;
-use shared::stream_token::{self, GrantKind, StreamGrant};
-use shared::testing;
 use stream_service::{Application, Settings};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -58,7 +57,7 @@ async fn open_bare(port: u16, generation: &str, token: &str) -> TcpStream {
 async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // Nothing captures the logs here: every byte counted is the server's.
-    let store = testing::redis_store();
+    let store = authstream_testkit::redis_store();
     let vars: HashMap<String, String> = [
         ("STREAM_BIND", "127.0.0.1:0"),
         ("AUTH_URL", "http://127.0.0.1:9"),
@@ -67,7 +66,7 @@ async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
         ("STREAM_MAX_PER_USER", "1000"),
     ]
     .iter()
-    .chain(&testing::GENEROUS_RATE_LIMITS)
+    .chain(&authstream_testkit::GENEROUS_RATE_LIMITS)
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let settings = Settings::from_env(&vars).unwrap();
@@ -90,7 +89,7 @@ async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
     for _ in 0..=STREAMS {
         let id = GenerationId::generate();
         let now = UnixTime::now();
-        generation::create(&store, &id, "u", now, Duration::from_secs(600))
+        generations::create(&store, &id, "u", now, Duration::from_secs(600))
             .await
             .unwrap()
             .unwrap();
@@ -106,7 +105,7 @@ async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
             session_expires_at: now.millis() + 600_000,
             expires_at: None,
         };
-        let token = stream_token::mint(&store, &grant, Duration::from_secs(60), now)
+        let token = streams::mint(&store, &grant, Duration::from_secs(60), now)
             .await
             .unwrap();
         streams.push((id.to_string(), token.expose().to_owned()));

@@ -131,7 +131,7 @@ impl Process {
             .stderr(err)
             .process_group(0);
         let program = command.get_program().to_owned();
-        let mut child = shared::testing::spawn_tied_to_this_process(command)
+        let mut child = authstream_testkit::spawn_tied_to_this_process(command)
             .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
         let stdout = child.stdout.take().expect("a piped stdout");
         let mut sink: Box<dyn Write + Send> = if logs_wanted() {
@@ -145,7 +145,7 @@ impl Process {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 writeln!(sink, "{line}").ok();
-                let port = shared::testing::announced_port(&line, announce);
+                let port = authstream_testkit::announced_port(&line, announce);
                 if let Some(port) = port
                     && let Some(tx) = tx.take()
                 {

@@ -6,18 +6,18 @@
 
 use std::time::{Duration, Instant};
 
+use authstream_testkit::{RedisCluster, cluster_store_sharing, unique_prefix};
 use eventsource_stream::Eventsource as _;
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::{RedisCluster, cluster_store_sharing, unique_prefix};
 
 use crate::helpers::*;
 
 /// Two auth and two stream replicas on one cluster, as `(a, b)`: `a` is auth 1 with
 /// stream 1, `b` auth 2 with stream 2.
 pub(crate) async fn two_replicas_each(cluster: &RedisCluster) -> (Stack, Stack) {
-    shared::testing::logs();
+    authstream_testkit::logs();
     let seeds = cluster.seeds();
     let prefix = unique_prefix();
     let store = || cluster_store_sharing(&seeds, &prefix);

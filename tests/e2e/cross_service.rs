@@ -1,9 +1,9 @@
 use std::time::{Duration, Instant};
 
+use authstream_security::jwt::{KeySource, RemoteKeys};
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::jwt::{KeySource, RemoteKeys};
 
 use crate::helpers::*;
 
@@ -424,7 +424,7 @@ async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
     })
     .await;
     assert!(ended.is_ok(), "the stream outlived its session");
-    let now = shared::UnixTime::now().millis();
+    let now = authstream_runtime::UnixTime::now().millis();
     assert!(
         now >= ends_at - 50 && now < ends_at + 1_000,
         "the stream ended {} ms after its session",

@@ -45,7 +45,7 @@ async fn the_single_process_serves_both_services_on_one_port_in_memory() {
 
 #[tokio::test]
 async fn the_single_process_uses_redis_when_told_and_demo_can_be_turned_off() {
-    let url = shared::testing::shared_redis().url();
+    let url = authstream_testkit::shared_redis().url();
     let stack = spawn_embedded(&[("REDIS_URL", &url), ("DEMO", "false")]).await;
     let ready: Value = stack
         .http
@@ -97,7 +97,7 @@ fn banner(vars: &[(&str, &str)]) -> String {
         .envs(vars.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let mut child = shared::testing::spawn_tied_to_this_process(command).unwrap();
+    let mut child = authstream_testkit::spawn_tied_to_this_process(command).unwrap();
     let stdout = child.stdout.take().unwrap();
     // Blank, the lines, blank: a closed stdout (the binary died) ends it early.
     let lines: Vec<String> = BufReader::new(stdout)

@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use authstream_testkit::RedisCluster;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::testing::RedisCluster;
 
 use crate::cluster::two_replicas_each;
 use crate::helpers::*;
@@ -115,7 +115,7 @@ async fn warm_up(stacks: [&Stack; 2], access: &str, generation: &str) {
         .await;
         assert_eq!(res.status(), StatusCode::OK);
         if revoke_503s + open_503s > 0 {
-            let logs = shared::testing::logs().contents();
+            let logs = authstream_testkit::logs().contents();
             let last = logs.lines().rfind(|l| l.contains("store unavailable"));
             eprintln!("warm-up: {revoke_503s} + {open_503s} 503s, the last: {last:?}");
         }

@@ -3,14 +3,14 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_security::jwt::KeySource;
+use authstream_security::keys::KeySet;
+use authstream_store::RedisStore;
+use authstream_store::Store;
 use eventsource_stream::{Event, Eventsource as _};
 use futures_util::{Stream, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::Store;
-use shared::jwt::KeySource;
-use shared::keys::KeySet;
-use shared::store::RedisStore;
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const BACKEND: (&str, &str) = ("backend", "backend-secret-0123456789");
@@ -30,7 +30,7 @@ fn env_with(vars: &[(&str, &str)]) -> HashMap<String, String> {
         ("SERVICE_CLIENTS".to_owned(), clients.to_string()),
         ("COOKIE_SECURE".to_owned(), "false".to_owned()),
     ]);
-    let generous = shared::testing::GENEROUS_RATE_LIMITS;
+    let generous = authstream_testkit::GENEROUS_RATE_LIMITS;
     for (k, v) in generous.iter().chain(vars) {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
@@ -55,9 +55,9 @@ pub async fn spawn_stack() -> Stack {
 
 /// The two services with these variables (on top of the test defaults).
 pub async fn spawn_stack_with(vars: &[(&str, &str)]) -> Stack {
-    shared::testing::logs();
-    let url = shared::testing::shared_redis().url();
-    let prefix = shared::testing::unique_prefix();
+    authstream_testkit::logs();
+    let url = authstream_testkit::shared_redis().url();
+    let prefix = authstream_testkit::unique_prefix();
     let store_of = || {
         Store::redis(
             RedisStore::connect(&url, Duration::from_millis(500)).unwrap(),
@@ -127,7 +127,7 @@ fn spawn_stream_with(
 
 /// The single-process `authstream` with these variables (on top of the test defaults).
 pub async fn spawn_embedded(vars: &[(&str, &str)]) -> Stack {
-    shared::testing::logs();
+    authstream_testkit::logs();
     let mut env = base_env();
     env.insert("AUTHSTREAM_BIND".into(), "127.0.0.1:0".into());
     for (k, v) in vars {

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use actix_web::web;
-use shared::jwt::KeySource;
-use shared::openapi::ApiDocument;
-use shared::store::Store;
+use authstream_security::jwt::KeySource;
+use authstream_store::Store;
+use authstream_web::openapi::ApiDocument;
 
 use crate::helpers::spawn_embedded;
 
@@ -24,7 +24,7 @@ async fn the_one_process_documents_every_route_of_both_services() {
         stream_service::StreamState::new(stream, store, KeySource::Local(keys)).unwrap(),
     );
     let document = ApiDocument::new(&authstream::document(true)).unwrap();
-    let (_, served) = shared::testing::assert_every_route_documented(
+    let (_, served) = authstream_testkit::assert_every_route_documented(
         |cfg| authstream::routes(cfg, &auth_state, &stream_state, &document),
         &stack.auth,
         &[

@@ -4,15 +4,15 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use authstream_store::RedisStore;
+use authstream_store::Store;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
-use shared::Store;
-use shared::store::RedisStore;
 
 use crate::helpers::*;
 
 fn ratelimit(res: &Response) -> String {
-    shared::testing::header_text(res, "ratelimit")
+    authstream_testkit::header_text(res, "ratelimit")
 }
 
 async fn me(stack: &Stack, base: &str, access: &str) -> Response {
@@ -57,7 +57,7 @@ async fn one_budget_across_two_auth_service_instances_on_one_redis() {
     let stack = spawn_stack_with(&vars).await;
     let store = Store::redis(
         RedisStore::connect(
-            &shared::testing::shared_redis().url(),
+            &authstream_testkit::shared_redis().url(),
             Duration::from_millis(500),
         )
         .unwrap(),

@@ -14,7 +14,7 @@ use crate::helpers::{Stack, spawn_stack};
 
 /// `MONITOR` on the tests' Redis, live once this returns.
 async fn monitor() -> (Child, Lines<BufReader<ChildStdout>>) {
-    let port = shared::testing::shared_redis().port().to_string();
+    let port = authstream_testkit::shared_redis().port().to_string();
     let mut monitor = Command::new("redis-cli")
         .args(["-p", &port, "monitor"])
         .stdout(Stdio::piped())
@@ -114,7 +114,7 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
         let places = stack.store.keys().open_streams(&user.user_id);
         let left = stack
             .store
-            .expiring_count(&places, shared::UnixTime::now().millis())
+            .expiring_count(&places, authstream_runtime::UnixTime::now().millis())
             .await
             .unwrap();
         assert_eq!(left, 0, "{places}");

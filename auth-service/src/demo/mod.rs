@@ -19,13 +19,14 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use authstream_proto::auth::{DisconnectAnnounced, SimulateBody, SimulationStarted};
-use shared::claims::AccessClaims;
-use shared::events::{GenerationStatus, HistoryLimits};
-use shared::generation::Generation;
-use shared::http::{Authenticated, Caller};
-use shared::revocation::{self, StreamNotice};
-use shared::store::AppendOutcome;
-use shared::{ApiError, ErrorCode};
+use authstream_proto::claims::AccessClaims;
+use authstream_store::AppendOutcome;
+use authstream_store::events::{GenerationStatus, HistoryLimits};
+use authstream_store::generations::Generation;
+use authstream_store::revocations::{self, StreamNotice};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::http::{Authenticated, Caller};
 use tokio::time::Instant;
 
 pub use pages::*;
@@ -79,10 +80,10 @@ fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
     let body: SimulateBody = if raw.iter().all(u8::is_ascii_whitespace) {
         SimulateBody::default()
     } else {
-        shared::http::from_json_object(raw)
-            .map_err(|e| ApiError::field("body", shared::http::json_problem(&e)))?
+        authstream_web::http::from_json_object(raw)
+            .map_err(|e| ApiError::field("body", authstream_web::http::json_problem(&e)))?
     };
-    let mut errors = shared::error::FieldErrors::default();
+    let mut errors = authstream_web::error::FieldErrors::default();
     let duration_ms = body.duration_ms.unwrap_or(DEFAULT_DURATION_MS);
     if !(MIN_DURATION_MS..=MAX_DURATION_MS).contains(&duration_ms) {
         errors.add(
@@ -126,14 +127,14 @@ async fn owned_generation(
     request_body(content = Option<SimulateBody>, description = "Optional: how long (500-60000 ms, default 8000) and how it ends (`completed` or `failed`)"),
     responses(
         (status = 202, description = "The simulation started", body = authstream_proto::auth::SimulationStarted),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 409, response = shared::openapi::Conflict),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 409, response = authstream_web::openapi::Conflict),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 pub(crate) async fn simulate(
@@ -239,11 +240,11 @@ pub(crate) async fn simulate(
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     responses(
         (status = 202, description = "This session's streams of the generation are told to drop (nothing is revoked)", body = authstream_proto::auth::DisconnectAnnounced),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 pub(crate) async fn disconnect(
@@ -258,7 +259,7 @@ pub(crate) async fn disconnect(
         &claims.sid,
         generation.generation_id.as_str(),
     );
-    revocation::announce(&state.store, &notice).await?;
+    revocations::announce(&state.store, &notice).await?;
     tracing::info!(
         generation_id = %generation.generation_id,
         user_id = %claims.user_id(),

@@ -114,7 +114,7 @@ fn serve(asset: &Asset, state: &AuthState, req: &HttpRequest) -> HttpResponse {
 /// Only this origin (and the stream service's, when `STREAM_PUBLIC_URL` names another
 /// one): no inline script or style, no other site, no framing.
 fn content_security_policy(stream_public_url: &str) -> String {
-    let stream_origin = shared::http::origin_of(stream_public_url)
+    let stream_origin = authstream_web::http::origin_of(stream_public_url)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
     format!(
@@ -127,7 +127,7 @@ fn content_security_policy(stream_public_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::http::origin_of;
+    use authstream_web::http::origin_of;
 
     #[test]
     fn the_policy_allows_only_this_origin_and_the_stream_service() {

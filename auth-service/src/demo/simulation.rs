@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
-use shared::store::{AppendOutcome, Store};
-use shared::{ApiError, UnixTime};
+use authstream_runtime::UnixTime;
+use authstream_store::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
+use authstream_store::{AppendOutcome, Store};
+use authstream_web::ApiError;
 use tokio::time::Instant;
 
 use super::PUBLISH_ATTEMPTS;
@@ -47,7 +48,7 @@ impl Simulation {
         loop {
             match events::publish(&self.store, &event, self.history, now).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e),
+                Err(e) if attempt >= PUBLISH_ATTEMPTS => return Err(e.into()),
                 Err(_) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(300)).await;

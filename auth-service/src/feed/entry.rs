@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use authstream_proto::feed::{FeedRevocation, RevocationKind};
-use shared::revocation::Revocation;
-use shared::store::parse_event_id;
+use authstream_store::parse_event_id;
+use authstream_store::revocations::Revocation;
 
 /// A log entry id, comparable.
 pub type LogId = (u64, u64);

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use authstream_runtime::UnixTime;
+use authstream_store::revocations::Revocation;
+use authstream_store::{REVOCATION_PAGE, Store, parse_event_id};
 use parking_lot::Mutex;
-use shared::UnixTime;
-use shared::revocation::Revocation;
-use shared::store::{REVOCATION_PAGE, Store, parse_event_id};
 use tokio::sync::{broadcast, watch};
 
 mod entry;

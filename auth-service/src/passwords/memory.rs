@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use authstream_web::ApiError;
 use parking_lot::Mutex;
 use secrecy::{ExposeSecret as _, SecretString};
-use shared::ApiError;
 use subtle::ConstantTimeEq as _;
 
 use super::{MAX_VERIFY_M_COST, MAX_VERIFY_T_COST, params};

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::Params;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
 use secrecy::SecretString;
-use shared::{ApiError, ErrorCode};
 use tokio::sync::Semaphore;
 
 mod memory;

@@ -3,12 +3,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use authstream_proto::auth::{Credentials, Registered};
+use authstream_proto::claims::AccessClaims;
+use authstream_runtime::UnixTime;
+use authstream_store::Read;
+use authstream_store::revocations;
+use authstream_web::ApiError;
+use authstream_web::error::FieldErrors;
+use authstream_web::http::{self, Anonymous, Authenticated, Pending};
 use secrecy::SecretString;
-use shared::claims::AccessClaims;
-use shared::error::FieldErrors;
-use shared::http::{self, Anonymous, Authenticated, Pending};
-use shared::store::Read;
-use shared::{ApiError, UnixTime, revocation};
 
 use super::client_ip;
 use crate::account;
@@ -36,18 +38,18 @@ fn parse(body: Credentials) -> Result<(Email, Password), ApiError> {
     request_body = Credentials,
     responses(
         (status = 201, description = "Registered", body = authstream_proto::auth::Registered),
-        (status = 409, response = shared::openapi::Conflict),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 409, response = authstream_web::openapi::Conflict),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/register")]
 pub async fn register(
     state: web::Data<AuthState>,
     _: Anonymous,
-    body: shared::http::JsonObject<Credentials>,
+    body: authstream_web::http::JsonObject<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     let (email, password) = parse(body.into_inner())?;
     let hash = state.hasher.hash(password.secret().clone()).await?;
@@ -65,11 +67,11 @@ pub async fn register(
     request_body = Credentials,
     responses(
         (status = 200, description = "Signed in: a new session and its token pair (`Cache-Control: no-store`), and this device's token (also set as the `as_device` cookie): a later login that sends it back (cookie or `X-Device-Token`) is exempt from the account-wide failed-login cap", body = authstream_proto::auth::TokenPair),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/login")]
@@ -77,7 +79,7 @@ pub async fn login(
     state: web::Data<AuthState>,
     req: HttpRequest,
     anon: Pending<Anonymous>,
-    body: shared::http::JsonObject<Credentials>,
+    body: authstream_web::http::JsonObject<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     // A malformed email cannot belong to anyone: answer like an unknown one.
     let body = body.into_inner();
@@ -119,9 +121,9 @@ pub async fn login(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session of this token is revoked, its streams end"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/logout")]
@@ -139,9 +141,9 @@ pub async fn logout(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Every session of the user is revoked, their streams end"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/logout-all")]
@@ -160,7 +162,7 @@ pub async fn revoke_everything(
     user_id: &str,
     now: UnixTime,
 ) -> Result<(), ApiError> {
-    revocation::revoke_user(
+    revocations::revoke_user(
         &state.store,
         user_id,
         &[],

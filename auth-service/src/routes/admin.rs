@@ -4,10 +4,12 @@
 use actix_web::{HttpResponse, delete, patch, post, web};
 use authstream_proto::Scope;
 use authstream_proto::auth::UserPatch;
-use shared::claims::Tier;
-use shared::error::FieldErrors;
-use shared::http::Caller;
-use shared::{ApiError, ErrorCode, UnixTime};
+use authstream_proto::claims::Tier;
+use authstream_runtime::UnixTime;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::error::FieldErrors;
+use authstream_web::http::Caller;
 
 use super::account::revoke_everything;
 use crate::domain::Role;
@@ -22,11 +24,11 @@ const ADMIN_SCOPE: Scope = Scope::UsersAdmin;
     params(("user_id" = String, Path, description = "The user")),
     responses(
         (status = 204, description = "Every session and token of the user is revoked"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/users/{user_id}/revoke")]
@@ -50,11 +52,11 @@ pub async fn revoke_user(
     params(("user_id" = String, Path, description = "The user")),
     responses(
         (status = 204, description = "The account's failed-login budgets are cleared"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[delete("/auth/users/{user_id}/login-failures")]
@@ -84,13 +86,13 @@ pub async fn clear_login_failures(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The changed user", body = authstream_proto::auth::Profile),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[patch("/auth/users/{user_id}")]
@@ -98,7 +100,7 @@ pub async fn update_user(
     state: web::Data<AuthState>,
     caller: Caller,
     path: web::Path<String>,
-    body: shared::http::JsonObject<UserPatch>,
+    body: authstream_web::http::JsonObject<UserPatch>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope(ADMIN_SCOPE)?;
     let body = body.into_inner();

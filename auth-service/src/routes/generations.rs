@@ -3,10 +3,12 @@
 use actix_web::{HttpResponse, get, post, web};
 use authstream_proto::Scope;
 use authstream_proto::auth::NewGeneration;
-use shared::generation::{self, Generation, GenerationId};
-use shared::http::{Caller, Pending};
-use shared::store::Read;
-use shared::{ApiError, ErrorCode, UnixTime};
+use authstream_runtime::UnixTime;
+use authstream_store::Read;
+use authstream_store::generations::{self, Generation, GenerationId};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::http::{Caller, Pending};
 
 use crate::state::AuthState;
 
@@ -16,20 +18,20 @@ use crate::state::AuthState;
     request_body = NewGeneration,
     responses(
         (status = 201, description = "Created", body = authstream_proto::auth::CreatedGeneration),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 409, response = shared::openapi::Conflict),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 409, response = authstream_web::openapi::Conflict),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/generations")]
 pub async fn create(
     state: web::Data<AuthState>,
     caller: Pending<Caller>,
-    body: shared::http::JsonObject<NewGeneration>,
+    body: authstream_web::http::JsonObject<NewGeneration>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, owner_id) = match new_generation(caller.presented(), body.into_inner()) {
         Ok(checked) => checked,
@@ -45,7 +47,7 @@ pub async fn create(
     if owner.into_value().is_none() {
         return Err(ApiError::field("owner_id", "no such user"));
     }
-    let created = generation::create(
+    let created = generations::create(
         &state.store,
         &id,
         &owner_id,
@@ -101,7 +103,7 @@ pub async fn visible(
     raw_id: &str,
 ) -> Result<Generation, ApiError> {
     let id = GenerationId::parse(raw_id).map_err(|_| ApiError::not_found("generation"))?;
-    let generation = generation::load(&state.store, &id).await?;
+    let generation = generations::load(&state.store, &id).await?;
     seen_by(caller, generation)
 }
 
@@ -125,11 +127,11 @@ fn seen_by(caller: &Caller, generation: Option<Generation>) -> Result<Generation
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
         (status = 200, description = "The generation", body = authstream_proto::auth::GenerationView),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/generations/{generation_id}")]
@@ -145,6 +147,6 @@ pub async fn get(
     // Admitted together with the record's read: one round trip.
     let key = state.store.keys().generation(id.as_str());
     let (caller, fields) = caller.admit_reading(Read::HashGetAll(&key)).await?;
-    let generation = generation::from_fields(&id, fields.into_hash());
+    let generation = generations::from_fields(&id, fields.into_hash());
     Ok(HttpResponse::Ok().json(seen_by(&caller, generation)?))
 }

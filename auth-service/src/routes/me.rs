@@ -3,11 +3,12 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, patch, web};
 use authstream_proto::auth::ProfilePatch;
-use shared::claims::AccessClaims;
-use shared::error::FieldErrors;
-use shared::http::Pending;
-use shared::store::Read;
-use shared::{ApiError, ErrorCode};
+use authstream_proto::claims::AccessClaims;
+use authstream_store::Read;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::error::FieldErrors;
+use authstream_web::http::Pending;
 
 use crate::domain::{DisplayName, Preferences};
 use crate::state::AuthState;
@@ -35,10 +36,10 @@ async fn admit_and_load(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = authstream_proto::auth::Profile, headers(("ETag" = String, description = "The profile version, for If-Match"))),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/auth/me")]
@@ -56,14 +57,14 @@ pub async fn get(
     request_body = ProfilePatch,
     responses(
         (status = 200, description = "The changed profile", body = authstream_proto::auth::Profile, headers(("ETag" = String, description = "The new version"))),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 412, response = shared::openapi::PreconditionFailed),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 428, response = shared::openapi::PreconditionRequired),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 412, response = authstream_web::openapi::PreconditionFailed),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 428, response = authstream_web::openapi::PreconditionRequired),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[patch("/auth/me")]
@@ -71,7 +72,7 @@ pub async fn patch(
     state: web::Data<AuthState>,
     caller: Pending<AccessClaims>,
     req: HttpRequest,
-    body: shared::http::JsonObject<ProfilePatch>,
+    body: authstream_web::http::JsonObject<ProfilePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let loaded = admit_and_load(&state, caller).await?;
     let if_match = req

@@ -9,9 +9,11 @@ use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_lab::sse;
 use authstream_proto::Scope;
+use authstream_runtime::UnixTime;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::http::Caller;
 use serde::Deserialize;
-use shared::http::Caller;
-use shared::{ApiError, ErrorCode, UnixTime};
 use tokio::sync::{broadcast, watch};
 
 use crate::feed::{Item, Position, Start, Subscription};
@@ -40,11 +42,11 @@ pub struct FeedQuery {
     ),
     responses(
         (status = 200, description = "The revocation events (`Cache-Control: no-store`)", content_type = "text/event-stream", body = String),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/auth/revocations")]
@@ -215,7 +217,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_follower_that_falls_behind_is_disconnected_and_shutdown_ends_the_others() {
-        let feed = RevocationFeed::new(shared::Store::memory("lag"), Duration::from_secs(60));
+        let feed = RevocationFeed::new(
+            authstream_store::Store::memory("lag"),
+            Duration::from_secs(60),
+        );
         let wait = Duration::from_secs(5);
         let slow = feed.subscribe(None, wait).await.unwrap();
         let mut slow = follower(&feed, slow);

@@ -3,14 +3,16 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use authstream_proto::auth::{ClientCredentials, ClientCredentialsForm, ServiceToken};
+use authstream_proto::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::new_jti;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::error::Challenge;
+use authstream_web::rate_limit::{Cost, Limit, Policy, Subject};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret as _, SecretString};
-use shared::claims::{SERVICE_SUBJECT_PREFIX, ServiceClaims, TokenType};
-use shared::error::Challenge;
-use shared::jwt::new_jti;
-use shared::rate_limit::{Cost, Limit, Policy, Subject};
-use shared::{ApiError, ErrorCode, UnixTime};
 use subtle::ConstantTimeEq as _;
 
 use crate::config::ServiceClient;
@@ -19,7 +21,7 @@ use crate::state::AuthState;
 /// Each decision into the answer's headers; the first refusal as 429.
 fn check_all(req: &HttpRequest, limits: &[Limit]) -> Result<(), ApiError> {
     for limit in limits {
-        shared::http::record_limit(req, *limit);
+        authstream_web::http::record_limit(req, *limit);
     }
     limits.iter().try_for_each(Limit::check)
 }
@@ -118,7 +120,7 @@ pub(crate) async fn authenticate<'s>(
             .decide(Policy::Anon, Subject::Address(address), Cost::Take),
         state.limiter.spend_failures(&failures, Cost::Take, None),
     )?;
-    shared::http::record_limit(req, anon);
+    authstream_web::http::record_limit(req, anon);
     check_all(req, &spent)?;
     anon.check()?;
     Err(invalid_client())
@@ -152,12 +154,12 @@ pub(crate) fn from_form<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T,
     ), description = "The credentials, when not sent as HTTP Basic; `scope` narrows the token"),
     responses(
         (status = 200, description = "A service token (`Cache-Control: no-store`)", body = authstream_proto::auth::ServiceToken),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/service-token")]
@@ -186,7 +188,7 @@ pub async fn issue(
     } else if body.is_empty() {
         ClientCredentials::default()
     } else {
-        shared::http::from_json_object(&body)
+        authstream_web::http::from_json_object(&body)
             .map_err(|_| ApiError::field("body", "expected {client_id, client_secret}"))?
     };
     let (id, secret) = match (basic(&req), json.client_id, json.client_secret) {

@@ -2,10 +2,10 @@
 
 use actix_web::{HttpResponse, delete, get, web};
 use authstream_proto::auth::SessionView;
-use shared::ApiError;
-use shared::claims::AccessClaims;
-use shared::http::Pending;
-use shared::store::Read;
+use authstream_proto::claims::AccessClaims;
+use authstream_store::Read;
+use authstream_web::ApiError;
+use authstream_web::http::Pending;
 
 use crate::sessions;
 use crate::sessions::end_session;
@@ -16,9 +16,9 @@ use crate::state::AuthState;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's sessions", body = Vec<authstream_proto::auth::SessionView>),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/auth/sessions")]
@@ -50,10 +50,10 @@ pub async fn list(
     params(("session_id" = String, Path, description = "One of the caller's sessions")),
     responses(
         (status = 204, description = "The session is revoked, its streams end"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[delete("/auth/sessions/{session_id}")]

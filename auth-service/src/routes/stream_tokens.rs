@@ -4,10 +4,11 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use authstream_proto::Scope;
 use authstream_proto::auth::{StreamTokenAnswer, StreamTokenStats};
-use shared::claims::AccessClaims;
-use shared::http::{Caller, Validated, record_limit};
-use shared::stream_token;
-use shared::{ApiError, UnixTime};
+use authstream_proto::claims::AccessClaims;
+use authstream_runtime::UnixTime;
+use authstream_store::streams;
+use authstream_web::ApiError;
+use authstream_web::http::{Caller, Validated, record_limit};
 
 use super::client_ip;
 use crate::state::AuthState;
@@ -23,11 +24,11 @@ use crate::stream_tokens::{self, MintRequest};
     params(("generation_id" = String, Path, description = "1-128 characters of `A-Za-z0-9._~:-`")),
     responses(
         (status = 200, description = "A single-use stream token (`Cache-Control: no-store`)", body = authstream_proto::auth::StreamTokenAnswer),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/generations/generate/{generation_id}/stream-token")]
@@ -64,16 +65,16 @@ pub async fn mint(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Counts only: this process's at once, other processes' within a second (each flushes its counts every second); a token leaves `active` when the second it expires in begins", body = authstream_proto::auth::StreamTokenStats),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/admin/stream-tokens/stats")]
 pub async fn stats(state: web::Data<AuthState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require_admin_or_scope(Scope::UsersAdmin)?;
-    let stats = stream_token::stats(&state.store, UnixTime::now()).await?;
+    let stats = streams::stats(&state.store, UnixTime::now()).await?;
     Ok(HttpResponse::Ok().json(StreamTokenStats {
         active: stats.active,
         issued_total: stats.issued_total,

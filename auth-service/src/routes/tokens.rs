@@ -3,11 +3,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use authstream_proto::auth::{Introspection, RefreshBody, Revoked, TokenBody, TokenForm};
+use authstream_proto::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims, TokenType};
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::TokenError;
+use authstream_store::revocations;
+use authstream_web::ApiError;
+use authstream_web::http;
+use authstream_web::http::Anonymous;
 use serde::Deserialize;
-use shared::claims::{AccessClaims, Claims, RefreshClaims, ServiceClaims, TokenType};
-use shared::http::Anonymous;
-use shared::jwt::TokenError;
-use shared::{ApiError, UnixTime, http, revocation};
 
 use super::service_tokens::{authenticate, basic, from_form, invalid_client, is_form};
 use crate::sessions::end_session;
@@ -20,18 +23,18 @@ use crate::tokens;
     request_body = RefreshBody,
     responses(
         (status = 200, description = "A new token pair; the presented refresh token is retired", body = authstream_proto::auth::TokenPair),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AuthState>,
     req: HttpRequest,
-    body: shared::http::JsonObject<RefreshBody>,
+    body: authstream_web::http::JsonObject<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = tokens::refresh::Refresh {
         token: &body.refresh_token,
@@ -86,10 +89,10 @@ async fn introspect(
     request_body(content = Option<TokenBody>, description = "The token to check; without a body, the Bearer token is checked"),
     responses(
         (status = 200, description = "The token is valid: its claims", body = authstream_proto::auth::Introspection),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/validate")]
@@ -102,7 +105,7 @@ pub async fn validate_post(
     let from_body = if body.is_empty() {
         None
     } else {
-        shared::http::from_json_object::<TokenBody>(&body)
+        authstream_web::http::from_json_object::<TokenBody>(&body)
             .map_err(|_| ApiError::field("body", "expected {\"token\": \"...\"}"))?
             .token
     };
@@ -119,9 +122,9 @@ pub async fn validate_post(
     params(ValidateQuery),
     responses(
         (status = 200, description = "The Bearer token is valid: its claims", body = authstream_proto::auth::Introspection),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[get("/auth/validate")]
@@ -147,10 +150,10 @@ pub async fn validate_get(
     ), description = "The token, as JSON or as the RFC 7009 form"),
     responses(
         (status = 200, description = "Revoked if it was a valid token (RFC 7009: the same answer otherwise)", body = authstream_proto::auth::Revoked, example = json!({})),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/revoke")]
@@ -163,7 +166,7 @@ pub async fn revoke(
     let token = if is_form(&req) {
         from_form::<TokenForm>(&body)?.token
     } else {
-        shared::http::from_json_object::<TokenBody>(&body)
+        authstream_web::http::from_json_object::<TokenBody>(&body)
             .map_err(|e| ApiError::field("body", http::json_problem(&e)))?
             .token
     };
@@ -201,11 +204,11 @@ pub async fn revoke(
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token`, and an optional `token_type_hint`"),
     responses(
         (status = 200, description = "`{\"active\": true, ...the claims}` or `{\"active\": false}` (`Cache-Control: no-store`)", body = authstream_proto::auth::Introspection),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable)
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
 #[post("/auth/introspect")]
@@ -248,7 +251,7 @@ async fn revoke_one<C: Claims>(
     leeway: std::time::Duration,
 ) -> Result<(), ApiError> {
     let reg = claims.registered();
-    revocation::revoke_token(&state.store, &reg.sub, &reg.jti, reg.exp, now, leeway).await?;
+    revocations::revoke_token(&state.store, &reg.sub, &reg.jti, reg.exp, now, leeway).await?;
     tracing::info!(sub = %reg.sub, jti = %reg.jti, token_type = reg.token_type.as_str(), "token revoked");
     Ok(())
 }

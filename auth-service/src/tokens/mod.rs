@@ -8,8 +8,9 @@ use std::time::Duration;
 pub mod refresh;
 
 pub use authstream_proto::auth::TokenPair;
-use shared::claims::{AccessClaims, RefreshClaims, TokenType};
-use shared::{ApiError, UnixTime};
+use authstream_proto::claims::{AccessClaims, RefreshClaims, TokenType};
+use authstream_runtime::UnixTime;
+use authstream_web::ApiError;
 
 use crate::sessions::SessionRecord;
 use crate::state::AuthState;

@@ -7,11 +7,12 @@
 
 use std::net::IpAddr;
 
-use shared::claims::RefreshClaims;
-use shared::jwt::TokenError;
-use shared::rate_limit::{Cost, Limit, Policy, Subject};
-use shared::store::KeySpend;
-use shared::{ApiError, UnixTime};
+use authstream_proto::claims::RefreshClaims;
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::TokenError;
+use authstream_store::KeySpend;
+use authstream_web::ApiError;
+use authstream_web::rate_limit::{Cost, Limit, Policy, Subject};
 
 use super::TokenPair;
 use crate::sessions::{self, Refreshed};

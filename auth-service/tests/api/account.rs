@@ -86,8 +86,8 @@ async fn bad_registrations_name_every_bad_field() {
 #[tokio::test]
 async fn login_answers_the_same_for_an_unknown_email_and_a_wrong_password() {
     // Counts the process's password verifications, which every test's logins move:
-    // alone under `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // alone under `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app().await;
     let user = app.signup().await;
     let verified = |result: &'static str| {

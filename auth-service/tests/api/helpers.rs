@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use auth_service::config::Settings;
 use auth_service::{Application, AuthState};
+use authstream_security::keys::KeySet;
+use authstream_store::Store;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use shared::Store;
-use shared::keys::KeySet;
 
 pub const PASSWORD: &str = "correct horse battery";
 pub const ADMIN_CLIENT: (&str, &str) = ("admin-tool", "admin-secret-0123456789");
@@ -21,8 +21,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The running service's state (to stop its feeds as shutdown does).
     pub state: Arc<AuthState>,
-    /// This test's turn on the process-wide metrics (`shared::testing::turns`).
-    _turn: shared::testing::turns::MetricsTurn,
+    /// This test's turn on the process-wide metrics (`authstream_testkit::turns`).
+    _turn: authstream_testkit::turns::MetricsTurn,
 }
 
 pub struct Session {
@@ -38,12 +38,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    spawn_app_on(shared::testing::redis_store(), overrides).await
+    spawn_app_on(authstream_testkit::redis_store(), overrides).await
 }
 
 pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
-    shared::testing::logs();
-    let turn = shared::testing::turns::shared().await;
+    authstream_testkit::logs();
+    let turn = authstream_testkit::turns::shared().await;
     let clients = json!([
         {"id": ADMIN_CLIENT.0, "secret": ADMIN_CLIENT.1, "scopes": ["users:admin", "generations:write"]},
         {"id": BACKEND_CLIENT.0, "secret": BACKEND_CLIENT.1, "scopes": ["generations:write", "events:publish"]},
@@ -56,7 +56,7 @@ pub async fn spawn_app_on(store: Store, overrides: &[(&str, &str)]) -> TestApp {
             "https://stream.example".to_owned(),
         ),
     ]);
-    for (k, v) in shared::testing::GENEROUS_RATE_LIMITS
+    for (k, v) in authstream_testkit::GENEROUS_RATE_LIMITS
         .iter()
         .chain(overrides)
     {
@@ -144,7 +144,7 @@ impl TestApp {
     /// The value of a Prometheus sample (summed over lines starting with `prefix`).
     pub async fn metric(&self, prefix: &str) -> f64 {
         let text = self.get("/metrics").send().await.unwrap().text().await;
-        shared::testing::metric_sum(&text.unwrap(), prefix)
+        authstream_testkit::metric_sum(&text.unwrap(), prefix)
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {

@@ -23,7 +23,7 @@ fn key_dir(kids: &[&str]) -> PathBuf {
 }
 
 /// The auth service with `JWT_SIGNING_KEYS_DIR=dir`, on `store`.
-async fn spawn_on_keys(store: shared::Store, dir: &Path) -> TestApp {
+async fn spawn_on_keys(store: authstream_store::Store, dir: &Path) -> TestApp {
     spawn_app_on(store, &[("JWT_SIGNING_KEYS_DIR", dir.to_str().unwrap())]).await
 }
 
@@ -39,7 +39,7 @@ async fn active(app: &TestApp, access: &str) -> StatusCode {
 
 #[tokio::test]
 async fn a_new_key_file_takes_over_signing_and_old_tokens_still_verify() {
-    let store = shared::testing::redis_store();
+    let store = authstream_testkit::redis_store();
     let (october, november) = (key_dir(&["2026-10"]), key_dir(&["2026-10", "2026-11"]));
     let before = spawn_on_keys(store.clone(), &october).await;
     let user = before.signup().await;
@@ -73,7 +73,7 @@ async fn without_a_key_directory_an_ephemeral_key_signs_with_a_warning() {
     let app = spawn_app().await;
     let user = app.signup().await;
     assert_eq!(active(&app, &user.access).await, StatusCode::OK);
-    let logs = shared::testing::logs().contents();
+    let logs = authstream_testkit::logs().contents();
     assert!(
         logs.contains("ephemeral key") && logs.contains("WARN"),
         "the warning is logged"
@@ -126,7 +126,7 @@ async fn keys_generate_writes_a_private_key_that_signs_next_and_list_shows_it() 
     );
 
     // The service started on the directory signs with the new key.
-    let app = spawn_on_keys(shared::testing::redis_store(), &dir).await;
+    let app = spawn_on_keys(authstream_testkit::redis_store(), &dir).await;
     let user = app.signup().await;
     assert_eq!(kid_of(&user.access), kid);
     std::fs::remove_dir_all(dir).ok();
@@ -143,7 +143,7 @@ fn keys_generate_never_overwrites_and_if_empty_leaves_a_key_directory_alone() {
         arg("--dir"),
         arg(dir.to_str().unwrap()),
     ];
-    let now = shared::UnixTime::from_secs(1_796_014_933);
+    let now = authstream_runtime::UnixTime::from_secs(1_796_014_933);
     run(&generate, now).unwrap();
     let first = std::fs::read(dir.join("20261130T050213Z.pem")).unwrap();
     let err = run(&generate, now).unwrap_err();
@@ -158,7 +158,7 @@ fn keys_generate_never_overwrites_and_if_empty_leaves_a_key_directory_alone() {
 
     let mut if_empty = generate.to_vec();
     if_empty.push(arg("--if-empty"));
-    let later = shared::UnixTime::from_secs(1_796_014_999);
+    let later = authstream_runtime::UnixTime::from_secs(1_796_014_999);
     assert!(run(&if_empty, later).unwrap().contains("none generated"));
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 
@@ -177,7 +177,7 @@ fn keys_generate_never_overwrites_and_if_empty_leaves_a_key_directory_alone() {
 
 #[tokio::test]
 async fn tokens_signed_by_a_retired_key_stop_verifying() {
-    let store = shared::testing::redis_store();
+    let store = authstream_testkit::redis_store();
     let (october, november) = (key_dir(&["2026-10"]), key_dir(&["2026-11"]));
     let before = spawn_on_keys(store.clone(), &october).await;
     let user = before.signup().await;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use actix_web::web;
 use auth_service::AuthState;
 use auth_service::config::Settings;
-use shared::keys::KeySet;
-use shared::openapi::ApiDocument;
+use authstream_security::keys::KeySet;
+use authstream_web::openapi::ApiDocument;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -19,8 +19,8 @@ async fn assert_document_covers_routes(demo: bool) {
     let keys: Arc<KeySet> = settings.common.signing_keys().unwrap();
     let document = ApiDocument::new(&auth_service::openapi::document(demo)).unwrap();
     let state =
-        web::Data::new(AuthState::new(settings, shared::testing::redis_store(), keys).unwrap());
-    let (routes, _) = shared::testing::assert_every_route_documented(
+        web::Data::new(AuthState::new(settings, authstream_testkit::redis_store(), keys).unwrap());
+    let (routes, _) = authstream_testkit::assert_every_route_documented(
         |cfg| auth_service::startup::routes(cfg, &state, &document),
         &app.address,
         &[("post", "/auth/login"), ("get", "/openapi.json")],
@@ -46,7 +46,7 @@ async fn every_route_is_in_the_document_in_demo_mode() {
 #[tokio::test]
 async fn the_document_describes_security_and_every_error_code() {
     let app = spawn_app().await;
-    let doc = shared::testing::served_openapi(&app.address).await;
+    let doc = authstream_testkit::served_openapi(&app.address).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
@@ -60,7 +60,7 @@ async fn the_document_describes_security_and_every_error_code() {
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect();
-    for code in shared::ErrorCode::ALL {
+    for code in authstream_web::ErrorCode::ALL {
         assert!(codes.contains(&code.as_str()), "{code} missing");
     }
     // Each status documents exactly its own codes.

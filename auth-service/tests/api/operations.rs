@@ -1,11 +1,11 @@
 use std::time::{Duration, Instant};
 
+use authstream_proto::claims::AccessClaims;
+use authstream_security::jwt::{KeySource, Validator};
+use authstream_security::keys::KeySet;
+use authstream_testkit::RedisServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::claims::AccessClaims;
-use shared::jwt::{KeySource, Validator};
-use shared::keys::KeySet;
-use shared::testing::RedisServer;
 
 use crate::helpers::*;
 
@@ -125,7 +125,8 @@ async fn the_jwks_verifies_issued_tokens() {
     assert!(key.get("d").is_none(), "no private part");
     let keys = std::sync::Arc::new(KeySet::from_jwks(&jwks).unwrap());
     let settings =
-        shared::settings::CommonSettings::from_env(&std::collections::HashMap::new()).unwrap();
+        authstream_web::settings::CommonSettings::from_env(&std::collections::HashMap::new())
+            .unwrap();
     let validator = Validator::new(
         keys.algorithm(),
         KeySource::Local(keys),
@@ -133,7 +134,7 @@ async fn the_jwks_verifies_issued_tokens() {
         app.store.clone(),
     );
     let claims: AccessClaims = validator
-        .validate(&user.access, shared::UnixTime::now())
+        .validate(&user.access, authstream_runtime::UnixTime::now())
         .await
         .unwrap();
     assert_eq!(claims.user_id(), user.user_id);
@@ -188,7 +189,7 @@ fn base64_url(s: &str) -> Vec<u8> {
 #[tokio::test]
 async fn redis_down_is_a_fast_503_and_the_service_recovers() {
     let redis = RedisServer::start();
-    let app = spawn_app_on(shared::testing::redis_store_at(&redis.url()), &[]).await;
+    let app = spawn_app_on(authstream_testkit::redis_store_at(&redis.url()), &[]).await;
     let user = app.signup().await;
     redis.stop();
 
@@ -235,7 +236,7 @@ async fn redis_down_is_a_fast_503_and_the_service_recovers() {
 async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
     let redis = RedisServer::start();
     let app = spawn_app_on(
-        shared::testing::redis_store_at(&redis.url()),
+        authstream_testkit::redis_store_at(&redis.url()),
         &[("REDIS_TIMEOUT_MS", "300")],
     )
     .await;
@@ -270,7 +271,7 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
 
 #[tokio::test]
 async fn no_secret_ever_reaches_the_logs() {
-    let logs = shared::testing::logs();
+    let logs = authstream_testkit::logs();
     let app = spawn_app().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-logs").await;

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use authstream_testkit::RedisServer;
+use authstream_testkit::header_text as header;
 use futures_util::StreamExt as _;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use shared::testing::RedisServer;
-use shared::testing::header_text as header;
 
 use crate::helpers::{
     ADMIN_CLIENT, BACKEND_CLIENT, PASSWORD, TestApp, assert_problem, spawn_app_on, spawn_app_with,
@@ -79,8 +79,8 @@ fn retry_after(res: &Response) -> u64 {
 #[tokio::test]
 async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_second() {
     // Counts the process's `free` decisions, which every test's Bearer requests move:
-    // alone under `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // alone under `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
     let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
     let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
@@ -185,8 +185,8 @@ async fn refresh_burst(app: &TestApp, address: &str, n: usize) -> Vec<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_served() {
     // Counts the process's `anon` refusals, which other tests' floods move: alone under
-    // `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_ANON", "10/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
@@ -275,8 +275,8 @@ async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -
 async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the_owner_gets_in_from_another()
  {
     // Counts the process's password verifications, which every test's logins move:
-    // alone under `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // alone under `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s"),
@@ -607,7 +607,7 @@ async fn a_429_carries_cors_headers_a_browser_can_read() {
 async fn a_store_that_stops_answering_is_a_503_not_a_pass_and_limits_come_back() {
     let redis = RedisServer::start();
     let app = spawn_app_on(
-        shared::testing::redis_store_at(&redis.url()),
+        authstream_testkit::redis_store_at(&redis.url()),
         &[("REDIS_TIMEOUT_MS", "300"), ("RATE_LIMIT_ANON", "3/600s")],
     )
     .await;

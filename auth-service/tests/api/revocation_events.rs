@@ -4,12 +4,12 @@
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use authstream_runtime::UnixTime;
+use authstream_store::revocations::Revocation;
 use eventsource_stream::{Event, Eventsource as _};
 use futures_util::{Stream, StreamExt as _};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shared::UnixTime;
-use shared::revocation::Revocation;
 
 use crate::helpers::*;
 
@@ -73,7 +73,7 @@ fn data(event: &Event) -> Value {
 /// A position: the last id read of each of the revocation log's shards.
 fn position(id: &str) -> Vec<(u64, u64)> {
     id.split(',')
-        .map(|log_id| shared::store::parse_event_id(log_id).unwrap())
+        .map(|log_id| authstream_store::parse_event_id(log_id).unwrap())
         .collect()
 }
 
@@ -85,7 +85,7 @@ fn before(a: &str, b: &str) -> bool {
 
 /// The position of a feed on empty logs.
 fn nothing_read() -> String {
-    ["0-0"; shared::store::REVOCATION_LOG_SHARDS].join(",")
+    ["0-0"; authstream_store::REVOCATION_LOG_SHARDS].join(",")
 }
 
 #[tokio::test]
@@ -231,7 +231,7 @@ async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_whe
         .unwrap();
     let last = next_revocation(&mut events).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let too_old = |log_id: &str| [log_id; shared::store::REVOCATION_LOG_SHARDS].join(",");
+    let too_old = |log_id: &str| [log_id; authstream_store::REVOCATION_LOG_SHARDS].join(",");
     for too_old in [
         too_old("1-0"),
         too_old("99999999999999-0"),
@@ -294,7 +294,7 @@ async fn heartbeats_come_at_least_every_25_ms_with_the_position() {
 
 #[tokio::test]
 async fn a_follower_on_the_memory_store_sees_revocations_and_heartbeats() {
-    let app = spawn_app_on(shared::Store::memory("feed-test"), &[]).await;
+    let app = spawn_app_on(authstream_store::Store::memory("feed-test"), &[]).await;
     let mut events = follow(&app, None).await;
     assert_eq!(next(&mut events).await.event, "reset");
     assert_eq!(next(&mut events).await.event, "heartbeat");

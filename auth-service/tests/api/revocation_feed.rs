@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use shared::testing::{
+use authstream_testkit::{
     RedisServer, redis_store_at, redis_store_sharing, revocations_fresh, revocations_stale,
     shared_redis,
 };
+use serde_json::json;
 
 use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_on};
 
@@ -76,7 +76,7 @@ async fn validation_asks_the_store_nothing_and_the_revoking_process_refuses_at_o
 
 #[tokio::test]
 async fn another_process_learns_a_logout_from_the_revocation_log() {
-    let first = spawn_app_on(shared::testing::redis_store(), SHARED_KEY).await;
+    let first = spawn_app_on(authstream_testkit::redis_store(), SHARED_KEY).await;
     let second = beside(&first, &shared_redis().url()).await;
     // Learnt from the log means: refused without the second process asking the store.
     let mut from_the_log = false;

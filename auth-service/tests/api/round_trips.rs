@@ -2,10 +2,10 @@
 //! by the store handle (`Store::round_trips`), rate-limit decisions included, on Redis
 //! and in memory alike.
 
+use authstream_store::Store;
+use authstream_testkit::{revocations_fresh, unique_prefix};
 use reqwest::Response;
 use serde_json::{Value, json};
-use shared::Store;
-use shared::testing::{revocations_fresh, unique_prefix};
 
 use crate::helpers::{PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_on, spawn_app_with};
 

@@ -69,7 +69,7 @@ async fn wrong_secrets_and_unknown_clients_get_the_same_answer() {
     }
     assert_problem(swapped, 401, "invalid_credentials").await;
     assert!(
-        !shared::testing::logs()
+        !authstream_testkit::logs()
             .contents()
             .contains(BACKEND_CLIENT.1)
     );

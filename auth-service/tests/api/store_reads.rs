@@ -21,7 +21,7 @@ struct Monitor {
 
 impl Monitor {
     fn start(app: &TestApp) -> Self {
-        let port = shared::testing::shared_redis().port();
+        let port = authstream_testkit::shared_redis().port();
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.write_all(b"MONITOR\r\n").unwrap();
         let mut reader = BufReader::new(conn);

@@ -2,10 +2,10 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
+use authstream_runtime::UnixTime;
+use authstream_store::streams::{self, Refusal, StreamGrant, StreamSecret};
 use reqwest::StatusCode;
 use serde_json::Value;
-use shared::UnixTime;
-use shared::stream_token::{self, Refusal, StreamGrant, StreamSecret};
 
 use crate::helpers::*;
 
@@ -83,7 +83,7 @@ async fn a_custom_lifetime_is_announced_kept_and_enforced() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // What the stream service does with it: refused, and told apart as expired.
     assert_eq!(
-        stream_token::consume(&app.store, "gen-ttl", &secret)
+        streams::consume(&app.store, "gen-ttl", &secret)
             .await
             .unwrap(),
         Err(Refusal::Expired)
@@ -107,7 +107,7 @@ async fn odd_generation_ids_are_not_found() {
         assert_problem(res, 404, "not_found").await;
     }
     assert_eq!(
-        stream_token::stats(&app.store, UnixTime::now())
+        streams::stats(&app.store, UnixTime::now())
             .await
             .unwrap()
             .issued_total,
@@ -160,7 +160,7 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
     // No key was written, and the user, the session and the token work as before.
     assert_eq!(before, keys().await);
     assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
-    let grant = stream_token::consume(&app.store, "gen-6", &secret)
+    let grant = streams::consume(&app.store, "gen-6", &secret)
         .await
         .unwrap()
         .unwrap();
@@ -305,7 +305,7 @@ async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
     app.create_generation(&user.access, "gen-rt").await;
     let mut costs = Vec::new();
     for _ in 0..4 {
-        shared::testing::revocations_fresh(&app.store).await;
+        authstream_testkit::revocations_fresh(&app.store).await;
         let before = app.store.round_trips();
         let res = app.stream_token(&user.access, "gen-rt").await;
         assert_eq!(res.status(), StatusCode::OK);
@@ -325,7 +325,7 @@ async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-rl").await;
     let remaining = |res: &reqwest::Response| {
-        let state = shared::testing::header_text(res, "ratelimit");
+        let state = authstream_testkit::header_text(res, "ratelimit");
         state
             .strip_prefix("\"free\";r=")
             .and_then(|rest| rest.split(';').next())
@@ -348,8 +348,6 @@ async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing
     assert!(refused.headers().contains_key("retry-after"));
     let body = assert_problem(refused, 429, "rate_limited").await;
     assert!(body.get("sse_token").is_none(), "{body}");
-    let stats = stream_token::stats(&app.store, UnixTime::now())
-        .await
-        .unwrap();
+    let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!(stats.issued_total, left.len() as u64);
 }

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use authstream_store::parse_event_id;
 use parking_lot::Mutex;
-use shared::store::parse_event_id;
 use tokio::sync::{Notify, OnceCell, broadcast};
 
 use super::{Control, HubEvent, Inner};

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use authstream_store::events::StreamEvent;
+use authstream_store::revocations::StreamNotice;
+use authstream_store::{Store, StoreError};
 use parking_lot::Mutex;
-use shared::events::StreamEvent;
-use shared::revocation::StreamNotice;
-use shared::store::{Store, StoreError};
 use tokio::sync::{OnceCell, broadcast};
 
 mod channel;

@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use shared::UnixTime;
-use shared::events::StreamEvent;
-use shared::revocation::StreamNotice;
-use shared::store::{PubSubMessage, PublishedEvent, Store};
+use authstream_runtime::UnixTime;
+use authstream_store::events::StreamEvent;
+use authstream_store::revocations::StreamNotice;
+use authstream_store::{PubSubMessage, PublishedEvent, Store};
 use tokio::sync::broadcast;
 
 use super::{Channel, Control, HubEvent, Inner, STALE_RECHECK_INTERVAL, SessionEnds};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::events::GenerationStatus;
+use authstream_store::events::GenerationStatus;
 
 use super::*;
 

@@ -5,13 +5,15 @@
 use std::net::IpAddr;
 
 use actix_web::cookie::{Cookie, SameSite};
-use shared::generation::GenerationId;
-use shared::rate_limit::{Cost, Policy, Subject};
-use shared::store::{
+use authstream_runtime::UnixTime;
+use authstream_store::generations::GenerationId;
+use authstream_store::streams::{self, StreamGrant, StreamSecret};
+use authstream_store::{
     Admission, GrantFound, StreamAdmission, StreamOpened, StreamOpening, parse_event_id,
 };
-use shared::stream_token::{self, StreamGrant, StreamSecret};
-use shared::{ApiError, ErrorCode, UnixTime};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::rate_limit::{Cost, Policy, Subject};
 
 use super::refusal::{Attempt, Refused, refusal_of};
 use super::{Decisions, Open, OpenRequest, Opened, RESUME_COOKIE};
@@ -95,7 +97,7 @@ pub(super) async fn open_as(
     };
     if !via_cookie {
         let ttl = state.settings.common.stream_token_ttl;
-        stream_token::record_consumed(&state.store, grant.expiry(ttl));
+        streams::record_consumed(&state.store, grant.expiry(ttl));
     }
     if grant.generation_id != generation_id.as_str() {
         return Err(attempt.refuse(Refused::OtherGeneration, true));
@@ -127,7 +129,7 @@ pub(super) async fn open_as(
     let policy = Policy::for_tier(grant.tier);
     let (budget, quota) = state.limiter.budget(policy, Subject::User(&grant.user_id));
     let open_streams = state.store.keys().open_streams(&grant.user_id);
-    let place = shared::jwt::new_jti();
+    let place = authstream_security::jwt::new_jti();
     let issued_at_secs = grant.issued_at.div_euclid(1000);
     let max_streams = state.settings.max_streams_per_user;
     let released = state.leases.take_released(&open_streams);

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::cookie::Cookie;
-use shared::generation::GenerationId;
-use shared::rate_limit::{Cost, Limit, Policy, Subject};
-use shared::{ApiError, UnixTime};
+use authstream_runtime::UnixTime;
+use authstream_store::generations::GenerationId;
+use authstream_web::ApiError;
+use authstream_web::rate_limit::{Cost, Limit, Policy, Subject};
 
 use crate::feed::Feed;
 use crate::meters;

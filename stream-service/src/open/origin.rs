@@ -1,6 +1,6 @@
 //! The `Origin` check of a WebSocket open, made before any token is looked at.
 
-use shared::ApiError;
+use authstream_web::ApiError;
 
 use super::Transport;
 use crate::meters;

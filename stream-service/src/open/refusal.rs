@@ -3,9 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use shared::rate_limit::Limit;
-use shared::stream_token::{self, Refusal};
-use shared::{ApiError, ErrorCode, Store};
+use authstream_store::Store;
+use authstream_store::streams::{self, Refusal};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::rate_limit::Limit;
 
 use super::Transport;
 use crate::meters;
@@ -96,7 +98,7 @@ impl Attempt<'_> {
         }
         // A junk token never reaches the store, not even to be counted there.
         if store_touched {
-            stream_token::record_rejected(self.store);
+            streams::record_rejected(self.store);
             if why != Refused::TooManyStreams {
                 self.charged.store(true, Ordering::Relaxed);
             }

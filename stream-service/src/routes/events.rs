@@ -4,16 +4,18 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use authstream_proto::Scope;
+use authstream_proto::claims::ServiceClaims;
 use authstream_proto::stream::Published;
+use authstream_runtime::UnixTime;
+use authstream_store::AppendOutcome;
+use authstream_store::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
+use authstream_store::generations::GenerationId;
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
+use authstream_web::error::FieldErrors;
+use authstream_web::http::Authenticated;
 use futures_util::StreamExt as _;
 use serde_json::{Map, Value};
-use shared::claims::ServiceClaims;
-use shared::error::FieldErrors;
-use shared::events::{self, GenerationStatus, HistoryLimits, ProgressEvent};
-use shared::generation::GenerationId;
-use shared::http::Authenticated;
-use shared::store::AppendOutcome;
-use shared::{ApiError, ErrorCode, UnixTime};
 
 use crate::meters;
 use crate::state::StreamState;
@@ -35,13 +37,13 @@ const MAX_MESSAGE_CHARS: usize = 1024;
     request_body(content = authstream_proto::stream::NewEventBody, description = "At most 16 KiB"),
     responses(
         (status = 202, description = "Stored and sent to every open stream", body = authstream_proto::stream::Published),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 404, response = shared::openapi::NotFound),
-        (status = 409, response = shared::openapi::Conflict),
-        (status = 413, response = shared::openapi::PayloadTooLarge),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 503, response = shared::openapi::Unavailable),
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 404, response = authstream_web::openapi::NotFound),
+        (status = 409, response = authstream_web::openapi::Conflict),
+        (status = 413, response = authstream_web::openapi::PayloadTooLarge),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
 pub async fn publish(

@@ -8,8 +8,9 @@ use std::time::Duration;
 use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_lab::sse;
+use authstream_runtime::UnixTime;
+use authstream_web::ApiError;
 use serde::Deserialize;
-use shared::{ApiError, UnixTime};
 use utoipa::IntoParams;
 use utoipa::openapi::Required;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
@@ -34,9 +35,9 @@ const RETRY: Duration = Duration::from_secs(3);
     responses(
         (status = 200, description = "The event stream: kept history, then live events, until the terminal event; sets the `as_resume` cookie", content_type = "text/event-stream", body = String),
         (status = 204, description = "Resumed at the terminal event of a finished generation: nothing more will come"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable),
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
 pub async fn open_stream(
@@ -135,7 +136,7 @@ pub(super) async fn open_for(
     let mut decisions = Vec::new();
     let opened = open::open(state, &request, transport, now, &mut decisions).await;
     for limit in decisions {
-        shared::http::record_limit(req, limit);
+        authstream_web::http::record_limit(req, limit);
     }
     opened
 }

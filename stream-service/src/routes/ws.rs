@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
-use shared::{ApiError, UnixTime};
+use authstream_runtime::UnixTime;
+use authstream_web::ApiError;
 
 use super::stream::{StreamQuery, open_for};
 use crate::feed::{End, Feed};
@@ -23,11 +24,11 @@ use crate::state::StreamState;
     security(("stream_token" = []), ("resume_cookie" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol: the same events as JSON text frames"),
-        (status = 401, response = shared::openapi::Unauthorized),
-        (status = 403, response = shared::openapi::Forbidden),
-        (status = 422, response = shared::openapi::Unprocessable),
-        (status = 429, response = shared::openapi::TooManyRequests),
-        (status = 503, response = shared::openapi::Unavailable),
+        (status = 401, response = authstream_web::openapi::Unauthorized),
+        (status = 403, response = authstream_web::openapi::Forbidden),
+        (status = 422, response = authstream_web::openapi::Unprocessable),
+        (status = 429, response = authstream_web::openapi::TooManyRequests),
+        (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
 pub async fn open_ws(

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use shared::UnixTime;
-use shared::stream_token::{StreamGrant, StreamSecret};
-use shared::testing;
+use authstream_runtime::UnixTime;
+use authstream_store::streams::{StreamGrant, StreamSecret};
 use tokio_tungstenite::tungstenite::Error;
 
 use crate::helpers::{
@@ -67,7 +66,7 @@ async fn a_malformed_last_event_id_is_no_resume_point_and_never_a_503() {
         // No resume point: the kept history from the start, and no `reset`.
         assert_eq!(ids(&received), published, "{bad:?}");
     }
-    let logs = testing::logs().contents();
+    let logs = authstream_testkit::logs().contents();
     assert!(!logs.contains("1764470000123"), "a raw id reached the log");
     app.assert_no_secrets_leaked().await;
 }

@@ -227,8 +227,8 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
 
 #[tokio::test]
 async fn the_in_memory_store_of_the_single_process_default_streams_and_resumes_too() {
-    let keys = std::sync::Arc::new(shared::keys::KeySet::ephemeral().unwrap());
-    let store = shared::store::Store::memory(&shared::testing::unique_prefix());
+    let keys = std::sync::Arc::new(authstream_security::keys::KeySet::ephemeral().unwrap());
+    let store = authstream_store::Store::memory(&authstream_testkit::unique_prefix());
     let app = crate::helpers::spawn_app_on(store, keys, &[]).await;
     let generation = app.create_generation("u").await;
     let first = app.publish_ok(&generation, "processing", 0.5).await;

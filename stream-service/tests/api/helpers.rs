@@ -8,17 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web;
+use authstream_proto::claims::{AccessClaims, ServiceClaims, Tier, TokenType};
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::{KeySource, Signer, new_jti};
+use authstream_security::keys::KeySet;
+use authstream_store::generations::{self, GenerationId};
+use authstream_store::streams::{self, GrantKind, StreamGrant, StreamSecret};
+use authstream_store::{RedisStore, Store};
 use eventsource_stream::{EventStreamError, Eventsource as _};
 use futures_util::{Stream, StreamExt as _};
 use serde_json::{Value, json};
-use shared::UnixTime;
-use shared::claims::{AccessClaims, ServiceClaims, Tier, TokenType};
-use shared::generation::{self, GenerationId};
-use shared::jwt::{KeySource, Signer, new_jti};
-use shared::keys::KeySet;
-use shared::store::{RedisStore, Store};
-use shared::stream_token::{self, GrantKind, StreamGrant, StreamSecret};
-use shared::testing;
 use stream_service::{Application, Settings, Stopper, StreamState};
 
 /// How long a test waits for something that should come promptly before failing.
@@ -35,8 +34,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Every stream token and resume grant this test saw: none may reach the store or the logs.
     secrets: Mutex<Vec<String>>,
-    /// This test's turn on the process-wide metrics (`shared::testing::turns`).
-    _turn: testing::turns::MetricsTurn,
+    /// This test's turn on the process-wide metrics (`authstream_testkit::turns`).
+    _turn: authstream_testkit::turns::MetricsTurn,
 }
 
 /// A stream-service with the default test configuration.
@@ -47,15 +46,19 @@ pub async fn spawn_app() -> TestApp {
 /// With extra environment variables, e.g. `("EVENT_HISTORY_MAX", "3")`.
 pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
     let keys = Arc::new(KeySet::ephemeral().unwrap());
-    spawn_app_on(testing::redis_store(), keys, env).await
+    spawn_app_on(authstream_testkit::redis_store(), keys, env).await
 }
 
 /// For tests that push megabytes through Redis: on two busy cores the default 500 ms
 /// store timeout can pass, which would be a 503 unrelated to what is tested.
 pub async fn spawn_patient_app_with(env: &[(&str, &str)]) -> TestApp {
     let store = Store::redis(
-        RedisStore::connect(&testing::shared_redis().url(), Duration::from_secs(3)).unwrap(),
-        &testing::unique_prefix(),
+        RedisStore::connect(
+            &authstream_testkit::shared_redis().url(),
+            Duration::from_secs(3),
+        )
+        .unwrap(),
+        &authstream_testkit::unique_prefix(),
     );
     spawn_app_on(store, Arc::new(KeySet::ephemeral().unwrap()), env).await
 }
@@ -63,8 +66,8 @@ pub async fn spawn_patient_app_with(env: &[(&str, &str)]) -> TestApp {
 /// On a given store (another replica, or a dedicated Redis) with given keys.
 pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)]) -> TestApp {
     // Installed before anything logs, so that every line is captured.
-    testing::logs();
-    let turn = testing::turns::shared().await;
+    authstream_testkit::logs();
+    let turn = authstream_testkit::turns::shared().await;
     let mut vars: HashMap<String, String> = [
         ("STREAM_BIND", "127.0.0.1:0"),
         // Never fetched: the keys are local.
@@ -72,7 +75,7 @@ pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)])
         ("SSE_KEEPALIVE_SECS", "1"),
     ]
     .iter()
-    .chain(&testing::GENEROUS_RATE_LIMITS)
+    .chain(&authstream_testkit::GENEROUS_RATE_LIMITS)
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -111,8 +114,10 @@ pub async fn spawn_replica(of: &TestApp) -> TestApp {
 }
 
 pub async fn spawn_replica_with(of: &TestApp, env: &[(&str, &str)]) -> TestApp {
-    let store =
-        testing::redis_store_sharing(&testing::shared_redis().url(), of.store.keys().prefix());
+    let store = authstream_testkit::redis_store_sharing(
+        &authstream_testkit::shared_redis().url(),
+        of.store.keys().prefix(),
+    );
     spawn_app_on(store, of.keys.clone(), env).await
 }
 
@@ -143,7 +148,7 @@ impl TestApp {
     /// A new generation owned by `owner`.
     pub async fn create_generation(&self, owner: &str) -> String {
         let id = GenerationId::generate();
-        generation::create(
+        generations::create(
             &self.store,
             &id,
             owner,
@@ -161,7 +166,7 @@ impl TestApp {
     pub async fn mint(&self, grant: &StreamGrant, ttl: Duration) -> String {
         self.ensure_holder(&grant.user_id, &grant.session_id, &[])
             .await;
-        let secret = stream_token::mint(&self.store, grant, ttl, UnixTime::now())
+        let secret = streams::mint(&self.store, grant, ttl, UnixTime::now())
             .await
             .unwrap();
         self.remember(secret.expose());
@@ -328,7 +333,7 @@ impl TestApp {
                 );
             }
         }
-        let logs = testing::logs().contents();
+        let logs = authstream_testkit::logs().contents();
         for secret in &secrets {
             assert!(!logs.contains(secret.as_str()), "a secret in the logs");
         }
@@ -345,7 +350,7 @@ impl TestApp {
             .text()
             .await
             .unwrap();
-        testing::metric_sum(&text, prefix)
+        authstream_testkit::metric_sum(&text, prefix)
     }
 }
 

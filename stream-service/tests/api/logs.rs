@@ -1,7 +1,5 @@
 //! Logs say what happened and never what the secret was.
 
-use shared::testing;
-
 use crate::helpers::{assert_problem, spawn_app};
 
 #[tokio::test]
@@ -35,7 +33,7 @@ async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
     assert_eq!(res.status(), 202);
     resumed.until_end().await;
 
-    let logs = testing::logs().contents();
+    let logs = authstream_testkit::logs().contents();
     // What happened is there...
     for line in [
         "stream opened",
@@ -63,7 +61,7 @@ async fn a_percent_encoded_token_parameter_is_redacted_too() {
         .unwrap();
     let mut stream = app.sse_from(res);
     assert_eq!(stream.take(1).await[0].data["event"], "connected");
-    let logs = testing::logs().contents();
+    let logs = authstream_testkit::logs().contents();
     assert!(
         logs.contains("%74oken=[REDACTED]"),
         "the request was logged"

@@ -1,6 +1,6 @@
 //! The generated OpenAPI document.
 
-use shared::openapi::ApiDocument;
+use authstream_web::openapi::ApiDocument;
 
 use crate::helpers::spawn_app;
 
@@ -8,7 +8,7 @@ use crate::helpers::spawn_app;
 async fn every_route_is_in_the_document() {
     let app = spawn_app().await;
     let document = ApiDocument::new(&stream_service::openapi()).unwrap();
-    let (_, served) = shared::testing::assert_every_route_documented(
+    let (_, served) = authstream_testkit::assert_every_route_documented(
         |cfg| stream_service::startup::routes(cfg, &app.state, &document),
         &app.address,
         &[

@@ -90,14 +90,17 @@ async fn the_streamed_object_holds_the_known_fields_then_the_extra_ones() {
         )
     );
     // The record follows the events.
-    let record = shared::generation::load(
+    let record = authstream_store::generations::load(
         &app.store,
-        &shared::generation::GenerationId::parse(&generation).unwrap(),
+        &authstream_store::generations::GenerationId::parse(&generation).unwrap(),
     )
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(record.status, shared::events::GenerationStatus::Processing);
+    assert_eq!(
+        record.status,
+        authstream_store::events::GenerationStatus::Processing
+    );
     assert_eq!(record.stage.as_deref(), Some("schema_extraction"));
     assert_eq!(record.progress, 0.5);
 }

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use authstream_proto::claims::Tier;
+use authstream_testkit::header_text as header;
 use serde_json::json;
-use shared::claims::Tier;
-use shared::testing::header_text as header;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use crate::helpers::{TestApp, assert_problem, grant, spawn_app_with, unknown_secret};
 
 async fn token_of(app: &TestApp, user: &str, tier: Tier, generation: &str) -> String {
-    let grant = shared::stream_token::StreamGrant {
+    let grant = authstream_store::streams::StreamGrant {
         tier,
         ..grant(user, "s", generation)
     };

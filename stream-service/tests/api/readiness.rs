@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authstream_security::keys::KeySet;
+use authstream_testkit::{self, RedisCluster, cluster_store_sharing, unique_prefix};
 use serde_json::Value;
-use shared::keys::KeySet;
-use shared::testing::{self, RedisCluster, cluster_store_sharing, unique_prefix};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_on};
 
@@ -97,7 +97,7 @@ async fn cluster_app(cluster: &RedisCluster) -> TestApp {
 #[tokio::test]
 async fn on_one_redis_the_one_node_delivers_and_the_replica_is_ready() {
     let app = spawn_app().await;
-    let node = format!("127.0.0.1:{}", testing::shared_redis().port());
+    let node = format!("127.0.0.1:{}", authstream_testkit::shared_redis().port());
     let body = until_all_deliver(&app, std::slice::from_ref(&node), Duration::from_secs(5)).await;
     assert_eq!(body["store"], "redis");
     assert_eq!(body["nodes"].as_array().unwrap().len(), 1, "{body}");

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_security::keys::KeySet;
+use authstream_testkit::{self, RedisServer};
 use serde_json::json;
-use shared::keys::KeySet;
-use shared::testing::{self, RedisServer};
 
 use crate::helpers::{PATIENCE, assert_problem, ids, spawn_app_on};
 
@@ -14,7 +14,7 @@ use crate::helpers::{PATIENCE, assert_problem, ids, spawn_app_on};
 async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
     let redis = RedisServer::start();
     let keys = Arc::new(KeySet::ephemeral().unwrap());
-    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &[]).await;
+    let app = spawn_app_on(authstream_testkit::redis_store_at(&redis.url()), keys, &[]).await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
     let mut open = app.sse(&generation, &token).await;
@@ -96,7 +96,7 @@ async fn kill_subscriptions(redis: &RedisServer) {
 async fn events_published_while_the_subscription_reconnects_are_not_lost() {
     let redis = RedisServer::start();
     let keys = Arc::new(KeySet::ephemeral().unwrap());
-    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &[]).await;
+    let app = spawn_app_on(authstream_testkit::redis_store_at(&redis.url()), keys, &[]).await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
@@ -114,7 +114,7 @@ async fn events_published_while_the_subscription_reconnects_are_not_lost() {
     received.extend(stream.until_end().await);
     assert_eq!(ids(&received), published[1..]);
     assert!(
-        testing::logs()
+        authstream_testkit::logs()
             .contents()
             .contains("store subscription re-established")
     );
@@ -152,7 +152,12 @@ async fn open_streams_hold_no_redis_connections_of_their_own() {
     let keys = Arc::new(KeySet::ephemeral().unwrap());
     // 31 streams of one user: more than the default per-user cap.
     let many = [("STREAM_MAX_PER_USER", "100")];
-    let app = spawn_app_on(testing::redis_store_at(&redis.url()), keys, &many).await;
+    let app = spawn_app_on(
+        authstream_testkit::redis_store_at(&redis.url()),
+        keys,
+        &many,
+    )
+    .await;
     let mut streams = Vec::new();
     let open = |generation: String| {
         let app = &app;

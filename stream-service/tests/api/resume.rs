@@ -1,8 +1,8 @@
 //! Resuming: by `Last-Event-ID` (or `last_event_id`) with a fresh token, or as a
 //! browser does with only its `as_resume` cookie; nothing lost, nothing twice.
 
-use shared::UnixTime;
-use shared::stream_token;
+use authstream_runtime::UnixTime;
+use authstream_store::streams;
 
 use crate::helpers::{Received, SseClient, assert_problem, ids, resume_cookie, spawn_app};
 
@@ -94,9 +94,7 @@ async fn a_browser_reconnects_with_only_its_resume_cookie_and_last_event_id() {
     let tail = again.until_end().await;
     assert_eq!(ids(&tail), published[2..]);
     // Resume grants are not counted as issued stream tokens.
-    let stats = stream_token::stats(&app.store, UnixTime::now())
-        .await
-        .unwrap();
+    let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!(stats.issued_total, 1);
     app.assert_no_secrets_leaked().await;
 }

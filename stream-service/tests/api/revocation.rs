@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::UnixTime;
-use shared::keys::KeySet;
-use shared::revocation;
-use shared::testing::{RedisServer, redis_store_at, redis_store_sharing, revocations_stale};
+use authstream_runtime::UnixTime;
+use authstream_security::keys::KeySet;
+use authstream_store::revocations;
+use authstream_testkit::{RedisServer, redis_store_at, redis_store_sharing, revocations_stale};
 use stream_service::hub::STALE_RECHECK_INTERVAL;
 
 use crate::helpers::{SseClient, TestApp, ids, spawn_app, spawn_app_on, spawn_replica};
@@ -27,11 +27,11 @@ async fn connected(app: &TestApp, user: &str, session: &str, generation: &str) -
 /// Revokes session `laptop` of user `u` through `store`, and checks that `stream` ends
 /// within `bound`.
 async fn revoke_laptop_and_see_it_end(
-    store: &shared::Store,
+    store: &authstream_store::Store,
     stream: &mut SseClient,
     bound: Duration,
 ) {
-    revocation::revoke_session(store, "u", "laptop", Duration::from_secs(60))
+    revocations::revoke_session(store, "u", "laptop", Duration::from_secs(60))
         .await
         .unwrap();
     assert!(
@@ -79,7 +79,7 @@ async fn revoking_a_user_ends_all_their_streams() {
         streams.push(stream);
     }
     let sessions = ["a".to_owned(), "b".to_owned()];
-    revocation::revoke_user(
+    revocations::revoke_user(
         &app.store,
         "u",
         &sessions,
@@ -110,8 +110,8 @@ async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
     let first = app.publish_ok(&cut, "processing", 0.25).await;
     assert_eq!(ids(&on_cut.take(1).await), [first.as_str()]);
 
-    let notice = revocation::StreamNotice::disconnect("u", "laptop", &cut);
-    revocation::announce(&app.store, &notice).await.unwrap();
+    let notice = revocations::StreamNotice::disconnect("u", "laptop", &cut);
+    revocations::announce(&app.store, &notice).await.unwrap();
     assert!(
         on_cut.next_within(WITHIN).await.is_none(),
         "the cut stream ended"
@@ -181,7 +181,7 @@ async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let ends_at = UnixTime::now().millis() + 4_000;
-    let ending = shared::stream_token::StreamGrant {
+    let ending = authstream_store::streams::StreamGrant {
         session_expires_at: ends_at,
         ..crate::helpers::grant("u", "old", &generation)
     };

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::keys::KeySet;
-use shared::store::Store;
-use shared::testing::{self, RedisCluster, cluster_store_sharing, unique_prefix};
+use authstream_security::keys::KeySet;
+use authstream_store::Store;
+use authstream_testkit::{self, RedisCluster, cluster_store_sharing, unique_prefix};
 use stream_service::hub::Hub;
 
 use crate::helpers::{TestApp, spawn_app_on};
@@ -125,7 +125,7 @@ async fn a_stream_keeps_its_events_while_the_slot_of_its_channel_moves() {
         published.push(app.publish_ok(&g, "processing", f64::from(i) / 10.0).await);
     }
     let events_key = store.keys().events(&g);
-    let slot = shared::store::slot::key_slot(&events_key);
+    let slot = authstream_store::slot::key_slot(&events_key);
     let from = cluster.master_of(&events_key);
     let to = cluster.masters().into_iter().find(|p| *p != from).unwrap();
     cluster.move_slot(slot, to);
@@ -167,18 +167,18 @@ async fn a_stream_keeps_its_events_while_the_slot_of_its_channel_moves() {
 #[tokio::test]
 async fn on_one_redis_events_cross_replicas_on_the_generation_channel_once() {
     for legacy in ["false", "true"] {
-        let url = testing::shared_redis().url();
+        let url = authstream_testkit::shared_redis().url();
         let prefix = unique_prefix();
         let keys = Arc::new(KeySet::ephemeral().unwrap());
         let env = [("STREAM_LEGACY_FANOUT", legacy)];
         let a = spawn_app_on(
-            testing::redis_store_sharing(&url, &prefix),
+            authstream_testkit::redis_store_sharing(&url, &prefix),
             keys.clone(),
             &env,
         )
         .await;
         let b = spawn_app_on(
-            testing::redis_store_sharing(&url, &prefix),
+            authstream_testkit::redis_store_sharing(&url, &prefix),
             keys.clone(),
             &env,
         )

@@ -4,11 +4,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use shared::UnixTime;
-use shared::generation::{self, GenerationId};
-use shared::store::{RedisStore, Store};
-use shared::stream_token;
-use shared::testing;
+use authstream_runtime::UnixTime;
+use authstream_store::generations::{self, GenerationId};
+use authstream_store::streams;
+use authstream_store::{RedisStore, Store};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::helpers::{PATIENCE, SseClient, grant, resume_cookie, spawn_app};
@@ -82,19 +81,19 @@ async fn start_binary(redis_url: &str) -> (tokio::process::Child, u16) {
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_and_the_process_exits_cleanly() {
-    let redis = testing::shared_redis();
+    let redis = authstream_testkit::shared_redis();
     let (mut child, port) = start_binary(&redis.url()).await;
     // The binary's store: the production key prefix on this test's own Redis.
     let store = Store::redis(
         RedisStore::connect(&redis.url(), Duration::from_millis(500)).unwrap(),
-        shared::settings::KEY_PREFIX,
+        authstream_web::settings::KEY_PREFIX,
     );
     let id = GenerationId::generate();
-    generation::create(&store, &id, "u", UnixTime::now(), Duration::from_secs(60))
+    generations::create(&store, &id, "u", UnixTime::now(), Duration::from_secs(60))
         .await
         .unwrap()
         .unwrap();
-    let token = stream_token::mint(
+    let token = streams::mint(
         &store,
         &grant("u", "s", id.as_str()),
         Duration::from_secs(60),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::time::timeout;
 
-use shared::stream_token::StreamSecret;
+use authstream_store::streams::StreamSecret;
 
 use crate::helpers::{PATIENCE, ids, set_cookie, spawn_app, spawn_app_with};
 

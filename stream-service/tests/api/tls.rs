@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authstream_security::keys::KeySet;
+use authstream_store::{RedisStore, Store};
+use authstream_testkit::{self, RedisCluster, RedisServer, test_tls, unique_prefix};
 use serde_json::{Value, json};
-use shared::keys::KeySet;
-use shared::store::{RedisStore, Store};
-use shared::testing::{self, RedisCluster, RedisServer, test_tls, unique_prefix};
 
 use crate::helpers::{TestApp, assert_problem, spawn_app_on};
 
@@ -119,7 +119,7 @@ async fn a_plain_url_to_a_tls_only_redis_is_a_503_never_a_hang() {
     let redis = RedisServer::start_tls();
     let plain = format!("redis://127.0.0.1:{}", redis.port());
     let keys = Arc::new(KeySet::ephemeral().unwrap());
-    let app = app_on(testing::redis_store_at(&plain), &keys).await;
+    let app = app_on(authstream_testkit::redis_store_at(&plain), &keys).await;
     for _ in 0..2 {
         let started = Instant::now();
         let res = app.publish("g1", &json!({ "status": "processing" })).await;
@@ -158,7 +158,7 @@ async fn the_binary_starts_on_a_rediss_url_with_its_ca_in_ssl_cert_file() {
         .env("JWT_SECRET", "0123456789abcdef0123456789abcdef")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = testing::spawn_tied_to_this_process(command).unwrap();
+    let mut child = authstream_testkit::spawn_tied_to_this_process(command).unwrap();
     let node = format!("127.0.0.1:{}", redis.port());
     let body = until_ready(
         &reqwest::Client::new(),

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use shared::UnixTime;
-use shared::revocation;
-use shared::stream_token;
+use authstream_runtime::UnixTime;
+use authstream_store::revocations;
+use authstream_store::streams;
 
 use crate::helpers::{assert_problem, grant, spawn_app, unknown_secret};
 
@@ -23,9 +23,7 @@ async fn a_stream_token_opens_one_stream_only() {
     // The client is not told why.
     assert_eq!(replay, unknown);
     drop(first);
-    let stats = stream_token::stats(&app.store, UnixTime::now())
-        .await
-        .unwrap();
+    let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!(
         (
             stats.issued_total,
@@ -148,8 +146,8 @@ async fn a_token_bound_to_an_address_works_only_from_it() {
 #[tokio::test]
 async fn fifty_concurrent_opens_with_one_token_let_exactly_one_in() {
     // Counts the process's `replay` refusals, which other tests' replays move: alone
-    // under `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // under `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
@@ -202,7 +200,7 @@ async fn a_token_of_a_revoked_session_or_a_gone_generation_is_refused() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "revoked-session", &generation).await;
-    revocation::revoke_session(&app.store, "u", "revoked-session", Duration::from_secs(60))
+    revocations::revoke_session(&app.store, "u", "revoked-session", Duration::from_secs(60))
         .await
         .unwrap();
     assert_problem(
@@ -213,7 +211,7 @@ async fn a_token_of_a_revoked_session_or_a_gone_generation_is_refused() {
     .await;
 
     let token = app.token("u", "s", &generation).await;
-    revocation::revoke_user(
+    revocations::revoke_user(
         &app.store,
         "u",
         &[],
@@ -260,9 +258,7 @@ async fn a_token_presented_on_a_malformed_path_is_refused_without_a_store_call()
         )
         .await;
     }
-    let stats = stream_token::stats(&app.store, UnixTime::now())
-        .await
-        .unwrap();
+    let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.issued_total, stats.consumed_total), (3, 3));
     app.assert_no_secrets_leaked().await;
 }
@@ -295,9 +291,7 @@ async fn odd_generation_ids_on_the_stream_and_publish_routes() {
         .publish("", &serde_json::json!({ "status": "processing" }))
         .await;
     assert_problem(res, 404, "not_found").await;
-    let stats = stream_token::stats(&app.store, UnixTime::now())
-        .await
-        .unwrap();
+    let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.issued_total, stats.consumed_total), (4, 3));
     app.assert_no_secrets_leaked().await;
 }
@@ -306,8 +300,8 @@ async fn odd_generation_ids_on_the_stream_and_publish_routes() {
 #[tokio::test]
 async fn each_refusal_is_counted_under_its_reason() {
     // Counts the process's refusals by reason, which other tests' refusals move: alone
-    // under `cargo test` (`shared::testing::turns`).
-    let _alone = shared::testing::turns::alone().await;
+    // under `cargo test` (`authstream_testkit::turns`).
+    let _alone = authstream_testkit::turns::alone().await;
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let other = app.create_generation("u").await;
@@ -336,7 +330,7 @@ async fn each_refusal_is_counted_under_its_reason() {
     refused(app.open_stream(&generation, &token).await).await;
 
     let token = app.token("u", "gone", &generation).await;
-    revocation::revoke_session(&app.store, "u", "gone", Duration::from_secs(60))
+    revocations::revoke_session(&app.store, "u", "gone", Duration::from_secs(60))
         .await
         .unwrap();
     refused(app.open_stream(&generation, &token).await).await;

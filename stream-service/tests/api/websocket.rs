@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use authstream_store::revocations;
 use futures_util::StreamExt as _;
 use serde_json::Value;
-use shared::revocation;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -188,7 +188,7 @@ async fn revoking_the_session_closes_a_websocket_with_1008() {
         .await
         .unwrap();
     assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
-    revocation::revoke_session(&app.store, "u", "s", Duration::from_secs(60))
+    revocations::revoke_session(&app.store, "u", "s", Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
+use authstream_security::keys::KeySet;
+use authstream_store::Store;
 use authstream_verify::Verifier;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use shared::Store;
-use shared::keys::KeySet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub const VERIFIER: (&str, &str) = ("verifier", "verifier-secret-0123456789");
@@ -24,7 +24,7 @@ fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
         ("SERVICE_CLIENTS".to_owned(), clients.to_string()),
         ("COOKIE_SECURE".to_owned(), "false".to_owned()),
     ]);
-    for (k, v) in shared::testing::GENEROUS_RATE_LIMITS.iter().chain(vars) {
+    for (k, v) in authstream_testkit::GENEROUS_RATE_LIMITS.iter().chain(vars) {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
     env
@@ -43,7 +43,7 @@ pub struct Auth {
 
 impl Auth {
     pub async fn start(vars: &[(&str, &str)]) -> Self {
-        let store = shared::testing::redis_store();
+        let store = authstream_testkit::redis_store();
         let settings = auth_service::config::Settings::from_env(&env(vars)).unwrap();
         let keys = settings.common.signing_keys().unwrap();
         let mut auth = Self {
