@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod cluster;
 pub mod jwt;
 mod logs;
+mod problem;
 mod proxy;
 mod redis;
 mod routes;
@@ -19,6 +20,7 @@ pub mod turns;
 
 pub use cluster::{CLUSTER_PASSWORD, ClusterNode, RedisCluster};
 pub use logs::*;
+pub use problem::{PROBLEM_JSON, assert_problem};
 pub use proxy::*;
 pub use redis::*;
 pub use routes::*;
