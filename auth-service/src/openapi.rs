@@ -55,9 +55,8 @@ struct AuthApi;
 #[openapi(
     paths(
         crate::demo::index,
-        crate::demo::app_css,
-        crate::demo::app_js,
-        crate::demo::client_js,
+        crate::demo::static_file,
+        crate::demo::client_file,
         crate::demo::simulate,
         crate::demo::disconnect,
     ),

@@ -90,8 +90,20 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
         ("/", "text/html; charset=utf-8"),
         ("/static/app.css", "text/css; charset=utf-8"),
         ("/static/app.js", "text/javascript; charset=utf-8"),
+        ("/static/ui.js", "text/javascript; charset=utf-8"),
+        ("/static/sessions.js", "text/javascript; charset=utf-8"),
+        ("/static/stream-view.js", "text/javascript; charset=utf-8"),
         (
             "/clients/js/authstream.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/clients/js/errors.js", "text/javascript; charset=utf-8"),
+        (
+            "/clients/js/generation-stream.js",
+            "text/javascript; charset=utf-8",
+        ),
+        (
+            "/clients/js/auth-client.js",
             "text/javascript; charset=utf-8",
         ),
     ] {
@@ -132,6 +144,22 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
             .await
             .unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+    // Another name in either directory is the 404 of a route that does not exist.
+    for path in ["/static/nope.js", "/clients/js/authstream.d.ts"] {
+        let res = http
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            header(res.headers(), "content-type"),
+            "application/problem+json",
+            "{path}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}");
     }
     let head = http.head(format!("{}/", server.base)).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);

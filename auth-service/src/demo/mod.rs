@@ -1,12 +1,12 @@
 //! Demo mode (`DEMO=true`; on by default in the single-process `authstream`): the demo
-//! page, its script and the JavaScript client as embedded files (`pages`), and a
+//! page, its scripts and the JavaScript client's modules as embedded files (`pages`), and a
 //! simulated generation (`script`, `simulation`) that publishes realistic progress
 //! events through the store, exactly as a backend publishing through the stream service
 //! would. The two demo routes are here.
 //!
 //! | route | who | what |
 //! | --- | --- | --- |
-//! | `GET /`, `GET /static/app.css`, `GET /static/app.js`, `GET /clients/js/authstream.js` | anyone | the page, with a same-origin-only Content-Security-Policy |
+//! | `GET /`, `GET /static/{file}` (`app.css`, `app.js` and the modules it imports), `GET /clients/js/{file}` (`authstream.js` and the modules it re-exports from) | anyone | the page, with a same-origin-only Content-Security-Policy; another file name is a 404 |
 //! | `POST /demo/generations/{id}/simulate` `{duration_ms?, outcome?}` | owner or admin (Bearer access) | 202; publishes ~16 events over `duration_ms` (default 8000, 500–60000), ending `completed` (or `failed` with `"outcome":"failed"`) |
 //! | `POST /demo/generations/{id}/disconnect` | owner or admin (Bearer access) | 202; the server ends this generation's open streams of the caller's session (nothing is revoked), which then resume (to show and test resumption) |
 
@@ -46,9 +46,8 @@ const PUBLISH_ATTEMPTS: u32 = 3;
 
 pub fn mount(cfg: &mut web::ServiceConfig) {
     cfg.service(page("/", index))
-        .service(page("/static/app.css", app_css))
-        .service(page("/static/app.js", app_js))
-        .service(page("/clients/js/authstream.js", client_js))
+        .service(page("/static/{file}", static_file))
+        .service(page("/clients/js/{file}", client_file))
         .route(
             "/demo/generations/{generation_id}/simulate",
             web::post().to(simulate),

@@ -1,14 +1,25 @@
-// authstream.d.ts is written by hand: these tests keep it in step with the module.
-// Every value the module exports is declared and nothing else is; every public member
-// of every exported class (prototype methods and getters, instance fields) is declared,
-// and every declared member exists. (Its types are checked by tsc in types-test/.)
+// The declarations are written by hand: these tests keep them in step with the module.
+// authstream.js and authstream.d.ts only re-export; each part (errors, generation-stream,
+// auth-client) is declared next to its file. Every value the module exports is declared
+// and nothing else is; every public member of every exported class (prototype methods and
+// getters, instance fields) is declared, and every declared member exists. (Its types are
+// checked by tsc in types-test/.)
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import * as module from '../authstream.js';
 
-const dts = readFileSync(new URL('../authstream.d.ts', import.meta.url), 'utf8');
+const read = (file) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+
+/** The files an entry point re-exports from (`export ... from './x.js'`), in order. */
+function parts(entry) {
+  return [...new Set([...read(entry).matchAll(/^export [^;]*? from '\.\/([\w-]+)\.js';/gm)].map((m) => m[1]))];
+}
+
+const entry = read('authstream.d.ts');
+const dts = parts('authstream.d.ts').map((part) => read(`${part}.d.ts`)).join('\n');
+const source = parts('authstream.js').map((part) => read(`${part}.js`)).join('\n');
 
 /** `export class X ... { body }` blocks of the declarations, by name. */
 function declaredClasses() {
@@ -24,10 +35,31 @@ function declaredClasses() {
   return classes;
 }
 
+test('the entry points re-export from the same parts', () => {
+  assert.deepEqual(parts('authstream.d.ts'), parts('authstream.js'));
+  assert.ok(parts('authstream.js').length > 0);
+  // Nothing but re-exports in the entry points: the API is declared in the parts.
+  for (const file of ['authstream.js', 'authstream.d.ts']) {
+    const code = read(file).replace(/^\/\/.*$/gm, '').replace(/^export (?:type )?\{[^}]*\} from '[^']+';$/gm, '');
+    assert.equal(code.trim(), '', `${file} only re-exports`);
+  }
+});
+
 test('the declarations name exactly the values the module exports', () => {
   const declared = [...dts.matchAll(/^export (?:declare )?(?:class|function|const|let) (\w+)/gm)].map((m) => m[1]);
   assert.deepEqual(declared.sort(), Object.keys(module).sort());
-  assert.deepEqual(/^export default/m.test(dts), 'default' in module);
+  assert.deepEqual(/^export default/m.test(dts + entry), 'default' in module);
+  // The entry's value re-exports (`export { ... }`, not `export type`) are those values.
+  const reexported = [...entry.matchAll(/^export \{([^}]*)\} from/gm)].flatMap((m) => m[1].split(',').map((n) => n.trim()));
+  assert.deepEqual(reexported.filter(Boolean).sort(), Object.keys(module).sort());
+});
+
+test('every type a part declares is re-exported by the entry', () => {
+  const declared = [...dts.matchAll(/^export (?:declare )?(?:class|function|type|interface) (\w+)/gm)].map((m) => m[1]);
+  const reexported = [...entry.matchAll(/^export (?:type )?\{([^}]*)\} from/gm)].flatMap((m) =>
+    m[1].split(',').map((n) => n.trim()).filter(Boolean),
+  );
+  assert.deepEqual([...new Set(reexported)].sort(), [...new Set(declared)].sort());
 });
 
 test('every public member of every exported class is declared, and only those', () => {
@@ -61,12 +93,11 @@ test('every public member of every exported class is declared, and only those', 
 
 test('the declared option defaults are the module\'s', () => {
   // Each `@default X` in the declarations, next to its option, against the constructors.
-  const source = readFileSync(new URL('../authstream.js', import.meta.url), 'utf8');
   const defaults = [...dts.matchAll(/@default (\S+)\s*\*\/\n\s+(\w+)\?:/g)];
   assert.equal(defaults.length, 10, 'every option with a default says so');
   for (const [, value, option] of defaults) {
     const given = [...source.matchAll(new RegExp(`^ +${option} = ([^,\\n]+),?$|[{ ]${option} = ([^,}]+)[,}]`, 'gm'))];
-    assert.ok(given.length > 0, `${option} has a default in authstream.js`);
+    assert.ok(given.length > 0, `${option} has a default in the module`);
     for (const match of given) {
       const actual = (match[1] ?? match[2]).trim();
       if (/^[\d_]+$/.test(actual)) assert.equal(Number(actual.replaceAll('_', '')), Number(value), option);
