@@ -108,6 +108,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         // One store and one key set for both halves.
         let store = auth.common.store()?;
+        // The store's background work (the revocation tail, the statistics flush).
+        store.start_background();
         let keys = auth.common.signing_keys()?;
         let (store_kind, ephemeral_key, demo) =
             (store.kind(), keys.is_ephemeral(), auth.common.demo);

@@ -63,6 +63,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
         let document = ApiDocument::new(&crate::openapi::document(settings.common.demo))?;
+        // The store's background work (the revocation tail, the statistics flush).
+        store.start_background();
         let state = web::Data::new(AuthState::new(settings, store, keys)?);
         let app_state = state.clone();
         let server = HttpServer::new(move || {

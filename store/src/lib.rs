@@ -135,7 +135,6 @@ impl Store {
             stream_stats: Arc::default(),
             legacy_fanout: true,
         };
-        store.follow_revocations();
         store
     }
 
@@ -176,10 +175,21 @@ impl Store {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    /// The stream token statistics this process has counted and not yet flushed; the
-    /// first use starts the background flush.
-    pub(crate) fn stream_stats(&self) -> &PendingStats {
+    /// Starts this store's background work, once for a store and its clones: the tail
+    /// of the revocation logs that keeps the local view fresh (Redis; in memory every
+    /// revocation is applied as it is made), and the flush of the stream token
+    /// statistics every `STATS_FLUSH_INTERVAL`. Each service calls it as it builds its
+    /// application; nothing else starts them. Inside a Tokio runtime only.
+    ///
+    /// Without it the store stays exact (a validation asks the store whenever the
+    /// view is not fresh) but pays a round trip for it, and statistics wait in memory.
+    pub fn start_background(&self) {
+        self.follow_revocations();
         self.stream_stats.follow(self);
+    }
+
+    /// The stream token statistics this process has counted and not yet flushed.
+    pub(crate) fn stream_stats(&self) -> &PendingStats {
         &self.stream_stats
     }
 

@@ -81,6 +81,9 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
         let cors_origins = settings.common.cors_origins.clone();
+        // The store's background work (the revocation tail, the statistics flush); the
+        // hub's subscription starts with the first stream, once the store answers.
+        store.start_background();
         let state = web::Data::new(StreamState::new(settings, store, keys)?);
         let document = ApiDocument::new(&routes::openapi::openapi())?;
         let app_state = state.clone();

@@ -224,10 +224,12 @@ pub fn cluster_store(seeds: &str) -> Store {
 /// Another store on the cluster's keys under `prefix`: what another process sees.
 pub fn cluster_store_sharing(seeds: &str, prefix: &str) -> Store {
     let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
-    Store::redis(
+    let store = Store::redis(
         RedisStore::connect_cluster(&seeds, Duration::from_millis(1000)).unwrap(),
         prefix,
-    )
+    );
+    store.start_background();
+    store
 }
 
 /// A Redis store on the shared server with a fresh prefix.
@@ -240,12 +242,15 @@ pub fn redis_store_at(url: &str) -> Store {
 }
 
 /// Another store on the keys under `prefix`, with connections and a revocation view
-/// of its own: what a second process sees.
+/// of its own: what a second process sees. Its background work is started, as a
+/// service starts it (inside a runtime).
 pub fn redis_store_sharing(url: &str, prefix: &str) -> Store {
-    Store::redis(
+    let store = Store::redis(
         RedisStore::connect(url, Duration::from_millis(500)).unwrap(),
         prefix,
-    )
+    );
+    store.start_background();
+    store
 }
 
 /// Waits until the store's revocation view is fresh (at once in memory; on Redis once

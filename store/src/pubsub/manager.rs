@@ -11,20 +11,10 @@ use tokio::time::Instant;
 
 use super::canary::{Canaries, CanaryName, CanaryNode};
 use super::node::run_node;
+use super::protocol::{Locate, Login, NodeEvent, Request};
 use super::resp::SlotMap;
 use super::resp::encode;
-use super::sharded::{Locate, Login, Request};
 use crate::PubSubMessage;
-
-/// What a node connection reports to the manager.
-pub(super) enum NodeEvent {
-    Subscribed(String, Arc<str>),
-    Unsubscribed(String, Arc<str>),
-    Moved(String, u16, String),
-    Refused(String, String),
-    /// The connection is gone (or never came): everything on it must be placed again.
-    Down(String),
-}
 
 pub(super) struct Want {
     pub(super) slot: u16,
@@ -37,8 +27,6 @@ pub(super) struct Want {
     /// A node's canary: not counted among the generations' subscriptions.
     pub(super) canary: bool,
 }
-
-pub(super) const PING_EVERY: Duration = Duration::from_secs(5);
 
 pub(super) const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 

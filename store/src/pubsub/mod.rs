@@ -25,6 +25,7 @@ mod canary;
 mod manager;
 mod memory;
 mod node;
+mod protocol;
 mod redis;
 pub mod resp;
 mod sharded;

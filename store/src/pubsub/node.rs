@@ -9,10 +9,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::canary::Canaries;
-use super::manager::NodeEvent;
-use super::manager::PING_EVERY;
+use super::protocol::{Login, NodeEvent, PING_EVERY};
 use super::resp::{Frame, Push, classify, encode, parse};
-use super::sharded::Login;
 use crate::PubSubMessage;
 
 /// One node's subscription connection, until it fails or the manager goes.

@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use super::canary::{CanaryName, Delivery};
+use super::protocol::{Locate, Login};
 use super::resp::SlotMap;
-use super::sharded::{Locate, Login};
 use crate::redis::{Conn, RedisStore, Target, address, unavailable};
 use crate::{PubSubMessage, StoreError, StoreResult};
 

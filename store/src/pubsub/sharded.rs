@@ -10,36 +10,8 @@ use tokio::time::Instant;
 
 use super::canary::{Canaries, CanaryName, Delivery};
 use super::manager::manage;
-use super::resp::SlotMap;
+use super::protocol::{Locate, Login, Request};
 use crate::{PubSubMessage, StoreError, StoreResult};
-
-/// Where a node is and how to log in.
-#[derive(Clone, Debug)]
-pub(super) struct Login {
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// `rediss://`: TLS to every node.
-    pub tls: bool,
-}
-
-/// Finds which node serves each slot: `None` means the topology is unknown now.
-pub(super) type Locate =
-    Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, StoreResult<SlotMap>> + Send + Sync>;
-
-pub(super) enum Request {
-    Subscribe {
-        channel: Arc<str>,
-        slot: u16,
-        done: oneshot::Sender<()>,
-    },
-    Unsubscribe {
-        channel: Arc<str>,
-    },
-    /// Keep a canary subscribed on every master (`name(k)`: the channel of hash tag k).
-    Canary {
-        name: CanaryName,
-    },
-}
 
 /// The handle the store keeps: requests go to one task that owns every connection.
 pub(crate) struct Sharded {

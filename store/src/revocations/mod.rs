@@ -292,7 +292,6 @@ impl Store {
                 .increment(1);
             return Ok(verdict);
         }
-        self.follow_revocations();
         self.revoked_in_store(sub, jti, sid, iat).await
     }
 
@@ -334,12 +333,11 @@ impl Store {
 
     /// Revoked sessions and users, as this process learns of them, for open streams.
     pub fn revocation_notices(&self) -> broadcast::Receiver<StreamNotice> {
-        self.follow_revocations();
         self.revocations.notices()
     }
 
-    /// Starts tailing the revocation log into the local view (Redis, once per view),
-    /// when called inside a runtime; otherwise the first check starts it.
+    /// Starts tailing the revocation logs into the local view (Redis, once per view;
+    /// `start_background`).
     pub(crate) fn follow_revocations(&self) {
         if let Backend::Redis(redis) = &self.backend
             && tokio::runtime::Handle::try_current().is_ok()

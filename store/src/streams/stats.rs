@@ -89,7 +89,7 @@ impl PendingStats {
         self.counts.lock().rejected += 1;
     }
 
-    /// Starts the background flush once per store, when called inside a runtime.
+    /// Starts the background flush once per store (`Store::start_background`).
     pub(crate) fn follow(&self, store: &crate::Store) {
         if tokio::runtime::Handle::try_current().is_err()
             || self.flushing.swap(true, Ordering::Relaxed)

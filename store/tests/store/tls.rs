@@ -16,19 +16,23 @@ const PATIENCE: Duration = Duration::from_secs(3);
 
 /// A store on one Redis at `url`, with a fresh prefix.
 fn patient_store(url: &str) -> Store {
-    Store::redis(
+    let store = Store::redis(
         RedisStore::connect(url, PATIENCE).unwrap(),
         &unique_prefix(),
-    )
+    );
+    store.start_background();
+    store
 }
 
 /// A store on the Cluster of these `REDIS_CLUSTER_NODES` seeds, with a fresh prefix.
 fn patient_cluster_store(seeds: &str) -> Store {
     let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
-    Store::redis(
+    let store = Store::redis(
         RedisStore::connect_cluster(&seeds, PATIENCE).unwrap(),
         &unique_prefix(),
-    )
+    );
+    store.start_background();
+    store
 }
 
 fn suites() -> [(&'static str, Vec<(&'static str, crate::Case)>); 5] {
