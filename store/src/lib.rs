@@ -126,7 +126,7 @@ impl Store {
     pub fn redis(store: RedisStore, prefix: &str) -> Self {
         let keys = Keys::new(prefix);
         store.set_channels(vec![keys.events_channel(), keys.notices_channel()]);
-        let store = Self {
+        Self {
             backend: Backend::Redis(Box::new(store)),
             keys,
             revocations: Arc::new(RevocationView::tailed()),
@@ -134,8 +134,7 @@ impl Store {
             round_trips: Arc::default(),
             stream_stats: Arc::default(),
             legacy_fanout: true,
-        };
-        store
+        }
     }
 
     /// In this process only: every revocation is applied to the local view as it is

@@ -7,8 +7,9 @@ use std::sync::LazyLock;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use authstream_web::ApiError;
+use authstream_web::ErrorCode;
 use base64::Engine as _;
-use shared::{ApiError, ErrorCode};
 
 use crate::state::AuthState;
 
@@ -117,7 +118,7 @@ pub async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpRespons
     responses(
         (status = 200, description = "The file", content((String = "text/css"), (String = "text/javascript"))),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, response = shared::openapi::NotFound)
+        (status = 404, response = authstream_web::openapi::NotFound)
     )
 )]
 pub async fn static_file(
@@ -133,7 +134,7 @@ pub async fn static_file(
     responses(
         (status = 200, description = "The module", body = String, content_type = "text/javascript"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, response = shared::openapi::NotFound)
+        (status = 404, response = authstream_web::openapi::NotFound)
     )
 )]
 pub async fn client_file(
