@@ -3,7 +3,6 @@
 //! connections and reports throughput, latency percentiles and errors, each against
 //! `/healthz` of the same run.
 
-pub mod api;
 pub mod limits;
 pub mod load;
 pub mod options;
@@ -63,7 +62,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<ScenarioReport>> {
         eprintln!(
             "bench: running {} against {}",
             scenario.name(),
-            target.api.base
+            target.clients.auth.base()
         );
         let mut report = scenarios::run(scenario, target, options)
             .await

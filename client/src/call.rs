@@ -25,7 +25,8 @@ type Decode<T> = fn(&'static str, Response) -> BoxFuture<'static, Result<T, Clie
 ///   and reads the typed answer; any other status is a [`ClientError`] with the
 ///   problem document and `Retry-After`.
 /// - [`Call::send`] sends it and returns the raw [`Response`] whatever its status, for
-///   tests that check statuses and headers (a `429` and its `Retry-After`, an `ETag`).
+///   tests that check statuses and headers (a `429` and its `Retry-After`);
+///   [`Call::checked`] returns it only with the success status (to read an `ETag`).
 /// - [`Call::header`], [`Call::bearer`], [`Call::basic_auth`], [`Call::timeout`] and
 ///   [`Call::with`] change the request first; [`Call::into_request`] gives it up.
 ///
@@ -135,18 +136,23 @@ impl<T: Send + 'static> Call<T> {
             .map_err(|e| ClientError::transport(route, e))
     }
 
-    /// Sends the request and reads the typed answer; another status than the route's
-    /// success is an error holding the status, the problem and `Retry-After`.
-    pub async fn answer(self) -> Result<T, ClientError> {
-        let (route, success, decode) = (self.route, self.success, self.decode);
-        let res = self
-            .request
-            .send()
-            .await
-            .map_err(|e| ClientError::transport(route, e))?;
+    /// Sends the request and checks the route's success status: the response, its
+    /// body unread (to read headers such as `ETag`, or to leave the body alone);
+    /// another status is an error holding the status, the problem and `Retry-After`.
+    pub async fn checked(self) -> Result<Response, ClientError> {
+        let (route, success) = (self.route, self.success);
+        let res = self.send().await?;
         if res.status() != success {
             return Err(ClientError::from_response(route, res).await);
         }
+        Ok(res)
+    }
+
+    /// Sends the request and reads the typed answer; another status than the route's
+    /// success is an error holding the status, the problem and `Retry-After`.
+    pub async fn answer(self) -> Result<T, ClientError> {
+        let (route, decode) = (self.route, self.decode);
+        let res = self.checked().await?;
         decode(route, res).await
     }
 }

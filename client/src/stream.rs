@@ -83,7 +83,8 @@ impl Client<Stream> {
     /// call).
     pub fn open_with(&self, id: &GenerationId, query: StreamQuery<'_>) -> Call<SseReader> {
         let path = format!("{}{}", paths::generation_stream(id), query.to_query());
-        Call::events(OPEN, stream_request(self.request(Method::GET, &path)))
+        // A stream token or the resume cookie opens it: never the client's Bearer token.
+        Call::events(OPEN, stream_request(self.http().get(self.url(&path))))
     }
 
     /// Opens the stream a minted token is for, at its `stream_url` (absolute, or a

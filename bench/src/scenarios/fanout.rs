@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use authstream_proto::GenerationStatus;
+use authstream_client::{SseReader, StreamClient};
 use authstream_proto::stream::NewEventBody;
+use authstream_proto::{GenerationId, GenerationStatus};
 use serde_json::Value;
 
-use super::{Target, create_generations};
-use crate::api::{Api, Sse};
+use super::{Target, create_generations, failed, mint_and_open};
 use crate::load::{Sample, bounded};
 use crate::options::Options;
 use crate::proc::ProcSample;
@@ -23,25 +23,28 @@ const OPEN_CONCURRENCY: usize = 64;
 const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioReport> {
-    let api = &target.api;
+    let clients = &target.clients;
     let streams = options.streams.unwrap_or(1000);
     let generations = options.generations.unwrap_or(100).clamp(1, streams);
     let (id, secret) =
         target.server.service_client.clone().ok_or_else(|| {
             anyhow!("fanout publishes with a service client: pass --service-client")
         })?;
-    let service_token = api
+    let service_token = clients
+        .auth
         .service_token(&id, &secret)
         .await
-        .map_err(|e| anyhow!(e))?;
+        .map_err(failed("POST /auth/service-token"))
+        .map_err(|e| anyhow!(e))?
+        .access_token;
 
     let generation_ids = create_generations(target, options, generations).await?;
 
     let jobs = (0..streams)
         .map(|k| {
-            let api = api.clone();
+            let clients = clients.clone();
             let (id, access) = generation_ids[k % generations].clone();
-            async move { api.mint_and_open(&access, &id).await }
+            async move { mint_and_open(&clients, &access, &id).await }
         })
         .collect();
     let opened = bounded(OPEN_CONCURRENCY, jobs)
@@ -72,7 +75,7 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
         .map(|(g, (id, _))| {
             let first = clock + period.mul_f64(g as f64 / generations as f64);
             tokio::spawn(publish(
-                api.clone(),
+                clients.stream.clone(),
                 service_token.clone(),
                 id.clone(),
                 (first, period, publish_end),
@@ -150,9 +153,9 @@ struct Published {
 
 /// Publishes `seq` 0, 1, … every `period` from `first` until `end`, then `completed`.
 async fn publish(
-    api: Api,
+    stream: StreamClient,
     token: String,
-    generation_id: String,
+    generation_id: GenerationId,
     (first, period, end): (Instant, Duration, Instant),
     clock: Instant,
 ) -> Published {
@@ -177,9 +180,14 @@ async fn publish(
         event
             .extra
             .insert("sent_us".to_owned(), (sent.as_micros() as u64).into());
-        match api.publish(&token, &generation_id, &event).await {
-            Ok(()) => out.count += 1,
-            Err(e) => out.errors.push(e),
+        let published = stream
+            .publish(&generation_id, &event)
+            .bearer(&token)
+            .checked()
+            .await;
+        match published {
+            Ok(_) => out.count += 1,
+            Err(e) => out.errors.push(failed("POST events")(e)),
         }
         out.latencies_us
             .push((clock.elapsed() - sent).as_micros() as u64);
@@ -200,17 +208,17 @@ struct Received {
 }
 
 /// Reads events until the final one (or `deadline`), checking their sequence.
-async fn receive(mut sse: Sse, clock: Instant, deadline: Instant) -> Received {
+async fn receive(mut sse: SseReader, clock: Instant, deadline: Instant) -> Received {
     let mut r = Received::default();
     loop {
-        let data = match tokio::time::timeout_at(deadline.into(), sse.next_data()).await {
-            Ok(Ok(Some(data))) => data,
+        let data = match tokio::time::timeout_at(deadline.into(), sse.next_frame()).await {
+            Ok(Ok(Some(frame))) => frame.data,
             Ok(Ok(None)) => {
                 r.problem = Some("the server ended it early".to_owned());
                 return r;
             }
-            Ok(Err(e)) => {
-                r.problem = Some(e);
+            Ok(Err(_)) => {
+                r.problem = Some("stream: read failed".to_owned());
                 return r;
             }
             Err(_) => {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::{Target, create_generations};
+use super::{Target, create_generations, mint_and_open};
 use crate::load::{Sample, bounded};
 use crate::options::Options;
 use crate::proc::ProcSample;
@@ -17,7 +17,7 @@ const OPEN_CONCURRENCY: usize = 64;
 const SETTLE: Duration = Duration::from_millis(500);
 
 pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioReport> {
-    let api = &target.api;
+    let clients = &target.clients;
     let pid = target
         .server
         .pid
@@ -38,11 +38,11 @@ pub async fn run(target: &Target, options: &Options) -> anyhow::Result<ScenarioR
     for half in [0..streams / 2, streams / 2..streams] {
         let jobs = half
             .map(|k| {
-                let api = api.clone();
+                let clients = clients.clone();
                 let (id, access) = generation_ids[k % generations].clone();
                 async move {
                     let t0 = Instant::now();
-                    let result = api.mint_and_open(&access, &id).await;
+                    let result = mint_and_open(&clients, &access, &id).await;
                     (t0.elapsed(), result)
                 }
             })

@@ -5,12 +5,15 @@ mod fanout;
 mod idle;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::anyhow;
-use authstream_proto::stream::{GenerationStatus, NewEventBody};
+use authstream_client::{AuthClient, ClientError, Clients, ErrorKind, SseReader};
+use authstream_proto::GenerationId;
+use authstream_proto::auth::{Credentials, NewGeneration, RefreshBody, TokenBody, TokenPair};
+use authstream_proto::stream::{GenerationStatus, NewEventBody, StreamEvent, StreamEventKind};
 use tokio::sync::OnceCell;
 
-use crate::api::{Api, Pair};
 use crate::load::{Watched, Worker, bounded, drive};
 use crate::options::{Options, Scenario};
 use crate::report::ScenarioReport;
@@ -19,23 +22,87 @@ use crate::server::Server;
 /// Set-up requests in flight at once (registrations wait for Argon2id anyway).
 const SETUP_CONCURRENCY: usize = 8;
 
+pub const PASSWORD: &str = "bench password 0123";
+
+/// What a failed call of `what` counts as: the status and problem code, or how the
+/// exchange failed (never a token).
+fn failed(what: &'static str) -> impl Fn(ClientError) -> String {
+    move |e| match e.kind() {
+        ErrorKind::Timeout => format!("{what}: timed out"),
+        ErrorKind::Connect => format!("{what}: cannot connect"),
+        ErrorKind::Status => {
+            let status = e.status().map(|s| s.to_string()).unwrap_or_default();
+            let code = e.code().map(|c| c.as_str()).unwrap_or_default();
+            format!("{what}: {status} {code}").trim_end().to_owned()
+        }
+        ErrorKind::Body => format!("{what}: unexpected body"),
+        _ => format!("{what}: transport error"),
+    }
+}
+
+fn credentials(email: &str) -> Credentials {
+    Credentials {
+        email: email.to_owned(),
+        password: PASSWORD.to_owned(),
+    }
+}
+
+/// Mints a stream token for the owner and opens the stream, read up to its
+/// `connected` event.
+pub async fn mint_and_open(
+    clients: &Clients,
+    access_token: &str,
+    generation_id: &GenerationId,
+) -> Result<SseReader, String> {
+    let minted = clients
+        .auth
+        .stream_token(generation_id)
+        .bearer(access_token)
+        .await
+        .map_err(failed("POST stream-token"))?;
+    let mut sse = clients
+        .stream
+        .open_minted(&minted)
+        .await
+        .map_err(failed("GET stream"))?;
+    let first = sse
+        .next_frame()
+        .await
+        .map_err(|_| "stream: read failed".to_owned())?;
+    match first {
+        Some(frame) if is_connected(&frame.data) => Ok(sse),
+        Some(_) => Err("GET stream: the first event was not `connected`".to_owned()),
+        None => Err("GET stream: ended before `connected`".to_owned()),
+    }
+}
+
+/// Whether an event's data is the `connected` event.
+fn is_connected(data: &str) -> bool {
+    serde_json::from_str::<StreamEvent>(data).is_ok_and(|e| e.event == StreamEventKind::Connected)
+}
+
 /// A server and what was set up on it, shared by the scenarios run against it.
 pub struct Target {
     pub server: Server,
-    pub api: Api,
+    /// Both services, at the server's one base URL.
+    pub clients: Clients,
     users: OnceCell<Vec<User>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct User {
     pub email: String,
-    pub tokens: Pair,
+    pub tokens: TokenPair,
 }
 
 impl Target {
     pub fn new(server: Server) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
         Ok(Self {
-            api: Api::new(&server.base_url)?,
+            clients: Clients::single(http, &server.base_url),
             server,
             users: OnceCell::new(),
         })
@@ -49,11 +116,18 @@ impl Target {
                 let run = uuid::Uuid::new_v4().simple().to_string();
                 let jobs = (0..options.users)
                     .map(|i| {
-                        let api = self.api.clone();
+                        let auth = self.clients.auth.clone();
                         let email = format!("bench-{}-{i}@example.com", &run[..12]);
                         async move {
-                            api.register(&email).await?;
-                            let tokens = api.login(&email).await?;
+                            let credentials = credentials(&email);
+                            auth.register(&credentials)
+                                .checked()
+                                .await
+                                .map_err(failed("POST /auth/register"))?;
+                            let tokens = auth
+                                .login(&credentials)
+                                .await
+                                .map_err(failed("POST /auth/login"))?;
                             Ok::<_, String>(User { email, tokens })
                         }
                     })
@@ -74,15 +148,20 @@ async fn create_generations(
     target: &Target,
     options: &Options,
     count: usize,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> anyhow::Result<Vec<(GenerationId, String)>> {
     let users = target.users(options).await?;
     let jobs = (0..count)
         .map(|g| {
-            let api = target.api.clone();
+            let auth = target.clients.auth.clone();
             let access = users[g % users.len()].tokens.access_token.clone();
             async move {
-                let id = api.create_generation(&access).await?;
-                Ok::<_, String>((id, access))
+                // A generated id: the server's.
+                let created = auth
+                    .create_generation(&NewGeneration::default())
+                    .bearer(&access)
+                    .await
+                    .map_err(failed("POST /generations"))?;
+                Ok::<_, String>((created.generation_id, access))
             }
         })
         .collect();
@@ -98,7 +177,8 @@ pub async fn run(
     target: &Target,
     options: &Options,
 ) -> anyhow::Result<ScenarioReport> {
-    let api = &target.api;
+    let clients = &target.clients;
+    let auth = &clients.auth;
     let n = options.connections;
     let (warmup, duration) = (options.warmup, options.duration);
     let watched = Watched {
@@ -108,7 +188,7 @@ pub async fn run(
     let report = |unit: &str, sample| ScenarioReport::new(scenario.name(), unit, n, sample);
     Ok(match scenario {
         Scenario::Healthz => {
-            let workers = (0..n).map(|_| Healthz(api.clone())).collect();
+            let workers = (0..n).map(|_| Healthz(auth.clone())).collect();
             report("request", drive(workers, warmup, duration, watched).await)
         }
         Scenario::Validate | Scenario::ValidateHs256 => {
@@ -122,7 +202,7 @@ pub async fn run(
             );
             let workers = (0..n)
                 .map(|i| Validate {
-                    api: api.clone(),
+                    auth: auth.clone(),
                     tokens: tokens.clone(),
                     next: i,
                 })
@@ -175,7 +255,7 @@ pub async fn run(
             );
             let workers = (0..n)
                 .map(|i| Login {
-                    api: api.clone(),
+                    auth: auth.clone(),
                     emails: emails.clone(),
                     next: i,
                 })
@@ -187,9 +267,13 @@ pub async fn run(
             let users = target.users(options).await?;
             let jobs = (0..n)
                 .map(|i| {
-                    let api = api.clone();
+                    let auth = auth.clone();
                     let email = users[i % users.len()].email.clone();
-                    async move { api.login(&email).await }
+                    async move {
+                        auth.login(&credentials(&email))
+                            .await
+                            .map_err(failed("POST /auth/login"))
+                    }
                 })
                 .collect();
             let workers = bounded(SETUP_CONCURRENCY, jobs)
@@ -197,7 +281,7 @@ pub async fn run(
                 .into_iter()
                 .map(|pair| {
                     Ok(Refresh {
-                        api: api.clone(),
+                        auth: auth.clone(),
                         refresh_token: pair?.refresh_token,
                     })
                 })
@@ -210,7 +294,7 @@ pub async fn run(
                 .await?
                 .into_iter()
                 .map(|(generation, access)| MintOpen {
-                    api: api.clone(),
+                    clients: clients.clone(),
                     access,
                     generation,
                 })
@@ -226,15 +310,17 @@ pub async fn run(
                 .service_client
                 .clone()
                 .ok_or_else(|| anyhow!("publish needs --service-client with events:publish"))?;
-            let service = api
+            let service = auth
                 .service_token(&id, &secret)
                 .await
-                .map_err(|e| anyhow!("service token: {e}"))?;
+                .map_err(failed("POST /auth/service-token"))
+                .map_err(|e| anyhow!("service token: {e}"))?
+                .access_token;
             let workers = create_generations(target, options, n)
                 .await?
                 .into_iter()
                 .map(|(generation, _)| Publish {
-                    api: api.clone(),
+                    clients: clients.clone(),
                     service: service.clone(),
                     generation,
                 })
@@ -248,9 +334,13 @@ pub async fn run(
             let users = target.users(options).await?;
             let jobs = (0..n)
                 .map(|i| {
-                    let api = api.clone();
+                    let auth = auth.clone();
                     let email = users[i % users.len()].email.clone();
-                    async move { api.login(&email).await }
+                    async move {
+                        auth.login(&credentials(&email))
+                            .await
+                            .map_err(failed("POST /auth/login"))
+                    }
                 })
                 .collect();
             let workers = bounded(SETUP_CONCURRENCY, jobs)
@@ -258,7 +348,7 @@ pub async fn run(
                 .into_iter()
                 .map(|pair| {
                     Ok(Revoke {
-                        api: api.clone(),
+                        auth: auth.clone(),
                         access_token: pair?.access_token,
                     })
                 })
@@ -271,16 +361,21 @@ pub async fn run(
     })
 }
 
-struct Healthz(Api);
+struct Healthz(AuthClient);
 
 impl Worker for Healthz {
     async fn step(&mut self) -> Result<(), String> {
-        self.0.healthz().await
+        self.0
+            .healthz()
+            .checked()
+            .await
+            .map(drop)
+            .map_err(failed("GET /healthz"))
     }
 }
 
 struct Validate {
-    api: Api,
+    auth: AuthClient,
     tokens: Arc<Vec<String>>,
     next: usize,
 }
@@ -288,7 +383,13 @@ struct Validate {
 impl Worker for Validate {
     async fn step(&mut self) -> Result<(), String> {
         self.next = (self.next + 1) % self.tokens.len();
-        self.api.validate(&self.tokens[self.next]).await
+        self.auth
+            .validate(None)
+            .bearer(&self.tokens[self.next])
+            .checked()
+            .await
+            .map(drop)
+            .map_err(failed("GET /auth/validate"))
     }
 }
 
@@ -312,7 +413,7 @@ impl Worker for Verify {
 }
 
 struct Login {
-    api: Api,
+    auth: AuthClient,
     emails: Arc<Vec<String>>,
     next: usize,
 }
@@ -320,34 +421,44 @@ struct Login {
 impl Worker for Login {
     async fn step(&mut self) -> Result<(), String> {
         self.next = (self.next + 1) % self.emails.len();
-        self.api.login(&self.emails[self.next]).await.map(drop)
+        self.auth
+            .login(&credentials(&self.emails[self.next]))
+            .await
+            .map(drop)
+            .map_err(failed("POST /auth/login"))
     }
 }
 
 struct Refresh {
-    api: Api,
+    auth: AuthClient,
     refresh_token: String,
 }
 
 impl Worker for Refresh {
     async fn step(&mut self) -> Result<(), String> {
-        let pair = self.api.refresh(&self.refresh_token).await?;
+        let body = RefreshBody {
+            refresh_token: self.refresh_token.clone(),
+        };
+        let pair = self
+            .auth
+            .refresh(&body)
+            .await
+            .map_err(failed("POST /auth/refresh"))?;
         self.refresh_token = pair.refresh_token;
         Ok(())
     }
 }
 
 struct MintOpen {
-    api: Api,
+    clients: Clients,
     access: String,
-    generation: String,
+    generation: GenerationId,
 }
 
 impl Worker for MintOpen {
     async fn step(&mut self) -> Result<(), String> {
         // Dropping the reader closes the connection.
-        self.api
-            .mint_and_open(&self.access, &self.generation)
+        mint_and_open(&self.clients, &self.access, &self.generation)
             .await
             .map(drop)
     }
@@ -355,9 +466,9 @@ impl Worker for MintOpen {
 
 /// An event published to the connection's own generation (never a terminal one).
 struct Publish {
-    api: Api,
+    clients: Clients,
     service: String,
-    generation: String,
+    generation: GenerationId,
 }
 
 impl Worker for Publish {
@@ -368,21 +479,34 @@ impl Worker for Publish {
             message: Some("bench".to_owned()),
             ..NewEventBody::new(GenerationStatus::Processing)
         };
-        self.api
-            .publish(&self.service, &self.generation, &event)
+        self.clients
+            .stream
+            .publish(&self.generation, &event)
+            .bearer(&self.service)
+            .checked()
             .await
+            .map(drop)
+            .map_err(failed("POST events"))
     }
 }
 
 /// A revocation: the same access token each time, each time written (and, on a
 /// Cluster with replicas, confirmed) again.
 struct Revoke {
-    api: Api,
+    auth: AuthClient,
     access_token: String,
 }
 
 impl Worker for Revoke {
     async fn step(&mut self) -> Result<(), String> {
-        self.api.revoke(&self.access_token).await
+        let body = TokenBody {
+            token: Some(self.access_token.clone()),
+        };
+        self.auth
+            .revoke(&body)
+            .checked()
+            .await
+            .map(drop)
+            .map_err(failed("POST /auth/revoke"))
     }
 }
