@@ -10,12 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     // `auth-service keys …` manages the signing keys, `clients …` the service clients, `healthcheck` probes a running
     // server; no arguments serves.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(code) = authstream_runtime::probe::run_if_asked(&args, || {
-        authstream_runtime::config::string_or(&ProcessEnv, "AUTH_BIND", "0.0.0.0:8081")
-    }) {
-        std::process::exit(code);
-    }
+    let args = authstream_runtime::probe::args_unless_healthcheck("AUTH_BIND", "0.0.0.0:8081");
     if !args.is_empty() {
         let said = match args[0].as_str() {
             "clients" => auth_service::clients_command::run(&args)?,

@@ -35,6 +35,17 @@ pub fn readyz(bind: &str) -> Result<(), String> {
     }
 }
 
+/// A binary's command-line arguments, after answering `<binary> healthcheck` (which
+/// asks the server bound at `bind_var`, default `default`, and exits with its answer).
+pub fn args_unless_healthcheck(bind_var: &str, default: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let bind = || crate::config::string_or(&crate::config::ProcessEnv, bind_var, default);
+    if let Some(code) = run_if_asked(&args, bind) {
+        std::process::exit(code);
+    }
+    args
+}
+
 /// Runs the health check when the arguments ask for it: `Some(exit code)`, else `None`.
 pub fn run_if_asked(args: &[String], bind: impl FnOnce() -> String) -> Option<i32> {
     match args {

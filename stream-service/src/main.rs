@@ -10,12 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `stream-service healthcheck` probes a running server (container health checks).
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(code) = authstream_runtime::probe::run_if_asked(&args, || {
-        authstream_runtime::config::string_or(&ProcessEnv, "STREAM_BIND", "0.0.0.0:8082")
-    }) {
-        std::process::exit(code);
-    }
+    authstream_runtime::probe::args_unless_healthcheck("STREAM_BIND", "0.0.0.0:8082");
     let settings = Settings::from_env(&ProcessEnv)?;
     authstream_runtime::telemetry::init(&settings.common.logging);
     Application::build(settings)
