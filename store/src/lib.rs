@@ -61,7 +61,7 @@ pub use self::events::{
 };
 pub use self::keys::{Keys, REVOCATION_LOG_SHARDS};
 pub use self::memory::MemoryStore;
-pub use self::primitives::{Read, ReadAnswer, Taken, Write};
+pub use self::primitives::{ExpiringMember, Read, ReadAnswer, Taken, Write};
 pub use self::pubsub::{Delivery, PubSubMessage, STALL_AFTER};
 pub use self::rate_limits::{Budget, Cost, Decision, Gcra, KeySpend, Spend};
 pub use self::redis::RedisStore;

@@ -7,6 +7,16 @@ use std::time::Duration;
 
 use super::{Store, StoreResult};
 
+/// A member of an expiring set (`expiring_add`): it stops counting at
+/// `expires_at_ms`, and the members expired at `now_ms` are dropped as it is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiringMember<'a> {
+    pub key: &'a str,
+    pub member: &'a str,
+    pub expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
 /// One write of a batch (`Store::write_all`).
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {
@@ -26,12 +36,7 @@ pub enum Write<'a> {
         key: &'a str,
         by: i64,
     },
-    ExpiringAdd {
-        key: &'a str,
-        member: &'a str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    },
+    ExpiringAdd(ExpiringMember<'a>),
     ExpiringRemove {
         key: &'a str,
         member: &'a str,
@@ -195,14 +200,8 @@ impl Store {
     /// Adds a member that stops counting at `expires_at_ms`, dropping the members
     /// expired at `now_ms`, so the set never outgrows what is live; the set itself
     /// expires with its longest-lived member.
-    pub async fn expiring_add(
-        &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        dispatch!(self.expiring_add(key, member, expires_at_ms, now_ms))
+    pub async fn expiring_add(&self, add: ExpiringMember<'_>) -> StoreResult<()> {
+        dispatch!(self.expiring_add(add))
     }
 
     /// `expiring_add` that admits a NEW member only while fewer than `max` live ones
@@ -211,13 +210,10 @@ impl Store {
     /// the member is in the set now.
     pub async fn expiring_add_capped(
         &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
+        add: ExpiringMember<'_>,
         max: usize,
     ) -> StoreResult<bool> {
-        dispatch!(self.expiring_add_capped(key, member, expires_at_ms, now_ms, max))
+        dispatch!(self.expiring_add_capped(add, max))
     }
 
     pub async fn expiring_remove(&self, key: &str, member: &str) -> StoreResult<()> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
 
 use authstream_runtime::UnixTime;
-use authstream_store::Store;
+use authstream_store::{ExpiringMember, Store};
 use futures_util::StreamExt as _;
 use parking_lot::Mutex;
 
@@ -137,7 +137,12 @@ async fn renew(book: Weak<LeaseBook>) {
                     };
                     if let Err(e) = book
                         .store
-                        .expiring_add(&key, &id, expires_at, now.millis())
+                        .expiring_add(ExpiringMember {
+                            key: &key,
+                            member: &id,
+                            expires_at_ms: expires_at,
+                            now_ms: now.millis(),
+                        })
                         .await
                     {
                         tracing::debug!(error = %e, "cannot renew an open stream's place");

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use super::{Entry, MemoryStore, Value};
-use crate::{Read, ReadAnswer, StoreResult, Taken, Write};
+use crate::{ExpiringMember, Read, ReadAnswer, StoreResult, Taken, Write};
 
 impl MemoryStore {
     pub(crate) async fn ping(&self) -> StoreResult<()> {
@@ -162,15 +162,7 @@ impl MemoryStore {
                     created &= self.set_if_absent(key, value, Some(ttl))?;
                 }
                 Write::IncrBy { key, by } => self.incr_by(key, by).map(drop)?,
-                Write::ExpiringAdd {
-                    key,
-                    member,
-                    expires_at_ms,
-                    now_ms,
-                } => {
-                    self.expiring_add(key, member, expires_at_ms, now_ms)
-                        .await?;
-                }
+                Write::ExpiringAdd(add) => self.expiring_add(add).await?,
                 Write::ExpiringRemove { key, member } => self.expiring_remove(key, member).await?,
             }
         }
@@ -245,10 +237,12 @@ impl MemoryStore {
 
     pub(crate) async fn expiring_add(
         &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
+        ExpiringMember {
+            key,
+            member,
+            expires_at_ms,
+            now_ms,
+        }: ExpiringMember<'_>,
     ) -> StoreResult<()> {
         let lives_for =
             Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
@@ -273,10 +267,12 @@ impl MemoryStore {
 
     pub(crate) async fn expiring_add_capped(
         &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
+        ExpiringMember {
+            key,
+            member,
+            expires_at_ms,
+            now_ms,
+        }: ExpiringMember<'_>,
         max: usize,
     ) -> StoreResult<bool> {
         let lives_for =

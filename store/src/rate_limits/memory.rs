@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Cost, Decision, Gcra, Spend, TatUpdate};
+use super::{Cost, Decision, Gcra, KeySpend, Spend, TatUpdate};
 use crate::memory::{Data, Entry, MemoryStore, Value, wall_clock_us};
 use crate::{Read, ReadAnswer, StoreResult};
 
@@ -96,9 +96,7 @@ impl MemoryStore {
 
     pub(crate) async fn rate_limit_and_read(
         &self,
-        key: &str,
-        gcra: Gcra,
-        cost: Cost,
+        KeySpend { key, gcra, cost }: KeySpend<'_>,
         read: Read<'_>,
     ) -> StoreResult<(Decision, ReadAnswer)> {
         Ok((

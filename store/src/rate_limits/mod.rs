@@ -43,12 +43,10 @@ impl Store {
     /// the caller drops it.
     pub async fn rate_limit_and_read(
         &self,
-        key: &str,
-        gcra: Gcra,
-        cost: Cost,
+        spend: KeySpend<'_>,
         read: Read<'_>,
     ) -> StoreResult<(Decision, ReadAnswer)> {
-        dispatch!(self.rate_limit_and_read(key, gcra, cost, read))
+        dispatch!(self.rate_limit_and_read(spend, read))
     }
 
     /// Decisions on budgets kept as the fields of one hash, all or nothing (one

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use deadpool_redis::redis::{self, Script};
 
-use super::{Cost, Decision, Gcra, Spend};
+use super::{Cost, Decision, Gcra, KeySpend, Spend};
 use crate::redis::RedisStore;
 use crate::redis::unavailable;
 use crate::redis::{read_answer, read_command};
@@ -42,9 +42,7 @@ impl RedisStore {
     /// `NOSCRIPT` and ran nothing: it alone is invoked again (loading it).
     pub(crate) async fn rate_limit_and_read(
         &self,
-        key: &str,
-        gcra: Gcra,
-        cost: Cost,
+        KeySpend { key, gcra, cost }: KeySpend<'_>,
         read: Read<'_>,
     ) -> StoreResult<(Decision, ReadAnswer)> {
         let inv = self.gcra_invocation(key, gcra, cost);

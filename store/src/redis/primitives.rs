@@ -7,7 +7,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{self, AsyncCommands as _, Script};
 
 use super::{RedisStore, expiry, ms, unavailable};
-use crate::{Read, ReadAnswer, StoreResult, Taken, Write};
+use crate::{ExpiringMember, Read, ReadAnswer, StoreResult, Taken, Write};
 
 /// `Store::compare_and_swap`.
 pub(crate) static COMPARE_AND_SWAP: LazyLock<Script> =
@@ -169,29 +169,18 @@ impl RedisStore {
         self.query(redis::cmd("SMEMBERS").arg(key)).await
     }
 
-    pub(crate) async fn expiring_add(
-        &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<()> {
-        self.write_all(&[Write::ExpiringAdd {
-            key,
-            member,
-            expires_at_ms,
-            now_ms,
-        }])
-        .await
-        .map(drop)
+    pub(crate) async fn expiring_add(&self, add: ExpiringMember<'_>) -> StoreResult<()> {
+        self.write_all(&[Write::ExpiringAdd(add)]).await.map(drop)
     }
 
     pub(crate) async fn expiring_add_capped(
         &self,
-        key: &str,
-        member: &str,
-        expires_at_ms: i64,
-        now_ms: i64,
+        ExpiringMember {
+            key,
+            member,
+            expires_at_ms,
+            now_ms,
+        }: ExpiringMember<'_>,
         max: usize,
     ) -> StoreResult<bool> {
         let mut inv = EXPIRING_ADD_CAPPED.prepare_invoke();
@@ -323,12 +312,12 @@ pub(crate) fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
         Write::IncrBy { key, by } => {
             pipe.cmd("INCRBY").arg(key).arg(by).ignore();
         }
-        Write::ExpiringAdd {
+        Write::ExpiringAdd(ExpiringMember {
             key,
             member,
             expires_at_ms,
             now_ms,
-        } => {
+        }) => {
             let lives_for = u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1);
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(key)

@@ -7,10 +7,10 @@ use super::{
     Admission, GrantFound, Granting, ISSUED, MintAdmission, MintOutcome, Minted, NewStreamToken,
     Refusal, Stats, StatsFlush, StreamAdmission, StreamOpened, StreamOpening, USED,
 };
-use crate::StoreResult;
 use crate::events::stored_status;
 use crate::memory::{Entry, MemoryStore, Value, counter};
 use crate::{Cost, Decision, Taken};
+use crate::{ExpiringMember, StoreResult};
 
 impl MemoryStore {
     /// The twin of `lua/open_stream.lua`, step for step. Only the take is
@@ -200,10 +200,12 @@ impl MemoryStore {
             }
             if !self
                 .expiring_add_capped(
-                    open_streams,
-                    admission.place,
-                    admission.place_expires_at_ms,
-                    admission.now_ms,
+                    ExpiringMember {
+                        key: open_streams,
+                        member: admission.place,
+                        expires_at_ms: admission.place_expires_at_ms,
+                        now_ms: admission.now_ms,
+                    },
                     admission.max_streams,
                 )
                 .await?

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use authstream_runtime::clock::UnixTime;
-use authstream_store::Store;
 use authstream_store::StoreError;
 use authstream_store::events::GenerationStatus;
 use authstream_store::generations::{self, GenerationId};
@@ -14,6 +13,7 @@ use authstream_store::{
     AppendOutcome, EventPage, Keys, NewEvent, NewSession, PublishedEvent, Read, ReadAnswer,
     Rotation, SessionRotation, Spend, Taken, Write, parse_event_id,
 };
+use authstream_store::{ExpiringMember, KeySpend, Store};
 use authstream_web::rate_limit::Cost;
 use tokio::task::JoinSet;
 
@@ -300,9 +300,33 @@ async fn set_add_refreshes_the_whole_set_expiry(store: Store) {
 async fn expiring_count_drops_expired_members(store: Store) {
     let k = key(&store, "expiring");
     assert_eq!(store.expiring_count(&k, 0).await.unwrap(), 0);
-    store.expiring_add(&k, "m1", 1_000, 0).await.unwrap();
-    store.expiring_add(&k, "m2", 2_000, 0).await.unwrap();
-    store.expiring_add(&k, "m3", 3_000, 0).await.unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "m1",
+            expires_at_ms: 1_000,
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "m2",
+            expires_at_ms: 2_000,
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "m3",
+            expires_at_ms: 3_000,
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
     assert_eq!(store.expiring_count(&k, 999).await.unwrap(), 3);
     assert_eq!(
         store.expiring_count(&k, 1_000).await.unwrap(),
@@ -315,16 +339,40 @@ async fn expiring_count_drops_expired_members(store: Store) {
     store.expiring_remove(&k, "m2").await.unwrap();
     assert_eq!(store.expiring_count(&k, 1_500).await.unwrap(), 1);
     // Adding an existing member moves its expiry.
-    store.expiring_add(&k, "m3", 10_000, 1_500).await.unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "m3",
+            expires_at_ms: 10_000,
+            now_ms: 1_500,
+        })
+        .await
+        .unwrap();
     assert_eq!(store.expiring_count(&k, 5_000).await.unwrap(), 1);
     assert_eq!(store.expiring_count(&k, 10_000).await.unwrap(), 0);
 }
 
 async fn expiring_add_drops_expired_members_and_the_set_expires(store: Store) {
     let k = key(&store, "expiring-bounded");
-    store.expiring_add(&k, "old", 1_000, 0).await.unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "old",
+            expires_at_ms: 1_000,
+            now_ms: 0,
+        })
+        .await
+        .unwrap();
     // Adding at a later "now" drops what expired meanwhile, without a count.
-    store.expiring_add(&k, "new", 5_200, 5_000).await.unwrap();
+    store
+        .expiring_add(ExpiringMember {
+            key: &k,
+            member: "new",
+            expires_at_ms: 5_200,
+            now_ms: 5_000,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         store.expiring_count(&k, 0).await.unwrap(),
         1,
@@ -342,19 +390,43 @@ async fn expiring_add_capped_admits_up_to_max_live_members(store: Store) {
     let k = key(&store, "capped");
     assert!(
         store
-            .expiring_add_capped(&k, "a", 1_000, 0, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "a",
+                    expires_at_ms: 1_000,
+                    now_ms: 0
+                },
+                2
+            )
             .await
             .unwrap()
     );
     assert!(
         store
-            .expiring_add_capped(&k, "b", 2_000, 0, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "b",
+                    expires_at_ms: 2_000,
+                    now_ms: 0
+                },
+                2
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .expiring_add_capped(&k, "c", 2_000, 0, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "c",
+                    expires_at_ms: 2_000,
+                    now_ms: 0
+                },
+                2
+            )
             .await
             .unwrap(),
         "a third is refused"
@@ -367,20 +439,44 @@ async fn expiring_add_capped_admits_up_to_max_live_members(store: Store) {
     // A member already in renews at the cap.
     assert!(
         store
-            .expiring_add_capped(&k, "a", 3_000, 500, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "a",
+                    expires_at_ms: 3_000,
+                    now_ms: 500
+                },
+                2
+            )
             .await
             .unwrap()
     );
     // Once a member expires (b at 2 000), its place is free.
     assert!(
         store
-            .expiring_add_capped(&k, "c", 4_000, 2_000, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "c",
+                    expires_at_ms: 4_000,
+                    now_ms: 2_000
+                },
+                2
+            )
             .await
             .unwrap()
     );
     assert!(
         !store
-            .expiring_add_capped(&k, "d", 4_000, 2_000, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "d",
+                    expires_at_ms: 4_000,
+                    now_ms: 2_000
+                },
+                2
+            )
             .await
             .unwrap()
     );
@@ -388,7 +484,15 @@ async fn expiring_add_capped_admits_up_to_max_live_members(store: Store) {
     store.expiring_remove(&k, "a").await.unwrap();
     assert!(
         store
-            .expiring_add_capped(&k, "d", 4_000, 2_000, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "d",
+                    expires_at_ms: 4_000,
+                    now_ms: 2_000
+                },
+                2
+            )
             .await
             .unwrap()
     );
@@ -399,7 +503,15 @@ async fn expiring_add_capped_admits_up_to_max_live_members(store: Store) {
     let short = key(&store, "capped-short");
     assert!(
         store
-            .expiring_add_capped(&short, "m", 200, 0, 1)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &short,
+                    member: "m",
+                    expires_at_ms: 200,
+                    now_ms: 0
+                },
+                1
+            )
             .await
             .unwrap()
     );
@@ -414,7 +526,15 @@ async fn expiring_add_capped_has_one_winner_for_the_last_place(store: Store) {
     let k = key(&store, "capped-race");
     assert!(
         store
-            .expiring_add_capped(&k, "first", 60_000, 0, 2)
+            .expiring_add_capped(
+                ExpiringMember {
+                    key: &k,
+                    member: "first",
+                    expires_at_ms: 60_000,
+                    now_ms: 0
+                },
+                2
+            )
             .await
             .unwrap()
     );
@@ -423,7 +543,15 @@ async fn expiring_add_capped_has_one_winner_for_the_last_place(store: Store) {
         let (store, k) = (store.clone(), k.clone());
         set.spawn(async move {
             store
-                .expiring_add_capped(&k, &format!("m{i}"), 60_000, 0, 2)
+                .expiring_add_capped(
+                    ExpiringMember {
+                        key: &k,
+                        member: &format!("m{i}"),
+                        expires_at_ms: 60_000,
+                        now_ms: 0,
+                    },
+                    2,
+                )
                 .await
                 .unwrap()
         });
@@ -479,18 +607,18 @@ async fn write_all_applies_every_write(store: Store) {
                 key: &counter,
                 by: 5,
             },
-            Write::ExpiringAdd {
+            Write::ExpiringAdd(ExpiringMember {
                 key: &set,
                 member: "a",
                 expires_at_ms: 5_000,
                 now_ms: 0,
-            },
-            Write::ExpiringAdd {
+            }),
+            Write::ExpiringAdd(ExpiringMember {
                 key: &set,
                 member: "b",
                 expires_at_ms: 5_000,
                 now_ms: 0,
-            },
+            }),
             Write::ExpiringRemove {
                 key: &set,
                 member: "a",
@@ -1677,7 +1805,14 @@ async fn rate_limit_and_read_decide_and_read_in_one_round_trip(store: Store) {
 
     let before = store.round_trips();
     let (decision, found) = store
-        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::Get(&value))
+        .rate_limit_and_read(
+            KeySpend {
+                key: &budget,
+                gcra,
+                cost: Cost::Take,
+            },
+            Read::Get(&value),
+        )
         .await
         .unwrap();
     assert_eq!(store.round_trips() - before, 1, "one round trip");
@@ -1685,14 +1820,28 @@ async fn rate_limit_and_read_decide_and_read_in_one_round_trip(store: Store) {
     assert_eq!(found, ReadAnswer::Value(Some("v".into())));
 
     let (decision, found) = store
-        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::HashGetAll(&hash))
+        .rate_limit_and_read(
+            KeySpend {
+                key: &budget,
+                gcra,
+                cost: Cost::Take,
+            },
+            Read::HashGetAll(&hash),
+        )
         .await
         .unwrap();
     assert!(decision.allowed && decision.remaining == 0);
     assert_eq!(found.into_hash(), HashMap::from([("f".into(), "1".into())]));
     // Refused: the read still answers (the caller drops it), the budget is unchanged.
     let (decision, found) = store
-        .rate_limit_and_read(&budget, gcra, Cost::Take, Read::SetMembers(&set))
+        .rate_limit_and_read(
+            KeySpend {
+                key: &budget,
+                gcra,
+                cost: Cost::Take,
+            },
+            Read::SetMembers(&set),
+        )
         .await
         .unwrap();
     assert!(!decision.allowed);

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::{Failures, Limit, Policy, Quota, RateLimits, Subject, address_field, email_tag};
 use crate::client_address::TrustedProxies;
-use authstream_store::{Cost, Decision, Read, ReadAnswer, Spend, Store, StoreError};
+use authstream_store::{Cost, Decision, KeySpend, Read, ReadAnswer, Spend, Store, StoreError};
 
 /// The limiter both services (and the single process) ask: decisions are made in the
 /// store, so every replica shares each budget.
@@ -66,7 +66,14 @@ impl RateLimiter {
         let (key, quota) = self.budget(policy, subject);
         let (decision, found) = self
             .store
-            .rate_limit_and_read(&key, quota.gcra(), cost, read)
+            .rate_limit_and_read(
+                KeySpend {
+                    key: &key,
+                    gcra: quota.gcra(),
+                    cost,
+                },
+                read,
+            )
             .await?;
         Ok((self.decided(policy, quota, decision, cost), found))
     }
