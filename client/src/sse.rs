@@ -249,3 +249,6 @@ impl SseReader {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,85 +1,30 @@
 //! The scenarios. Each returns one report; set-up (users, generations, streams) is
 //! never measured.
 
+mod calls;
 mod fanout;
 mod idle;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use authstream_client::{AuthClient, ClientError, Clients, ErrorKind, SseReader};
+use authstream_client::Clients;
 use authstream_proto::GenerationId;
-use authstream_proto::auth::{Credentials, NewGeneration, RefreshBody, TokenBody, TokenPair};
-use authstream_proto::stream::{GenerationStatus, NewEventBody, StreamEvent, StreamEventKind};
+use authstream_proto::auth::{NewGeneration, TokenPair};
 use tokio::sync::OnceCell;
 
-use crate::load::{Watched, Worker, bounded, drive};
+pub use self::calls::{PASSWORD, mint_and_open};
+use self::calls::{credentials, failed};
+use self::workers::{Healthz, Login, MintOpen, Publish, Refresh, Revoke, Validate, Verify};
+use crate::load::{Watched, bounded, drive};
 use crate::options::{Options, Scenario};
 use crate::report::ScenarioReport;
 use crate::server::Server;
 
 /// Set-up requests in flight at once (registrations wait for Argon2id anyway).
 const SETUP_CONCURRENCY: usize = 8;
-
-pub const PASSWORD: &str = "bench password 0123";
-
-/// What a failed call of `what` counts as: the status and problem code, or how the
-/// exchange failed (never a token).
-fn failed(what: &'static str) -> impl Fn(ClientError) -> String {
-    move |e| match e.kind() {
-        ErrorKind::Timeout => format!("{what}: timed out"),
-        ErrorKind::Connect => format!("{what}: cannot connect"),
-        ErrorKind::Status => {
-            let status = e.status().map(|s| s.to_string()).unwrap_or_default();
-            let code = e.code().map(|c| c.as_str()).unwrap_or_default();
-            format!("{what}: {status} {code}").trim_end().to_owned()
-        }
-        ErrorKind::Body => format!("{what}: unexpected body"),
-        _ => format!("{what}: transport error"),
-    }
-}
-
-fn credentials(email: &str) -> Credentials {
-    Credentials {
-        email: email.to_owned(),
-        password: PASSWORD.to_owned(),
-    }
-}
-
-/// Mints a stream token for the owner and opens the stream, read up to its
-/// `connected` event.
-pub async fn mint_and_open(
-    clients: &Clients,
-    access_token: &str,
-    generation_id: &GenerationId,
-) -> Result<SseReader, String> {
-    let minted = clients
-        .auth
-        .stream_token(generation_id)
-        .bearer(access_token)
-        .await
-        .map_err(failed("POST stream-token"))?;
-    let mut sse = clients
-        .stream
-        .open_minted(&minted)
-        .await
-        .map_err(failed("GET stream"))?;
-    let first = sse
-        .next_frame()
-        .await
-        .map_err(|_| "stream: read failed".to_owned())?;
-    match first {
-        Some(frame) if is_connected(&frame.data) => Ok(sse),
-        Some(_) => Err("GET stream: the first event was not `connected`".to_owned()),
-        None => Err("GET stream: ended before `connected`".to_owned()),
-    }
-}
-
-/// Whether an event's data is the `connected` event.
-fn is_connected(data: &str) -> bool {
-    serde_json::from_str::<StreamEvent>(data).is_ok_and(|e| e.event == StreamEventKind::Connected)
-}
 
 /// A server and what was set up on it, shared by the scenarios run against it.
 pub struct Target {
@@ -359,154 +304,4 @@ pub async fn run(
         Scenario::Fanout => fanout::run(target, options).await?,
         Scenario::Idle => idle::run(target, options).await?,
     })
-}
-
-struct Healthz(AuthClient);
-
-impl Worker for Healthz {
-    async fn step(&mut self) -> Result<(), String> {
-        self.0
-            .healthz()
-            .checked()
-            .await
-            .map(drop)
-            .map_err(failed("GET /healthz"))
-    }
-}
-
-struct Validate {
-    auth: AuthClient,
-    tokens: Arc<Vec<String>>,
-    next: usize,
-}
-
-impl Worker for Validate {
-    async fn step(&mut self) -> Result<(), String> {
-        self.next = (self.next + 1) % self.tokens.len();
-        self.auth
-            .validate(None)
-            .bearer(&self.tokens[self.next])
-            .checked()
-            .await
-            .map(drop)
-            .map_err(failed("GET /auth/validate"))
-    }
-}
-
-/// A verification in this process: no request.
-struct Verify {
-    verifier: authstream_verify::Verifier,
-    tokens: Arc<Vec<String>>,
-    next: usize,
-}
-
-impl Worker for Verify {
-    async fn step(&mut self) -> Result<(), String> {
-        self.next = (self.next + 1) % self.tokens.len();
-        let verified = self.verifier.verify(&self.tokens[self.next]).await;
-        // A verification never waits: let the tool's other tasks (its CPU sampling) run.
-        tokio::task::yield_now().await;
-        verified
-            .map(drop)
-            .map_err(|e| format!("verify {}", e.code()))
-    }
-}
-
-struct Login {
-    auth: AuthClient,
-    emails: Arc<Vec<String>>,
-    next: usize,
-}
-
-impl Worker for Login {
-    async fn step(&mut self) -> Result<(), String> {
-        self.next = (self.next + 1) % self.emails.len();
-        self.auth
-            .login(&credentials(&self.emails[self.next]))
-            .await
-            .map(drop)
-            .map_err(failed("POST /auth/login"))
-    }
-}
-
-struct Refresh {
-    auth: AuthClient,
-    refresh_token: String,
-}
-
-impl Worker for Refresh {
-    async fn step(&mut self) -> Result<(), String> {
-        let body = RefreshBody {
-            refresh_token: self.refresh_token.clone(),
-        };
-        let pair = self
-            .auth
-            .refresh(&body)
-            .await
-            .map_err(failed("POST /auth/refresh"))?;
-        self.refresh_token = pair.refresh_token;
-        Ok(())
-    }
-}
-
-struct MintOpen {
-    clients: Clients,
-    access: String,
-    generation: GenerationId,
-}
-
-impl Worker for MintOpen {
-    async fn step(&mut self) -> Result<(), String> {
-        // Dropping the reader closes the connection.
-        mint_and_open(&self.clients, &self.access, &self.generation)
-            .await
-            .map(drop)
-    }
-}
-
-/// An event published to the connection's own generation (never a terminal one).
-struct Publish {
-    clients: Clients,
-    service: String,
-    generation: GenerationId,
-}
-
-impl Worker for Publish {
-    async fn step(&mut self) -> Result<(), String> {
-        let event = NewEventBody {
-            stage: Some("bench".to_owned()),
-            progress: Some(0.5),
-            message: Some("bench".to_owned()),
-            ..NewEventBody::new(GenerationStatus::Processing)
-        };
-        self.clients
-            .stream
-            .publish(&self.generation, &event)
-            .bearer(&self.service)
-            .checked()
-            .await
-            .map(drop)
-            .map_err(failed("POST events"))
-    }
-}
-
-/// A revocation: the same access token each time, each time written (and, on a
-/// Cluster with replicas, confirmed) again.
-struct Revoke {
-    auth: AuthClient,
-    access_token: String,
-}
-
-impl Worker for Revoke {
-    async fn step(&mut self) -> Result<(), String> {
-        let body = TokenBody {
-            token: Some(self.access_token.clone()),
-        };
-        self.auth
-            .revoke(&body)
-            .checked()
-            .await
-            .map(drop)
-            .map_err(failed("POST /auth/revoke"))
-    }
 }
