@@ -15,6 +15,8 @@ mod problem;
 mod proxy;
 mod redis;
 mod routes;
+#[cfg(feature = "stream")]
+pub mod stream;
 mod tls;
 pub mod turns;
 
