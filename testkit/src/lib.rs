@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "browser")]
+pub mod browser;
 mod cluster;
 pub mod jwt;
 mod logs;
@@ -15,6 +17,8 @@ mod problem;
 mod proxy;
 mod redis;
 mod routes;
+#[cfg(feature = "stack")]
+pub mod stack;
 #[cfg(feature = "stream")]
 pub mod stream;
 mod tls;

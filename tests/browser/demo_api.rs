@@ -1,90 +1,41 @@
 //! The demo routes over plain HTTP: the page's files and headers, and who may simulate.
 
+use authstream_client::AuthClient;
+use authstream_proto::GenerationStatus;
+use authstream_proto::auth::{NewGeneration, SimulateBody, SimulationStarted};
+use authstream_testkit::browser::*;
+use authstream_testkit::stack::{credentials, generation_id, sent};
+use authstream_testkit::{assert_problem, header_text};
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
-use serde_json::{Value, json};
+use reqwest::header;
 
-use crate::harness::*;
+use crate::server;
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
+/// A new user of `server`, signed in: (email, the API as that user).
+async fn user(server: &Server) -> (String, AuthClient) {
+    let email = new_email();
+    server.auth().register(&credentials(&email)).await.unwrap();
+    let access = server.login(&email).await;
+    (email, server.auth().with_token(&access))
 }
 
-impl Api {
-    fn new(server: &Server) -> Self {
-        Self {
-            base: server.base.clone(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// A new user, signed in: (email, access token).
-    async fn user(&self) -> (String, String) {
-        let email = new_email();
-        let res = self
-            .http
-            .post(format!("{}/auth/register", self.base))
-            .json(&json!({ "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let access = api_login(&self.base, &email).await;
-        (email, access)
-    }
-
-    async fn generation(&self, access: &str) -> String {
-        let res = self
-            .http
-            .post(format!("{}/generations", self.base))
-            .bearer_auth(access)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        res.json::<Value>().await.unwrap()["generation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    /// POSTs to a demo route: the status and the JSON answer.
-    async fn demo(
-        &self,
-        action: &str,
-        id: &str,
-        access: Option<&str>,
-        body: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/demo/generations/{id}/{action}", self.base));
-        if let Some(access) = access {
-            req = req.bearer_auth(access);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.to_owned());
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
+/// A new generation of the holder of `api`'s token.
+async fn generation(api: &AuthClient) -> String {
+    let created = api.create_generation(&NewGeneration::default()).await;
+    created.unwrap().generation_id.into_string()
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+/// A simulation of `duration_ms`, ending with `outcome`.
+fn simulation(duration_ms: u64, outcome: Option<&str>) -> SimulateBody {
+    SimulateBody {
+        duration_ms: Some(duration_ms),
+        outcome: outcome.map(str::to_owned),
+    }
 }
 
 #[tokio::test]
 async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
-    let server = Server::start().await;
+    let server = server().await;
     let http = reqwest::Client::new();
     for (path, content_type) in [
         ("/", "text/html; charset=utf-8"),
@@ -113,12 +64,12 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
-        let headers = res.headers().clone();
-        assert_eq!(header(&headers, "content-type"), content_type, "{path}");
-        assert_eq!(header(&headers, "cache-control"), "no-cache", "{path}");
-        assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
-        assert_eq!(header(&headers, "referrer-policy"), "no-referrer");
-        let csp = header(&headers, "content-security-policy");
+        assert_eq!(header_text(&res, "content-type"), content_type, "{path}");
+        assert_eq!(header_text(&res, "cache-control"), "no-cache", "{path}");
+        assert_eq!(header_text(&res, "x-content-type-options"), "nosniff");
+        assert_eq!(header_text(&res, "referrer-policy"), "no-referrer");
+        let csp = header_text(&res, "content-security-policy");
+        let etag = header_text(&res, "etag");
         for directive in [
             "default-src 'none'",
             "script-src 'self'",
@@ -136,7 +87,6 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
             "{path}"
         );
 
-        let etag = header(&headers, "etag").to_owned();
         let again = http
             .get(format!("{}{path}", server.base))
             .header(header::IF_NONE_MATCH, &etag)
@@ -190,108 +140,67 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
 
 #[tokio::test]
 async fn only_the_owner_simulates_a_pending_generation_once() {
-    let server = Server::start().await;
-    let api = Api::new(&server);
-    let (owner_email, owner) = api.user().await;
-    let (_, stranger) = api.user().await;
-    let id = api.generation(&owner).await;
+    let server = server().await;
+    let (owner_email, owner) = user(&server).await;
+    let (_, stranger) = user(&server).await;
+    let id = generation_id(&generation(&owner).await);
 
-    let (status, body) = api.demo("simulate", &id, None, None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("missing_token"))
-    );
-    let (status, body) = api.demo("simulate", &id, Some(&stranger), None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let (status, body) = api
-        .demo("simulate", "no-such-generation", Some(&owner), None)
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-    let (status, body) = api
-        .demo(
-            "simulate",
-            &id,
-            Some(&owner),
-            Some(r#"{"duration_ms":5,"outcome":"maybe"}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let anonymous = server.auth();
+    assert_problem(
+        sent(anonymous.simulate(&id, None)).await,
+        401,
+        "missing_token",
+    )
+    .await;
+    assert_problem(sent(stranger.simulate(&id, None)).await, 403, "forbidden").await;
+    let unknown = generation_id("no-such-generation");
+    assert_problem(sent(owner.simulate(&unknown, None)).await, 404, "not_found").await;
+    let bad = simulation(5, Some("maybe"));
+    let res = sent(owner.simulate(&id, Some(&bad))).await;
+    let problem = assert_problem(res, 422, "validation_failed").await;
     assert!(
-        body["fields"]["duration_ms"].is_string() && body["fields"]["outcome"].is_string(),
-        "{body}"
+        problem.fields.contains_key("duration_ms") && problem.fields.contains_key("outcome"),
+        "{problem:?}"
     );
 
-    let (status, body) = api
-        .demo(
-            "simulate",
-            &id,
-            Some(&owner),
-            Some(r#"{"duration_ms":500}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    assert_eq!(body["events"], 16);
-    assert_eq!(body["duration_ms"], 500);
-    let (status, body) = api.demo("simulate", &id, Some(&owner), None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("generation_exists"))
-    );
+    let started: SimulationStarted = owner
+        .simulate(&id, Some(&simulation(500, None)))
+        .await
+        .unwrap();
+    assert_eq!(started.events, 16);
+    assert_eq!(started.duration_ms, 500);
+    let res = sent(owner.simulate(&id, None)).await;
+    assert_problem(res, 409, "generation_exists").await;
 
-    let history = server_history(&server, &owner_email, &id).await;
+    let history = server.history(&owner_email, id.as_str()).await;
     assert_eq!(history.len(), 16);
-    let (_, last) = &history[15];
+    let last = &history[15].data;
     assert_eq!(
+        (last.status, last.stage.as_deref(), last.progress),
         (
-            last["status"].as_str(),
-            last["stage"].as_str(),
-            last["progress"].as_f64()
-        ),
-        (Some("completed"), Some("completed"), Some(1.0))
+            Some(GenerationStatus::Completed),
+            Some("completed"),
+            Some(1.0)
+        )
     );
-    let (status, body) = api.demo("simulate", &id, Some(&owner), None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("generation_finished"))
-    );
+    let res = sent(owner.simulate(&id, None)).await;
+    assert_problem(res, 409, "generation_finished").await;
 
     // A failing run ends with `failed`.
-    let failing = api.generation(&owner).await;
-    let (status, _) = api
-        .demo(
-            "simulate",
-            &failing,
-            Some(&owner),
-            Some(r#"{"duration_ms":500,"outcome":"failed"}"#),
-        )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let history = server_history(&server, &owner_email, &failing).await;
+    let failing = generation_id(&generation(&owner).await);
+    let failed = simulation(500, Some("failed"));
+    owner.simulate(&failing, Some(&failed)).await.unwrap();
+    let history = server.history(&owner_email, failing.as_str()).await;
     assert_eq!(
-        history.last().map(|(_, d)| d["status"].clone()),
-        Some(json!("failed"))
+        history.last().and_then(|e| e.data.status),
+        Some(GenerationStatus::Failed)
     );
 
     // Dropping the connection is the owner's to ask, too.
-    let (status, _) = api
-        .demo("disconnect", &failing, Some(&stranger), None)
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = api.demo("disconnect", &failing, Some(&owner), None).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    let res = sent(stranger.disconnect(&failing)).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    owner.disconnect(&failing).await.unwrap();
     // ...and it revokes nothing.
-    let me = api
-        .http
-        .get(format!("{}/auth/me", api.base))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .unwrap();
+    let me = sent(owner.me()).await;
     assert_eq!(me.status(), StatusCode::OK);
 }

@@ -3,43 +3,48 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use authstream_client::SseEvent;
+use authstream_proto::GenerationStatus;
+use authstream_proto::stream::StreamEventKind;
+use authstream_testkit::browser::*;
+use authstream_testkit::stack::generation_id;
+use serde_json::json;
 
-use crate::harness::*;
+use crate::server;
 
 const GENERATION: Duration = Duration::from_secs(40);
 
 /// Every event once, in the server's order, and the events well-formed.
-fn assert_same_events(page_ids: &[String], history: &[(String, Value)], generation_id: &str) {
+fn assert_same_events(page_ids: &[String], history: &[SseEvent], generation_id: &str) {
     let unique: HashSet<_> = page_ids.iter().collect();
     assert_eq!(
         unique.len(),
         page_ids.len(),
         "an event was shown twice: {page_ids:?}"
     );
-    let server_ids: Vec<_> = history.iter().map(|(id, _)| id.clone()).collect();
+    let server_ids: Vec<_> = history.iter().map(|e| e.id.clone()).collect();
     assert_eq!(
         page_ids, server_ids,
         "the page's events differ from the server's"
     );
 
     let mut last_progress = 0.0;
-    for (id, data) in history {
-        assert_eq!(data["event"], "progress", "{id}: {data}");
-        assert_eq!(data["generation_id"], generation_id, "{id}: {data}");
-        for field in ["status", "stage", "message"] {
-            assert!(data[field].is_string(), "{id}: no {field}: {data}");
-        }
-        assert!(data["timestamp"].is_i64(), "{id}: {data}");
-        let progress = data["progress"].as_f64().expect("progress");
-        assert!((last_progress..=1.0).contains(&progress), "{id}: {data}");
+    for SseEvent { id, data, .. } in history {
+        assert_eq!(data.event, StreamEventKind::Progress, "{id}: {data:?}");
+        assert_eq!(data.generation_id, generation_id, "{id}: {data:?}");
+        assert!(data.status.is_some(), "{id}: no status: {data:?}");
+        assert!(data.stage.is_some(), "{id}: no stage: {data:?}");
+        assert!(data.message.is_some(), "{id}: no message: {data:?}");
+        assert!(data.timestamp.is_some(), "{id}: {data:?}");
+        let progress = data.progress.expect("progress");
+        assert!((last_progress..=1.0).contains(&progress), "{id}: {data:?}");
         last_progress = progress;
     }
 }
 
 #[tokio::test]
 async fn a_simulated_generation_streams_to_completion_with_every_event_once() {
-    let (server, driver) = tokio::join!(Server::start(), Driver::start());
+    let (server, driver) = tokio::join!(server(), Driver::start());
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
@@ -61,11 +66,11 @@ async fn a_simulated_generation_streams_to_completion_with_every_event_once() {
         assert_eq!(done.stage, "completed");
         assert!(done.message.starts_with("Generation completed"), "{done:?}");
 
-        let history = server_history(&server, &email, &generation_id).await;
+        let history = server.history(&email, &generation_id).await;
         assert_eq!(history.len(), 16);
-        let last = &history[history.len() - 1].1;
-        assert_eq!(last["status"], "completed");
-        assert_eq!(last["progress"], json!(1.0));
+        let last = &history[history.len() - 1].data;
+        assert_eq!(last.status, Some(GenerationStatus::Completed));
+        assert_eq!(last.progress, Some(1.0));
         assert_same_events(&done.ids, &history, &generation_id);
         assert_eq!(
             (done.connections, done.token_fetches, done.duplicates),
@@ -78,7 +83,7 @@ async fn a_simulated_generation_streams_to_completion_with_every_event_once() {
 
 #[tokio::test]
 async fn a_stream_cut_by_the_server_resumes_with_the_cookie_and_every_event_once() {
-    let (server, driver) = tokio::join!(Server::start(), Driver::start());
+    let (server, driver) = tokio::join!(server(), Driver::start());
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
@@ -109,7 +114,7 @@ async fn a_stream_cut_by_the_server_resumes_with_the_cookie_and_every_event_once
             })
             .await;
 
-        let history = server_history(&server, &email, &generation_id).await;
+        let history = server.history(&email, &generation_id).await;
         assert_eq!(history.len(), 16);
         assert_same_events(&done.ids, &history, &generation_id);
         assert_eq!(
@@ -124,7 +129,7 @@ async fn a_stream_cut_by_the_server_resumes_with_the_cookie_and_every_event_once
 
 #[tokio::test]
 async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_every_event_once() {
-    let (server, driver) = tokio::join!(Server::start(), Driver::start());
+    let (server, driver) = tokio::join!(server(), Driver::start());
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
@@ -149,7 +154,7 @@ async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_eve
             })
             .await;
 
-        let history = server_history(&server, &email, &generation_id).await;
+        let history = server.history(&email, &generation_id).await;
         assert_same_events(&done.ids, &history, &generation_id);
         assert_eq!(
             (done.connections, done.token_fetches, done.duplicates),
@@ -162,27 +167,23 @@ async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_eve
 
 /// Waits until the server's progress of the generation (read over the API with a fresh
 /// login) is past `past`, and returns it.
-async fn wait_for_progress(server: &Server, email: &str, generation_id: &str, past: f64) -> f64 {
-    let http = reqwest::Client::new();
-    let access = api_login(&server.base, email).await;
+async fn wait_for_progress(
+    server: &Server,
+    email: &str,
+    generation_id_raw: &str,
+    past: f64,
+) -> f64 {
+    let api = server.auth().with_token(&server.login(email).await);
+    let id = generation_id(generation_id_raw);
     let deadline = std::time::Instant::now() + GENERATION;
     loop {
-        let generation: Value = http
-            .get(format!("{}/generations/{generation_id}", server.base))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let progress = generation["progress"].as_f64().expect("progress");
-        if progress > past {
-            return progress;
+        let generation = api.generation(&id).await.unwrap();
+        if generation.progress > past {
+            return generation.progress;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the simulation did not go on past {past}: {generation}"
+            "the simulation did not go on past {past}: {generation:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -190,7 +191,7 @@ async fn wait_for_progress(server: &Server, email: &str, generation_id: &str, pa
 
 #[tokio::test]
 async fn sign_out_everywhere_ends_the_open_streams_on_every_device() {
-    let (server, driver) = tokio::join!(Server::start(), Driver::start());
+    let (server, driver) = tokio::join!(server(), Driver::start());
     with_browsers(&driver, 2, async |browsers| {
         let (laptop, phone) = (&browsers[0], &browsers[1]);
         let email = new_email();

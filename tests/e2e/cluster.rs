@@ -6,13 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use authstream_testkit::{RedisCluster, cluster_store_sharing, unique_prefix};
-use eventsource_stream::Eventsource as _;
-use futures_util::StreamExt as _;
+use authstream_client::StreamQuery;
+use authstream_proto::GenerationStatus::{Completed, Processing};
+use authstream_proto::auth::RefreshBody;
+use authstream_proto::ops::ReadyStatus;
+use authstream_testkit::stack::*;
+use authstream_testkit::{RedisCluster, assert_problem, cluster_store_sharing, unique_prefix};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::helpers::*;
 
 /// Two auth and two stream replicas on one cluster, as `(a, b)`: `a` is auth 1 with
 /// stream 1, `b` auth 2 with stream 2.
@@ -28,13 +28,8 @@ pub(crate) async fn two_replicas_each(cluster: &RedisCluster) -> (Stack, Stack) 
     .unwrap();
     // Both auth replicas sign with the same keys, as replicas sharing a key directory.
     let keys = settings.common.signing_keys().unwrap();
-    let stack = |auth: String, stream: String| Stack {
-        auth,
-        stream,
-        store: store(),
-        http: reqwest::Client::new(),
-        auth_keys: Some(keys.clone()),
-    };
+    let stack =
+        |auth: String, stream: String| Stack::new(&auth, &stream, store(), Some(keys.clone()));
     let auth = |_: u8| {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         spawn_auth(listener, store(), keys.clone())
@@ -50,68 +45,34 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
     let cluster = RedisCluster::start(3, 0);
     let (a, b) = two_replicas_each(&cluster).await;
     for stack in [&a, &b] {
-        let ready: Value = stack
-            .http
-            .get(format!("{}/readyz", stack.auth))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(ready["store"], "redis-cluster");
-        assert_eq!(ready["status"], "ready");
-        assert_eq!(ready["nodes"].as_array().unwrap().len(), 3, "{ready}");
+        let ready = stack.auth.readyz().await.unwrap();
+        assert_eq!(ready.store, "redis-cluster");
+        assert_eq!(ready.status, ReadyStatus::Ready);
+        assert_eq!(ready.nodes.as_ref().map(Vec::len), Some(3), "{ready:?}");
     }
 
     // Signed in on one auth replica, refreshed on the other, with the rotation rules.
     let user = a.signup().await;
-    let login: Value = a
-        .http
-        .post(format!("{}/auth/login", b.auth))
-        .json(&json!({"email": user.email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let refresh = |stack: &Stack, token: &str| {
-        let req = stack
-            .http
-            .post(format!("{}/auth/refresh", stack.auth))
-            .json(&json!({"refresh_token": token}));
-        async move { req.send().await.unwrap() }
+    let login = b.login(&user.email).await;
+    let retired = RefreshBody {
+        refresh_token: login.refresh.clone(),
     };
-    let first = refresh(&a, login["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(first.status(), StatusCode::OK);
-    let first: Value = first.json().await.unwrap();
+    let first = a.auth.refresh(&retired).await.unwrap();
     // The just-retired token again, within the grace: the same successor pair.
-    let again: Value = refresh(&b, login["refresh_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(again["refresh_token"], first["refresh_token"]);
-    let access = first["access_token"].as_str().unwrap().to_owned();
+    let again = b.auth.refresh(&retired).await.unwrap();
+    assert_eq!(again.refresh_token, first.refresh_token);
+    let access = first.access_token;
 
     // A generation created on one replica streams through the other.
-    b.create_generation(&access, "cluster-1").await;
+    let id = b.create_generation(&access, "cluster-1").await;
     let backend = b.service_token(BACKEND).await;
     let mut on_b = b.stream(&access, "cluster-1").await;
     let mut on_a = a.stream(&user.access, "cluster-1").await;
     let mut ids = Vec::new();
     for p in [0.25, 0.5] {
-        let res = a
-            .publish(&backend, "cluster-1", progress("processing", p))
-            .await;
-        assert_eq!(res.status(), StatusCode::ACCEPTED);
-        ids.push(
-            res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        let event = progress(Processing, p);
+        let published = a.publish(&backend, "cluster-1", &event).await.unwrap();
+        ids.push(published.id);
         for events in [&mut on_a, &mut on_b] {
             let event = next_event(events).await.expect("an event");
             assert_eq!(event.id, *ids.last().unwrap());
@@ -119,41 +80,25 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
     }
     // A stream token works once, on whichever replica it is presented.
     let token = a.stream_token(&access, "cluster-1").await;
-    let res = b
-        .http
-        .get(format!(
-            "{}/generations/generate/cluster-1/stream?token={token}&last_event_id={}",
-            b.stream, ids[0]
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let query = StreamQuery {
+        token: Some(&token),
+        last_event_id: Some(&ids[0]),
+    };
     // Resumed after the first event: exactly the second, then live ones.
-    let mut resumed = Box::pin(
-        res.bytes_stream()
-            .eventsource()
-            .filter_map(|e| async move { e.ok() }),
-    );
+    let mut resumed = b.stream.open_with(&id, query).await.unwrap();
     next_event(&mut resumed).await.expect("connected");
     assert_eq!(next_event(&mut resumed).await.unwrap().id, ids[1]);
-    let replay = a.open("cluster-1", &token).await;
+    let replay = sent(a.stream.open(&id, &token)).await;
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
 
     // A logout through one auth replica ends that session's streams on both stream
     // replicas within a second, and its token everywhere.
-    let res = b
-        .http
-        .post(format!("{}/auth/logout", b.auth))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(b.auth_as(&access).logout()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(2), async {
-        while on_b.next().await.is_some() {}
-        while resumed.next().await.is_some() {}
+        until_end(&mut on_b).await;
+        until_end(&mut resumed).await;
     })
     .await
     .expect("the revoked session's streams ended");
@@ -162,26 +107,14 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
     // process that cannot show its view is that fresh asks the store).
     tokio::time::sleep(Duration::from_millis(60).saturating_sub(started.elapsed())).await;
     for stack in [&b, &a] {
-        let res = stack
-            .http
-            .get(format!("{}/auth/validate", stack.auth))
-            .bearer_auth(&access)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(res.json::<Value>().await.unwrap()["code"], "token_revoked");
+        let res = sent(stack.auth_as(&access).validate(None)).await;
+        assert_problem(res, 401, "token_revoked").await;
     }
 
     // The other session's stream goes on, and ends with the generation.
-    let res = b
-        .publish(&backend, "cluster-1", progress("completed", 1.0))
-        .await;
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let completed = progress(Completed, 1.0);
+    b.publish(&backend, "cluster-1", &completed).await.unwrap();
     let last = next_event(&mut on_a).await.expect("the last event");
-    assert_eq!(
-        serde_json::from_str::<Value>(&last.data).unwrap()["status"],
-        "completed"
-    );
+    assert_eq!(last.data.status, Some(Completed));
     assert!(next_event(&mut on_a).await.is_none());
 }

@@ -1,63 +1,47 @@
 use std::time::{Duration, Instant};
 
+use authstream_client::StreamClient;
+use authstream_proto::GenerationStatus::{Completed, Processing};
+use authstream_proto::auth::TokenBody;
+use authstream_proto::stream::{NewEventBody, StreamEventKind};
 use authstream_security::jwt::{KeySource, RemoteKeys};
-use futures_util::StreamExt as _;
+use authstream_testkit::assert_problem;
+use authstream_testkit::stack::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::helpers::*;
 
 #[tokio::test]
 async fn a_generation_streams_from_publish_to_completion_across_services() {
     let stack = spawn_stack().await;
     let user = stack.signup().await;
-    stack.create_generation(&user.access, "e2e-1").await;
+    let id = stack.create_generation(&user.access, "e2e-1").await;
     let backend = stack.service_token(BACKEND).await;
     let mut events = stack.stream(&user.access, "e2e-1").await;
 
     // The stream service verifies the backend's token through the auth service's JWKS.
-    for (i, (status, p)) in [
-        ("processing", 0.25),
-        ("processing", 0.75),
-        ("completed", 1.0),
-    ]
-    .iter()
-    .enumerate()
+    for (i, (status, p)) in [(Processing, 0.25), (Processing, 0.75), (Completed, 1.0)]
+        .into_iter()
+        .enumerate()
     {
-        let res = stack.publish(&backend, "e2e-1", progress(status, *p)).await;
-        assert_eq!(res.status(), StatusCode::ACCEPTED, "publish {i}");
-        let id = res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let published = stack
+            .publish(&backend, "e2e-1", &progress(status, p))
+            .await
+            .unwrap_or_else(|e| panic!("publish {i}: {e}"));
         let event = next_event(&mut events).await.expect("an event");
-        assert_eq!(event.id, id);
-        let data: Value = serde_json::from_str(&event.data).unwrap();
-        assert_eq!(data["event"], "progress");
-        assert_eq!(data["generation_id"], "e2e-1");
-        assert_eq!(data["status"], *status);
-        assert_eq!(data["progress"], *p);
+        assert_eq!(event.id, published.id);
+        assert_eq!(event.data.event, StreamEventKind::Progress);
+        assert_eq!(event.data.generation_id, "e2e-1");
+        assert_eq!(event.data.status, Some(status));
+        assert_eq!(event.data.progress, Some(p));
     }
     // The server ends the stream after `completed`.
     assert!(next_event(&mut events).await.is_none());
 
     // The record at the auth service followed the events.
-    let generation: Value = stack
-        .http
-        .get(format!("{}/generations/e2e-1", stack.auth))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(generation["status"], "completed");
-    assert_eq!(generation["progress"], 1.0);
+    let generation = stack.auth_as(&user.access).generation(&id).await.unwrap();
+    assert_eq!(generation.status, Completed);
+    assert_eq!(generation.progress, 1.0);
     // Publishing after the end is refused.
-    let res = stack
-        .publish(&backend, "e2e-1", progress("processing", 0.1))
-        .await;
+    let res = sent(stack.publish(&backend, "e2e-1", &progress(Processing, 0.1))).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 }
 
@@ -65,48 +49,33 @@ async fn a_generation_streams_from_publish_to_completion_across_services() {
 async fn a_stream_token_works_once_and_the_stats_say_so() {
     let stack = spawn_stack().await;
     let user = stack.signup().await;
-    stack.create_generation(&user.access, "e2e-2").await;
+    let id = stack.create_generation(&user.access, "e2e-2").await;
     let token = stack.stream_token(&user.access, "e2e-2").await;
-    assert_eq!(stack.open("e2e-2", &token).await.status(), StatusCode::OK);
-    let replay = stack.open("e2e-2", &token).await;
-    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        replay.json::<Value>().await.unwrap()["code"],
-        "invalid_stream_token"
-    );
+    let first = sent(stack.stream.open(&id, &token)).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    drop(first);
+    let replay = sent(stack.stream.open(&id, &token)).await;
+    assert_problem(replay, 401, "invalid_stream_token").await;
     // An access token (a JWT) is never a stream token.
-    let res = stack.open("e2e-2", &user.access).await;
+    let res = sent(stack.stream.open(&id, &user.access)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
-    let admin = stack.service_token(ADMIN).await;
-    let stats = || async {
-        stack
-            .http
-            .get(format!("{}/admin/stream-tokens/stats", stack.auth))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let admin = stack.auth_as(&stack.service_token(ADMIN).await);
+    let stats = || async { admin.stream_token_stats().await.unwrap() };
     // The stream service counts in process and flushes every second (a consumed
     // token leaves the active set two seconds after its use).
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut stats_now = stats().await;
-    while (stats_now["rejected_total"] != 1 || stats_now["active"] != 0)
-        && Instant::now() < deadline
-    {
+    while (stats_now.rejected_total != 1 || stats_now.active != 0) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         stats_now = stats().await;
     }
     let stats = stats_now;
-    assert_eq!(stats["issued_total"], 1);
-    assert_eq!(stats["consumed_total"], 1);
-    assert_eq!(stats["active"], 0);
+    assert_eq!(stats.issued_total, 1);
+    assert_eq!(stats.consumed_total, 1);
+    assert_eq!(stats.active, 0);
     // The replay counts; the JWT was refused before the store was asked.
-    assert_eq!(stats["rejected_total"], 1, "{stats}");
+    assert_eq!(stats.rejected_total, 1, "{stats:?}");
 
     // Redis never held the token, in any key or value.
     let dump = stack.store.debug_dump().await.unwrap();
@@ -122,25 +91,16 @@ async fn logout_at_the_auth_service_ends_that_sessions_stream_only() {
     let stack = spawn_stack().await;
     let laptop = stack.signup().await;
     let phone = stack.login(&laptop.email).await;
-    stack.create_generation(&laptop.access, "e2e-3").await;
+    let id = stack.create_generation(&laptop.access, "e2e-3").await;
     let backend = stack.service_token(BACKEND).await;
     let mut on_laptop = stack.stream(&laptop.access, "e2e-3").await;
     let mut on_phone = stack.stream(&phone.access, "e2e-3").await;
 
-    let res = stack
-        .http
-        .post(format!("{}/auth/logout", stack.auth))
-        .bearer_auth(&laptop.access)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(stack.auth_as(&laptop.access).logout()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let started = Instant::now();
     // The laptop's stream ends within a second (perhaps after a keep-alive comment).
-    let ended = tokio::time::timeout(Duration::from_secs(1), async {
-        while on_laptop.next().await.is_some() {}
-    })
-    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(1), until_end(&mut on_laptop)).await;
     assert!(
         ended.is_ok(),
         "the revoked session's stream ended within 1 s"
@@ -148,26 +108,12 @@ async fn logout_at_the_auth_service_ends_that_sessions_stream_only() {
     assert!(started.elapsed() < Duration::from_millis(1100));
 
     // The phone's stream goes on.
-    stack
-        .publish(&backend, "e2e-3", progress("processing", 0.5))
-        .await;
+    sent(stack.publish(&backend, "e2e-3", &progress(Processing, 0.5))).await;
     let event = next_event(&mut on_phone).await.expect("still open");
-    assert_eq!(
-        serde_json::from_str::<Value>(&event.data).unwrap()["progress"],
-        0.5
-    );
+    assert_eq!(event.data.progress, Some(0.5));
 
     // And the laptop's session cannot mint new stream tokens.
-    let res = stack
-        .http
-        .post(format!(
-            "{}/generations/generate/e2e-3/stream-token",
-            stack.auth
-        ))
-        .bearer_auth(&laptop.access)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(stack.auth_as(&laptop.access).stream_token(&id)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -175,17 +121,11 @@ async fn logout_at_the_auth_service_ends_that_sessions_stream_only() {
 async fn an_unused_stream_token_dies_with_its_session() {
     let stack = spawn_stack().await;
     let user = stack.signup().await;
-    stack.create_generation(&user.access, "e2e-4").await;
+    let id = stack.create_generation(&user.access, "e2e-4").await;
     let token = stack.stream_token(&user.access, "e2e-4").await;
-    stack
-        .http
-        .post(format!("{}/auth/logout-all", stack.auth))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    sent(stack.auth_as(&user.access).logout_all()).await;
     assert_eq!(
-        stack.open("e2e-4", &token).await.status(),
+        sent(stack.stream.open(&id, &token)).await.status(),
         StatusCode::UNAUTHORIZED
     );
 }
@@ -196,43 +136,27 @@ async fn a_revoked_service_token_can_no_longer_publish() {
     let user = stack.signup().await;
     stack.create_generation(&user.access, "e2e-5").await;
     let backend = stack.service_token(BACKEND).await;
-    assert_eq!(
-        stack
-            .publish(&backend, "e2e-5", progress("processing", 0.1))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
-    let res = stack
-        .http
-        .post(format!("{}/auth/revoke", stack.auth))
-        .json(&json!({"token": backend}))
-        .send()
-        .await
-        .unwrap();
+    let first = progress(Processing, 0.1);
+    stack.publish(&backend, "e2e-5", &first).await.unwrap();
+    let revoke = TokenBody {
+        token: Some(backend.clone()),
+    };
+    let res = sent(stack.auth.revoke(&revoke)).await;
     assert_eq!(res.status(), StatusCode::OK);
     // The stream service is another process: it learns the revocation from the
     // revocation log within 50 ms; polled with a wide margin.
     let deadline = Instant::now() + Duration::from_secs(2);
     let res = loop {
-        let res = stack
-            .publish(&backend, "e2e-5", progress("processing", 0.2))
-            .await;
+        let res = sent(stack.publish(&backend, "e2e-5", &progress(Processing, 0.2))).await;
         if res.status() != StatusCode::ACCEPTED || Instant::now() > deadline {
             break res;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "token_revoked");
+    assert_problem(res, 401, "token_revoked").await;
     // A user's access token is not a service token.
-    let res = stack
-        .publish(&user.access, "e2e-5", progress("processing", 0.2))
-        .await;
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["code"],
-        "wrong_token_type"
-    );
+    let res = sent(stack.publish(&user.access, "e2e-5", &progress(Processing, 0.2))).await;
+    assert_problem(res, 401, "wrong_token_type").await;
 }
 
 #[tokio::test]
@@ -253,21 +177,19 @@ async fn tabs_and_users_each_see_exactly_their_generations_events() {
     streams.push(("tab-c", stack.stream(&bob.access, "tab-c").await));
     for id in ["tab-a", "tab-b", "tab-c"] {
         for p in [0.5, 1.0] {
-            let status = if p < 1.0 { "processing" } else { "completed" };
-            let mut body = progress(status, p);
-            body["message"] = json!(format!("{id} {p}"));
-            assert_eq!(
-                stack.publish(&backend, id, body).await.status(),
-                StatusCode::ACCEPTED
-            );
+            let status = if p < 1.0 { Processing } else { Completed };
+            let body = NewEventBody {
+                message: Some(format!("{id} {p}")),
+                ..progress(status, p)
+            };
+            stack.publish(&backend, id, &body).await.unwrap();
         }
     }
     for (id, events) in &mut streams {
         let mut seen = Vec::new();
         while let Some(event) = next_event(events).await {
-            let data: Value = serde_json::from_str(&event.data).unwrap();
-            assert_eq!(data["generation_id"], *id);
-            seen.push(data["message"].as_str().unwrap().to_owned());
+            assert_eq!(event.data.generation_id, *id);
+            seen.push(event.data.message.unwrap());
         }
         assert_eq!(seen, [format!("{id} 0.5"), format!("{id} 1")]);
     }
@@ -280,23 +202,10 @@ async fn unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds() {
     stack.create_generation(&user.access, "e2e-6").await;
     let backend = stack.service_token(BACKEND).await;
     // The first publish fetches the JWKS (the stream service starts knowing no keys).
-    assert_eq!(
-        stack
-            .publish(&backend, "e2e-6", progress("processing", 0.1))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    let first = progress(Processing, 0.1);
+    stack.publish(&backend, "e2e-6", &first).await.unwrap();
     let fetches = || async {
-        let metrics = stack
-            .http
-            .get(format!("{}/metrics", stack.auth))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = stack.auth.metrics().await.unwrap();
         metrics
             .lines()
             .filter(|l| {
@@ -317,31 +226,23 @@ async fn unknown_key_ids_refetch_the_jwks_at_most_every_few_seconds() {
         backend.split('.').nth(2).unwrap()
     );
     for _ in 0..5 {
-        let res = stack
-            .publish(&forged, "e2e-6", progress("processing", 0.2))
-            .await;
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_token");
+        let res = sent(stack.publish(&forged, "e2e-6", &progress(Processing, 0.2))).await;
+        assert_problem(res, 401, "invalid_token").await;
     }
     assert!(
         fetches().await - before <= 1.0,
         "at most one refetch for five unknown kids"
     );
     // The known key still works.
-    assert_eq!(
-        stack
-            .publish(&backend, "e2e-6", progress("processing", 0.3))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    let known = progress(Processing, 0.3);
+    stack.publish(&backend, "e2e-6", &known).await.unwrap();
 }
 
 #[tokio::test]
 async fn while_the_jwks_cannot_be_fetched_publishers_get_a_503_then_it_recovers() {
     let stack = spawn_stack().await;
     let user = stack.signup().await;
-    stack.create_generation(&user.access, "e2e-7").await;
+    let id = stack.create_generation(&user.access, "e2e-7").await;
     let backend = stack.service_token(BACKEND).await;
     // A stream service whose auth service is not up yet: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -356,23 +257,14 @@ async fn while_the_jwks_cannot_be_fetched_publishers_get_a_503_then_it_recovers(
         stack.store.clone(),
         Some(KeySource::Remote(remote.into())),
     );
-    let publish = || {
-        stack
-            .http
-            .post(format!("{stream}/generations/e2e-7/events"))
-            .bearer_auth(&backend)
-            .json(&progress("processing", 0.4))
-            .send()
-    };
+    let stream = StreamClient::new(stack.auth.http().clone(), &stream).with_token(&backend);
+    let event = progress(Processing, 0.4);
+    let publish = || sent(stream.publish(&id, &event));
     // The token could not be checked: not a verdict on it, so no 401.
     for _ in 0..2 {
-        let res = publish().await.unwrap();
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let res = publish().await;
         assert!(res.headers().contains_key("retry-after"));
-        assert_eq!(
-            res.json::<Value>().await.unwrap()["code"],
-            "store_unavailable"
-        );
+        assert_problem(res, 503, "store_unavailable").await;
     }
     // The auth service comes up there: the next refetch finds the key.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -383,7 +275,7 @@ async fn while_the_jwks_cannot_be_fetched_publishers_get_a_503_then_it_recovers(
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = publish().await.unwrap().status();
+        let status = publish().await.status();
         if status == StatusCode::ACCEPTED {
             break;
         }
@@ -405,24 +297,12 @@ fn b64(s: &str) -> String {
 async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
     let stack = spawn_stack_with(&[("SESSION_MAX_AGE_SECS", "3")]).await;
     let user = stack.signup().await;
-    let sessions: Value = stack
-        .http
-        .get(format!("{}/auth/sessions", stack.auth))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let created_at = sessions[0]["created_at"].as_i64().unwrap();
+    let sessions = stack.auth_as(&user.access).sessions().await.unwrap();
+    let created_at = sessions[0].created_at;
     let ends_at = created_at + 3_000;
     stack.create_generation(&user.access, "e2e-max-age").await;
     let mut events = stack.stream(&user.access, "e2e-max-age").await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while events.next().await.is_some() {}
-    })
-    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), until_end(&mut events)).await;
     assert!(ended.is_ok(), "the stream outlived its session");
     let now = authstream_runtime::UnixTime::now().millis();
     assert!(

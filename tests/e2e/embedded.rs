@@ -1,45 +1,23 @@
-use reqwest::StatusCode;
-use serde_json::Value;
-
-use crate::helpers::*;
+use authstream_proto::GenerationStatus::Completed;
+use authstream_testkit::stack::*;
+use reqwest::{Method, StatusCode};
 
 #[tokio::test]
 async fn the_single_process_serves_both_services_on_one_port_in_memory() {
     let stack = spawn_embedded(&[]).await;
-    let ready: Value = stack
-        .http
-        .get(format!("{}/readyz", stack.auth))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["store"], "memory");
+    let ready = stack.auth.readyz().await.unwrap();
+    assert_eq!(ready.store, "memory");
     let user = stack.signup().await;
     stack.create_generation(&user.access, "one-1").await;
     let backend = stack.service_token(BACKEND).await;
     let mut events = stack.stream(&user.access, "one-1").await;
-    assert_eq!(
-        stack
-            .publish(&backend, "one-1", progress("completed", 1.0))
-            .await
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    let last = progress(Completed, 1.0);
+    stack.publish(&backend, "one-1", &last).await.unwrap();
     let event = next_event(&mut events).await.expect("the event");
-    assert_eq!(
-        serde_json::from_str::<Value>(&event.data).unwrap()["status"],
-        "completed"
-    );
+    assert_eq!(event.data.status, Some(Completed));
     assert!(next_event(&mut events).await.is_none());
     // Demo mode is on by default here: the page is served.
-    let page = stack
-        .http
-        .get(format!("{}/", stack.auth))
-        .send()
-        .await
-        .unwrap();
+    let page = stack.auth.request(Method::GET, "/").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
 }
 
@@ -47,16 +25,8 @@ async fn the_single_process_serves_both_services_on_one_port_in_memory() {
 async fn the_single_process_uses_redis_when_told_and_demo_can_be_turned_off() {
     let url = authstream_testkit::shared_redis().url();
     let stack = spawn_embedded(&[("REDIS_URL", &url), ("DEMO", "false")]).await;
-    let ready: Value = stack
-        .http
-        .get(format!("{}/readyz", stack.auth))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["store"], "redis");
+    let ready = stack.auth.readyz().await.unwrap();
+    assert_eq!(ready.store, "redis");
     let user = stack.signup().await;
     stack
         .create_generation(
@@ -64,12 +34,7 @@ async fn the_single_process_uses_redis_when_told_and_demo_can_be_turned_off() {
             &format!("one-{}", uuid::Uuid::new_v4().simple()),
         )
         .await;
-    let page = stack
-        .http
-        .get(format!("{}/", stack.auth))
-        .send()
-        .await
-        .unwrap();
+    let page = stack.auth.request(Method::GET, "/").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
 }
 

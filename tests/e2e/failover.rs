@@ -10,14 +10,18 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use authstream_testkit::RedisCluster;
+use authstream_client::{SseEvent, SseReader, answer};
+use authstream_proto::AccessClaims;
+use authstream_proto::GenerationStatus::{Completed, Processing};
+use authstream_proto::auth::{RefreshBody, StreamTokenAnswer, TokenBody, TokenPair};
+use authstream_proto::stream::{NewEventBody, Published};
+use authstream_testkit::stack::*;
+use authstream_testkit::{RedisCluster, assert_problem};
 use base64::Engine as _;
-use futures_util::StreamExt as _;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cluster::two_replicas_each;
-use crate::helpers::*;
 
 /// The services' `REDIS_TIMEOUT_MS` (the test stores' timeout, and the default).
 const REDIS_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -78,8 +82,7 @@ where
             assert!(!res.status().is_server_error(), "{what}: {}", res.status());
             return (res, unavailable);
         }
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["code"], "store_unavailable", "{what}: {body}");
+        assert_problem(res, 503, "store_unavailable").await;
         unavailable += 1;
         assert!(
             Instant::now() < deadline,
@@ -98,21 +101,12 @@ async fn warm_up(stacks: [&Stack; 2], access: &str, generation: &str) {
     for stack in stacks {
         let (res, revoke_503s) = past_503("warm-up revoke", || async {
             let token = stack.service_token(BACKEND).await;
-            stack.revoke(&token).await
+            sent(stack.auth.revoke(&revocation(&token))).await
         })
         .await;
         assert_eq!(res.status(), StatusCode::OK);
-        let (res, open_503s) = past_503("warm-up open", || async {
-            let res = stack.mint(access, generation).await;
-            if res.status() != StatusCode::OK {
-                return res;
-            }
-            let token: Value = res.json().await.unwrap();
-            stack
-                .open(generation, token["sse_token"].as_str().unwrap())
-                .await
-        })
-        .await;
+        let (res, open_503s) =
+            past_503("warm-up open", || open(stack, access, generation, None)).await;
         assert_eq!(res.status(), StatusCode::OK);
         if revoke_503s + open_503s > 0 {
             let logs = authstream_testkit::logs().contents();
@@ -122,16 +116,54 @@ async fn warm_up(stacks: [&Stack; 2], access: &str, generation: &str) {
     }
 }
 
-/// The status and problem `code` of an answer (the code empty for a success).
+/// Mints a stream token of `generation` as the holder of `access` and opens the
+/// stream with it (after `last_event_id`, when given): the opening's response, or the
+/// minting's when that failed.
+async fn open(
+    stack: &Stack,
+    access: &str,
+    generation: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let id = generation_id(generation);
+    let res = sent(stack.auth_as(access).stream_token(&id)).await;
+    if res.status() != StatusCode::OK {
+        return res;
+    }
+    let minted: StreamTokenAnswer = res.json().await.unwrap();
+    match last_event_id {
+        Some(last) => sent(stack.stream.open_after(&id, &minted.sse_token, last)).await,
+        None => sent(stack.stream.open(&id, &minted.sse_token)).await,
+    }
+}
+
+/// The RFC 7009 revocation of `token`.
+fn revocation(token: &str) -> TokenBody {
+    TokenBody {
+        token: Some(token.to_owned()),
+    }
+}
+
+/// A refresh with `token`.
+fn refreshing(token: &str) -> RefreshBody {
+    RefreshBody {
+        refresh_token: token.to_owned(),
+    }
+}
+
+/// The status and problem `code` of an answer (the code empty for a success, or for
+/// an answer that is no problem document).
 async fn verdict(res: reqwest::Response) -> (StatusCode, String) {
     let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    let code = body["code"].as_str().unwrap_or_default().to_owned();
+    let problem = answer::problem(res).await.ok();
+    let code = problem
+        .map(|p| p.code.as_str().to_owned())
+        .unwrap_or_default();
     (status, code)
 }
 
-/// A JWT's claims, unverified.
-fn claims(token: &str) -> Value {
+/// An access token's claims, unverified.
+fn claims(token: &str) -> AccessClaims {
     let payload = token.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
@@ -171,7 +203,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     let user_key = a.store.keys().user(&user.user_id);
 
     // Confirmed by the replica before its 204: the promotion cannot undo it.
-    let res = b.logout(&early.access).await;
+    let res = sent(b.auth_as(&early.access).logout()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     *revoked_at[0].lock().unwrap() = Some(Instant::now());
     let victim = kill_master_of(&cluster, &user_key);
@@ -184,9 +216,10 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
         while !stop.load(Ordering::Relaxed) {
             for (i, session) in revoked.iter().chain([&&kept]).enumerate() {
                 for (r, stack) in stacks.iter().enumerate() {
-                    let sent = Instant::now();
-                    let (status, code) = verdict(stack.validate(&session.access).await).await;
-                    checks.lock().unwrap().push((i, r, sent, status, code));
+                    let at = Instant::now();
+                    let validate = stack.auth_as(&session.access).validate(None);
+                    let (status, code) = verdict(sent(validate).await).await;
+                    checks.lock().unwrap().push((i, r, at, status, code));
                 }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -197,7 +230,8 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     // finds it done, and says so.
     let revoking = async {
         let logout = async {
-            let (res, unavailable) = past_503("logout", || a.logout(&user.access)).await;
+            let (res, unavailable) =
+                past_503("logout", || sent(a.auth_as(&user.access).logout())).await;
             let answer = verdict(res).await;
             let done = (StatusCode::UNAUTHORIZED, "token_revoked".to_owned());
             assert!(
@@ -209,7 +243,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
         };
         let delete = async {
             let (res, unavailable) = past_503("session delete", || {
-                b.delete_session(&kept.access, &deleted.session_id)
+                sent(b.auth_as(&kept.access).delete_session(&deleted.session_id))
             })
             .await;
             let answer = verdict(res).await;
@@ -222,7 +256,8 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
             unavailable
         };
         let revoke = async {
-            let (res, unavailable) = past_503("revoke", || a.revoke(&by_token.refresh)).await;
+            let body = revocation(&by_token.refresh);
+            let (res, unavailable) = past_503("revoke", || sent(a.auth.revoke(&body))).await;
             assert_eq!(res.status(), StatusCode::OK, "after {unavailable} 503s");
             *revoked_at[3].lock().unwrap() = Some(Instant::now());
             unavailable
@@ -267,15 +302,18 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     // session valid everywhere, the revoked sessions' refresh tokens refused.
     for stack in stacks {
         for session in revoked {
-            let checked = verdict(stack.validate(&session.access).await).await;
+            let validate = stack.auth_as(&session.access).validate(None);
+            let checked = verdict(sent(validate).await).await;
             assert_eq!(checked, (StatusCode::UNAUTHORIZED, "token_revoked".into()));
-            let refreshed = verdict(stack.refresh(&session.refresh).await).await;
+            let refresh = stack.auth.refresh(&refreshing(&session.refresh));
+            let refreshed = verdict(sent(refresh).await).await;
             assert_eq!(
                 refreshed,
                 (StatusCode::UNAUTHORIZED, "token_revoked".into())
             );
         }
-        assert_eq!(stack.validate(&kept.access).await.status(), StatusCode::OK);
+        let validate = stack.auth_as(&kept.access).validate(None);
+        assert_eq!(sent(validate).await.status(), StatusCode::OK);
     }
     // The store holds every revocation: a process whose view of the log is stale
     // asks it, and must get the same answer.
@@ -283,15 +321,10 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
         let c = claims(&session.access);
         let in_store = a
             .store
-            .revoked_in_store(
-                &user.user_id,
-                c["jti"].as_str().unwrap(),
-                c["sid"].as_str(),
-                c["iat"].as_i64().unwrap(),
-            )
+            .revoked_in_store(&user.user_id, &c.reg.jti, Some(&c.sid), c.reg.iat)
             .await
             .unwrap();
-        assert!(in_store, "the store lost the revocation of {}", c["sid"]);
+        assert!(in_store, "the store lost the revocation of {}", c.sid);
     }
 }
 
@@ -304,10 +337,10 @@ async fn a_stream_token_used_just_before_its_master_is_killed_stays_used_after_t
     let (a, b) = two_replicas_each(&cluster).await;
     let user = a.signup().await;
     let generation = "failover-used-1";
-    a.create_generation(&user.access, generation).await;
+    let id = a.create_generation(&user.access, generation).await;
     warm_up([&a, &b], &user.access, generation).await;
     let token = a.stream_token(&user.access, generation).await;
-    let res = a.open(generation, &token).await;
+    let res = sent(a.stream.open(&id, &token)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let key = a.store.keys().generation(generation);
     let victim = kill_master_of(&cluster, &key);
@@ -315,19 +348,17 @@ async fn a_stream_token_used_just_before_its_master_is_killed_stays_used_after_t
     promoted(&cluster, victim, &key).await;
 
     for stack in [&b, &a] {
-        let (res, _) = past_503("open again", || stack.open(generation, &token)).await;
+        let (res, _) = past_503("open again", || sent(stack.stream.open(&id, &token))).await;
         assert_eq!(
             verdict(res).await,
             (StatusCode::UNAUTHORIZED, "invalid_stream_token".into())
         );
     }
     // The generation itself streams again on the promoted replica, with a new token.
-    let (res, _) = past_503("mint", || b.mint(&user.access, generation)).await;
+    let (res, _) = past_503("mint", || sent(b.auth_as(&user.access).stream_token(&id))).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let fresh: Value = res.json().await.unwrap();
-    let res = b
-        .open(generation, fresh["sse_token"].as_str().unwrap())
-        .await;
+    let fresh: StreamTokenAnswer = res.json().await.unwrap();
+    let res = sent(b.stream.open(&id, &fresh.sse_token)).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -355,42 +386,36 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
     let publishing = async {
         for seq in 0..=EVENTS {
             let stack = [&a, &b][seq as usize % 2];
-            let body = match seq {
-                EVENTS => json!({"status": "completed", "progress": 1.0, "seq": seq}),
-                _ => {
-                    json!({"status": "processing", "progress": seq as f64 / EVENTS as f64, "seq": seq})
-                }
+            let mut body = match seq {
+                EVENTS => NewEventBody::new(Completed),
+                _ => NewEventBody::new(Processing),
             };
+            body.progress = Some(seq as f64 / EVENTS as f64);
+            body.extra.insert("seq".to_owned(), seq.into());
             let (res, unavailable) = past_503("publish", || {
-                stack.publish(&backend, generation, body.clone())
+                sent(stack.publish(&backend, generation, &body))
             })
             .await;
             assert_eq!(res.status(), StatusCode::ACCEPTED);
             retried.fetch_add(unavailable, Ordering::Relaxed);
-            let id = res.json::<Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            acked.lock().unwrap().push((id, seq));
+            let published: Published = res.json().await.unwrap();
+            acked.lock().unwrap().push((published.id, seq));
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     };
 
     // What the client received, over both connections: (id, seq).
     let mut received: Vec<(String, u64)> = Vec::new();
-    let seq_of = |data: &str| -> Option<u64> {
-        let event: Value = serde_json::from_str(data).unwrap();
-        event["seq"].as_u64()
-    };
-    let keep = |received: &mut Vec<(String, u64)>, event: eventsource_stream::Event| {
-        if let Some(seq) = seq_of(&event.data) {
+    // The publisher's own field, passed through.
+    let keep = |received: &mut Vec<(String, u64)>, event: SseEvent| {
+        if let Some(seq) = event.data.extra.get("seq").and_then(Value::as_u64) {
             received.push((event.id, seq));
         }
     };
     let following = async {
         let mut first = b.stream(&user.access, generation).await;
         while acked.lock().unwrap().len() < KILL_AFTER {
-            if let Ok(Some(event)) =
+            if let Ok(Ok(Some(event))) =
                 tokio::time::timeout(Duration::from_millis(50), first.next()).await
             {
                 keep(&mut received, event);
@@ -404,8 +429,9 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
             tokio::select! {
                 _ = &mut election => break,
                 event = first.next() => match event {
-                    Some(event) => keep(&mut received, event),
-                    None => {
+                    Ok(Some(event)) => keep(&mut received, event),
+                    // Ended (or cut) by the server.
+                    Ok(None) | Err(_) => {
                         (&mut election).await;
                         break;
                     }
@@ -418,20 +444,11 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
             .last()
             .map(|(id, _)| id.clone())
             .unwrap_or_default();
-        let (res, _) = past_503("resume", || async {
-            let res = a.mint(&user.access, generation).await;
-            if res.status() != StatusCode::OK {
-                return res;
-            }
-            let token: Value = res.json().await.unwrap();
-            a.open_after(generation, token["sse_token"].as_str().unwrap(), &last)
-                .await
-        })
-        .await;
+        let (res, _) = past_503("resume", || open(&a, &user.access, generation, Some(&last))).await;
         assert_eq!(res.status(), StatusCode::OK);
-        let mut second = events_of(res);
+        let mut second = SseReader::new("GET /generations/generate/{generation_id}/stream", res);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while let Some(event) =
+        while let Ok(Some(event)) =
             tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), second.next())
                 .await
                 .expect("the stream ends with the completed event within 60 s")
@@ -537,23 +554,30 @@ async fn round(
     answers: &Mutex<Vec<Answer>>,
 ) {
     let (auth, other) = (stacks[turn % 2], stacks[(turn + 1) % 2]);
-    let Some(res) = ask(answers, "login", auth.try_login(email)).await else {
+    let login = auth.auth.login(&credentials(email));
+    let Some(res) = ask(answers, "login", sent(login)).await else {
         return;
     };
-    let mut session = User::signed_in(email, res.json().await.unwrap());
-    ask(answers, "validate", other.validate(&session.access)).await;
-    if let Some(res) = ask(answers, "refresh", other.refresh(&session.refresh)).await {
-        session = User::signed_in(email, res.json().await.unwrap());
+    let mut session = User::signed_in(email, res.json::<TokenPair>().await.unwrap());
+    let validate = other.auth_as(&session.access).validate(None);
+    ask(answers, "validate", sent(validate)).await;
+    let refresh = other.auth.refresh(&refreshing(&session.refresh));
+    if let Some(res) = ask(answers, "refresh", sent(refresh)).await {
+        session = User::signed_in(email, res.json::<TokenPair>().await.unwrap());
     }
-    if let Some(res) = ask(answers, "mint", auth.mint(&session.access, generation)).await {
-        let token: Value = res.json().await.unwrap();
-        let token = token["sse_token"].as_str().unwrap();
+    let id = generation_id(generation);
+    let mint = auth.auth_as(&session.access).stream_token(&id);
+    if let Some(res) = ask(answers, "mint", sent(mint)).await {
+        let minted: StreamTokenAnswer = res.json().await.unwrap();
         // Its status is the answer; the stream closes as the response is dropped.
-        ask(answers, "open", other.open(generation, token)).await;
+        let open = other.stream.open(&id, &minted.sse_token);
+        ask(answers, "open", sent(open)).await;
     }
-    let event = progress("processing", 0.5);
-    ask(answers, "publish", auth.publish(backend, generation, event)).await;
-    ask(answers, "revoke", other.revoke(&session.refresh)).await;
+    let event = progress(Processing, 0.5);
+    let publish = auth.publish(backend, generation, &event);
+    ask(answers, "publish", sent(publish)).await;
+    let revoke = other.auth.revoke(&revocation(&session.refresh));
+    ask(answers, "revoke", sent(revoke)).await;
 }
 
 /// A master SIGKILLed under concurrent traffic of every kind (login, validate,
@@ -666,17 +690,11 @@ async fn during_a_failover_every_answer_is_a_success_or_503_in_time_and_all_work
         }
     }
     // The same services, on the addresses they were started on, ready.
-    for base in [&a.auth, &a.stream, &b.auth, &b.stream] {
-        let res = a.http.get(format!("{base}/healthz")).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "{base}");
+    for stack in stacks {
+        stack.auth.healthz().await.unwrap();
+        stack.stream.healthz().await.unwrap();
     }
     for stack in stacks {
-        let res = a
-            .http
-            .get(format!("{}/readyz", stack.auth))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
+        stack.auth.readyz().await.unwrap();
     }
 }

@@ -1,7 +1,6 @@
-//! End-to-end tests across the two services and of the single-process binary.
+//! End-to-end tests across the two services and of the single-process binary; the
+//! stack and its fixtures are the test kit's `stack` module.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod helpers;
 
 mod bench_smoke;
 mod cluster;

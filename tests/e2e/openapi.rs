@@ -7,7 +7,7 @@ use authstream_security::jwt::KeySource;
 use authstream_store::Store;
 use authstream_web::openapi::ApiDocument;
 
-use crate::helpers::spawn_embedded;
+use authstream_testkit::stack::spawn_embedded;
 
 #[tokio::test]
 async fn the_one_process_documents_every_route_of_both_services() {
@@ -26,7 +26,7 @@ async fn the_one_process_documents_every_route_of_both_services() {
     let document = ApiDocument::new(&authstream::document(true)).unwrap();
     let (_, served) = authstream_testkit::assert_every_route_documented(
         |cfg| authstream::routes(cfg, &auth_state, &stream_state, &document),
-        &stack.auth,
+        stack.auth.base(),
         &[
             ("post", "/auth/login"),
             ("get", "/generations/generate/{generation_id}/stream"),

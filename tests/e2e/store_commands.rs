@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
+use authstream_proto::auth::{RefreshBody, StreamTokenStats};
+use authstream_testkit::stack::{ADMIN, Stack, spawn_stack};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-
-use crate::helpers::{Stack, spawn_stack};
 
 /// `MONITOR` on the tests' Redis, live once this returns.
 async fn monitor() -> (Child, Lines<BufReader<ChildStdout>>) {
@@ -119,9 +118,9 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
             .unwrap();
         assert_eq!(left, 0, "{places}");
     }
-    let stats: Value = stats(&stack).await;
-    assert_eq!(stats["active"], 0, "{stats}");
-    assert_eq!(stats["consumed_total"], PAIRS + 3, "{stats}");
+    let stats = stats(&stack).await;
+    assert_eq!(stats.active, 0, "{stats:?}");
+    assert_eq!(stats.consumed_total, PAIRS as u64 + 3, "{stats:?}");
 }
 
 /// The generations' subscriptions, counted by Redis: a stream replica sends one
@@ -181,18 +180,9 @@ async fn a_generation_costs_a_stream_replica_one_subscribe_and_one_unsubscribe()
     );
 }
 
-async fn stats(stack: &Stack) -> Value {
-    let admin = stack.service_token(crate::helpers::ADMIN).await;
-    stack
-        .http
-        .get(format!("{}/admin/stream-tokens/stats", stack.auth))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+async fn stats(stack: &Stack) -> StreamTokenStats {
+    let admin = stack.service_token(ADMIN).await;
+    stack.auth_as(&admin).stream_token_stats().await.unwrap()
 }
 
 /// A refresh is ONE command: the rotation script spends the session's refresh budget
@@ -206,16 +196,10 @@ async fn a_refresh_sends_one_command() {
     let refresh = |token: String| {
         let stack = &stack;
         async move {
-            let res = stack
-                .http
-                .post(format!("{}/auth/refresh", stack.auth))
-                .json(&serde_json::json!({ "refresh_token": token }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            let body: Value = res.json().await.unwrap();
-            body["refresh_token"].as_str().unwrap().to_owned()
+            let body = RefreshBody {
+                refresh_token: token,
+            };
+            stack.auth.refresh(&body).await.unwrap().refresh_token
         }
     };
     // Once before counting: the script loaded.
