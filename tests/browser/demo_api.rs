@@ -102,14 +102,7 @@ async fn the_page_and_its_scripts_are_served_under_a_same_origin_policy() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(
-            header(res.headers(), "content-type"),
-            "application/problem+json",
-            "{path}"
-        );
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["code"], "not_found", "{path}");
+        assert_problem(res, 404, "not_found").await;
     }
     let head = http.head(format!("{}/", server.base)).send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
