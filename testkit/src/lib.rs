@@ -3,11 +3,14 @@
 //!
 //! One file per part: `redis` (the server and stores on it), `cluster`, `proxy`,
 //! `logs`, `jwt` (a key set, signer and validator), `routes` (the OpenAPI check), `tls` (a CA for `rediss://`), `turns` (on the
-//! process-wide metrics recorder); small helpers here.
+//! process-wide metrics recorder), `auth` (the auth service spawned and its fixtures,
+//! feature `auth`); small helpers here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "auth")]
+pub mod auth;
 #[cfg(feature = "browser")]
 pub mod browser;
 mod cluster;

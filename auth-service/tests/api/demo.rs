@@ -1,30 +1,31 @@
 //! Demo mode in the standalone auth service: off unless `DEMO=true`.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::helpers::*;
+use authstream_client::answer;
+use authstream_proto::auth::{SimulateBody, SimulationStarted};
+use authstream_proto::{GenerationId, GenerationStatus};
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::*;
+use reqwest::{Method, StatusCode};
 
 /// A signed-in user with a new pending generation: (access token, generation id).
-async fn owner_with_generation(app: &TestApp) -> (String, String) {
+async fn owner_with_generation(app: &AuthApp) -> (String, GenerationId) {
     let user = app.signup().await;
     let id = format!("demo-{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(
-        app.create_generation(&user.access, &id).await.status(),
-        StatusCode::CREATED
-    );
-    (user.access, id)
+    let created = app.create_generation(&user.access, &id).await;
+    (user.access, created.generation_id)
 }
 
-async fn status_of(app: &TestApp, access: &str, id: &str) -> String {
-    let generation: Value = app.get_json(&format!("/generations/{id}"), access).await;
-    generation["status"].as_str().unwrap().to_owned()
+async fn status_of(app: &AuthApp, access: &str, id: &GenerationId) -> GenerationStatus {
+    app.bearer(access).generation(id).await.unwrap().status
 }
 
-async fn simulate(app: &TestApp, access: &str, id: &str) -> reqwest::Response {
-    app.post(&format!("/demo/generations/{id}/simulate"))
-        .bearer_auth(access)
-        .json(&json!({"duration_ms": 500}))
+async fn simulate(app: &AuthApp, access: &str, id: &GenerationId) -> reqwest::Response {
+    let body = SimulateBody {
+        duration_ms: Some(500),
+        outcome: None,
+    };
+    app.bearer(access)
+        .simulate(id, Some(&body))
         .send()
         .await
         .unwrap()
@@ -33,9 +34,9 @@ async fn simulate(app: &TestApp, access: &str, id: &str) -> reqwest::Response {
 #[tokio::test]
 async fn without_demo_there_is_no_page_and_no_simulation() {
     for overrides in [&[][..], &[("DEMO", "false")][..]] {
-        let app = spawn_app_with(overrides).await;
+        let app = spawn_auth_with(overrides).await;
         for path in ["/", "/static/app.js", "/clients/js/authstream.js"] {
-            let res = app.get(path).send().await.unwrap();
+            let res = app.auth.request(Method::GET, path).send().await.unwrap();
             assert_problem(res, 404, "not_found").await;
         }
         let (access, id) = owner_with_generation(&app).await;
@@ -43,7 +44,7 @@ async fn without_demo_there_is_no_page_and_no_simulation() {
         assert_problem(res, 404, "not_found").await;
         assert_eq!(
             status_of(&app, &access, &id).await,
-            "pending",
+            GenerationStatus::Pending,
             "{overrides:?}"
         );
     }
@@ -51,8 +52,8 @@ async fn without_demo_there_is_no_page_and_no_simulation() {
 
 #[tokio::test]
 async fn with_demo_the_page_is_served_and_a_generation_can_be_simulated() {
-    let app = spawn_app_with(&[("DEMO", "true")]).await;
-    let page = app.get("/").send().await.unwrap();
+    let app = spawn_auth_with(&[("DEMO", "true")]).await;
+    let page = app.auth.request(Method::GET, "/").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(
         page.headers()["content-type"]
@@ -65,9 +66,12 @@ async fn with_demo_the_page_is_served_and_a_generation_can_be_simulated() {
     let (access, id) = owner_with_generation(&app).await;
     let res = simulate(&app, &access, &id).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["generation_id"], id.as_str());
-    assert_eq!(body["events"], 16);
+    let started: SimulationStarted = answer::json(res).await.unwrap();
+    assert_eq!(started.generation_id, id);
+    assert_eq!(started.events, 16);
     // The first event is out before the answer.
-    assert_ne!(status_of(&app, &access, &id).await, "pending");
+    assert_ne!(
+        status_of(&app, &access, &id).await,
+        GenerationStatus::Pending
+    );
 }

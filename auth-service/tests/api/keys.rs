@@ -2,12 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::StatusCode;
-use serde_json::Value;
-
-use crate::helpers::*;
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::{AuthApp, spawn_auth, spawn_auth_on};
 
 /// A fresh directory holding the named fixture keys (made with
 /// `openssl genpkey -algorithm ed25519`, PKCS#8 v1 as operators will make them).
@@ -23,18 +19,16 @@ fn key_dir(kids: &[&str]) -> PathBuf {
 }
 
 /// The auth service with `JWT_SIGNING_KEYS_DIR=dir`, on `store`.
-async fn spawn_on_keys(store: authstream_store::Store, dir: &Path) -> TestApp {
-    spawn_app_on(store, &[("JWT_SIGNING_KEYS_DIR", dir.to_str().unwrap())]).await
+async fn spawn_on_keys(store: authstream_store::Store, dir: &Path) -> AuthApp {
+    spawn_auth_on(store, &[("JWT_SIGNING_KEYS_DIR", dir.to_str().unwrap())]).await
 }
 
 fn kid_of(jwt: &str) -> String {
-    let header = jwt.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
-    header["kid"].as_str().unwrap().to_owned()
+    jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap()
 }
 
-async fn active(app: &TestApp, access: &str) -> StatusCode {
-    app.validate(access).await.status()
+async fn active(app: &AuthApp, access: &str) -> u16 {
+    app.validate(access).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -47,22 +41,14 @@ async fn a_new_key_file_takes_over_signing_and_old_tokens_still_verify() {
 
     // The next deployment adds 2026-11.pem: it signs, and 2026-10 still verifies.
     let after = spawn_on_keys(store, &november).await;
-    assert_eq!(active(&after, &user.access).await, StatusCode::OK);
+    assert_eq!(active(&after, &user.access).await, 200);
     let renewed = after.login(&user.email).await;
     assert_eq!(kid_of(&renewed.access), "2026-11");
-    let jwks: Value = after.jwks().await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
+    let jwks = after.auth.jwks().await.unwrap();
+    let kids: Vec<&str> = jwks.keys.iter().map(|k| k.kid.as_str()).collect();
     assert_eq!(kids, ["2026-10", "2026-11"]);
     // A service that only has the old key cannot verify what the new one signed.
-    assert_eq!(
-        active(&before, &renewed.access).await,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(active(&before, &renewed.access).await, 401);
     for dir in [october, november] {
         std::fs::remove_dir_all(dir).ok();
     }
@@ -70,9 +56,9 @@ async fn a_new_key_file_takes_over_signing_and_old_tokens_still_verify() {
 
 #[tokio::test]
 async fn without_a_key_directory_an_ephemeral_key_signs_with_a_warning() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
-    assert_eq!(active(&app, &user.access).await, StatusCode::OK);
+    assert_eq!(active(&app, &user.access).await, 200);
     let logs = authstream_testkit::logs().contents();
     assert!(
         logs.contains("ephemeral key") && logs.contains("WARN"),
@@ -184,7 +170,7 @@ async fn tokens_signed_by_a_retired_key_stop_verifying() {
     assert_eq!(kid_of(&user.access), "2026-10");
     // 2026-10.pem removed: what it signed is refused as an unknown key.
     let after = spawn_on_keys(store, &november).await;
-    let res = after.validate(&user.access).await;
+    let res = after.validate(&user.access).send().await.unwrap();
     assert_problem(res, 401, "invalid_token").await;
     for dir in [october, november] {
         std::fs::remove_dir_all(dir).ok();

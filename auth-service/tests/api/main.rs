@@ -1,8 +1,6 @@
 //! Integration tests of the auth service against a real redis-server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod helpers;
-
 mod account;
 mod admin;
 mod demo;

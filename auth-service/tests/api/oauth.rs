@@ -2,13 +2,20 @@
 //! introspection (RFC 7662), revocation by form (RFC 7009), client credentials by
 //! form (RFC 6749 §4.4).
 
-use reqwest::StatusCode;
+use authstream_client::{Call, answer};
+use authstream_proto::TokenType;
+use authstream_proto::auth::{
+    ClientCredentialsForm, Introspection, ServerMetadata, ServiceToken, TokenForm,
+};
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::*;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::*;
-
-async fn metadata(app: &TestApp, path: &str, host: Option<&str>) -> (reqwest::Response, Value) {
-    let mut req = app.get(path);
+/// The metadata at `path` (with this `Host`), checking its caching: as it is on the
+/// wire, and typed.
+async fn metadata(app: &AuthApp, path: &str, host: Option<&str>) -> (Value, ServerMetadata) {
+    let mut req = app.auth.request(Method::GET, path);
     if let Some(host) = host {
         req = req.header("host", host);
     }
@@ -16,21 +23,23 @@ async fn metadata(app: &TestApp, path: &str, host: Option<&str>) -> (reqwest::Re
     assert_eq!(res.status(), StatusCode::OK, "{path}");
     let text = res.headers()["cache-control"].to_str().unwrap().to_owned();
     assert_eq!(text, "public, max-age=300", "{path}");
-    let body = res.json().await.unwrap();
-    let res = app.get(path).send().await.unwrap();
-    (res, body)
+    let text = res.text().await.unwrap();
+    (
+        serde_json::from_str(&text).unwrap(),
+        serde_json::from_str(&text).unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn the_metadata_names_every_endpoint_from_the_public_url_never_the_host() {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("AUTH_PUBLIC_URL", "https://auth.example/base/"),
         ("JWT_ISSUER", "https://auth.example/base"),
     ])
     .await;
-    let (_, oauth) = metadata(&app, "/.well-known/oauth-authorization-server", None).await;
-    let (_, openid) = metadata(&app, "/.well-known/openid-configuration", None).await;
-    let (_, spoofed) = metadata(
+    let (oauth, _) = metadata(&app, "/.well-known/oauth-authorization-server", None).await;
+    let (openid, _) = metadata(&app, "/.well-known/openid-configuration", None).await;
+    let (spoofed, _) = metadata(
         &app,
         "/.well-known/oauth-authorization-server",
         Some("evil.example"),
@@ -38,6 +47,7 @@ async fn the_metadata_names_every_endpoint_from_the_public_url_never_the_host() 
     .await;
     assert_eq!(oauth, openid);
     assert_eq!(oauth, spoofed, "the Host header changes nothing");
+    // The whole document as it is on the wire (RFC 8414 names): nothing more.
     assert_eq!(
         oauth,
         json!({
@@ -57,36 +67,51 @@ async fn the_metadata_names_every_endpoint_from_the_public_url_never_the_host() 
     );
 
     // By default: http:// and the bind address; HS256 is named when it signs.
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("JWT_ALGORITHM", "HS256"),
         ("JWT_SECRET", "a-secret-of-at-least-32-bytes-0123456789"),
     ])
     .await;
     let (_, doc) = metadata(&app, "/.well-known/openid-configuration", None).await;
-    assert_eq!(doc["issuer"], "authstream");
-    assert_eq!(doc["jwks_uri"], "http://0.0.0.0:8081/.well-known/jwks.json");
-    assert_eq!(doc["token_signing_alg_values_supported"], json!(["HS256"]));
+    assert_eq!(doc.issuer, "authstream");
+    assert_eq!(doc.jwks_uri, "http://0.0.0.0:8081/.well-known/jwks.json");
+    assert_eq!(doc.token_signing_alg_values_supported, ["HS256"]);
 }
 
-fn form(token: &str) -> Vec<(&str, &str)> {
-    vec![("token", token)]
+fn form(token: &str) -> TokenForm {
+    TokenForm {
+        token: Some(token.to_owned()),
+        token_type_hint: None,
+    }
 }
 
-async fn introspect(app: &TestApp, token: &str) -> Value {
+/// `POST /auth/introspect` of `token` by the backend client: `200`, never cached.
+async fn introspection(app: &AuthApp, token: &str) -> reqwest::Response {
     let res = app
-        .post_form("/auth/introspect", &form(token))
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
+        .auth
+        .introspect(&form(token))
+        .basic_auth(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    res.json().await.unwrap()
+    res
+}
+
+async fn introspect(app: &AuthApp, token: &str) -> Introspection {
+    answer::json(introspection(app, token).await).await.unwrap()
+}
+
+/// An introspection's answer as it is on the wire: an inactive token's says nothing
+/// but `active`, which a typed read could not tell.
+async fn introspect_raw(app: &AuthApp, token: &str) -> Value {
+    answer::json(introspection(app, token).await).await.unwrap()
 }
 
 #[tokio::test]
 async fn introspection_answers_service_clients_active_or_not() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
 
     // Only configured clients, by HTTP Basic.
@@ -95,11 +120,11 @@ async fn introspection_answers_service_clients_active_or_not() {
         Some(("backend", "backend-secret-wrong!!")),
         Some(("nobody", "x")),
     ] {
-        let mut req = app.post_form("/auth/introspect", &form(&user.access));
+        let mut call = app.auth.introspect(&form(&user.access));
         if let Some((id, secret)) = auth {
-            req = req.basic_auth(id, Some(secret));
+            call = call.basic_auth(id, secret);
         }
-        let res = req.send().await.unwrap();
+        let res = call.send().await.unwrap();
         assert!(
             res.headers()["www-authenticate"]
                 .to_str()
@@ -109,184 +134,162 @@ async fn introspection_answers_service_clients_active_or_not() {
         assert_problem(res, 401, "invalid_credentials").await;
     }
     let res = app
-        .post_form("/auth/introspect", &form(&user.access))
-        .bearer_auth(&user.access)
+        .auth
+        .introspect(&form(&user.access))
+        .bearer(&user.access)
         .send()
         .await
         .unwrap();
     assert_problem(res, 401, "invalid_credentials").await;
 
     let access = introspect(&app, &user.access).await;
-    assert_eq!(access["active"], true);
-    assert_eq!(access["sub"], user.user_id.as_str());
-    assert_eq!(access["token_type"], "access");
-    assert_eq!(access["sid"], user.session_id.as_str());
-    for claim in ["exp", "iat", "jti", "iss", "aud"] {
-        assert!(!access[claim].is_null(), "{claim}: {access}");
-    }
+    assert!(access.active);
+    assert_eq!(access.sub.as_deref(), Some(user.user_id.as_str()));
+    assert_eq!(access.token_type, Some(TokenType::Access));
+    assert_eq!(access.sid.as_deref(), Some(user.session_id.as_str()));
+    assert!(access.exp.is_some() && access.iat.is_some(), "{access:?}");
+    assert!(access.jti.is_some() && access.iss.is_some(), "{access:?}");
+    assert!(access.aud.is_some(), "{access:?}");
 
     let service = app.service_token(ADMIN_CLIENT).await;
     let answer = introspect(&app, &service).await;
-    assert_eq!(answer["active"], true);
-    assert_eq!(answer["token_type"], "service");
-    assert_eq!(answer["scope"], "users:admin generations:write");
-    assert_eq!(answer["client_id"], "admin-tool");
+    assert!(answer.active);
+    assert_eq!(answer.token_type, Some(TokenType::Service));
+    assert_eq!(
+        answer.scope.as_deref(),
+        Some("users:admin generations:write")
+    );
+    assert_eq!(answer.client_id.as_deref(), Some("admin-tool"));
 
     // Anything else is inactive, and says nothing more.
     for token in [user.refresh.as_str(), "not-a-token", "a.b.c"] {
-        assert_eq!(introspect(&app, token).await, json!({"active": false}));
+        assert_eq!(introspect_raw(&app, token).await, json!({"active": false}));
     }
-    let res = app
-        .post("/auth/logout")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    app.bearer(&user.access).logout().await.unwrap();
     assert_eq!(
-        introspect(&app, &user.access).await,
+        introspect_raw(&app, &user.access).await,
         json!({"active": false}),
         "revoked"
     );
-    let expired = spawn_app_with(&[("ACCESS_TOKEN_TTL_SECS", "1"), ("JWT_LEEWAY_SECS", "0")]).await;
+    let expired =
+        spawn_auth_with(&[("ACCESS_TOKEN_TTL_SECS", "1"), ("JWT_LEEWAY_SECS", "0")]).await;
     let short = expired.signup().await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(
-        introspect(&expired, &short.access).await,
+        introspect_raw(&expired, &short.access).await,
         json!({"active": false}),
         "expired"
     );
 
     // A hint changes nothing; a missing token is a bad request.
-    let res = app
-        .post_form(
-            "/auth/introspect",
-            &[
-                ("token", service.as_str()),
-                ("token_type_hint", "refresh_token"),
-            ],
-        )
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
-        .send()
+    let hinted = TokenForm {
+        token_type_hint: Some("refresh_token".to_owned()),
+        ..form(&service)
+    };
+    let answer = app
+        .auth
+        .introspect(&hinted)
+        .basic_auth(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
         .await
         .unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap()["active"], true);
+    assert!(answer.active);
     let res = app
-        .post_form("/auth/introspect", &[])
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
+        .auth
+        .introspect(&TokenForm::default())
+        .basic_auth(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
         .send()
         .await
         .unwrap();
     let problem = assert_problem(res, 422, "validation_failed").await;
-    assert!(!problem["fields"]["token"].is_null(), "{problem}");
+    assert!(problem.fields.contains_key("token"), "{problem:?}");
 }
 
 #[tokio::test]
 async fn revocation_takes_the_rfc_7009_form() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
-    let res = app
-        .post_form(
-            "/auth/revoke",
-            &[
-                ("token", user.access.as_str()),
-                ("token_type_hint", "access_token"),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let hinted = TokenForm {
+        token_type_hint: Some("access_token".to_owned()),
+        ..form(&user.access)
+    };
+    let res = app.auth.revoke_form(&hinted).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({}));
-    assert_problem(app.validate(&user.access).await, 401, "token_revoked").await;
+    // Exactly `{}`, as it is on the wire.
+    assert_eq!(answer::json::<Value>(res).await.unwrap(), json!({}));
+    let res = app.validate(&user.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
 
     // A refresh token ends its session.
     let other = app.login(&user.email).await;
-    let res = app
-        .post_form("/auth/revoke", &form(&other.refresh))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_problem(app.validate(&other.access).await, 401, "token_revoked").await;
+    app.auth.revoke_form(&form(&other.refresh)).await.unwrap();
+    let res = app.validate(&other.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
 
     // Unknown tokens get the same answer; a form without a token is refused.
-    let res = app
-        .post_form("/auth/revoke", &form("nonsense"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = app.post_form("/auth/revoke", &[]).send().await.unwrap();
-    assert_problem(res, 422, "validation_failed").await;
+    app.auth.revoke_form(&form("nonsense")).await.unwrap();
+    let res = app.auth.revoke_form(&TokenForm::default()).send();
+    assert_problem(res.await.unwrap(), 422, "validation_failed").await;
     // JSON still works.
     let third = app.login(&user.email).await;
-    let res = app
-        .post("/auth/revoke")
-        .json(&json!({"token": third.access}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_problem(app.validate(&third.access).await, 401, "token_revoked").await;
+    app.revoke(&third.access).await.unwrap();
+    let res = app.validate(&third.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
+}
+
+fn grant(grant_type: Option<&str>) -> ClientCredentialsForm {
+    ClientCredentialsForm {
+        grant_type: grant_type.map(str::to_owned),
+        ..ClientCredentialsForm::default()
+    }
+}
+
+/// The backend's credentials in the form, with this secret.
+fn backend_form(secret: &str) -> ClientCredentialsForm {
+    ClientCredentialsForm {
+        client_id: Some(BACKEND_CLIENT.id.to_owned()),
+        client_secret: Some(secret.to_owned()),
+        ..grant(Some("client_credentials"))
+    }
+}
+
+/// A form by the backend client, its credentials as HTTP Basic.
+fn by_basic(app: &AuthApp, form: &ClientCredentialsForm) -> Call<ServiceToken> {
+    app.auth
+        .service_token_form(form)
+        .basic_auth(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
 }
 
 #[tokio::test]
 async fn client_credentials_come_as_the_rfc_6749_form_with_basic_or_fields() {
-    let app = spawn_app().await;
-    let grant = [("grant_type", "client_credentials")];
-    let by_basic = app
-        .post_form("/auth/service-token", &grant)
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
-        .send()
-        .await
-        .unwrap();
-    let by_fields = app
-        .post_form(
-            "/auth/service-token",
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", BACKEND_CLIENT.0),
-                ("client_secret", BACKEND_CLIENT.1),
-                ("scope", "events:publish"),
-            ],
-        )
-        .send()
-        .await
-        .unwrap();
+    let app = spawn_auth().await;
+    let basic = by_basic(&app, &grant(Some("client_credentials"))).send();
+    let narrowed = ClientCredentialsForm {
+        scope: Some("events:publish".to_owned()),
+        ..backend_form(BACKEND_CLIENT.secret)
+    };
+    let fields = app.auth.service_token_form(&narrowed).send();
     for (res, scope) in [
-        (by_basic, "generations:write events:publish"),
-        (by_fields, "events:publish"),
+        (basic.await.unwrap(), "generations:write events:publish"),
+        (fields.await.unwrap(), "events:publish"),
     ] {
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["cache-control"], "no-store");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(body["token_type"], "Bearer");
-        assert_eq!(body["scope"], scope);
-        let token = body["access_token"].as_str().unwrap();
-        assert_eq!(introspect(&app, token).await["scope"], scope);
+        let token: ServiceToken = answer::json(res).await.unwrap();
+        assert_eq!(token.token_type, "Bearer");
+        assert_eq!(token.scope, scope);
+        let introspected = introspect(&app, &token.access_token).await;
+        assert_eq!(introspected.scope.as_deref(), Some(scope));
     }
 
     // Another grant type, or none, is refused by name; so is a form that is not one.
-    for fields in [
-        vec![("grant_type", "password")],
-        vec![("grant_type", "authorization_code")],
-        vec![],
-    ] {
-        let res = app
-            .post_form("/auth/service-token", &fields)
-            .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
-            .send()
-            .await
-            .unwrap();
+    for grant_type in [Some("password"), Some("authorization_code"), None] {
+        let res = by_basic(&app, &grant(grant_type)).send().await.unwrap();
         let problem = assert_problem(res, 422, "validation_failed").await;
-        assert!(!problem["fields"]["grant_type"].is_null(), "{problem}");
+        assert!(problem.fields.contains_key("grant_type"), "{problem:?}");
     }
-    let res = app
-        .post("/auth/service-token")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=a&scope=b")
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
+    // A field twice: no `ClientCredentialsForm` holds that, so the body as it is.
+    let res = by_basic(&app, &grant(None))
+        .with(|r| r.body("grant_type=client_credentials&scope=a&scope=b"))
         .send()
         .await
         .unwrap();
@@ -294,14 +297,8 @@ async fn client_credentials_come_as_the_rfc_6749_form_with_basic_or_fields() {
 
     // A wrong secret in the form: 401 with the Basic challenge.
     let res = app
-        .post_form(
-            "/auth/service-token",
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", BACKEND_CLIENT.0),
-                ("client_secret", "backend-secret-wrong!!"),
-            ],
-        )
+        .auth
+        .service_token_form(&backend_form("backend-secret-wrong!!"))
         .send()
         .await
         .unwrap();
@@ -316,48 +313,35 @@ async fn client_credentials_come_as_the_rfc_6749_form_with_basic_or_fields() {
 
 #[tokio::test]
 async fn form_attempts_spend_the_same_failure_budget_and_a_form_encoded_basic_secret_works() {
-    let app = spawn_app_with(&[("RATE_LIMIT_LOGIN", "2/300s")]).await;
-    let wrong = [
-        ("grant_type", "client_credentials"),
-        ("client_id", BACKEND_CLIENT.0),
-        ("client_secret", "backend-secret-wrong!!"),
-    ];
+    let app = spawn_auth_with(&[("RATE_LIMIT_LOGIN", "2/300s")]).await;
+    let wrong = backend_form("backend-secret-wrong!!");
     for _ in 0..2 {
-        let res = app
-            .post_form("/auth/service-token", &wrong)
-            .send()
-            .await
-            .unwrap();
+        let res = app.auth.service_token_form(&wrong).send().await.unwrap();
         assert_problem(res, 401, "invalid_credentials").await;
     }
-    let res = app
-        .post_form("/auth/service-token", &wrong)
-        .send()
-        .await
-        .unwrap();
+    let res = app.auth.service_token_form(&wrong).send().await.unwrap();
     assert_problem(res, 429, "rate_limited").await;
     // Introspection guesses spend it too: refused before the secret is looked at.
     let res = app
-        .post_form("/auth/introspect", &form("x"))
-        .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
+        .auth
+        .introspect(&form("x"))
+        .basic_auth(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
         .send()
         .await
         .unwrap();
     assert_problem(res, 429, "rate_limited").await;
 
     // RFC 6749 §2.3.1: a client that form-encodes its Basic credentials is understood.
-    let app = spawn_app_with(&[(
+    let app = spawn_auth_with(&[(
         "SERVICE_CLIENTS",
         r#"[{"id":"plus","secret":"a+b%c d/0123456789","scopes":["events:publish"]}]"#,
     )])
     .await;
     for secret in ["a+b%c d/0123456789", "a%2Bb%25c+d%2F0123456789"] {
         let res = app
-            .post_form(
-                "/auth/service-token",
-                &[("grant_type", "client_credentials")],
-            )
-            .basic_auth("plus", Some(secret))
+            .auth
+            .service_token_form(&grant(Some("client_credentials")))
+            .basic_auth("plus", secret)
             .send()
             .await
             .unwrap();

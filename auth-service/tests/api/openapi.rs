@@ -6,14 +6,15 @@ use actix_web::web;
 use auth_service::AuthState;
 use auth_service::config::Settings;
 use authstream_security::keys::KeySet;
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::{spawn_auth, spawn_auth_with};
 use authstream_web::openapi::ApiDocument;
-
-use crate::helpers::{spawn_app, spawn_app_with};
+use reqwest::Method;
 
 /// The routes of a server built like the real one, held against its served document.
 async fn assert_document_covers_routes(demo: bool) {
     let flag = if demo { "true" } else { "false" };
-    let app = spawn_app_with(&[("DEMO", flag)]).await;
+    let app = spawn_auth_with(&[("DEMO", flag)]).await;
     let env = std::collections::HashMap::from([("DEMO".to_owned(), flag.to_owned())]);
     let settings = Settings::from_env(&env).unwrap();
     let keys: Arc<KeySet> = settings.common.signing_keys().unwrap();
@@ -45,7 +46,7 @@ async fn every_route_is_in_the_document_in_demo_mode() {
 
 #[tokio::test]
 async fn the_document_describes_security_and_every_error_code() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let doc = authstream_testkit::served_openapi(&app.address).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let schemes = &doc["components"]["securitySchemes"];
@@ -103,7 +104,7 @@ async fn the_document_describes_security_and_every_error_code() {
 
 #[tokio::test]
 async fn swagger_ui_is_served_from_the_binary_under_a_strict_csp() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -117,8 +118,8 @@ async fn swagger_ui_is_served_from_the_binary_under_a_strict_csp() {
     assert_eq!(res.headers()["location"], "/docs/");
 
     let res = app
-        .http
-        .get(format!("{}/docs/", app.address))
+        .auth
+        .request(Method::GET, "/docs/")
         .send()
         .await
         .unwrap();
@@ -137,18 +138,18 @@ async fn swagger_ui_is_served_from_the_binary_under_a_strict_csp() {
     assert!(!page.contains("<script>"), "no inline script");
 
     let res = app
-        .http
-        .get(format!("{}/docs/swagger-initializer.js", app.address))
+        .auth
+        .request(Method::GET, "/docs/swagger-initializer.js")
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("/openapi.json"));
     let res = app
-        .http
-        .get(format!("{}/docs/nothing-here.js", app.address))
+        .auth
+        .request(Method::GET, "/docs/nothing-here.js")
         .send()
         .await
         .unwrap();
-    crate::helpers::assert_problem(res, 404, "not_found").await;
+    assert_problem(res, 404, "not_found").await;
 }

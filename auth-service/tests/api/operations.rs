@@ -1,35 +1,26 @@
 use std::time::{Duration, Instant};
 
+use authstream_proto::auth::{Jwks, TokenPair};
 use authstream_proto::claims::AccessClaims;
+use authstream_proto::ops::ReadyStatus;
 use authstream_security::jwt::{KeySource, Validator};
 use authstream_security::keys::KeySet;
-use authstream_testkit::RedisServer;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
-
-use crate::helpers::*;
+use authstream_testkit::auth::*;
+use authstream_testkit::{RedisServer, assert_problem};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
-    let app = spawn_app().await;
-    assert_eq!(
-        app.get("/healthz").send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    let ready = app.get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
-    assert_eq!(ready.json::<Value>().await.unwrap()["store"], "redis");
+    let app = spawn_auth().await;
+    assert_eq!(app.auth.healthz().await.unwrap().status, "ok");
+    let ready = app.auth.readyz().await.unwrap();
+    assert_eq!(ready.status, ReadyStatus::Ready);
+    assert_eq!(ready.store, "redis");
     let user = app.signup().await;
-    app.me(&user.access).await;
-    app.me("bad").await;
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    app.me(&user.access).await.unwrap();
+    app.me("bad").send().await.unwrap();
+    let metrics = app.auth.metrics().await.unwrap();
     assert!(
         metrics.contains("authstream_http_requests_total"),
         "{metrics}"
@@ -48,15 +39,8 @@ async fn health_readiness_and_metrics() {
 }
 
 /// The series of `/metrics`: one line per sample, without the comments.
-async fn metric_series(app: &TestApp) -> std::collections::BTreeSet<String> {
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+async fn metric_series(app: &AuthApp) -> std::collections::BTreeSet<String> {
+    let text = app.auth.metrics().await.unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
@@ -65,12 +49,12 @@ async fn metric_series(app: &TestApp) -> std::collections::BTreeSet<String> {
 
 #[tokio::test]
 async fn made_up_methods_and_paths_add_no_metric_series() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     // Each label value a request can bring is seen once first.
     let warm = |m: &str| reqwest::Method::from_bytes(m.as_bytes()).unwrap();
     for method in ["FROBNICATE", "GET"] {
-        app.http
-            .request(warm(method), app.url("/nowhere-0"))
+        app.auth
+            .request(warm(method), "/nowhere-0")
             .send()
             .await
             .unwrap();
@@ -80,13 +64,14 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
     for i in 0..150 {
         let method = warm(&format!("MADEUP{i}"));
         let res = app
-            .http
-            .request(method, app.url(&format!("/nowhere-{i}")))
+            .auth
+            .request(method, &format!("/nowhere-{i}"))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        app.get(&format!("/nowhere/{i}?x={i}"))
+        app.auth
+            .request(Method::GET, &format!("/nowhere/{i}?x={i}"))
             .send()
             .await
             .unwrap();
@@ -114,16 +99,20 @@ async fn made_up_methods_and_paths_add_no_metric_series() {
 
 #[tokio::test]
 async fn the_jwks_verifies_issued_tokens() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
-    let res = app.get("/.well-known/jwks.json").send().await.unwrap();
+    let res = app.auth.jwks().send().await.unwrap();
     assert_eq!(res.headers()["cache-control"], "public, max-age=300");
-    let jwks: Value = res.json().await.unwrap();
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "OKP");
-    assert_eq!(key["crv"], "Ed25519");
-    assert!(key.get("d").is_none(), "no private part");
-    let keys = std::sync::Arc::new(KeySet::from_jwks(&jwks).unwrap());
+    let text = res.text().await.unwrap();
+    let jwks: Jwks = serde_json::from_str(&text).unwrap();
+    let key = &jwks.keys[0];
+    assert_eq!(key.kty, "OKP");
+    assert_eq!(key.crv, "Ed25519");
+    // As it is on the wire: a private part would be a field no `Jwk` reads.
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    let fields = raw.pointer("/keys/0").and_then(Value::as_object).unwrap();
+    assert!(!fields.contains_key("d"), "no private part");
+    let keys = std::sync::Arc::new(KeySet::from_jwks(&raw).unwrap());
     let settings =
         authstream_web::settings::CommonSettings::from_env(&std::collections::HashMap::new())
             .unwrap();
@@ -142,100 +131,73 @@ async fn the_jwks_verifies_issued_tokens() {
 
 #[tokio::test]
 async fn errors_are_problem_json_for_unknown_routes_methods_and_big_bodies() {
-    let app = spawn_app().await;
-    assert_problem(app.get("/nowhere").send().await.unwrap(), 404, "not_found").await;
-    assert_problem(
-        app.http.put(app.url("/auth/login")).send().await.unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
-    let huge = json!({"email": "a@b.co", "password": "x".repeat(70_000)});
-    assert_problem(
-        app.post("/auth/register").json(&huge).send().await.unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
+    let app = spawn_auth().await;
+    let res = app.auth.request(Method::GET, "/nowhere").send().await;
+    assert_problem(res.unwrap(), 404, "not_found").await;
+    let res = app.auth.request(Method::PUT, "/auth/login").send().await;
+    assert_problem(res.unwrap(), 405, "method_not_allowed").await;
+    let huge = credentials("a@b.co", &"x".repeat(70_000));
+    let res = app.auth.register(&huge).send().await;
+    assert_problem(res.unwrap(), 413, "payload_too_large").await;
 }
 
 #[tokio::test]
 async fn hs256_is_used_when_configured() {
     let secret = "0123456789abcdef0123456789abcdef";
-    let app = spawn_app_with(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", secret)]).await;
+    let app = spawn_auth_with(&[("JWT_ALGORITHM", "HS256"), ("JWT_SECRET", secret)]).await;
     let user = app.signup().await;
-    let header = user.access.split('.').next().unwrap();
-    let header: Value = serde_json::from_slice(&base64_url(header)).unwrap();
-    assert_eq!(header["alg"], "HS256");
-    assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
-    let jwks: Value = app.jwks().await;
-    assert_eq!(
-        jwks["keys"],
-        json!([]),
-        "a shared secret is never published"
-    );
+    let header = jsonwebtoken::decode_header(&user.access).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
+    app.me(&user.access).await.unwrap();
+    let jwks = app.auth.jwks().await.unwrap();
+    assert!(jwks.keys.is_empty(), "a shared secret is never published");
     // An EdDSA token of another app is refused by the HS256 app.
-    let other = spawn_app().await.signup().await;
-    assert_problem(app.me(&other.access).await, 401, "invalid_token").await;
-}
-
-fn base64_url(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .unwrap()
+    let other = spawn_auth().await.signup().await;
+    let res = app.me(&other.access).send().await.unwrap();
+    assert_problem(res, 401, "invalid_token").await;
 }
 
 #[tokio::test]
 async fn redis_down_is_a_fast_503_and_the_service_recovers() {
     let redis = RedisServer::start();
-    let app = spawn_app_on(authstream_testkit::redis_store_at(&redis.url()), &[]).await;
+    let app = spawn_auth_on(authstream_testkit::redis_store_at(&redis.url()), &[]).await;
     let user = app.signup().await;
     redis.stop();
 
     let started = Instant::now();
-    let res = app.get("/readyz").send().await.unwrap();
+    let res = app.auth.readyz().send().await.unwrap();
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503, "store_unavailable").await;
     // Nothing fails open: a token that cannot be checked is not accepted.
-    assert_problem(app.me(&user.access).await, 503, "store_unavailable").await;
-    assert_problem(
-        app.login_as(&user.email, PASSWORD, "x").await,
-        503,
-        "store_unavailable",
-    )
-    .await;
+    let res = app.me(&user.access).send().await.unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
+    let res = app.login_as(&user.email, PASSWORD).send().await.unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "answered quickly: {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        app.get("/healthz").send().await.unwrap().status(),
-        StatusCode::OK,
-        "the process stays up"
-    );
+    let health = app.auth.healthz().send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK, "the process stays up");
 
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if app.get("/readyz").send().await.unwrap().status() == StatusCode::OK {
+        if app.auth.readyz().send().await.unwrap().status() == StatusCode::OK {
             break;
         }
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The restarted Redis is empty, so register again: the service works.
-    assert_eq!(
-        app.register(&user.email, PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    app.register(&user.email).await;
 }
 
 #[tokio::test]
 async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
     let redis = RedisServer::start();
-    let app = spawn_app_on(
+    let app = spawn_auth_on(
         authstream_testkit::redis_store_at(&redis.url()),
         &[("REDIS_TIMEOUT_MS", "300")],
     )
@@ -244,15 +206,12 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
     app.create_generation(&user.access, "gen-frozen").await;
     redis.freeze();
     let started = Instant::now();
-    assert_problem(app.me(&user.access).await, 503, "store_unavailable").await;
-    assert_problem(
-        app.get("/readyz").send().await.unwrap(),
-        503,
-        "store_unavailable",
-    )
-    .await;
+    let res = app.me(&user.access).send().await.unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
+    let res = app.auth.readyz().send().await.unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
     // A mint's pipelined scripts wait no longer than one timeout either.
-    let res = app.stream_token(&user.access, "gen-frozen").await;
+    let res = app.mint(&user.access, "gen-frozen").send().await.unwrap();
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503, "store_unavailable").await;
     // Bounded by the store timeout, not by TCP: a generous margin over 3 × 300 ms.
@@ -263,7 +222,7 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
     );
     redis.thaw();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.me(&user.access).await.status() != StatusCode::OK {
+    while app.me(&user.access).send().await.unwrap().status() != StatusCode::OK {
         assert!(Instant::now() < deadline, "did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -272,35 +231,28 @@ async fn a_redis_that_stops_answering_is_a_503_within_the_timeout() {
 #[tokio::test]
 async fn no_secret_ever_reaches_the_logs() {
     let logs = authstream_testkit::logs();
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-logs").await;
-    let sse: Value = app
-        .stream_token(&user.access, "gen-logs")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let sse = sse["sse_token"].as_str().unwrap().to_owned();
-    let next: Value = app.refresh(&user.refresh).await.json().await.unwrap();
-    app.get(&format!("/auth/validate?token={}", user.access))
-        .send()
+    let sse = app.stream_token(&user.access, "gen-logs").await.sse_token;
+    let next: TokenPair = app.refresh(&user.refresh).await.unwrap();
+    let get = |path: String| app.auth.request(Method::GET, &path).send();
+    get(format!("/auth/validate?token={}", user.access))
         .await
         .unwrap();
-    app.get(&format!(
-        "/generations/generate/gen-logs/stream?token={sse}"
-    ))
-    .send()
-    .await
-    .unwrap();
+    get(format!("/generations/generate/gen-logs/stream?token={sse}"))
+        .await
+        .unwrap();
     let service = app.service_token(BACKEND_CLIENT).await;
-    app.login_as(&user.email, "a wrong password", "x").await;
+    let wrong = app.login_as(&user.email, "a wrong password").send().await;
+    assert_eq!(wrong.unwrap().status(), StatusCode::UNAUTHORIZED);
     // Refusals and replays too: a tampered token, a retired refresh token presented
     // again, and a body that is not JSON around a password.
     let tampered = format!("{}x", user.access);
-    app.me(&tampered).await;
-    app.refresh(&user.refresh).await;
-    app.post("/auth/register")
+    app.me(&tampered).send().await.unwrap();
+    app.refresh(&user.refresh).send().await.unwrap();
+    app.auth
+        .request(Method::POST, "/auth/register")
         .header("content-type", "application/json")
         .body(format!(
             r#"{{"email":"x@example.com","password":"{PASSWORD}""#
@@ -324,10 +276,10 @@ async fn no_secret_ever_reaches_the_logs() {
         user.access.as_str(),
         user.refresh.as_str(),
         sse.as_str(),
-        next["access_token"].as_str().unwrap(),
-        next["refresh_token"].as_str().unwrap(),
+        next.access_token.as_str(),
+        next.refresh_token.as_str(),
         service.as_str(),
-        BACKEND_CLIENT.1,
+        BACKEND_CLIENT.secret,
     ];
     for secret in secrets {
         assert!(!text.contains(secret), "a secret was logged");
@@ -360,10 +312,10 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
 
 #[tokio::test]
 async fn cors_allows_only_the_configured_origins() {
-    let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    let app = spawn_auth_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
     let preflight = |origin: &'static str| {
-        app.http
-            .request(reqwest::Method::OPTIONS, app.url("/auth/me"))
+        app.auth
+            .request(Method::OPTIONS, "/auth/me")
             .header("origin", origin)
             .header("access-control-request-method", "GET")
             .header("access-control-request-headers", "authorization")

@@ -3,61 +3,34 @@
 
 use std::time::{Duration, Instant};
 
-use authstream_testkit::RedisServer;
-use authstream_testkit::header_text as header;
-use futures_util::StreamExt as _;
-use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
-
-use crate::helpers::{
-    ADMIN_CLIENT, BACKEND_CLIENT, PASSWORD, TestApp, assert_problem, spawn_app_on, spawn_app_with,
-    unique_email,
+use authstream_client::answer;
+use authstream_proto::Tier;
+use authstream_proto::auth::TokenPair;
+use authstream_testkit::auth::{
+    ADMIN_CLIENT, AuthApp, BACKEND_CLIENT, PASSWORD, credentials, spawn_auth_on, spawn_auth_with,
+    token_body, unique_email,
 };
+use authstream_testkit::header_text as header;
+use authstream_testkit::{RedisServer, assert_problem};
+use futures_util::StreamExt as _;
+use reqwest::{Method, Response, StatusCode};
 
-/// A new user's access token, got without spending any of the user's own budget.
-async fn new_user(app: &TestApp) -> (String, String, String) {
-    let email = unique_email();
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
-    let (access, refresh) = login_tokens(app, &email).await;
-    (email, access, refresh)
+/// The user id of the holder of `access`, read from `GET /auth/me`: one request of
+/// the user's budget.
+async fn user_id(app: &AuthApp, access: &str) -> String {
+    app.me(access).await.unwrap().user_id
 }
 
-async fn login_tokens(app: &TestApp, email: &str) -> (String, String) {
-    let res = app.login_as(email, PASSWORD, "test").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    (
-        body["access_token"].as_str().unwrap().to_owned(),
-        body["refresh_token"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn user_id(app: &TestApp, access: &str) -> String {
-    let me: Value = app.get_json("/auth/me", access).await;
-    me["user_id"].as_str().unwrap().to_owned()
-}
-
-async fn set_tier(app: &TestApp, user_id: &str, tier: &str) {
-    let admin = app.service_token(ADMIN_CLIENT).await;
-    let res = app
-        .http
-        .patch(app.url(&format!("/auth/users/{user_id}")))
-        .bearer_auth(admin)
-        .json(&json!({ "tier": tier }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+/// `GET /auth/me`, whatever it answers.
+async fn me(app: &AuthApp, access: &str) -> Response {
+    app.me(access).send().await.unwrap()
 }
 
 /// Spends `quota` requests of a user's budget on `GET /auth/me`, checking that each
 /// passes and the `RateLimit` header counts down; then the refusal.
-async fn exhaust(app: &TestApp, access: &str, policy: &str, quota: u32, window: u64) -> Response {
+async fn exhaust(app: &AuthApp, access: &str, policy: &str, quota: u32, window: u64) -> Response {
     for left in (0..quota).rev() {
-        let res = app.me(access).await;
+        let res = me(app, access).await;
         assert_eq!(res.status(), StatusCode::OK, "{left} left");
         assert_eq!(
             header(&res, "ratelimit-policy"),
@@ -69,7 +42,7 @@ async fn exhaust(app: &TestApp, access: &str, policy: &str, quota: u32, window: 
             "{state}"
         );
     }
-    app.me(access).await
+    me(app, access).await
 }
 
 fn retry_after(res: &Response) -> u64 {
@@ -81,12 +54,12 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
     // Counts the process's `free` decisions, which every test's Bearer requests move:
     // alone under `cargo test` (`authstream_testkit::turns`).
     let _alone = authstream_testkit::turns::alone().await;
-    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let app = spawn_auth_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
     let limited = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"limited\"}";
     let allowed = "authstream_rate_limit_decisions_total{policy=\"free\",decision=\"allowed\"}";
     // What the tests before this one in the process counted.
     let (limited_before, allowed_before) = (app.metric(limited).await, app.metric(allowed).await);
-    let (_, access, _) = new_user(&app).await;
+    let access = app.signup().await.access;
     let started = Instant::now();
     let refused = exhaust(&app, &access, "free", 5, 60).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -99,14 +72,18 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
         header(&refused, "ratelimit"),
         format!("\"free\";r=0;t={wait}")
     );
-    let body = assert_problem(refused, 429, "rate_limited").await;
-    assert_eq!(body["title"], "Too many requests");
+    let problem = assert_problem(refused, 429, "rate_limited").await;
+    assert_eq!(problem.title, "Too many requests");
 
     // One budget for every Bearer route.
-    let res = app.create_generation(&access, "g-limited").await;
+    let res = app
+        .new_generation(&access, "g-limited")
+        .send()
+        .await
+        .unwrap();
     assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 429, "rate_limited").await;
-    let sessions = app.get("/auth/sessions").bearer_auth(&access).send().await;
+    let sessions = app.bearer(&access).sessions().send().await;
     assert_problem(sessions.unwrap(), 429, "rate_limited").await;
 
     assert_eq!(app.metric(limited).await - limited_before, 3.0);
@@ -115,12 +92,12 @@ async fn a_free_user_gets_exactly_the_quota_then_429_with_retry_after_to_the_sec
 
 #[tokio::test]
 async fn free_and_paid_budgets_recover_after_the_window() {
-    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/3s"), ("RATE_LIMIT_PAID", "10/3s")]).await;
-    let (_, free, _) = new_user(&app).await;
-    let (paid_email, first, _) = new_user(&app).await;
-    let paid_id = user_id(&app, &first).await;
-    set_tier(&app, &paid_id, "paid").await;
-    let (paid, _) = login_tokens(&app, &paid_email).await;
+    let app = spawn_auth_with(&[("RATE_LIMIT_FREE", "5/3s"), ("RATE_LIMIT_PAID", "10/3s")]).await;
+    let free = app.signup().await.access;
+    let first = app.signup().await;
+    let paid_id = user_id(&app, &first.access).await;
+    app.set_tier(&paid_id, Tier::Paid).await;
+    let paid = app.login(&first.email).await.access;
 
     for round in 0..2 {
         if round == 1 {
@@ -139,25 +116,24 @@ async fn free_and_paid_budgets_recover_after_the_window() {
 
 #[tokio::test]
 async fn a_tier_change_takes_effect_with_the_next_token() {
-    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "2/600s"), ("RATE_LIMIT_PAID", "4/600s")]).await;
-    let (_, access, refresh) = new_user(&app).await;
+    let app =
+        spawn_auth_with(&[("RATE_LIMIT_FREE", "2/600s"), ("RATE_LIMIT_PAID", "4/600s")]).await;
+    let user = app.signup().await;
+    let access = user.access;
     let id = user_id(&app, &access).await;
-    let last = app.me(&access).await;
+    let last = me(&app, &access).await;
     assert_eq!(last.status(), StatusCode::OK);
     assert!(header(&last, "ratelimit").starts_with("\"free\";r=0;"));
-    assert_problem(app.me(&access).await, 429, "rate_limited").await;
+    assert_problem(me(&app, &access).await, 429, "rate_limited").await;
 
-    set_tier(&app, &id, "paid").await;
+    app.set_tier(&id, Tier::Paid).await;
     // The old token still says free.
-    let old = app.me(&access).await;
+    let old = me(&app, &access).await;
     assert_eq!(header(&old, "ratelimit-policy"), "\"free\";q=2;w=600");
     assert_problem(old, 429, "rate_limited").await;
 
-    let res = app.refresh(&refresh).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    let new_access = body["access_token"].as_str().unwrap();
-    let res = app.me(new_access).await;
+    let pair = app.refresh(&user.refresh).await.unwrap();
+    let res = me(&app, &pair.access_token).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(&res, "ratelimit-policy"), "\"paid\";q=4;w=600");
     assert_eq!(header(&res, "ratelimit"), "\"paid\";r=3;t=150");
@@ -165,18 +141,9 @@ async fn a_tier_change_takes_effect_with_the_next_token() {
 
 /// `n` concurrent `POST /auth/refresh` with a junk token from `address` (through the
 /// trusted proxy), at most 64 at a time; the statuses.
-async fn refresh_burst(app: &TestApp, address: &str, n: usize) -> Vec<u16> {
+async fn refresh_burst(app: &AuthApp, address: &str, n: usize) -> Vec<u16> {
     futures_util::stream::iter(0..n)
-        .map(|_| async {
-            app.post("/auth/refresh")
-                .header("x-forwarded-for", address)
-                .json(&json!({"refresh_token": "junk"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
+        .map(|_| async { refresh_from(app, address, "junk").await.status().as_u16() })
         .buffer_unordered(64)
         .collect()
         .await
@@ -187,7 +154,7 @@ async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_s
     // Counts the process's `anon` refusals, which other tests' floods move: alone under
     // `cargo test` (`authstream_testkit::turns`).
     let _alone = authstream_testkit::turns::alone().await;
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_ANON", "10/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ])
@@ -195,14 +162,7 @@ async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_s
     let other = async {
         let mut statuses = Vec::new();
         for _ in 0..3 {
-            let email = unique_email();
-            let register = app
-                .post("/auth/register")
-                .header("x-forwarded-for", "198.51.100.7")
-                .json(&json!({"email": email, "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap();
+            let register = register_from(&app, "198.51.100.7").await;
             statuses.push(register.status().as_u16());
         }
         statuses
@@ -221,7 +181,7 @@ async fn a_burst_from_one_address_gets_only_its_quota_while_another_address_is_s
 #[tokio::test]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     // Not trusted: every spoofed address shares the peer's one budget.
-    let app = spawn_app_with(&[("RATE_LIMIT_ANON", "2/600s")]).await;
+    let app = spawn_auth_with(&[("RATE_LIMIT_ANON", "2/600s")]).await;
     for (address, status) in [
         ("203.0.113.1", 401),
         ("203.0.113.2", 401),
@@ -231,16 +191,15 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     }
 
     // Trusted: the right-most untrusted hop of every header line is the client.
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_ANON", "1/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8"),
     ])
     .await;
     let two_lines = app
-        .post("/auth/refresh")
+        .refresh("junk")
         .header("x-forwarded-for", "203.0.113.77")
         .header("x-forwarded-for", "6.6.6.6, 203.0.113.88, 10.1.2.3")
-        .json(&json!({"refresh_token": "junk"}))
         .send()
         .await
         .unwrap();
@@ -262,10 +221,19 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     );
 }
 
-async fn login_from(app: &TestApp, email: &str, password: &str, address: &str) -> Response {
-    app.post("/auth/login")
+async fn login_from(app: &AuthApp, email: &str, password: &str, address: &str) -> Response {
+    app.login_as(email, password)
         .header("x-forwarded-for", address)
-        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /auth/register` of a new email from `address` (through the trusted proxy).
+async fn register_from(app: &AuthApp, address: &str) -> Response {
+    app.auth
+        .register(&credentials(&unique_email(), PASSWORD))
+        .header("x-forwarded-for", address)
         .send()
         .await
         .unwrap()
@@ -277,17 +245,14 @@ async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the
     // Counts the process's password verifications, which every test's logins move:
     // alone under `cargo test` (`authstream_testkit::turns`).
     let _alone = authstream_testkit::turns::alone().await;
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_LOGIN", "3/3s"),
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100/300s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ])
     .await;
     let email = unique_email();
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    app.register(&email).await;
     // Successful logins cost nothing.
     for _ in 0..4 {
         let ok = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
@@ -322,7 +287,7 @@ async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the
         let res = login_from(&app, who, PASSWORD, address).await;
         assert_eq!(res.status(), StatusCode::OK, "{address}");
     }
-    let (other, _, _) = new_user(&app).await;
+    let other = app.signup().await.email;
     let res = login_from(&app, &other, PASSWORD, "203.0.113.1").await;
     assert_eq!(res.status(), StatusCode::OK);
     // IPv6 addresses are counted per /64: the next host of the block is no way round.
@@ -349,15 +314,14 @@ async fn an_attackers_failed_logins_stop_that_address_before_any_hashing_and_the
 #[tokio::test]
 async fn with_the_account_cap_spent_a_device_that_signed_in_before_gets_in_and_an_admin_clears_the_cap()
  {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_LOGIN", "2/60s"),
         ("RATE_LIMIT_LOGIN_ACCOUNT", "3/60s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ])
     .await;
     let email = unique_email();
-    let registered: Value = app.register(&email, PASSWORD).await.json().await.unwrap();
-    let user_id = registered["user_id"].as_str().unwrap().to_owned();
+    let user_id = app.register(&email).await.user_id;
     // The owner's device signs in once: its token in the body and as a cookie.
     let first = login_from(&app, &email, PASSWORD, "198.51.100.1").await;
     assert_eq!(first.status(), StatusCode::OK);
@@ -371,8 +335,8 @@ async fn with_the_account_cap_spent_a_device_that_signed_in_before_gets_in_and_a
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/auth/login", "Secure"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
-    let body: Value = first.json().await.unwrap();
-    let device = body["device_token"].as_str().unwrap().to_owned();
+    let pair: TokenPair = answer::json(first).await.unwrap();
+    let device = pair.device_token.expect("a device token");
     assert!(
         cookie.starts_with(&format!("as_device={device};")),
         "{cookie}"
@@ -391,37 +355,33 @@ async fn with_the_account_cap_spent_a_device_that_signed_in_before_gets_in_and_a
     // The device that signed in before gets in, by header or by cookie, and its
     // answer names its own budget.
     let by_header = app
-        .post("/auth/login")
+        .login_as(&email, PASSWORD)
         .header("x-forwarded-for", "198.51.100.2")
         .header("x-device-token", &device)
-        .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
         .unwrap();
     assert_eq!(by_header.status(), StatusCode::OK);
     assert!(header(&by_header, "ratelimit-policy").contains("\"login_device\";q=2;w=60"));
     let by_cookie = app
-        .post("/auth/login")
+        .login_as(&email, PASSWORD)
         .header("x-forwarded-for", "198.51.100.3")
         .header("cookie", format!("as_device={device}"))
-        .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
         .unwrap();
     assert_eq!(by_cookie.status(), StatusCode::OK);
     // A device token of another account, or a forged one, counts for nothing.
-    let (other, _, _) = new_user(&app).await;
-    let others: Value = login_from(&app, &other, PASSWORD, "198.51.100.4")
-        .await
-        .json()
-        .await
-        .unwrap();
-    for token in [others["device_token"].as_str().unwrap(), "v1.x.y.1.zz"] {
+    let other = app.signup().await.email;
+    let res = login_from(&app, &other, PASSWORD, "198.51.100.4").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let others: TokenPair = answer::json(res).await.unwrap();
+    let others_device = others.device_token.expect("a device token");
+    for token in [others_device.as_str(), "v1.x.y.1.zz"] {
         let res = app
-            .post("/auth/login")
+            .login_as(&email, PASSWORD)
             .header("x-forwarded-for", "198.51.100.2")
             .header("x-device-token", token)
-            .json(&json!({"email": email, "password": PASSWORD}))
             .send()
             .await
             .unwrap();
@@ -429,41 +389,21 @@ async fn with_the_account_cap_spent_a_device_that_signed_in_before_gets_in_and_a
     }
 
     // An administrator clears the account's budgets: a login without a device gets in.
-    let admin = app.service_token(ADMIN_CLIENT).await;
-    let path = format!("/auth/users/{user_id}/login-failures");
-    let backend = app.service_token(BACKEND_CLIENT).await;
-    let res = app
-        .http
-        .delete(app.url(&path))
-        .bearer_auth(&backend)
-        .send()
-        .await
-        .unwrap();
+    let admin = app.bearer(&app.service_token(ADMIN_CLIENT).await);
+    let backend = app.bearer(&app.service_token(BACKEND_CLIENT).await);
+    let res = backend.clear_login_failures(&user_id).send().await.unwrap();
     assert_problem(res, 403, "insufficient_scope").await;
-    let res = app
-        .http
-        .delete(app.url(&path))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    admin.clear_login_failures(&user_id).await.unwrap();
     let res = login_from(&app, &email, PASSWORD, "198.51.100.2").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let nobody = app
-        .http
-        .delete(app.url("/auth/users/nobody/login-failures"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let nobody = admin.clear_login_failures("nobody").send().await.unwrap();
     assert_problem(nobody, 404, "not_found").await;
 }
 
-async fn service_token_from(app: &TestApp, secret: &str, address: &str) -> Response {
-    app.post("/auth/service-token")
+async fn service_token_from(app: &AuthApp, id: &str, secret: &str, address: &str) -> Response {
+    app.auth
+        .service_token(id, secret)
         .header("x-forwarded-for", address)
-        .basic_auth(BACKEND_CLIENT.0, Some(secret))
         .send()
         .await
         .unwrap()
@@ -471,32 +411,27 @@ async fn service_token_from(app: &TestApp, secret: &str, address: &str) -> Respo
 
 #[tokio::test]
 async fn guessing_a_service_secret_is_stopped_per_address_while_the_real_client_elsewhere_is_not() {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_LOGIN", "3/60s"),
         ("RATE_LIMIT_ANON", "100/60s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ])
     .await;
+    let backend = BACKEND_CLIENT.id;
     for _ in 0..3 {
-        let res = service_token_from(&app, "wrong-secret-0123456789", "203.0.113.7").await;
+        let res = service_token_from(&app, backend, "wrong-secret-0123456789", "203.0.113.7").await;
         assert_problem(res, 401, "invalid_credentials").await;
     }
     // The guesser's address is stopped, whatever it sends: a right secret included,
     // so a guess cannot be told right from wrong.
-    for secret in ["wrong-secret-0123456789", BACKEND_CLIENT.1] {
-        let res = service_token_from(&app, secret, "203.0.113.7").await;
+    for secret in ["wrong-secret-0123456789", BACKEND_CLIENT.secret] {
+        let res = service_token_from(&app, backend, secret, "203.0.113.7").await;
         assert!(retry_after(&res) >= 1);
         assert!(header(&res, "ratelimit-policy").contains("\"login\";q=3;w=60"));
         assert_problem(res, 429, "rate_limited").await;
     }
     // The failures spent the address's anonymous budget as well.
-    let res = app
-        .post("/auth/register")
-        .header("x-forwarded-for", "203.0.113.7")
-        .json(&json!({"email": unique_email(), "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let res = register_from(&app, "203.0.113.7").await;
     assert!(
         header(&res, "ratelimit").contains("\"anon\";r=96;"),
         "{}",
@@ -504,18 +439,13 @@ async fn guessing_a_service_secret_is_stopped_per_address_while_the_real_client_
     );
     // The real client, from its own address, renews freely: a success spends nothing.
     for _ in 0..10 {
-        let res = service_token_from(&app, BACKEND_CLIENT.1, "198.51.100.7").await;
+        let res = service_token_from(&app, backend, BACKEND_CLIENT.secret, "198.51.100.7").await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     // Made-up client ids share one failure budget per address.
     for i in 0..4 {
-        let res = app
-            .post("/auth/service-token")
-            .header("x-forwarded-for", "203.0.113.8")
-            .basic_auth(format!("made-up-{i}"), Some("whatever-0123456789"))
-            .send()
-            .await
-            .unwrap();
+        let id = format!("made-up-{i}");
+        let res = service_token_from(&app, &id, "whatever-0123456789", "203.0.113.8").await;
         let expected = if i < 3 { 401 } else { 429 };
         assert_eq!(res.status().as_u16(), expected, "attempt {i}");
     }
@@ -523,44 +453,40 @@ async fn guessing_a_service_secret_is_stopped_per_address_while_the_real_client_
 
 #[tokio::test]
 async fn validate_jwks_health_metrics_preflights_and_service_clients_are_not_limited() {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_FREE", "1/600s"),
         ("RATE_LIMIT_ANON", "1/600s"),
         ("CORS_ALLOWED_ORIGINS", "https://app.example"),
     ])
     .await;
-    let email = unique_email();
     // The one anonymous request of this address.
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    app.register(&unique_email()).await;
     let backend = app.service_token(BACKEND_CLIENT).await;
+    let service = app.bearer(&backend);
     for _ in 0..5 {
         let res = [
-            app.post("/auth/validate")
-                .json(&json!({"token": backend}))
-                .send(),
-            app.get("/auth/validate?token_type=service")
-                .bearer_auth(&backend)
-                .send(),
-            app.get("/.well-known/jwks.json").send(),
-            app.get("/healthz").send(),
-            app.get("/readyz").send(),
-            app.get("/metrics").send(),
-            app.post("/auth/service-token")
-                .basic_auth(BACKEND_CLIENT.0, Some(BACKEND_CLIENT.1))
-                .send(),
-            app.post("/generations")
-                .bearer_auth(&backend)
-                .json(&json!({}))
-                .send(),
-            app.http
-                .request(reqwest::Method::OPTIONS, app.url("/auth/login"))
+            app.auth
+                .validate_token(&token_body(&backend), None)
+                .into_request(),
+            service
+                .validate(Some(authstream_proto::TokenType::Service))
+                .into_request(),
+            app.auth.jwks().into_request(),
+            app.auth.healthz().into_request(),
+            app.auth.readyz().into_request(),
+            app.auth.metrics().into_request(),
+            app.auth
+                .service_token(BACKEND_CLIENT.id, BACKEND_CLIENT.secret)
+                .into_request(),
+            service
+                .create_generation(&Default::default())
+                .into_request(),
+            app.auth
+                .request(Method::OPTIONS, "/auth/login")
                 .header("origin", "https://app.example")
-                .header("access-control-request-method", "POST")
-                .send(),
-        ];
+                .header("access-control-request-method", "POST"),
+        ]
+        .map(reqwest::RequestBuilder::send);
         for res in futures_util::future::join_all(res).await {
             let res = res.unwrap();
             assert_ne!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{}", res.url());
@@ -568,25 +494,20 @@ async fn validate_jwks_health_metrics_preflights_and_service_clients_are_not_lim
         }
     }
     // The anonymous budget of this address is spent, though.
-    assert_problem(
-        app.register(&unique_email(), PASSWORD).await,
-        429,
-        "rate_limited",
-    )
-    .await;
+    let res = app.auth.register(&credentials(&unique_email(), PASSWORD));
+    assert_problem(res.send().await.unwrap(), 429, "rate_limited").await;
 }
 
 #[tokio::test]
 async fn a_429_carries_cors_headers_a_browser_can_read() {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_FREE", "1/600s"),
         ("CORS_ALLOWED_ORIGINS", "https://app.example"),
     ])
     .await;
-    let (_, access, _) = new_user(&app).await;
+    let access = app.signup().await.access;
     let me = || {
-        app.get("/auth/me")
-            .bearer_auth(&access)
+        app.me(&access)
             .header("origin", "https://app.example")
             .send()
     };
@@ -606,16 +527,12 @@ async fn a_429_carries_cors_headers_a_browser_can_read() {
 #[tokio::test]
 async fn a_store_that_stops_answering_is_a_503_not_a_pass_and_limits_come_back() {
     let redis = RedisServer::start();
-    let app = spawn_app_on(
+    let app = spawn_auth_on(
         authstream_testkit::redis_store_at(&redis.url()),
         &[("REDIS_TIMEOUT_MS", "300"), ("RATE_LIMIT_ANON", "3/600s")],
     )
     .await;
-    let revoke = || {
-        app.post("/auth/revoke")
-            .json(&json!({"token": "junk"}))
-            .send()
-    };
+    let revoke = || app.revoke("junk").send();
     // A junk token needs no store to be revoked: only the limiter asks it.
     assert_eq!(revoke().await.unwrap().status(), StatusCode::OK);
     redis.freeze();
@@ -645,35 +562,38 @@ async fn a_store_that_stops_answering_is_a_503_not_a_pass_and_limits_come_back()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_waits_at_most_the_queue_bound_and_the_excess_is_told_to_come_back() {
     let queue = Duration::from_millis(500);
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("PASSWORD_HASH_CONCURRENCY", "1"),
         ("PASSWORD_QUEUE_TIMEOUT_MS", "500"),
     ])
     .await;
     let email = unique_email();
-    assert_eq!(
-        app.register(&email, PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    app.register(&email).await;
     let started = Instant::now();
-    login_tokens(&app, &email).await;
+    app.login(&email).await;
     let one_hash = started.elapsed();
 
     let answers: Vec<(u16, String, Duration)> =
         futures_util::future::join_all((0..200).map(|_| async {
             let started = Instant::now();
-            let res = tokio::time::timeout(
-                Duration::from_secs(60),
-                app.login_as(&email, PASSWORD, "flood"),
-            )
-            .await
-            .expect("no login hangs");
+            let login = app
+                .login_as(&email, PASSWORD)
+                .header("user-agent", "flood")
+                .send();
+            let res = tokio::time::timeout(Duration::from_secs(60), login)
+                .await
+                .expect("no login hangs")
+                .unwrap();
             let status = res.status().as_u16();
             let retry = header(&res, "retry-after");
-            let body: Value = res.json().await.unwrap();
+            // A pair (no code), or a problem.
+            let code = match status {
+                200 => answer::json::<TokenPair>(res).await.map(|_| String::new()),
+                _ => answer::problem(res).await.map(|p| p.code.to_string()),
+            };
             let code = format!(
                 "{}{}",
-                body["code"].as_str().unwrap_or(""),
+                code.unwrap(),
                 if retry.is_empty() { "" } else { "+retry" }
             );
             (status, code, started.elapsed())
@@ -693,10 +613,9 @@ async fn a_login_flood_waits_at_most_the_queue_bound_and_the_excess_is_told_to_c
 }
 
 /// `POST /auth/refresh` from `address` (through the trusted proxy).
-async fn refresh_from(app: &TestApp, address: &str, token: &str) -> Response {
-    app.post("/auth/refresh")
+async fn refresh_from(app: &AuthApp, address: &str, token: &str) -> Response {
+    app.refresh(token)
         .header("x-forwarded-for", address)
-        .json(&json!({ "refresh_token": token }))
         .send()
         .await
         .unwrap()
@@ -705,13 +624,12 @@ async fn refresh_from(app: &TestApp, address: &str, token: &str) -> Response {
 /// The refresh token of a successful refresh.
 async fn next_refresh(res: Response) -> String {
     assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    body["refresh_token"].as_str().unwrap().to_owned()
+    answer::json::<TokenPair>(res).await.unwrap().refresh_token
 }
 
 #[tokio::test]
 async fn each_session_has_its_own_refresh_budget_and_only_refused_refreshes_cost_the_address() {
-    let app = spawn_app_with(&[
+    let app = spawn_auth_with(&[
         ("RATE_LIMIT_REFRESH", "10/60s"),
         ("RATE_LIMIT_ANON", "4/600s"),
         ("TRUSTED_PROXIES", "127.0.0.1"),

@@ -1,50 +1,50 @@
 //! `GET /auth/revocations`: the revocation feed for services that verify tokens
 //! themselves: who may follow it, its events, resuming, the reset, the heartbeat.
 
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use authstream_client::{SseFrame, SseReader};
+use authstream_proto::feed::{FeedHeartbeat, FeedReset, FeedRevocation, RevocationKind};
 use authstream_runtime::UnixTime;
 use authstream_store::revocations::Revocation;
-use eventsource_stream::{Event, Eventsource as _};
-use futures_util::{Stream, StreamExt as _};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::*;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
 
-use crate::helpers::*;
+type Event = SseFrame;
 
-type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
-
-async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> reqwest::Response {
-    let mut req = app.get("/auth/revocations").bearer_auth(token);
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id);
-    }
-    req.send().await.unwrap()
+async fn open(app: &AuthApp, token: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    let call = app.bearer(token).revocations(last_event_id);
+    call.send().await.unwrap()
 }
 
-async fn follow(app: &TestApp, last_event_id: Option<&str>) -> Events {
+async fn follow(app: &AuthApp, last_event_id: Option<&str>) -> SseReader {
     let token = app.service_token(FEED_CLIENT).await;
-    let res = open(app, &token, last_event_id).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    Box::pin(
-        res.bytes_stream()
-            .eventsource()
-            .map(|e| e.expect("a well-formed event")),
-    )
+    let events = app.bearer(&token).revocations(last_event_id).await.unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    assert_eq!(events.headers()["cache-control"], "no-store");
+    events
 }
 
-async fn next(events: &mut Events) -> Event {
-    tokio::time::timeout(Duration::from_secs(5), events.next())
+async fn next(events: &mut SseReader) -> Event {
+    tokio::time::timeout(Duration::from_secs(5), events.next_frame())
         .await
         .expect("an event within 5 s")
+        .expect("a well-formed event")
         .expect("the stream goes on")
 }
 
+/// Reads events until the stream ends (within 5 s): whether it did.
+async fn ends(events: &mut SseReader) -> bool {
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while events.next_frame().await.unwrap().is_some() {}
+    });
+    end.await.is_ok()
+}
+
 /// The next event that is not a heartbeat.
-async fn next_revocation(events: &mut Events) -> Event {
+async fn next_revocation(events: &mut SseReader) -> Event {
     loop {
         let event = next(events).await;
         if event.event != "heartbeat" {
@@ -54,7 +54,7 @@ async fn next_revocation(events: &mut Events) -> Event {
 }
 
 /// Every event up to and including the first heartbeat.
-async fn until_heartbeat(events: &mut Events) -> Vec<Event> {
+async fn until_heartbeat(events: &mut SseReader) -> Vec<Event> {
     let mut seen = Vec::new();
     loop {
         let event = next(events).await;
@@ -66,8 +66,24 @@ async fn until_heartbeat(events: &mut Events) -> Vec<Event> {
     }
 }
 
-fn data(event: &Event) -> Value {
-    serde_json::from_str(&event.data).unwrap()
+/// An event's data, as its kind of event sends it.
+fn data<T: DeserializeOwned>(event: &Event) -> T {
+    event.json().unwrap()
+}
+
+fn revocation(event: &Event) -> FeedRevocation {
+    assert_eq!(event.event, "revocation");
+    data(event)
+}
+
+fn reset(event: &Event) -> FeedReset {
+    assert_eq!(event.event, "reset");
+    data(event)
+}
+
+fn heartbeat(event: &Event) -> FeedHeartbeat {
+    assert_eq!(event.event, "heartbeat");
+    data(event)
 }
 
 /// A position: the last id read of each of the revocation log's shards.
@@ -90,8 +106,8 @@ fn nothing_read() -> String {
 
 #[tokio::test]
 async fn only_service_clients_with_the_scope_may_follow() {
-    let app = spawn_app().await;
-    let res = app.get("/auth/revocations").send().await.unwrap();
+    let app = spawn_auth().await;
+    let res = app.auth.revocations(None).send().await.unwrap();
     assert!(
         res.headers()["www-authenticate"]
             .to_str()
@@ -113,8 +129,8 @@ async fn only_service_clients_with_the_scope_may_follow() {
     )
     .await;
     let res = app
-        .get("/auth/revocations?last_event_id=1-2-3")
-        .bearer_auth(&feed)
+        .bearer(&feed)
+        .request(Method::GET, "/auth/revocations?last_event_id=1-2-3")
         .send()
         .await
         .unwrap();
@@ -123,70 +139,51 @@ async fn only_service_clients_with_the_scope_may_follow() {
 
 #[tokio::test]
 async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_when_too_old() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let mut events = follow(&app, None).await;
-    let reset = next(&mut events).await;
-    assert_eq!(reset.event, "reset");
-    let snapshot = data(&reset);
-    assert_eq!(snapshot["revocations"], json!([]), "a fresh log");
-    assert_eq!(snapshot["position"], nothing_read().as_str());
-    assert_eq!(reset.id, nothing_read());
+    let first = next(&mut events).await;
+    let snapshot = reset(&first);
+    assert!(snapshot.revocations.is_empty(), "a fresh log");
+    assert_eq!(snapshot.position, nothing_read());
+    assert_eq!(first.id, nothing_read());
 
     // A token, a session, a user.
     let user = app.signup().await;
-    let res = app
-        .post("/auth/revoke")
-        .json(&json!({"token": user.access}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.revoke(&user.access).await.unwrap();
     let second = app.login(&user.email).await;
-    let res = app
-        .post("/auth/logout")
-        .bearer_auth(&second.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    app.bearer(&second.access).logout().await.unwrap();
     let admin = app.service_token(ADMIN_CLIENT).await;
-    let res = app
-        .post(&format!("/auth/users/{}/revoke", user.user_id))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    app.bearer(&admin).revoke_user(&user.user_id).await.unwrap();
 
     let now = UnixTime::now().millis();
     let token = next_revocation(&mut events).await;
     let session = next_revocation(&mut events).await;
     let everything = next_revocation(&mut events).await;
     for event in [&token, &session, &everything] {
-        assert_eq!(event.event, "revocation");
-        let body = data(event);
-        assert_eq!(body["id"], event.id.as_str());
-        assert_eq!(body["sub"], user.user_id.as_str());
-        assert!(body["until"].as_i64().unwrap() > now, "{body}");
+        let body = revocation(event);
+        assert_eq!(body.id, event.id);
+        assert_eq!(body.sub, user.user_id);
+        assert!(body.until > now, "{body:?}");
         assert!(!event.data.contains('@'), "no email: {}", event.data);
         assert!(!event.data.contains(&user.email), "{}", event.data);
     }
     assert!(before(&token.id, &session.id) && before(&session.id, &everything.id));
-    let jti = data(&token);
-    assert_eq!(jti["kind"], "token");
-    let validated: Value = app.validate(&second.access).await.json().await.unwrap();
-    assert_eq!(validated["code"], "token_revoked");
-    assert!(jti["jti"].as_str().unwrap().len() >= 16);
-    assert_eq!(data(&session)["kind"], "session");
-    assert_eq!(data(&session)["sid"], second.session_id.as_str());
-    let user_entry = data(&everything);
-    assert_eq!(user_entry["kind"], "user");
-    let not_before = user_entry["not_before"].as_i64().unwrap();
-    assert!((now / 1000 - not_before).abs() <= 2, "{user_entry}");
+    let jti = revocation(&token);
+    assert_eq!(jti.kind, RevocationKind::Token);
+    let res = app.validate(&second.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
+    assert!(jti.jti.unwrap().len() >= 16);
+    let sid = revocation(&session);
+    assert_eq!(sid.kind, RevocationKind::Session);
+    assert_eq!(sid.sid, Some(second.session_id.clone()));
+    let user_entry = revocation(&everything);
+    assert_eq!(user_entry.kind, RevocationKind::User);
+    let not_before = user_entry.not_before.unwrap();
+    assert!((now / 1000 - not_before).abs() <= 2, "{user_entry:?}");
 
     // The heartbeat names the last entry.
     let beat = until_heartbeat(&mut events).await.pop().unwrap();
-    assert_eq!(data(&beat)["position"], everything.id.as_str());
+    assert_eq!(heartbeat(&beat).position, everything.id);
 
     // Resumed after the first: exactly the two later ones, then the heartbeat.
     let mut resumed = follow(&app, Some(&token.id)).await;
@@ -211,12 +208,16 @@ async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_whe
     // By the query parameter, for clients that cannot send the header.
     let feed = app.service_token(FEED_CLIENT).await;
     let res = app
-        .get(&format!("/auth/revocations?last_event_id={}", session.id))
-        .bearer_auth(&feed)
+        .bearer(&feed)
+        .request(
+            Method::GET,
+            &format!("/auth/revocations?last_event_id={}", session.id),
+        )
         .send()
         .await
         .unwrap();
-    let mut by_query: Events = Box::pin(res.bytes_stream().eventsource().map(|e| e.unwrap()));
+    assert_eq!(res.status(), 200);
+    let mut by_query = SseReader::new("GET /auth/revocations", res);
     assert_eq!(next(&mut by_query).await.id, everything.id);
 
     // Older than the log (or an id it never had): a reset with everything in force.
@@ -238,15 +239,18 @@ async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_whe
         "1-0".to_owned(),
     ] {
         let mut again = follow(&app, Some(&too_old)).await;
-        let reset = next(&mut again).await;
-        assert_eq!(reset.event, "reset", "{too_old}");
-        assert_eq!(reset.id, last.id);
-        let snapshot = data(&reset);
-        assert_eq!(snapshot["position"], last.id.as_str());
-        let held: Vec<Value> = snapshot["revocations"].as_array().unwrap().clone();
+        let first = next(&mut again).await;
+        assert_eq!(first.event, "reset", "{too_old}");
+        assert_eq!(first.id, last.id);
+        let snapshot = reset(&first);
+        assert_eq!(snapshot.position, last.id);
         assert_eq!(
-            held,
-            vec![data(&token), data(&session), data(&everything)],
+            snapshot.revocations,
+            vec![
+                revocation(&token),
+                revocation(&session),
+                revocation(&everything)
+            ],
             "everything in force, not what has expired"
         );
         assert!(next(&mut again).await.event == "heartbeat");
@@ -255,28 +259,20 @@ async fn tokens_sessions_and_users_are_followed_live_resumed_by_id_and_reset_whe
 
 #[tokio::test]
 async fn heartbeats_come_at_least_every_25_ms_with_the_position() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
-    let res = app
-        .post("/auth/revoke")
-        .json(&json!({"token": user.access}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.revoke(&user.access).await.unwrap();
     let mut events = follow(&app, None).await;
-    let reset = next(&mut events).await;
-    assert_eq!(reset.event, "reset");
-    assert_eq!(data(&reset)["revocations"].as_array().unwrap().len(), 1);
+    let first = next(&mut events).await;
+    assert_eq!(reset(&first).revocations.len(), 1);
     // What a follower relies on: the time of the read each heartbeat reports.
     let mut times = Vec::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(1) {
         let event = next(&mut events).await;
-        assert_eq!(event.event, "heartbeat");
-        let body = data(&event);
-        assert_eq!(body["position"], reset.id.as_str());
-        let time = body["time"].as_i64().unwrap();
+        let body = heartbeat(&event);
+        assert_eq!(body.position, first.id);
+        let time = body.time;
         assert!(time <= UnixTime::now().millis());
         times.push(time);
     }
@@ -294,53 +290,32 @@ async fn heartbeats_come_at_least_every_25_ms_with_the_position() {
 
 #[tokio::test]
 async fn a_follower_on_the_memory_store_sees_revocations_and_heartbeats() {
-    let app = spawn_app_on(authstream_store::Store::memory("feed-test"), &[]).await;
+    let app = spawn_auth_on(authstream_store::Store::memory("feed-test"), &[]).await;
     let mut events = follow(&app, None).await;
     assert_eq!(next(&mut events).await.event, "reset");
     assert_eq!(next(&mut events).await.event, "heartbeat");
     let user = app.signup().await;
-    let res = app
-        .post("/auth/logout")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+    app.bearer(&user.access).logout().await.unwrap();
     let session = next_revocation(&mut events).await;
-    assert_eq!(data(&session)["sid"], user.session_id.as_str());
+    assert_eq!(revocation(&session).sid, Some(user.session_id));
 }
 
 #[tokio::test]
 async fn the_feed_ends_at_shutdown_and_when_the_followers_token_is_revoked() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let token = app.service_token(FEED_CLIENT).await;
-    let res = open(&app, &token, None).await;
-    let mut own: Events = Box::pin(res.bytes_stream().eventsource().map(|e| e.unwrap()));
+    let mut own = app.bearer(&token).revocations(None).await.unwrap();
     assert_eq!(next(&mut own).await.event, "reset");
-    let res = app
-        .post("/auth/revoke")
-        .json(&json!({"token": token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.revoke(&token).await.unwrap();
     let last = next_revocation(&mut own).await;
-    assert_eq!(data(&last)["sub"], "service:verifier");
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        while own.next().await.is_some() {}
-    })
-    .await;
+    assert_eq!(revocation(&last).sub, "service:verifier");
     assert!(
-        end.is_ok(),
+        ends(&mut own).await,
         "the stream ends after its own token's revocation"
     );
 
     let mut events = follow(&app, None).await;
     assert_eq!(next(&mut events).await.event, "reset");
     app.state.shutdown();
-    let end = tokio::time::timeout(Duration::from_secs(5), async {
-        while events.next().await.is_some() {}
-    })
-    .await;
-    assert!(end.is_ok(), "the stream ends at shutdown");
+    assert!(ends(&mut events).await, "the stream ends at shutdown");
 }

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use authstream_testkit::assert_problem;
+use authstream_testkit::auth::{AuthApp, spawn_auth, spawn_auth_on};
 use authstream_testkit::{
     RedisServer, redis_store_at, redis_store_sharing, revocations_fresh, revocations_stale,
     shared_redis,
 };
-use serde_json::json;
-
-use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_on};
 
 /// Two processes verify each other's tokens with one shared secret.
 const SHARED_KEY: &[(&str, &str)] = &[
@@ -20,27 +19,26 @@ const SHARED_KEY: &[(&str, &str)] = &[
 
 /// The second of two processes on one Redis: the same keys, its own connections and
 /// its own view of revocations.
-async fn beside(first: &TestApp, url: &str) -> TestApp {
-    spawn_app_on(
+async fn beside(first: &AuthApp, url: &str) -> AuthApp {
+    spawn_auth_on(
         redis_store_sharing(url, first.store.keys().prefix()),
         SHARED_KEY,
     )
     .await
 }
 
-async fn logout(app: &TestApp, access: &str) {
-    let res = app
-        .post("/auth/logout")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 204);
+async fn logout(app: &AuthApp, access: &str) {
+    app.bearer(access).logout().await.unwrap();
+}
+
+/// The status of `POST /auth/validate` of `token`.
+async fn status(app: &AuthApp, token: &str) -> u16 {
+    app.validate(token).send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
 async fn validation_asks_the_store_nothing_and_the_revoking_process_refuses_at_once() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     // In the steady state (token verified once, view fresh) a validation makes no
     // round trip. A loaded machine may delay the tail past the freshness bound now and
@@ -50,7 +48,7 @@ async fn validation_asks_the_store_nothing_and_the_revoking_process_refuses_at_o
         revocations_fresh(&app.store).await;
         let before = app.store.round_trips();
         for _ in 0..3 {
-            assert_eq!(app.validate(&user.access).await.status(), 200);
+            assert_eq!(status(&app, &user.access).await, 200);
         }
         if app.store.round_trips() == before {
             clean = true;
@@ -64,32 +62,27 @@ async fn validation_asks_the_store_nothing_and_the_revoking_process_refuses_at_o
             >= 2.0
     );
 
-    let res = app
-        .post("/auth/revoke")
-        .json(&json!({ "token": user.access }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_problem(app.validate(&user.access).await, 401, "token_revoked").await;
+    app.revoke(&user.access).await.unwrap();
+    let res = app.validate(&user.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
 }
 
 #[tokio::test]
 async fn another_process_learns_a_logout_from_the_revocation_log() {
-    let first = spawn_app_on(authstream_testkit::redis_store(), SHARED_KEY).await;
+    let first = spawn_auth_on(authstream_testkit::redis_store(), SHARED_KEY).await;
     let second = beside(&first, &shared_redis().url()).await;
     // Learnt from the log means: refused without the second process asking the store.
     let mut from_the_log = false;
     for _ in 0..5 {
         let user = first.signup().await;
-        assert_eq!(second.validate(&user.access).await.status(), 200);
+        assert_eq!(status(&second, &user.access).await, 200);
         revocations_fresh(&second.store).await;
         let before = second.store.round_trips();
         logout(&first, &user.access).await;
         // Within 50 ms by design; polled with a wide margin (speed is a benchmark's job).
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let res = second.validate(&user.access).await;
+            let res = second.validate(&user.access).send().await.unwrap();
             if res.status() == 401 {
                 assert_problem(res, 401, "token_revoked").await;
                 break;
@@ -108,27 +101,28 @@ async fn another_process_learns_a_logout_from_the_revocation_log() {
 #[tokio::test]
 async fn without_the_revocation_log_validation_asks_the_store_and_never_accepts_unchecked() {
     let server = RedisServer::start();
-    let first = spawn_app_on(redis_store_at(&server.url()), SHARED_KEY).await;
+    let first = spawn_auth_on(redis_store_at(&server.url()), SHARED_KEY).await;
     let second = beside(&first, &server.url()).await;
     let revoked = first.signup().await;
     let kept = first.signup().await;
-    assert_eq!(second.validate(&revoked.access).await.status(), 200);
-    assert_eq!(second.validate(&kept.access).await.status(), 200);
+    assert_eq!(status(&second, &revoked.access).await, 200);
+    assert_eq!(status(&second, &kept.access).await, 200);
 
     // The log is taken away from every connection: the second process cannot show
     // its view is fresh, so it asks the store, and stays exact.
     server.acl_default_user("-xrange");
     revocations_stale(&second.store).await;
     logout(&first, &revoked.access).await;
-    assert_problem(second.validate(&revoked.access).await, 401, "token_revoked").await;
+    let res = second.validate(&revoked.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
     let before = second.store.round_trips();
-    assert_eq!(second.validate(&kept.access).await.status(), 200);
+    assert_eq!(status(&second, &kept.access).await, 200);
     assert_eq!(second.store.round_trips() - before, 1, "one MGET");
 
     // With the store gone as well, nothing can be checked: 503, never accepted.
     server.freeze();
     let started = Instant::now();
-    let res = second.validate(&kept.access).await;
+    let res = second.validate(&kept.access).send().await.unwrap();
     let took = started.elapsed();
     server.thaw();
     assert!(res.headers().contains_key("retry-after"));
@@ -137,6 +131,7 @@ async fn without_the_revocation_log_validation_asks_the_store_and_never_accepts_
 
     server.acl_default_user("+@all");
     revocations_fresh(&second.store).await;
-    assert_problem(second.validate(&revoked.access).await, 401, "token_revoked").await;
-    assert_eq!(second.validate(&kept.access).await.status(), 200);
+    let res = second.validate(&revoked.access).send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
+    assert_eq!(status(&second, &kept.access).await, 200);
 }

@@ -2,12 +2,12 @@
 //! by the store handle (`Store::round_trips`), rate-limit decisions included, on Redis
 //! and in memory alike.
 
+use authstream_proto::auth::{ProfilePatch, UserPatch};
+use authstream_proto::{GenerationId, ROLE_ADMIN, Tier};
 use authstream_store::Store;
-use authstream_testkit::{revocations_fresh, unique_prefix};
+use authstream_testkit::auth::{AuthApp, PASSWORD, spawn_auth, spawn_auth_on, spawn_auth_with};
+use authstream_testkit::{assert_problem, header_text, revocations_fresh, unique_prefix};
 use reqwest::Response;
-use serde_json::{Value, json};
-
-use crate::helpers::{PASSWORD, TestApp, assert_problem, spawn_app, spawn_app_on, spawn_app_with};
 
 /// The round trips of a request, the fewest of a few tries: a loaded machine may now
 /// and then delay the revocation tail past its freshness bound, and a validation then
@@ -30,105 +30,78 @@ macro_rules! cost {
     }};
 }
 
-async fn bearer(app: &TestApp, method: reqwest::Method, path: &str, access: &str) -> Response {
-    app.http
-        .request(method, app.url(path))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
+/// Sends a call, whatever it answers.
+async fn sent<T: Send + 'static>(call: authstream_client::Call<T>) -> Response {
+    call.send().await.unwrap()
+}
+
+fn display_name(name: &str) -> ProfilePatch {
+    ProfilePatch {
+        display_name: Some(Some(name.to_owned())),
+        preferences: None,
+    }
 }
 
 /// Each auth route with its round trips, measured on `app`.
-async fn measure(app: &TestApp) -> Vec<(&'static str, u64)> {
-    use reqwest::Method;
+async fn measure(app: &AuthApp) -> Vec<(&'static str, u64)> {
     let user = app.signup().await;
+    let me = app.bearer(&user.access);
     let email = user.email.clone();
     let mut costs = Vec::new();
 
     costs.push((
         "POST /auth/login",
-        cost!(app, 200, |()| () => app.login_as(&email, PASSWORD, "agent").await),
+        cost!(app, 200, |()| () => sent(app.login_as(&email, PASSWORD).header("user-agent", "agent")).await),
     ));
     costs.push((
         "POST /auth/refresh",
-        cost!(app, 200, |s| app.login(&email).await => app.refresh(&s.refresh).await),
+        cost!(app, 200, |s| app.login(&email).await => sent(app.refresh(&s.refresh)).await),
     ));
     costs.push((
         "POST /auth/validate",
-        cost!(app, 200, |()| () => app.validate(&user.access).await),
+        cost!(app, 200, |()| () => sent(app.validate(&user.access)).await),
     ));
     costs.push((
         "POST /auth/revoke",
-        cost!(app, 200, |s| app.login(&email).await => app
-            .post("/auth/revoke")
-            .json(&json!({ "token": s.access }))
-            .send()
-            .await
-            .unwrap()),
+        cost!(app, 200, |s| app.login(&email).await => sent(app.revoke(&s.access)).await),
     ));
     costs.push((
         "GET /auth/me",
-        cost!(app, 200, |()| () => app.me(&user.access).await),
+        cost!(app, 200, |()| () => sent(me.me()).await),
     ));
     costs.push((
         "PATCH /auth/me",
         cost!(app, 200, |etag| {
-            let res = app.me(&user.access).await;
-            res.headers()["etag"].to_str().unwrap().to_owned()
-        } => app
-            .http
-            .patch(app.url("/auth/me"))
-            .bearer_auth(&user.access)
-            .header("if-match", etag)
-            .json(&json!({"display_name": "Ada"}))
-            .send()
-            .await
-            .unwrap()),
+            header_text(&sent(me.me()).await, "etag")
+        } => sent(me.update_me(&display_name("Ada"), Some(&etag))).await),
     ));
     costs.push((
         "GET /auth/sessions",
-        cost!(app, 200, |()| () => bearer(app, Method::GET, "/auth/sessions", &user.access).await),
+        cost!(app, 200, |()| () => sent(me.sessions()).await),
     ));
     costs.push((
         "DELETE /auth/sessions/{id}",
-        cost!(app, 204, |s| app.login(&email).await => bearer(
-            app,
-            Method::DELETE,
-            &format!("/auth/sessions/{}", s.session_id),
-            &user.access,
-        )
-        .await),
+        cost!(app, 204, |s| app.login(&email).await => sent(me.delete_session(&s.session_id)).await),
     ));
     costs.push((
         "POST /auth/logout",
-        cost!(app, 204, |s| app.login(&email).await => bearer(app, Method::POST, "/auth/logout", &s.access).await),
+        cost!(app, 204, |s| app.login(&email).await => sent(app.bearer(&s.access).logout()).await),
     ));
     let generation = uuid::Uuid::new_v4().to_string();
     costs.push((
         "POST /generations",
-        cost!(app, 201, |id| uuid::Uuid::new_v4().to_string() => app.create_generation(&user.access, &id).await),
+        cost!(app, 201, |id| uuid::Uuid::new_v4().to_string() => sent(app.new_generation(&user.access, &id)).await),
     ));
-    assert_eq!(
-        app.create_generation(&user.access, &generation)
-            .await
-            .status(),
-        201
-    );
+    app.create_generation(&user.access, &generation).await;
+    let generation = GenerationId::parse(&generation).unwrap();
     costs.push((
         "GET /generations/{id}",
-        cost!(app, 200, |()| () => bearer(
-            app,
-            Method::GET,
-            &format!("/generations/{generation}"),
-            &user.access,
-        )
-        .await),
+        cost!(app, 200, |()| () => sent(me.generation(&generation)).await),
     ));
     // Last: it ends every session of the user, the one measuring included.
     costs.push((
         "POST /auth/logout-all",
-        cost!(app, 204, |s| app.login(&email).await => bearer(app, Method::POST, "/auth/logout-all", &s.access).await),
+        cost!(app, 204, |s| app.login(&email).await => sent(app.bearer(&s.access).logout_all()).await),
     ));
     costs
 }
@@ -161,14 +134,14 @@ const BUDGET: &[(&str, u64)] = &[
 
 #[tokio::test]
 async fn every_auth_route_keeps_its_round_trip_budget_on_redis() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let costs = measure(&app).await;
     assert_eq!(table(&costs), table(BUDGET));
 }
 
 #[tokio::test]
 async fn every_auth_route_keeps_its_round_trip_budget_in_memory() {
-    let app = spawn_app_on(Store::memory(&unique_prefix()), &[]).await;
+    let app = spawn_auth_on(Store::memory(&unique_prefix()), &[]).await;
     let costs = measure(&app).await;
     assert_eq!(table(&costs), table(BUDGET));
 }
@@ -177,62 +150,39 @@ async fn every_auth_route_keeps_its_round_trip_budget_in_memory() {
 async fn a_refresh_reads_the_tier_and_roles_of_now() {
     // The user record comes back with the rotation: a tier changed since the login
     // is in the refreshed access token.
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
-    let service = app.service_token(crate::helpers::ADMIN_CLIENT).await;
-    let res = app
-        .http
-        .patch(app.url(&format!("/auth/users/{}", user.user_id)))
-        .bearer_auth(service)
-        .json(&json!({"tier": "paid", "roles": ["admin"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let pair: Value = app.refresh(&user.refresh).await.json().await.unwrap();
-    let claims: Value = app
-        .validate(pair["access_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(claims["tier"], "paid");
-    assert_eq!(claims["roles"], json!(["admin"]));
+    let patch = UserPatch {
+        tier: Some("paid".to_owned()),
+        roles: Some(vec![ROLE_ADMIN.to_owned()]),
+    };
+    app.administer(&user.user_id, &patch).await;
+    let pair = app.refresh(&user.refresh).await.unwrap();
+    let claims = app.validate(&pair.access_token).await.unwrap();
+    assert_eq!(claims.tier, Some(Tier::Paid));
+    assert_eq!(claims.roles, Some(vec!["admin".to_owned()]));
 }
 
 #[tokio::test]
 async fn a_refused_request_changes_nothing_though_its_read_went_along() {
-    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let app = spawn_auth_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
     let user = app.signup().await;
     let other = app.login(&user.email).await;
-    while app.me(&user.access).await.status() != 429 {}
+    let me = app.bearer(&user.access);
+    while sent(me.me()).await.status() != 429 {}
 
-    let res = app
-        .http
-        .delete(app.url(&format!("/auth/sessions/{}", other.session_id)))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let res = sent(me.delete_session(&other.session_id)).await;
     assert_problem(res, 429, "rate_limited").await;
-    assert_eq!(app.validate(&other.access).await.status(), 200);
+    app.validate(&other.access).await.unwrap();
     let session = app.store.keys().session(&user.user_id, &other.session_id);
     assert!(app.store.exists(&session).await.unwrap(), "not revoked");
 
-    let res = app.create_generation(&user.access, "refused-gen").await;
+    let res = sent(app.new_generation(&user.access, "refused-gen")).await;
     assert_problem(res, 429, "rate_limited").await;
     let record = app.store.keys().generation("refused-gen");
     assert!(!app.store.exists(&record).await.unwrap(), "not created");
 
-    let res = app
-        .http
-        .patch(app.url("/auth/me"))
-        .bearer_auth(&user.access)
-        .header("if-match", "*")
-        .json(&json!({"display_name": "Refused"}))
-        .send()
-        .await
-        .unwrap();
+    let res = sent(me.update_me(&display_name("Refused"), Some("*"))).await;
     assert_problem(res, 429, "rate_limited").await;
     let stored = app.store.get(&app.store.keys().user(&user.user_id)).await;
     assert!(!stored.unwrap().unwrap().contains("Refused"), "not changed");

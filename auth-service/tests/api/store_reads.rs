@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::helpers::{TestApp, spawn_app, unique_email};
+use authstream_testkit::auth::{AuthApp, spawn_auth, unique_email};
 
 const READS: [&str; 7] = [
     "GET", "MGET", "HGET", "HGETALL", "SMEMBERS", "EXISTS", "ZRANGE",
@@ -20,7 +20,7 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn start(app: &TestApp) -> Self {
+    fn start(app: &AuthApp) -> Self {
         let port = authstream_testkit::shared_redis().port();
         let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         conn.write_all(b"MONITOR\r\n").unwrap();
@@ -44,7 +44,7 @@ impl Monitor {
     }
 
     /// The read commands run on this test's keys until `app` reads a marker key.
-    async fn reads_until_marker(&self, app: &TestApp, marker: &str) -> Vec<String> {
+    async fn reads_until_marker(&self, app: &AuthApp, marker: &str) -> Vec<String> {
         let marker_key = format!("{}:marker:{marker}", app.store.keys().prefix());
         app.store.get(&marker_key).await.unwrap();
         let mut commands = Vec::new();
@@ -74,7 +74,7 @@ impl Monitor {
 
 #[tokio::test]
 async fn a_login_for_an_unknown_email_reads_the_store_as_one_for_a_known_email() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let known = app.signup().await;
     let monitor = Monitor::start(&app);
     // Settle: nothing of the sign-up is still on its way.
@@ -87,7 +87,7 @@ async fn a_login_for_an_unknown_email_reads_the_store_as_one_for_a_known_email()
     ];
     let mut seen = Vec::new();
     for (i, (what, email)) in attempts.iter().enumerate() {
-        let res = app.login_as(email, "wrong password!", "test-agent").await;
+        let res = app.login_as(email, "wrong password!").send().await.unwrap();
         assert_eq!(res.status(), 401, "{what}");
         let commands = monitor.reads_until_marker(&app, &i.to_string()).await;
         assert!(!commands.is_empty(), "{what}: the store was not read");

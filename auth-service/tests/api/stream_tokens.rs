@@ -2,33 +2,36 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
+use authstream_client::answer;
+use authstream_proto::auth::{StreamTokenAnswer, StreamTokenStats};
+use authstream_proto::{ErrorCode, Problem};
 use authstream_runtime::UnixTime;
 use authstream_store::streams::{self, Refusal, StreamGrant, StreamSecret};
-use reqwest::StatusCode;
+use authstream_testkit::auth::*;
+use authstream_testkit::{PROBLEM_JSON, assert_problem, header_text};
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
-
-use crate::helpers::*;
 
 #[tokio::test]
 async fn the_owner_gets_a_single_use_token_stored_only_as_a_digest() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-1").await;
-    let res = app.stream_token(&user.access, "gen-1").await;
+    let res = app.mint(&user.access, "gen-1").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["cache-control"], "no-store");
-    let body: Value = res.json().await.unwrap();
-    let token = body["sse_token"].as_str().unwrap();
+    let body: StreamTokenAnswer = answer::json(res).await.unwrap();
+    let token = body.sse_token.as_str();
     assert_eq!(token.len(), 43);
     assert!(
         token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     );
-    assert_eq!(body["expires_in"], 60);
-    assert_eq!(body["generation_id"], "gen-1");
+    assert_eq!(body.expires_in, 60);
+    assert_eq!(body.generation_id, "gen-1");
     assert_eq!(
-        body["stream_url"],
+        body.stream_url,
         "https://stream.example/generations/generate/gen-1/stream"
     );
 
@@ -52,7 +55,7 @@ async fn the_owner_gets_a_single_use_token_stored_only_as_a_digest() {
 }
 
 /// The token's key expires within `ttl`, and no more than 2 seconds sooner.
-async fn assert_lives_for(app: &TestApp, generation: &str, secret: &StreamSecret, ttl: Duration) {
+async fn assert_lives_for(app: &AuthApp, generation: &str, secret: &StreamSecret, ttl: Duration) {
     let left = app
         .store
         .pttl(&app.store.keys().stream_token(generation, &secret.digest()))
@@ -68,17 +71,12 @@ async fn assert_lives_for(app: &TestApp, generation: &str, secret: &StreamSecret
 /// A custom TTL: the answer, the key and the refusal all follow the setting.
 #[tokio::test]
 async fn a_custom_lifetime_is_announced_kept_and_enforced() {
-    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
+    let app = spawn_auth_with(&[("STREAM_TOKEN_TTL_SECS", "1")]).await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-ttl").await;
-    let body: Value = app
-        .stream_token(&user.access, "gen-ttl")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["expires_in"], 1);
-    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    let body = app.stream_token(&user.access, "gen-ttl").await;
+    assert_eq!(body.expires_in, 1);
+    let secret = StreamSecret::parse(&body.sse_token).unwrap();
     assert_lives_for(&app, "gen-ttl", &secret, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     // What the stream service does with it: refused, and told apart as expired.
@@ -93,9 +91,10 @@ async fn a_custom_lifetime_is_announced_kept_and_enforced() {
 /// Empty, 1000-character and Unicode ids: no such generation, never a 500.
 #[tokio::test]
 async fn odd_generation_ids_are_not_found() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     let long = "a".repeat(1000);
+    // Ids no `GenerationId` holds: sent as they are.
     for id in [
         "",
         long.as_str(),
@@ -103,7 +102,15 @@ async fn odd_generation_ids_are_not_found() {
         "gen%20x",
         "%F0%9F%92%A5",
     ] {
-        let res = app.stream_token(&user.access, id).await;
+        let res = app
+            .bearer(&user.access)
+            .request(
+                Method::POST,
+                &format!("/generations/generate/{id}/stream-token"),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_problem(res, 404, "not_found").await;
     }
     assert_eq!(
@@ -121,16 +128,11 @@ async fn odd_generation_ids_are_not_found() {
 /// is a 404 and changes nothing.
 #[tokio::test]
 async fn revoking_an_unknown_session_or_user_is_harmless() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-6").await;
-    let body: Value = app
-        .stream_token(&user.access, "gen-6")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    let body = app.stream_token(&user.access, "gen-6").await;
+    let secret = StreamSecret::parse(&body.sse_token).unwrap();
     // Rate-limit budgets come and go with every request, and statistics are flushed in
     // the background; everything else must stay.
     let keys = || async {
@@ -141,17 +143,16 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
     let before = keys().await;
 
     let res = app
-        .http
-        .delete(app.url("/auth/sessions/no-such-session"))
-        .bearer_auth(&user.access)
+        .bearer(&user.access)
+        .delete_session("no-such-session")
         .send()
         .await
         .unwrap();
     assert_problem(res, 404, "not_found").await;
     let admin = app.service_token(ADMIN_CLIENT).await;
     let res = app
-        .post("/auth/users/no-such-user/revoke")
-        .bearer_auth(&admin)
+        .bearer(&admin)
+        .revoke_user("no-such-user")
         .send()
         .await
         .unwrap();
@@ -159,7 +160,7 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
 
     // No key was written, and the user, the session and the token work as before.
     assert_eq!(before, keys().await);
-    assert_eq!(app.me(&user.access).await.status(), StatusCode::OK);
+    app.me(&user.access).await.unwrap();
     let grant = streams::consume(&app.store, "gen-6", &secret)
         .await
         .unwrap()
@@ -169,104 +170,71 @@ async fn revoking_an_unknown_session_or_user_is_harmless() {
 
 #[tokio::test]
 async fn minting_needs_a_signed_in_owner_of_an_existing_generation() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let owner = app.signup().await;
     let other = app.signup().await;
     let admin = app.admin().await;
-    app.create_generation(&owner.access, "gen-2").await;
-    let res = app
-        .post("/generations/generate/gen-2/stream-token")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(res, 401, "missing_token").await;
-    assert_problem(
-        app.stream_token(&owner.access, "missing").await,
-        404,
-        "not_found",
-    )
-    .await;
-    assert_problem(
-        app.stream_token(&other.access, "gen-2").await,
-        403,
-        "forbidden",
-    )
-    .await;
-    assert_eq!(
-        app.stream_token(&admin.access, "gen-2").await.status(),
-        StatusCode::OK
-    );
+    let gen_2 = app.create_generation(&owner.access, "gen-2").await;
+    let res = app.auth.stream_token(&gen_2.generation_id).send().await;
+    assert_problem(res.unwrap(), 401, "missing_token").await;
+    let res = app.mint(&owner.access, "missing").send().await.unwrap();
+    assert_problem(res, 404, "not_found").await;
+    let res = app.mint(&other.access, "gen-2").send().await.unwrap();
+    assert_problem(res, 403, "forbidden").await;
+    app.stream_token(&admin.access, "gen-2").await;
     let service = app.service_token(BACKEND_CLIENT).await;
-    assert_problem(
-        app.stream_token(&service, "gen-2").await,
-        401,
-        "wrong_token_type",
-    )
-    .await;
+    let res = app.mint(&service, "gen-2").send().await.unwrap();
+    assert_problem(res, 401, "wrong_token_type").await;
 }
 
 #[tokio::test]
 async fn concurrent_requests_get_distinct_tokens_and_stats_count_them() {
     // Long enough to read the statistics on a loaded machine (a token stops counting
     // when the second it expires in begins), short enough to see them expire.
-    let app = spawn_app_with(&[("STREAM_TOKEN_TTL_SECS", "3")]).await;
+    let app = spawn_auth_with(&[("STREAM_TOKEN_TTL_SECS", "3")]).await;
     let admin = app.admin().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-3").await;
-    let results =
-        futures_util::future::join_all((0..10).map(|_| app.stream_token(&user.access, "gen-3")))
-            .await;
+    let mints = (0..10).map(|_| app.mint(&user.access, "gen-3").answer());
+    let results = futures_util::future::join_all(mints).await;
     let mut tokens = HashSet::new();
-    for res in results {
-        assert_eq!(res.status(), StatusCode::OK);
-        tokens.insert(
-            res.json::<Value>().await.unwrap()["sse_token"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+    for minted in results {
+        tokens.insert(minted.unwrap().sse_token);
     }
     assert_eq!(tokens.len(), 10);
 
-    let stats: Value = app
-        .get_json("/admin/stream-tokens/stats", &admin.access)
-        .await;
-    assert_eq!(stats["issued_total"], 10);
-    assert_eq!(stats["active"], 10);
-    assert_eq!(stats["consumed_total"], 0);
-    assert_eq!(stats["rejected_total"], 0);
-    assert_eq!(
-        stats.as_object().unwrap().len(),
-        4,
-        "counts only, no user data: {stats}"
-    );
+    let res = app.bearer(&admin.access).stream_token_stats().send().await;
+    let text = res.unwrap().text().await.unwrap();
+    let stats: StreamTokenStats = serde_json::from_str(&text).unwrap();
+    let expected = StreamTokenStats {
+        issued_total: 10,
+        active: 10,
+        consumed_total: 0,
+        rejected_total: 0,
+    };
+    assert_eq!(stats, expected);
+    // As it is on the wire: the four counts and nothing else.
+    let raw: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw.len(), 4, "counts only, no user data: {text}");
 
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    let stats: Value = app
-        .get_json("/admin/stream-tokens/stats", &admin.access)
-        .await;
-    assert_eq!(stats["active"], 0, "expired tokens are not active");
-    let plain = app
-        .get("/admin/stream-tokens/stats")
-        .bearer_auth(&user.access)
-        .send()
+    let stats = app
+        .bearer(&admin.access)
+        .stream_token_stats()
         .await
         .unwrap();
-    assert_problem(plain, 403, "forbidden").await;
+    assert_eq!(stats.active, 0, "expired tokens are not active");
+    let plain = app.bearer(&user.access).stream_token_stats().send().await;
+    assert_problem(plain.unwrap(), 403, "forbidden").await;
 }
 
 #[tokio::test]
 async fn tokens_can_be_bound_to_the_client_address() {
-    let app = spawn_app_with(&[("STREAM_TOKEN_BIND_IP", "true")]).await;
+    let app = spawn_auth_with(&[("STREAM_TOKEN_BIND_IP", "true")]).await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-4").await;
-    let body: Value = app
-        .stream_token(&user.access, "gen-4")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let secret = StreamSecret::parse(body["sse_token"].as_str().unwrap()).unwrap();
+    let body = app.stream_token(&user.access, "gen-4").await;
+    let secret = StreamSecret::parse(&body.sse_token).unwrap();
     let raw = app
         .store
         .get(&app.store.keys().stream_token("gen-4", &secret.digest()))
@@ -279,20 +247,12 @@ async fn tokens_can_be_bound_to_the_client_address() {
 
 #[tokio::test]
 async fn a_revoked_session_cannot_mint() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-5").await;
-    app.post("/auth/logout")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(
-        app.stream_token(&user.access, "gen-5").await,
-        401,
-        "token_revoked",
-    )
-    .await;
+    app.bearer(&user.access).logout().await.unwrap();
+    let res = app.mint(&user.access, "gen-5").send().await.unwrap();
+    assert_problem(res, 401, "token_revoked").await;
 }
 
 /// A mint is ONE store round trip once this process knows the session's end (the
@@ -300,14 +260,14 @@ async fn a_revoked_session_cannot_mint() {
 /// `SET NX`, pipelined); the first mint of a session reads the session first.
 #[tokio::test]
 async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
-    let app = spawn_app().await;
+    let app = spawn_auth().await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-rt").await;
     let mut costs = Vec::new();
     for _ in 0..4 {
         authstream_testkit::revocations_fresh(&app.store).await;
         let before = app.store.round_trips();
-        let res = app.stream_token(&user.access, "gen-rt").await;
+        let res = app.mint(&user.access, "gen-rt").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         costs.push(app.store.round_trips() - before);
     }
@@ -321,11 +281,11 @@ async fn a_mint_costs_one_round_trip_once_the_session_is_known() {
 /// mint itself; a refused one hands out nothing and is not counted as issued.
 #[tokio::test]
 async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing() {
-    let app = spawn_app_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
+    let app = spawn_auth_with(&[("RATE_LIMIT_FREE", "5/60s")]).await;
     let user = app.signup().await;
     app.create_generation(&user.access, "gen-rl").await;
     let remaining = |res: &reqwest::Response| {
-        let state = authstream_testkit::header_text(res, "ratelimit");
+        let state = header_text(res, "ratelimit");
         state
             .strip_prefix("\"free\";r=")
             .and_then(|rest| rest.split(';').next())
@@ -334,7 +294,7 @@ async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing
     };
     let mut left = Vec::new();
     loop {
-        let res = app.stream_token(&user.access, "gen-rl").await;
+        let res = app.mint(&user.access, "gen-rl").send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         left.push(remaining(&res));
         if left.last() == Some(&0) {
@@ -344,10 +304,17 @@ async fn a_mint_spends_the_users_budget_once_and_a_refused_one_hands_out_nothing
     // One request each, the first mint of the session (two round trips) included.
     assert!(left.len() >= 2, "{left:?}");
     assert!(left.windows(2).all(|w| w[0] == w[1] + 1), "{left:?}");
-    let refused = app.stream_token(&user.access, "gen-rl").await;
+    let refused = app.mint(&user.access, "gen-rl").send().await.unwrap();
     assert!(refused.headers().contains_key("retry-after"));
-    let body = assert_problem(refused, 429, "rate_limited").await;
-    assert!(body.get("sse_token").is_none(), "{body}");
+    // The problem, and as it is on the wire nothing more: no token.
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header_text(&refused, "content-type"), PROBLEM_JSON);
+    let text = refused.text().await.unwrap();
+    let problem: Problem = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem.code, ErrorCode::RateLimited);
+    assert_eq!(problem.status, 429);
+    let raw: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    assert!(!raw.contains_key("sse_token"), "{text}");
     let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!(stats.issued_total, left.len() as u64);
 }
