@@ -4,16 +4,15 @@
 //! renews every stream's place.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use authstream_runtime::UnixTime;
 use authstream_security::jwt::KeySource;
 use authstream_security::keys::KeySet;
 use authstream_store::generations::{self, GenerationId};
-use authstream_store::streams::{self, GrantKind, StreamGrant};
-use serde_json::json;
-use stream_service::{Application, Settings};
+use authstream_store::streams;
+use authstream_testkit::stream::{ensure_holder, grant, settings};
+use stream_service::Application;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -57,34 +56,19 @@ async fn open_bare(port: u16, generation: &str, token: &str) -> TcpStream {
 async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
     let _profiler = dhat::Profiler::builder().testing().build();
     // Nothing captures the logs here: every byte counted is the server's.
+    // Not `spawn_app`: it captures the logs, whose bytes would be counted.
     let store = authstream_testkit::redis_store();
-    let vars: HashMap<String, String> = [
-        ("STREAM_BIND", "127.0.0.1:0"),
-        ("AUTH_URL", "http://127.0.0.1:9"),
+    let settings = settings(&[
         // No keep-alive comment during the measurement.
         ("SSE_KEEPALIVE_SECS", "600"),
         ("STREAM_MAX_PER_USER", "1000"),
-    ]
-    .iter()
-    .chain(&authstream_testkit::GENEROUS_RATE_LIMITS)
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let settings = Settings::from_env(&vars).unwrap();
+    ]);
     let keys = KeySource::Local(std::sync::Arc::new(KeySet::ephemeral().unwrap()));
     let app = Application::build_with(settings, store.clone(), keys).unwrap();
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
 
-    let keys = store.keys();
-    store
-        .set_nx(&keys.session("u", "s"), "{}", Duration::from_secs(600))
-        .await
-        .unwrap();
-    let user = json!({ "user_id": "u", "roles": [] }).to_string();
-    store
-        .set_nx_no_expiry(&keys.user("u"), &user)
-        .await
-        .unwrap();
+    ensure_holder(&store, "u", "s", &[]).await;
     let mut streams = Vec::with_capacity(STREAMS + 1);
     for _ in 0..=STREAMS {
         let id = GenerationId::generate();
@@ -93,19 +77,7 @@ async fn an_idle_event_stream_costs_the_server_under_8_kib_of_heap() {
             .await
             .unwrap()
             .unwrap();
-        let grant = StreamGrant {
-            user_id: "u".into(),
-            session_id: "s".into(),
-            generation_id: id.to_string(),
-            issued_at: now.millis(),
-            client_ip: None,
-            admin: false,
-            tier: Default::default(),
-            kind: GrantKind::Token,
-            session_expires_at: now.millis() + 600_000,
-            expires_at: None,
-        };
-        let token = streams::mint(&store, &grant, Duration::from_secs(60), now)
+        let token = streams::mint(&store, &grant("u", "s", &id), Duration::from_secs(60), now)
             .await
             .unwrap();
         streams.push((id.to_string(), token.expose().to_owned()));

@@ -22,6 +22,8 @@ mod redis;
 mod routes;
 #[cfg(feature = "stack")]
 pub mod stack;
+#[cfg(feature = "stream")]
+pub mod stream;
 mod tls;
 pub mod turns;
 

@@ -8,7 +8,12 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Asserts an error answer with this status and `code`, and returns its problem.
 pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Problem {
-    assert_eq!(res.status().as_u16(), status, "status of {}", res.url().path());
+    assert_eq!(
+        res.status().as_u16(),
+        status,
+        "status of {}",
+        res.url().path()
+    );
     let content_type = res
         .headers()
         .get("content-type")

@@ -4,23 +4,26 @@
 
 use std::time::Duration;
 
+use authstream_client::StreamQuery;
+use authstream_proto::ErrorCode;
+use authstream_proto::stream::StreamEventKind;
 use authstream_runtime::UnixTime;
 use authstream_store::streams::{StreamGrant, StreamSecret};
+use authstream_testkit::assert_problem;
+use authstream_testkit::stream::{
+    PATIENCE, StreamApp, grant, ids, set_cookie, spawn_app, spawn_app_with, spawn_replica_with,
+};
 use tokio_tungstenite::tungstenite::Error;
 
-use crate::helpers::{
-    PATIENCE, TestApp, assert_problem, grant, ids, set_cookie, spawn_app, spawn_app_with,
-    spawn_replica_with,
-};
-use crate::websocket::{connect_from, next, ws_url};
+use crate::websocket::{connect_from, next};
 
 #[tokio::test]
 async fn a_malformed_last_event_id_is_no_resume_point_and_never_a_503() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let published = vec![
-        app.publish_ok(&generation, "processing", 0.1).await,
-        app.publish_ok(&generation, "processing", 0.2).await,
+        app.progress(&generation, 0.1).await,
+        app.progress(&generation, 0.2).await,
     ];
     let bad_ids = [
         // The very last possible id: Redis cannot read after it.
@@ -38,31 +41,26 @@ async fn a_malformed_last_event_id_is_no_resume_point_and_never_a_503() {
     ];
     for (i, bad) in bad_ids.iter().enumerate() {
         let token = app.token("u", "s", &generation).await;
-        // The header for some, the query for the rest (control characters fit only there).
-        let res = if bad.is_ascii() && !bad.contains('\u{1}') && i % 2 == 0 {
-            app.stream_request(&generation, &[("token", &token)])
-                .header("Last-Event-ID", *bad)
-                .send()
-                .await
-                .unwrap()
+        // The header for some, the query (percent-encoded) for the rest: control
+        // characters fit only there.
+        let call = if bad.is_ascii() && !bad.contains('\u{1}') && i % 2 == 0 {
+            app.client.open_after(&generation, &token, bad)
         } else {
-            let encoded: String = bad
-                .bytes()
-                .map(|b| format!("%{b:02X}"))
-                .collect::<Vec<_>>()
-                .concat();
-            app.stream_request(
-                &generation,
-                &[("token", &token), ("last_event_id", &encoded)],
-            )
-            .send()
-            .await
-            .unwrap()
+            let query = StreamQuery {
+                token: Some(&token),
+                last_event_id: Some(bad),
+            };
+            app.client.open_with(&generation, query)
         };
+        let res = call.send().await.unwrap();
         assert_eq!(res.status(), 200, "{bad:?}");
         let mut stream = app.sse_from(res);
         let received = stream.take(3).await;
-        assert_eq!(received[0].data["event"], "connected", "{bad:?}");
+        assert_eq!(
+            received[0].data.event,
+            StreamEventKind::Connected,
+            "{bad:?}"
+        );
         // No resume point: the kept history from the start, and no `reset`.
         assert_eq!(ids(&received), published, "{bad:?}");
     }
@@ -80,7 +78,7 @@ async fn a_websocket_from_another_origin_is_refused_before_its_token_is_used() {
     .await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
-    let url = ws_url(&app, &generation, &format!("token={token}"));
+    let url = app.client.ws_url(&generation, &token);
     for evil in [
         "https://evil.example",
         "null",
@@ -91,9 +89,9 @@ async fn a_websocket_from_another_origin_is_refused_before_its_token_is_used() {
         match connect_from(&url, Some(evil)).await {
             Err(Error::Http(res)) => {
                 assert_eq!(res.status(), 403, "{evil}");
-                let body: serde_json::Value =
+                let problem: authstream_proto::Problem =
                     serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
-                assert_eq!(body["code"], "forbidden", "{evil}");
+                assert_eq!(problem.code, ErrorCode::Forbidden, "{evil}");
             }
             other => panic!("{evil}: {:?}", other.map(|_| ())),
         }
@@ -109,11 +107,11 @@ async fn a_websocket_from_another_origin_is_refused_before_its_token_is_used() {
         } else {
             app.token("u", "s", &generation).await
         };
-        let url = ws_url(&app, &generation, &format!("token={token}"));
+        let url = app.client.ws_url(&generation, &token);
         let (mut socket, _) = connect_from(&url, allowed).await.unwrap();
         assert_eq!(
-            next(&mut socket).await.unwrap()["event"],
-            "connected",
+            next(&mut socket).await.unwrap().event,
+            StreamEventKind::Connected,
             "{allowed:?}"
         );
     }
@@ -124,7 +122,7 @@ async fn without_a_public_url_the_service_is_its_own_origin() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
-    let url = ws_url(&app, &generation, &format!("token={token}"));
+    let url = app.client.ws_url(&generation, &token);
     let other = format!("http://localhost:{}", app.port);
     assert!(matches!(
         connect_from(&url, Some(&other)).await,
@@ -132,16 +130,10 @@ async fn without_a_public_url_the_service_is_its_own_origin() {
     ));
     let own = format!("http://127.0.0.1:{}", app.port);
     let (mut socket, _) = connect_from(&url, Some(&own)).await.unwrap();
-    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
-}
-
-/// Reconnects as a browser does: the same URL (its token used), only the cookie.
-async fn resume_with_cookie(app: &TestApp, generation: &str, cookie: &str) -> reqwest::Response {
-    app.stream_request(generation, &[])
-        .header("cookie", format!("as_resume={cookie}"))
-        .send()
-        .await
-        .unwrap()
+    assert_eq!(
+        next(&mut socket).await.unwrap().event,
+        StreamEventKind::Connected
+    );
 }
 
 #[tokio::test]
@@ -159,16 +151,23 @@ async fn a_demoted_admin_loses_other_users_generations_at_the_next_resume() {
         )
         .await;
     let mut stream = app.sse(&generation, &token).await;
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     let cookie = stream.cookie.clone();
     drop(stream);
     // Still an admin: the resume works, and rotates the grant.
-    let res = resume_with_cookie(&app, &generation, &cookie).await;
+    let res = app.resume(&generation, &cookie).send().await.unwrap();
     let resumed = app.sse_from(res);
     // Demoted: the next resume re-reads the role and is refused.
     app.set_roles("boss", &[]).await;
     let refused_before = app.sse_opens("not_owner").await;
-    let res = resume_with_cookie(&app, &generation, &resumed.cookie).await;
+    let res = app
+        .resume(&generation, &resumed.cookie)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "invalid_stream_token").await;
     assert_eq!(app.sse_opens("not_owner").await, refused_before + 1.0);
     app.assert_no_secrets_leaked().await;
@@ -186,7 +185,7 @@ async fn a_resume_needs_its_session_to_still_exist() {
     let session = app.store.keys().session("u", "s");
     assert!(app.store.del(&session).await.unwrap());
     let refused_before = app.sse_opens("session_ended").await;
-    let res = resume_with_cookie(&app, &generation, &cookie).await;
+    let res = app.resume(&generation, &cookie).send().await.unwrap();
     assert_problem(res, 401, "invalid_stream_token").await;
     assert!(app.sse_opens("session_ended").await > refused_before);
 }
@@ -207,7 +206,7 @@ async fn no_grant_outlives_its_session() {
         )
         .await;
     let res = app.open_stream(&generation, &token).await;
-    let set_cookie = set_cookie(&res).unwrap();
+    let set_cookie = set_cookie(res.headers()).unwrap();
     let max_age: u64 = set_cookie
         .split("Max-Age=")
         .nth(1)
@@ -219,7 +218,7 @@ async fn no_grant_outlives_its_session() {
     let digest = StreamSecret::parse(&stream.cookie).unwrap().digest();
     let left = app
         .store
-        .pttl(&app.store.keys().stream_token(&generation, &digest))
+        .pttl(&app.store.keys().stream_token(generation.as_str(), &digest))
         .await
         .unwrap()
         .unwrap();
@@ -253,23 +252,23 @@ async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together
     let mut sse = app.sse(&generation, &token).await;
     sse.take(1).await;
     let token = app.token("u", "s", &generation).await;
-    let (mut socket, _) = connect_from(
-        &ws_url(&replica, &generation, &format!("token={token}")),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    let (mut socket, _) = connect_from(&replica.client.ws_url(&generation, &token), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut socket).await.unwrap().event,
+        StreamEventKind::Connected
+    );
     assert_eq!(count().await, 2);
 
     // A third, on either replica and either transport, is refused.
     let token = app.token("u", "s", &generation).await;
     let res = app.open_stream(&generation, &token).await;
-    let retry_after = res.headers()["retry-after"].to_str().unwrap().to_owned();
+    let retry_after = authstream_testkit::header_text(&res, "retry-after");
     assert!(retry_after.parse::<u64>().unwrap() > 0);
     assert_problem(res, 429, "rate_limited").await;
     let token = app.token("u", "s", &generation).await;
-    let url = ws_url(&replica, &generation, &format!("token={token}"));
+    let url = replica.client.ws_url(&generation, &token);
     assert!(matches!(
         connect_from(&url, None).await,
         Err(Error::Http(res)) if res.status() == 429
@@ -292,7 +291,10 @@ async fn a_user_has_at_most_the_configured_streams_open_on_all_replicas_together
     }
     let token = app.token("u", "s", &generation).await;
     let mut again = app.sse(&generation, &token).await;
-    assert_eq!(again.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        again.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     drop(sse);
     app.assert_no_secrets_leaked().await;
 }
@@ -321,11 +323,14 @@ async fn an_event_stream_whose_client_hangs_up_gives_its_place_back_at_once() {
     }
     let token = app.token("u", "s", &generation).await;
     let mut again = app.sse(&generation, &token).await;
-    assert_eq!(again.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        again.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
 }
 
 /// How many streams of `user` the store counts as open now, on every replica.
-async fn open_streams(app: &TestApp, user: &str) -> u64 {
+async fn open_streams(app: &StreamApp, user: &str) -> u64 {
     app.store
         .expiring_count(
             &app.store.keys().open_streams(user),

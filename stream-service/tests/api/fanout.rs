@@ -3,14 +3,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::json;
+use authstream_client::{SseParser, StreamQuery};
+use authstream_proto::GenerationId;
+use authstream_proto::paths;
+use authstream_proto::stream::{Published, StreamEvent, StreamEventKind};
+use authstream_testkit::stream::{
+    OpenStream, PATIENCE, StreamApp, events_to_overflow, ids, padded_event, spawn_app,
+    spawn_app_on, spawn_patient_app_with, spawn_replica,
+};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
-
-use crate::helpers::{
-    PATIENCE, SseClient, TestApp, events_to_overflow, ids, spawn_app, spawn_patient_app_with,
-    spawn_replica,
-};
 
 #[tokio::test]
 async fn each_stream_sees_exactly_its_generations_events() {
@@ -31,32 +33,27 @@ async fn each_stream_sees_exactly_its_generations_events() {
         ("alice", "laptop", &a[2]),
         ("bob", "bob-1", &b),
     ];
-    let mut streams: Vec<(String, SseClient)> = Vec::new();
+    let mut streams: Vec<(GenerationId, OpenStream)> = Vec::new();
     for (user, session, generation) in plan {
         let token = app.token(user, session, generation).await;
         let mut stream = app.sse(generation, &token).await;
-        assert_eq!(stream.take(1).await[0].data["event"], "connected");
+        assert_eq!(
+            stream.take(1).await[0].data.event,
+            StreamEventKind::Connected
+        );
         streams.push((generation.clone(), stream));
     }
     let generations = [&a[0], &a[1], &a[2], &b];
-    let mut published: HashMap<String, Vec<String>> = HashMap::new();
+    let mut published: HashMap<GenerationId, Vec<String>> = HashMap::new();
     for round in 0..3 {
         for generation in generations {
-            let id = app
-                .publish_ok(generation, "processing", f64::from(round) / 4.0)
-                .await;
-            published
-                .entry(generation.to_string())
-                .or_default()
-                .push(id);
+            let id = app.progress(generation, f64::from(round) / 4.0).await;
+            published.entry(generation.clone()).or_default().push(id);
         }
     }
     for generation in generations {
-        let id = app.publish_ok(generation, "completed", 1.0).await;
-        published
-            .entry(generation.to_string())
-            .or_default()
-            .push(id);
+        let id = app.complete(generation).await;
+        published.entry(generation.clone()).or_default().push(id);
     }
     for (generation, mut stream) in streams {
         let received = stream.until_end().await;
@@ -64,7 +61,7 @@ async fn each_stream_sees_exactly_its_generations_events() {
         assert!(
             received
                 .iter()
-                .all(|e| e.data["generation_id"] == generation.as_str())
+                .all(|e| e.data.generation_id == generation.as_str())
         );
     }
     app.assert_no_secrets_leaked().await;
@@ -82,8 +79,8 @@ async fn events_published_through_one_replica_reach_streams_on_another() {
     let mut stream_one = one.sse(&generation, &on_one).await;
     stream_two.take(1).await;
     stream_one.take(1).await;
-    let first = one.publish_ok(&generation, "processing", 0.5).await;
-    let second = two.publish_ok(&generation, "completed", 1.0).await;
+    let first = one.progress(&generation, 0.5).await;
+    let second = two.complete(&generation).await;
     let expected = vec![first, second];
     assert_eq!(ids(&stream_two.until_end().await), expected);
     assert_eq!(ids(&stream_one.until_end().await), expected);
@@ -121,7 +118,8 @@ impl StalledClient {
         Self { socket, received }
     }
 
-    /// Reads everything until the server closes, and returns the ids of the events.
+    /// Reads everything until the server closes, and returns the ids of the progress
+    /// events.
     async fn read_to_end(mut self) -> Vec<String> {
         tokio::time::timeout(PATIENCE * 4, self.socket.read_to_end(&mut self.received))
             .await
@@ -129,10 +127,14 @@ impl StalledClient {
             .unwrap();
         let text = String::from_utf8_lossy(&self.received);
         let body = text.split_once("\r\n\r\n").unwrap().1;
-        dechunk(body)
-            .lines()
-            .filter_map(|l| l.strip_prefix("id: "))
-            .map(str::to_owned)
+        let mut parser = SseParser::new();
+        parser.push(dechunk(body).as_bytes());
+        std::iter::from_fn(|| parser.next_frame())
+            .filter(|frame| {
+                let event: StreamEvent = frame.json().unwrap();
+                event.event == StreamEventKind::Progress
+            })
+            .map(|frame| frame.id)
             .collect()
     }
 }
@@ -153,7 +155,7 @@ fn dechunk(mut body: &str) -> String {
 
 #[tokio::test]
 async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
-    let app: TestApp = spawn_patient_app_with(&[("SSE_MAX_QUEUED_EVENTS", "8")]).await;
+    let app: StreamApp = spawn_patient_app_with(&[("SSE_MAX_QUEUED_EVENTS", "8")]).await;
     let generation = app.create_generation("u").await;
     let fast_token = app.token("u", "fast", &generation).await;
     let mut fast = app.sse(&generation, &fast_token).await;
@@ -161,7 +163,10 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     let slow_token = app.token("u", "slow", &generation).await;
     let slow = StalledClient::open(
         app.port,
-        &format!("{}?token={slow_token}", TestApp::stream_path(&generation)),
+        &format!(
+            "{}?token={slow_token}",
+            paths::generation_stream(&generation)
+        ),
     )
     .await;
     let fast = tokio::spawn(async move { fast.until_end().await });
@@ -169,22 +174,15 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
     // Large events, so that the kernel's socket buffers fill up quickly.
     let padding = "x".repeat(15 * 1024);
     let mut published = Vec::new();
+    let publisher = app.publisher();
     for i in 0..events_to_overflow(padding.len()) {
-        let res = app
-            .publish(
-                &generation,
-                &json!({ "status": "processing", "step": i, "padding": padding }),
-            )
-            .await;
-        assert_eq!(res.status(), 202);
-        published.push(
-            res.json::<serde_json::Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        let Published { id } = publisher
+            .publish(&generation, &padded_event(i, &padding))
+            .await
+            .unwrap();
+        published.push(id);
     }
-    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    published.push(app.complete(&generation).await);
     assert_eq!(
         ids(&fast.await.unwrap()),
         published,
@@ -209,12 +207,13 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
 
     // It resumes where it was cut off and misses nothing.
     let token = app.token("u", "slow", &generation).await;
-    let mut query = vec![("token", token.as_str())];
-    if let Some(last) = got.last() {
-        query.push(("last_event_id", last.as_str()));
-    }
+    let query = StreamQuery {
+        token: Some(&token),
+        last_event_id: got.last().map(String::as_str),
+    };
     let res = app
-        .stream_request(&generation, &query)
+        .client
+        .open_with(&generation, query)
         .send()
         .await
         .unwrap();
@@ -229,18 +228,23 @@ async fn a_client_that_falls_behind_is_cut_off_without_slowing_a_fast_one() {
 async fn the_in_memory_store_of_the_single_process_default_streams_and_resumes_too() {
     let keys = std::sync::Arc::new(authstream_security::keys::KeySet::ephemeral().unwrap());
     let store = authstream_store::Store::memory(&authstream_testkit::unique_prefix());
-    let app = crate::helpers::spawn_app_on(store, keys, &[]).await;
+    let app = spawn_app_on(store, keys, &[]).await;
     let generation = app.create_generation("u").await;
-    let first = app.publish_ok(&generation, "processing", 0.5).await;
+    let first = app.progress(&generation, 0.5).await;
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
     let head = stream.take(2).await;
     assert_eq!(ids(&head), [first.as_str()]);
     drop(stream);
-    let second = app.publish_ok(&generation, "completed", 1.0).await;
+    let second = app.complete(&generation).await;
     let token = app.token("u", "s", &generation).await;
+    let query = StreamQuery {
+        token: Some(&token),
+        last_event_id: Some(&first),
+    };
     let res = app
-        .stream_request(&generation, &[("token", &token), ("last_event_id", &first)])
+        .client
+        .open_with(&generation, query)
         .send()
         .await
         .unwrap();
@@ -257,10 +261,7 @@ async fn streams_opened_while_events_flow_miss_nothing_and_repeat_nothing() {
     let publisher = async {
         let mut published = Vec::new();
         for i in 0..40 {
-            published.push(
-                app.publish_ok(&generation, "processing", f64::from(i) / 100.0)
-                    .await,
-            );
+            published.push(app.progress(&generation, f64::from(i) / 100.0).await);
         }
         published
     };
@@ -274,7 +275,7 @@ async fn streams_opened_while_events_flow_miss_nothing_and_repeat_nothing() {
         streams
     };
     let (mut published, streams) = tokio::join!(publisher, opener);
-    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    published.push(app.complete(&generation).await);
     for mut stream in streams {
         assert_eq!(ids(&stream.until_end().await), published);
     }
@@ -295,17 +296,14 @@ async fn a_client_that_never_reads_again_is_dropped_after_the_send_timeout() {
     let token = app.token("u", "s", &generation).await;
     let stalled = StalledClient::open(
         app.port,
-        &format!("{}?token={token}", TestApp::stream_path(&generation)),
+        &format!("{}?token={token}", paths::generation_stream(&generation)),
     )
     .await;
     assert_eq!(open_streams(), 1);
     let padding = "x".repeat(15 * 1024);
     for step in 0..events_to_overflow(padding.len()) {
         let res = app
-            .publish(
-                &generation,
-                &json!({ "status": "processing", "step": step, "padding": padding }),
-            )
+            .publish(&generation, &padded_event(step, &padding))
             .await;
         assert_eq!(res.status(), 202);
     }

@@ -1,50 +1,28 @@
 //! Health, metrics, the OpenAPI document, and errors for routes that do not exist.
 
-use serde_json::Value;
-
-use crate::helpers::{assert_problem, spawn_app};
+use authstream_proto::ops::Health;
+use authstream_testkit::assert_problem;
+use authstream_testkit::stream::spawn_app;
+use reqwest::Method;
 
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi_are_served() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let ready: Value = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(ready["store"], "redis");
+    assert_eq!(app.client.healthz().await.unwrap(), Health::ok());
+    let ready = app.client.readyz().await.unwrap();
+    assert_eq!(ready.store, "redis");
 
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
     stream.take(1).await;
-    app.publish_ok(&generation, "processing", 0.5).await;
+    app.progress(&generation, 0.5).await;
     assert!(app.metric("authstream_stream_opens_total{").await >= 1.0);
     assert!(app.metric("authstream_events_published_total{").await >= 1.0);
     assert!(app.metric("authstream_streams_open{").await >= 1.0);
 
-    let doc: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The OpenAPI document is no wire type of the service: read as JSON.
+    let doc = app.client.openapi().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     for path in [
         "/generations/generate/{generation_id}/stream",
@@ -59,11 +37,16 @@ async fn health_readiness_metrics_and_openapi_are_served() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = spawn_app().await;
-    let res = app.http.get(app.url("/nowhere")).send().await.unwrap();
+    let res = app
+        .client
+        .request(Method::GET, "/nowhere")
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404, "not_found").await;
     let res = app
-        .http
-        .get(app.url("/generations/g/events"))
+        .client
+        .request(Method::GET, "/generations/g/events")
         .send()
         .await
         .unwrap();

@@ -1,6 +1,9 @@
 //! Logs say what happened and never what the secret was.
 
-use crate::helpers::{assert_problem, spawn_app};
+use authstream_proto::GenerationStatus;
+use authstream_proto::stream::{NewEventBody, StreamEventKind};
+use authstream_testkit::assert_problem;
+use authstream_testkit::stream::spawn_app;
 
 #[tokio::test]
 async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
@@ -22,15 +25,11 @@ async fn stream_tokens_and_resume_grants_never_reach_the_logs() {
     assert_problem(res, 401, "invalid_stream_token").await;
     let service = app.service_token(&["events:publish"]);
     app.remember(&service);
-    let res = app
-        .http
-        .post(app.url(&format!("/generations/{generation}/events")))
-        .bearer_auth(&service)
-        .json(&serde_json::json!({ "status": "completed" }))
-        .send()
+    app.client
+        .with_token(&service)
+        .publish(&generation, &NewEventBody::new(GenerationStatus::Completed))
         .await
         .unwrap();
-    assert_eq!(res.status(), 202);
     resumed.until_end().await;
 
     let logs = authstream_testkit::logs().contents();
@@ -55,12 +54,15 @@ async fn a_percent_encoded_token_parameter_is_redacted_too() {
     let token = app.token("u", "s", &generation).await;
     // `%74oken` is `token` to the handler, so it must be `token` to the redaction.
     let res = app
-        .stream_request(&generation, &[("%74oken", &token)])
+        .raw_stream_request(generation.as_str(), &format!("%74oken={token}"))
         .send()
         .await
         .unwrap();
     let mut stream = app.sse_from(res);
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     let logs = authstream_testkit::logs().contents();
     assert!(
         logs.contains("%74oken=[REDACTED]"),

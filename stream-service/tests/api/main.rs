@@ -5,7 +5,6 @@ mod admission;
 mod config;
 mod fanout;
 mod health;
-mod helpers;
 mod logs;
 mod openapi;
 mod publish;

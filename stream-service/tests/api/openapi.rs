@@ -2,7 +2,7 @@
 
 use authstream_web::openapi::ApiDocument;
 
-use crate::helpers::spawn_app;
+use authstream_testkit::stream::spawn_app;
 
 #[tokio::test]
 async fn every_route_is_in_the_document() {
@@ -19,6 +19,7 @@ async fn every_route_is_in_the_document() {
         ],
     )
     .await;
+    // The OpenAPI document is no wire type of the service: read as JSON.
     let stream = &served["paths"]["/generations/generate/{generation_id}/stream"]["get"];
     assert_eq!(stream["security"][0]["stream_token"], serde_json::json!([]));
     assert_eq!(

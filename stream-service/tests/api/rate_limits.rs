@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use authstream_proto::claims::Tier;
+use authstream_proto::stream::{NewEventBody, StreamEventKind};
+use authstream_proto::{GenerationId, GenerationStatus};
+use authstream_testkit::assert_problem;
 use authstream_testkit::header_text as header;
-use serde_json::json;
+use authstream_testkit::stream::{StreamApp, grant, spawn_app_with, unknown_secret};
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::helpers::{TestApp, assert_problem, grant, spawn_app_with, unknown_secret};
-
-async fn token_of(app: &TestApp, user: &str, tier: Tier, generation: &str) -> String {
+async fn token_of(app: &StreamApp, user: &str, tier: Tier, generation: &GenerationId) -> String {
     let grant = authstream_store::streams::StreamGrant {
         tier,
         ..grant(user, "s", generation)
@@ -39,10 +40,7 @@ async fn stream_and_websocket_opens_spend_the_users_tier_budget() {
     assert_problem(refused, 429, "rate_limited").await;
 
     let token = token_of(&app, "ada", Tier::Free, &generation).await;
-    let url = format!(
-        "ws://127.0.0.1:{}/generations/generate/{generation}/ws?token={token}",
-        app.port
-    );
+    let url = app.client.ws_url(&generation, &token);
     match tokio_tungstenite::connect_async(url.into_client_request().unwrap()).await {
         Err(Error::Http(response)) => {
             assert_eq!(response.status(), 429);
@@ -64,23 +62,19 @@ async fn stream_and_websocket_opens_spend_the_users_tier_budget() {
     assert_eq!(header(&refused, "ratelimit-policy"), "\"paid\";q=3;w=600");
     assert_problem(refused, 429, "rate_limited").await;
     for progress in [0.1, 0.2, 0.3, 0.4] {
-        let res = app
-            .publish(
-                &paid,
-                &json!({"status": "processing", "progress": progress}),
-            )
-            .await;
+        let event = NewEventBody {
+            progress: Some(progress),
+            ..NewEventBody::new(GenerationStatus::Processing)
+        };
+        let res = app.publish(&paid, &event).await;
         assert_eq!(res.status(), 202);
         assert!(!res.headers().contains_key("ratelimit"));
     }
 }
 
 /// An open over the WebSocket from `address` (through a trusted proxy): its status.
-async fn ws_status(app: &TestApp, generation: &str, token: &str, address: &str) -> u16 {
-    let url = format!(
-        "ws://127.0.0.1:{}/generations/generate/{generation}/ws?token={token}",
-        app.port
-    );
+async fn ws_status(app: &StreamApp, generation: &GenerationId, token: &str, address: &str) -> u16 {
+    let url = app.client.ws_url(generation, token);
     let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
@@ -107,7 +101,8 @@ async fn a_flood_of_refused_opens_from_one_address_turns_into_429s_that_spare_th
     .await;
     let generation = app.create_generation("u").await;
     let open_from = |address: &'static str, token: String| {
-        app.stream_request(&generation, &[("token", &token)])
+        app.client
+            .open(&generation, &token)
             .header("x-forwarded-for", address)
             .send()
     };
@@ -122,9 +117,8 @@ async fn a_flood_of_refused_opens_from_one_address_turns_into_429s_that_spare_th
     drop(app.sse(&generation, &used).await);
     assert_eq!(ws_status(&app, &generation, &used, ATTACKER).await, 401);
     let res = app
-        .stream_request(&generation, &[])
+        .resume(&generation, &unknown_secret())
         .header("x-forwarded-for", ATTACKER)
-        .header("cookie", format!("as_resume={}", unknown_secret()))
         .send()
         .await
         .unwrap();
@@ -160,7 +154,10 @@ async fn a_flood_of_refused_opens_from_one_address_turns_into_429s_that_spare_th
     // Another address opens its stream with the very token the gate left unused.
     let res = open_from(USER, valid).await.unwrap();
     let mut stream = app.sse_from(res);
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     // A refusal from there is still just a refusal.
     let res = open_from(USER, unknown_secret()).await.unwrap();
     assert_problem(res, 401, "invalid_stream_token").await;

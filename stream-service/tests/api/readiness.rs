@@ -6,45 +6,37 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authstream_proto::ops::{Readiness, ReadyStatus};
+use authstream_proto::{ErrorCode, Problem};
 use authstream_security::keys::KeySet;
+use authstream_testkit::stream::{StreamApp, delivering, spawn_app, spawn_app_on};
 use authstream_testkit::{self, RedisCluster, cluster_store_sharing, unique_prefix};
-use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_on};
-
-/// `/readyz`: its status code and body.
-async fn readyz(app: &TestApp) -> (u16, Value) {
-    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
-}
-
-/// The nodes of a 200 body that are `up` and `delivering`.
-fn delivering(body: &Value) -> Vec<String> {
-    body["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|n| n["up"] == true && n["delivering"] == true)
-        .map(|n| n["node"].as_str().unwrap().to_owned())
-        .collect()
+/// `/readyz`: the readiness of a 200, or the problem of a 503 (anything else fails).
+async fn readyz(app: &StreamApp) -> Result<Readiness, Problem> {
+    match app.client.readyz().await {
+        Ok(readiness) => Ok(readiness),
+        Err(e) if e.status() == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE) => {
+            Err(e.problem().cloned().expect("a problem document"))
+        }
+        Err(e) => panic!("{e}"),
+    }
 }
 
 /// Polls `/readyz` until every one of `nodes` is up and delivering and the status is
 /// `ready`; panics after `within`. Every answer on the way must be a 200.
-async fn until_all_deliver(app: &TestApp, nodes: &[String], within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (status, body) = readyz(app).await;
-        assert_eq!(status, 200, "{body}");
-        let mut listed = delivering(&body);
-        listed.sort();
-        if body["status"] == "ready" && listed == nodes {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "never all delivering: {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn until_all_deliver(app: &StreamApp, nodes: &[String], within: Duration) -> Readiness {
+    authstream_testkit::stream::until_all_deliver(&app.client, nodes, within, true).await
+}
+
+/// The nodes a readiness lists.
+fn listed(readiness: &Readiness) -> Vec<&str> {
+    readiness
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| n.node.as_str())
+        .collect()
 }
 
 fn gauge(node: &str) -> String {
@@ -53,7 +45,7 @@ fn gauge(node: &str) -> String {
 
 /// Waits for the delivery gauge of `node` to read `value` (it is set once a second,
 /// with each round of canaries).
-async fn assert_gauge(app: &TestApp, node: &str, value: f64) {
+async fn assert_gauge(app: &StreamApp, node: &str, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let now = app.metric(&gauge(node)).await;
@@ -88,7 +80,7 @@ fn addresses(ports: &[u16]) -> Vec<String> {
     nodes
 }
 
-async fn cluster_app(cluster: &RedisCluster) -> TestApp {
+async fn cluster_app(cluster: &RedisCluster) -> StreamApp {
     let store = cluster_store_sharing(&cluster.seeds(), &unique_prefix()).with_legacy_fanout(false);
     let keys = Arc::new(KeySet::ephemeral().unwrap());
     spawn_app_on(store, keys, &[("STREAM_LEGACY_FANOUT", "false")]).await
@@ -99,8 +91,8 @@ async fn on_one_redis_the_one_node_delivers_and_the_replica_is_ready() {
     let app = spawn_app().await;
     let node = format!("127.0.0.1:{}", authstream_testkit::shared_redis().port());
     let body = until_all_deliver(&app, std::slice::from_ref(&node), Duration::from_secs(5)).await;
-    assert_eq!(body["store"], "redis");
-    assert_eq!(body["nodes"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body.store, "redis");
+    assert_eq!(listed(&body).len(), 1, "{body:?}");
     assert_gauge(&app, &node, 1.0).await;
     // The canary is not a generation subscription.
     assert!(
@@ -117,8 +109,8 @@ async fn on_a_cluster_every_master_delivers_and_the_replica_is_ready() {
     let app = cluster_app(&cluster).await;
     let masters = addresses(&serving_masters(&cluster));
     let body = until_all_deliver(&app, &masters, Duration::from_secs(10)).await;
-    assert_eq!(body["store"], "redis-cluster");
-    assert_eq!(body["nodes"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(body.store, "redis-cluster");
+    assert_eq!(listed(&body).len(), 3, "{body:?}");
     for node in &masters {
         assert_gauge(&app, node, 1.0).await;
     }
@@ -156,26 +148,19 @@ async fn a_master_replaced_makes_the_replica_degraded_never_unready_then_ready_a
     let started = Instant::now();
     let mut degraded = false;
     loop {
-        let (status, body) = readyz(&app).await;
-        assert_eq!(
-            status, 200,
-            "a failover is not a reason to leave the load balancer: {body}"
-        );
-        if body["status"] == "degraded" {
+        let body = readyz(&app).await.unwrap_or_else(|problem| {
+            panic!("a failover is not a reason to leave the load balancer: {problem:?}")
+        });
+        if body.status == ReadyStatus::Degraded {
             degraded = true;
         }
-        let listed: Vec<&str> = body["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|n| n["node"].as_str())
-            .collect();
-        if body["status"] == "ready" && !listed.contains(&killed.as_str()) {
+        assert!(body.nodes.is_some(), "{body:?}");
+        if body.status == ReadyStatus::Ready && !listed(&body).contains(&killed.as_str()) {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "never ready again: {body}"
+            "never ready again: {body:?}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -231,15 +216,14 @@ async fn a_node_that_answers_but_stops_delivering_to_this_replica_makes_it_unrea
     let cut = Instant::now();
 
     let problem = loop {
-        let (status, body) = readyz(&app).await;
-        if status == 503 {
-            break body;
-        }
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["status"], "ready", "the node is up: {body}");
+        let body = match readyz(&app).await {
+            Ok(body) => body,
+            Err(problem) => break problem,
+        };
+        assert_eq!(body.status, ReadyStatus::Ready, "the node is up: {body:?}");
         assert!(
             cut.elapsed() < Duration::from_secs(20),
-            "never unready: {body}"
+            "never unready: {body:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -248,8 +232,8 @@ async fn a_node_that_answers_but_stops_delivering_to_this_replica_makes_it_unrea
         after >= Duration::from_secs(8),
         "unready only after the 10 s window (less the last canary's age): {after:?}"
     );
-    assert_eq!(problem["code"], "store_unavailable", "{problem}");
-    let detail = problem["detail"].as_str().unwrap();
+    assert_eq!(problem.code, ErrorCode::StoreUnavailable, "{problem:?}");
+    let detail = problem.detail.as_str();
     assert!(detail.contains(&node), "names the node: {detail}");
     for other in masters.iter().filter(|n| **n != node) {
         assert!(
@@ -276,14 +260,14 @@ async fn a_node_that_answers_but_stops_delivering_to_this_replica_makes_it_unrea
     let healed = Instant::now();
     let deadline = healed + Duration::from_secs(10);
     loop {
-        let (status, body) = readyz(&app).await;
-        if status == 200 && body["status"] == "ready" && delivering(&body).len() == 3 {
+        let answer = readyz(&app).await;
+        if let Ok(body) = &answer
+            && body.status == ReadyStatus::Ready
+            && delivering(body).len() == 3
+        {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "never recovered: {status} {body}"
-        );
+        assert!(Instant::now() < deadline, "never recovered: {answer:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!(

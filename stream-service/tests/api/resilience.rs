@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_proto::stream::NewEventBody;
+use authstream_proto::{GenerationId, GenerationStatus};
 use authstream_security::keys::KeySet;
-use authstream_testkit::{self, RedisServer};
-use serde_json::json;
-
-use crate::helpers::{PATIENCE, assert_problem, ids, spawn_app_on};
+use authstream_testkit::stream::{PATIENCE, ids, spawn_app_on};
+use authstream_testkit::{self, RedisServer, assert_problem};
 
 #[tokio::test]
 async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
@@ -23,24 +23,19 @@ async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
 
     redis.stop();
     let res = app.open_stream(&generation, &spare).await;
-    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(authstream_testkit::header_text(&res, "retry-after"), "1");
     assert_problem(res, 503, "store_unavailable").await;
     let res = app
-        .publish(&generation, &json!({ "status": "processing" }))
+        .publish(
+            &generation,
+            &NewEventBody::new(GenerationStatus::Processing),
+        )
         .await;
     assert_problem(res, 503, "store_unavailable").await;
-    let res = app.http.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.client.readyz().send().await.unwrap();
     assert_problem(res, 503, "store_unavailable").await;
     // The process is up all the same.
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.client.healthz().await.unwrap();
 
     redis.restart();
     // Redis came back empty (as after a crash); a client tries again as told by Retry-After.
@@ -51,9 +46,10 @@ async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
             "the service did not recover"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let res = app.http.get(app.url("/readyz")).send().await.unwrap();
-        if res.status() != 200 {
-            continue;
+        match app.client.readyz().await {
+            Ok(_) => {}
+            Err(e) if e.status().is_some() => continue,
+            Err(e) => panic!("{e}"),
         }
         let generation = app.create_generation("u").await;
         let token = app.token("u", "s", &generation).await;
@@ -64,7 +60,7 @@ async fn a_store_outage_is_a_503_and_the_service_recovers_when_redis_returns() {
         break (generation, app.sse_from(res));
     };
     stream.take(1).await;
-    let id = app.publish_ok(&generation, "completed", 1.0).await;
+    let id = app.complete(&generation).await;
     assert_eq!(ids(&stream.until_end().await), [id]);
     app.assert_no_secrets_leaked().await;
 }
@@ -101,16 +97,16 @@ async fn events_published_while_the_subscription_reconnects_are_not_lost() {
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
     stream.take(1).await;
-    let mut published = vec![app.publish_ok(&generation, "processing", 0.1).await];
+    let mut published = vec![app.progress(&generation, 0.1).await];
     assert_eq!(ids(&stream.take(1).await), published);
 
     kill_subscriptions(&redis).await;
     // Published at once, while nobody is subscribed: only the history has them.
     for p in [0.2, 0.3, 0.4] {
-        published.push(app.publish_ok(&generation, "processing", p).await);
+        published.push(app.progress(&generation, p).await);
     }
     let mut received = stream.take(3).await;
-    published.push(app.publish_ok(&generation, "completed", 1.0).await);
+    published.push(app.complete(&generation).await);
     received.extend(stream.until_end().await);
     assert_eq!(ids(&received), published[1..]);
     assert!(
@@ -159,7 +155,7 @@ async fn open_streams_hold_no_redis_connections_of_their_own() {
     )
     .await;
     let mut streams = Vec::new();
-    let open = |generation: String| {
+    let open = |generation: GenerationId| {
         let app = &app;
         async move {
             let token = app.token("u", "s", &generation).await;

@@ -5,19 +5,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authstream_proto::GenerationId;
+use authstream_proto::stream::StreamEventKind;
 use authstream_runtime::UnixTime;
 use authstream_security::keys::KeySet;
 use authstream_store::revocations;
-use authstream_testkit::{RedisServer, redis_store_at, redis_store_sharing, revocations_stale};
+use authstream_testkit::stream::{
+    OpenStream, StreamApp, grant, ids, spawn_app, spawn_app_on, spawn_replica,
+};
+use authstream_testkit::{
+    RedisServer, assert_problem, redis_store_at, redis_store_sharing, revocations_stale,
+};
 use stream_service::hub::STALE_RECHECK_INTERVAL;
-
-use crate::helpers::{SseClient, TestApp, ids, spawn_app, spawn_app_on, spawn_replica};
 
 /// The contract's bound on how long a revoked stream may stay open.
 const WITHIN: Duration = Duration::from_secs(1);
 
 /// A stream of `session`'s on `app`, past its `connected` event.
-async fn connected(app: &TestApp, user: &str, session: &str, generation: &str) -> SseClient {
+async fn connected(
+    app: &StreamApp,
+    user: &str,
+    session: &str,
+    generation: &GenerationId,
+) -> OpenStream {
     let token = app.token(user, session, generation).await;
     let mut stream = app.sse(generation, &token).await;
     stream.take(1).await;
@@ -28,7 +38,7 @@ async fn connected(app: &TestApp, user: &str, session: &str, generation: &str) -
 /// within `bound`.
 async fn revoke_laptop_and_see_it_end(
     store: &authstream_store::Store,
-    stream: &mut SseClient,
+    stream: &mut OpenStream,
     bound: Duration,
 ) {
     revocations::revoke_session(store, "u", "laptop", Duration::from_secs(60))
@@ -49,16 +59,15 @@ async fn revoking_a_session_ends_its_stream_and_no_other() {
 
     revoke_laptop_and_see_it_end(&app.store, &mut revoked, WITHIN).await;
 
-    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    let id = app.progress(&generation, 0.5).await;
     assert_eq!(ids(&kept.take(1).await), [id]);
     // Its resume cookie is refused as well.
     let res = app
-        .stream_request(&generation, &[])
-        .header("cookie", format!("as_resume={}", revoked.cookie))
+        .resume(&generation, &revoked.cookie)
         .send()
         .await
         .unwrap();
-    crate::helpers::assert_problem(res, 401, "invalid_stream_token").await;
+    assert_problem(res, 401, "invalid_stream_token").await;
     app.assert_no_secrets_leaked().await;
 }
 
@@ -91,7 +100,7 @@ async fn revoking_a_user_ends_all_their_streams() {
     for stream in &mut streams[..2] {
         assert!(stream.next_within(WITHIN).await.is_none());
     }
-    let id = app.publish_ok(&theirs, "processing", 0.5).await;
+    let id = app.progress(&theirs, 0.5).await;
     assert_eq!(ids(&streams[2].take(1).await), [id]);
     app.assert_no_secrets_leaked().await;
 }
@@ -107,10 +116,10 @@ async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
     let mut on_other = app.sse(&other, &other_token).await;
     on_cut.take(1).await;
     on_other.take(1).await;
-    let first = app.publish_ok(&cut, "processing", 0.25).await;
+    let first = app.progress(&cut, 0.25).await;
     assert_eq!(ids(&on_cut.take(1).await), [first.as_str()]);
 
-    let notice = revocations::StreamNotice::disconnect("u", "laptop", &cut);
+    let notice = revocations::StreamNotice::disconnect("u", "laptop", cut.as_str());
     revocations::announce(&app.store, &notice).await.unwrap();
     assert!(
         on_cut.next_within(WITHIN).await.is_none(),
@@ -118,13 +127,12 @@ async fn a_disconnect_notice_ends_one_generations_stream_and_it_resumes() {
     );
 
     // The same session's stream of another generation goes on.
-    let id = app.publish_ok(&other, "processing", 0.5).await;
+    let id = app.progress(&other, 0.5).await;
     assert_eq!(ids(&on_other.take(1).await), [id]);
     // Nothing was revoked: the browser's reconnect with its cookie resumes after `first`.
-    let second = app.publish_ok(&cut, "processing", 0.5).await;
+    let second = app.progress(&cut, 0.5).await;
     let res = app
-        .stream_request(&cut, &[])
-        .header("cookie", format!("as_resume={}", on_cut.cookie))
+        .resume(&cut, &on_cut.cookie)
         .header("last-event-id", &first)
         .send()
         .await
@@ -164,7 +172,7 @@ async fn without_the_revocation_log_a_revoked_stream_ends_at_the_next_recheck() 
     revocations_stale(&app.store).await;
     revoke_laptop_and_see_it_end(&elsewhere, &mut revoked, WITHIN + STALE_RECHECK_INTERVAL).await;
     // The other session's stream went through the same rechecks and goes on.
-    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    let id = app.progress(&generation, 0.5).await;
     assert_eq!(ids(&kept.take(1).await), [id]);
     server.acl_default_user("+@all");
 }
@@ -175,7 +183,7 @@ async fn without_the_revocation_log_a_revoked_stream_ends_at_the_next_recheck() 
 /// same user goes on.
 #[tokio::test]
 async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
-    use crate::websocket::{next, ws_url};
+    use crate::websocket::next;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     let app = spawn_app().await;
@@ -183,23 +191,25 @@ async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
     let ends_at = UnixTime::now().millis() + 4_000;
     let ending = authstream_store::streams::StreamGrant {
         session_expires_at: ends_at,
-        ..crate::helpers::grant("u", "old", &generation)
+        ..grant("u", "old", &generation)
     };
     let token = app.mint(&ending, Duration::from_secs(60)).await;
     let mut sse = app.sse(&generation, &token).await;
     sse.take(1).await;
     let token = app.mint(&ending, Duration::from_secs(60)).await;
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(ws_url(&app, &generation, &format!("token={token}")))
-            .await
-            .unwrap();
-    assert_eq!(next(&mut socket).await.unwrap()["event"], "connected");
+    let (mut socket, _) = tokio_tungstenite::connect_async(app.client.ws_url(&generation, &token))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut socket).await.unwrap().event,
+        StreamEventKind::Connected
+    );
     let mut kept = connected(&app, "u", "new", &generation).await;
 
     // Nothing ends early: an event before the end still arrives.
-    let early = app.publish_ok(&generation, "processing", 0.25).await;
+    let early = app.progress(&generation, 0.25).await;
     assert_eq!(ids(&sse.take(1).await), [early.as_str()]);
-    assert_eq!(next(&mut socket).await.unwrap()["id"], early.as_str());
+    assert_eq!(next(&mut socket).await.unwrap().id, Some(early.clone()));
 
     assert!(sse.until_end().await.is_empty(), "the stream ended");
     let late = UnixTime::now().millis() - ends_at;
@@ -217,7 +227,7 @@ async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
         "the WebSocket closed {late} ms after its session"
     );
 
-    let id = app.publish_ok(&generation, "processing", 0.5).await;
+    let id = app.progress(&generation, 0.5).await;
     assert_eq!(ids(&kept.take(2).await), [early, id]);
     app.assert_no_secrets_leaked().await;
 }

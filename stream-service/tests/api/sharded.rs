@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authstream_proto::stream::StreamEventKind;
 use authstream_security::keys::KeySet;
 use authstream_store::Store;
+use authstream_testkit::stream::{StreamApp, spawn_app_on};
 use authstream_testkit::{self, RedisCluster, cluster_store_sharing, unique_prefix};
 use stream_service::hub::Hub;
-
-use crate::helpers::{TestApp, spawn_app_on};
 
 /// How many of the generations' channels have a subscriber (`PUBSUB SHARDNUMSUB`
 /// for each, on the node of its slot).
@@ -77,7 +77,7 @@ async fn a_replica_subscribes_to_the_generations_it_streams_and_lets_go_after_th
     }
 }
 
-async fn app_on(store: Store, keys: &Arc<KeySet>) -> TestApp {
+async fn app_on(store: Store, keys: &Arc<KeySet>) -> StreamApp {
     spawn_app_on(store, keys.clone(), &[("STREAM_LEGACY_FANOUT", "false")]).await
 }
 
@@ -98,12 +98,15 @@ async fn events_published_through_one_replica_reach_streams_on_another_on_a_clus
     for (owner, g) in &generations {
         let token = b.token(owner, "s1", g).await;
         let mut stream = b.sse(g, &token).await;
-        assert_eq!(stream.take(1).await[0].data["event"], "connected");
+        assert_eq!(
+            stream.take(1).await[0].data.event,
+            StreamEventKind::Connected
+        );
         streams.push(stream);
     }
     for ((_, g), stream) in generations.iter().zip(&mut streams) {
-        let first = a.publish_ok(g, "processing", 0.5).await;
-        let last = a.publish_ok(g, "completed", 1.0).await;
+        let first = a.progress(g, 0.5).await;
+        let last = a.complete(g).await;
         let got = stream.take(2).await;
         let ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, [first.as_str(), last.as_str()], "{g}");
@@ -119,12 +122,15 @@ async fn a_stream_keeps_its_events_while_the_slot_of_its_channel_moves() {
     let g = app.create_generation("alice").await;
     let token = app.token("alice", "s1", &g).await;
     let mut stream = app.sse(&g, &token).await;
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     let mut published = Vec::new();
     for i in 0..3 {
-        published.push(app.publish_ok(&g, "processing", f64::from(i) / 10.0).await);
+        published.push(app.progress(&g, f64::from(i) / 10.0).await);
     }
-    let events_key = store.keys().events(&g);
+    let events_key = store.keys().events(g.as_str());
     let slot = authstream_store::slot::key_slot(&events_key);
     let from = cluster.master_of(&events_key);
     let to = cluster.masters().into_iter().find(|p| *p != from).unwrap();
@@ -139,7 +145,7 @@ async fn a_stream_keeps_its_events_while_the_slot_of_its_channel_moves() {
                 &[
                     "PUBSUB",
                     "SHARDNUMSUB",
-                    &store.keys().generation_channel(&g),
+                    &store.keys().generation_channel(g.as_str()),
                 ],
             )
             .unwrap_or_default();
@@ -153,9 +159,9 @@ async fn a_stream_keeps_its_events_while_the_slot_of_its_channel_moves() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for i in 3..6 {
-        published.push(app.publish_ok(&g, "processing", f64::from(i) / 10.0).await);
+        published.push(app.progress(&g, f64::from(i) / 10.0).await);
     }
-    published.push(app.publish_ok(&g, "completed", 1.0).await);
+    published.push(app.complete(&g).await);
     let got = stream.take(published.len()).await;
     let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
     assert_eq!(ids, published, "every event once, in order");
@@ -186,12 +192,15 @@ async fn on_one_redis_events_cross_replicas_on_the_generation_channel_once() {
         let g = a.create_generation("alice").await;
         let token = b.token("alice", "s1", &g).await;
         let mut stream = b.sse(&g, &token).await;
-        assert_eq!(stream.take(1).await[0].data["event"], "connected");
+        assert_eq!(
+            stream.take(1).await[0].data.event,
+            StreamEventKind::Connected
+        );
         let mut published = Vec::new();
         for i in 0..4 {
-            published.push(a.publish_ok(&g, "processing", f64::from(i) / 10.0).await);
+            published.push(a.progress(&g, f64::from(i) / 10.0).await);
         }
-        published.push(a.publish_ok(&g, "completed", 1.0).await);
+        published.push(a.complete(&g).await);
         let got = stream.take(published.len()).await;
         let ids: Vec<String> = got.iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids, published, "legacy fan-out {legacy}");

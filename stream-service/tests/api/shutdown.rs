@@ -4,13 +4,14 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use authstream_client::StreamClient;
+use authstream_proto::stream::StreamEventKind;
 use authstream_runtime::UnixTime;
 use authstream_store::generations::{self, GenerationId};
 use authstream_store::streams;
 use authstream_store::{RedisStore, Store};
+use authstream_testkit::stream::{OpenStream, PATIENCE, grant, spawn_app};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-
-use crate::helpers::{PATIENCE, SseClient, grant, resume_cookie, spawn_app};
 
 #[tokio::test]
 async fn streams_end_when_the_service_shuts_down() {
@@ -31,8 +32,8 @@ async fn streams_end_when_the_service_shuts_down() {
         .unwrap();
     // No longer accepting.
     let res = app
-        .http
-        .get(app.url("/healthz"))
+        .client
+        .healthz()
         .timeout(Duration::from_secs(2))
         .send()
         .await;
@@ -62,6 +63,7 @@ async fn start_binary(redis_url: &str) -> (tokio::process::Child, u16) {
     tokio::spawn(async move {
         let mut port_tx = Some(port_tx);
         while let Ok(Some(line)) = lines.next_line().await {
+            // A log line is no wire type: read as JSON.
             let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
@@ -95,22 +97,19 @@ async fn sigterm_ends_open_streams_and_the_process_exits_cleanly() {
         .unwrap();
     let token = streams::mint(
         &store,
-        &grant("u", "s", id.as_str()),
+        &grant("u", "s", &id),
         Duration::from_secs(60),
         UnixTime::now(),
     )
     .await
     .unwrap();
-    let res = reqwest::get(format!(
-        "http://127.0.0.1:{port}/generations/generate/{id}/stream?token={}",
-        token.expose()
-    ))
-    .await
-    .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = resume_cookie(&res).unwrap();
-    let mut stream = SseClient::new(res, cookie);
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    let client = StreamClient::new(reqwest::Client::new(), &format!("http://127.0.0.1:{port}"));
+    let res = client.open(&id, token.expose()).send().await.unwrap();
+    let mut stream = OpenStream::new(res);
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
 
     let pid = child.id().unwrap().to_string();
     let killed = tokio::process::Command::new("kill")

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use authstream_proto::GenerationStatus;
+use authstream_proto::stream::{StreamEvent, StreamEventKind};
+use authstream_store::streams::StreamSecret;
+use authstream_testkit::stream::{PATIENCE, ids, set_cookie, spawn_app, spawn_app_with};
 use futures_util::StreamExt as _;
 use tokio::time::timeout;
-
-use authstream_store::streams::StreamSecret;
-
-use crate::helpers::{PATIENCE, ids, set_cookie, spawn_app, spawn_app_with};
 
 /// Reads the raw body into `text` until `needle` shows up; false if the stream ended first.
 async fn read_until<B: AsRef<[u8]>>(
@@ -31,7 +31,7 @@ async fn read_until<B: AsRef<[u8]>>(
 async fn the_stream_has_the_contract_format_and_ends_after_completed() {
     let app = spawn_app().await;
     let generation = app.create_generation("user-1").await;
-    let first = app.publish_ok(&generation, "processing", 0.5).await;
+    let first = app.progress(&generation, 0.5).await;
     let token = app.token("user-1", "s-1", &generation).await;
 
     let res = app.open_stream(&generation, &token).await;
@@ -62,6 +62,7 @@ async fn the_stream_has_the_contract_format_and_ends_after_completed() {
             .trim_start_matches("as_resume="),
     );
 
+    // The bytes as sent: this is the wire format's test.
     let mut body = res.bytes_stream();
     let mut text = String::new();
     // The keep-alive comment comes when the stream is idle (every second here).
@@ -71,7 +72,7 @@ async fn the_stream_has_the_contract_format_and_ends_after_completed() {
     );
     let stored = app
         .store
-        .read_events(&generation, None)
+        .read_events(generation.as_str(), None)
         .await
         .unwrap()
         .events;
@@ -83,21 +84,21 @@ async fn the_stream_has_the_contract_format_and_ends_after_completed() {
         stored[0].1
     );
     assert!(text.starts_with(&expected_start), "{text}");
-    let data: serde_json::Value = serde_json::from_str(&stored[0].1).unwrap();
-    assert_eq!(data["event"], "progress");
-    assert_eq!(data["generation_id"], generation.as_str());
-    assert_eq!(data["status"], "processing");
-    assert_eq!(data["progress"], 0.5);
-    assert!(data["timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+    let data: StreamEvent = serde_json::from_str(&stored[0].1).unwrap();
+    assert_eq!(data.event, StreamEventKind::Progress);
+    assert_eq!(data.generation_id, generation.as_str());
+    assert_eq!(data.status, Some(GenerationStatus::Processing));
+    assert_eq!(data.progress, Some(0.5));
+    assert!(data.timestamp.unwrap() > 1_700_000_000_000);
     // Unnamed events only: `onmessage` sees every one.
     assert!(!text.contains("event:"), "{text}");
 
-    let last = app.publish_ok(&generation, "completed", 1.0).await;
+    let last = app.complete(&generation).await;
     // The server ends the stream after the terminal event: the body is complete.
     assert!(!read_until(&mut body, &mut text, "never sent").await);
     let stored = app
         .store
-        .read_events(&generation, Some(&first))
+        .read_events(generation.as_str(), Some(&first))
         .await
         .unwrap()
         .events;
@@ -116,21 +117,27 @@ async fn without_a_resume_point_the_kept_history_comes_first_then_live_events() 
     let generation = app.create_generation("u").await;
     let mut published = Vec::new();
     for p in [0.1, 0.2] {
-        published.push(app.publish_ok(&generation, "processing", p).await);
+        published.push(app.progress(&generation, p).await);
     }
     let token = app.token("u", "s", &generation).await;
     let mut stream = app.sse(&generation, &token).await;
     let head = stream.take(3).await;
-    assert_eq!(head[0].data["event"], "connected");
+    assert_eq!(head[0].data.event, StreamEventKind::Connected);
     assert_eq!(head[0].event, "message");
     assert_eq!(head[0].id, "");
-    published.push(app.publish_ok(&generation, "processing", 0.3).await);
-    published.push(app.publish_ok(&generation, "failed", 0.3).await);
+    published.push(app.progress(&generation, 0.3).await);
+    published.push(
+        app.publish_ok(&generation, GenerationStatus::Failed, 0.3)
+            .await,
+    );
     let mut all = head;
     all.extend(stream.until_end().await);
     assert_eq!(ids(&all), published);
     assert!(all.iter().all(|e| e.event == "message"));
-    assert_eq!(all.last().unwrap().data["status"], "failed");
+    assert_eq!(
+        all.last().unwrap().data.status,
+        Some(GenerationStatus::Failed)
+    );
     app.assert_no_secrets_leaked().await;
 }
 
@@ -161,7 +168,7 @@ async fn the_resume_cookie_follows_cookie_secure_and_the_resume_lifetime() {
     let generation = app.create_generation("u").await;
     let token = app.token("u", "s", &generation).await;
     let res = app.open_stream(&generation, &token).await;
-    let cookie = set_cookie(&res).unwrap();
+    let cookie = set_cookie(res.headers()).unwrap();
     let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
     assert!(attributes.contains(&"Max-Age=7"), "{cookie}");
     assert!(attributes.contains(&"HttpOnly"), "{cookie}");
@@ -171,7 +178,11 @@ async fn the_resume_cookie_follows_cookie_secure_and_the_resume_lifetime() {
     let grant = StreamSecret::parse(&stream.cookie).unwrap();
     let left = app
         .store
-        .pttl(&app.store.keys().stream_token(&generation, &grant.digest()))
+        .pttl(
+            &app.store
+                .keys()
+                .stream_token(generation.as_str(), &grant.digest()),
+        )
         .await
         .unwrap()
         .unwrap();

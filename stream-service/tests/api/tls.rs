@@ -9,59 +9,46 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authstream_client::StreamClient;
+use authstream_proto::GenerationStatus;
+use authstream_proto::ops::Readiness;
+use authstream_proto::stream::{NewEventBody, StreamEventKind};
 use authstream_security::keys::KeySet;
 use authstream_store::{RedisStore, Store};
-use authstream_testkit::{self, RedisCluster, RedisServer, test_tls, unique_prefix};
-use serde_json::{Value, json};
-
-use crate::helpers::{TestApp, assert_problem, spawn_app_on};
+use authstream_testkit::stream::{StreamApp, spawn_app_on, unknown_secret, until_all_deliver};
+use authstream_testkit::{
+    self, RedisCluster, RedisServer, assert_problem, test_tls, unique_prefix,
+};
 
 /// A timeout that a first TLS connection (a handshake per node) on two busy cores
 /// keeps within: these tests are about what works over TLS, not how fast.
 const PATIENCE: Duration = Duration::from_secs(3);
 
-async fn app_on(store: Store, keys: &Arc<KeySet>) -> TestApp {
+async fn app_on(store: Store, keys: &Arc<KeySet>) -> StreamApp {
     // Events only through the generations' sharded subscriptions.
     let store = store.with_legacy_fanout(false);
     spawn_app_on(store, keys.clone(), &[("STREAM_LEGACY_FANOUT", "false")]).await
 }
 
 /// Polls `/readyz` until it is 200 `ready` with every one of `nodes` up and
-/// delivering the canary.
-async fn until_ready(http: &reqwest::Client, base: &str, nodes: &[String]) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let res = http.get(format!("{base}/readyz")).send().await;
-        if let Ok(res) = res
-            && res.status() == 200
-        {
-            let body: Value = res.json().await.unwrap();
-            let mut delivering: Vec<String> = body["nodes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|n| n["up"] == true && n["delivering"] == true)
-                .map(|n| n["node"].as_str().unwrap().to_owned())
-                .collect();
-            delivering.sort();
-            if body["status"] == "ready" && delivering == nodes {
-                return body;
-            }
-        }
-        assert!(Instant::now() < deadline, "never ready over TLS");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// delivering the canary (answers on the way may be anything: the TLS connections
+/// are being made).
+async fn until_ready(client: &StreamClient, nodes: &[String]) -> Readiness {
+    until_all_deliver(client, nodes, Duration::from_secs(15), false).await
 }
 
 /// Streams of `streamer` get the events published through `publisher`.
-async fn events_flow(publisher: &TestApp, streamer: &TestApp, owners: &[&str]) {
+async fn events_flow(publisher: &StreamApp, streamer: &StreamApp, owners: &[&str]) {
     for owner in owners {
         let g = publisher.create_generation(owner).await;
         let token = streamer.token(owner, "s1", &g).await;
         let mut stream = streamer.sse(&g, &token).await;
-        assert_eq!(stream.take(1).await[0].data["event"], "connected");
-        let first = publisher.publish_ok(&g, "processing", 0.5).await;
-        let last = publisher.publish_ok(&g, "completed", 1.0).await;
+        assert_eq!(
+            stream.take(1).await[0].data.event,
+            StreamEventKind::Connected
+        );
+        let first = publisher.progress(&g, 0.5).await;
+        let last = publisher.complete(&g).await;
         let got = stream.take(2).await;
         let ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, [first.as_str(), last.as_str()], "{g}");
@@ -78,8 +65,8 @@ async fn on_a_tls_redis_a_stream_gets_its_events_and_the_replica_is_ready() {
     let store = RedisStore::connect(&redis.url(), PATIENCE).unwrap();
     let app = app_on(Store::redis(store, &unique_prefix()), &keys).await;
     let node = format!("127.0.0.1:{}", redis.port());
-    let body = until_ready(&app.http, &app.address, std::slice::from_ref(&node)).await;
-    assert_eq!(body["store"], "redis", "{body}");
+    let body = until_ready(&app.client, std::slice::from_ref(&node)).await;
+    assert_eq!(body.store, "redis", "{body:?}");
     events_flow(&app, &app, &["alice"]).await;
 }
 
@@ -106,8 +93,8 @@ async fn on_a_tls_redis_cluster_events_reach_streams_on_another_replica_and_ever
         .collect();
     masters.sort();
     assert_eq!(masters.len(), 3);
-    let body = until_ready(&b.http, &b.address, &masters).await;
-    assert_eq!(body["store"], "redis-cluster", "{body}");
+    let body = until_ready(&b.client, &masters).await;
+    assert_eq!(body.store, "redis-cluster", "{body:?}");
     events_flow(&a, &b, &["alice", "bob", "carol"]).await;
 }
 
@@ -120,15 +107,16 @@ async fn a_plain_url_to_a_tls_only_redis_is_a_503_never_a_hang() {
     let plain = format!("redis://127.0.0.1:{}", redis.port());
     let keys = Arc::new(KeySet::ephemeral().unwrap());
     let app = app_on(authstream_testkit::redis_store_at(&plain), &keys).await;
+    let g1 = "g1".parse().unwrap();
     for _ in 0..2 {
         let started = Instant::now();
-        let res = app.publish("g1", &json!({ "status": "processing" })).await;
-        assert_problem(res, 503, "store_unavailable").await;
         let res = app
-            .open_stream("g1", &crate::helpers::unknown_secret())
+            .publish(&g1, &NewEventBody::new(GenerationStatus::Processing))
             .await;
         assert_problem(res, 503, "store_unavailable").await;
-        let res = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let res = app.open_stream(&g1, &unknown_secret()).await;
+        assert_problem(res, 503, "store_unavailable").await;
+        let res = app.client.readyz().send().await.unwrap();
         assert_problem(res, 503, "store_unavailable").await;
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -160,13 +148,9 @@ async fn the_binary_starts_on_a_rediss_url_with_its_ca_in_ssl_cert_file() {
         .stderr(Stdio::null());
     let mut child = authstream_testkit::spawn_tied_to_this_process(command).unwrap();
     let node = format!("127.0.0.1:{}", redis.port());
-    let body = until_ready(
-        &reqwest::Client::new(),
-        &format!("http://127.0.0.1:{port}"),
-        std::slice::from_ref(&node),
-    )
-    .await;
-    assert_eq!(body["store"], "redis", "{body}");
+    let client = StreamClient::new(reqwest::Client::new(), &format!("http://127.0.0.1:{port}"));
+    let body = until_ready(&client, std::slice::from_ref(&node)).await;
+    assert_eq!(body.store, "redis", "{body:?}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use authstream_client::StreamQuery;
+use authstream_proto::GenerationStatus;
+use authstream_proto::stream::{NewEventBody, StreamEventKind};
 use authstream_runtime::UnixTime;
 use authstream_store::revocations;
 use authstream_store::streams;
-
-use crate::helpers::{assert_problem, grant, spawn_app, unknown_secret};
+use authstream_testkit::assert_problem;
+use authstream_testkit::stream::{grant, resume_cookie, spawn_app, unknown_secret};
 
 #[tokio::test]
 async fn a_stream_token_opens_one_stream_only() {
@@ -93,20 +96,22 @@ async fn a_jwt_or_junk_is_never_a_stream_token_and_never_reaches_the_store() {
     let keys = || async { app.store.debug_keys().await.unwrap() };
     let before = keys().await;
     for token in [jwt.as_str(), "", "short", &"A".repeat(44)] {
-        let res = app
-            .stream_request(&generation, &[("token", token)])
-            .send()
-            .await
-            .unwrap();
+        let res = app.open_stream(&generation, token).await;
         assert_problem(res, 401, "invalid_stream_token").await;
     }
     // No token at all, and no cookie.
-    let res = app.stream_request(&generation, &[]).send().await.unwrap();
+    let res = app
+        .client
+        .open_with(&generation, StreamQuery::default())
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "invalid_stream_token").await;
     // A bearer header is no way in either.
     let res = app
-        .stream_request(&generation, &[])
-        .bearer_auth(&jwt)
+        .client
+        .open_with(&generation, StreamQuery::default())
+        .bearer(&jwt)
         .send()
         .await
         .unwrap();
@@ -139,7 +144,10 @@ async fn a_token_bound_to_an_address_works_only_from_it() {
     here.client_ip = Some("127.0.0.1".to_owned());
     let token = app.mint(&here, Duration::from_secs(60)).await;
     let mut stream = app.sse(&generation, &token).await;
-    assert_eq!(stream.take(1).await[0].data["event"], "connected");
+    assert_eq!(
+        stream.take(1).await[0].data.event,
+        StreamEventKind::Connected
+    );
     app.assert_no_secrets_leaked().await;
 }
 
@@ -170,7 +178,7 @@ async fn fifty_concurrent_opens_with_one_token_let_exactly_one_in() {
     // Marking a token used is atomic with taking it: every loser is a replay.
     assert_eq!(app.sse_opens("replay").await - replays_before, 49.0);
     for res in &responses {
-        if let Some(cookie) = crate::helpers::resume_cookie(res) {
+        if let Some(cookie) = resume_cookie(res.headers()) {
             app.remember(&cookie);
         }
     }
@@ -227,10 +235,10 @@ async fn a_token_of_a_revoked_session_or_a_gone_generation_is_refused() {
     )
     .await;
 
-    let never_created = "no-such-generation";
-    let token = app.token("v", "s", never_created).await;
+    let never_created = "no-such-generation".parse().unwrap();
+    let token = app.token("v", "s", &never_created).await;
     assert_problem(
-        app.open_stream(never_created, &token).await,
+        app.open_stream(&never_created, &token).await,
         401,
         "invalid_stream_token",
     )
@@ -247,7 +255,7 @@ async fn a_token_presented_on_a_malformed_path_is_refused_without_a_store_call()
     for bad in ["a".repeat(129), "caf%C3%A9".to_owned(), "a%20b".to_owned()] {
         let token = app.token("u", "s", &generation).await;
         let before = app.store.round_trips();
-        let res = app.open_stream(&bad, &token).await;
+        let res = app.open_stream_at(&bad, &token).await;
         assert_problem(res, 401, "invalid_stream_token").await;
         assert_eq!(app.store.round_trips(), before, "the store was not asked");
         drop(app.sse(&generation, &token).await);
@@ -270,26 +278,23 @@ async fn a_token_presented_on_a_malformed_path_is_refused_without_a_store_call()
 async fn odd_generation_ids_on_the_stream_and_publish_routes() {
     let app = spawn_app().await;
     let generation = app.create_generation("u").await;
+    let processing = NewEventBody::new(GenerationStatus::Processing);
     let long = "a".repeat(1000);
     for odd in [long.as_str(), "%C3%BC%E2%9C%93", "%F0%9F%92%A5"] {
         let token = app.token("u", "s", &generation).await;
         assert_problem(
-            app.open_stream(odd, &token).await,
+            app.open_stream_at(odd, &token).await,
             401,
             "invalid_stream_token",
         )
         .await;
         drop(app.sse(&generation, &token).await);
-        let res = app
-            .publish(odd, &serde_json::json!({ "status": "processing" }))
-            .await;
+        let res = app.publish_raw(odd).json(&processing).send().await.unwrap();
         assert_problem(res, 404, "not_found").await;
     }
     let token = app.token("u", "s", &generation).await;
-    assert_problem(app.open_stream("", &token).await, 404, "not_found").await;
-    let res = app
-        .publish("", &serde_json::json!({ "status": "processing" }))
-        .await;
+    assert_problem(app.open_stream_at("", &token).await, 404, "not_found").await;
+    let res = app.publish_raw("").json(&processing).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
     let stats = streams::stats(&app.store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.issued_total, stats.consumed_total), (4, 3));
@@ -322,7 +327,7 @@ async fn each_refusal_is_counted_under_its_reason() {
     let refused = |res: reqwest::Response| assert_problem(res, 401, "invalid_stream_token");
 
     let token = app.token("u", "s", &other).await;
-    refused(app.open_stream("caf%C3%A9", &token).await).await;
+    refused(app.open_stream_at("caf%C3%A9", &token).await).await;
 
     let mut bound = grant("u", "s", &generation);
     bound.client_ip = Some("10.9.9.9".to_owned());

@@ -1,0 +1,588 @@
+//! The stream service on a free port over a real Redis with a fresh key prefix, and
+//! its fixtures: local signing keys for service and access tokens, generations and
+//! stream tokens minted straight into the store (as the auth service does), publishing
+//! and opening streams over [`StreamClient`], and an open stream read with the client's
+//! [`SseReader`] within a patience ([`OpenStream`]).
+//!
+//! Every stream token and resume grant a test sees is remembered, so that
+//! [`StreamApp::assert_no_secrets_leaked`] can check none reached the store or the logs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use authstream_client::{Call, ErrorKind, SseEvent, SseReader, StreamClient, StreamQuery};
+use authstream_proto::GenerationId;
+use authstream_proto::claims::{AccessClaims, ServiceClaims, Tier, TokenType};
+use authstream_proto::ops::{Readiness, ReadyStatus};
+use authstream_proto::stream::{GenerationStatus, NewEventBody, StreamEventKind};
+use authstream_runtime::UnixTime;
+use authstream_security::jwt::{KeySource, Signer, new_jti};
+use authstream_security::keys::KeySet;
+use authstream_store::streams::{self, GrantKind, StreamGrant, StreamSecret};
+use authstream_store::{RedisStore, Store, generations};
+use reqwest::header::{ACCEPT, COOKIE, HeaderMap, SET_COOKIE};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Map, Value, json};
+use stream_service::{Application, Settings, Stopper, StreamState};
+
+use crate::turns::MetricsTurn;
+
+/// How long a test waits for something that should come promptly before failing.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// The route of a stream open, as the client names it in errors.
+const OPEN: &str = "GET /generations/generate/{generation_id}/stream";
+
+/// A stream service of this test, with what its fixtures need.
+pub struct StreamApp {
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+    pub port: u16,
+    pub store: Store,
+    pub keys: Arc<KeySet>,
+    pub signer: Signer,
+    pub state: web::Data<StreamState>,
+    pub stopper: Stopper,
+    /// The service's client, without a token.
+    pub client: StreamClient,
+    /// Every stream token and resume grant this test saw: none may reach the store or
+    /// the logs.
+    secrets: Mutex<Vec<String>>,
+    /// This test's turn on the process-wide metrics (`crate::turns`).
+    _turn: MetricsTurn,
+}
+
+/// The settings of a test service: a free port, keys never fetched, a keep-alive every
+/// second, rate limits no ordinary test reaches; `env` adds or overrides variables,
+/// e.g. `("EVENT_HISTORY_MAX", "3")`.
+pub fn settings(env: &[(&str, &str)]) -> Settings {
+    let vars: HashMap<String, String> = [
+        ("STREAM_BIND", "127.0.0.1:0"),
+        // Never fetched: the keys are local.
+        ("AUTH_URL", "http://127.0.0.1:9"),
+        ("SSE_KEEPALIVE_SECS", "1"),
+    ]
+    .iter()
+    .chain(&crate::GENEROUS_RATE_LIMITS)
+    .chain(env)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    Settings::from_env(&vars).unwrap()
+}
+
+/// A stream service with the default test configuration.
+pub async fn spawn_app() -> StreamApp {
+    spawn_app_with(&[]).await
+}
+
+/// With extra environment variables, e.g. `("EVENT_HISTORY_MAX", "3")`.
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> StreamApp {
+    let keys = Arc::new(KeySet::ephemeral().unwrap());
+    spawn_app_on(crate::redis_store(), keys, env).await
+}
+
+/// For tests that push megabytes through Redis: on two busy cores the default 500 ms
+/// store timeout can pass, which would be a 503 unrelated to what is tested.
+pub async fn spawn_patient_app_with(env: &[(&str, &str)]) -> StreamApp {
+    let store = Store::redis(
+        RedisStore::connect(&crate::shared_redis().url(), Duration::from_secs(3)).unwrap(),
+        &crate::unique_prefix(),
+    );
+    spawn_app_on(store, Arc::new(KeySet::ephemeral().unwrap()), env).await
+}
+
+/// On a given store (another replica, or a dedicated Redis) with given keys.
+pub async fn spawn_app_on(store: Store, keys: Arc<KeySet>, env: &[(&str, &str)]) -> StreamApp {
+    // Installed before anything logs, so that every line is captured.
+    crate::logs();
+    let turn = crate::turns::shared().await;
+    let settings = settings(env);
+    let signer = Signer::new(keys.clone(), settings.common.jwt.clone());
+    let app =
+        Application::build_with(settings, store.clone(), KeySource::Local(keys.clone())).unwrap();
+    let port = app.port();
+    let state = app.state();
+    let stopper = app.stopper();
+    tokio::spawn(app.run_until_stopped());
+    let address = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    StreamApp {
+        client: StreamClient::new(http, &address),
+        address,
+        port,
+        store,
+        keys,
+        signer,
+        state,
+        stopper,
+        secrets: Mutex::new(Vec::new()),
+        _turn: turn,
+    }
+}
+
+/// A second replica: the same Redis and key prefix, its own connections and hub.
+pub async fn spawn_replica(of: &StreamApp) -> StreamApp {
+    spawn_replica_with(of, &[]).await
+}
+
+/// A second replica with extra environment variables.
+pub async fn spawn_replica_with(of: &StreamApp, env: &[(&str, &str)]) -> StreamApp {
+    let store = crate::redis_store_sharing(&crate::shared_redis().url(), of.store.keys().prefix());
+    spawn_app_on(store, of.keys.clone(), env).await
+}
+
+/// The grant of a stream token of `user` in `session` for `generation`, as the auth
+/// service mints it: an hour of session left, no address, not an administrator.
+pub fn grant(user: &str, session: &str, generation: &GenerationId) -> StreamGrant {
+    StreamGrant {
+        user_id: user.to_owned(),
+        session_id: session.to_owned(),
+        generation_id: generation.to_string(),
+        issued_at: UnixTime::now().millis(),
+        client_ip: None,
+        admin: false,
+        tier: Default::default(),
+        kind: GrantKind::Token,
+        session_expires_at: UnixTime::now().millis() + 3_600_000,
+        expires_at: None,
+    }
+}
+
+/// The session record and the user record (with `roles`) the auth service keeps, as
+/// far as a resume reads them; an existing user keeps its roles.
+pub async fn ensure_holder(store: &Store, user: &str, session: &str, roles: &[&str]) {
+    let keys = store.keys();
+    store
+        .set_nx(&keys.session(user, session), "{}", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let record = json!({ "user_id": user, "roles": roles }).to_string();
+    store
+        .set_nx_no_expiry(&keys.user(user), &record)
+        .await
+        .unwrap();
+}
+
+/// A progress event of `status` at `progress`, in stage `work`.
+pub fn event(status: GenerationStatus, progress: f64) -> NewEventBody {
+    NewEventBody {
+        progress: Some(progress),
+        stage: Some("work".to_owned()),
+        ..NewEventBody::new(status)
+    }
+}
+
+/// A `processing` event numbered `step` carrying `padding`, to fill socket buffers.
+pub fn padded_event(step: usize, padding: &str) -> NewEventBody {
+    NewEventBody {
+        extra: extra(json!({ "step": step, "padding": padding })),
+        ..NewEventBody::new(GenerationStatus::Processing)
+    }
+}
+
+/// The fields of a JSON object, as a published event's extra fields.
+pub fn extra(object: Value) -> Map<String, Value> {
+    match object {
+        Value::Object(fields) => fields,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+impl StreamApp {
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        self.client.url(path)
+    }
+
+    /// A new generation owned by `owner`.
+    pub async fn create_generation(&self, owner: &str) -> GenerationId {
+        let id = GenerationId::generate();
+        generations::create(
+            &self.store,
+            &id,
+            owner,
+            UnixTime::now(),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        id
+    }
+
+    /// Mints a stream token the way the auth service does, for a holder whose session
+    /// and user exist (unless the test made them otherwise).
+    pub async fn mint(&self, grant: &StreamGrant, ttl: Duration) -> String {
+        self.ensure_holder(&grant.user_id, &grant.session_id, &[])
+            .await;
+        let secret = streams::mint(&self.store, grant, ttl, UnixTime::now())
+            .await
+            .unwrap();
+        self.remember(secret.expose());
+        secret.expose().to_owned()
+    }
+
+    /// A 60-second token of `user` (session `session`) for `generation`.
+    pub async fn token(&self, user: &str, session: &str, generation: &GenerationId) -> String {
+        self.mint(&grant(user, session, generation), Duration::from_secs(60))
+            .await
+    }
+
+    /// [`ensure_holder`] on this service's store.
+    pub async fn ensure_holder(&self, user: &str, session: &str, roles: &[&str]) {
+        ensure_holder(&self.store, user, session, roles).await;
+    }
+
+    /// Replaces the user's roles, as an administrator's `PATCH /auth/users` does.
+    pub async fn set_roles(&self, user: &str, roles: &[&str]) {
+        let record = json!({ "user_id": user, "roles": roles }).to_string();
+        self.store
+            .set(&self.store.keys().user(user), &record, None)
+            .await
+            .unwrap();
+    }
+
+    /// Counts `secret` among those that must not leak.
+    pub fn remember(&self, secret: &str) {
+        self.secrets.lock().unwrap().push(secret.to_owned());
+    }
+
+    /// The secrets this test saw.
+    pub fn secrets(&self) -> Vec<String> {
+        self.secrets.lock().unwrap().clone()
+    }
+
+    /// A service token of `service:backend` with `scopes`, signed with the service's
+    /// keys.
+    pub fn service_token(&self, scopes: &[&str]) -> String {
+        let reg = self.signer.registered(
+            "service:backend",
+            TokenType::Service,
+            new_jti(),
+            UnixTime::now(),
+            Duration::from_secs(900),
+        );
+        let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.signer.sign(&ServiceClaims { reg, scopes }).unwrap()
+    }
+
+    /// An access token of `user` in `session`, signed with the service's keys.
+    pub fn access_token(&self, user: &str, session: &str) -> String {
+        let reg = self.signer.registered(
+            user,
+            TokenType::Access,
+            new_jti(),
+            UnixTime::now(),
+            Duration::from_secs(900),
+        );
+        self.signer
+            .sign(&AccessClaims {
+                reg,
+                email: format!("{user}@example.com"),
+                roles: Vec::new(),
+                tier: Tier::Free,
+                sid: session.to_owned(),
+            })
+            .unwrap()
+    }
+
+    /// The client with a fresh service token that may publish (`events:publish`).
+    pub fn publisher(&self) -> StreamClient {
+        self.client
+            .with_token(&self.service_token(&["events:publish"]))
+    }
+
+    /// `POST /generations/{id}/events` by a publishing service: the raw response.
+    pub async fn publish(&self, generation: &GenerationId, event: &NewEventBody) -> Response {
+        self.publisher()
+            .publish(generation, event)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /generations/{id}/events` by a publishing service, of any JSON to any
+    /// id, for what the typed call cannot send (ill-formed ids, invalid bodies).
+    pub fn publish_raw(&self, generation: &str) -> RequestBuilder {
+        self.publisher()
+            .request(Method::POST, &format!("/generations/{generation}/events"))
+    }
+
+    /// Publishes an event of `status` at `progress` and returns its id.
+    pub async fn publish_ok(
+        &self,
+        generation: &GenerationId,
+        status: GenerationStatus,
+        progress: f64,
+    ) -> String {
+        self.publisher()
+            .publish(generation, &event(status, progress))
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Publishes a `processing` event at `progress` and returns its id.
+    pub async fn progress(&self, generation: &GenerationId, progress: f64) -> String {
+        self.publish_ok(generation, GenerationStatus::Processing, progress)
+            .await
+    }
+
+    /// Publishes the `completed` event (progress 1.0) and returns its id.
+    pub async fn complete(&self, generation: &GenerationId) -> String {
+        self.publish_ok(generation, GenerationStatus::Completed, 1.0)
+            .await
+    }
+
+    /// Opens `generation`'s stream with `token`: the raw response.
+    pub async fn open_stream(&self, generation: &GenerationId, token: &str) -> Response {
+        self.client.open(generation, token).send().await.unwrap()
+    }
+
+    /// A stream request the typed client cannot build: `generation` is the path
+    /// segment as sent (ill-formed, percent-encoded), `query` the query as written.
+    pub fn raw_stream_request(&self, generation: &str, query: &str) -> RequestBuilder {
+        self.client
+            .request(
+                Method::GET,
+                &format!("/generations/generate/{generation}/stream?{query}"),
+            )
+            .header(ACCEPT, "text/event-stream")
+    }
+
+    /// Opens a stream with `token` at the path segment `generation` as sent: the raw
+    /// response.
+    pub async fn open_stream_at(&self, generation: &str, token: &str) -> Response {
+        self.raw_stream_request(generation, &format!("token={token}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Resumes as a browser does with only its `as_resume` cookie (add a
+    /// `Last-Event-ID` or another header on the call).
+    pub fn resume(&self, generation: &GenerationId, cookie: &str) -> Call<SseReader> {
+        self.client
+            .open_with(generation, StreamQuery::default())
+            .header(COOKIE, format!("as_resume={cookie}"))
+    }
+
+    /// Reconnects as a browser does: the same URL (its token used) with the cookie.
+    pub async fn reconnect(
+        &self,
+        generation: &GenerationId,
+        token: &str,
+        cookie: &str,
+    ) -> Response {
+        self.client
+            .open(generation, token)
+            .header(COOKIE, format!("as_resume={cookie}"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Opens a stream that must succeed, and remembers its resume cookie.
+    pub async fn sse(&self, generation: &GenerationId, token: &str) -> OpenStream {
+        let res = self.open_stream(generation, token).await;
+        self.sse_from(res)
+    }
+
+    /// The stream a `200` opened, its resume cookie remembered.
+    pub fn sse_from(&self, res: Response) -> OpenStream {
+        let stream = OpenStream::new(res);
+        self.remember(&stream.cookie);
+        stream
+    }
+
+    /// Nothing the test saw as a secret is in any key or value of the store, or in the
+    /// logs.
+    pub async fn assert_no_secrets_leaked(&self) {
+        let secrets = self.secrets();
+        assert!(!secrets.is_empty(), "the test should have seen secrets");
+        let dump = self.store.debug_dump().await.unwrap();
+        for (key, value) in &dump {
+            for secret in &secrets {
+                assert!(!key.contains(secret.as_str()), "a secret in key {key}");
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "a secret in the value of {key}"
+                );
+            }
+        }
+        let logs = crate::logs().contents();
+        for secret in &secrets {
+            assert!(!logs.contains(secret.as_str()), "a secret in the logs");
+        }
+    }
+
+    /// The value of a Prometheus sample, e.g. `authstream_stream_opens_total{...}`.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        crate::metric_sum(&self.client.metrics().await.unwrap(), prefix)
+    }
+
+    /// `authstream_stream_opens_total` of SSE opens with this `result`.
+    pub async fn sse_opens(&self, result: &str) -> f64 {
+        self.metric(&format!(
+            "authstream_stream_opens_total{{transport=\"sse\",result=\"{result}\"}}"
+        ))
+        .await
+    }
+}
+
+/// An open event stream: the client's [`SseReader`], read within a patience, and the
+/// resume cookie its open set.
+#[derive(Debug)]
+pub struct OpenStream {
+    reader: SseReader,
+    /// The `as_resume` cookie's value.
+    pub cookie: String,
+}
+
+impl OpenStream {
+    /// The events of a stream open, which must be a `200` setting a resume cookie.
+    pub fn new(res: Response) -> Self {
+        assert_eq!(res.status(), 200, "the stream did not open");
+        let cookie = resume_cookie(res.headers()).expect("a resume cookie");
+        Self {
+            reader: SseReader::new(OPEN, res),
+            cookie,
+        }
+    }
+
+    /// The reader itself.
+    pub fn reader(&mut self) -> &mut SseReader {
+        &mut self.reader
+    }
+
+    /// The next event, or `None` once the server ended the stream; panics when none
+    /// comes within [`PATIENCE`].
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        self.next_within(PATIENCE).await
+    }
+
+    /// The next event, or `None` once the server ended the stream (or the connection
+    /// broke); panics when none comes within `patience`, or when an event's data is
+    /// not a stream event.
+    pub async fn next_within(&mut self, patience: Duration) -> Option<SseEvent> {
+        let next = tokio::time::timeout(patience, self.reader.next())
+            .await
+            .expect("no event in time");
+        match next {
+            Ok(event) => event,
+            Err(e) if e.kind() == ErrorKind::Body => panic!("{e}"),
+            Err(_) => None,
+        }
+    }
+
+    /// The next `n` events; panics if the stream ends first.
+    pub async fn take(&mut self, n: usize) -> Vec<SseEvent> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next().await.expect("the stream ended early"));
+        }
+        out
+    }
+
+    /// Everything until the server ends the stream.
+    pub async fn until_end(&mut self) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push(e);
+        }
+        out
+    }
+}
+
+/// The ids of the progress events among `events`.
+pub fn ids(events: &[SseEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.data.event == StreamEventKind::Progress)
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// The `Set-Cookie` of the `as_resume` cookie, whole.
+pub fn set_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("as_resume="))
+        .map(str::to_owned)
+}
+
+/// The value of the `as_resume` cookie set.
+pub fn resume_cookie(headers: &HeaderMap) -> Option<String> {
+    set_cookie(headers).and_then(|c| {
+        c.split(';')
+            .next()?
+            .strip_prefix("as_resume=")
+            .map(str::to_owned)
+    })
+}
+
+/// Enough events of `size` bytes to fill the largest send buffer the kernel may give
+/// the server's socket (`tcp_wmem` max), plus the hub's queue, with room to spare.
+pub fn events_to_overflow(size: usize) -> usize {
+    let max_send_buffer = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse::<usize>().ok())
+        .unwrap_or(4 << 20);
+    max_send_buffer / size + 64
+}
+
+/// A fresh random secret that was never minted.
+pub fn unknown_secret() -> String {
+    StreamSecret::generate().unwrap().expose().to_owned()
+}
+
+/// The nodes of a readiness that are up and delivering, sorted.
+pub fn delivering(readiness: &Readiness) -> Vec<String> {
+    let mut nodes: Vec<String> = readiness
+        .nodes
+        .iter()
+        .flatten()
+        .filter(|n| n.up && n.delivering == Some(true))
+        .map(|n| n.node.clone())
+        .collect();
+    nodes.sort();
+    nodes
+}
+
+/// Polls `/readyz` until it is `ready` with exactly `nodes` (sorted `host:port`) up
+/// and delivering; panics after `within`. `strict`: every answer on the way must be a
+/// `200` (a replica that serves); otherwise no answer or another is waited past (a
+/// process that starts).
+pub async fn until_all_deliver(
+    client: &StreamClient,
+    nodes: &[String],
+    within: Duration,
+    strict: bool,
+) -> Readiness {
+    let deadline = Instant::now() + within;
+    loop {
+        match client.readyz().await {
+            Ok(readiness) => {
+                if readiness.status == ReadyStatus::Ready && delivering(&readiness) == nodes {
+                    return readiness;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "never all delivering: {readiness:?}"
+                );
+            }
+            Err(e) => {
+                assert!(!strict, "{e}: {:?}", e.problem());
+                assert!(Instant::now() < deadline, "never ready: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
