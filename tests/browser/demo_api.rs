@@ -4,7 +4,7 @@ use authstream_client::AuthClient;
 use authstream_proto::GenerationStatus;
 use authstream_proto::auth::{NewGeneration, SimulateBody, SimulationStarted};
 use authstream_testkit::browser::*;
-use authstream_testkit::stack::{credentials, generation_id, sent};
+use authstream_testkit::stack::{generation_id, sent};
 use authstream_testkit::{assert_problem, header_text};
 use reqwest::StatusCode;
 use reqwest::header;
@@ -13,10 +13,9 @@ use crate::server;
 
 /// A new user of `server`, signed in: (email, the API as that user).
 async fn user(server: &Server) -> (String, AuthClient) {
-    let email = new_email();
-    server.auth().register(&credentials(&email)).await.unwrap();
-    let access = server.login(&email).await;
-    (email, server.auth().with_token(&access))
+    let accounts = server.accounts();
+    let user = accounts.signup().await;
+    (user.email, accounts.bearer(&user.access))
 }
 
 /// A new generation of the holder of `api`'s token.
@@ -138,7 +137,7 @@ async fn only_the_owner_simulates_a_pending_generation_once() {
     let (_, stranger) = user(&server).await;
     let id = generation_id(&generation(&owner).await);
 
-    let anonymous = server.auth();
+    let anonymous = server.accounts().auth;
     assert_problem(
         sent(anonymous.simulate(&id, None)).await,
         401,

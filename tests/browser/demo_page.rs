@@ -6,6 +6,7 @@ use std::time::Duration;
 use authstream_client::SseEvent;
 use authstream_proto::GenerationStatus;
 use authstream_proto::stream::StreamEventKind;
+use authstream_testkit::auth::unique_email;
 use authstream_testkit::browser::*;
 use authstream_testkit::stack::generation_id;
 use serde_json::json;
@@ -48,7 +49,7 @@ async fn a_simulated_generation_streams_to_completion_with_every_event_once() {
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
-        let email = new_email();
+        let email = unique_email();
         page.sign_up(&email).await;
         let signed_in = page.snapshot().await;
         assert_eq!(signed_in.sessions, 1, "this browser's session is listed");
@@ -87,7 +88,7 @@ async fn a_stream_cut_by_the_server_resumes_with_the_cookie_and_every_event_once
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
-        let email = new_email();
+        let email = unique_email();
         page.sign_up(&email).await;
         let generation_id = page.start_simulation(8000).await;
 
@@ -133,7 +134,7 @@ async fn without_the_resume_cookie_the_client_resumes_with_a_fresh_token_and_eve
     with_browsers(&driver, 1, async |browsers| {
         let page = &browsers[0];
         page.open_demo(&server).await;
-        let email = new_email();
+        let email = unique_email();
         page.sign_up(&email).await;
         let generation_id = page.start_simulation(8000).await;
 
@@ -173,7 +174,8 @@ async fn wait_for_progress(
     generation_id_raw: &str,
     past: f64,
 ) -> f64 {
-    let api = server.auth().with_token(&server.login(email).await);
+    let accounts = server.accounts();
+    let api = accounts.bearer(&accounts.login(email).await.access);
     let id = generation_id(generation_id_raw);
     let deadline = std::time::Instant::now() + GENERATION;
     loop {
@@ -194,7 +196,7 @@ async fn sign_out_everywhere_ends_the_open_streams_on_every_device() {
     let (server, driver) = tokio::join!(server(), Driver::start());
     with_browsers(&driver, 2, async |browsers| {
         let (laptop, phone) = (&browsers[0], &browsers[1]);
-        let email = new_email();
+        let email = unique_email();
         laptop.open_demo(&server).await;
         laptop.sign_up(&email).await;
         // The longest simulation: it outlasts two page loads and sign-ins on a slow machine.

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use authstream_client::StreamQuery;
 use authstream_proto::GenerationStatus::{Completed, Processing};
-use authstream_proto::auth::RefreshBody;
 use authstream_proto::ops::ReadyStatus;
 use authstream_testkit::stack::*;
 use authstream_testkit::{RedisCluster, assert_problem, cluster_store_sharing, unique_prefix};
@@ -54,51 +53,51 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
     // Signed in on one auth replica, refreshed on the other, with the rotation rules.
     let user = a.signup().await;
     let login = b.login(&user.email).await;
-    let retired = RefreshBody {
-        refresh_token: login.refresh.clone(),
-    };
-    let first = a.auth.refresh(&retired).await.unwrap();
+    let first = a.refresh(&login.refresh).await.unwrap();
     // The just-retired token again, within the grace: the same successor pair.
-    let again = b.auth.refresh(&retired).await.unwrap();
+    let again = b.refresh(&login.refresh).await.unwrap();
     assert_eq!(again.refresh_token, first.refresh_token);
     let access = first.access_token;
 
     // A generation created on one replica streams through the other.
-    let id = b.create_generation(&access, "cluster-1").await;
-    let backend = b.service_token(BACKEND).await;
-    let mut on_b = b.stream(&access, "cluster-1").await;
-    let mut on_a = a.stream(&user.access, "cluster-1").await;
+    let id = b
+        .create_generation(&access, "cluster-1")
+        .await
+        .generation_id;
+    let backend = b.service_token(BACKEND_CLIENT).await;
+    let mut on_b = b.follow(&access, "cluster-1").await;
+    let mut on_a = a.follow(&user.access, "cluster-1").await;
     let mut ids = Vec::new();
     for p in [0.25, 0.5] {
-        let event = progress(Processing, p);
-        let published = a.publish(&backend, "cluster-1", &event).await.unwrap();
+        let body = event(Processing, p);
+        let published = a.publish(&backend, "cluster-1", &body).await.unwrap();
         ids.push(published.id);
         for events in [&mut on_a, &mut on_b] {
-            let event = next_event(events).await.expect("an event");
+            let event = events.next().await.expect("an event");
             assert_eq!(event.id, *ids.last().unwrap());
         }
     }
     // A stream token works once, on whichever replica it is presented.
-    let token = a.stream_token(&access, "cluster-1").await;
+    let token = a.stream_token(&access, "cluster-1").await.sse_token;
     let query = StreamQuery {
         token: Some(&token),
         last_event_id: Some(&ids[0]),
     };
     // Resumed after the first event: exactly the second, then live ones.
-    let mut resumed = b.stream.open_with(&id, query).await.unwrap();
-    next_event(&mut resumed).await.expect("connected");
-    assert_eq!(next_event(&mut resumed).await.unwrap().id, ids[1]);
+    let mut resumed = OpenStream::new(sent(b.stream.open_with(&id, query)).await);
+    resumed.next().await.expect("connected");
+    assert_eq!(resumed.next().await.unwrap().id, ids[1]);
     let replay = sent(a.stream.open(&id, &token)).await;
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
 
     // A logout through one auth replica ends that session's streams on both stream
     // replicas within a second, and its token everywhere.
-    let res = sent(b.auth_as(&access).logout()).await;
+    let res = sent(b.bearer(&access).logout()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(2), async {
-        until_end(&mut on_b).await;
-        until_end(&mut resumed).await;
+        on_b.until_end().await;
+        resumed.until_end().await;
     })
     .await
     .expect("the revoked session's streams ended");
@@ -107,14 +106,14 @@ async fn two_replicas_of_each_service_on_a_cluster_behave_as_one_system() {
     // process that cannot show its view is that fresh asks the store).
     tokio::time::sleep(Duration::from_millis(60).saturating_sub(started.elapsed())).await;
     for stack in [&b, &a] {
-        let res = sent(stack.auth_as(&access).validate(None)).await;
+        let res = sent(stack.bearer(&access).validate(None)).await;
         assert_problem(res, 401, "token_revoked").await;
     }
 
     // The other session's stream goes on, and ends with the generation.
-    let completed = progress(Completed, 1.0);
+    let completed = event(Completed, 1.0);
     b.publish(&backend, "cluster-1", &completed).await.unwrap();
-    let last = next_event(&mut on_a).await.expect("the last event");
+    let last = on_a.next().await.expect("the last event");
     assert_eq!(last.data.status, Some(Completed));
-    assert!(next_event(&mut on_a).await.is_none());
+    assert!(on_a.next().await.is_none());
 }

@@ -9,13 +9,13 @@ async fn the_single_process_serves_both_services_on_one_port_in_memory() {
     assert_eq!(ready.store, "memory");
     let user = stack.signup().await;
     stack.create_generation(&user.access, "one-1").await;
-    let backend = stack.service_token(BACKEND).await;
-    let mut events = stack.stream(&user.access, "one-1").await;
-    let last = progress(Completed, 1.0);
+    let backend = stack.service_token(BACKEND_CLIENT).await;
+    let mut events = stack.follow(&user.access, "one-1").await;
+    let last = event(Completed, 1.0);
     stack.publish(&backend, "one-1", &last).await.unwrap();
-    let event = next_event(&mut events).await.expect("the event");
+    let event = events.next().await.expect("the event");
     assert_eq!(event.data.status, Some(Completed));
-    assert!(next_event(&mut events).await.is_none());
+    assert!(events.next().await.is_none());
     // Demo mode is on by default here: the page is served.
     let page = stack.auth.request(Method::GET, "/").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);

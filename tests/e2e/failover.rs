@@ -10,14 +10,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use authstream_client::{SseEvent, SseReader, answer};
-use authstream_proto::AccessClaims;
+use authstream_client::{SseEvent, answer};
 use authstream_proto::GenerationStatus::{Completed, Processing};
-use authstream_proto::auth::{RefreshBody, StreamTokenAnswer, TokenBody, TokenPair};
+use authstream_proto::auth::{StreamTokenAnswer, TokenPair};
 use authstream_proto::stream::{NewEventBody, Published};
 use authstream_testkit::stack::*;
 use authstream_testkit::{RedisCluster, assert_problem};
-use base64::Engine as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -100,8 +98,8 @@ where
 async fn warm_up(stacks: [&Stack; 2], access: &str, generation: &str) {
     for stack in stacks {
         let (res, revoke_503s) = past_503("warm-up revoke", || async {
-            let token = stack.service_token(BACKEND).await;
-            sent(stack.auth.revoke(&revocation(&token))).await
+            let token = stack.service_token(BACKEND_CLIENT).await;
+            sent(stack.revoke(&token)).await
         })
         .await;
         assert_eq!(res.status(), StatusCode::OK);
@@ -126,7 +124,7 @@ async fn open(
     last_event_id: Option<&str>,
 ) -> reqwest::Response {
     let id = generation_id(generation);
-    let res = sent(stack.auth_as(access).stream_token(&id)).await;
+    let res = sent(stack.mint(access, generation)).await;
     if res.status() != StatusCode::OK {
         return res;
     }
@@ -134,20 +132,6 @@ async fn open(
     match last_event_id {
         Some(last) => sent(stack.stream.open_after(&id, &minted.sse_token, last)).await,
         None => sent(stack.stream.open(&id, &minted.sse_token)).await,
-    }
-}
-
-/// The RFC 7009 revocation of `token`.
-fn revocation(token: &str) -> TokenBody {
-    TokenBody {
-        token: Some(token.to_owned()),
-    }
-}
-
-/// A refresh with `token`.
-fn refreshing(token: &str) -> RefreshBody {
-    RefreshBody {
-        refresh_token: token.to_owned(),
     }
 }
 
@@ -160,15 +144,6 @@ async fn verdict(res: reqwest::Response) -> (StatusCode, String) {
         .map(|p| p.code.as_str().to_owned())
         .unwrap_or_default();
     (status, code)
-}
-
-/// An access token's claims, unverified.
-fn claims(token: &str) -> AccessClaims {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// An event id `<ms>-<seq>` as a pair that orders like the ids.
@@ -203,7 +178,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     let user_key = a.store.keys().user(&user.user_id);
 
     // Confirmed by the replica before its 204: the promotion cannot undo it.
-    let res = sent(b.auth_as(&early.access).logout()).await;
+    let res = sent(b.bearer(&early.access).logout()).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     *revoked_at[0].lock().unwrap() = Some(Instant::now());
     let victim = kill_master_of(&cluster, &user_key);
@@ -217,7 +192,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
             for (i, session) in revoked.iter().chain([&&kept]).enumerate() {
                 for (r, stack) in stacks.iter().enumerate() {
                     let at = Instant::now();
-                    let validate = stack.auth_as(&session.access).validate(None);
+                    let validate = stack.bearer(&session.access).validate(None);
                     let (status, code) = verdict(sent(validate).await).await;
                     checks.lock().unwrap().push((i, r, at, status, code));
                 }
@@ -231,7 +206,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     let revoking = async {
         let logout = async {
             let (res, unavailable) =
-                past_503("logout", || sent(a.auth_as(&user.access).logout())).await;
+                past_503("logout", || sent(a.bearer(&user.access).logout())).await;
             let answer = verdict(res).await;
             let done = (StatusCode::UNAUTHORIZED, "token_revoked".to_owned());
             assert!(
@@ -243,7 +218,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
         };
         let delete = async {
             let (res, unavailable) = past_503("session delete", || {
-                sent(b.auth_as(&kept.access).delete_session(&deleted.session_id))
+                sent(b.bearer(&kept.access).delete_session(&deleted.session_id))
             })
             .await;
             let answer = verdict(res).await;
@@ -256,8 +231,7 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
             unavailable
         };
         let revoke = async {
-            let body = revocation(&by_token.refresh);
-            let (res, unavailable) = past_503("revoke", || sent(a.auth.revoke(&body))).await;
+            let (res, unavailable) = past_503("revoke", || sent(a.revoke(&by_token.refresh))).await;
             assert_eq!(res.status(), StatusCode::OK, "after {unavailable} 503s");
             *revoked_at[3].lock().unwrap() = Some(Instant::now());
             unavailable
@@ -302,23 +276,23 @@ async fn sessions_revoked_during_a_failover_never_validate_again_on_any_replica(
     // session valid everywhere, the revoked sessions' refresh tokens refused.
     for stack in stacks {
         for session in revoked {
-            let validate = stack.auth_as(&session.access).validate(None);
+            let validate = stack.bearer(&session.access).validate(None);
             let checked = verdict(sent(validate).await).await;
             assert_eq!(checked, (StatusCode::UNAUTHORIZED, "token_revoked".into()));
-            let refresh = stack.auth.refresh(&refreshing(&session.refresh));
+            let refresh = stack.refresh(&session.refresh);
             let refreshed = verdict(sent(refresh).await).await;
             assert_eq!(
                 refreshed,
                 (StatusCode::UNAUTHORIZED, "token_revoked".into())
             );
         }
-        let validate = stack.auth_as(&kept.access).validate(None);
+        let validate = stack.bearer(&kept.access).validate(None);
         assert_eq!(sent(validate).await.status(), StatusCode::OK);
     }
     // The store holds every revocation: a process whose view of the log is stale
     // asks it, and must get the same answer.
     for session in revoked {
-        let c = claims(&session.access);
+        let c = claims_of(&session.access);
         let in_store = a
             .store
             .revoked_in_store(&user.user_id, &c.reg.jti, Some(&c.sid), c.reg.iat)
@@ -337,9 +311,12 @@ async fn a_stream_token_used_just_before_its_master_is_killed_stays_used_after_t
     let (a, b) = two_replicas_each(&cluster).await;
     let user = a.signup().await;
     let generation = "failover-used-1";
-    let id = a.create_generation(&user.access, generation).await;
+    let id = a
+        .create_generation(&user.access, generation)
+        .await
+        .generation_id;
     warm_up([&a, &b], &user.access, generation).await;
-    let token = a.stream_token(&user.access, generation).await;
+    let token = a.stream_token(&user.access, generation).await.sse_token;
     let res = sent(a.stream.open(&id, &token)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let key = a.store.keys().generation(generation);
@@ -355,7 +332,7 @@ async fn a_stream_token_used_just_before_its_master_is_killed_stays_used_after_t
         );
     }
     // The generation itself streams again on the promoted replica, with a new token.
-    let (res, _) = past_503("mint", || sent(b.auth_as(&user.access).stream_token(&id))).await;
+    let (res, _) = past_503("mint", || sent(b.mint(&user.access, generation))).await;
     assert_eq!(res.status(), StatusCode::OK);
     let fresh: StreamTokenAnswer = res.json().await.unwrap();
     let res = sent(b.stream.open(&id, &fresh.sse_token)).await;
@@ -377,7 +354,7 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
     let generation = "failover-resume-1";
     a.create_generation(&user.access, generation).await;
     warm_up([&a, &b], &user.access, generation).await;
-    let backend = a.service_token(BACKEND).await;
+    let backend = a.service_token(BACKEND_CLIENT).await;
     let key = a.store.keys().generation(generation);
 
     // (id, seq) of every 202, in order; the last is the completed event.
@@ -413,10 +390,10 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
         }
     };
     let following = async {
-        let mut first = b.stream(&user.access, generation).await;
+        let mut first = b.follow(&user.access, generation).await;
         while acked.lock().unwrap().len() < KILL_AFTER {
             if let Ok(Ok(Some(event))) =
-                tokio::time::timeout(Duration::from_millis(50), first.next()).await
+                tokio::time::timeout(Duration::from_millis(50), first.reader().next()).await
             {
                 keep(&mut received, event);
             }
@@ -428,7 +405,7 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
         loop {
             tokio::select! {
                 _ = &mut election => break,
-                event = first.next() => match event {
+                event = first.reader().next() => match event {
                     Ok(Some(event)) => keep(&mut received, event),
                     // Ended (or cut) by the server.
                     Ok(None) | Err(_) => {
@@ -446,12 +423,14 @@ async fn a_stream_resumes_by_last_event_id_across_a_master_kill_with_nothing_los
             .unwrap_or_default();
         let (res, _) = past_503("resume", || open(&a, &user.access, generation, Some(&last))).await;
         assert_eq!(res.status(), StatusCode::OK);
-        let mut second = SseReader::new("GET /generations/generate/{generation_id}/stream", res);
+        let mut second = OpenStream::new(res);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while let Ok(Some(event)) =
-            tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), second.next())
-                .await
-                .expect("the stream ends with the completed event within 60 s")
+        while let Ok(Some(event)) = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(deadline),
+            second.reader().next(),
+        )
+        .await
+        .expect("the stream ends with the completed event within 60 s")
         {
             keep(&mut received, event);
         }
@@ -554,29 +533,29 @@ async fn round(
     answers: &Mutex<Vec<Answer>>,
 ) {
     let (auth, other) = (stacks[turn % 2], stacks[(turn + 1) % 2]);
-    let login = auth.auth.login(&credentials(email));
+    let login = auth.login_as(email, PASSWORD);
     let Some(res) = ask(answers, "login", sent(login)).await else {
         return;
     };
     let mut session = User::signed_in(email, res.json::<TokenPair>().await.unwrap());
-    let validate = other.auth_as(&session.access).validate(None);
+    let validate = other.bearer(&session.access).validate(None);
     ask(answers, "validate", sent(validate)).await;
-    let refresh = other.auth.refresh(&refreshing(&session.refresh));
+    let refresh = other.refresh(&session.refresh);
     if let Some(res) = ask(answers, "refresh", sent(refresh)).await {
         session = User::signed_in(email, res.json::<TokenPair>().await.unwrap());
     }
     let id = generation_id(generation);
-    let mint = auth.auth_as(&session.access).stream_token(&id);
+    let mint = auth.mint(&session.access, generation);
     if let Some(res) = ask(answers, "mint", sent(mint)).await {
         let minted: StreamTokenAnswer = res.json().await.unwrap();
         // Its status is the answer; the stream closes as the response is dropped.
         let open = other.stream.open(&id, &minted.sse_token);
         ask(answers, "open", sent(open)).await;
     }
-    let event = progress(Processing, 0.5);
-    let publish = auth.publish(backend, generation, &event);
+    let body = event(Processing, 0.5);
+    let publish = auth.publish(backend, generation, &body);
     ask(answers, "publish", sent(publish)).await;
-    let revoke = other.auth.revoke(&revocation(&session.refresh));
+    let revoke = other.revoke(&session.refresh);
     ask(answers, "revoke", sent(revoke)).await;
 }
 
@@ -592,7 +571,7 @@ async fn during_a_failover_every_answer_is_a_success_or_503_in_time_and_all_work
     let cluster = RedisCluster::start(3, 1);
     let (a, b) = two_replicas_each(&cluster).await;
     let stacks = [&a, &b];
-    let backend = a.service_token(BACKEND).await;
+    let backend = a.service_token(BACKEND_CLIENT).await;
     let mut users = Vec::new();
     for i in 0..USERS {
         let user = stacks[i % 2].signup().await;

@@ -15,9 +15,9 @@ fn ratelimit(res: &Response) -> String {
     authstream_testkit::header_text(res, "ratelimit")
 }
 
-/// `GET /auth/me` at `auth` as the holder of `access`, whatever it answers.
-async fn me(auth: &AuthClient, access: &str) -> Response {
-    sent(auth.with_token(access).me()).await
+/// `GET /auth/me` at this auth service as the holder of `access`, whatever it answers.
+async fn me(accounts: &Accounts, access: &str) -> Response {
+    sent(accounts.me(access)).await
 }
 
 async fn assert_limited(res: Response) {
@@ -29,9 +29,12 @@ async fn assert_limited(res: Response) {
 async fn one_budget_across_the_auth_and_the_stream_service() {
     let stack = spawn_stack_with(&[("RATE_LIMIT_FREE", "4/600s")]).await;
     let user = stack.signup().await;
-    let id = stack.create_generation(&user.access, "g-budget").await;
-    let first = stack.stream_token(&user.access, "g-budget").await;
-    let second = stack.stream_token(&user.access, "g-budget").await;
+    let id = stack
+        .create_generation(&user.access, "g-budget")
+        .await
+        .generation_id;
+    let first = stack.stream_token(&user.access, "g-budget").await.sse_token;
+    let second = stack.stream_token(&user.access, "g-budget").await.sse_token;
     let opened = sent(stack.stream.open(&id, &first)).await;
     assert_eq!(opened.status(), StatusCode::OK);
     assert!(
@@ -41,7 +44,7 @@ async fn one_budget_across_the_auth_and_the_stream_service() {
     );
     // Spent on both sides: the stream service refuses, and so does the auth service.
     assert_limited(sent(stack.stream.open(&id, &second)).await).await;
-    assert_limited(me(&stack.auth, &user.access).await).await;
+    assert_limited(me(&stack, &user.access).await).await;
 }
 
 #[tokio::test]
@@ -58,17 +61,17 @@ async fn one_budget_across_two_auth_service_instances_on_one_redis() {
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let other = spawn_auth_with(listener, store, stack.auth_keys.clone().unwrap(), &vars);
-    let other = AuthClient::new(stack.auth.http().clone(), &other);
+    let other = Accounts::new(AuthClient::new(stack.auth.http().clone(), &other));
     let user = stack.signup().await;
-    for (i, auth) in [&stack.auth, &other, &stack.auth, &other]
+    for (i, accounts) in [&stack.accounts, &other, &stack.accounts, &other]
         .iter()
         .enumerate()
     {
-        let res = me(auth, &user.access).await;
+        let res = me(accounts, &user.access).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(ratelimit(&res).starts_with(&format!("\"free\";r={};", 3 - i)));
     }
-    assert_limited(me(&stack.auth, &user.access).await).await;
+    assert_limited(me(&stack, &user.access).await).await;
     assert_limited(me(&other, &user.access).await).await;
 }
 
@@ -76,10 +79,13 @@ async fn one_budget_across_two_auth_service_instances_on_one_redis() {
 async fn the_single_process_shares_one_budget_between_its_auth_and_stream_routes() {
     let stack = spawn_embedded(&[("RATE_LIMIT_FREE", "3/600s")]).await;
     let user = stack.signup().await;
-    let id = stack.create_generation(&user.access, "g-one").await;
-    let token = stack.stream_token(&user.access, "g-one").await;
+    let id = stack
+        .create_generation(&user.access, "g-one")
+        .await
+        .generation_id;
+    let token = stack.stream_token(&user.access, "g-one").await.sse_token;
     let opened = sent(stack.stream.open(&id, &token)).await;
     assert_eq!(opened.status(), StatusCode::OK);
     assert!(ratelimit(&opened).starts_with("\"free\";r=0;"));
-    assert_limited(me(&stack.auth, &user.access).await).await;
+    assert_limited(me(&stack, &user.access).await).await;
 }

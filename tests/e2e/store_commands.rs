@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use authstream_proto::auth::{RefreshBody, StreamTokenStats};
-use authstream_testkit::stack::{ADMIN, Stack, spawn_stack};
+use authstream_proto::auth::StreamTokenStats;
+use authstream_testkit::stack::{ADMIN_CLIENT, Stack, spawn_stack};
 use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
@@ -84,7 +84,7 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
         stack.create_generation(&user.access, &generation).await;
         // Once before counting: the session's end learnt, the scripts loaded, the
         // subscription started.
-        drop(stack.stream(&user.access, &generation).await);
+        drop(stack.follow(&user.access, &generation).await);
         users.push((user, generation));
     }
     // The warm-up's statistics and places are written.
@@ -93,7 +93,7 @@ async fn mint_open_and_close_send_at_most_five_commands_a_pair_background_writes
     let (_monitor, mut lines) = monitor().await;
     for i in 0..PAIRS {
         let (user, generation) = &users[i % users.len()];
-        drop(stack.stream(&user.access, generation).await);
+        drop(stack.follow(&user.access, generation).await);
     }
     // Everything the pairs leave to the background is sent within two seconds.
     let sent = commands_until_quiet(&stack, &mut lines, Duration::from_millis(2500)).await;
@@ -140,13 +140,13 @@ async fn a_generation_costs_a_stream_replica_one_subscribe_and_one_unsubscribe()
         generations.push(generation);
     }
     // The process's own subscription started before counting.
-    drop(stack.stream(&user.access, "g-sub-0").await);
+    drop(stack.follow(&user.access, "g-sub-0").await);
     tokio::time::sleep(Duration::from_millis(6000)).await;
 
     let (_monitor, mut lines) = monitor().await;
     for generation in &generations {
         for _ in 0..STREAMS {
-            drop(stack.stream(&user.access, generation).await);
+            drop(stack.follow(&user.access, generation).await);
         }
     }
     let mut sent = Vec::new();
@@ -181,8 +181,8 @@ async fn a_generation_costs_a_stream_replica_one_subscribe_and_one_unsubscribe()
 }
 
 async fn stats(stack: &Stack) -> StreamTokenStats {
-    let admin = stack.service_token(ADMIN).await;
-    stack.auth_as(&admin).stream_token_stats().await.unwrap()
+    let admin = stack.service_token(ADMIN_CLIENT).await;
+    stack.bearer(&admin).stream_token_stats().await.unwrap()
 }
 
 /// A refresh is ONE command: the rotation script spends the session's refresh budget
@@ -195,12 +195,7 @@ async fn a_refresh_sends_one_command() {
     let mut token = user.refresh.clone();
     let refresh = |token: String| {
         let stack = &stack;
-        async move {
-            let body = RefreshBody {
-                refresh_token: token,
-            };
-            stack.auth.refresh(&body).await.unwrap().refresh_token
-        }
+        async move { stack.refresh(&token).await.unwrap().refresh_token }
     };
     // Once before counting: the script loaded.
     token = refresh(token).await;

@@ -23,17 +23,13 @@ pub use driver::{Browser, Driver, with_browsers};
 pub use page::Snapshot;
 pub use process::{Server, TempDir};
 
-use crate::stack::{credentials, generation_id};
-
-/// An address no other test uses.
-pub fn new_email() -> String {
-    format!("demo-{}@example.com", uuid::Uuid::new_v4().simple())
-}
+use crate::auth::Accounts;
 
 impl Server {
-    /// The auth routes of the server.
-    pub fn auth(&self) -> AuthClient {
-        AuthClient::new(reqwest::Client::new(), &self.base)
+    /// The auth service's fixtures over the server's API (`accounts.signup()`,
+    /// `accounts.auth`), as a second client would call it.
+    pub fn accounts(&self) -> Accounts {
+        Accounts::new(AuthClient::new(reqwest::Client::new(), &self.base))
     }
 
     /// The stream routes of the server.
@@ -41,20 +37,14 @@ impl Server {
         StreamClient::new(reqwest::Client::new(), &self.base)
     }
 
-    /// Signs in over the API, as a second client would: the access token.
-    pub async fn login(&self, email: &str) -> String {
-        let pair = self.auth().login(&credentials(email)).await;
-        pair.expect("signed in").access_token
-    }
-
     /// The generation's progress events as the server keeps them, from the start,
     /// read over the API as a second client would (its own login and stream token).
     pub async fn history(&self, email: &str, generation: &str) -> Vec<SseEvent> {
-        let access = self.login(email).await;
-        let id = generation_id(generation);
-        let minted = self.auth().with_token(&access).stream_token(&id).await;
-        let token = minted.expect("a stream token").sse_token;
-        let mut events = self.stream().open(&id, &token).await.expect("the stream");
+        let accounts = self.accounts();
+        let user = accounts.login(email).await;
+        let minted = accounts.stream_token(&user.access, generation).await;
+        let opened = self.stream().open(&minted.generation_id, &minted.sse_token);
+        let mut events = opened.await.expect("the stream");
         let mut history = Vec::new();
         // A finished generation: the history, then the server ends the stream.
         let read = async {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::driver::Browser;
 use super::process::Server;
-use crate::stack::PASSWORD;
+use crate::auth::PASSWORD;
 
 /// What the demo page shows, read in one go.
 #[derive(Debug, Clone, Deserialize)]
