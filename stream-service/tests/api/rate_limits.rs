@@ -10,7 +10,8 @@ use authstream_testkit::assert_problem;
 use authstream_testkit::header_text as header;
 use authstream_testkit::stream::{StreamApp, grant, spawn_app_with, unknown_secret};
 use tokio_tungstenite::tungstenite::Error;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use crate::websocket::{connect, connect_with};
 
 async fn token_of(app: &StreamApp, user: &str, tier: Tier, generation: &GenerationId) -> String {
     let grant = authstream_store::streams::StreamGrant {
@@ -41,7 +42,7 @@ async fn stream_and_websocket_opens_spend_the_users_tier_budget() {
 
     let token = token_of(&app, "ada", Tier::Free, &generation).await;
     let url = app.client.ws_url(&generation, &token);
-    match tokio_tungstenite::connect_async(url.into_client_request().unwrap()).await {
+    match connect(&url).await {
         Err(Error::Http(response)) => {
             assert_eq!(response.status(), 429);
             assert_eq!(response.headers()["retry-after"], "300");
@@ -75,12 +76,9 @@ async fn stream_and_websocket_opens_spend_the_users_tier_budget() {
 /// An open over the WebSocket from `address` (through a trusted proxy): its status.
 async fn ws_status(app: &StreamApp, generation: &GenerationId, token: &str, address: &str) -> u16 {
     let url = app.client.ws_url(generation, token);
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("x-forwarded-for", address.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
+    match connect_with(&url, &[("x-forwarded-for", address)]).await {
+        // The handshake's `101 Switching Protocols`.
+        Ok(_) => 101,
         Err(Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("the WebSocket open failed: {other}"),
     }

@@ -183,7 +183,7 @@ async fn without_the_revocation_log_a_revoked_stream_ends_at_the_next_recheck() 
 /// same user goes on.
 #[tokio::test]
 async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
-    use crate::websocket::next;
+    use crate::websocket::{connect, next};
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     let app = spawn_app().await;
@@ -197,7 +197,7 @@ async fn a_stream_ends_within_a_second_of_its_sessions_absolute_end() {
     let mut sse = app.sse(&generation, &token).await;
     sse.take(1).await;
     let token = app.mint(&ending, Duration::from_secs(60)).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(app.client.ws_url(&generation, &token))
+    let (mut socket, _) = connect(&app.client.ws_url(&generation, &token))
         .await
         .unwrap();
     assert_eq!(

@@ -31,21 +31,29 @@ fn ws_url_at(app: &StreamApp, generation: &str, token: &str) -> String {
     )
 }
 
-async fn connect(url: &str) -> Result<(Socket, Option<String>), Error> {
-    connect_from(url, None).await
+pub(crate) async fn connect(url: &str) -> Result<(Socket, Option<String>), Error> {
+    connect_with(url, &[]).await
 }
 
-/// As a browser page on `origin` would (browsers always send `Origin`): the socket,
-/// and the resume cookie it set.
+/// As a browser page on `origin` would (browsers always send `Origin`).
 pub(crate) async fn connect_from(
     url: &str,
     origin: Option<&str>,
 ) -> Result<(Socket, Option<String>), Error> {
+    match origin {
+        Some(origin) => connect_with(url, &[("origin", origin)]).await,
+        None => connect(url).await,
+    }
+}
+
+/// Opens a WebSocket with these headers: the socket, and the resume cookie it set.
+pub(crate) async fn connect_with(
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> Result<(Socket, Option<String>), Error> {
     let mut request = url.into_client_request().unwrap();
-    if let Some(origin) = origin {
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().unwrap());
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
     }
     let (socket, response) = tokio_tungstenite::connect_async(request).await?;
     Ok((socket, resume_cookie(response.headers())))
