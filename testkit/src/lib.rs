@@ -2,7 +2,8 @@
 //! its tests), a fresh key prefix per test, and a capture of the log output.
 //!
 //! One file per part: `redis` (the server and stores on it), `cluster`, `proxy`,
-//! `logs`, `jwt` (a key set, signer and validator), `routes` (the OpenAPI check), `tls` (a CA for `rediss://`), `turns` (on the
+//! `logs`, `jwt` (a key set, signer and validator), `routes` (the served OpenAPI
+//! document against its server), `tls` (a CA for `rediss://`), `turns` (on the
 //! process-wide metrics recorder); small helpers here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
