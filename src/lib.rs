@@ -11,10 +11,10 @@ use actix_web::{App, HttpServer, middleware, web};
 use authstream_runtime::config::{self, ConfigError, Env};
 use authstream_security::jwt::KeySource;
 use authstream_web::http;
-use authstream_web::http::OperationsDoc;
-use authstream_web::openapi::{self, ApiDocument};
+use authstream_web::openapi::ApiDocument;
 use stream_service::StreamState;
-use utoipa::OpenApi as _;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 /// The environment with the defaults of the single process: demo mode on, one bind
 /// address for both services (the stream routes verify with the same process's keys:
@@ -49,25 +49,40 @@ impl Env for EmbeddedEnv<'_> {
     }
 }
 
-/// The one document of both services' routes (the demo routes when they are on).
+/// The one document of both services' routes (the demo routes when they are on),
+/// built from the same registration as the server (`endpoints`).
 pub fn document(demo: bool) -> utoipa::openapi::OpenApi {
-    let mut doc = auth_service::openapi::routes_document(demo);
-    doc.merge(stream_service::routes_document());
-    doc.merge(OperationsDoc::openapi());
-    doc.info.title = "authstream".to_owned();
-    doc.info.description = Some(
+    let mut base = auth_service::openapi::base(demo);
+    base.merge(stream_service::routes::openapi::base());
+    base.info.title = "authstream".to_owned();
+    base.info.description = Some(
         "The auth service and the stream service in one process: users, sessions, JWTs, \
          stream tokens, and live progress streams of generations. Every error is \
          `application/problem+json` with a stable `code`."
             .to_owned(),
     );
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(base)
+        .configure(|cfg| endpoints(cfg, demo))
+        .split_for_parts();
     doc
 }
 
-/// Every route of the one process: health, metrics, the API document and Swagger UI,
-/// and the routes of both services.
+/// Registers every route of the one process: the auth routes (and the demo routes when
+/// `demo` is on), the stream routes, then health, metrics, the API document and Swagger
+/// UI. Registering a handler here is what documents it: the server and `document` both
+/// call this.
+pub fn endpoints(cfg: &mut ServiceConfig, demo: bool) {
+    auth_service::startup::register(cfg, demo);
+    stream_service::routes::configure(cfg);
+    http::operations(cfg);
+}
+
+/// The state of both services, the document and every route of the one process
+/// (`endpoints`).
 pub fn routes(
-    cfg: &mut web::ServiceConfig,
+    cfg: &mut ServiceConfig,
     auth: &web::Data<auth_service::AuthState>,
     stream: &web::Data<StreamState>,
     document: &ApiDocument,
@@ -75,10 +90,10 @@ pub fn routes(
     let json_limit =
         auth_service::startup::JSON_LIMIT.max(stream_service::startup::MAX_EVENT_BYTES);
     http::extractor_config(cfg, json_limit);
-    http::health_routes(cfg);
-    openapi::serve(cfg, document);
-    auth_service::mount(cfg, auth);
-    stream_service::mount(cfg, stream);
+    cfg.app_data(web::Data::new(document.clone()));
+    auth_service::startup::app_data(cfg, auth);
+    stream_service::startup::app_data(cfg, stream);
+    endpoints(cfg, auth.settings.common.demo);
 }
 
 pub struct Application {
@@ -128,8 +143,10 @@ impl Application {
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(middleware::from_fn(http::observe))
+                .into_utoipa_app()
                 .configure(|cfg| routes(cfg, &auth_state, &stream_state, &document))
                 .default_service(web::to(http::not_found))
+                .into_app()
         })
         // Streams of the one process are cut from clients that stopped reading, too.
         .on_connect(stream_service::send_timeout(send_timeout))

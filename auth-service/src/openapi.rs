@@ -1,43 +1,18 @@
-//! The auth service's OpenAPI 3.1 document, generated from the `#[utoipa::path]`
-//! attributes of its handlers and the schemas of its bodies (the `authstream_proto`
-//! types the handlers answer with).
+//! The auth service's OpenAPI 3.1 document. Its paths are the handlers that
+//! `crate::startup::endpoints` registers (each `#[utoipa::path]` with the schemas of its
+//! bodies, the `authstream_proto` types the handlers answer with); what is said here is
+//! the rest: the title, the tags, the shared components.
 
+use actix_web::App;
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
+use utoipa_actix_web::AppExt;
 
-use authstream_web::http::OperationsDoc;
 use authstream_web::openapi::SharedComponents;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "authstream auth-service", description = "Users, sessions, JWTs, service clients, generation ownership and single-use stream tokens. Every error is `application/problem+json` with a stable `code`."),
-    paths(
-        crate::routes::account::register,
-        crate::routes::account::login,
-        crate::routes::tokens::refresh,
-        crate::routes::account::logout,
-        crate::routes::account::logout_all,
-        crate::routes::sessions::list,
-        crate::routes::sessions::revoke,
-        crate::routes::me::get,
-        crate::routes::me::patch,
-        crate::routes::tokens::validate_post,
-        crate::routes::tokens::validate_get,
-        crate::routes::tokens::revoke,
-        crate::routes::tokens::introspect_form,
-        crate::routes::revocations::follow,
-        crate::routes::discovery::oauth_metadata,
-        crate::routes::discovery::openid_configuration,
-        crate::routes::service_tokens::issue,
-        crate::routes::admin::revoke_user,
-        crate::routes::admin::update_user,
-        crate::routes::admin::clear_login_failures,
-        crate::routes::generations::create,
-        crate::routes::generations::get,
-        crate::routes::stream_tokens::mint,
-        crate::routes::stream_tokens::stats,
-        crate::routes::jwks::jwks,
-    ),
     components(schemas(authstream_proto::feed::FeedRevocation)),
     modifiers(&SharedComponents),
     tags(
@@ -52,21 +27,13 @@ use authstream_web::openapi::SharedComponents;
 struct AuthApi;
 
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        crate::demo::index,
-        crate::demo::static_file,
-        crate::demo::client_file,
-        crate::demo::simulate,
-        crate::demo::disconnect,
-    ),
-    tags((name = "demo", description = "The demo page and its simulated generation (DEMO=true only)"))
-)]
+#[openapi(tags((name = "demo", description = "The demo page and its simulated generation (DEMO=true only)")))]
 struct DemoApi;
 
-/// The document of the auth routes (and the demo routes when they are on), without the
-/// routes every server has.
-pub fn routes_document(demo: bool) -> Document {
+/// The auth document without its paths: the title, the tags (the demo tag when the demo
+/// routes are on) and the shared components. The single-process `authstream` starts
+/// its document from it.
+pub fn base(demo: bool) -> Document {
     let mut doc = AuthApi::openapi();
     if demo {
         doc.merge(DemoApi::openapi());
@@ -74,9 +41,14 @@ pub fn routes_document(demo: bool) -> Document {
     doc
 }
 
-/// The whole document of the auth service: its routes, health, metrics and this document.
+/// The whole document of the auth service: every route its server registers (the
+/// auth routes, the demo routes when they are on, health, metrics and this document),
+/// built from the same registration as the server (`crate::startup::endpoints`).
 pub fn document(demo: bool) -> Document {
-    let mut doc = routes_document(demo);
-    doc.merge(OperationsDoc::openapi());
+    let (_, doc) = App::new()
+        .into_utoipa_app()
+        .openapi(base(demo))
+        .configure(|cfg| crate::startup::endpoints(cfg, demo))
+        .split_for_parts();
     doc
 }

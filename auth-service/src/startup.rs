@@ -8,7 +8,9 @@ use actix_web::{App, HttpServer, middleware, web};
 use authstream_security::keys::KeySet;
 use authstream_store::Store;
 use authstream_web::http;
-use authstream_web::openapi::{self, ApiDocument};
+use authstream_web::openapi::ApiDocument;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::Settings;
 pub use crate::state::AuthState;
@@ -16,27 +18,47 @@ pub use crate::state::AuthState;
 /// Request bodies of the auth service are small JSON documents.
 pub const JSON_LIMIT: usize = 64 * 1024;
 
-/// Registers the state and every auth route (not the health routes) on an app; the
-/// single-process `authstream` mounts the stream service beside it.
-pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
+/// What the auth handlers read from the app data: the state and its parts.
+pub fn app_data(cfg: &mut ServiceConfig, state: &web::Data<AuthState>) {
     cfg.app_data(state.clone())
         .app_data(web::Data::new(state.validator.clone()))
         .app_data(web::Data::new(state.limiter.clone()))
         .app_data(web::Data::new(state.store.clone()))
         .app_data(web::Data::new(state.settings.common.clone()));
+}
+
+/// Registers every auth route, and the demo routes when `demo` is on (not the routes
+/// every server has): registering a handler here is what documents it. The
+/// single-process `authstream` registers the stream routes beside these.
+pub fn register(cfg: &mut ServiceConfig, demo: bool) {
     crate::routes::configure(cfg);
-    if state.settings.common.demo {
-        crate::demo::mount(cfg);
+    if demo {
+        crate::demo::configure(cfg);
     }
 }
 
-/// Every route of the auth service's server: health, metrics, the API document and
-/// Swagger UI, the auth routes.
-pub fn routes(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>, document: &ApiDocument) {
+/// Registers every route of the auth service's server: the auth routes (`register`),
+/// then health, metrics, the API document and Swagger UI. Registering a handler here is
+/// what documents it: the server and `crate::openapi::document` both call this.
+pub fn endpoints(cfg: &mut ServiceConfig, demo: bool) {
+    register(cfg, demo);
+    http::operations(cfg);
+}
+
+/// The state, the document and every route of the auth service's server (`endpoints`).
+pub fn routes(cfg: &mut ServiceConfig, state: &web::Data<AuthState>, document: &ApiDocument) {
     http::extractor_config(cfg, JSON_LIMIT);
-    http::health_routes(cfg);
-    openapi::serve(cfg, document);
-    mount(cfg, state);
+    cfg.app_data(web::Data::new(document.clone()));
+    app_data(cfg, state);
+    endpoints(cfg, state.settings.common.demo);
+}
+
+/// The state and the routes of `register` on a plain actix app, for a server with no
+/// operations routes and no document of its own (the verifier's tests).
+pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
+    let mut cfg = ServiceConfig::new(cfg);
+    app_data(&mut cfg, state);
+    register(&mut cfg, state.settings.common.demo);
 }
 
 pub struct Application {
@@ -71,8 +93,10 @@ impl Application {
             App::new()
                 .wrap(http::cors(&cors_origins))
                 .wrap(middleware::from_fn(http::observe))
+                .into_utoipa_app()
                 .configure(|cfg| routes(cfg, &app_state, &document))
                 .default_service(web::to(http::not_found))
+                .into_app()
         })
         .listen(listener)?
         // Signals are handled in `run_until_stopped`: revocation feeds are told to go first.

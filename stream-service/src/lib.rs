@@ -13,5 +13,5 @@ pub mod startup;
 pub mod state;
 
 pub use config::Settings;
-pub use routes::openapi::{openapi, routes_document};
-pub use startup::{Application, Stopper, StreamState, mount, send_timeout};
+pub use routes::openapi::openapi;
+pub use startup::{Application, Stopper, StreamState, send_timeout};

@@ -10,6 +10,8 @@ use actix_web::{App, HttpServer, web};
 use authstream_security::jwt::KeySource;
 use authstream_store::Store;
 use authstream_web::openapi::ApiDocument;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::config::Settings;
 use crate::routes;
@@ -20,38 +22,32 @@ pub use crate::state::StreamState;
 /// How long a graceful stop waits for in-flight requests once streams were told to go.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Registers the state and every stream route (not the health routes), so that
-/// the single-process binary can mount them next to the auth routes.
-pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<StreamState>) {
+/// What the stream handlers read from the app data: the state and its parts. The
+/// single-process binary adds it next to the auth service's.
+pub fn app_data(cfg: &mut ServiceConfig, state: &web::Data<StreamState>) {
     cfg.app_data(state.clone())
         .app_data(web::Data::new(state.validator.clone()))
-        .app_data(web::Data::new(state.limiter.clone()))
-        .service(
-            web::resource("/generations/generate/{generation_id}/stream")
-                .route(web::get().to(routes::stream::open_stream)),
-        )
-        .service(
-            web::resource("/generations/generate/{generation_id}/ws")
-                .route(web::get().to(routes::ws::open_ws)),
-        )
-        .service(
-            web::resource("/generations/{generation_id}/events")
-                .route(web::post().to(routes::events::publish)),
-        );
+        .app_data(web::Data::new(state.limiter.clone()));
 }
 
-/// Every route of the stream service's server: health, metrics, the API document and
-/// Swagger UI, the stream routes.
-pub fn routes(
-    cfg: &mut web::ServiceConfig,
-    state: &web::Data<StreamState>,
-    document: &ApiDocument,
-) {
+/// Registers every route of the stream service's server: the stream routes
+/// (`routes::configure`, which the single-process binary registers next to the auth
+/// routes), then health, metrics, the API document and Swagger UI. Registering a
+/// handler here is what documents it: the server and `routes::openapi::openapi` both
+/// call this.
+pub fn endpoints(cfg: &mut ServiceConfig) {
+    routes::configure(cfg);
+    authstream_web::http::operations(cfg);
+}
+
+/// The state, the document and every route of the stream service's server
+/// (`endpoints`).
+pub fn routes(cfg: &mut ServiceConfig, state: &web::Data<StreamState>, document: &ApiDocument) {
     authstream_web::http::extractor_config(cfg, MAX_EVENT_BYTES);
-    cfg.app_data(web::Data::new(state.store.clone()));
-    authstream_web::http::health_routes(cfg);
-    authstream_web::openapi::serve(cfg, document);
-    mount(cfg, state);
+    cfg.app_data(web::Data::new(state.store.clone()))
+        .app_data(web::Data::new(document.clone()));
+    app_data(cfg, state);
+    endpoints(cfg);
 }
 
 pub struct Application {
@@ -91,8 +87,10 @@ impl Application {
             App::new()
                 .wrap(authstream_web::http::cors(&cors_origins))
                 .wrap(from_fn(authstream_web::http::observe))
+                .into_utoipa_app()
                 .configure(|cfg| self::routes(cfg, &app_state, &document))
                 .default_service(web::to(authstream_web::http::not_found))
+                .into_app()
         })
         .on_connect(send_timeout(state.settings().send_timeout))
         // A stream client never half-closes on purpose: its EOF means it is gone, so the

@@ -2,9 +2,12 @@
 //! its tests), a fresh key prefix per test, and a capture of the log output.
 //!
 //! One file per part: `redis` (the server and stores on it), `cluster`, `proxy`,
-//! `logs`, `jwt` (a key set, signer and validator), `routes` (the OpenAPI check), `tls` (a CA for `rediss://`), `turns` (on the
-//! process-wide metrics recorder), `auth` (the auth service spawned and its fixtures,
-//! feature `auth`); small helpers here.
+//! `logs`, `jwt` (a key set, signer and validator), `routes` (the served OpenAPI
+//! document against its server), `tls` (a CA for `rediss://`), `turns` (on the
+//! process-wide metrics recorder), `problem` (the one `assert_problem`); behind
+//! features, `auth`, `stream`, `stack` and `browser` (each service, both, and the demo
+//! page in Chromium, spawned on free ports with fixtures over the typed client); small
+//! helpers here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -18,6 +18,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
 use utoipa::{Modify, PartialSchema, ToResponse, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::ErrorCode;
 use crate::error::PROBLEM_JSON;
@@ -232,11 +233,10 @@ impl ApiDocument {
 
 /// `GET /openapi.json`: the OpenAPI 3.1 description of this server's routes.
 #[utoipa::path(
-    get,
-    path = "/openapi.json",
     tag = "operations", summary = "This OpenAPI document",
     responses((status = 200, description = "This document", content_type = "application/json", body = Object))
 )]
+#[get("/openapi.json")]
 pub async fn openapi_json(document: web::Data<ApiDocument>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
@@ -250,15 +250,20 @@ async fn docs_redirect() -> HttpResponse {
         .finish()
 }
 
-/// Registers `GET /openapi.json` and Swagger UI at `/docs` (its files are built into the
-/// binary; the page loads nothing from elsewhere and runs under a strict CSP).
-pub fn serve(cfg: &mut web::ServiceConfig, document: &ApiDocument) {
-    let swagger = utoipa_swagger_ui::SwaggerUi::new("/{_:.*}")
-        .config(utoipa_swagger_ui::Config::from("/openapi.json"));
-    cfg.app_data(web::Data::new(document.clone()))
-        .route("/openapi.json", web::get().to(openapi_json))
-        .route("/docs", web::get().to(docs_redirect))
-        .service(
+/// Registers `GET /openapi.json` (documented, like every handler registered through
+/// `ServiceConfig::service`) and Swagger UI at `/docs` (its files are built into the
+/// binary; the page loads nothing from elsewhere and runs under a strict CSP). The
+/// server adds the `ApiDocument` to the app data.
+///
+/// `/docs`, its redirect and its files, is the one part of a server that its document
+/// leaves out, on purpose: it is the viewer of the API description, not part of the API
+/// it describes. So it is registered beside the document (`ServiceConfig::map`, plain
+/// actix), not through `service`.
+pub fn serve(cfg: &mut ServiceConfig) {
+    cfg.service(openapi_json).map(|cfg| {
+        let swagger = utoipa_swagger_ui::SwaggerUi::new("/{_:.*}")
+            .config(utoipa_swagger_ui::Config::from("/openapi.json"));
+        cfg.route("/docs", web::get().to(docs_redirect)).service(
             web::scope("/docs")
                 .wrap(
                     DefaultHeaders::new()
@@ -267,5 +272,6 @@ pub fn serve(cfg: &mut web::ServiceConfig, document: &ApiDocument) {
                         .add((header::REFERRER_POLICY, "no-referrer")),
                 )
                 .service(swagger),
-        );
+        )
+    });
 }

@@ -17,7 +17,7 @@ mod simulation;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use authstream_proto::auth::{DisconnectAnnounced, SimulateBody, SimulationStarted};
 use authstream_proto::claims::AccessClaims;
 use authstream_store::AppendOutcome;
@@ -28,6 +28,7 @@ use authstream_web::ApiError;
 use authstream_web::ErrorCode;
 use authstream_web::http::{Authenticated, Caller};
 use tokio::time::Instant;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use pages::*;
 use script::{Outcome, schedule, script};
@@ -44,29 +45,15 @@ const MAX_BODY_BYTES: usize = 4 * 1024;
 /// How often one event is tried when the store does not answer.
 const PUBLISH_ATTEMPTS: u32 = 3;
 
-pub fn mount(cfg: &mut web::ServiceConfig) {
-    cfg.service(page("/", index))
-        .service(page("/static/{file}", static_file))
-        .service(page("/clients/js/{file}", client_file))
-        .route(
-            "/demo/generations/{generation_id}/simulate",
-            web::post().to(simulate),
-        )
-        .route(
-            "/demo/generations/{generation_id}/disconnect",
-            web::post().to(disconnect),
-        );
-}
-
-/// A page route: GET, and HEAD (answered without the body).
-fn page<F, Args>(path: &str, handler: F) -> actix_web::Resource
-where
-    F: actix_web::Handler<Args>,
-    Args: actix_web::FromRequest + 'static,
-    F::Output: actix_web::Responder + 'static,
-{
-    use actix_web::guard::{Any, Get, Head};
-    web::resource(path).route(web::route().guard(Any(Get()).or(Head())).to(handler))
+/// Registers the demo routes (only when demo mode is on): registering a handler here is
+/// what documents it, as for `crate::routes::configure`. The pages take GET and HEAD
+/// (answered without the body); their documents list GET.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(index)
+        .service(static_file)
+        .service(client_file)
+        .service(simulate)
+        .service(disconnect);
 }
 
 fn parse_body(raw: &[u8]) -> Result<(Duration, Outcome), ApiError> {
@@ -120,7 +107,7 @@ async fn owned_generation(
 
 /// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted
 /// generation's events. Only a `pending` generation can be simulated, once.
-#[utoipa::path(post, path = "/demo/generations/{generation_id}/simulate", tag = "demo", summary = "Simulate a generation (demo)",
+#[utoipa::path(tag = "demo", summary = "Simulate a generation (demo)",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     request_body(content = Option<SimulateBody>, description = "Optional: how long (500-60000 ms, default 8000) and how it ends (`completed` or `failed`)"),
@@ -136,6 +123,7 @@ async fn owned_generation(
         (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
+#[post("/demo/generations/{generation_id}/simulate")]
 pub(crate) async fn simulate(
     state: web::Data<AuthState>,
     caller: Authenticated<AccessClaims>,
@@ -234,7 +222,7 @@ pub(crate) async fn simulate(
 /// It announces a disconnect notice for this generation's streams of the caller's
 /// session: the stream service ends them on every replica, revoking nothing, so
 /// their reconnects pass.
-#[utoipa::path(post, path = "/demo/generations/{generation_id}/disconnect", tag = "demo", summary = "Drop this session's streams of a generation (demo)",
+#[utoipa::path(tag = "demo", summary = "Drop this session's streams of a generation (demo)",
     security(("bearer" = [])),
     params(("generation_id" = String, Path, description = "One of the caller's generations")),
     responses(
@@ -246,6 +234,7 @@ pub(crate) async fn simulate(
         (status = 503, response = authstream_web::openapi::Unavailable)
     )
 )]
+#[post("/demo/generations/{generation_id}/disconnect")]
 pub(crate) async fn disconnect(
     state: web::Data<AuthState>,
     caller: Authenticated<AccessClaims>,

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, route, web};
 use authstream_web::ApiError;
 use authstream_web::ErrorCode;
 use base64::Engine as _;
@@ -107,13 +107,14 @@ static CLIENT_FILES: LazyLock<Files> = LazyLock::new(|| {
     ])
 });
 
-#[utoipa::path(get, path = "/", tag = "demo", summary = "The demo page",
+#[utoipa::path(get, tag = "demo", summary = "The demo page",
     responses((status = 200, description = "The demo page", body = String, content_type = "text/html"), (status = 304, description = "Not modified (If-None-Match)")))]
+#[route("/", method = "GET", method = "HEAD")]
 pub async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpResponse {
     serve(&INDEX_HTML, &state, &req)
 }
 
-#[utoipa::path(get, path = "/static/{file}", tag = "demo", summary = "The demo page's stylesheet and scripts",
+#[utoipa::path(get, tag = "demo", summary = "The demo page's stylesheet and scripts",
     params(("file" = String, Path, description = "`app.css`, the stylesheet; `app.js`, the page's script (an ES module), or a module it imports: `ui.js`, `sessions.js`, `stream-view.js`")),
     responses(
         (status = 200, description = "The file", content((String = "text/css"), (String = "text/javascript"))),
@@ -121,6 +122,7 @@ pub async fn index(state: web::Data<AuthState>, req: HttpRequest) -> HttpRespons
         (status = 404, response = authstream_web::openapi::NotFound)
     )
 )]
+#[route("/static/{file}", method = "GET", method = "HEAD")]
 pub async fn static_file(
     state: web::Data<AuthState>,
     req: HttpRequest,
@@ -129,7 +131,7 @@ pub async fn static_file(
     serve_file(&STATIC_FILES, &file, &state, &req)
 }
 
-#[utoipa::path(get, path = "/clients/js/{file}", tag = "demo", summary = "The JavaScript client",
+#[utoipa::path(get, tag = "demo", summary = "The JavaScript client",
     params(("file" = String, Path, description = "`authstream.js`, the client's entry point (an ES module), or a module it re-exports from: `errors.js`, `generation-stream.js`, `auth-client.js`")),
     responses(
         (status = 200, description = "The module", body = String, content_type = "text/javascript"),
@@ -137,6 +139,7 @@ pub async fn static_file(
         (status = 404, response = authstream_web::openapi::NotFound)
     )
 )]
+#[route("/clients/js/{file}", method = "GET", method = "HEAD")]
 pub async fn client_file(
     state: web::Data<AuthState>,
     req: HttpRequest,
@@ -285,7 +288,7 @@ mod tests {
 
     #[test]
     fn the_document_names_every_file_of_each_directory() {
-        let doc = serde_json::to_value(crate::openapi::routes_document(true)).unwrap();
+        let doc = serde_json::to_value(crate::openapi::document(true)).unwrap();
         for (route, files) in [
             ("/static/{file}", &*STATIC_FILES),
             ("/clients/js/{file}", &*CLIENT_FILES),

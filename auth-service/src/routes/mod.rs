@@ -14,13 +14,20 @@ pub(crate) mod tokens;
 
 pub use crate::state::{SessionEnds, session_ends};
 
-use actix_web::{HttpRequest, web};
+use actix_web::HttpRequest;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub(crate) use generations::visible;
 
 use crate::state::AuthState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route of the auth API: registering a handler here is what documents
+/// it. Each handler carries `#[utoipa::path]` over its actix route macro, and
+/// `ServiceConfig::service` both mounts it and adds its operation (and the schemas it
+/// refers to) to the OpenAPI document built from the same call
+/// (`crate::openapi::document`): there is no second list. The order here is the order
+/// of the paths in the document.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(account::register)
         .service(account::login)
         .service(tokens::refresh)
@@ -34,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(tokens::validate_get)
         .service(tokens::revoke)
         .service(tokens::introspect_form)
+        .service(revocations::follow)
         .service(discovery::oauth_metadata)
         .service(discovery::openid_configuration)
         .service(service_tokens::issue)
@@ -44,7 +52,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(generations::get)
         .service(stream_tokens::mint)
         .service(stream_tokens::stats)
-        .service(revocations::follow)
         .service(jwks::jwks);
 }
 

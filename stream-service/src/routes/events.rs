@@ -2,7 +2,7 @@
 //! appends one progress event; every stream of the generation, on any replica, gets it.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use authstream_proto::Scope;
 use authstream_proto::claims::ServiceClaims;
 use authstream_proto::stream::Published;
@@ -29,8 +29,6 @@ const MAX_MESSAGE_CHARS: usize = 1024;
 
 /// The caller is authenticated (the extractor runs first) before the body is read.
 #[utoipa::path(
-    post,
-    path = "/generations/{generation_id}/events",
     tag = "events", summary = "Publish a progress event",
     params(("generation_id" = String, Path, description = "The generation")),
     security(("bearer" = [])),
@@ -46,6 +44,7 @@ const MAX_MESSAGE_CHARS: usize = 1024;
         (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
+#[post("/generations/{generation_id}/events")]
 pub async fn publish(
     state: web::Data<StreamState>,
     caller: Authenticated<ServiceClaims>,

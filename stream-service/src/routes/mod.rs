@@ -6,3 +6,16 @@ pub mod events;
 pub mod openapi;
 pub mod stream;
 pub mod ws;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Registers every stream route: registering a handler here is what documents it. Each
+/// handler carries `#[utoipa::path]` over its actix route macro, and
+/// `ServiceConfig::service` both mounts it and adds its operation (and the schemas it
+/// refers to) to the OpenAPI document built from the same call (`openapi::openapi`):
+/// there is no second list. The order here is the order of the paths in the document.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(stream::open_stream)
+        .service(ws::open_ws)
+        .service(events::publish);
+}

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use actix_web::http::header::{self, ContentEncoding};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_lab::sse;
 use authstream_runtime::UnixTime;
 use authstream_web::ApiError;
@@ -24,8 +24,6 @@ use crate::state::StreamState;
 const RETRY: Duration = Duration::from_secs(3);
 
 #[utoipa::path(
-    get,
-    path = "/generations/generate/{generation_id}/stream",
     tag = "streams", summary = "Follow a generation's events (Server-Sent Events)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
@@ -40,6 +38,7 @@ const RETRY: Duration = Duration::from_secs(3);
         (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
+#[get("/generations/generate/{generation_id}/stream")]
 pub async fn open_stream(
     state: web::Data<StreamState>,
     req: HttpRequest,

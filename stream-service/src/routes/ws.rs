@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use authstream_runtime::UnixTime;
 use authstream_web::ApiError;
@@ -14,8 +14,6 @@ use crate::open::{self, Open, Transport};
 use crate::state::StreamState;
 
 #[utoipa::path(
-    get,
-    path = "/generations/generate/{generation_id}/ws",
     tag = "streams", summary = "Follow a generation's events (WebSocket)",
     params(
         ("generation_id" = String, Path, description = "The generation to follow"),
@@ -31,6 +29,7 @@ use crate::state::StreamState;
         (status = 503, response = authstream_web::openapi::Unavailable),
     )
 )]
+#[get("/generations/generate/{generation_id}/ws")]
 pub async fn open_ws(
     state: web::Data<StreamState>,
     req: HttpRequest,

@@ -105,7 +105,10 @@ pub fn query_config() -> web::QueryConfig {
 /// Extractor configuration every app registers: JSON and raw (`web::Bytes`) bodies up
 /// to `body_limit` bytes (413 `payload_too_large` past it, not actix's 256 KiB
 /// default for raw bodies), path and query errors as problem+json.
-pub fn extractor_config(cfg: &mut web::ServiceConfig, body_limit: usize) {
+pub fn extractor_config(
+    cfg: &mut utoipa_actix_web::service_config::ServiceConfig,
+    body_limit: usize,
+) {
     cfg.app_data(json_config(body_limit))
         .app_data(web::PayloadConfig::new(body_limit))
         .app_data(path_config())

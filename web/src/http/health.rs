@@ -1,15 +1,18 @@
 //! The operations routes: `/healthz`, `/readyz` (the store answers, and on a stream
-//! replica delivers) and `/metrics`.
+//! replica delivers) and `/metrics`, and with them `/openapi.json` and Swagger UI
+//! (`crate::openapi`): the routes every server has (`operations`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiError, ErrorCode};
 use authstream_runtime::telemetry;
 use authstream_store::{NodeHealth, Store};
 
 /// `GET /healthz`: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "Liveness",
+#[utoipa::path(tag = "operations", summary = "Liveness",
     responses((status = 200, description = "The process is up", body = authstream_proto::ops::Health, example = json!({"status": "ok"}))))]
+#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(authstream_proto::ops::Health::ok())
 }
@@ -22,9 +25,10 @@ pub async fn healthz() -> HttpResponse {
 /// node answers but this replica's subscription to it delivered nothing for
 /// `STALL_AFTER`: a fault of this replica's own, which a restart or another replica
 /// fixes. Read from memory: no round trip beyond the store check.
-#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: the store answers (and, on a stream replica, delivers)", responses(
+#[utoipa::path(tag = "operations", summary = "Readiness: the store answers (and, on a stream replica, delivers)", responses(
     (status = 200, description = "The store answers (`degraded`: a Cluster node does not, the others serve). On a stream replica each node also says whether this replica's subscription to it is `delivering`.", body = authstream_proto::ops::Readiness, example = json!({"status": "ready", "store": "redis-cluster", "nodes": [{"node": "127.0.0.1:7001", "up": true, "delivering": true}]})),
     (status = 503, response = crate::openapi::Unavailable)))]
+#[get("/readyz")]
 pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
     let mut nodes = store.nodes().await?;
     if let Some(delivery) = store.delivery() {
@@ -81,8 +85,9 @@ pub async fn readyz(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+#[utoipa::path(tag = "operations", summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+#[get("/metrics")]
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
@@ -93,17 +98,14 @@ pub async fn metrics() -> HttpResponse {
         )
 }
 
-/// Registers `/healthz`, `/readyz` and `/metrics`, and installs the metrics recorder
-/// so that everything counted from now on is exported.
-pub fn health_routes(cfg: &mut web::ServiceConfig) {
+/// Registers the routes every server has, after its own: `/healthz`, `/readyz`,
+/// `/metrics`, then `/openapi.json` and Swagger UI at `/docs` (`crate::openapi::serve`);
+/// and installs the metrics recorder so that everything counted from now on is exported.
+/// Registering a handler here is what documents it: each goes into the OpenAPI document
+/// of the server that calls this. `/readyz` reads the `Store` and `/openapi.json` the
+/// `ApiDocument` from the app data, which the server adds.
+pub fn operations(cfg: &mut ServiceConfig) {
     telemetry::metrics_handle();
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(healthz).service(readyz).service(metrics);
+    crate::openapi::serve(cfg);
 }
-
-/// The paths of the routes every server has (health, metrics, this document), for
-/// the `paths(...)` of each service's document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz, metrics, crate::openapi::openapi_json))]
-pub struct OperationsDoc;
