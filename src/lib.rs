@@ -74,7 +74,7 @@ pub fn document(demo: bool) -> utoipa::openapi::OpenApi {
 /// UI. Registering a handler here is what documents it: the server and `document` both
 /// call this.
 pub fn endpoints(cfg: &mut ServiceConfig, demo: bool) {
-    auth_service::startup::register(cfg, demo);
+    auth_service::routes::register(cfg, demo);
     stream_service::routes::configure(cfg);
     http::operations(cfg);
 }

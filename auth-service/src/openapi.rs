@@ -1,5 +1,5 @@
 //! The auth service's OpenAPI 3.1 document. Its paths are the handlers that
-//! `crate::startup::endpoints` registers (each `#[utoipa::path]` with the schemas of its
+//! `crate::routes::endpoints` registers (each `#[utoipa::path]` with the schemas of its
 //! bodies, the `authstream_proto` types the handlers answer with); what is said here is
 //! the rest: the title, the tags, the shared components.
 
@@ -43,12 +43,12 @@ pub fn base(demo: bool) -> Document {
 
 /// The whole document of the auth service: every route its server registers (the
 /// auth routes, the demo routes when they are on, health, metrics and this document),
-/// built from the same registration as the server (`crate::startup::endpoints`).
+/// built from the same registration as the server (`crate::routes::endpoints`).
 pub fn document(demo: bool) -> Document {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(base(demo))
-        .configure(|cfg| crate::startup::endpoints(cfg, demo))
+        .configure(|cfg| crate::routes::endpoints(cfg, demo))
         .split_for_parts();
     doc
 }

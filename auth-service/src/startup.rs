@@ -27,30 +27,13 @@ pub fn app_data(cfg: &mut ServiceConfig, state: &web::Data<AuthState>) {
         .app_data(web::Data::new(state.settings.common.clone()));
 }
 
-/// Registers every auth route, and the demo routes when `demo` is on (not the routes
-/// every server has): registering a handler here is what documents it. The
-/// single-process `authstream` registers the stream routes beside these.
-pub fn register(cfg: &mut ServiceConfig, demo: bool) {
-    crate::routes::configure(cfg);
-    if demo {
-        crate::demo::configure(cfg);
-    }
-}
-
-/// Registers every route of the auth service's server: the auth routes (`register`),
-/// then health, metrics, the API document and Swagger UI. Registering a handler here is
-/// what documents it: the server and `crate::openapi::document` both call this.
-pub fn endpoints(cfg: &mut ServiceConfig, demo: bool) {
-    register(cfg, demo);
-    http::operations(cfg);
-}
-
-/// The state, the document and every route of the auth service's server (`endpoints`).
+/// The state, the document and every route of the auth service's server
+/// (`routes::endpoints`).
 pub fn routes(cfg: &mut ServiceConfig, state: &web::Data<AuthState>, document: &ApiDocument) {
     http::extractor_config(cfg, JSON_LIMIT);
     cfg.app_data(web::Data::new(document.clone()));
     app_data(cfg, state);
-    endpoints(cfg, state.settings.common.demo);
+    crate::routes::endpoints(cfg, state.settings.common.demo);
 }
 
 /// The state and the routes of `register` on a plain actix app, for a server with no
@@ -58,7 +41,7 @@ pub fn routes(cfg: &mut ServiceConfig, state: &web::Data<AuthState>, document: &
 pub fn mount(cfg: &mut web::ServiceConfig, state: &web::Data<AuthState>) {
     let mut cfg = ServiceConfig::new(cfg);
     app_data(&mut cfg, state);
-    register(&mut cfg, state.settings.common.demo);
+    crate::routes::register(&mut cfg, state.settings.common.demo);
 }
 
 pub struct Application {

@@ -30,24 +30,14 @@ pub fn app_data(cfg: &mut ServiceConfig, state: &web::Data<StreamState>) {
         .app_data(web::Data::new(state.limiter.clone()));
 }
 
-/// Registers every route of the stream service's server: the stream routes
-/// (`routes::configure`, which the single-process binary registers next to the auth
-/// routes), then health, metrics, the API document and Swagger UI. Registering a
-/// handler here is what documents it: the server and `routes::openapi::openapi` both
-/// call this.
-pub fn endpoints(cfg: &mut ServiceConfig) {
-    routes::configure(cfg);
-    authstream_web::http::operations(cfg);
-}
-
 /// The state, the document and every route of the stream service's server
-/// (`endpoints`).
+/// (`routes::endpoints`).
 pub fn routes(cfg: &mut ServiceConfig, state: &web::Data<StreamState>, document: &ApiDocument) {
     authstream_web::http::extractor_config(cfg, MAX_EVENT_BYTES);
     cfg.app_data(web::Data::new(state.store.clone()))
         .app_data(web::Data::new(document.clone()));
     app_data(cfg, state);
-    endpoints(cfg);
+    routes::endpoints(cfg);
 }
 
 pub struct Application {

@@ -64,3 +64,21 @@ fn client_ip(state: &AuthState, req: &HttpRequest) -> Option<String> {
 fn client_addr(state: &AuthState, req: &HttpRequest) -> Option<std::net::IpAddr> {
     state.settings.common.trusted_proxies.client_ip(req)
 }
+
+/// Registers every auth route, and the demo routes when `demo` is on (not the routes
+/// every server has): registering a handler here is what documents it. The
+/// single-process `authstream` registers the stream routes beside these.
+pub fn register(cfg: &mut ServiceConfig, demo: bool) {
+    configure(cfg);
+    if demo {
+        crate::demo::configure(cfg);
+    }
+}
+
+/// Registers every route of the auth service's server: the auth routes (`register`),
+/// then health, metrics, the API document and Swagger UI. Registering a handler here is
+/// what documents it: the server and `crate::openapi::document` both call this.
+pub fn endpoints(cfg: &mut ServiceConfig, demo: bool) {
+    register(cfg, demo);
+    authstream_web::http::operations(cfg);
+}

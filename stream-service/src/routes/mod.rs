@@ -19,3 +19,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(ws::open_ws)
         .service(events::publish);
 }
+
+/// Registers every route of the stream service's server: the stream routes
+/// (`configure`, which the single-process binary registers next to the auth
+/// routes), then health, metrics, the API document and Swagger UI. Registering a
+/// handler here is what documents it: the server and `openapi::openapi` both
+/// call this.
+pub fn endpoints(cfg: &mut ServiceConfig) {
+    configure(cfg);
+    authstream_web::http::operations(cfg);
+}

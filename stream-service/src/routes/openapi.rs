@@ -1,5 +1,5 @@
 //! The stream service's OpenAPI 3.1 document. Its paths are the handlers that
-//! `crate::startup::endpoints` registers (each `#[utoipa::path]` with the
+//! `super::endpoints` registers (each `#[utoipa::path]` with the
 //! `authstream_proto` bodies it answers with); what is said here is the rest: the title,
 //! the tags, the shared components.
 
@@ -31,12 +31,12 @@ pub fn base() -> Document {
 
 /// The whole document of the stream service: every route its server registers (the
 /// stream routes, health, metrics and this document), built from the same registration
-/// as the server (`crate::startup::endpoints`).
+/// as the server (`super::endpoints`).
 pub fn openapi() -> Document {
     let (_, doc) = App::new()
         .into_utoipa_app()
         .openapi(base())
-        .configure(crate::startup::endpoints)
+        .configure(super::endpoints)
         .split_for_parts();
     doc
 }
