@@ -192,6 +192,11 @@ impl Store {
         &self.stream_stats
     }
 
+    /// How many handles of this store (it and its clones) hold its statistics.
+    pub(crate) fn stream_stats_handles(&self) -> usize {
+        Arc::strong_count(&self.stream_stats)
+    }
+
     pub fn kind(&self) -> &'static str {
         match &self.backend {
             Backend::Redis(r) if r.is_cluster() => "redis-cluster",

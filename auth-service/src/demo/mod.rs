@@ -102,7 +102,7 @@ async fn owned_generation(
     claims: &AccessClaims,
     raw_id: &str,
 ) -> Result<Generation, ApiError> {
-    crate::routes::visible(state, &Caller::User(claims.clone()), raw_id).await
+    crate::routes::generations::visible(state, &Caller::User(claims.clone()), raw_id).await
 }
 
 /// `POST /demo/generations/{generation_id}/simulate`: starts publishing a scripted

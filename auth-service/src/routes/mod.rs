@@ -17,8 +17,6 @@ pub use crate::state::{SessionEnds, session_ends};
 use actix_web::HttpRequest;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-pub(crate) use generations::visible;
-
 use crate::state::AuthState;
 
 /// Registers every route of the auth API: registering a handler here is what documents

@@ -102,8 +102,14 @@ impl PendingStats {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
+                // This task's handle is the last one: the store is gone, and with it
+                // whatever could count more. A last flush, then the task ends.
+                let last = store.stream_stats_handles() == 1;
                 if let Err(e) = flush(&store, authstream_runtime::UnixTime::now(), false).await {
                     tracing::debug!(error = %e, "cannot flush the stream token statistics yet");
+                }
+                if last {
+                    break;
                 }
             }
         });

@@ -20,7 +20,9 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(authstream_store::Store::memory(&authstream_testkit::unique_prefix())).await;
+                    let store = authstream_store::Store::memory(&authstream_testkit::unique_prefix());
+                    store.start_background();
+                    super::$name(store).await;
                 }
             )*
         }
