@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Once;
 
 use authstream_proto::auth::{Jwk, Jwks};
+pub use authstream_verify::token::install_crypto_provider;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{DecodingKey, EncodingKey};
@@ -52,17 +52,6 @@ pub enum KeyError {
     Generate,
     #[error("bad JWKS document: {0}")]
     BadJwks(String),
-}
-
-/// Makes jsonwebtoken use aws-lc-rs; without an installed provider its first use panics.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // An error means a provider is already installed, which is what we want.
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-        );
-    });
 }
 
 /// The keys of one service: the one that signs (if any) and all that verify.
@@ -163,26 +152,13 @@ impl KeySet {
         Ok(set)
     }
 
-    /// Verification keys from a JWKS document (Ed25519 `OKP` keys only).
+    /// Verification keys from a JWKS document: the keys the verification core takes
+    /// (`authstream_verify::jwks::parse_jwks`: Ed25519 signing keys with a `kid`).
     pub fn from_jwks(doc: &Value) -> Result<Self, KeyError> {
-        let keys = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or_else(|| KeyError::BadJwks("no keys array".into()))?;
         let mut set = Self::empty(Algorithm::EdDSA);
-        for key in keys {
-            let field = |name: &str| key.get(name).and_then(Value::as_str);
-            if field("kty") != Some("OKP") || field("crv") != Some("Ed25519") {
-                continue;
-            }
-            let (Some(kid), Some(x)) = (field("kid"), field("x")) else {
-                return Err(KeyError::BadJwks("a key without kid or x".into()));
-            };
-            let decoding =
-                DecodingKey::from_ed_components(x).map_err(|e| KeyError::BadJwks(e.to_string()))?;
-            set.verifying.insert(kid.to_owned(), decoding);
-            set.public_jwks
-                .push(Jwk::ed25519(kid.to_owned(), x.to_owned()));
+        for key in authstream_verify::jwks::parse_jwks(doc).map_err(KeyError::BadJwks)? {
+            set.public_jwks.push(Jwk::ed25519(key.kid.clone(), key.x));
+            set.verifying.insert(key.kid, key.key);
         }
         Ok(set)
     }

@@ -2,7 +2,10 @@
 //! remote JWKS), signing, and validation with the algorithm pinned, against the local
 //! revocation view the store keeps fresh.
 //!
-//! Imports the store (for the revocation view) and the wire types; never the web glue.
+//! The checks themselves are the verification core of `authstream-verify` (its
+//! `token` and `jwks`, without its default features): written once, for these services
+//! and for other Rust services alike. Imports that core, the store (for the revocation
+//! view) and the wire types; never the web glue.
 
 pub mod jwt;
 pub mod keys;

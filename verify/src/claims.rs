@@ -1,24 +1,14 @@
+use authstream_proto::claims::Registered;
 use serde::{Deserialize, Serialize};
 
-/// The claims of a verified token. Times are Unix seconds.
+/// The claims of a verified token: those every token carries (`reg`, flattened on the
+/// wire) and those of an access or a service token. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The issuer (`JWT_ISSUER` of the auth service).
-    pub iss: String,
-    /// The audience.
-    pub aud: String,
-    /// The subject: a user id, or `service:<client id>` for a service token.
-    pub sub: String,
-    /// Issued at.
-    pub iat: i64,
-    /// Not before.
-    pub nbf: i64,
-    /// Expires at.
-    pub exp: i64,
-    /// The token's unique id.
-    pub jti: String,
-    /// `access` or `service`.
-    pub token_type: String,
+    /// `iss`, `aud`, `sub` (a user id, or `service:<client id>` for a service token),
+    /// `iat`, `nbf`, `exp`, `jti` and `token_type` (`access` or `service`).
+    #[serde(flatten)]
+    pub reg: Registered,
     /// The session (access tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,

@@ -11,7 +11,7 @@
 //!     .build()
 //!     .await?;
 //! match verifier.verify("eyJ…").await {
-//!     Ok(claims) => println!("hello {}", claims.sub),
+//!     Ok(claims) => println!("hello {}", claims.reg.sub),
 //!     Err(e) => println!("refused: {}", e.code()),
 //! }
 //! # Ok(()) }
@@ -26,12 +26,22 @@
 //! It **fails closed**: while the feed's last heartbeat is older than the staleness
 //! bound (100 ms by default), [`Verifier::verify`] answers [`VerifyError::Unavailable`]
 //! rather than a verdict it could not check. It reconnects and resumes by itself.
+//!
+//! The checks themselves are [`token`] and [`jwks`], free of any web framework and
+//! store: the auth services validate with them too (`default-features = false` leaves
+//! out the feature `verifier`: `Verifier` and its revocation feed).
 #![warn(missing_docs)]
+// The crate's documentation speaks of `Verifier`, which the core alone leaves out.
+#![cfg_attr(not(feature = "verifier"), allow(rustdoc::broken_intra_doc_links))]
 
 mod claims;
 mod error;
+pub mod jwks;
+pub mod token;
+
+#[cfg(feature = "verifier")]
 mod feed;
-mod keys;
+#[cfg(feature = "verifier")]
 mod verifier;
 
 #[cfg(feature = "actix")]
@@ -40,7 +50,10 @@ pub mod actix;
 pub mod tower;
 
 pub use claims::Claims;
-pub use error::{BuildError, VerifyError};
+#[cfg(feature = "verifier")]
+pub use error::BuildError;
+pub use error::VerifyError;
+#[cfg(feature = "verifier")]
 pub use verifier::{Verifier, VerifierBuilder};
 
 /// The status, problem+json body and headers of a refusal, shared by the adapters:

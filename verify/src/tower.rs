@@ -1,5 +1,5 @@
 //! A tower [`Layer`](tower_layer::Layer) for axum, hyper and tonic services: it
-//! verifies each request's Bearer token and puts the [`Claims`] in the request's
+//! verifies each request's Bearer token and puts the [`Claims`](crate::Claims) in the request's
 //! extensions, or answers the refusal itself.
 //!
 //! ```no_run
@@ -8,7 +8,7 @@
 //! use axum::{Extension, Router, routing::get};
 //!
 //! Router::new()
-//!     .route("/me", get(|Extension(c): Extension<Claims>| async move { c.sub }))
+//!     .route("/me", get(|Extension(c): Extension<Claims>| async move { c.reg.sub }))
 //!     .layer(VerifyLayer::new(verifier))
 //! # }
 //! ```

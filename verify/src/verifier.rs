@@ -2,11 +2,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authstream_proto::TokenType;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::Algorithm;
 use tokio::sync::oneshot;
 
 use crate::feed::{Connector, Feed, unix_ms};
-use crate::keys::{Keys, refresh_forever};
+use crate::jwks::{JWKS_DEFAULT_REFRESH, RemoteJwks, jwks_url};
+use crate::token::{self, JwtSettings, TokenError};
 use crate::{BuildError, Claims, VerifyError};
 
 /// Verifies authstream tokens locally. Cheap to clone (one shared state); the
@@ -19,11 +20,9 @@ pub struct Verifier {
 }
 
 struct Inner {
-    keys: Arc<Keys>,
+    keys: Arc<RemoteJwks>,
     feed: Arc<Feed>,
-    issuer: String,
-    audience: String,
-    leeway: i64,
+    settings: JwtSettings,
     staleness: Duration,
     /// Dropped with the last clone: the background thread's runtime then stops.
     _stop: oneshot::Sender<()>,
@@ -32,8 +31,8 @@ struct Inner {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("issuer", &self.inner.issuer)
-            .field("audience", &self.inner.audience)
+            .field("issuer", &self.inner.settings.issuer)
+            .field("audience", &self.inner.settings.audience)
             .field("staleness_bound", &self.inner.staleness)
             .finish_non_exhaustive()
     }
@@ -92,56 +91,7 @@ impl Verifier {
 
     async fn verify_as(&self, token: &str, token_type: TokenType) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
-        if token.is_empty() {
-            return Err(VerifyError::Missing);
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        // The JWKS publishes Ed25519 keys only: the algorithm is pinned to EdDSA.
-        if header.alg != Algorithm::EdDSA {
-            return Err(VerifyError::WrongAlgorithm);
-        }
-        let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let keys = inner.keys.key(&kid).await?;
-        let key = keys.get(&kid).ok_or(VerifyError::UnknownKey)?;
-
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let data =
-            jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::InvalidSignature => VerifyError::BadSignature,
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        VerifyError::WrongAlgorithm
-                    }
-                    _ => VerifyError::Malformed,
-                }
-            })?;
-        let raw = data.claims;
-        let actual = raw
-            .get("token_type")
-            .and_then(|t| t.as_str())
-            .ok_or(VerifyError::BadClaims)?;
-        if actual != token_type.as_str() {
-            return Err(VerifyError::WrongType(actual.to_owned()));
-        }
-        let claims: Claims = serde_json::from_value(raw).map_err(|_| VerifyError::BadClaims)?;
-        if token_type == TokenType::Access && claims.sid.is_none() {
-            return Err(VerifyError::BadClaims);
-        }
-        if claims.iss != inner.issuer || claims.aud != inner.audience {
-            return Err(VerifyError::WrongIssuer);
-        }
-        let now = unix_ms().div_euclid(1000);
-        if claims.exp + inner.leeway <= now {
-            return Err(VerifyError::Expired);
-        }
-        if claims.nbf - inner.leeway > now {
-            return Err(VerifyError::NotYetValid);
-        }
+        let claims = self.check(token, token_type).await?;
         if !inner.feed.fresh(inner.staleness) {
             return Err(VerifyError::Unavailable(
                 "the revocation feed is not current",
@@ -150,6 +100,23 @@ impl Verifier {
         if inner.feed.revoked(&claims) {
             return Err(VerifyError::Revoked);
         }
+        Ok(claims)
+    }
+
+    /// The core's checks: the JWKS publishes Ed25519 keys only, so the algorithm is
+    /// pinned to EdDSA.
+    async fn check(&self, token: &str, token_type: TokenType) -> Result<Claims, TokenError> {
+        let inner = &*self.inner;
+        let kid = token::key_id(token, Algorithm::EdDSA)?;
+        let keys = inner.keys.keys_with(&kid).await?;
+        let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let claims: Claims = token::decode(token, key, Algorithm::EdDSA, token_type)?;
+        if token_type == TokenType::Access && claims.sid.is_none() {
+            return Err(TokenError::BadClaims);
+        }
+        inner
+            .settings
+            .check(&claims.reg, unix_ms().div_euclid(1000))?;
         Ok(claims)
     }
 }
@@ -224,9 +191,7 @@ impl VerifierBuilder {
             BuildError::Config("service_credentials(id, secret) is required".to_owned())
         })?;
         let base = self.base_url()?;
-        let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-        );
+        token::install_crypto_provider();
         let client = |pooled: bool| {
             let mut builder = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -241,10 +206,14 @@ impl VerifierBuilder {
                 .build()
                 .map_err(|e| BuildError::Config(e.to_string()))
         };
-        let jwks = endpoint(&base, &[".well-known", "jwks.json"])?;
-        let keys = Keys::fetch_first(jwks, client(false)?, self.jwks_min_refresh)
-            .await
-            .map_err(BuildError::Jwks)?;
+        let jwks = jwks_url(base.as_str()).map_err(BuildError::Config)?;
+        let keys = Arc::new(RemoteJwks::new(
+            jwks,
+            client(false)?,
+            self.jwks_min_refresh,
+            JWKS_DEFAULT_REFRESH,
+        ));
+        keys.refresh().await.map_err(BuildError::Jwks)?;
         let connector = Arc::new(Connector {
             http: client(true)?,
             token_url: endpoint(&base, &["auth", "service-token"])?,
@@ -259,7 +228,7 @@ impl VerifierBuilder {
             .build()
             .map_err(|e| BuildError::Config(format!("cannot start a runtime: {e}")))?;
         runtime.spawn(crate::feed::follow(feed.clone(), connector, ready_tx));
-        runtime.spawn(refresh_forever(Arc::downgrade(&keys)));
+        runtime.spawn(RemoteJwks::refresh_forever(Arc::downgrade(&keys)));
         let (stop, stopped) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("authstream-verify".to_owned())
@@ -272,9 +241,11 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 keys,
                 feed,
-                issuer: self.issuer,
-                audience: self.audience,
-                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                settings: JwtSettings {
+                    issuer: self.issuer,
+                    audience: self.audience,
+                    leeway: self.leeway,
+                },
                 staleness: self.staleness,
                 _stop: stop,
             }),

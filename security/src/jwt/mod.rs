@@ -3,10 +3,13 @@
 //! fresh, else in ONE store round trip). A token's signature is verified once: its
 //! claims are kept by the SHA-256 of its bytes until it expires.
 //!
+//! The checks themselves (header, pinned algorithm, signature, type, issuer, audience,
+//! times; the JWKS) are the verification core of `authstream-verify`, written once;
+//! this crate adds the keys, signing, the verified-token cache, metrics and the
+//! store's revocation view.
+//!
 //! One file per part: `error` (why a token was refused), `signer`, `remote` (the
 //! auth service's JWKS), `validator`. Everything is re-exported here.
-
-use std::time::Duration;
 
 mod error;
 mod remote;
@@ -20,10 +23,5 @@ pub use remote::{
 pub use signer::{SignError, Signer, new_jti};
 pub use validator::{Validator, revoked};
 
-/// What both services agree on about tokens.
-#[derive(Debug, Clone)]
-pub struct JwtSettings {
-    pub issuer: String,
-    pub audience: String,
-    pub leeway: Duration,
-}
+/// What both services agree on about tokens: issuer, audience, leeway.
+pub use authstream_verify::token::JwtSettings;

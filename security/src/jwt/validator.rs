@@ -1,15 +1,16 @@
-//! Validating tokens: the algorithm pinned, the claims checked against a `now`
-//! passed in, revocation checked; a token's signature verified once and its claims
+//! Validating tokens: the verification core's checks (`authstream_verify::token`:
+//! the algorithm pinned, the claims checked against a `now` passed in), then
+//! revocation in the store's view; a token's signature verified once and its claims
 //! kept by the SHA-256 of its bytes until it expires.
 
 use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::Validation;
+use authstream_verify::token;
 
 use crate::keys::Algorithm;
-use authstream_proto::claims::{Claims, Registered};
+use authstream_proto::claims::Claims;
 use authstream_runtime::clock::UnixTime;
 use authstream_store::{Store, StoreError};
 
@@ -90,7 +91,7 @@ impl Validator {
         {
             metrics::counter!("authstream_token_verify_cache_total", "result" => "hit")
                 .increment(1);
-            self.check_time(claims.registered(), now)?;
+            self.settings.check_time(claims.registered(), now.secs())?;
             return Ok(claims.clone());
         }
         metrics::counter!("authstream_token_verify_cache_total", "result" => "miss").increment(1);
@@ -122,65 +123,20 @@ impl Validator {
         token: &str,
         now: UnixTime,
     ) -> Result<(C, String), TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != self.algorithm.jwt() {
-            return Err(TokenError::WrongAlgorithm);
+        let algorithm = self.algorithm.jwt();
+        let kid = token::key_id(token, algorithm)?;
+        let remote;
+        let key = match &self.keys {
+            KeySource::Local(keys) => keys.verifying_key(&kid),
+            KeySource::Remote(keys) => {
+                remote = keys.keys_with(&kid).await?;
+                remote.get(&kid)
+            }
         }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let keys = match &self.keys {
-            KeySource::Local(keys) => keys.clone(),
-            KeySource::Remote(remote) => remote.key_set_with(&kid).await?,
-        };
-        let key = keys.verifying_key(&kid).ok_or(TokenError::UnknownKey)?;
-
-        // jsonwebtoken checks the signature and the pinned algorithm only; the claims
-        // are checked below against the `now` we were given.
-        let mut validation = Validation::new(self.algorithm.jwt());
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let data =
-            jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::InvalidSignature => TokenError::BadSignature,
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        TokenError::WrongAlgorithm
-                    }
-                    _ => TokenError::Malformed,
-                }
-            })?;
-        let raw = data.claims;
-        let token_type = raw
-            .get("token_type")
-            .and_then(|t| t.as_str())
-            .ok_or(TokenError::BadClaims)?;
-        let token_type =
-            authstream_proto::claims::TokenType::parse(token_type).ok_or(TokenError::BadClaims)?;
-        if token_type != C::TYPE {
-            return Err(TokenError::WrongType(token_type));
-        }
-        let claims: C = serde_json::from_value(raw).map_err(|_| TokenError::BadClaims)?;
-        let reg = claims.registered();
-        if reg.iss != self.settings.issuer || reg.aud != self.settings.audience {
-            return Err(TokenError::WrongIssuer);
-        }
-        self.check_time(reg, now)?;
+        .ok_or(TokenError::UnknownKey)?;
+        let claims: C = token::decode(token, key, algorithm, C::TYPE)?;
+        self.settings.check(claims.registered(), now.secs())?;
         Ok((claims, kid))
-    }
-
-    /// `exp` and `nbf` against `now`, with the leeway.
-    fn check_time(&self, reg: &Registered, now: UnixTime) -> Result<(), TokenError> {
-        let leeway = i64::try_from(self.settings.leeway.as_secs()).unwrap_or(0);
-        let now_secs = now.secs();
-        if reg.exp + leeway <= now_secs {
-            return Err(TokenError::Expired);
-        }
-        if reg.nbf - leeway > now_secs {
-            return Err(TokenError::NotYetValid);
-        }
-        Ok(())
     }
 
     /// Everything `decode` checks, then revocation per token, session and user

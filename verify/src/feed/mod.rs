@@ -72,15 +72,15 @@ impl View {
     /// The token, its session, or its user's tokens up to `not_before` (that second
     /// included: the feed cannot tell a token of that very second from a newer one).
     fn revoked(&self, claims: &Claims) -> bool {
-        self.tokens.contains_key(&claims.jti)
+        self.tokens.contains_key(&claims.reg.jti)
             || claims
                 .sid
                 .as_ref()
                 .is_some_and(|sid| self.sessions.contains_key(sid))
             || self
                 .users
-                .get(&claims.sub)
-                .is_some_and(|(not_before, _)| claims.iat <= *not_before)
+                .get(&claims.reg.sub)
+                .is_some_and(|(not_before, _)| claims.reg.iat <= *not_before)
     }
 
     fn prune(&mut self, now_ms: i64) {
