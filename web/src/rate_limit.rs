@@ -70,7 +70,7 @@ impl fmt::Display for Quota {
     }
 }
 
-/// The quotas of the contract.
+/// The quotas (`RATE_LIMIT_*`, see the README's configuration table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Per user with tier `free`.

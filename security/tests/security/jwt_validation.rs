@@ -1,6 +1,6 @@
 //! JWT validation against a real Redis store: the
 //! validator pins its algorithm and key, checks every claim against a `now` passed
-//! in, and maps each refusal to the contract's error code.
+//! in, and maps each refusal to its stable error code.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ fn claims_json<C: serde::Serialize>(claims: &C) -> Value {
     serde_json::to_value(claims).unwrap()
 }
 
-/// Validates as an access token and returns the contract code of the refusal.
+/// Validates as an access token and returns the error code of the refusal.
 async fn refused(jwt: &Jwt, token: &str, now: UnixTime) -> (&'static str, TokenError) {
     let err = jwt
         .validator
