@@ -160,16 +160,13 @@ async fn stats_count_issued_consumed_active_and_rejected(store: Store) {
 /// unknown: nothing of it is left.
 async fn an_expired_token_is_refused_as_expired_then_forgotten(store: Store) {
     let ttl = Duration::from_secs(1);
-    let secret = streams::mint(&store, &new_grant(GrantKind::Token), ttl, UnixTime::now())
+    // Read at the mint's own instant: a token leaves `active` when its expiry second
+    // begins, so a later reading of a one-second token could already miss it.
+    let minted_at = UnixTime::now();
+    let secret = streams::mint(&store, &new_grant(GrantKind::Token), ttl, minted_at)
         .await
         .unwrap();
-    assert_eq!(
-        streams::stats(&store, UnixTime::now())
-            .await
-            .unwrap()
-            .active,
-        1
-    );
+    assert_eq!(streams::stats(&store, minted_at).await.unwrap().active, 1);
     tokio::time::sleep(Duration::from_millis(1400)).await;
     let stats = streams::stats(&store, UnixTime::now()).await.unwrap();
     assert_eq!((stats.active, stats.issued_total), (0, 1));
