@@ -10,8 +10,6 @@ use super::{Conn, RedisStore, Target};
 use crate::{StoreError, StoreResult};
 
 impl RedisStore {
-    /// The shared connection (a cheap handle). It reconnects in the background after
-    /// a failure; meanwhile requests fail within the timeout.
     /// This store on the connection of confirmed writes (itself on one Redis).
     pub(crate) fn confirming(&self) -> Self {
         match self.target {

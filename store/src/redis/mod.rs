@@ -1,5 +1,6 @@
-//! The Redis store: one shared multiplexed connection for every command (it pipelines
-//! concurrent requests and reconnects by itself, so no request waits for a checkout),
+//! The Redis store: a multiplexed connection per worker for every command (it
+//! pipelines concurrent requests and reconnects by itself, so no request waits for a
+//! checkout; `lanes`),
 //! one dedicated pub/sub connection per process that feeds an in-process broadcast, and
 //! one dedicated connection that tails the revocation log.
 //!
@@ -7,12 +8,12 @@
 //! on a Cluster, confirmed writes (`WAIT`), and the generic commands (`primitives`).
 
 mod confirm;
+mod lanes;
 mod primitives;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -20,6 +21,7 @@ use deadpool_redis::redis::{self, FromRedisValue};
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
+use self::lanes::Lanes;
 pub(crate) use self::primitives::{read_answer, read_command};
 use super::pubsub::{PubSubState, Sharded};
 use super::{StoreError, StoreResult};
@@ -91,11 +93,12 @@ impl ConnectionLike for Conn {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    pub(crate) shared: Arc<SharedConnection>,
+    /// The command connections, one per worker (`lanes`).
+    pub(crate) shared: Arc<Lanes>,
     /// On a Cluster, the connection of writes that must be confirmed by a replica:
     /// `WAIT` blocks the connection it is sent on, and counts the writes of that
     /// connection only, so such a write and its `WAIT` go over one of their own.
-    pub(crate) confirming: Arc<SharedConnection>,
+    pub(crate) confirming: Arc<Lanes>,
     /// Whether the master of a slot has replicas, as last asked (`ROLE`).
     pub(crate) replicated: Arc<Mutex<HashMap<u16, (bool, Instant)>>>,
     pub(crate) client: redis::Client,
@@ -104,55 +107,6 @@ pub struct RedisStore {
     pub(crate) pubsub: Arc<PubSubState>,
     /// The generations' channels (`SSUBSCRIBE`), on connections of their own.
     pub(crate) sharded: Arc<Sharded>,
-}
-
-/// The one connection every command shares. Connected on first use, so a Redis that
-/// is down at start-up is not an error. It reconnects by itself after an error; a
-/// connection that a NAT or proxy forgot never errors, it only stays silent, so one
-/// that answers nothing for a whole timeout is replaced.
-pub(crate) struct SharedConnection {
-    pub(crate) current: Mutex<Option<(Conn, Instant)>>,
-    pub(crate) connecting: tokio::sync::Mutex<()>,
-    pub(crate) since: Instant,
-    /// When it last answered: milliseconds after `since`.
-    pub(crate) answered: AtomicU64,
-}
-
-impl SharedConnection {
-    pub(crate) fn new() -> Self {
-        Self {
-            current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
-            since: Instant::now(),
-            answered: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn elapsed_ms(&self) -> u64 {
-        u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    pub(crate) fn answered(&self) {
-        self.answered.store(self.elapsed_ms(), Ordering::Relaxed);
-    }
-
-    /// A request timed out: the connection goes if nothing came back for `timeout`
-    /// and it is older than that (a new one gets its chance).
-    pub(crate) fn timed_out(&self, timeout: Duration) {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let silent_ms = self
-            .elapsed_ms()
-            .saturating_sub(self.answered.load(Ordering::Relaxed));
-        let mut current = self.current.lock();
-        if silent_ms >= timeout_ms
-            && current
-                .as_ref()
-                .is_some_and(|(_, created)| created.elapsed() >= timeout)
-        {
-            *current = None;
-            tracing::warn!("the store connection answered nothing for {timeout:?}: replacing it");
-        }
-    }
 }
 
 /// `host:port`, bracketing an IPv6 host.
@@ -242,8 +196,8 @@ impl RedisStore {
         crate::tls::install_crypto_provider();
         let (sender, _) = broadcast::channel(4096);
         Self {
-            shared: Arc::new(SharedConnection::new()),
-            confirming: Arc::new(SharedConnection::new()),
+            shared: Arc::new(Lanes::new()),
+            confirming: Arc::new(Lanes::new()),
             replicated: Arc::new(Mutex::new(HashMap::new())),
             client,
             target,
@@ -265,47 +219,52 @@ impl RedisStore {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(result) => {
                 if result.is_ok() {
-                    self.shared.answered();
+                    self.shared.answered(lanes::lane());
                 }
                 result
             }
             Err(_) => {
-                self.shared.timed_out(self.timeout);
+                self.shared.timed_out(lanes::lane(), self.timeout);
                 Err(StoreError::Unavailable("timed out".into()))
             }
         }
     }
 
+    /// The calling worker's connection (`lanes`), connected on first use.
     pub(crate) async fn conn(&self) -> StoreResult<Conn> {
-        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
-            return Ok(manager.clone());
-        }
-        let _one_at_a_time = self.shared.connecting.lock().await;
-        if let Some((manager, _)) = self.shared.current.lock().as_ref() {
-            return Ok(manager.clone());
-        }
-        if let Target::Cluster(cluster) = &self.target {
-            let (cluster, _) = &**cluster;
-            // One multiplexed connection per node, routing by slot, the topology
-            // refreshed on MOVED / ASK and on connection errors.
-            let conn = Conn::Cluster(cluster.get_async_connection().await.map_err(unavailable)?);
-            *self.shared.current.lock() = Some((conn.clone(), Instant::now()));
-            self.shared.answered();
+        let lane = lanes::lane();
+        if let Some(conn) = self.shared.current(lane) {
             return Ok(conn);
         }
-        // No response timeout of its own: `bounded` is the one timeout, and tells a
-        // silent connection from a slow answer.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(None)
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(unavailable)?;
-        let conn = Conn::Single(manager);
-        *self.shared.current.lock() = Some((conn.clone(), Instant::now()));
-        self.shared.answered();
+        let _one_at_a_time = self.shared.connecting.lock().await;
+        if let Some(conn) = self.shared.current(lane) {
+            return Ok(conn);
+        }
+        let conn = match &self.target {
+            // One multiplexed connection per node, routing by slot, the topology
+            // refreshed on MOVED / ASK and on connection errors.
+            Target::Cluster(cluster) => Conn::Cluster(
+                cluster
+                    .0
+                    .get_async_connection()
+                    .await
+                    .map_err(unavailable)?,
+            ),
+            Target::Single => {
+                // No response timeout of its own: `bounded` is the one timeout, and
+                // tells a silent connection from a slow answer.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(None)
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(1));
+                let manager = ConnectionManager::new_with_config(self.client.clone(), config)
+                    .await
+                    .map_err(unavailable)?;
+                Conn::Single(manager)
+            }
+        };
+        self.shared.connected(lane, conn.clone());
         Ok(conn)
     }
 
