@@ -3,14 +3,14 @@
 //! running server given by URL.
 
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use authstream_testkit::{RedisCluster, RedisServer, announced_port, spawn_tied_to_this_process};
+use authstream_testkit::{
+    RedisCluster, RedisServer, copy_output_noting_port, spawn_tied_to_this_process,
+};
 
 use crate::options::External;
 
@@ -143,22 +143,7 @@ impl Server {
             .stdout
             .take()
             .ok_or_else(|| anyhow!("no stdout of the server"))?;
-        let (tx, rx) = mpsc::channel();
-        // Copies its output to the log, noting the port on the way.
-        std::thread::spawn(move || {
-            let mut sink = log_file;
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                writeln!(sink, "{line}").ok();
-                let port = announced_port(&line, ANNOUNCE);
-                if let (Some(port), Some(tx)) = (port, tx.as_ref()) {
-                    tx.send(port).ok();
-                }
-                if port.is_some() {
-                    tx = None;
-                }
-            }
-        });
+        let rx = copy_output_noting_port(stdout, log_file, ANNOUNCE);
         let pid = child.id();
         let mut server = Self {
             base_url: String::new(),

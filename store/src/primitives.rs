@@ -17,6 +17,18 @@ pub struct ExpiringMember<'a> {
     pub now_ms: i64,
 }
 
+impl ExpiringMember<'_> {
+    /// How long the member lives from `now_ms` (at least 1 ms): the set itself lives
+    /// as long as its longest-lived member.
+    pub fn lives_for(&self) -> Duration {
+        Duration::from_millis(
+            u64::try_from(self.expires_at_ms - self.now_ms)
+                .unwrap_or(0)
+                .max(1),
+        )
+    }
+}
+
 /// One write of a batch (`Store::write_all`).
 #[derive(Debug, Clone, Copy)]
 pub enum Write<'a> {

@@ -86,3 +86,29 @@ pub fn announced_port(line: &str, announce: &str) -> Option<u16> {
         .parse()
         .ok()
 }
+
+/// Copies a child's output to `sink` line by line, on a thread of its own, and sends
+/// the port of the first line that announces one (`announced_port`).
+pub fn copy_output_noting_port(
+    output: impl std::io::Read + Send + 'static,
+    mut sink: impl std::io::Write + Send + 'static,
+    announce: &'static str,
+) -> std::sync::mpsc::Receiver<u16> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(output)
+            .lines()
+            .map_while(Result::ok)
+        {
+            writeln!(sink, "{line}").ok();
+            if let Some(port) = announced_port(&line, announce)
+                && let Some(tx) = tx.take()
+            {
+                tx.send(port).ok();
+            }
+        }
+    });
+    rx
+}

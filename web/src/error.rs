@@ -142,18 +142,12 @@ impl From<StoreError> for ApiError {
 /// answer is 503, never a verdict on the token.
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        let code = match &e {
-            TokenError::Missing => ErrorCode::MissingToken,
-            TokenError::Expired => ErrorCode::TokenExpired,
-            TokenError::Revoked => ErrorCode::TokenRevoked,
-            TokenError::WrongType(_) => ErrorCode::WrongTokenType,
-            TokenError::Store(s) => return s.clone().into(),
-            TokenError::KeysUnavailable => {
-                return StoreError::Unavailable(e.to_string()).into();
-            }
-            _ => ErrorCode::InvalidToken,
-        };
-        ApiError::new(code, format!("the token was refused: {e}"))
+        match e {
+            // The store's own answer (503, or 500 for what no retry mends).
+            TokenError::Store(s) => s.into(),
+            TokenError::KeysUnavailable => StoreError::Unavailable(e.to_string()).into(),
+            _ => ApiError::new(e.error_code(), format!("the token was refused: {e}")),
+        }
     }
 }
 

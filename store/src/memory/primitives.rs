@@ -235,17 +235,14 @@ impl MemoryStore {
         })
     }
 
-    pub(crate) async fn expiring_add(
-        &self,
-        ExpiringMember {
+    pub(crate) async fn expiring_add(&self, add: ExpiringMember<'_>) -> StoreResult<()> {
+        let lives_for = add.lives_for();
+        let ExpiringMember {
             key,
             member,
             expires_at_ms,
             now_ms,
-        }: ExpiringMember<'_>,
-    ) -> StoreResult<()> {
-        let lives_for =
-            Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
+        } = add;
         self.update(
             key,
             || Value::Expiring(BTreeMap::new()),
@@ -267,16 +264,16 @@ impl MemoryStore {
 
     pub(crate) async fn expiring_add_capped(
         &self,
-        ExpiringMember {
+        add: ExpiringMember<'_>,
+        max: usize,
+    ) -> StoreResult<bool> {
+        let lives_for = add.lives_for();
+        let ExpiringMember {
             key,
             member,
             expires_at_ms,
             now_ms,
-        }: ExpiringMember<'_>,
-        max: usize,
-    ) -> StoreResult<bool> {
-        let lives_for =
-            Duration::from_millis(u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1));
+        } = add;
         // Under one lock: the check and the add are one step, as in the Redis script.
         self.with(|d, now| {
             if d.live(key, now).is_none() {

@@ -312,13 +312,14 @@ pub(crate) fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
         Write::IncrBy { key, by } => {
             pipe.cmd("INCRBY").arg(key).arg(by).ignore();
         }
-        Write::ExpiringAdd(ExpiringMember {
-            key,
-            member,
-            expires_at_ms,
-            now_ms,
-        }) => {
-            let lives_for = u64::try_from(expires_at_ms - now_ms).unwrap_or(0).max(1);
+        Write::ExpiringAdd(add) => {
+            let ExpiringMember {
+                key,
+                member,
+                expires_at_ms,
+                now_ms,
+            } = add;
+            let lives_for = add.lives_for().as_millis();
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(key)
                 .arg("-inf")

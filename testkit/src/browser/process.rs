@@ -7,7 +7,6 @@ use std::io::{BufRead as _, BufReader, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -114,25 +113,12 @@ impl Process {
         let mut child = crate::spawn_tied_to_this_process(command)
             .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
         let stdout = child.stdout.take().expect("a piped stdout");
-        let mut sink: Box<dyn Write + Send> = if logs_wanted() {
+        let sink: Box<dyn Write + Send> = if logs_wanted() {
             Box::new(std::io::stdout())
         } else {
             Box::new(file)
         };
-        let (tx, rx) = mpsc::channel();
-        // Copies the output to the log, noting the port on the way.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                writeln!(sink, "{line}").ok();
-                let port = crate::announced_port(&line, announce);
-                if let Some(port) = port
-                    && let Some(tx) = tx.take()
-                {
-                    tx.send(port).ok();
-                }
-            }
-        });
+        let rx = crate::copy_output_noting_port(stdout, sink, announce);
         let mut process = Self { name, child, log };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
