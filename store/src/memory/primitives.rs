@@ -236,30 +236,8 @@ impl MemoryStore {
     }
 
     pub(crate) async fn expiring_add(&self, add: ExpiringMember<'_>) -> StoreResult<()> {
-        let lives_for = add.lives_for();
-        let ExpiringMember {
-            key,
-            member,
-            expires_at_ms,
-            now_ms,
-        } = add;
-        self.update(
-            key,
-            || Value::Expiring(BTreeMap::new()),
-            |v| {
-                if let Value::Expiring(z) = v {
-                    z.retain(|_, expires| *expires > now_ms);
-                    z.insert(member.to_owned(), expires_at_ms);
-                }
-            },
-        )?;
-        // The set itself goes when its longest-lived member does.
-        self.with(|d, now| {
-            if let Some(e) = d.entries.get_mut(key) {
-                let until = now + lives_for;
-                e.expires_at = Some(e.expires_at.map_or(until, |t| t.max(until)));
-            }
-        })
+        // The capped add without a cap: one rule for both.
+        self.expiring_add_capped(add, usize::MAX).await.map(drop)
     }
 
     pub(crate) async fn expiring_add_capped(

@@ -313,22 +313,16 @@ pub(crate) fn push_write(pipe: &mut redis::Pipeline, write: Write<'_>) {
             pipe.cmd("INCRBY").arg(key).arg(by).ignore();
         }
         Write::ExpiringAdd(add) => {
-            let ExpiringMember {
-                key,
-                member,
-                expires_at_ms,
-                now_ms,
-            } = add;
-            let lives_for = add.lives_for().as_millis();
+            let (key, lives_for) = (add.key, add.lives_for().as_millis());
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(key)
                 .arg("-inf")
-                .arg(now_ms)
+                .arg(add.now_ms)
                 .ignore();
             pipe.cmd("ZADD")
                 .arg(key)
-                .arg(expires_at_ms)
-                .arg(member)
+                .arg(add.expires_at_ms)
+                .arg(add.member)
                 .ignore();
             // The set itself goes when its longest-lived member does.
             pipe.cmd("PEXPIRE")
